@@ -1,0 +1,205 @@
+"""The lecture's forward pass, run on one Case, with autograd's gradients beside it.
+
+A Case is one batch: a generator seed and a batch size. The lecture's own is seed
+2147483647, batch 32. Everything here follows makemore part 4 line by line, except
+that bngain and bnbias are drawn from the seeded generator too (the lecture draws
+them from the unseeded global one, which nobody can reproduce).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from grader.course import CaseSpec
+from grader.data import Dataset
+
+BLOCK_SIZE = 3  # characters of context
+N_EMBD = 10  # dimensions of a character embedding
+N_HIDDEN = 64  # neurons in the hidden layer
+BN_EPS = 1e-5
+
+# Each tensor of the forward pass and the tensors it is computed from. This is the
+# graph the student backpropagates through; `consumers` and `downstream` read it.
+INPUTS: dict[str, tuple[str, ...]] = {
+    "emb": ("C",),
+    "embcat": ("emb",),
+    "hprebn": ("embcat", "W1", "b1"),
+    "bnmeani": ("hprebn",),
+    "bndiff": ("hprebn", "bnmeani"),
+    "bndiff2": ("bndiff",),
+    "bnvar": ("bndiff2",),
+    "bnvar_inv": ("bnvar",),
+    "bnraw": ("bndiff", "bnvar_inv"),
+    "hpreact": ("bngain", "bnraw", "bnbias"),
+    "h": ("hpreact",),
+    "logits": ("h", "W2", "b2"),
+    "logit_maxes": ("logits",),
+    "norm_logits": ("logits", "logit_maxes"),
+    "counts": ("norm_logits",),
+    "counts_sum": ("counts",),
+    "counts_sum_inv": ("counts_sum",),
+    "probs": ("counts", "counts_sum_inv"),
+    "logprobs": ("probs",),
+    "loss": ("logprobs",),
+}
+PARAMETERS = ("C", "W1", "b1", "W2", "b2", "bngain", "bnbias")
+INTERMEDIATES = tuple(INPUTS)
+
+
+def consumers(tensor: str) -> tuple[str, ...]:
+    """The tensors computed directly from `tensor`."""
+    return tuple(out for out, ins in INPUTS.items() if tensor in ins)
+
+
+def downstream(tensor: str) -> frozenset[str]:
+    """Every tensor that depends on `tensor`: its gradient flows back through these."""
+    seen: set[str] = set()
+    todo = list(consumers(tensor))
+    while todo:
+        t = todo.pop()
+        if t not in seen:
+            seen.add(t)
+            todo.extend(consumers(t))
+    return frozenset(seen)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The lecture's 80/10/10 split of the shuffled names, as (X, Y) tensors."""
+
+    vocab_size: int
+    Xtr: torch.Tensor
+    Ytr: torch.Tensor
+    Xdev: torch.Tensor
+    Ydev: torch.Tensor
+    Xte: torch.Tensor
+    Yte: torch.Tensor
+    itos: dict[int, str] = field(repr=False)
+
+
+def build_dataset(words: tuple[str, ...] | list[str], stoi: dict[str, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    X, Y = [], []
+    for w in words:
+        context = [0] * BLOCK_SIZE
+        for ch in w + ".":
+            ix = stoi[ch]
+            X.append(context)
+            Y.append(ix)
+            context = context[1:] + [ix]
+    return torch.tensor(X, dtype=torch.long), torch.tensor(Y, dtype=torch.long)
+
+
+def make_splits(dataset: Dataset) -> Splits:
+    words = list(dataset.words)
+    chars = sorted(set("".join(words)))
+    stoi = {s: i + 1 for i, s in enumerate(chars)}
+    stoi["."] = 0
+    itos = {i: s for s, i in stoi.items()}
+    random.Random(42).shuffle(words)  # the same order as random.seed(42); random.shuffle
+    n1, n2 = int(0.8 * len(words)), int(0.9 * len(words))
+    Xtr, Ytr = build_dataset(words[:n1], stoi)
+    Xdev, Ydev = build_dataset(words[n1:n2], stoi)
+    Xte, Yte = build_dataset(words[n2:], stoi)
+    return Splits(len(itos), Xtr, Ytr, Xdev, Ydev, Xte, Yte, itos)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One forward pass: what the student's code is given, and the true gradients."""
+
+    spec: CaseSpec
+    given: dict[str, object]  # tensors (detached), sizes; the submission namespace
+    truth: dict[str, torch.Tensor]  # tensor name -> d loss / d tensor, from autograd
+
+    @property
+    def label(self) -> str:
+        return self.spec.name
+
+
+def init_parameters(g: torch.Generator, vocab_size: int, n_hidden: int, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """The lecture's initialisation, in its order, all from one generator."""
+    n_in = N_EMBD * BLOCK_SIZE
+    C = torch.randn((vocab_size, N_EMBD), generator=g, dtype=dtype)
+    W1 = torch.randn((n_in, n_hidden), generator=g, dtype=dtype) * (5 / 3) / (n_in**0.5)
+    b1 = torch.randn(n_hidden, generator=g, dtype=dtype) * 0.1  # useless under batchnorm
+    W2 = torch.randn((n_hidden, vocab_size), generator=g, dtype=dtype) * 0.1
+    b2 = torch.randn(vocab_size, generator=g, dtype=dtype) * 0.1
+    bngain = torch.randn((1, n_hidden), generator=g, dtype=dtype) * 0.1 + 1.0
+    bnbias = torch.randn((1, n_hidden), generator=g, dtype=dtype) * 0.1
+    return {"C": C, "W1": W1, "b1": b1, "W2": W2, "b2": b2, "bngain": bngain, "bnbias": bnbias}
+
+
+def forward(p: dict[str, torch.Tensor], Xb: torch.Tensor, Yb: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The lecture's forward pass, chunked into the atoms the student backprops through."""
+    n = Xb.shape[0]
+    emb = p["C"][Xb]  # (n, 3, 10)
+    embcat = emb.view(emb.shape[0], -1)  # (n, 30)
+    hprebn = embcat @ p["W1"] + p["b1"]  # (n, 64)
+    bnmeani = 1 / n * hprebn.sum(0, keepdim=True)
+    bndiff = hprebn - bnmeani
+    bndiff2 = bndiff**2
+    bnvar = 1 / (n - 1) * (bndiff2).sum(0, keepdim=True)  # Bessel: n-1, not n
+    bnvar_inv = (bnvar + BN_EPS) ** -0.5
+    bnraw = bndiff * bnvar_inv
+    hpreact = p["bngain"] * bnraw + p["bnbias"]
+    h = torch.tanh(hpreact)
+    logits = h @ p["W2"] + p["b2"]  # (n, 27)
+    logit_maxes = logits.max(1, keepdim=True).values
+    norm_logits = logits - logit_maxes  # for numerical stability
+    counts = norm_logits.exp()
+    counts_sum = counts.sum(1, keepdim=True)
+    counts_sum_inv = counts_sum**-1
+    probs = counts * counts_sum_inv
+    logprobs = probs.log()
+    loss = -logprobs[range(n), Yb].mean()
+    values = dict(locals())
+    return {name: values[name] for name in INTERMEDIATES}
+
+
+def build_case(spec: CaseSpec, splits: Splits, *, n_hidden: int = N_HIDDEN) -> Case:
+    """Run the forward pass for one case and let autograd compute every gradient."""
+    dtype = torch.float64 if spec.dtype == "float64" else torch.float32
+    g = torch.Generator().manual_seed(spec.seed)
+    params = init_parameters(g, splits.vocab_size, n_hidden, dtype)
+    ix = torch.randint(0, splits.Xtr.shape[0], (spec.batch_size,), generator=g)
+    Xb, Yb = splits.Xtr[ix], splits.Ytr[ix]
+    for p in params.values():
+        p.requires_grad_(True)
+    with torch.enable_grad():
+        acts = forward(params, Xb, Yb)
+        for t in acts.values():
+            t.retain_grad()
+        acts["loss"].backward()
+    truth: dict[str, torch.Tensor] = {}
+    for name, t in (*params.items(), *acts.items()):
+        if name != "loss":
+            assert t.grad is not None, name
+            truth[name] = t.grad.detach().clone()
+    given: dict[str, object] = {name: t.detach().clone() for name, t in (*params.items(), *acts.items())}
+    given.update(
+        Xb=Xb.clone(),
+        Yb=Yb.clone(),
+        n=spec.batch_size,
+        batch_size=spec.batch_size,
+        vocab_size=splits.vocab_size,
+        block_size=BLOCK_SIZE,
+        n_embd=N_EMBD,
+        n_hidden=n_hidden,
+    )
+    return Case(spec, given, truth)
+
+
+def fresh_namespace(case: Case, extra: dict[str, torch.Tensor] | None = None) -> dict[str, object]:
+    """What one run of student code starts from: clones, so no run can spoil the next."""
+    ns: dict[str, object] = {
+        k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in case.given.items()
+    }
+    for k, v in (extra or {}).items():
+        ns[k] = v.clone()
+    ns["torch"] = torch
+    ns["F"] = F
+    return ns

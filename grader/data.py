@@ -1,0 +1,146 @@
+"""Find names.txt, the makemore data set, or fetch it once and check it.
+
+Lookup order (DESIGN.md): --data PATH, $NINJA_DATA, ./names.txt, the user cache,
+then a download from makemore's public address into the cache, checked by sha256.
+With none of these, the grader falls back to a synthetic batch and says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+NAMES_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
+NAMES_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
+DOWNLOAD_TIMEOUT_S = 10
+MAX_NAMES_BYTES = 16 * 1024 * 1024  # the real file is 228 kB; anything huge is not it
+
+
+class DataError(Exception):
+    """names.txt was named explicitly but cannot be used."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The words to build batches from, and where they came from."""
+
+    words: tuple[str, ...]
+    source: str  # a path, or "synthetic"
+    note: str = ""  # said to the student when the data is not the lecture's
+
+    @property
+    def synthetic(self) -> bool:
+        return self.source == "synthetic"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "backprop-ninja"
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def parse_words(raw: bytes, where: str) -> tuple[str, ...]:
+    """Split names.txt into words, refusing anything that is not lowercase a-z names."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{where} is not UTF-8 text (byte {exc.start})") from None
+    words = tuple(line.strip() for line in text.splitlines() if line.strip())
+    if not words:
+        raise DataError(f"{where} holds no names")
+    bad = next((w for w in words if not (w.isascii() and w.isalpha() and w.islower())), None)
+    if bad is not None:
+        raise DataError(f"{where} is not a names.txt: {bad[:40]!r} is not a lowercase name")
+    if len(set("".join(words))) != 26:
+        raise DataError(f"{where} does not use all 26 letters, so the vocabulary is not 27")
+    return words
+
+
+def read_names(path: Path) -> Dataset:
+    """Read an explicitly named names.txt; a different file is used, with a note."""
+    try:
+        if path.stat().st_size > MAX_NAMES_BYTES:
+            raise DataError(f"{path} is {path.stat().st_size} bytes; names.txt is 228 kB")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"no names.txt at {path}") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a directory, not names.txt") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}") from None
+    words = parse_words(raw, str(path))
+    note = ""
+    if sha256_of(raw) != NAMES_SHA256:
+        note = f"{path} is not the lecture's names.txt (sha256 differs); numbers will differ"
+    return Dataset(words, str(path), note)
+
+
+def download(dest: Path) -> None:
+    """Fetch names.txt into dest, atomically, only if its sha256 is the lecture's."""
+    with urllib.request.urlopen(NAMES_URL, timeout=DOWNLOAD_TIMEOUT_S) as response:
+        raw = response.read(MAX_NAMES_BYTES + 1)
+    if sha256_of(raw) != NAMES_SHA256:
+        raise DataError(f"the names.txt downloaded from {NAMES_URL} has the wrong sha256")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".names-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def synthetic_words() -> tuple[str, ...]:
+    """Deterministic stand-in names: every letter used, so the vocabulary is still 27."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words = []
+    for i in range(2000):
+        length = 3 + (i * 7) % 6
+        words.append("".join(letters[(i * 11 + k * (i % 5 + 3)) % 26] for k in range(length)))
+    return tuple(words)
+
+
+def find_names(explicit: str | os.PathLike[str] | None = None, *, allow_download: bool = True) -> Dataset:
+    """Return the data set, looking where DESIGN.md says, in that order."""
+    if explicit is not None:
+        return read_names(Path(explicit))
+    env = os.environ.get("NINJA_DATA")
+    if env:
+        try:
+            return read_names(Path(env))
+        except DataError as exc:
+            raise DataError(f"$NINJA_DATA: {exc}") from None
+    local = Path("names.txt")
+    if local.is_file():
+        return read_names(local)
+    cached = cache_dir() / "names.txt"
+    if cached.is_file():
+        try:
+            raw = cached.read_bytes()
+            if sha256_of(raw) == NAMES_SHA256:
+                return Dataset(parse_words(raw, str(cached)), str(cached))
+        except (OSError, DataError):
+            pass  # a damaged cache is fetched again below
+    if allow_download:
+        try:
+            download(cached)
+            return Dataset(parse_words(cached.read_bytes(), str(cached)), str(cached))
+        except (OSError, DataError) as exc:
+            reason = f"could not download names.txt ({exc})"
+    else:
+        reason = "no names.txt found"
+    return Dataset(
+        synthetic_words(),
+        "synthetic",
+        f"{reason}: grading on a synthetic batch. Your verdicts are still right, but the "
+        "numbers are not the lecture's; pass --data PATH or set NINJA_DATA.",
+    )

@@ -1,0 +1,66 @@
+"""Grade one submission of one exercise: the library call behind `ninja-grade`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from grader.cases import Splits, build_case, make_splits
+from grader.course import Course, Exercise
+from grader.data import Dataset, find_names
+from grader.judge import judge
+from grader.results import Report
+from grader.submission import Program, load_program
+
+_splits_cache: dict[tuple[str, int], Splits] = {}
+
+
+def splits_for(dataset: Dataset) -> Splits:
+    """Build the lecture's splits once per data set per process."""
+    key = (dataset.source, len(dataset.words))
+    if key not in _splits_cache:
+        _splits_cache[key] = make_splits(dataset)
+    return _splits_cache[key]
+
+
+def grade_program(course: Course, exercise: Exercise, program: Program, dataset: Dataset,
+                  submission_label: str) -> Report:
+    splits = splits_for(dataset)
+    cases = [build_case(spec, splits) for spec in course.cases]
+    gradients, output = judge(exercise, program, cases)
+    notes = []
+    if dataset.note:
+        notes.append(dataset.note)
+    if program.syntax_error is not None:
+        notes.append(f"{submission_label}: {program.syntax_error}")
+    return Report(
+        exercise=exercise.id,
+        title=exercise.title,
+        submission=submission_label,
+        gradients=gradients,
+        notes=tuple(notes),
+        output=output,
+        start=exercise.start,
+        cases=tuple({"name": c.name, "seed": c.seed, "batch_size": c.batch_size, "dtype": c.dtype}
+                    for c in course.cases),
+    )
+
+
+def display_path(path: Path) -> str:
+    """The path as the user would type it: relative to here when it is below here."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+
+
+def grade(course: Course, exercise_id: str, submission: str | os.PathLike[str] | None = None,
+          data: str | os.PathLike[str] | None = None) -> Report:
+    """Grade `submission` (default: the exercise's stub). Raises CourseError,
+    SubmissionError or DataError for problems of set-up, never for student mistakes."""
+    exercise = course.exercise(exercise_id)
+    path = Path(submission) if submission is not None else exercise.stub
+    label = display_path(path)
+    program = load_program(path)
+    dataset = find_names(data)
+    return grade_program(course, exercise, program, dataset, label)

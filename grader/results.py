@@ -1,0 +1,121 @@
+"""The results model: plain frozen values, no grading logic, no torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Status(str, Enum):
+    """The verdict on one gradient (DESIGN.md). EXACT and APPROXIMATE pass."""
+
+    EXACT = "exact"
+    APPROXIMATE = "approximate"
+    WRONG = "wrong"
+    MISSING = "missing"
+    ERROR = "error"
+
+    @property
+    def passed(self) -> bool:
+        return self in (Status.EXACT, Status.APPROXIMATE)
+
+    @property
+    def severity(self) -> int:
+        return list(Status).index(self)
+
+
+def worst(statuses: list[Status]) -> Status:
+    return max(statuses, key=lambda s: s.severity)
+
+
+@dataclass(frozen=True)
+class GradientResult:
+    """One gradient, judged on every case.
+
+    `status` is the isolated verdict (given correct upstream gradients; points go by
+    it); `chained` is what the lecture's cmp line prints for the code as written.
+    """
+
+    name: str
+    tensor: str
+    status: Status
+    chained: Status
+    exact: bool
+    approximate: bool
+    maxdiff: float | None
+    message: str
+    points: float
+    line: int | None = None  # where the gradient is last assigned
+    case: str | None = None  # the case that decided a failing status
+    diagnosis: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.status.passed
+
+    @property
+    def score(self) -> float:
+        return self.points if self.passed else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "tensor": self.tensor,
+            "status": self.status.value,
+            "chained": self.chained.value,
+            "exact": self.exact,
+            "approximate": self.approximate,
+            "maxdiff": self.maxdiff,
+            "message": self.message,
+            "diagnosis": self.diagnosis,
+            "points": _number(self.points),
+            "score": _number(self.score),
+            "line": self.line,
+            "case": self.case,
+        }
+
+
+def _number(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else x
+
+
+@dataclass(frozen=True)
+class Report:
+    exercise: str
+    title: str
+    submission: str
+    gradients: tuple[GradientResult, ...]
+    notes: tuple[str, ...] = ()  # about the data or the submission as a whole
+    output: str = ""  # what the student's code printed (chained run, lecture case)
+    start: str = ""  # how to begin, shown when nothing is written yet
+    cases: tuple[dict[str, Any], ...] = field(default=())
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gradients)
+
+    @property
+    def score(self) -> float:
+        return sum(g.score for g in self.gradients)
+
+    @property
+    def max_score(self) -> float:
+        return sum(g.points for g in self.gradients)
+
+    @property
+    def untouched(self) -> bool:
+        return all(g.status is Status.MISSING for g in self.gradients)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "exercise": self.exercise,
+            "submission": self.submission,
+            "passed": self.passed,
+            "score": _number(self.score),
+            "max_score": _number(self.max_score),
+            "gradients": [g.to_dict() for g in self.gradients],
+            "notes": list(self.notes),
+            "output": self.output,
+            "cases": list(self.cases),
+        }

@@ -1,0 +1,178 @@
+"""A student's submission, as the top-level statements the grader runs one by one.
+
+For each statement we know which names it (re)binds or changes in place, so the
+grader can tell which statement last produced a gradient, and where.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+from types import CodeType
+
+MAX_SUBMISSION_BYTES = 2 * 1024 * 1024
+
+
+class SubmissionError(Exception):
+    """The submission cannot be read at all (missing, a directory, not text)."""
+
+
+@dataclass(frozen=True)
+class Statement:
+    index: int
+    lineno: int  # 1-based, in the submission's own file
+    end_lineno: int
+    code: CodeType
+    assigns: frozenset[str]  # names bound or changed in place by this statement
+
+
+@dataclass(frozen=True)
+class Program:
+    """Compiled statements, or the syntax error that stopped compiling them."""
+
+    path: str
+    statements: tuple[Statement, ...]
+    syntax_error: str | None = None
+
+    def last_assignment(self, name: str) -> Statement | None:
+        """The last statement that binds or changes `name`, if any."""
+        for stmt in reversed(self.statements):
+            if name in stmt.assigns:
+                return stmt
+        return None
+
+
+def _target_names(target: ast.AST) -> set[str]:
+    """Names a target binds or changes: `x`, `x, y`, `x[i]`, `x.attr`, `*x`."""
+    if isinstance(target, ast.Name):
+        return {target.id}
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return set().union(*(_target_names(t) for t in target.elts)) if target.elts else set()
+    if isinstance(target, ast.Starred):
+        return _target_names(target.value)
+    if isinstance(target, (ast.Subscript, ast.Attribute)):
+        return _target_names(target.value)  # dC[ix] += ... changes dC
+    return set()
+
+
+class _AssignedNames(ast.NodeVisitor):
+    """Collects the module-level names a statement binds or changes in place."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self.names.add(node.name)  # its body runs later, in its own scope
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+        self.names.add(node.name)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self.names.add(node.name)
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        pass
+
+    def visit_ListComp(self, node: ast.ListComp) -> None:
+        pass  # comprehension variables are local to it
+
+    visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_ListComp  # type: ignore[assignment]
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        for t in node.targets:
+            self.names |= _target_names(t)
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        self.names |= _target_names(node.target)
+        self.generic_visit(node)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self.names |= _target_names(node.target)
+        self.generic_visit(node)
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        self.names |= _target_names(node.target)
+        self.generic_visit(node)
+
+    def visit_For(self, node: ast.For) -> None:
+        self.names |= _target_names(node.target)
+        self.generic_visit(node)
+
+    def visit_With(self, node: ast.With) -> None:
+        for item in node.items:
+            if item.optional_vars is not None:
+                self.names |= _target_names(item.optional_vars)
+        self.generic_visit(node)
+
+    def visit_Delete(self, node: ast.Delete) -> None:
+        for t in node.targets:
+            self.names |= _target_names(t)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self.names.add((alias.asname or alias.name).split(".")[0])
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        for alias in node.names:
+            self.names.add(alias.asname or alias.name)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        # dC.index_add_(0, ix, src) and dW1.zero_() change their tensor in place.
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr.endswith("_") and not func.attr.startswith("_"):
+            self.names |= _target_names(func.value)
+        self.generic_visit(node)
+
+
+def assigned_names(node: ast.stmt) -> frozenset[str]:
+    visitor = _AssignedNames()
+    visitor.visit(node)
+    return frozenset(visitor.names)
+
+
+def compile_program(source: str, path: str) -> Program:
+    """Split source into top-level statements and compile each on its own."""
+    try:
+        tree = ast.parse(source, filename=path)
+        compile(tree, path, "exec")  # errors only the compiler sees: `return` outside a def
+    except SyntaxError as exc:
+        where = f"line {exc.lineno}" if exc.lineno else "the file"
+        if exc.lineno and exc.offset:
+            where += f", column {exc.offset}"
+        return Program(path, (), f"syntax error at {where}: {exc.msg}")
+    except ValueError as exc:  # null bytes in the source
+        return Program(path, (), f"the file cannot be parsed: {exc}")
+    statements = []
+    for i, node in enumerate(tree.body):
+        module = ast.Module(body=[node], type_ignores=[])
+        code = compile(module, path, "exec")
+        statements.append(
+            Statement(i, node.lineno, node.end_lineno or node.lineno, code, assigned_names(node))
+        )
+    return Program(path, tuple(statements))
+
+
+def read_source(path: Path) -> str:
+    """The submission's text, or a SubmissionError that says why not."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise SubmissionError(f"no submission at {path}") from None
+    except OSError as exc:
+        raise SubmissionError(f"cannot read {path}: {exc.strerror}") from None
+    if path.is_dir():
+        raise SubmissionError(f"{path} is a directory; name the .py file to grade")
+    if size > MAX_SUBMISSION_BYTES:
+        raise SubmissionError(f"{path} is {size:,} bytes; a submission is at most {MAX_SUBMISSION_BYTES:,}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SubmissionError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise SubmissionError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def load_program(path: Path) -> Program:
+    return compile_program(read_source(path), str(path))
