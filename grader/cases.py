@@ -89,7 +89,7 @@ def build_dataset(words: tuple[str, ...] | list[str], stoi: dict[str, int]) -> t
             ix = stoi[ch]
             X.append(context)
             Y.append(ix)
-            context = context[1:] + [ix]
+            context = [*context[1:], ix]
     return torch.tensor(X, dtype=torch.long), torch.tensor(Y, dtype=torch.long)
 
 
@@ -173,7 +173,7 @@ def build_case(spec: CaseSpec, splits: Splits, *, n_hidden: int = N_HIDDEN) -> C
         acts = forward(params, Xb, Yb)
         for t in acts.values():
             t.retain_grad()
-        acts["loss"].backward()
+        acts["loss"].backward()  # type: ignore[no-untyped-call]
     truth: dict[str, torch.Tensor] = {}
     for name, t in (*params.items(), *acts.items()):
         if name != "loss":

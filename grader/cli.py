@@ -50,7 +50,7 @@ def grade_command(exercise_id: str, title: str) -> click.Command:
     @click.pass_context
     def command(ctx: click.Context, submission: Path | None, fmt: str, data: Path | None) -> None:
         course = course_or_exit(ctx)
-        from grader.data import DataError  # noqa: PLC0415 - keep torch out of --help
+        from grader.data import DataError
         from grader.grade import grade
         from grader.report import RENDERERS
         from grader.submission import SubmissionError
@@ -87,7 +87,9 @@ class NinjaCLI(click.Group):
             return grade_command(cmd_name, titles[cmd_name])
         return None
 
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
         name = args[0] if args else ""
         if self.get_command(ctx, name) is None and not name.startswith("-"):
             valid = ", ".join(e.id for e in course_or_exit(ctx).exercises)

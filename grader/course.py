@@ -95,7 +95,7 @@ def _field(mapping: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     value = mapping[key]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise CourseError(f"{where}: '{key}' must be a {kind.__name__}, not {value!r}")
     return value
 

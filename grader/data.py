@@ -110,7 +110,10 @@ def synthetic_words() -> tuple[str, ...]:
 
 
 def find_names(explicit: str | os.PathLike[str] | None = None, *, allow_download: bool = True) -> Dataset:
-    """Return the data set, looking where DESIGN.md says, in that order."""
+    """Return the data set, looking where DESIGN.md says, in that order.
+
+    $NINJA_OFFLINE (any value) turns the download off, as allow_download=False does.
+    """
     if explicit is not None:
         return read_names(Path(explicit))
     env = os.environ.get("NINJA_DATA")
@@ -130,7 +133,7 @@ def find_names(explicit: str | os.PathLike[str] | None = None, *, allow_download
                 return Dataset(parse_words(raw, str(cached)), str(cached))
         except (OSError, DataError):
             pass  # a damaged cache is fetched again below
-    if allow_download:
+    if allow_download and not os.environ.get("NINJA_OFFLINE"):
         try:
             download(cached)
             return Dataset(parse_words(cached.read_bytes(), str(cached)), str(cached))

@@ -40,12 +40,12 @@ def fmt_shape(shape: torch.Size | tuple[int, ...]) -> str:
 def shape_advice(grad: Gradient, got: torch.Size, want: torch.Size) -> str:
     """What to do about a gradient of the wrong shape."""
     head = f"{grad.name} has shape {fmt_shape(got)}; {grad.tensor} is {fmt_shape(want)}"
-    if len(got) == len(want) and all(w in (1, g) for g, w in zip(got, want)):
-        dims = [i for i, (g, w) in enumerate(zip(got, want)) if w == 1 and g != 1]
+    if len(got) == len(want) and all(w in (1, g) for g, w in zip(got, want, strict=True)):
+        dims = [i for i, (g, w) in enumerate(zip(got, want, strict=True)) if w == 1 and g != 1]
         which = " and ".join(str(d) for d in dims)
         return (f"{head}: {grad.tensor} was broadcast along dim {which} in the forward pass, "
                 f"so sum the gradient over dim {which} with keepdim=True")
-    if len(got) == len(want) - 1 and all(w in (1, g) for g, w in zip(got, want[1:])) and want[0] == 1:
+    if len(got) == len(want) - 1 and all(w in (1, g) for g, w in zip(got, want[1:], strict=True)) and want[0] == 1:
         return f"{head}: keep the summed dimension (keepdim=True)"
     if len(got) == 2 and tuple(got) == tuple(want)[::-1]:
         return f"{head}: it looks transposed; check the order of the matmul"

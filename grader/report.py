@@ -31,7 +31,7 @@ def cmp_line(g: GradientResult, width: int) -> str:
     if g.status in (Status.MISSING, Status.ERROR) or g.maxdiff is None:
         numbers = ""
     else:
-        numbers = (f"exact: {str(g.exact):5} | approximate: {str(g.approximate):5} | "
+        numbers = (f"exact: {g.exact!s:5} | approximate: {g.approximate!s:5} | "
                    f"maxdiff: {fmt_maxdiff(g.maxdiff):7}")
     numbers = f"{numbers:{CMP_WIDTH}}"
     verdict = click.style(f"{g.status.value:11}", fg=COLOURS[g.status], bold=not g.passed)

@@ -93,7 +93,7 @@ def execute(program: Program, case: Case, runs: list[Run], wanted: tuple[str, ..
             for stmt in program.statements:
                 try:
                     exec(stmt.code, ns)
-                except (Exception, SystemExit) as exc:  # noqa: BLE001 - student code may raise anything
+                except (Exception, SystemExit) as exc:  # student code may raise anything
                     errors[stmt.index] = describe_exception(exc, program.path)
                 for name, tensor in run.inject.get(stmt.index, {}).items():
                     ns[name] = tensor.clone()

@@ -74,11 +74,6 @@ class _AssignedNames(ast.NodeVisitor):
     def visit_Lambda(self, node: ast.Lambda) -> None:
         pass
 
-    def visit_ListComp(self, node: ast.ListComp) -> None:
-        pass  # comprehension variables are local to it
-
-    visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_ListComp  # type: ignore[assignment]
-
     def visit_Assign(self, node: ast.Assign) -> None:
         for t in node.targets:
             self.names |= _target_names(t)

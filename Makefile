@@ -1,0 +1,42 @@
+# Two commands for a fresh checkout:
+#   make grade   set everything up, then grade the exercise-1 stub
+#   make test    set everything up, then run the linters, the type checker and the tests
+#
+# Both create .venv here with python3. TORCH picks the torch build to install first:
+# the default is the CPU build this project is tested with.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+EX ?= exercise1
+SUB ?=
+BIN := $(VENV)/bin
+SHARED_DATA := $(abspath ../shared/data/names.txt)
+
+.PHONY: setup grade test lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+# Exit 0 when the submission was graded (passing or not), non-zero on a set-up error.
+grade: setup
+	@$(BIN)/ninja-grade $(EX) $(SUB); status=$$?; [ $$status -le 1 ]
+
+lint: setup
+	$(BIN)/ruff check grader tests
+	$(BIN)/mypy
+
+# The tests use ../shared/data/names.txt when it is there (as in CI), else a synthetic
+# data set; they never download anything.
+test: lint
+	@if [ -z "$$NINJA_DATA" ] && [ -f "$(SHARED_DATA)" ]; then export NINJA_DATA="$(SHARED_DATA)"; fi; \
+	NINJA_OFFLINE=1 $(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,158 @@
+"""The real CLI through click's CliRunner: output, JSON contract, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from grader.cli import main
+from tests.conftest import ROOT, SUBMISSIONS
+
+SOLUTION = str(ROOT / "solutions" / "exercise1.py")
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_cli_solution_passes_with_exit_0(runner: CliRunner) -> None:
+    """Grading the solution prints cmp-like lines and a full score, exit 0."""
+    result = runner.invoke(main, ["exercise1", SOLUTION])
+    assert result.exit_code == 0, result.output
+    assert "26/26 gradients correct" in result.output
+    assert "dlogprobs       | exact: True  | approximate: True  | maxdiff: 0" in result.output
+
+
+def test_cli_stub_is_all_missing_with_hint_and_exit_1(runner: CliRunner) -> None:
+    """The untouched stub (the default submission) is all missing, with a hint, exit 1."""
+    result = runner.invoke(main, ["exercise1"])
+    assert result.exit_code == 1
+    assert result.output.count("| missing") == 26
+    assert "0/26 gradients correct" in result.output
+    assert "Nothing written yet" in result.output and "dlogprobs" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_json_is_the_design_contract(runner: CliRunner, tmp_path: Path) -> None:
+    """--format json prints one object with the DESIGN.md fields and nothing else."""
+    sub = tmp_path / "printy.py"
+    sub.write_text(Path(SOLUTION).read_text() + "\nprint('{\"passed\": true}')\n")
+    result = runner.invoke(main, ["exercise1", str(sub), "--format", "json"])
+    assert result.exit_code == 0
+    report = json.loads(result.stdout)
+    assert {"exercise", "submission", "passed", "score", "max_score", "gradients"} <= set(report)
+    assert report["exercise"] == "exercise1" and report["passed"] is True
+    assert (report["score"], report["max_score"]) == (26, 26)
+    first = report["gradients"][0]
+    assert {"name", "status", "chained", "maxdiff", "message", "diagnosis"} <= set(first)
+    assert first["name"] == "dlogprobs" and first["status"] == "exact" and first["maxdiff"] == 0.0
+    assert report["output"].strip() == '{"passed": true}'  # what it printed, kept apart
+
+
+def test_cli_json_of_failing_submission_exit_1(runner: CliRunner) -> None:
+    """A failing submission in JSON: passed false, per-gradient statuses, exit 1."""
+    result = runner.invoke(main, ["exercise2", "--format", "json"])
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["passed"] is False and report["score"] == 0 and report["max_score"] == 1
+    assert report["gradients"][0]["status"] == "missing"
+
+
+def test_cli_unknown_exercise_lists_valid_ones_exit_2(runner: CliRunner) -> None:
+    """An unknown exercise is a usage error that lists the real ones."""
+    result = runner.invoke(main, ["exercise9"])
+    assert result.exit_code == 2
+    assert "exercise1, exercise2, exercise3" in result.output
+
+
+@pytest.mark.parametrize("bad", ["does_not_exist.py", "."])
+def test_cli_unreadable_submission_exit_2(runner: CliRunner, bad: str) -> None:
+    """A missing file or a directory is a one-line set-up error, exit 2."""
+    result = runner.invoke(main, ["exercise1", bad])
+    assert result.exit_code == 2
+    assert result.output.startswith("ninja-grade: ")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_cli_non_utf8_submission_exit_2(runner: CliRunner, tmp_path: Path) -> None:
+    """A submission that is not UTF-8 text is refused in one line."""
+    sub = tmp_path / "latin1.py"
+    sub.write_bytes(b"dlogits = None  # caf\xe9\n")
+    result = runner.invoke(main, ["exercise2", str(sub)])
+    assert result.exit_code == 2 and "not UTF-8" in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("exercises: [", "not valid YAML at line"),
+        ("cases: []\nexercises: []\n", "cases must be a non-empty list"),
+        ("cases: [{name: a, seed: 1, batch_size: 8}]\nexercises:\n  - {id: x, title: t, stub: nope.py,"
+         " solution: nope.py, start: s, gradients: [{name: dC, tensor: C}]}\n", "nope.py does not exist"),
+        ("cases: [{name: a, seed: one, batch_size: 8}]\nexercises: []\n", "'seed' must be a int"),
+    ],
+)
+def test_cli_malformed_course_exit_2(runner: CliRunner, tmp_path: Path, content: str, expected: str) -> None:
+    """A broken course.yaml gives a one-line error naming the problem, exit 2."""
+    course = tmp_path / "course.yaml"
+    course.write_text(content)
+    result = runner.invoke(main, ["--course", str(course), "exercise1"])
+    assert result.exit_code == 2
+    assert expected in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_cli_syntax_error_makes_every_gradient_error(runner: CliRunner, tmp_path: Path) -> None:
+    """A syntax error: every gradient error with its location, exit 1, no traceback."""
+    sub = tmp_path / "broken.py"
+    sub.write_text("dlogprobs = torch.zeros_like(logprobs\ndprobs = 1\n")
+    result = runner.invoke(main, ["exercise1", str(sub), "--format", "json"])
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert {g["status"] for g in report["gradients"]} == {"error"}
+    assert "syntax error at line 1" in report["gradients"][0]["message"]
+
+
+def test_cli_exception_errors_only_its_gradient(runner: CliRunner, tmp_path: Path) -> None:
+    """A statement that raises makes its own gradient error (with line); the rest are judged."""
+    source = Path(SOLUTION).read_text().replace(
+        "dcounts_sum = (-counts_sum**-2) * dcounts_sum_inv",
+        "dcounts_sum = (-counts_sum**-2) * dcounts_sum_inv @ W1",
+    )
+    sub = tmp_path / "raises.py"
+    sub.write_text(source)
+    result = runner.invoke(main, ["exercise1", str(sub), "--format", "json"])
+    assert result.exit_code == 1
+    by_name = {g["name"]: g for g in json.loads(result.stdout)["gradients"]}
+    assert by_name["dcounts_sum"]["status"] == "error"
+    lineno = source.splitlines().index("dcounts_sum = (-counts_sum**-2) * dcounts_sum_inv @ W1  # (32, 1)") + 1
+    assert by_name["dcounts_sum"]["message"].startswith(f"line {lineno}: RuntimeError: mat1 and mat2 shapes")
+    assert by_name["dcounts"]["status"] in ("exact", "approximate")  # judged from the true dcounts_sum
+    assert by_name["dcounts"]["chained"] == "error"  # as written, it never had a dcounts_sum
+    assert sum(g["status"] != "error" for g in by_name.values()) == 25
+
+
+def test_cli_colour_on_terminal_plain_in_pipe(runner: CliRunner) -> None:
+    """Verdicts are coloured when colour is on, plain text otherwise."""
+    plain = runner.invoke(main, ["exercise2", str(ROOT / "solutions" / "exercise2.py")])
+    coloured = runner.invoke(main, ["exercise2", str(ROOT / "solutions" / "exercise2.py")], color=True)
+    assert "\x1b[" not in plain.output
+    assert "\x1b[32" in coloured.output  # green for a passing verdict
+
+
+def test_cli_help_lists_exercises(runner: CliRunner) -> None:
+    """--help shows the exercises from course.yaml."""
+    result = runner.invoke(main, ["--help"])
+    assert result.exit_code == 0
+    assert "exercise1" in result.output and "Batchnorm backward in one go" in result.output
+
+
+def test_cli_grades_lecture_style_file(runner: CliRunner) -> None:
+    """A lecture-style submission with cmp calls and prints passes and shows its prints."""
+    result = runner.invoke(main, ["exercise1", str(SUBMISSIONS / "exercise1" / "correct_lecture_style.py")])
+    assert result.exit_code == 0
+    assert "your code printed:" in result.output and "done with exercise 1" in result.output

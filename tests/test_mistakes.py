@@ -1,0 +1,101 @@
+"""Real wrong submissions: each common mistake is judged wrong on its gradient alone.
+
+Each mistake is the course's solution with one edit, the way students make it. The
+edit must apply exactly once, so a change to the solution cannot silently turn a
+mistake into a no-op.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from grader.course import Course
+from tests.conftest import GradeSource, failing
+
+DC_LOOP = """for k in range(Xb.shape[0]):
+    for j in range(Xb.shape[1]):
+        dC[Xb[k, j]] += demb[k, j]"""
+
+# name -> (text in the solution, what the student wrote instead, the gradient it breaks)
+MISTAKES: dict[str, tuple[str, str, str]] = {
+    "missing_1_over_n": ("dlogprobs[range(n), Yb] = -1.0 / n", "dlogprobs[range(n), Yb] = -1.0", "dlogprobs"),
+    "sign_flipped": ("dprobs = (1.0 / probs) * dlogprobs", "dprobs = -(1.0 / probs) * dlogprobs", "dprobs"),
+    "missing_sum_over_broadcast": (
+        "dcounts_sum_inv = (counts * dprobs).sum(1, keepdim=True)",
+        "dcounts_sum_inv = counts * dprobs", "dcounts_sum_inv"),
+    "wrong_sum_dimension": (
+        "dbngain = (bnraw * dhpreact).sum(0, keepdim=True)",
+        "dbngain = (bnraw * dhpreact).sum(1, keepdim=True)", "dbngain"),
+    "missing_branch_of_counts": (
+        "dcounts += torch.ones_like(counts) * dcounts_sum", "pass", "dcounts"),
+    "n_instead_of_n_minus_1": (
+        "dbndiff2 = (1.0 / (n - 1)) * torch.ones_like(bndiff2) * dbnvar",
+        "dbndiff2 = (1.0 / n) * torch.ones_like(bndiff2) * dbnvar", "dbndiff2"),
+    "transposed_matmul": ("dW1 = embcat.T @ dhprebn", "dW1 = (embcat.T @ dhprebn).T", "dW1"),
+    "lost_duplicate_indices_in_dC": (DC_LOOP, "dC[Xb] += demb", "dC"),
+    "hard_coded_32": ("dlogprobs[range(n), Yb] = -1.0 / n", "dlogprobs[range(n), Yb] = -1.0 / 32", "dlogprobs"),
+    "hard_coded_31": (
+        "dbndiff2 = (1.0 / (n - 1)) * torch.ones_like(bndiff2) * dbnvar",
+        "dbndiff2 = (1.0 / 31) * torch.ones_like(bndiff2) * dbnvar", "dbndiff2"),
+    "tanh_derivative_wrong": ("dhpreact = (1.0 - h**2) * dh", "dhpreact = (1.0 - h) * dh", "dhpreact"),
+    "aliased_then_changed_in_place": ("dhprebn = dbndiff.clone()", "dhprebn = dbndiff", "dbndiff"),
+    "missing_branch_of_bndiff": ("dbndiff += (2 * bndiff) * dbndiff2", "pass", "dbndiff"),
+    "power_rule_wrong": (
+        "dbnvar = (-0.5 * (bnvar + 1e-5) ** -1.5) * dbnvar_inv",
+        "dbnvar = (-0.5 * (bnvar + 1e-5) ** -0.5) * dbnvar_inv", "dbnvar"),
+    "view_scrambled": ("demb = dembcat.view(emb.shape)", "demb = dembcat.view(n, 10, 3).transpose(1, 2)", "demb"),
+}
+
+
+def with_mistake(solution: str, correct: str, wrong: str) -> str:
+    assert solution.count(correct) == 1, f"the solution no longer contains {correct!r} exactly once"
+    return solution.replace(correct, wrong)
+
+
+@pytest.mark.parametrize("mistake", sorted(MISTAKES))
+def test_mistake_is_wrong_on_its_gradient_only(course: Course, grade_source: GradeSource, mistake: str) -> None:
+    """A solution with one common mistake fails that gradient and no other (isolated)."""
+    correct, wrong, broken = MISTAKES[mistake]
+    source = with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong)
+    report = grade_source("exercise1", source)
+    assert failing(report) == {broken}
+    result = next(g for g in report.gradients if g.name == broken)
+    assert result.status.value == "wrong"
+    assert result.message
+    assert report.score == 25
+
+
+def test_hard_coded_batch_says_which_case_broke(course: Course, grade_source: GradeSource) -> None:
+    """A formula right only for n = 32 passes the lecture's batch and names the one it failed."""
+    correct, wrong, _ = MISTAKES["hard_coded_32"]
+    report = grade_source("exercise1", with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
+    result = report.gradients[0]
+    assert result.case is not None and result.case != "lecture"
+    assert "right on 'lecture'" in result.message and "hard-coded" in result.message
+
+
+def test_mistake_spreads_only_in_chained(course: Course, grade_source: GradeSource) -> None:
+    """An early slip fails its own gradient in status, but every later one in chained."""
+    correct, wrong, _ = MISTAKES["sign_flipped"]
+    report = grade_source("exercise1", with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
+    chained = {g.name: g.chained.value for g in report.gradients}
+    assert chained["dlogprobs"] == "exact"
+    assert chained["dprobs"] == "wrong" and chained["dC"] == "wrong"
+    dcounts = next(g for g in report.gradients if g.name == "dcounts")
+    assert dcounts.passed and "upstream" in dcounts.message
+
+
+def test_shape_message_says_what_to_sum(course: Course, grade_source: GradeSource) -> None:
+    """A missing sum over a broadcast dimension is explained in terms of that dimension."""
+    correct, wrong, _ = MISTAKES["missing_sum_over_broadcast"]
+    report = grade_source("exercise1", with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
+    msg = next(g for g in report.gradients if g.name == "dcounts_sum_inv").message
+    assert "dcounts_sum_inv has shape (32, 27); counts_sum_inv is (32, 1)" in msg
+    assert "sum the gradient over dim 1 with keepdim=True" in msg
+
+
+def test_transposed_result_is_called_transposed(course: Course, grade_source: GradeSource) -> None:
+    """A transposed matmul result says it looks transposed."""
+    correct, wrong, _ = MISTAKES["transposed_matmul"]
+    report = grade_source("exercise1", with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
+    assert "looks transposed" in next(g for g in report.gradients if g.name == "dW1").message

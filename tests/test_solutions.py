@@ -1,0 +1,73 @@
+"""The course's own files: solutions pass, stubs are untouched, all three agree."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from grader.course import Course
+from tests.conftest import SUBMISSIONS, GradeSource, failing, statuses
+
+
+def first_assignments(path: Path) -> list[str]:
+    """Gradient names (d...) in the order a file first assigns them at top level."""
+    seen: list[str] = []
+    for node in ast.parse(path.read_text()).body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        for t in targets:
+            for name in ast.walk(t):
+                if isinstance(name, ast.Name) and name.id.startswith("d") and name.id not in seen:
+                    seen.append(name.id)
+    return seen
+
+
+@pytest.mark.parametrize("exercise_id", ["exercise1", "exercise2", "exercise3"])
+def test_solution_passes_every_gradient(course: Course, grade_source: GradeSource, exercise_id: str) -> None:
+    """The course's solution passes every gradient of its exercise, isolated and chained."""
+    exercise = course.exercise(exercise_id)
+    report = grade_source(exercise_id, exercise.solution.read_text())
+    assert report.passed, statuses(report)
+    assert all(g.chained.passed for g in report.gradients)
+    assert report.score == report.max_score == len(exercise.gradients)
+
+
+@pytest.mark.parametrize("exercise_id", ["exercise1", "exercise2", "exercise3"])
+def test_stub_is_all_missing(course: Course, grade_source: GradeSource, exercise_id: str) -> None:
+    """An untouched stub runs without error and every gradient is missing."""
+    exercise = course.exercise(exercise_id)
+    report = grade_source(exercise_id, exercise.stub.read_text())
+    assert set(statuses(report).values()) == {"missing"}
+    assert report.untouched and not report.passed and report.score == 0
+
+
+@pytest.mark.parametrize("exercise_id", ["exercise1", "exercise2", "exercise3"])
+def test_stub_solution_and_course_list_the_same_gradients(course: Course, exercise_id: str) -> None:
+    """Stub, solution and course.yaml name the same gradients in the same order."""
+    exercise = course.exercise(exercise_id)
+    assert first_assignments(exercise.stub) == list(exercise.gradient_names)
+    assert first_assignments(exercise.solution) == list(exercise.gradient_names)
+
+
+def test_stub_blanks_carry_their_shape(course: Course) -> None:
+    """Every blank of the exercise-1 stub says the shape of its tensor in a comment."""
+    lines = course.exercise("exercise1").stub.read_text().splitlines()
+    blanks = [line for line in lines if line.endswith(")") and "= None  # (" in line]
+    assert len(blanks) == 26
+
+
+@pytest.mark.parametrize("path", sorted((SUBMISSIONS / "exercise1").glob("correct_*.py")), ids=lambda p: p.stem)
+def test_correct_submission_written_differently_passes(grade_source: GradeSource, path: Path) -> None:
+    """Correct code in another style (einsum, index_add_, helpers, other order) passes."""
+    report = grade_source("exercise1", path.read_text())
+    assert failing(report) == set(), statuses(report)
+    assert all(g.chained.passed for g in report.gradients)
+
+
+def test_squeezed_shape_passes_with_a_note(grade_source: GradeSource) -> None:
+    """dbnmeani of shape (64,) for (1, 64) is judged on its values and says so."""
+    report = grade_source("exercise1", (SUBMISSIONS / "exercise1" / "correct_lecture_style.py").read_text())
+    dbnmeani = next(g for g in report.gradients if g.name == "dbnmeani")
+    assert dbnmeani.passed
+    assert "shape (64,) judged as (1, 64)" in dbnmeani.message
