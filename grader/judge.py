@@ -108,7 +108,12 @@ def isolating_run(exercise: Exercise, program: Program, grad: Gradient, case: Ca
 
 
 def error_for(program: Program, name: str, result: RunResult) -> str | None:
-    """The exception of a statement that assigns `name`, if one raised."""
+    """The exception of a statement that assigns `name`, or the exit that cut it off."""
+    if result.halted_at is not None:
+        last = program.last_assignment(name)
+        if last is None or last.index >= result.halted_at:
+            stopper = result.errors[result.halted_at]
+            return f"your code ended early ({stopper}) before {name} was written"
     for stmt in program.statements:
         if name in stmt.assigns and stmt.index in result.errors:
             return result.errors[stmt.index]

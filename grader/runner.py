@@ -46,6 +46,7 @@ class RunResult:
     values: dict[str, Value]
     errors: dict[int, str]  # statement index -> "line 12: ZeroDivisionError: ..."
     output: str = ""
+    halted_at: int | None = None  # the statement that ended the program (sys.exit)
 
 
 class _CappedBuffer(io.StringIO):
@@ -86,6 +87,7 @@ def execute(program: Program, case: Case, runs: list[Run], wanted: tuple[str, ..
     for run in runs:
         ns = fresh_namespace(case, given)
         errors: dict[int, str] = {}
+        halted_at = None
         out = _CappedBuffer()
         for name, tensor in run.inject.get(BEFORE_ALL, {}).items():
             ns[name] = tensor.clone()
@@ -93,12 +95,17 @@ def execute(program: Program, case: Case, runs: list[Run], wanted: tuple[str, ..
             for stmt in program.statements:
                 try:
                     exec(stmt.code, ns)
-                except (Exception, SystemExit) as exc:  # student code may raise anything
+                except SystemExit as exc:  # the program ends here; later statements never run
+                    errors[stmt.index] = describe_exception(exc, program.path)
+                    halted_at = stmt.index
+                    break
+                except Exception as exc:  # student code may raise anything
                     errors[stmt.index] = describe_exception(exc, program.path)
                 for name, tensor in run.inject.get(stmt.index, {}).items():
                     ns[name] = tensor.clone()
         printed = out.getvalue()
         if len(printed) > MAX_OUTPUT_CHARS:
             printed = printed[:MAX_OUTPUT_CHARS] + "\n... (output cut)"
-        results.append(RunResult({name: read_value(ns, name) for name in wanted}, errors, printed))
+        values = {name: read_value(ns, name) for name in wanted}
+        results.append(RunResult(values, errors, printed, halted_at))
     return results

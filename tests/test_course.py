@@ -1,0 +1,63 @@
+"""course.yaml: what it holds, and one-line errors when it is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from grader.course import Course, CourseError, load_course, parse_course
+
+
+def test_course_has_the_lecture_exercises(course: Course) -> None:
+    """The course lists exercises 1-3 with 26, 1 and 1 gradients and the default tolerances."""
+    assert course.exercise_ids[:3] == ("exercise1", "exercise2", "exercise3")
+    ex1 = course.exercise("exercise1")
+    assert ex1.gradient_names[0] == "dlogprobs" and ex1.gradient_names[-1] == "dC"
+    assert len(ex1.gradients) == 26 and ex1.max_score == 26
+    dW2 = next(g for g in ex1.gradients if g.name == "dW2")
+    assert (dW2.tolerance.rtol, dW2.tolerance.atol) == (1e-5, 1e-8)
+    assert course.exercise("exercise3").given == ("dhpreact",)
+
+
+def test_course_cases_include_lecture_and_other_batch_sizes(course: Course) -> None:
+    """The lecture's case comes first and at least two others use other seeds and batch sizes."""
+    first, *others = course.cases
+    assert (first.seed, first.batch_size) == (2147483647, 32)
+    assert len(others) >= 2
+    assert all(c.batch_size != 32 and c.seed != first.seed for c in others)
+
+
+def test_unknown_exercise_names_the_valid_ones(course: Course) -> None:
+    """Asking for an exercise that does not exist lists those that do."""
+    with pytest.raises(CourseError, match="the course has exercise1, exercise2, exercise3"):
+        course.exercise("exercise9")
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ([], "must be a mapping"),
+        ({"cases": [{"name": "a", "seed": 1, "batch_size": 1}]}, "batch_size must be at least 2"),
+        ({"cases": [{"name": "a", "seed": 1, "batch_size": 8, "dtype": "int8"}]}, "dtype must be float32"),
+        ({"cases": [{"name": "a", "seed": 1, "batch_size": 8}],
+          "exercises": [{"id": "x", "title": "t", "stub": "course.yaml", "solution": "course.yaml",
+                         "start": "s", "gradients": [{"name": "dX", "tensor": "C"}]}]},
+         "must be named dC, not dX"),
+        ({"cases": [{"name": "a", "seed": 1, "batch_size": 8}],
+          "exercises": [{"id": "x", "title": "t", "stub": "course.yaml", "solution": "course.yaml",
+                         "start": "s", "gradients": [{"name": "dC", "tensor": "C", "atol": -1}]}]},
+         "must not be negative"),
+    ],
+)
+def test_malformed_course_is_one_sentence(data: object, reason: str) -> None:
+    """Each structural problem of course.yaml is reported as one CourseError sentence."""
+    root = Path(__file__).resolve().parent.parent
+    with pytest.raises(CourseError, match=reason):
+        parse_course(data, root)
+
+
+def test_missing_course_file(tmp_path: Path) -> None:
+    """A course path that does not exist says so."""
+    with pytest.raises(CourseError, match="no course file at"):
+        load_course(tmp_path / "course.yaml")

@@ -1,0 +1,76 @@
+"""Verdicts on odd values: non-tensors, NaN, dtypes, shapes, early exits, in-place edits."""
+
+from __future__ import annotations
+
+import pytest
+
+from grader.course import Course
+from tests.conftest import GradeSource
+
+SOLUTION2 = "dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\ndlogits /= n\n"
+
+
+def only(report):  # type: ignore[no-untyped-def]
+    (g,) = report.gradients
+    return g
+
+
+@pytest.mark.parametrize(
+    ("source", "status", "words"),
+    [
+        ("dlogits = [[0.0] * 27] * n", "error", "is a list, not a torch.Tensor of shape (32, 27)"),
+        ("dlogits = F.softmax(logits, 1).numpy()", "error", "is a ndarray, not a torch.Tensor"),
+        ("dlogits = 'softmax minus one-hot'", "error", "is a str, not a torch.Tensor"),
+        ("dlogits = ...", "missing", "not written yet"),
+        ("dlogits = torch.zeros_like(logits, dtype=torch.long)", "wrong", "has dtype torch.int64"),
+        (SOLUTION2 + "dlogits[0, 0] = float('nan')", "wrong", "contains NaN (1 of"),
+        (SOLUTION2 + "dlogits = dlogits / 0", "wrong", "contains inf"),
+        ("dlogits = torch.zeros(n, 28)", "wrong", "a gradient always has the shape of its tensor"),
+        ("import sys\nsys.exit(0)\n" + SOLUTION2, "error", "your code ended early (line 2: SystemExit: 0)"),
+        ("raise ValueError('not today')\n" + SOLUTION2, "pass", ""),
+        ("dlogits = 1 / 0", "error", "line 1: ZeroDivisionError: division by zero"),
+    ],
+)
+def test_odd_values_get_a_verdict_and_a_reason(grade_source: GradeSource, source: str, status: str,
+                                               words: str) -> None:
+    """Every odd value of dlogits is judged, never crashes, and the message says why."""
+    g = only(grade_source("exercise2", source))
+    assert g.passed if status == "pass" else g.status.value == status
+    assert words in g.message
+
+
+def test_float64_gradient_is_judged_with_a_note(grade_source: GradeSource) -> None:
+    """A right gradient in float64 passes, and the note says it was cast."""
+    g = only(grade_source("exercise2", SOLUTION2 + "dlogits = dlogits.double()"))
+    assert g.passed and "dtype torch.float64 judged as torch.float32" in g.message
+
+
+def test_changed_in_place_after_assignment_is_judged_on_final_value(grade_source: GradeSource) -> None:
+    """Like cmp, a gradient is judged on its value when the code ends, not when first set."""
+    g = only(grade_source("exercise2", SOLUTION2 + "dlogits *= 2"))
+    assert g.status.value == "wrong"
+
+
+def test_exercise3_gets_the_true_dhpreact(course: Course, grade_source: GradeSource) -> None:
+    """Exercise 3 hands the student dhpreact; dhprebn computed from it through the atoms passes."""
+    atomic = (
+        "dbnraw = bngain * dhpreact\n"
+        "dbndiff = bnvar_inv * dbnraw\n"
+        "dbnvar_inv = (bndiff * dbnraw).sum(0, keepdim=True)\n"
+        "dbnvar = -0.5 * (bnvar + 1e-5) ** -1.5 * dbnvar_inv\n"
+        "dbndiff += 2 * bndiff * dbnvar / (n - 1)\n"
+        "dhprebn = dbndiff - dbndiff.sum(0, keepdim=True) / n\n"
+    )
+    assert only(grade_source("exercise3", atomic)).passed
+
+
+def test_statement_order_does_not_matter(course: Course, grade_source: GradeSource) -> None:
+    """Gradients computed in a different order from the lecture's are judged the same."""
+    lines = course.exercise("exercise1").solution.read_text().split("\n\n")
+    # Move the whole batchnorm-gain block (dbngain, dbnbias, dbnraw) after dbnvar_inv's
+    # paragraph cannot work (dbnvar_inv needs dbnraw), so swap two independent ones.
+    i = next(k for k, p in enumerate(lines) if p.startswith("# logits = h @ W2 + b2"))
+    block = lines[i].splitlines()
+    lines[i] = "\n".join([block[0], block[3], block[2], block[1]])  # db2, dW2, dh
+    report = grade_source("exercise1", "\n\n".join(lines))
+    assert report.passed
