@@ -61,7 +61,7 @@ def test_bad_explicit_file_is_a_data_error(tmp_path: Path, content: bytes, reaso
 
 def test_missing_explicit_file_is_a_data_error(tmp_path: Path) -> None:
     """--data naming nothing is an error, not a silent fallback."""
-    with pytest.raises(DataError, match="no names.txt at"):
+    with pytest.raises(DataError, match=r"no names\.txt at"):
         find_names(tmp_path / "nope.txt")
 
 
