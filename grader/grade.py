@@ -48,10 +48,8 @@ def grade_program(course: Course, exercise: Exercise, program: Program, dataset:
 
 def display_path(path: Path) -> str:
     """The path as the user would type it: relative to here when it is below here."""
-    try:
-        return os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        return str(path)
+    absolute = path.resolve()
+    return str(absolute.relative_to(Path.cwd())) if absolute.is_relative_to(Path.cwd()) else str(absolute)
 
 
 def grade(course: Course, exercise_id: str, submission: str | os.PathLike[str] | None = None,

@@ -146,7 +146,9 @@ def summarize(grad: Gradient, program: Program, cases: list[Case],
     """Fold one gradient's checks over the cases into its verdict and message."""
     status = worst([c.status for c in isolated])
     chained_status = worst([c.status for c in chained])
-    at = next(i for i, c in enumerate(isolated) if c.status is status)
+    # The case that decides: the worst status, and of those the largest difference.
+    at = max((i for i, c in enumerate(isolated) if c.status is status),
+             key=lambda i: isolated[i].maxdiff or 0.0)
     decisive = isolated[at]
     message = decisive.message
     case_label = None
@@ -157,11 +159,6 @@ def summarize(grad: Gradient, program: Program, cases: list[Case],
             n = cases[at].spec.batch_size
             message = (f"right on {', '.join(repr(p) for p in passing)} but wrong on {case_label!r} "
                        f"(batch of {n}): {message}. Is a batch size or 1/n hard-coded?")
-        elif status is Status.WRONG:
-            message = f"{message} (on {case_label!r})"
-    elif status.passed and not chained_status.passed:
-        message = ("right given correct upstream gradients, but your chained value is "
-                   f"{chained_status.value}: an earlier gradient it is computed from is not right")
     notes = sorted({c.note for c in isolated if c.note})
     if notes:
         message = "; ".join(filter(None, [message, *notes]))

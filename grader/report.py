@@ -35,7 +35,8 @@ def cmp_line(g: GradientResult, width: int) -> str:
                    f"maxdiff: {fmt_maxdiff(g.maxdiff):7}")
     numbers = f"{numbers:{CMP_WIDTH}}"
     verdict = click.style(f"{g.status.value:11}", fg=COLOURS[g.status], bold=not g.passed)
-    return f"{g.name:{width}} | {numbers} | {verdict}"
+    chained = f" (chained: {g.chained.value})" if g.chained is not g.status and g.passed else ""
+    return f"{g.name:{width}} | {numbers} | {verdict}{chained}"
 
 
 def render_text(report: Report) -> str:
@@ -53,6 +54,9 @@ def render_text(report: Report) -> str:
         lines.append(cmp_line(g, width).rstrip())
         if g.message and not (untouched and g.status is Status.MISSING):
             lines.append(f"{'':{width}}   ↳ {g.message}")
+    if any(g.passed and not g.chained.passed for g in report.gradients):
+        lines += ["", "chained: what the lecture's cmp prints for your code as written. A gradient can be",
+                  "right on its own (its verdict) and still wrong there, when one it is computed from is wrong."]
     if report.output.strip():
         lines += ["", "your code printed:"]
         lines += [f"  {line}" for line in report.output.rstrip().splitlines()]

@@ -156,3 +156,15 @@ def test_cli_grades_lecture_style_file(runner: CliRunner) -> None:
     result = runner.invoke(main, ["exercise1", str(SUBMISSIONS / "exercise1" / "correct_lecture_style.py")])
     assert result.exit_code == 0
     assert "your code printed:" in result.output and "done with exercise 1" in result.output
+
+
+def test_cli_text_marks_gradients_wrong_only_when_chained(runner: CliRunner, tmp_path: Path) -> None:
+    """A right formula fed by a wrong upstream gradient shows '(chained: wrong)' and the legend."""
+    sub = tmp_path / "sign.py"
+    sub.write_text(Path(SOLUTION).read_text().replace("dprobs = (1.0 / probs)", "dprobs = -(1.0 / probs)"))
+    result = runner.invoke(main, ["exercise1", str(sub)])
+    assert result.exit_code == 1
+    line = next(x for x in result.output.splitlines() if x.startswith("dcounts "))
+    assert "| exact" in line and "(chained: wrong)" in line
+    assert "chained: what the lecture's cmp prints" in result.output
+    assert "25/26 gradients correct" in result.output
