@@ -12,7 +12,6 @@ import random
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from grader.course import CaseSpec
 from grader.data import Dataset
@@ -191,15 +190,3 @@ def build_case(spec: CaseSpec, splits: Splits, *, n_hidden: int = N_HIDDEN) -> C
         n_hidden=n_hidden,
     )
     return Case(spec, given, truth)
-
-
-def fresh_namespace(case: Case, extra: dict[str, torch.Tensor] | None = None) -> dict[str, object]:
-    """What one run of student code starts from: clones, so no run can spoil the next."""
-    ns: dict[str, object] = {
-        k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in case.given.items()
-    }
-    for k, v in (extra or {}).items():
-        ns[k] = v.clone()
-    ns["torch"] = torch
-    ns["F"] = F
-    return ns

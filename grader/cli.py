@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
-from grader.course import Course, CourseError, load_course
+from grader.course import Course, CourseError, Limits, load_course
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -47,17 +47,25 @@ def grade_command(exercise_id: str, title: str) -> click.Command:
                   help="text for people; json for tools (one object on stdout).")
     @click.option("--data", type=click.Path(path_type=Path), default=None,
                   help="names.txt to use (default: $NINJA_DATA, ./names.txt, the cache, a download).")
+    @click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
+                  help="Seconds the submission's code may run, all runs together (default: course.yaml).")
+    @click.option("--memory-limit", type=click.IntRange(min=64), default=None,
+                  help="MB the submission's code may allocate (default: course.yaml).")
     @click.pass_context
-    def command(ctx: click.Context, submission: Path | None, fmt: str, data: Path | None) -> None:
+    def command(ctx: click.Context, *, submission: Path | None, fmt: str, data: Path | None,
+                time_limit: float | None, memory_limit: int | None) -> None:
         course = course_or_exit(ctx)
         from grader.data import DataError
         from grader.grade import grade
         from grader.report import RENDERERS
+        from grader.sandbox import SandboxError
         from grader.submission import SubmissionError
 
+        limits = course.exercise(exercise_id).limits
+        limits = Limits(time_limit or limits.time_s, memory_limit or limits.memory_mb)
         try:
-            report = grade(course, exercise_id, submission, data)
-        except (CourseError, SubmissionError, DataError) as exc:
+            report = grade(course, exercise_id, submission, data, limits)
+        except (CourseError, SubmissionError, DataError, SandboxError) as exc:
             fail_setup(str(exc))
         click.echo(RENDERERS[fmt](report), color=None if fmt == "text" else False)
         sys.exit(EXIT_PASSED if report.passed else EXIT_FAILED)

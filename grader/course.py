@@ -24,6 +24,14 @@ class Tolerance:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one submission's code may use, for all its runs together."""
+
+    time_s: float = 30.0  # wall clock
+    memory_mb: int = 1024  # on top of what the grader's own process already maps
+
+
+@dataclass(frozen=True)
 class Gradient:
     """One gradient the student writes: `name` is d<tensor>."""
 
@@ -52,6 +60,8 @@ class Exercise:
     start: str
     gradients: tuple[Gradient, ...]
     given: tuple[str, ...] = ()  # true gradients handed to the student (dhpreact)
+    forbid: frozenset[str] = frozenset()  # library calls that would do the exercise for you
+    limits: Limits = Limits()
 
     @property
     def gradient_names(self) -> tuple[str, ...]:
@@ -127,6 +137,22 @@ def _given(spec: Mapping[str, Any], where: str) -> tuple[str, ...]:
     return tuple(given)
 
 
+def _names(spec: Mapping[str, Any], key: str, where: str) -> list[str]:
+    names = spec.get(key, [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and n.isidentifier() for n in names):
+        raise CourseError(f"{where}: '{key}' must be a list of names")
+    return names
+
+
+def _limits(spec: Any, default: Limits, where: str) -> Limits:
+    spec = _mapping(spec, f"{where}: limits")
+    time_s = _field(spec, "time_s", float, f"{where}: limits") if "time_s" in spec else default.time_s
+    memory_mb = _field(spec, "memory_mb", int, f"{where}: limits") if "memory_mb" in spec else default.memory_mb
+    if time_s <= 0 or memory_mb < 64:
+        raise CourseError(f"{where}: limits need time_s > 0 and memory_mb >= 64")
+    return Limits(time_s, memory_mb)
+
+
 def _existing(root: Path, relative: str, where: str) -> Path:
     path = (root / relative).resolve()
     if not path.is_file():
@@ -139,6 +165,8 @@ def parse_course(data: Any, root: Path) -> Course:
     defaults = _mapping(top.get("defaults", {}), "defaults")
     default_tol = _tolerance(defaults, Tolerance(1e-5, 1e-8), "defaults")
     default_points = _field(defaults, "points", float, "defaults") if "points" in defaults else 1.0
+    default_forbid = frozenset(_names(defaults, "forbid", "defaults"))
+    default_limits = _limits(defaults.get("limits", {}), Limits(), "defaults")
 
     cases = []
     for i, raw in enumerate(_list(top.get("cases"), "cases")):
@@ -179,6 +207,8 @@ def parse_course(data: Any, root: Path) -> Course:
                 start=_field(spec, "start", str, where).strip(),
                 gradients=tuple(gradients),
                 given=_given(spec, where),
+                forbid=frozenset(_names(spec, "forbid", where)) | default_forbid,
+                limits=_limits(spec.get("limits", {}), default_limits, where),
             )
         )
     ids = [e.id for e in exercises]

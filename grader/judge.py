@@ -16,7 +16,8 @@ import torch
 from grader.cases import Case, downstream
 from grader.course import Exercise, Gradient
 from grader.results import GradientResult, Status, worst
-from grader.runner import BEFORE_ALL, NotATensor, Run, RunResult, Value, execute
+from grader.runner import BEFORE_ALL, NotATensor, Run, RunResult, Value
+from grader.sandbox import Sandbox
 from grader.submission import Program
 
 
@@ -109,6 +110,8 @@ def isolating_run(exercise: Exercise, program: Program, grad: Gradient, case: Ca
 
 def error_for(program: Program, name: str, result: RunResult) -> str | None:
     """The exception of a statement that assigns `name`, or the exit that cut it off."""
+    if result.died is not None:
+        return result.died
     if result.halted_at is not None:
         last = program.last_assignment(name)
         if last is None or last.index >= result.halted_at:
@@ -120,17 +123,27 @@ def error_for(program: Program, name: str, result: RunResult) -> str | None:
     return None
 
 
-def check_case(exercise: Exercise, program: Program, case: Case) -> tuple[dict[str, Check], dict[str, Check], str]:
+def backprop_order(exercise: Exercise) -> list[Gradient]:
+    """Gradients ordered so that each comes before every gradient computed from it.
+
+    A gradient's isolated run is given the true values of gradients *downstream* of it;
+    running them in this order means no run ever sees the truth it is judged against.
+    """
+    return sorted(exercise.gradients, key=lambda g: len(downstream(g.tensor)))
+
+
+def check_case(exercise: Exercise, program: Program, case: Case,
+               sandbox: Sandbox) -> tuple[dict[str, Check], dict[str, Check], str]:
     """Isolated and chained checks of every gradient on one case, and what it printed."""
     runs = [Run()]  # the chained run
     run_of: dict[str, int] = {}
-    for grad in exercise.gradients:
+    for grad in backprop_order(exercise):
         run = isolating_run(exercise, program, grad, case)
         run_of[grad.name] = 0 if not run.inject else len(runs)
         if run.inject:
             runs.append(run)
     given = {name: case.truth[name[1:]] for name in exercise.given}
-    results = execute(program, case, runs, exercise.gradient_names, given)
+    results = sandbox.run_case(case.given, given, runs, exercise.gradient_names)
     isolated, chained = {}, {}
     for grad in exercise.gradients:
         truth = case.truth[grad.tensor]
@@ -179,15 +192,18 @@ def summarize(grad: Gradient, program: Program, cases: list[Case],
     )
 
 
-def judge(exercise: Exercise, program: Program, cases: list[Case]) -> tuple[tuple[GradientResult, ...], str]:
+def all_error(exercise: Exercise, reason: str) -> tuple[GradientResult, ...]:
+    """Every gradient `error` for one reason: the code did not parse, or broke the rules."""
+    return tuple(
+        GradientResult(g.name, g.tensor, Status.ERROR, Status.ERROR, False, False, None, reason, g.points)
+        for g in exercise.gradients
+    )
+
+
+def judge(exercise: Exercise, program: Program, cases: list[Case],
+          sandbox: Sandbox) -> tuple[tuple[GradientResult, ...], str]:
     """Every gradient of the exercise, judged on every case; and what the code printed."""
-    if program.syntax_error is not None:
-        return tuple(
-            GradientResult(g.name, g.tensor, Status.ERROR, Status.ERROR, False, False, None,
-                           program.syntax_error, g.points)
-            for g in exercise.gradients
-        ), ""
-    per_case = [check_case(exercise, program, case) for case in cases]
+    per_case = [check_case(exercise, program, case, sandbox) for case in cases]
     results = tuple(
         summarize(g, program, cases, [iso[g.name] for iso, _, _ in per_case],
                   [ch[g.name] for _, ch, _ in per_case])

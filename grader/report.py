@@ -35,7 +35,7 @@ def cmp_line(g: GradientResult, width: int) -> str:
                    f"maxdiff: {fmt_maxdiff(g.maxdiff):7}")
     numbers = f"{numbers:{CMP_WIDTH}}"
     verdict = click.style(f"{g.status.value:11}", fg=COLOURS[g.status], bold=not g.passed)
-    chained = f" (chained: {g.chained.value})" if g.chained is not g.status and g.passed else ""
+    chained = f" (chained: {g.chained.value})" if g.passed and not g.chained.passed else ""
     return f"{g.name:{width}} | {numbers} | {verdict}{chained}"
 
 

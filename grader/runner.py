@@ -1,8 +1,9 @@
-"""Run student code on one Case, statement by statement, and read its gradients back.
+"""Inside the sandbox: run student code on one case, statement by statement.
 
-This is the one place student code executes. Everything crossing it is plain data:
-in go a Program, a Case's tensors and, for each run, the true values to set after
-given statements; out come tensors (or their absence) and per-statement errors.
+This module runs in the child process only (grader/sandbox.py forks it). Everything
+crossing into it is plain data: a Program, a case's tensors and, for each run, the true
+values to set after given statements; out come tensors (or their absence) and
+per-statement errors, which the sandbox sends back to the grader as raw bytes.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import traceback
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
-from grader.cases import Case, fresh_namespace
+from grader.policy import PolicyError, safe_builtins, view_of
 from grader.submission import Program
 
 MAX_OUTPUT_CHARS = 4000  # what the student's prints may show in a report
@@ -23,7 +25,7 @@ BEFORE_ALL = -1
 
 @dataclass(frozen=True)
 class NotATensor:
-    """A gradient variable that holds something other than a tensor."""
+    """A gradient variable that holds something other than a plain tensor."""
 
     type_name: str
 
@@ -47,6 +49,7 @@ class RunResult:
     errors: dict[int, str]  # statement index -> "line 12: ZeroDivisionError: ..."
     output: str = ""
     halted_at: int | None = None  # the statement that ended the program (sys.exit)
+    died: str | None = None  # why the sandbox ended before this run finished
 
 
 class _CappedBuffer(io.StringIO):
@@ -57,14 +60,19 @@ class _CappedBuffer(io.StringIO):
         return len(s)
 
 
-def describe_exception(exc: BaseException, path: str) -> str:
+def describe_exception(exc: BaseException, path: str, memory_mb: int | None = None) -> str:
     """`line 12: ZeroDivisionError: division by zero`, with the student's own line."""
     lineno = None
     for frame in traceback.extract_tb(exc.__traceback__):
         if frame.filename == path:
             lineno = frame.lineno
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     where = f"line {lineno}: " if lineno else ""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, MemoryError) or "can't allocate memory" in text or "not enough memory" in text:
+        limit = f" of {memory_mb} MB" if memory_mb else ""
+        return f"{where}memory limit{limit} reached"
+    if isinstance(exc, PolicyError):
+        return f"{where}{text}"
     return f"{where}{type(exc).__name__}{': ' + text if text else ''}"[:500]
 
 
@@ -72,40 +80,44 @@ def read_value(ns: dict[str, object], name: str) -> Value:
     value = ns.get(name)
     if value is None or value is Ellipsis:
         return None
-    if type(value) is torch.Tensor or isinstance(value, torch.nn.Parameter):
+    if type(value) is torch.Tensor:  # not a subclass: its methods are the student's
         return value.detach().clone()
     return NotATensor(type(value).__name__)
 
 
-def execute(program: Program, case: Case, runs: list[Run], wanted: tuple[str, ...],
-            given: dict[str, torch.Tensor] | None = None) -> list[RunResult]:
-    """Run `program` once per Run on fresh copies of `case`, in this process.
+def namespace(given: dict[str, object], extra: dict[str, torch.Tensor]) -> dict[str, object]:
+    """What one run starts from: clones, so no run can spoil the next; guarded modules."""
+    ns: dict[str, object] = {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in given.items()}
+    ns.update({k: v.clone() for k, v in extra.items()})
+    ns["torch"] = view_of(torch)
+    ns["F"] = view_of(F)
+    ns["__builtins__"] = safe_builtins()
+    ns["__name__"] = "__main__"
+    return ns
 
-    `given` holds extra true tensors the exercise hands the student (dhpreact).
-    """
-    results = []
-    for run in runs:
-        ns = fresh_namespace(case, given)
-        errors: dict[int, str] = {}
-        halted_at = None
-        out = _CappedBuffer()
-        for name, tensor in run.inject.get(BEFORE_ALL, {}).items():
-            ns[name] = tensor.clone()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), torch.no_grad():
-            for stmt in program.statements:
-                try:
-                    exec(stmt.code, ns)
-                except SystemExit as exc:  # the program ends here; later statements never run
-                    errors[stmt.index] = describe_exception(exc, program.path)
-                    halted_at = stmt.index
+
+def run_once(program: Program, given: dict[str, object], extra: dict[str, torch.Tensor], run: Run, *,
+             wanted: tuple[str, ...], memory_mb: int | None = None) -> RunResult:
+    """Run the whole program once on fresh copies of a case, setting run.inject as it goes."""
+    ns = namespace(given, extra)
+    errors: dict[int, str] = {}
+    halted_at = None
+    out = _CappedBuffer()
+    for name, tensor in run.inject.get(BEFORE_ALL, {}).items():
+        ns[name] = tensor.clone()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):  # grad is off process-wide
+        for stmt in program.statements:
+            try:
+                exec(stmt.code, ns)
+            except BaseException as exc:  # student code may raise anything, KeyboardInterrupt too
+                errors[stmt.index] = describe_exception(exc, program.path, memory_mb)
+                if isinstance(exc, SystemExit) or "memory limit" in errors[stmt.index]:
+                    halted_at = stmt.index  # the program ends here; later statements never run
                     break
-                except Exception as exc:  # student code may raise anything
-                    errors[stmt.index] = describe_exception(exc, program.path)
-                for name, tensor in run.inject.get(stmt.index, {}).items():
-                    ns[name] = tensor.clone()
-        printed = out.getvalue()
-        if len(printed) > MAX_OUTPUT_CHARS:
-            printed = printed[:MAX_OUTPUT_CHARS] + "\n... (output cut)"
-        values = {name: read_value(ns, name) for name in wanted}
-        results.append(RunResult(values, errors, printed, halted_at))
-    return results
+            for name, tensor in run.inject.get(stmt.index, {}).items():
+                ns[name] = tensor.clone()
+    printed = out.getvalue()
+    if len(printed) > MAX_OUTPUT_CHARS:
+        printed = printed[:MAX_OUTPUT_CHARS] + "\n... (output cut)"
+    values = {name: read_value(ns, name) for name in wanted}
+    return RunResult(values, errors, printed, halted_at)

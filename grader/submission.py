@@ -32,6 +32,7 @@ class Program:
     """Compiled statements, or the syntax error that stopped compiling them."""
 
     path: str
+    source: str
     statements: tuple[Statement, ...]
     syntax_error: str | None = None
 
@@ -136,9 +137,9 @@ def compile_program(source: str, path: str) -> Program:
         where = f"line {exc.lineno}" if exc.lineno else "the file"
         if exc.lineno and exc.offset:
             where += f", column {exc.offset}"
-        return Program(path, (), f"syntax error at {where}: {exc.msg}")
+        return Program(path, source, (), f"syntax error at {where}: {exc.msg}")
     except ValueError as exc:  # null bytes in the source
-        return Program(path, (), f"the file cannot be parsed: {exc}")
+        return Program(path, source, (), f"the file cannot be parsed: {exc}")
     statements = []
     for i, node in enumerate(tree.body):
         module = ast.Module(body=[node], type_ignores=[])
@@ -146,7 +147,7 @@ def compile_program(source: str, path: str) -> Program:
         statements.append(
             Statement(i, node.lineno, node.end_lineno or node.lineno, code, assigned_names(node))
         )
-    return Program(path, tuple(statements))
+    return Program(path, source, tuple(statements))
 
 
 def read_source(path: Path) -> str:

@@ -38,7 +38,7 @@ def grade_source(course: Course, dataset: Dataset) -> GradeSource:
 
     def _grade(exercise_id: str, source: str) -> Report:
         program = compile_program(source, "<submission>")
-        return grade_program(course, course.exercise(exercise_id), program, dataset, "<submission>")
+        return grade_program(course, course.exercise(exercise_id), program, dataset, submission_label="<submission>")
 
     return _grade
 

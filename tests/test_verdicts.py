@@ -26,7 +26,7 @@ def only(report):  # type: ignore[no-untyped-def]
         (SOLUTION2 + "dlogits[0, 0] = float('nan')", "wrong", "contains NaN (1 of"),
         (SOLUTION2 + "dlogits = dlogits / 0", "wrong", "contains inf"),
         ("dlogits = torch.zeros(n, 28)", "wrong", "a gradient always has the shape of its tensor"),
-        ("import sys\nsys.exit(0)\n" + SOLUTION2, "error", "your code ended early (line 2: SystemExit: 0)"),
+        ("raise SystemExit(0)\n" + SOLUTION2, "error", "your code ended early (line 1: SystemExit: 0)"),
         ("raise ValueError('not today')\n" + SOLUTION2, "pass", ""),
         ("dlogits = 1 / 0", "error", "line 1: ZeroDivisionError: division by zero"),
     ],

@@ -1,0 +1,213 @@
+"""What graded code may import and call: the static check, and the runtime guards.
+
+The grader checks a backward pass written by hand, so student code must not reach
+autograd, the fused library calls an exercise forbids, the file system, processes or
+the interpreter's internals. Two lines of defence:
+
+1. `check_policy` reads the code before it runs and names the first line that breaks
+   the rules (a submission that breaks them is not run at all).
+2. In the sandbox, `safe_builtins` and `SafeModule` make the same names unreachable
+   at run time, for anything the static check could not see.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+# Modules graded code may import, and the submodules reachable as attributes.
+# (Not typing, functools or dataclasses: they evaluate strings as code.)
+ALLOWED_MODULES = frozenset({
+    "torch", "torch.nn", "torch.nn.functional", "torch.linalg", "torch.special", "torch.fft",
+    "math", "numpy", "numpy.linalg", "itertools", "collections", "random", "einops",
+})
+# Builtins graded code does not get; used as bare names, the static check names them.
+BLOCKED_BUILTINS = frozenset({
+    "getattr", "setattr", "delattr", "eval", "exec", "compile", "globals", "locals", "vars",
+    "open", "input", "breakpoint", "help", "memoryview", "exit", "quit",
+})
+
+AUTOGRAD_NAMES = frozenset({
+    "grad", "grad_fn", "backward", "autograd", "retain_grad", "retains_grad", "requires_grad",
+    "requires_grad_", "enable_grad", "set_grad_enabled", "func", "functorch", "vjp", "jvp",
+    "jacrev", "jacfwd", "hessian", "jacobian", "detect_anomaly",
+})
+# Names that reach files, processes, other modules or attributes chosen at run time.
+ESCAPE_NAMES = BLOCKED_BUILTINS | frozenset({
+    "attrgetter",
+    "methodcaller", "load", "save", "from_file", "fromfile", "tofile", "loadtxt", "savetxt",
+    "genfromtxt", "memmap", "ops", "jit", "library", "compiler", "hub", "utils", "serialization",
+    "lib", "ctypeslib", "Formatter", "gi_frame", "gi_code", "cr_frame", "ag_frame", "f_back",
+    "f_locals", "f_globals", "f_builtins", "tb_frame", "tb_next", "co_code",
+})
+
+
+class PolicyError(Exception):
+    """Raised at run time when graded code reaches something it may not."""
+
+
+@dataclass(frozen=True)
+class Violation:
+    lineno: int
+    message: str
+    end: int = 0  # where the offending expression ends on its line: inner ones first
+
+    def __str__(self) -> str:
+        return f"line {self.lineno}: {self.message}"
+
+
+def _why(name: str, forbidden_calls: frozenset[str]) -> str | None:
+    """Why `name` may not be used, or None if it may."""
+    if name in AUTOGRAD_NAMES or "backward" in name:
+        return (f"'{name}' is autograd; the grader checks the backward pass you write by hand, "
+                "so autograd is off (no .grad, .backward(), requires_grad)")
+    if name in forbidden_calls:
+        return f"'{name}' does the whole computation for you; this exercise asks you to write it"
+    if name.startswith("__"):
+        return f"'{name}' reaches Python's internals, which graded code may not use"
+    if name in ESCAPE_NAMES:
+        return f"'{name}' is not available in graded code (no files, processes or dynamic lookups)"
+    return None
+
+
+class _Checker(ast.NodeVisitor):
+    def __init__(self, forbidden_calls: frozenset[str], module_attrs: frozenset[str]) -> None:
+        self.forbidden_calls = forbidden_calls
+        self.module_attrs = module_attrs
+        self.violations: list[Violation] = []
+
+    def flag(self, node: ast.AST, message: str) -> None:
+        self.violations.append(Violation(getattr(node, "lineno", 0), message, getattr(node, "end_col_offset", 0)))
+
+    def visit_Name(self, node: ast.Name) -> None:
+        # A variable may be called `grad`; only blocked builtins and dunders are flagged.
+        if node.id in BLOCKED_BUILTINS or node.id in self.forbidden_calls or node.id.startswith("__"):
+            self.flag(node, _why(node.id, self.forbidden_calls) or f"'{node.id}' is not available")
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        why = _why(node.attr, self.forbidden_calls)
+        if why is None and node.attr.startswith("_"):
+            why = f"'.{node.attr}' is private; graded code may not use attributes that start with _"
+        if why is None and node.attr in self.module_attrs:
+            why = f"'.{node.attr}' is a module graded code may not use"
+        if why:
+            self.flag(node, why)
+        self.generic_visit(node)
+
+    def visit_MatchClass(self, node: ast.MatchClass) -> None:
+        for attr in node.kwd_attrs:  # `case Tensor(grad=g)` reads an attribute
+            why = _why(attr, self.forbidden_calls) or ("private attribute" if attr.startswith("_") else None)
+            if why:
+                self.flag(node, why)
+        self.generic_visit(node)
+
+    def _check_import(self, node: ast.AST, module: str) -> None:
+        if module not in ALLOWED_MODULES:
+            allowed = ", ".join(sorted(m for m in ALLOWED_MODULES if "." not in m))
+            self.flag(node, f"import of '{module}' is not allowed in graded code (allowed: {allowed})")
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self._check_import(node, alias.name)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        module = "." * node.level + (node.module or "")
+        for alias in node.names:
+            full = f"{module}.{alias.name}"
+            if full in ALLOWED_MODULES:
+                continue
+            self._check_import(node, module)
+            why = _why(alias.name, self.forbidden_calls)
+            if why:
+                self.flag(node, why)
+
+
+
+def module_attribute_names() -> frozenset[str]:
+    """Attributes of the allowed modules that are modules graded code may not reach."""
+    names: set[str] = set()
+    allowed_attrs = {m.rsplit(".", 1)[1] for m in ALLOWED_MODULES if "." in m}
+    for mod_name in ALLOWED_MODULES:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ImportError:
+            continue
+        for attr, value in vars(mod).items():
+            if isinstance(value, ModuleType) and attr not in allowed_attrs and value.__name__ not in ALLOWED_MODULES:
+                names.add(attr)
+    return frozenset(names)
+
+
+def check_policy(tree: ast.Module, forbidden_calls: frozenset[str] = frozenset(),
+                 module_attrs: frozenset[str] | None = None) -> list[Violation]:
+    """Every place the code breaks the rules, in source order."""
+    checker = _Checker(forbidden_calls, module_attribute_names() if module_attrs is None else module_attrs)
+    checker.visit(tree)
+    return sorted(checker.violations, key=lambda v: (v.lineno, v.end))
+
+
+# --- run time: the second line ----------------------------------------------------
+
+
+_REAL: dict[int, ModuleType] = {}  # id(view) -> the module it shows; not reachable from the view
+_VIEWS: dict[str, SafeModule] = {}
+
+
+class SafeModule(ModuleType):
+    """A read-only view of an allowed module that hides what graded code may not reach."""
+
+    def __getattr__(self, name: str) -> Any:
+        real = _REAL[id(self)]
+        if name.startswith("_") or name in AUTOGRAD_NAMES or name in ESCAPE_NAMES or "backward" in name:
+            raise PolicyError(f"{real.__name__}.{name} is not available in graded code")
+        value = getattr(real, name)
+        if isinstance(value, ModuleType):
+            if value.__name__ in ALLOWED_MODULES or f"{real.__name__}.{name}" in ALLOWED_MODULES:
+                return view_of(value)
+            raise PolicyError(f"{real.__name__}.{name} is not available in graded code")
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise PolicyError(f"graded code may not change {self.__name__}.{name}")
+
+    def __dir__(self) -> list[str]:
+        return [n for n in dir(_REAL[id(self)]) if not n.startswith("_")]
+
+
+def view_of(module: ModuleType) -> SafeModule:
+    """The one SafeModule view of `module`."""
+    view = _VIEWS.get(module.__name__)
+    if view is None:
+        view = SafeModule(module.__name__)
+        _REAL[id(view)] = module
+        _VIEWS[module.__name__] = view
+    return view
+
+
+def safe_import(name: str, globals: Any = None, locals: Any = None,
+                fromlist: Any = (), level: int = 0) -> ModuleType:
+    """__import__ for graded code: allowed modules only, as SafeModule views."""
+    if level != 0 or name not in ALLOWED_MODULES:
+        raise PolicyError(f"import of '{name}' is not allowed in graded code")
+    module = importlib.import_module(name)
+    for item in fromlist or ():
+        value = getattr(module, item, None)
+        if isinstance(value, ModuleType) and f"{name}.{item}" not in ALLOWED_MODULES:
+            raise PolicyError(f"import of '{name}.{item}' is not allowed in graded code")
+    if fromlist:
+        return view_of(module)
+    return view_of(importlib.import_module(name.split(".", maxsplit=1)[0]))
+
+
+def safe_builtins() -> dict[str, Any]:
+    """The builtins graded code sees: no files, no dynamic lookups, a guarded import."""
+    allowed = {k: v for k, v in vars(builtins).items()
+               if k not in ESCAPE_NAMES and not (k.startswith("__") and k != "__build_class__")}
+    allowed["__import__"] = safe_import
+    allowed["__build_class__"] = builtins.__build_class__
+    allowed["__name__"] = "__main__"
+    return allowed

@@ -1,0 +1,88 @@
+"""The sandbox's wire format: a JSON header plus raw tensor bytes, checked on arrival.
+
+One frame is: 4 bytes header length, 8 bytes payload length, the header (UTF-8 JSON
+object), the payload (the tensors' bytes, back to back). The header's "tensors" entry
+says, per name, the dtype, shape and byte count. Nothing is unpickled: a frame from
+untrusted code can at worst be refused.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+FRAME = struct.Struct("!IQ")
+MAX_HEADER_BYTES = 4 << 20
+MAX_PAYLOAD_BYTES = 256 << 20
+MAX_DIM = 1 << 31
+DTYPES = {
+    "float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+    "float64": torch.float64, "int8": torch.int8, "uint8": torch.uint8, "int16": torch.int16,
+    "int32": torch.int32, "int64": torch.int64, "bool": torch.bool,
+}
+DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+
+
+class WireError(ValueError):
+    """A frame that does not check out."""
+
+
+def sendable(t: torch.Tensor) -> bool:
+    return t.dtype in DTYPE_NAMES
+
+
+def pack(header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> bytes:
+    """One frame holding `header` and the raw bytes of `tensors` (dtypes in DTYPES)."""
+    meta: dict[str, list[Any]] = {}
+    chunks: list[bytes] = []
+    for name, t in tensors.items():
+        flat = t.detach().contiguous().reshape(-1)
+        data = flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
+        meta[name] = [DTYPE_NAMES[t.dtype], list(t.shape), len(data)]
+        chunks.append(data)
+    head = json.dumps({**header, "tensors": meta}).encode()
+    payload = b"".join(chunks)
+    return FRAME.pack(len(head), len(payload)) + head + payload
+
+
+def unpack(recv_exact: Callable[[int], bytes]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Read one frame through `recv_exact(n)`; refuse anything malformed with WireError."""
+    head_len, payload_len = FRAME.unpack(recv_exact(FRAME.size))
+    if head_len > MAX_HEADER_BYTES or payload_len > MAX_PAYLOAD_BYTES:
+        raise WireError("frame too large")
+    try:
+        header = json.loads(recv_exact(head_len))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WireError("header is not JSON") from exc
+    payload = recv_exact(payload_len)
+    if not isinstance(header, dict) or not isinstance(header.get("tensors"), dict):
+        raise WireError("header is not an object with tensors")
+    tensors: dict[str, torch.Tensor] = {}
+    offset = 0
+    for name, spec in header.pop("tensors").items():
+        tensors[name], offset = _tensor(spec, payload, offset, name)
+    if offset != len(payload):
+        raise WireError("payload size does not match its tensors")
+    return header, tensors
+
+
+def _tensor(spec: Any, payload: bytes, offset: int, name: str) -> tuple[torch.Tensor, int]:
+    ok = (isinstance(spec, list) and len(spec) == 3 and spec[0] in DTYPES and isinstance(spec[1], list)
+          and all(isinstance(d, int) and 0 <= d < MAX_DIM for d in spec[1]) and isinstance(spec[2], int))
+    if not ok:
+        raise WireError(f"bad entry for {name[:40]!r}")
+    dtype = DTYPES[spec[0]]
+    numel = 1
+    for d in spec[1]:
+        numel *= d
+    size = numel * torch.empty((), dtype=dtype).element_size()
+    if size != spec[2] or offset + size > len(payload):
+        raise WireError(f"{name[:40]!r} has the wrong number of bytes")
+    if size == 0:
+        return torch.empty(spec[1], dtype=dtype), offset
+    flat = torch.frombuffer(bytearray(payload[offset:offset + size]), dtype=dtype)
+    return flat.reshape(spec[1]), offset + size

@@ -1,0 +1,4 @@
+# Allocate without bound.
+hoard = []
+while True:
+    hoard.append(torch.ones(1 << 24))

@@ -1,0 +1,220 @@
+"""Student code is untrusted: hostile submissions fail cleanly, in bounded time.
+
+Each file in tests/submissions/hostile/ is one attack, named for what it tries. Every
+one must end with passed false, the right verdicts and a clear message, exit code 1,
+no traceback, and nothing left behind: no files, no processes.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from grader import runner as runner_module
+from grader.cli import main
+from grader.course import Limits
+from grader.policy import PolicyError, check_policy, safe_import, view_of
+from grader.runner import Run, RunResult
+from grader.sandbox import Sandbox
+from tests.conftest import SUBMISSIONS
+
+HOSTILE = SUBMISSIONS / "hostile"
+
+# attack -> (the status dlogits must get, words its message must contain)
+EXPECTED: dict[str, tuple[str, str]] = {
+    "rebuilds_forward_with_autograd": ("error", "'requires_grad_' is autograd"),
+    "reads_grad_of_given": ("error", "'grad' is autograd"),
+    "monkeypatches_comparisons": ("error", "'__eq__' reaches Python's internals"),
+    "monkeypatches_allclose_only": ("wrong", "maxdiff"),
+    "sys_exit_first": ("error", "import of 'sys' is not allowed"),
+    "os_exit_first": ("error", "import of 'os' is not allowed"),
+    "raises_system_exit_first": ("error", "your code ended early (line 2: SystemExit: 0)"),
+    "fakes_report": ("error", "'save' is not available in graded code"),
+    "prints_fake_report_only": ("wrong", "maxdiff"),
+    "infinite_loop": ("error", "time limit of 3 s reached"),
+    "memory_bomb": ("error", "memory limit of 256 MB reached"),
+    "runs_the_solution": ("error", "import of 'glob' is not allowed"),
+    "getattr_backward": ("error", "'getattr' is not available"),
+    "dunder_escape": ("error", "'__class__' reaches Python's internals"),
+    "spawns_process": ("error", "import of 'subprocess' is not allowed"),
+    "torch_module_escape": ("error", "'.os' is a module graded code may not use"),
+    "frame_walk": ("error", "'gi_frame' is not available"),
+    "uses_cross_entropy": ("error", "'cross_entropy' does the whole computation for you"),
+}
+
+
+def scratch_dirs() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("ninja-scratch-*")}
+
+
+def test_every_hostile_file_has_an_expectation() -> None:
+    """No attack in the folder goes untested, and no expectation lacks its file."""
+    assert {p.stem for p in HOSTILE.glob("*.py")} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("attack", sorted(EXPECTED))
+def test_hostile_submission_fails_cleanly(attack: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The attack gets passed false, its verdict and message, exit 1, and leaves nothing behind."""
+    monkeypatch.chdir(tmp_path)
+    before = scratch_dirs()
+    started = time.monotonic()
+    result = CliRunner().invoke(main, ["exercise2", str(HOSTILE / f"{attack}.py"), "--format", "json",
+                                       "--time-limit", "3", "--memory-limit", "256"])
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)  # the whole stdout is the grader's JSON
+    status, words = EXPECTED[attack]
+    (dlogits,) = report["gradients"]
+    assert report["passed"] is False and report["score"] == 0
+    assert dlogits["status"] == status
+    assert words in dlogits["message"]
+    assert "Traceback" not in result.output
+    assert elapsed < 30  # bounded: the limit is 3 s
+    assert list(tmp_path.iterdir()) == []  # no results.json, nothing written here
+    assert scratch_dirs() == before
+    assert not Path("/tmp/pwned").exists()
+
+
+def test_fake_report_printed_by_student_stays_in_output(tmp_path: Path) -> None:
+    """What the student prints is shown as their output, never as the grader's report."""
+    result = CliRunner().invoke(main, ["exercise2", str(HOSTILE / "prints_fake_report_only.py")])
+    assert result.exit_code == 1
+    assert "your code printed:" in result.output
+    assert "0/1 gradient correct" in result.output
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("x = torch.autograd", "'autograd' is autograd"),
+        ("x = torch.func.vjp", "'func' is autograd"),
+        ("with torch.enable_grad(): pass", "'enable_grad' is autograd"),
+        ("x = logits.grad_fn", "'grad_fn' is autograd"),
+        ("torch.Tensor.backward(loss)", "'backward' is autograd"),
+        ("x = torch.ops.aten.tanh_backward(h, h)", "'ops' is not available"),
+        ("x = torch.tanh_backward(h, h)", "'tanh_backward' is autograd"),
+        ("x = eval('1')", "'eval' is not available"),
+        ("x = __import__('os')", "'__import__' reaches Python's internals"),
+        ("x = vars(torch)", "'vars' is not available"),
+        ("x = torch.load('f')", "'load' is not available"),
+        ("x = torch._C", "'._C' is private"),
+        ("import torch.autograd", "import of 'torch.autograd' is not allowed"),
+        ("from torch import autograd", "'autograd' is autograd"),
+        ("import typing", "import of 'typing' is not allowed"),
+        ("match loss:\n    case torch.Tensor(grad=g):\n        pass", "'grad' is autograd"),
+    ],
+)
+def test_policy_names_the_line(code: str, words: str) -> None:
+    """The static check flags each way into autograd or the interpreter, with its line."""
+    violations = check_policy(ast.parse("y = 1\n" + code))
+    assert violations, code
+    culprit = next(i for i, line in enumerate(code.splitlines()) if words.split("'")[1].lstrip(".") in line)
+    assert violations[0].lineno == 2 + culprit
+    assert words in violations[0].message
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["import torch.nn.functional as F\nx = F.softmax(logits, 1)", "from torch.nn import functional\n",
+     "import math, numpy as np, itertools, collections, random\n", "grad = dlogits\nbackward_pass = 1",
+     "def unbroadcast(grad, like):\n    return grad.sum(0)\n", "x = torch.linalg.norm(h)\n"],
+)
+def test_policy_allows_ordinary_code(code: str) -> None:
+    """Ordinary student code, variables called grad included, passes the static check."""
+    assert check_policy(ast.parse(code)) == []
+
+
+def test_runtime_guards_refuse_what_static_check_would() -> None:
+    """The second line: guarded imports and module views refuse the same things at run time."""
+    for name in ("os", "sys", "subprocess", "torch.autograd", "typing"):
+        with pytest.raises(PolicyError):
+            safe_import(name)
+    tv = view_of(torch)
+    for attr in ("os", "autograd", "_C", "load", "func", "sys", "utils"):
+        with pytest.raises(PolicyError):
+            getattr(tv, attr)
+    with pytest.raises(PolicyError):
+        tv.allclose = None  # type: ignore[attr-defined]
+    assert tv.nn.functional.softmax is torch.nn.functional.softmax
+
+
+SMALL = Limits(time_s=5, memory_mb=256)
+
+
+def run_in_sandbox(source: str, given: dict[str, object], wanted: tuple[str, ...]) -> tuple[RunResult, Sandbox]:
+    with Sandbox(source, "<test>", SMALL) as box:
+        (result,) = box.run_case(given, {}, [Run()], wanted)
+        return result, box
+
+
+def test_sandbox_runtime_blocks_autograd_and_escapes_without_static_check() -> None:
+    """Code the static check never saw still cannot reach autograd, os, or open files."""
+    source = (
+        "a = torch.ones(2)\n"
+        "a.requires_grad_()\n"
+        "import os\n"
+        "b = torch.os\n"
+        "c = open('/etc/passwd')\n"
+        "d = a * 2\n"
+    )
+    result, _ = run_in_sandbox(source, {}, ("d",))
+    messages = list(result.errors.values())
+    assert "autograd is off" in messages[0]
+    assert "import of 'os' is not allowed" in messages[1]
+    assert "torch.os is not available" in messages[2]
+    assert "NameError" in messages[3]
+    assert torch.equal(result.values["d"], torch.full((2,), 2.0))  # type: ignore[arg-type]
+
+
+def test_sandbox_child_that_exits_hard_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child that ends itself with os._exit (past both lines) gives a reason, not a hang."""
+    monkeypatch.setattr(runner_module, "run_once", lambda *a, **k: os._exit(0))
+    monkeypatch.setattr("grader.sandbox.run_once", lambda *a, **k: os._exit(0))
+    result, _ = run_in_sandbox("x = 1", {}, ("x",))
+    assert result.died == "your code ended the sandbox early (exit code 0)"
+    assert result.values == {"x": None}
+
+
+def test_sandbox_leaves_no_process_behind() -> None:
+    """When grading ends, the child's whole process group is gone."""
+    _, box = run_in_sandbox("x = torch.ones(1)", {}, ("x",))
+    time.sleep(0.05)
+    alive = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == box.pid:  # field 5 of stat: the process group
+                alive.append(proc.name)
+    assert alive == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the chroot and the user switch need root")
+def test_sandbox_cannot_read_course_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the Python guards, the OS layer still hides the course's files from the child."""
+    solution = str(Path(__file__).resolve().parent.parent / "solutions" / "exercise1.py")
+
+    def try_to_read(*args: object, **kwargs: object) -> runner_module.RunResult:
+        try:
+            with open(solution) as f:
+                f.read()
+            readable = 1.0
+        except OSError:
+            readable = 0.0
+        return runner_module.RunResult({"x": torch.tensor([readable, float(os.getuid())])}, {})
+
+    monkeypatch.setattr("grader.sandbox.run_once", try_to_read)
+    result, _ = run_in_sandbox("x = 1", {}, ("x",))
+    readable, uid = result.values["x"].tolist()  # type: ignore[union-attr]
+    assert readable == 0.0
+    assert uid == 65534  # nobody
