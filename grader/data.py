@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 import urllib.request
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ NAMES_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.tx
 NAMES_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
 DOWNLOAD_TIMEOUT_S = 10
 MAX_NAMES_BYTES = 16 * 1024 * 1024  # the real file is 228 kB; anything huge is not it
+NAMES_RE = re.compile(r"[a-z]+( [a-z]+)*")
 
 
 class DataError(Exception):
@@ -52,11 +54,11 @@ def parse_words(raw: bytes, where: str) -> tuple[str, ...]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(f"{where} is not UTF-8 text (byte {exc.start})") from None
-    words = tuple(line.strip() for line in text.splitlines() if line.strip())
+    words = tuple(text.split())
     if not words:
         raise DataError(f"{where} holds no names")
-    bad = next((w for w in words if not (w.isascii() and w.isalpha() and w.islower())), None)
-    if bad is not None:
+    if not NAMES_RE.fullmatch(" ".join(words)):
+        bad = next(w for w in words if not NAMES_RE.fullmatch(w))
         raise DataError(f"{where} is not a names.txt: {bad[:40]!r} is not a lowercase name")
     if len(set("".join(words))) != 26:
         raise DataError(f"{where} does not use all 26 letters, so the vocabulary is not 27")

@@ -105,7 +105,7 @@ def isolating_run(exercise: Exercise, program: Program, grad: Gradient, case: Ca
             stmt = program.last_assignment(other.name)
             at = stmt.index if stmt is not None else BEFORE_ALL
             inject.setdefault(at, {})[other.name] = case.truth[other.tensor]
-    return Run(inject)
+    return Run(inject, wanted=(grad.name,))
 
 
 def error_for(program: Program, name: str, result: RunResult) -> str | None:

@@ -41,6 +41,7 @@ class Run:
     """
 
     inject: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    wanted: tuple[str, ...] | None = None  # the variables to read back; None: all of the case's
 
 
 @dataclass(frozen=True)

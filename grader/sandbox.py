@@ -171,7 +171,8 @@ def _child(sock: socket.socket, source: str, path: str, *, scratch: str, limits:
             for key, t in tensors.items():
                 index, name = key.split(":", 1)
                 inject.setdefault(int(index), {})[name] = t
-            result = run_once(program, given, extra, Run(inject), wanted=wanted, memory_mb=limits.memory_mb)
+            names = tuple(header["wanted"] or wanted)
+            result = run_once(program, given, extra, Run(inject), wanted=names, memory_mb=limits.memory_mb)
             _send_result(sock, result)
         else:
             return
@@ -305,9 +306,9 @@ class Sandbox:
                 try:
                     if i == 0:
                         self._send_case(given, extra, wanted)
-                    self._send({"type": "run"}, {f"{index}:{name}": t for index, names in run.inject.items()
-                                                 for name, t in names.items()})
-                    results.append(self._read_result(wanted))
+                    self._send({"type": "run", "wanted": list(run.wanted or ())},
+                               {f"{index}:{name}": t for index, names in run.inject.items() for name, t in names.items()})
+                    results.append(self._read_result(run.wanted or wanted))
                     continue
                 except TimeoutError:
                     self.died = self._why_dead(timed_out=True)
@@ -316,7 +317,7 @@ class Sandbox:
                 except WireError as exc:  # the child sent something malformed
                     self._end_child()
                     self.died = f"the sandbox sent an invalid answer ({exc})"
-            results.append(RunResult({name: None for name in wanted}, {}, died=self.died))
+            results.append(RunResult({name: None for name in run.wanted or wanted}, {}, died=self.died))
         return results
 
     def _send_case(self, given: dict[str, object], extra: dict[str, torch.Tensor], wanted: tuple[str, ...]) -> None:
