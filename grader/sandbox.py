@@ -306,8 +306,8 @@ class Sandbox:
                 try:
                     if i == 0:
                         self._send_case(given, extra, wanted)
-                    self._send({"type": "run", "wanted": list(run.wanted or ())},
-                               {f"{index}:{name}": t for index, names in run.inject.items() for name, t in names.items()})
+                    truths = {f"{index}:{name}": t for index, names in run.inject.items() for name, t in names.items()}
+                    self._send({"type": "run", "wanted": list(run.wanted or ())}, truths)
                     results.append(self._read_result(run.wanted or wanted))
                     continue
                 except TimeoutError:
