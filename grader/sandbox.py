@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
-import resource
 import select
 import shutil
 import signal
@@ -34,151 +33,17 @@ from typing import Any
 
 import torch
 
+from grader.child import serve, warm_up
 from grader.course import Limits
-from grader.runner import NotATensor, Run, RunResult, Value, run_once
-from grader.submission import compile_program
-from grader.wire import WireError, pack, sendable, unpack
-
-FILE_SIZE_LIMIT = 16 << 20
+from grader.runner import NotATensor, Run, RunResult, Value
+from grader.wire import WireError, pack, unpack
 
 
 class SandboxError(Exception):
     """The child process could not be started."""
 
 
-# --- the child -------------------------------------------------------------------
 
-
-def warm_up() -> None:
-    """Load, in the grader, the modules torch imports lazily on first use.
-
-    The child is forked from the grader and may run chrooted into an empty directory,
-    where no new module can be imported: whatever student code commonly touches must be
-    loaded before the fork. Runs once per grader process.
-    """
-    x = torch.arange(12, dtype=torch.float32).reshape(3, 4)
-    ix = torch.tensor([0, 2, 0])
-    torch.einsum("ij,kj->ik", x, x)
-    torch.nn.functional.one_hot(ix, 4)
-    torch.nn.functional.softmax(x, 1), torch.nn.functional.log_softmax(x, 1)
-    torch.zeros(3, 4).index_add_(0, ix, x).scatter_(1, ix.view(-1, 1), 1.0)
-    torch.zeros(3, 4).scatter_add_(0, ix.view(-1, 1).expand(3, 4), x)
-    x.numpy().tobytes(), str(x), repr(x), format(x[0, 0].item(), ".4f")
-    torch.allclose(x, x), torch.equal(x, x), x.max(1), x.logsumexp(1), torch.linalg.norm(x)
-    torch.tensor([[1, 2]]).repeat_interleave(2, dim=0), torch.frombuffer(bytearray(8), dtype=torch.float32)
-
-
-def _send_result(sock: socket.socket, result: RunResult) -> None:
-    values: dict[str, list[str]] = {}
-    tensors: dict[str, torch.Tensor] = {}
-    for name, value in result.values.items():
-        if value is None:
-            values[name] = ["missing"]
-        elif isinstance(value, NotATensor):
-            values[name] = ["other", value.type_name[:80]]
-        elif not sendable(value):
-            values[name] = ["other", f"tensor of dtype {value.dtype}"]
-        else:
-            values[name] = ["tensor"]
-            tensors[name] = value
-    header = {"values": values, "errors": result.errors, "output": result.output, "halted_at": result.halted_at}
-    sock.sendall(pack(header, tensors))
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(min(n - len(buf), 1 << 20))
-        if not chunk:
-            raise EOFError
-        buf += chunk
-    return bytes(buf)
-
-
-def _autograd_off() -> None:
-    """No graph, and the ways into autograd raise, in this process only."""
-    torch.set_grad_enabled(False)
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise PermissionError("autograd is off in the grader: write the backward pass yourself")
-
-    torch.Tensor.backward = refuse  # type: ignore[method-assign,assignment]
-    torch.Tensor.retain_grad = refuse  # type: ignore[method-assign,assignment]
-    torch.Tensor.requires_grad_ = refuse  # type: ignore[method-assign,assignment]
-    torch.autograd.backward = refuse  # type: ignore[assignment]
-    torch.autograd.grad = refuse  # type: ignore[assignment]
-    # torch.set_grad_enabled and torch.enable_grad stay (no_grad uses them inside torch);
-    # graded code cannot name them (grader/policy.py).
-
-
-def _vm_size_mb() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) // 1024
-    return 0
-
-
-def _confine(keep: list[int], scratch: str, limits: Limits) -> None:
-    """Everything the child does to itself before it runs a line of student code."""
-    os.setsid()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGCHLD):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large write fails instead
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    low = 3
-    for fd in sorted(keep):
-        os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-    os.environ.clear()
-    os.environ.update({"PATH": "/usr/bin:/bin", "HOME": "/", "LANG": "C.UTF-8"})
-    torch.set_num_threads(1)  # no thread pool to fork into, and fair timing
-    _autograd_off()
-    address_space = (_vm_size_mb() + limits.memory_mb) << 20
-    os.chdir(scratch)
-    if os.geteuid() == 0:
-        nobody = pwd.getpwnam("nobody")
-        os.chroot(scratch)
-        os.chdir("/")
-        os.setgroups([])
-        os.setgid(nobody.pw_gid)
-        os.setuid(nobody.pw_uid)
-    cpu = max(1, int(limits.time_s + 1))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-    resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))  # no new processes or threads
-
-
-def _child(sock: socket.socket, source: str, path: str, *, scratch: str, limits: Limits, keep: list[int]) -> None:
-    _confine([sock.fileno(), *keep], scratch, limits)
-    program = compile_program(source, path)
-    given: dict[str, object] = {}
-    extra: dict[str, torch.Tensor] = {}
-    wanted: tuple[str, ...] = ()
-    while True:
-        header, tensors = unpack(lambda n: _recv_exact(sock, n))
-        if header["type"] == "case":
-            given = {**header["given"], **{k: v for k, v in tensors.items() if not k.startswith("extra:")}}
-            extra = {k[6:]: v for k, v in tensors.items() if k.startswith("extra:")}
-            wanted = tuple(header["wanted"])
-        elif header["type"] == "run":
-            inject: dict[int, dict[str, torch.Tensor]] = {}
-            for key, t in tensors.items():
-                index, name = key.split(":", 1)
-                inject.setdefault(int(index), {})[name] = t
-            names = tuple(header["wanted"] or wanted)
-            result = run_once(program, given, extra, Run(inject), wanted=names, memory_mb=limits.memory_mb)
-            _send_result(sock, result)
-        else:
-            return
-
-
-# --- the grader's side -------------------------------------------------------------
 
 _warmed = False
 
@@ -229,7 +94,7 @@ class Sandbox:
             debug_file = open(debug, "a") if debug else None  # lives until os._exit
             try:
                 parent_sock.close()
-                _child(child_sock, self.source, self.path, scratch=self.scratch, limits=self.limits,
+                serve(child_sock, self.source, self.path, scratch=self.scratch, limits=self.limits,
                        keep=[debug_file.fileno()] if debug_file else [])
             except BaseException:
                 status = 70

@@ -176,8 +176,7 @@ def test_sandbox_runtime_blocks_autograd_and_escapes_without_static_check() -> N
 
 def test_sandbox_child_that_exits_hard_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     """A child that ends itself with os._exit (past both lines) gives a reason, not a hang."""
-    monkeypatch.setattr(runner_module, "run_once", lambda *a, **k: os._exit(0))
-    monkeypatch.setattr("grader.sandbox.run_once", lambda *a, **k: os._exit(0))
+    monkeypatch.setattr("grader.child.run_once", lambda *a, **k: os._exit(0))
     result, _ = run_in_sandbox("x = 1", {}, ("x",))
     assert result.died == "your code ended the sandbox early (exit code 0)"
     assert result.values == {"x": None}
@@ -213,7 +212,7 @@ def test_sandbox_cannot_read_course_files(monkeypatch: pytest.MonkeyPatch) -> No
             readable = 0.0
         return runner_module.RunResult({"x": torch.tensor([readable, float(os.getuid())])}, {})
 
-    monkeypatch.setattr("grader.sandbox.run_once", try_to_read)
+    monkeypatch.setattr("grader.child.run_once", try_to_read)
     result, _ = run_in_sandbox("x = 1", {}, ("x",))
     readable, uid = result.values["x"].tolist()  # type: ignore[union-attr]
     assert readable == 0.0
