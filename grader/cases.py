@@ -15,55 +15,11 @@ import torch
 
 from grader.course import CaseSpec
 from grader.data import Dataset
+from grader.graph import forward
 
 BLOCK_SIZE = 3  # characters of context
 N_EMBD = 10  # dimensions of a character embedding
 N_HIDDEN = 64  # neurons in the hidden layer
-BN_EPS = 1e-5
-
-# Each tensor of the forward pass and the tensors it is computed from. This is the
-# graph the student backpropagates through; `consumers` and `downstream` read it.
-INPUTS: dict[str, tuple[str, ...]] = {
-    "emb": ("C",),
-    "embcat": ("emb",),
-    "hprebn": ("embcat", "W1", "b1"),
-    "bnmeani": ("hprebn",),
-    "bndiff": ("hprebn", "bnmeani"),
-    "bndiff2": ("bndiff",),
-    "bnvar": ("bndiff2",),
-    "bnvar_inv": ("bnvar",),
-    "bnraw": ("bndiff", "bnvar_inv"),
-    "hpreact": ("bngain", "bnraw", "bnbias"),
-    "h": ("hpreact",),
-    "logits": ("h", "W2", "b2"),
-    "logit_maxes": ("logits",),
-    "norm_logits": ("logits", "logit_maxes"),
-    "counts": ("norm_logits",),
-    "counts_sum": ("counts",),
-    "counts_sum_inv": ("counts_sum",),
-    "probs": ("counts", "counts_sum_inv"),
-    "logprobs": ("probs",),
-    "loss": ("logprobs",),
-}
-PARAMETERS = ("C", "W1", "b1", "W2", "b2", "bngain", "bnbias")
-INTERMEDIATES = tuple(INPUTS)
-
-
-def consumers(tensor: str) -> tuple[str, ...]:
-    """The tensors computed directly from `tensor`."""
-    return tuple(out for out, ins in INPUTS.items() if tensor in ins)
-
-
-def downstream(tensor: str) -> frozenset[str]:
-    """Every tensor that depends on `tensor`: its gradient flows back through these."""
-    seen: set[str] = set()
-    todo = list(consumers(tensor))
-    while todo:
-        t = todo.pop()
-        if t not in seen:
-            seen.add(t)
-            todo.extend(consumers(t))
-    return frozenset(seen)
 
 
 @dataclass(frozen=True)
@@ -130,33 +86,6 @@ def init_parameters(g: torch.Generator, vocab_size: int, n_hidden: int, dtype: t
     bngain = torch.randn((1, n_hidden), generator=g, dtype=dtype) * 0.1 + 1.0
     bnbias = torch.randn((1, n_hidden), generator=g, dtype=dtype) * 0.1
     return {"C": C, "W1": W1, "b1": b1, "W2": W2, "b2": b2, "bngain": bngain, "bnbias": bnbias}
-
-
-def forward(p: dict[str, torch.Tensor], Xb: torch.Tensor, Yb: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The lecture's forward pass, chunked into the atoms the student backprops through."""
-    n = Xb.shape[0]
-    emb = p["C"][Xb]  # (n, 3, 10)
-    embcat = emb.view(emb.shape[0], -1)  # (n, 30)
-    hprebn = embcat @ p["W1"] + p["b1"]  # (n, 64)
-    bnmeani = 1 / n * hprebn.sum(0, keepdim=True)
-    bndiff = hprebn - bnmeani
-    bndiff2 = bndiff**2
-    bnvar = 1 / (n - 1) * (bndiff2).sum(0, keepdim=True)  # Bessel: n-1, not n
-    bnvar_inv = (bnvar + BN_EPS) ** -0.5
-    bnraw = bndiff * bnvar_inv
-    hpreact = p["bngain"] * bnraw + p["bnbias"]
-    h = torch.tanh(hpreact)
-    logits = h @ p["W2"] + p["b2"]  # (n, 27)
-    logit_maxes = logits.max(1, keepdim=True).values
-    norm_logits = logits - logit_maxes  # for numerical stability
-    counts = norm_logits.exp()
-    counts_sum = counts.sum(1, keepdim=True)
-    counts_sum_inv = counts_sum**-1
-    probs = counts * counts_sum_inv
-    logprobs = probs.log()
-    loss = -logprobs[range(n), Yb].mean()
-    values = dict(locals())
-    return {name: values[name] for name in INTERMEDIATES}
 
 
 def build_case(spec: CaseSpec, splits: Splits, *, n_hidden: int = N_HIDDEN) -> Case:

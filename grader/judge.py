@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from grader.cases import Case, downstream
+from grader.cases import Case
 from grader.course import Exercise, Gradient
+from grader.graph import downstream
 from grader.results import GradientResult, Status, worst
 from grader.runner import BEFORE_ALL, NotATensor, Run, RunResult, Value
 from grader.sandbox import Sandbox

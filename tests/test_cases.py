@@ -6,9 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grader.cases import INPUTS, build_case, consumers, downstream, make_splits
+from grader.cases import build_case, make_splits
 from grader.course import CaseSpec, Course
 from grader.data import Dataset
+from grader.graph import INPUTS, consumers, downstream
 
 LECTURE = CaseSpec("lecture", 2147483647, 32)
 
