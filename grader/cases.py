@@ -74,6 +74,10 @@ class Case:
     def label(self) -> str:
         return self.spec.name
 
+    @property
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.given.items() if isinstance(v, torch.Tensor)}
+
 
 def init_parameters(g: torch.Generator, vocab_size: int, n_hidden: int, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     """The lecture's initialisation, in its order, all from one generator."""

@@ -145,7 +145,9 @@ def serve(sock: socket.socket, source: str, path: str, *, scratch: str, limits: 
                 index, name = key.split(":", 1)
                 inject.setdefault(int(index), {})[name] = t
             names = tuple(header["wanted"] or wanted)
-            result = run_once(program, given, extra, Run(inject), wanted=names, memory_mb=limits.memory_mb)
+            snapshot = tuple((int(i), str(name)) for i, name in header["snapshot"])
+            result = run_once(program, given, extra, Run(inject, snapshot=snapshot), wanted=names,
+                              memory_mb=limits.memory_mb)
             _send_result(sock, result)
         else:
             return

@@ -5,108 +5,82 @@ which every *upstream* gradient Y (the gradient of a tensor computed from X's te
 is replaced by its true value right after the last statement that assigns it. X is
 then computed from true inputs, so a slip earlier in the chain does not count twice.
 Chained: one plain run, what the lecture's `cmp` would print for the code as written.
+
+Vector-Jacobian check: on the first case, X is also computed from *random* gradients
+of its consumers and compared with autograd's product for the same values. It tells a
+right formula from one that only matches because the truth is ~0 (db1, dlogit_maxes).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from grader.cases import Case
+from grader.compare import Check, compare
 from grader.course import Exercise, Gradient
-from grader.graph import downstream
+from grader.diagnose import ADVICE, Diagnosis, close, diagnose
+from grader.graph import consumers, contribution, downstream
 from grader.results import GradientResult, Status, worst
-from grader.runner import BEFORE_ALL, NotATensor, Run, RunResult, Value
+from grader.runner import BEFORE_ALL, Run, RunResult
 from grader.sandbox import Sandbox
 from grader.submission import Program
 
+DEGENERATE_RATIO = 1e-3  # |truth| under this share of what random upstream gives: ~0 by structure
+
 
 @dataclass(frozen=True)
-class Check:
-    """One gradient on one case, in one run."""
+class VJPCheck:
+    """X computed from random consumer gradients, against autograd's product."""
 
-    status: Status
-    message: str = ""
-    maxdiff: float | None = None
-    exact: bool = False
-    approximate: bool = False
-    note: str = ""  # said even when the gradient passes (a squeezed shape, a dtype)
+    agrees: bool | None  # None: the run gave no usable tensor
+    degenerate: bool  # the true gradient is ~0 whatever the formula
 
 
-def fmt_shape(shape: torch.Size | tuple[int, ...]) -> str:
-    dims = tuple(shape)
-    return f"({dims[0]},)" if len(dims) == 1 else str(dims)
+@dataclass(frozen=True)
+class CaseChecks:
+    isolated: dict[str, Check]
+    chained: dict[str, Check]
+    vjp: dict[str, VJPCheck]
+    output: str
 
 
-def shape_advice(grad: Gradient, got: torch.Size, want: torch.Size) -> str:
-    """What to do about a gradient of the wrong shape."""
-    head = f"{grad.name} has shape {fmt_shape(got)}; {grad.tensor} is {fmt_shape(want)}"
-    if len(got) == len(want) and all(w in (1, g) for g, w in zip(got, want, strict=True)):
-        dims = [i for i, (g, w) in enumerate(zip(got, want, strict=True)) if w == 1 and g != 1]
-        which = " and ".join(str(d) for d in dims)
-        return (f"{head}: {grad.tensor} was broadcast along dim {which} in the forward pass, "
-                f"so sum the gradient over dim {which} with keepdim=True")
-    if len(got) == len(want) - 1 and all(w in (1, g) for g, w in zip(got, want[1:], strict=True)) and want[0] == 1:
-        return f"{head}: keep the summed dimension (keepdim=True)"
-    if len(got) == 2 and tuple(got) == tuple(want)[::-1]:
-        return f"{head}: it looks transposed; check the order of the matmul"
-    return f"{head}: a gradient always has the shape of its tensor"
+def isolating_run(exercise: Exercise, program: Program, grad: Gradient, case: Case,
+                  random_consumers: dict[str, torch.Tensor] | None = None) -> Run:
+    """The run in which every gradient upstream of `grad` is set to its true value.
 
-
-def same_but_size1(got: torch.Size, want: torch.Size) -> bool:
-    return [d for d in got if d != 1] == [d for d in want if d != 1]
-
-
-def compare(grad: Gradient, value: Value, truth: torch.Tensor, error: str | None) -> Check:
-    """The cmp line for one gradient, plus a verdict and what to do."""
-    if error is not None:
-        return Check(Status.ERROR, error)
-    if value is None:
-        return Check(Status.MISSING, f"{grad.name} is not written yet (still None or never assigned)")
-    if isinstance(value, NotATensor):
-        return Check(Status.ERROR, f"{grad.name} is a {value.type_name}, not a torch.Tensor of shape "
-                     f"{fmt_shape(truth.shape)}")
-    if not value.is_floating_point():
-        return Check(Status.WRONG, f"{grad.name} has dtype {value.dtype}; gradients are {truth.dtype} "
-                     "(an integer tensor cannot hold them: start from torch.zeros_like)")
-    notes = []
-    if value.shape != truth.shape:
-        if not same_but_size1(value.shape, truth.shape):
-            return Check(Status.WRONG, shape_advice(grad, value.shape, truth.shape))
-        notes.append(f"shape {fmt_shape(value.shape)} judged as {fmt_shape(truth.shape)}, "
-                     f"the shape of {grad.tensor}")
-        value = value.reshape(truth.shape)
-    if value.dtype != truth.dtype:
-        notes.append(f"dtype {value.dtype} judged as {truth.dtype}")
-        value = value.to(truth.dtype)
-    note = "; ".join(notes)
-    finite = torch.isfinite(value)
-    if not bool(finite.all()):
-        kind = "NaN" if bool(torch.isnan(value).any()) else "inf"
-        return Check(Status.WRONG, f"{grad.name} contains {kind} ({int((~finite).sum())} of "
-                     f"{value.numel()} entries); look for a division by zero or a log of 0", note=note)
-    maxdiff = (value - truth).abs().max().item()
-    exact = bool(torch.equal(value, truth))
-    approx = bool(torch.allclose(value, truth, rtol=grad.tolerance.rtol, atol=grad.tolerance.atol))
-    if exact:
-        return Check(Status.EXACT, "", maxdiff, True, True, note)
-    if approx:
-        return Check(Status.APPROXIMATE, "", maxdiff, False, True, note)
-    return Check(Status.WRONG, f"maxdiff {maxdiff:.1e} is over the tolerance "
-                 f"(rtol {grad.tolerance.rtol:g}, atol {grad.tolerance.atol:g})", maxdiff, False, False, note)
-
-
-def isolating_run(exercise: Exercise, program: Program, grad: Gradient, case: Case) -> Run:
-    """The run in which every gradient upstream of `grad` is set to its true value."""
+    With random_consumers, the gradients of grad's consumers get those values instead.
+    """
     after = downstream(grad.tensor)
     inject: dict[int, dict[str, torch.Tensor]] = {}
     for other in exercise.gradients:
         if other.tensor in after:
             stmt = program.last_assignment(other.name)
             at = stmt.index if stmt is not None else BEFORE_ALL
-            inject.setdefault(at, {})[other.name] = case.truth[other.tensor]
-    return Run(inject, wanted=(grad.name,))
+            value = (random_consumers or {}).get(other.tensor, case.truth[other.tensor])
+            inject.setdefault(at, {})[other.name] = value
+    last = program.last_assignment(grad.name)
+    snapshot = ((last.index, grad.name),) if last is not None and random_consumers is None else ()
+    return Run(inject, wanted=(grad.name,), snapshot=snapshot)
+
+
+def vjp_plan(exercise: Exercise, grad: Gradient, case: Case) -> tuple[dict[str, torch.Tensor], torch.Tensor] | None:
+    """Random gradients for grad's consumers and autograd's product for them; None when the
+    exercise has no gradient for some consumer (then there is nothing to feed)."""
+    uses = consumers(grad.tensor)
+    names = {g.tensor for g in exercise.gradients}
+    if not uses or not all(c in names for c in uses):
+        return None
+    g = torch.Generator().manual_seed(case.spec.seed + len(grad.name))
+    random_consumers = {}
+    for c in uses:
+        truth = case.truth[c]
+        rms = float(truth.pow(2).mean().sqrt()) or 1.0
+        random_consumers[c] = torch.randn(truth.shape, generator=g, dtype=truth.dtype) * rms
+    expected = sum((contribution(case.tensors, grad.tensor, c, v) for c, v in random_consumers.items()),
+                   torch.zeros_like(case.truth[grad.tensor]))
+    return random_consumers, expected
 
 
 def error_for(program: Program, name: str, result: RunResult) -> str | None:
@@ -133,47 +107,107 @@ def backprop_order(exercise: Exercise) -> list[Gradient]:
     return sorted(exercise.gradients, key=lambda g: len(downstream(g.tensor)))
 
 
-def check_case(exercise: Exercise, program: Program, case: Case,
-               sandbox: Sandbox) -> tuple[dict[str, Check], dict[str, Check], str]:
-    """Isolated and chained checks of every gradient on one case, and what it printed."""
+def with_diagnosis(grad: Gradient, check: Check, result: RunResult, case: Case, program: Program) -> Check:
+    """Attach the transformation of the truth that explains a wrong value, if one does."""
+    value = result.values.get(grad.name)
+    if check.status is not Status.WRONG or not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        return check
+    snapshot = next((v for k, v in result.values.items() if k.startswith(f"{grad.name}@")), None)
+    last = program.last_assignment(grad.name)
+    found = diagnose(grad.tensor, value, case.truth[grad.tensor], case,
+                     snapshot=snapshot if isinstance(snapshot, torch.Tensor) else None,
+                     assigned_line=last.lineno if last else None)
+    return replace(check, diagnosis=found)
+
+
+def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbox, *, vjp: bool) -> CaseChecks:
+    """Isolated and chained checks of every gradient on one case (and the VJP checks if asked)."""
     runs = [Run()]  # the chained run
     run_of: dict[str, int] = {}
     for grad in backprop_order(exercise):
         run = isolating_run(exercise, program, grad, case)
-        run_of[grad.name] = 0 if not run.inject else len(runs)
-        if run.inject:
+        run_of[grad.name] = 0 if not run.inject and not run.snapshot else len(runs)
+        if run_of[grad.name]:
             runs.append(run)
+    plans = {g.name: vjp_plan(exercise, g, case) for g in backprop_order(exercise)} if vjp else {}
+    vjp_run_of: dict[str, int] = {}
+    for grad in backprop_order(exercise):
+        plan = plans.get(grad.name)
+        if plan is not None:
+            vjp_run_of[grad.name] = len(runs)
+            runs.append(isolating_run(exercise, program, grad, case, plan[0]))
     given = {name: case.truth[name[1:]] for name in exercise.given}
     results = sandbox.run_case(case.given, given, runs, exercise.gradient_names)
-    isolated, chained = {}, {}
+    isolated, chained, vjp_checks = {}, {}, {}
     for grad in exercise.gradients:
         truth = case.truth[grad.tensor]
         mine = results[run_of[grad.name]]
-        isolated[grad.name] = compare(grad, mine.values[grad.name], truth, error_for(program, grad.name, mine))
+        check = compare(grad, mine.values[grad.name], truth, error_for(program, grad.name, mine))
+        isolated[grad.name] = with_diagnosis(grad, check, mine, case, program)
         plain = results[0]
         chained[grad.name] = compare(grad, plain.values[grad.name], truth, error_for(program, grad.name, plain))
-    return isolated, chained, results[0].output
+        plan = plans.get(grad.name)
+        if plan is not None:
+            got = results[vjp_run_of[grad.name]].values[grad.name]
+            expected = plan[1]
+            usable = isinstance(got, torch.Tensor) and got.numel() == expected.numel() and got.is_floating_point()
+            agrees = close(got.reshape(expected.shape).to(expected.dtype), expected) if usable else None  # type: ignore[union-attr]
+            degenerate = float(truth.norm()) < DEGENERATE_RATIO * float(expected.norm())
+            vjp_checks[grad.name] = VJPCheck(agrees, degenerate)
+    return CaseChecks(isolated, chained, vjp_checks, results[0].output)
 
 
-def summarize(grad: Gradient, program: Program, cases: list[Case],
-              isolated: list[Check], chained: list[Check]) -> GradientResult:
-    """Fold one gradient's checks over the cases into its verdict and message."""
+def settle_with_vjp(grad: Gradient, checks: list[Check], vjp: VJPCheck | None) -> tuple[list[Check], str]:
+    """Let the vector-Jacobian check overrule a value check where the truth is ~0 or a
+    shortcut was taken. Returns the checks to judge by and a note."""
+    if vjp is None or vjp.agrees is None:
+        return checks, ""
+    consumers_text = " and ".join(f"d{c}" for c in consumers(grad.tensor))
+    value_passes = all(c.status.passed for c in checks)
+    if vjp.agrees and not value_passes and vjp.degenerate and all(
+            c.status.passed or (c.status is Status.WRONG and c.maxdiff is not None and c.diagnosis is None)
+            for c in checks):
+        note = (f"the true {grad.name} is ~0, so float noise decides its raw value; judged as the product of "
+                f"{consumers_text} with the local derivative, which is right")
+        return [c if c.status.passed else replace(c, status=Status.APPROXIMATE, message="") for c in checks], note
+    if not vjp.agrees and value_passes:
+        if vjp.degenerate:
+            why = (f"right only because the true {grad.name} is ~0: given other values of {consumers_text}, "
+                   "it does not change as the true gradient would")
+            return [Check(Status.WRONG, why, diagnosis=Diagnosis("coincidence", why)), *checks[1:]], ""
+        return checks, (f"not computed from {consumers_text} alone (a shortcut through later gradients "
+                        "or the forward pass): right for this loss, so it passes")
+    return checks, ""
+def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[Case],
+              per_case: list[CaseChecks]) -> GradientResult:
+    """Fold one gradient's checks over the cases into its verdict, diagnosis and message."""
+    isolated, vjp_note = settle_with_vjp(grad, [c.isolated[grad.name] for c in per_case],
+                                         per_case[0].vjp.get(grad.name))
     status = worst([c.status for c in isolated])
-    chained_status = worst([c.status for c in chained])
+    chained_status = worst([c.chained[grad.name].status for c in per_case])
     # The case that decides: the worst status, and of those the largest difference.
-    at = max((i for i, c in enumerate(isolated) if c.status is status),
-             key=lambda i: isolated[i].maxdiff or 0.0)
+    at = max((i for i, c in enumerate(isolated) if c.status is status), key=lambda i: isolated[i].maxdiff or 0.0)
     decisive = isolated[at]
     message = decisive.message
+    diagnosis = None
     case_label = None
-    if not status.passed and len(cases) > 1 and status is not Status.MISSING:
+    if not status.passed and status is not Status.MISSING and len(cases) > 1:
         case_label = cases[at].label
-        passing = [cases[i].label for i, c in enumerate(isolated) if c.status.passed]
-        if passing:
+    if status is Status.WRONG:
+        failing = [c for c in isolated if c.status is Status.WRONG]
+        if isolated[0].status.passed:
             n = cases[at].spec.batch_size
-            message = (f"right on {', '.join(repr(p) for p in passing)} but wrong on {case_label!r} "
-                       f"(batch of {n}): {message}. Is a batch size or 1/n hard-coded?")
-    notes = sorted({c.note for c in isolated if c.note})
+            there = f": there {decisive.diagnosis.message}" if decisive.diagnosis else ""
+            diagnosis = Diagnosis("hard-coded-batch", f"right on the lecture's batch of 32 but wrong on "
+                                  f"{case_label!r} (batch of {n}){there}")
+        elif all(c.diagnosis is not None and decisive.diagnosis is not None
+                 and c.diagnosis.label == decisive.diagnosis.label for c in failing):
+            diagnosis = decisive.diagnosis
+        if diagnosis is not None:
+            diff = f" (maxdiff {decisive.maxdiff:.1e})" if decisive.maxdiff is not None else ""
+            message = f"{diagnosis.message}{diff}. Try: {ADVICE[diagnosis.label]}"
+        message += f" (hints: ninja-grade hint {exercise.id} {grad.name})"
+    notes = sorted({c.note for c in isolated if c.note} | ({vjp_note} if vjp_note else set()))
     if notes:
         message = "; ".join(filter(None, [message, *notes]))
     diffs = [c.maxdiff for c in isolated if c.maxdiff is not None]
@@ -190,6 +224,7 @@ def summarize(grad: Gradient, program: Program, cases: list[Case],
         points=grad.points,
         line=stmt.lineno if stmt is not None else None,
         case=case_label,
+        diagnosis=diagnosis.label if diagnosis else None,
     )
 
 
@@ -204,10 +239,6 @@ def all_error(exercise: Exercise, reason: str) -> tuple[GradientResult, ...]:
 def judge(exercise: Exercise, program: Program, cases: list[Case],
           sandbox: Sandbox) -> tuple[tuple[GradientResult, ...], str]:
     """Every gradient of the exercise, judged on every case; and what the code printed."""
-    per_case = [check_case(exercise, program, case, sandbox) for case in cases]
-    results = tuple(
-        summarize(g, program, cases, [iso[g.name] for iso, _, _ in per_case],
-                  [ch[g.name] for _, ch, _ in per_case])
-        for g in exercise.gradients
-    )
-    return results, per_case[0][2]
+    per_case = [check_case(exercise, program, case, sandbox, vjp=i == 0) for i, case in enumerate(cases)]
+    results = tuple(summarize(g, exercise, program, cases, per_case) for g in exercise.gradients)
+    return results, per_case[0].output

@@ -42,6 +42,11 @@ class Run:
 
     inject: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
     wanted: tuple[str, ...] | None = None  # the variables to read back; None: all of the case's
+    snapshot: tuple[tuple[int, str], ...] = ()  # (i, name): also read `name` right after statement i
+
+    def read_back(self, default: tuple[str, ...]) -> tuple[str, ...]:
+        """Every value this run returns: the wanted names, then `name@i` per snapshot."""
+        return (*(self.wanted or default), *(f"{name}@{i}" for i, name in self.snapshot))
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,7 @@ def run_once(program: Program, given: dict[str, object], extra: dict[str, torch.
     """Run the whole program once on fresh copies of a case, setting run.inject as it goes."""
     ns = namespace(given, extra)
     errors: dict[int, str] = {}
+    snapshots: dict[str, Value] = {}
     halted_at = None
     out = _CappedBuffer()
     for name, tensor in run.inject.get(BEFORE_ALL, {}).items():
@@ -115,10 +121,14 @@ def run_once(program: Program, given: dict[str, object], extra: dict[str, torch.
                 if isinstance(exc, SystemExit) or "memory limit" in errors[stmt.index]:
                     halted_at = stmt.index  # the program ends here; later statements never run
                     break
+            for i, name in run.snapshot:
+                if i == stmt.index:
+                    snapshots[f"{name}@{i}"] = read_value(ns, name)
             for name, tensor in run.inject.get(stmt.index, {}).items():
                 ns[name] = tensor.clone()
     printed = out.getvalue()
     if len(printed) > MAX_OUTPUT_CHARS:
         printed = printed[:MAX_OUTPUT_CHARS] + "\n... (output cut)"
     values = {name: read_value(ns, name) for name in wanted}
+    values.update({key: snapshots.get(key) for key in run.read_back(wanted)[len(wanted):]})
     return RunResult(values, errors, printed, halted_at)

@@ -172,8 +172,9 @@ class Sandbox:
                     if i == 0:
                         self._send_case(given, extra, wanted)
                     truths = {f"{index}:{name}": t for index, names in run.inject.items() for name, t in names.items()}
-                    self._send({"type": "run", "wanted": list(run.wanted or ())}, truths)
-                    results.append(self._read_result(run.wanted or wanted))
+                    self._send({"type": "run", "wanted": list(run.wanted or ()),
+                                "snapshot": [list(s) for s in run.snapshot]}, truths)
+                    results.append(self._read_result(run.read_back(wanted)))
                     continue
                 except TimeoutError:
                     self.died = self._why_dead(timed_out=True)
@@ -182,7 +183,7 @@ class Sandbox:
                 except WireError as exc:  # the child sent something malformed
                     self._end_child()
                     self.died = f"the sandbox sent an invalid answer ({exc})"
-            results.append(RunResult({name: None for name in run.wanted or wanted}, {}, died=self.died))
+            results.append(RunResult({name: None for name in run.read_back(wanted)}, {}, died=self.died))
         return results
 
     def _send_case(self, given: dict[str, object], extra: dict[str, torch.Tensor], wanted: tuple[str, ...]) -> None:

@@ -71,7 +71,9 @@ def test_hard_coded_batch_says_which_case_broke(course: Course, grade_source: Gr
     report = grade_source("exercise1", with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
     result = report.gradients[0]
     assert result.case is not None and result.case != "lecture"
-    assert "right on 'lecture'" in result.message and "hard-coded" in result.message
+    assert result.diagnosis == "hard-coded-batch"
+    assert "right on the lecture's batch of 32 but wrong on" in result.message
+    assert "use n (or Xb.shape[0]) wherever the batch size appears" in result.message
 
 
 def test_mistake_spreads_only_in_chained(course: Course, grade_source: GradeSource) -> None:
@@ -98,4 +100,5 @@ def test_transposed_result_is_called_transposed(course: Course, grade_source: Gr
     """A transposed matmul result says it looks transposed."""
     correct, wrong, _ = MISTAKES["transposed_matmul"]
     report = grade_source("exercise1", with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
-    assert "looks transposed" in next(g for g in report.gradients if g.name == "dW1").message
+    dW1 = next(g for g in report.gradients if g.name == "dW1")
+    assert dW1.diagnosis == "transpose" and "it is the truth transposed" in dW1.message

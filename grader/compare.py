@@ -1,0 +1,83 @@
+"""One gradient against its truth: the lecture's cmp, plus a verdict and what to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from grader.course import Gradient
+from grader.diagnose import Diagnosis, fmt_shape
+from grader.results import Status
+from grader.runner import NotATensor, Value
+
+
+@dataclass(frozen=True)
+class Check:
+    """One gradient on one case, in one run."""
+
+    status: Status
+    message: str = ""
+    maxdiff: float | None = None
+    exact: bool = False
+    approximate: bool = False
+    note: str = ""  # said even when the gradient passes (a squeezed shape, a dtype)
+    diagnosis: Diagnosis | None = None  # why a wrong value is wrong, when that can be shown
+
+
+def shape_advice(grad: Gradient, got: torch.Size, want: torch.Size) -> str:
+    """What to do about a gradient of the wrong shape."""
+    head = f"{grad.name} has shape {fmt_shape(got)}; {grad.tensor} is {fmt_shape(want)}"
+    if len(got) == len(want) and all(w in (1, g) for g, w in zip(got, want, strict=True)):
+        dims = [i for i, (g, w) in enumerate(zip(got, want, strict=True)) if w == 1 and g != 1]
+        which = " and ".join(str(d) for d in dims)
+        return (f"{head}: {grad.tensor} was broadcast along dim {which} in the forward pass, "
+                f"so sum the gradient over dim {which} with keepdim=True")
+    if len(got) == len(want) - 1 and all(w in (1, g) for g, w in zip(got, want[1:], strict=True)) and want[0] == 1:
+        return f"{head}: keep the summed dimension (keepdim=True)"
+    if len(got) == 2 and tuple(got) == tuple(want)[::-1]:
+        return f"{head}: it looks transposed; check the order of the matmul"
+    return f"{head}: a gradient always has the shape of its tensor"
+
+
+def same_but_size1(got: torch.Size, want: torch.Size) -> bool:
+    return [d for d in got if d != 1] == [d for d in want if d != 1]
+
+
+def compare(grad: Gradient, value: Value, truth: torch.Tensor, error: str | None) -> Check:
+    """The cmp line for one gradient, plus a verdict and what to do."""
+    if error is not None:
+        return Check(Status.ERROR, error)
+    if value is None:
+        return Check(Status.MISSING, f"{grad.name} is not written yet (still None or never assigned)")
+    if isinstance(value, NotATensor):
+        return Check(Status.ERROR, f"{grad.name} is a {value.type_name}, not a torch.Tensor of shape "
+                     f"{fmt_shape(truth.shape)}")
+    if not value.is_floating_point():
+        return Check(Status.WRONG, f"{grad.name} has dtype {value.dtype}; gradients are {truth.dtype} "
+                     "(an integer tensor cannot hold them: start from torch.zeros_like)")
+    notes = []
+    if value.shape != truth.shape:
+        if not same_but_size1(value.shape, truth.shape):
+            return Check(Status.WRONG, shape_advice(grad, value.shape, truth.shape))
+        notes.append(f"shape {fmt_shape(value.shape)} judged as {fmt_shape(truth.shape)}, "
+                     f"the shape of {grad.tensor}")
+        value = value.reshape(truth.shape)
+    if value.dtype != truth.dtype:
+        notes.append(f"dtype {value.dtype} judged as {truth.dtype}")
+        value = value.to(truth.dtype)
+    note = "; ".join(notes)
+    finite = torch.isfinite(value)
+    if not bool(finite.all()):
+        kind = "NaN" if bool(torch.isnan(value).any()) else "inf"
+        return Check(Status.WRONG, f"{grad.name} contains {kind} ({int((~finite).sum())} of "
+                     f"{value.numel()} entries); look for a division by zero or a log of 0", note=note)
+    maxdiff = (value - truth).abs().max().item()
+    exact = bool(torch.equal(value, truth))
+    approx = bool(torch.allclose(value, truth, rtol=grad.tolerance.rtol, atol=grad.tolerance.atol))
+    if exact:
+        return Check(Status.EXACT, "", maxdiff, True, True, note)
+    if approx:
+        return Check(Status.APPROXIMATE, "", maxdiff, False, True, note)
+    return Check(Status.WRONG, f"maxdiff {maxdiff:.1e} is over the tolerance "
+                 f"(rtol {grad.tolerance.rtol:g}, atol {grad.tolerance.atol:g})", maxdiff, False, False, note)

@@ -1,0 +1,169 @@
+"""Say *why* a gradient is wrong: compare it with transformations of the truth.
+
+Every label is a claim that can be checked: the student's value equals the truth
+negated, scaled, transposed, shifted, summed over the wrong dimension, missing a
+consumer's contribution (worked out from the forward graph with autograd, one consumer
+at a time), or with repeated indices overwritten. When no transformation explains the
+value to within float error, there is no label: the grader never guesses.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import torch
+
+from grader.cases import Case
+from grader.graph import consumers, contribution
+
+# Every label the grader can give; README.md explains each.
+LABELS = ("sign", "scale", "bessel", "transpose", "shape", "missing-branch", "duplicate-indices",
+          "aliasing", "hard-coded-batch", "offset", "not-finite", "coincidence")
+
+# What to try, per label: said after the diagnosis.
+ADVICE = {
+    "sign": "check the sign of the local derivative (a minus sign in the forward pass flips it)",
+    "scale": "look for a factor you dropped or added: a 1/n from a mean, a 2 from a square",
+    "bessel": "the forward pass divides by n-1 (Bessel's correction), not n: use the same factor",
+    "transpose": "match the shapes: the gradient of A @ B is dC @ B.T for A and A.T @ dC for B",
+    "shape": "a tensor broadcast in the forward pass needs its gradient summed over that dimension",
+    "missing-branch": "a tensor used twice gets a gradient from each use: add them up",
+    "duplicate-indices": "dC[ix] += x does not add up repeated indices; use a loop or index_add_",
+    "aliasing": "take a .clone() before changing a gradient in place, or build a new tensor",
+    "hard-coded-batch": "use n (or Xb.shape[0]) wherever the batch size appears",
+    "offset": "an accumulator must start from zeros (torch.zeros_like), not ones or the input",
+    "not-finite": "look for a division by zero or a log of 0; compute the local derivative directly",
+    "coincidence": "compute it from the gradient flowing into its consumer, not from what you expect it to be",
+}
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    label: str
+    message: str
+
+
+def close(a: torch.Tensor, b: torch.Tensor, atol: float = 0.0) -> bool:
+    """Equal up to float error, relative to the larger of the two."""
+    if a.shape != b.shape:
+        return False
+    scale = max(float(a.abs().max()), float(b.abs().max()), 1e-30) if a.numel() else 1.0
+    return float((a - b).abs().max()) <= 1e-4 * scale + atol if a.numel() else True
+
+
+def fmt_shape(shape: torch.Size | tuple[int, ...]) -> str:
+    dims = tuple(shape)
+    return f"({dims[0]},)" if len(dims) == 1 else str(dims)
+
+
+def branch_contributions(case: Case, tensor: str) -> dict[str, torch.Tensor]:
+    """What flows back into `tensor` through each of its consumers, from the truth."""
+    return {c: contribution(case.tensors, tensor, c, case.truth[c]) for c in consumers(tensor) if c in case.truth}
+
+
+def name_factor(k: float, n: int) -> str | None:
+    """A constant factor, named if it is one students produce: n, 1/n, 2, 1/2, ..."""
+    named = {f"n = {n}": n, f"1/n = 1/{n}": 1 / n, "2": 2.0, "1/2": 0.5, f"n-1 = {n - 1}": n - 1,
+             f"1/(n-1) = 1/{n - 1}": 1 / (n - 1), "-2": -2.0, "-1/2": -0.5, f"-n = -{n}": -n,
+             f"-1/n = -1/{n}": -1 / n}
+    for label, value in named.items():
+        if abs(k - value) <= 1e-3 * abs(value):
+            return label
+    return None
+
+
+def diagnose_shape(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case) -> Diagnosis | None:
+    """A sum over a broadcast dimension that is missing, or done over the wrong dimension."""
+    head = f"d{tensor} has shape {fmt_shape(value.shape)}; {tensor} is {fmt_shape(truth.shape)}"
+    if value.ndim == truth.ndim == 2 and value.shape == truth.T.shape and close(value.T, truth):
+        return Diagnosis("transpose", f"{head}: it is the truth transposed; check the order of the matmul")
+    uses = [c for c in consumers(tensor) if c in case.truth]
+    if len(uses) != 1 or case.truth[uses[0]].shape == truth.shape:
+        return None
+    try:  # the gradient before the sum over broadcast dimensions
+        full = contribution(case.tensors, tensor, uses[0], case.truth[uses[0]], broadcast=True)
+    except RuntimeError:
+        return None
+    padded = (1,) * (full.ndim - truth.ndim) + tuple(truth.shape)  # broadcasting aligns from the right
+    right = [d for d in range(full.ndim) if padded[d] == 1 and full.shape[d] != 1]
+    where = " and ".join(str(d) for d in right)
+    if close(value, full):
+        return Diagnosis("shape", f"{head}: the sum over dim {where} is missing: {tensor} was broadcast along "
+                         f"dim {where} in the forward pass, so sum the gradient over dim {where}"
+                         + (" with keepdim=True" if truth.ndim == full.ndim else ""))
+    for d in range(full.ndim):
+        if d in right:
+            continue
+        for keep in (True, False):
+            if close(value, full.sum(d, keepdim=keep)):
+                return Diagnosis("shape", f"{head}: summed over dim {d}{' with keepdim=True' if keep else ''}; "
+                                 f"{tensor} was broadcast along dim {where}, so sum over dim {where}"
+                                 + (" with keepdim=True" if truth.ndim == full.ndim else ""))
+    return None
+
+
+def diagnose_indices(value: torch.Tensor, truth: torch.Tensor, case: Case) -> Diagnosis | None:
+    """dC with repeated indices overwritten: each row is one of its contributions, not their sum."""
+    Xb, demb = case.tensors["Xb"].reshape(-1), case.truth["emb"].reshape(-1, truth.shape[1])
+    counts = torch.bincount(Xb, minlength=truth.shape[0])
+    repeated = (counts > 1).nonzero().flatten().tolist()
+    once = counts <= 1
+    if not repeated or not close(value[once], truth[once]):
+        return None
+    for row in repeated:
+        candidates = demb[Xb == row]
+        if not any(close(value[row], c) for c in candidates):
+            return None
+    return Diagnosis("duplicate-indices", f"rows of C picked more than once (like row {repeated[0]}, "
+                     f"{int(counts[repeated[0]])} times in this batch) hold one contribution instead of their sum")
+
+
+def diagnose(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case, *,
+             snapshot: torch.Tensor | None = None, assigned_line: int | None = None) -> Diagnosis | None:
+    """The transformation of the truth that explains a wrong value, or None."""
+    value = value.to(truth.dtype)
+    finite = torch.isfinite(value)
+    if not bool(finite.all()):
+        kind = "NaN" if bool(torch.isnan(value).any()) else "inf"
+        return Diagnosis("not-finite", f"d{tensor} contains {kind} ({int((~finite).sum())} of {value.numel()} entries)")
+    if value.shape != truth.shape:
+        if [d for d in value.shape if d != 1] == [d for d in truth.shape if d != 1]:
+            value = value.reshape(truth.shape)
+        else:
+            return diagnose_shape(tensor, value, truth, case)
+    if snapshot is not None and snapshot.shape == truth.shape and close(snapshot.to(truth.dtype), truth):
+        at = f" at line {assigned_line}" if assigned_line else ""
+        return Diagnosis("aliasing", f"it was right when assigned{at}, then a later line changed it in place "
+                         "(through another name that shares its memory?)")
+    if truth.ndim == 2 and truth.shape[0] == truth.shape[1] and close(value, truth.T) and not close(truth, truth.T):
+        return Diagnosis("transpose", "it is the truth transposed")
+    if close(value, -truth):
+        return Diagnosis("sign", "it is the truth with the opposite sign")
+    n = int(case.tensors["Xb"].shape[0])
+    norm2 = float((truth * truth).sum())
+    if norm2 > 0:
+        k = float((value * truth).sum()) / norm2
+        if abs(k - 1) > 1e-3 and abs(k) > 1e-3 and close(value, k * truth):
+            if abs(k - n / (n - 1)) <= 1e-3 * k or abs(k - (n - 1) / n) <= 1e-3 * k:
+                which = "n/(n-1)" if k > 1 else "(n-1)/n"
+                return Diagnosis("bessel", f"it is {which} = {k:.4f} times the truth: n where the forward "
+                                 "pass has n-1, or the other way round")
+            named = name_factor(k, n)
+            return Diagnosis("scale", f"it is {named or format(k, '.4g')} times the truth")
+    offset = float((value - truth).mean())
+    if abs(offset) > 1e-6 * max(float(truth.abs().max()), 1e-30) and close(value, truth + offset):
+        return Diagnosis("offset", f"it is the truth plus {offset:.4g} everywhere")
+    branches = branch_contributions(case, tensor)
+    if len(branches) >= 2:
+        for size in range(1, len(branches)):
+            for subset in itertools.combinations(branches, size):
+                partial = sum((branches[c] for c in subset), torch.zeros_like(truth))
+                if float(partial.norm()) > 1e-3 * float(truth.norm()) and close(value, partial):
+                    missing = [c for c in branches if c not in subset]
+                    return Diagnosis("missing-branch", f"{tensor} feeds {' and '.join(branches)}, but only "
+                                     f"the path through {' and '.join(subset)} is counted: the contribution "
+                                     f"through {' and '.join(missing)} is missing")
+    if tensor == "C":
+        return diagnose_indices(value, truth, case)
+    return None
