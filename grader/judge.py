@@ -13,6 +13,7 @@ right formula from one that only matches because the truth is ~0 (db1, dlogit_ma
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 
 import torch
@@ -36,6 +37,8 @@ class VJPCheck:
 
     agrees: bool | None  # None: the run gave no usable tensor
     degenerate: bool  # the true gradient is ~0 whatever the formula
+    counted: tuple[str, ...] | None = None  # when it disagrees: the consumers it did count, if that explains it
+    ignores_consumers: bool = False  # when it disagrees: it came out as the truth anyway (a shortcut)
 
 
 @dataclass(frozen=True)
@@ -65,22 +68,29 @@ def isolating_run(exercise: Exercise, program: Program, grad: Gradient, case: Ca
     return Run(inject, wanted=(grad.name,), snapshot=snapshot)
 
 
-def vjp_plan(exercise: Exercise, grad: Gradient, case: Case) -> tuple[dict[str, torch.Tensor], torch.Tensor] | None:
-    """Random gradients for grad's consumers and autograd's product for them; None when the
+@dataclass(frozen=True)
+class VJPPlan:
+    """Random unit-scale gradients for a tensor's consumers, and what autograd makes of them."""
+
+    random_consumers: dict[str, torch.Tensor]
+    parts: dict[str, torch.Tensor]  # consumer -> its contribution for the random gradient
+    typical: torch.Tensor  # the same, each consumer scaled to its true gradient's size: the reference
+    # against which "the truth is ~0" is measured
+
+
+def vjp_plan(exercise: Exercise, grad: Gradient, case: Case) -> VJPPlan | None:
+    """Random gradients for grad's consumers and autograd's product for each; None when the
     exercise has no gradient for some consumer (then there is nothing to feed)."""
     uses = consumers(grad.tensor)
     names = {g.tensor for g in exercise.gradients}
     if not uses or not all(c in names for c in uses):
         return None
     g = torch.Generator().manual_seed(case.spec.seed + len(grad.name))
-    random_consumers = {}
-    for c in uses:
-        truth = case.truth[c]
-        rms = float(truth.pow(2).mean().sqrt()) or 1.0
-        random_consumers[c] = torch.randn(truth.shape, generator=g, dtype=truth.dtype) * rms
-    expected = sum((contribution(case.tensors, grad.tensor, c, v) for c, v in random_consumers.items()),
-                   torch.zeros_like(case.truth[grad.tensor]))
-    return random_consumers, expected
+    random_consumers = {c: torch.randn(case.truth[c].shape, generator=g, dtype=case.truth[c].dtype) for c in uses}
+    parts = {c: contribution(case.tensors, grad.tensor, c, v) for c, v in random_consumers.items()}
+    typical = sum((float(case.truth[c].pow(2).mean().sqrt()) * p for c, p in parts.items()),
+                  torch.zeros_like(case.truth[grad.tensor]))
+    return VJPPlan(random_consumers, parts, typical)
 
 
 def error_for(program: Program, name: str, result: RunResult) -> str | None:
@@ -135,7 +145,7 @@ def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbo
         plan = plans.get(grad.name)
         if plan is not None:
             vjp_run_of[grad.name] = len(runs)
-            runs.append(isolating_run(exercise, program, grad, case, plan[0]))
+            runs.append(isolating_run(exercise, program, grad, case, plan.random_consumers))
     given = {name: case.truth[name[1:]] for name in exercise.given}
     results = sandbox.run_case(case.given, given, runs, exercise.gradient_names)
     isolated, chained, vjp_checks = {}, {}, {}
@@ -148,36 +158,61 @@ def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbo
         chained[grad.name] = compare(grad, plain.values[grad.name], truth, error_for(program, grad.name, plain))
         plan = plans.get(grad.name)
         if plan is not None:
-            got = results[vjp_run_of[grad.name]].values[grad.name]
-            expected = plan[1]
-            usable = isinstance(got, torch.Tensor) and got.numel() == expected.numel() and got.is_floating_point()
-            agrees = close(got.reshape(expected.shape).to(expected.dtype), expected) if usable else None  # type: ignore[union-attr]
-            degenerate = float(truth.norm()) < DEGENERATE_RATIO * float(expected.norm())
-            vjp_checks[grad.name] = VJPCheck(agrees, degenerate)
+            vjp_checks[grad.name] = judge_vjp(results[vjp_run_of[grad.name]].values[grad.name], plan, truth)
     return CaseChecks(isolated, chained, vjp_checks, results[0].output)
 
 
+def judge_vjp(got: object, plan: VJPPlan, truth: torch.Tensor) -> VJPCheck:
+    """Compare X from random consumer gradients with autograd's product for them."""
+    parts = plan.parts
+    expected = sum(parts.values(), torch.zeros_like(truth))
+    degenerate = float(truth.norm()) < DEGENERATE_RATIO * float(plan.typical.norm())
+    if not (isinstance(got, torch.Tensor) and got.is_floating_point() and got.numel() == expected.numel()):
+        return VJPCheck(None, degenerate)
+    got = got.reshape(expected.shape).to(expected.dtype)
+    if close(got, expected):
+        return VJPCheck(True, degenerate)
+    for size in range(1, len(parts)):
+        for subset in itertools.combinations(parts, size):
+            if close(got, sum((parts[c] for c in subset), torch.zeros_like(truth))):
+                return VJPCheck(False, degenerate, counted=subset)
+    return VJPCheck(False, degenerate, ignores_consumers=close(got, truth))
+
+
 def settle_with_vjp(grad: Gradient, checks: list[Check], vjp: VJPCheck | None) -> tuple[list[Check], str]:
-    """Let the vector-Jacobian check overrule a value check where the truth is ~0 or a
-    shortcut was taken. Returns the checks to judge by and a note."""
+    """Let the vector-Jacobian check overrule value checks that cannot tell: where the true
+    gradient is ~0, or a branch's share of it is. Returns the checks to judge by and a note."""
     if vjp is None or vjp.agrees is None:
         return checks, ""
-    consumers_text = " and ".join(f"d{c}" for c in consumers(grad.tensor))
-    value_passes = all(c.status.passed for c in checks)
-    if vjp.agrees and not value_passes and vjp.degenerate and all(
-            c.status.passed or (c.status is Status.WRONG and c.maxdiff is not None and c.diagnosis is None)
-            for c in checks):
-        note = (f"the true {grad.name} is ~0, so float noise decides its raw value; judged as the product of "
-                f"{consumers_text} with the local derivative, which is right")
-        return [c if c.status.passed else replace(c, status=Status.APPROXIMATE, message="") for c in checks], note
-    if not vjp.agrees and value_passes:
-        if vjp.degenerate:
-            why = (f"right only because the true {grad.name} is ~0: given other values of {consumers_text}, "
-                   "it does not change as the true gradient would")
-            return [Check(Status.WRONG, why, diagnosis=Diagnosis("coincidence", why)), *checks[1:]], ""
-        return checks, (f"not computed from {consumers_text} alone (a shortcut through later gradients "
+    uses = consumers(grad.tensor)
+    from_text = " and ".join(f"d{c}" for c in uses)
+    # Value checks that fail only by a hair: over the tolerance, nothing else to say.
+    only_noise = all(c.status.passed or (c.status is Status.WRONG and c.maxdiff is not None and c.diagnosis is None)
+                     for c in checks)
+    if vjp.agrees:
+        if vjp.degenerate and only_noise and not all(c.status.passed for c in checks):
+            note = (f"the true {grad.name} is ~0, so float noise decides its raw value; judged as the product of "
+                    f"{from_text} with the local derivative, which is right")
+            return [c if c.status.passed else replace(c, status=Status.APPROXIMATE, message="") for c in checks], note
+        return checks, ""
+    if not only_noise:
+        return checks, ""  # wrong on its values too: the value diagnosis says more
+    if vjp.counted is not None:
+        missing = [c for c in uses if c not in vjp.counted]
+        why = (f"{grad.tensor} feeds {' and '.join(uses)}, but only the path through {' and '.join(vjp.counted)} "
+               f"is counted: the contribution through {' and '.join(missing)} is missing (it is ~0 for this "
+               "batch, which is why the values look right)")
+        return [Check(Status.WRONG, why, diagnosis=Diagnosis("missing-branch", why))] * len(checks), ""
+    if vjp.degenerate:
+        why = (f"right only because the true {grad.name} is ~0: given other values of {from_text}, "
+               "it does not change as the true gradient would")
+        return [Check(Status.WRONG, why, diagnosis=Diagnosis("coincidence", why))] * len(checks), ""
+    if all(c.status.passed for c in checks):
+        return checks, (f"not computed from {from_text} alone (a shortcut through later gradients "
                         "or the forward pass): right for this loss, so it passes")
     return checks, ""
+
+
 def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[Case],
               per_case: list[CaseChecks]) -> GradientResult:
     """Fold one gradient's checks over the cases into its verdict, diagnosis and message."""
