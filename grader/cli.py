@@ -115,6 +115,27 @@ class NinjaCLI(click.Group):
                 formatter.write_dl(rows)
 
 
+@click.command(name="hint")
+@click.argument("exercise_id", metavar="EXERCISE")
+@click.argument("gradient")
+@click.option("--level", type=click.IntRange(1, 3), default=1, show_default=True,
+              help="1: where to look; 2: the shapes, sums and broadcasts; 3: the structure of the answer.")
+@click.pass_context
+def hint_command(ctx: click.Context, exercise_id: str, gradient: str, level: int) -> None:
+    """Show a hint for one gradient, from gentle (1) to nearly the answer (3)."""
+    try:
+        grad = course_of(ctx).exercise(exercise_id).gradient(gradient)
+    except CourseError as exc:
+        fail_setup(str(exc))
+    if not grad.hints:
+        fail_setup(f"course.yaml has no hints for {gradient}")
+    shown = min(level, len(grad.hints))
+    for i in range(shown):
+        click.echo(f"{click.style(f'hint {i + 1}', bold=True)}: {grad.hints[i]}")
+    if shown < len(grad.hints):
+        click.echo(f"(more: ninja-grade hint {exercise_id} {gradient} --level {shown + 1})")
+
+
 @click.group(cls=NinjaCLI, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--course", type=click.Path(path_type=Path), default=None, envvar="NINJA_COURSE",
               help="course.yaml to use (default: the one shipped with the grader).")
@@ -127,6 +148,9 @@ def main(course: Path | None) -> None:
       ninja-grade exercise1                     # grade exercises/exercise1.py
       ninja-grade exercise1 my_copy.py --format json
     """
+
+
+main.add_command(hint_command)
 
 
 def run(argv: list[str] | None = None) -> Any:

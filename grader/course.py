@@ -39,6 +39,7 @@ class Gradient:
     tensor: str
     points: float
     tolerance: Tolerance
+    hints: tuple[str, ...] = ()  # level 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,12 @@ class Exercise:
     @property
     def max_score(self) -> float:
         return sum(g.points for g in self.gradients)
+
+    def gradient(self, name: str) -> Gradient:
+        for grad in self.gradients:
+            if grad.name == name:
+                return grad
+        raise CourseError(f"{self.id} has no gradient {name!r}; it has {', '.join(self.gradient_names)}")
 
 
 @dataclass(frozen=True)
@@ -194,7 +201,11 @@ def parse_course(data: Any, root: Path) -> Course:
             if name != "d" + tensor:
                 raise CourseError(f"{gwhere}: gradient of {tensor} must be named d{tensor}, not {name}")
             points = _field(gspec, "points", float, gwhere) if "points" in gspec else default_points
-            gradients.append(Gradient(name, tensor, points, _tolerance(gspec, default_tol, gwhere)))
+            hints = gspec.get("hints", [])
+            if not isinstance(hints, list) or not all(isinstance(h, str) and h.strip() for h in hints):
+                raise CourseError(f"{gwhere}: 'hints' must be a list of sentences")
+            gradients.append(Gradient(name, tensor, points, _tolerance(gspec, default_tol, gwhere),
+                                      tuple(h.strip() for h in hints)))
         names = [g.name for g in gradients]
         if len(set(names)) != len(names):
             raise CourseError(f"{where}: a gradient is listed twice")

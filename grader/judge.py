@@ -29,6 +29,7 @@ from grader.sandbox import Sandbox
 from grader.submission import Program
 
 DEGENERATE_RATIO = 1e-3  # |truth| under this share of what random upstream gives: ~0 by structure
+NOISE_SHARE = 1e-3  # a value off by less than this share of a typical gradient is off by float noise
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,10 @@ class VJPCheck:
 
     agrees: bool | None  # None: the run gave no usable tensor
     degenerate: bool  # the true gradient is ~0 whatever the formula
+    typical: float  # the size a gradient of this tensor has for upstream gradients of their true size
     counted: tuple[str, ...] | None = None  # when it disagrees: the consumers it did count, if that explains it
     ignores_consumers: bool = False  # when it disagrees: it came out as the truth anyway (a shortcut)
+    negated: bool = False  # when it disagrees: it is autograd's product with the opposite sign
 
 
 @dataclass(frozen=True)
@@ -167,16 +170,17 @@ def judge_vjp(got: object, plan: VJPPlan, truth: torch.Tensor) -> VJPCheck:
     parts = plan.parts
     expected = sum(parts.values(), torch.zeros_like(truth))
     degenerate = float(truth.norm()) < DEGENERATE_RATIO * float(plan.typical.norm())
+    typical = float(plan.typical.abs().max())
     if not (isinstance(got, torch.Tensor) and got.is_floating_point() and got.numel() == expected.numel()):
-        return VJPCheck(None, degenerate)
+        return VJPCheck(None, degenerate, typical)
     got = got.reshape(expected.shape).to(expected.dtype)
     if close(got, expected):
-        return VJPCheck(True, degenerate)
+        return VJPCheck(True, degenerate, typical)
     for size in range(1, len(parts)):
         for subset in itertools.combinations(parts, size):
             if close(got, sum((parts[c] for c in subset), torch.zeros_like(truth))):
-                return VJPCheck(False, degenerate, counted=subset)
-    return VJPCheck(False, degenerate, ignores_consumers=close(got, truth))
+                return VJPCheck(False, degenerate, typical, counted=subset)
+    return VJPCheck(False, degenerate, typical, ignores_consumers=close(got, truth), negated=close(got, -expected))
 
 
 def settle_with_vjp(grad: Gradient, checks: list[Check], vjp: VJPCheck | None) -> tuple[list[Check], str]:
@@ -186,9 +190,10 @@ def settle_with_vjp(grad: Gradient, checks: list[Check], vjp: VJPCheck | None) -
         return checks, ""
     uses = consumers(grad.tensor)
     from_text = " and ".join(f"d{c}" for c in uses)
-    # Value checks that fail only by a hair: over the tolerance, nothing else to say.
-    only_noise = all(c.status.passed or (c.status is Status.WRONG and c.maxdiff is not None and c.diagnosis is None)
-                     for c in checks)
+    # Value checks that fail only by a hair: over the tolerance, but by far less than a
+    # gradient of this tensor typically measures, and nothing else to say.
+    only_noise = all(c.status.passed or (c.status is Status.WRONG and c.maxdiff is not None and c.diagnosis is None
+                                         and c.maxdiff <= NOISE_SHARE * vjp.typical) for c in checks)
     if vjp.agrees:
         if vjp.degenerate and only_noise and not all(c.status.passed for c in checks):
             note = (f"the true {grad.name} is ~0, so float noise decides its raw value; judged as the product of "
@@ -203,6 +208,10 @@ def settle_with_vjp(grad: Gradient, checks: list[Check], vjp: VJPCheck | None) -
                f"is counted: the contribution through {' and '.join(missing)} is missing (it is ~0 for this "
                "batch, which is why the values look right)")
         return [Check(Status.WRONG, why, diagnosis=Diagnosis("missing-branch", why))] * len(checks), ""
+    if vjp.negated:
+        why = (f"it is the truth with the opposite sign (the true {grad.name} is ~0, so only other values of "
+               f"{from_text} show it)")
+        return [Check(Status.WRONG, why, diagnosis=Diagnosis("sign", why))] * len(checks), ""
     if vjp.degenerate:
         why = (f"right only because the true {grad.name} is ~0: given other values of {from_text}, "
                "it does not change as the true gradient would")

@@ -36,7 +36,8 @@ def cmp_line(g: GradientResult, width: int) -> str:
     numbers = f"{numbers:{CMP_WIDTH}}"
     verdict = click.style(f"{g.status.value:11}", fg=COLOURS[g.status], bold=not g.passed)
     chained = f" (chained: {g.chained.value})" if g.passed and not g.chained.passed else ""
-    return f"{g.name:{width}} | {numbers} | {verdict}{chained}"
+    label = click.style(f" [{g.diagnosis}]", fg=COLOURS[g.status]) if g.diagnosis else ""
+    return f"{g.name:{width}} | {numbers} | {verdict}{label}{chained}"
 
 
 def render_text(report: Report) -> str:

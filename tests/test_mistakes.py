@@ -1,4 +1,5 @@
-"""Real wrong submissions: each common mistake is judged wrong on its gradient alone.
+"""Real wrong submissions: each common mistake is judged wrong on its gradient alone,
+and named: the diagnosis says which transformation of the truth the student computed.
 
 Each mistake is the course's solution with one edit, the way students make it. The
 edit must apply exactly once, so a change to the solution cannot silently turn a
@@ -16,34 +17,54 @@ DC_LOOP = """for k in range(Xb.shape[0]):
     for j in range(Xb.shape[1]):
         dC[Xb[k, j]] += demb[k, j]"""
 
-# name -> (text in the solution, what the student wrote instead, the gradient it breaks)
-MISTAKES: dict[str, tuple[str, str, str]] = {
-    "missing_1_over_n": ("dlogprobs[range(n), Yb] = -1.0 / n", "dlogprobs[range(n), Yb] = -1.0", "dlogprobs"),
-    "sign_flipped": ("dprobs = (1.0 / probs) * dlogprobs", "dprobs = -(1.0 / probs) * dlogprobs", "dprobs"),
+# name -> (text in the solution, what the student wrote instead, the gradient it breaks,
+#          the diagnosis it must get, or None where no transformation of the truth explains it)
+MISTAKES: dict[str, tuple[str, str, str, str | None]] = {
+    "missing_1_over_n": ("dlogprobs[range(n), Yb] = -1.0 / n", "dlogprobs[range(n), Yb] = -1.0", "dlogprobs", "scale"),
+    "sign_flipped": ("dprobs = (1.0 / probs) * dlogprobs", "dprobs = -(1.0 / probs) * dlogprobs", "dprobs", "sign"),
     "missing_sum_over_broadcast": (
         "dcounts_sum_inv = (counts * dprobs).sum(1, keepdim=True)",
-        "dcounts_sum_inv = counts * dprobs", "dcounts_sum_inv"),
+        "dcounts_sum_inv = counts * dprobs", "dcounts_sum_inv", "shape"),
     "wrong_sum_dimension": (
         "dbngain = (bnraw * dhpreact).sum(0, keepdim=True)",
-        "dbngain = (bnraw * dhpreact).sum(1, keepdim=True)", "dbngain"),
+        "dbngain = (bnraw * dhpreact).sum(1, keepdim=True)", "dbngain", "shape"),
+    "bias_not_summed": ("db2 = dlogits.sum(0)", "db2 = dlogits", "db2", "shape"),
+    "bias_summed_over_features": ("dbnbias = dhpreact.sum(0, keepdim=True)", "dbnbias = dhpreact.sum(1, keepdim=True)",
+                                  "dbnbias", "shape"),
     "missing_branch_of_counts": (
-        "dcounts += torch.ones_like(counts) * dcounts_sum", "pass", "dcounts"),
+        "dcounts += torch.ones_like(counts) * dcounts_sum", "pass", "dcounts", "missing-branch"),
+    "missing_branch_of_bndiff": ("dbndiff += (2 * bndiff) * dbndiff2", "pass", "dbndiff", "missing-branch"),
+    "missing_branch_of_hprebn_mean": (
+        "dhprebn += 1.0 / n * (torch.ones_like(hprebn) * dbnmeani)", "pass", "dhprebn", "missing-branch"),
+    "missing_max_branch_of_logits": (
+        "dlogits += F.one_hot(logits.max(1).indices, num_classes=logits.shape[1]) * dlogit_maxes", "pass",
+        "dlogits", "missing-branch"),
     "n_instead_of_n_minus_1": (
         "dbndiff2 = (1.0 / (n - 1)) * torch.ones_like(bndiff2) * dbnvar",
-        "dbndiff2 = (1.0 / n) * torch.ones_like(bndiff2) * dbnvar", "dbndiff2"),
-    "transposed_matmul": ("dW1 = embcat.T @ dhprebn", "dW1 = (embcat.T @ dhprebn).T", "dW1"),
-    "lost_duplicate_indices_in_dC": (DC_LOOP, "dC[Xb] += demb", "dC"),
-    "hard_coded_32": ("dlogprobs[range(n), Yb] = -1.0 / n", "dlogprobs[range(n), Yb] = -1.0 / 32", "dlogprobs"),
+        "dbndiff2 = (1.0 / n) * torch.ones_like(bndiff2) * dbnvar", "dbndiff2", "bessel"),
+    "power_rule_half_dropped": (
+        "dbnvar = (-0.5 * (bnvar + 1e-5) ** -1.5) * dbnvar_inv",
+        "dbnvar = (-1.0 * (bnvar + 1e-5) ** -1.5) * dbnvar_inv", "dbnvar", "scale"),
+    "square_rule_doubled": ("dbndiff2 = (1.0 / (n - 1))", "dbndiff2 = (2.0 / (n - 1))", "dbndiff2", "scale"),
+    "transposed_matmul": ("dW1 = embcat.T @ dhprebn", "dW1 = (embcat.T @ dhprebn).T", "dW1", "transpose"),
+    "lost_duplicate_indices_in_dC": (DC_LOOP, "dC[Xb] += demb", "dC", "duplicate-indices"),
+    "accumulator_started_from_ones": ("dC = torch.zeros_like(C)", "dC = torch.ones_like(C)", "dC", "offset"),
+    "hard_coded_32": ("dlogprobs[range(n), Yb] = -1.0 / n", "dlogprobs[range(n), Yb] = -1.0 / 32", "dlogprobs",
+                      "hard-coded-batch"),
     "hard_coded_31": (
         "dbndiff2 = (1.0 / (n - 1)) * torch.ones_like(bndiff2) * dbnvar",
-        "dbndiff2 = (1.0 / 31) * torch.ones_like(bndiff2) * dbnvar", "dbndiff2"),
-    "tanh_derivative_wrong": ("dhpreact = (1.0 - h**2) * dh", "dhpreact = (1.0 - h) * dh", "dhpreact"),
-    "aliased_then_changed_in_place": ("dhprebn = dbndiff.clone()", "dhprebn = dbndiff", "dbndiff"),
-    "missing_branch_of_bndiff": ("dbndiff += (2 * bndiff) * dbndiff2", "pass", "dbndiff"),
-    "power_rule_wrong": (
-        "dbnvar = (-0.5 * (bnvar + 1e-5) ** -1.5) * dbnvar_inv",
-        "dbnvar = (-0.5 * (bnvar + 1e-5) ** -0.5) * dbnvar_inv", "dbnvar"),
-    "view_scrambled": ("demb = dembcat.view(emb.shape)", "demb = dembcat.view(n, 10, 3).transpose(1, 2)", "demb"),
+        "dbndiff2 = (1.0 / 31) * torch.ones_like(bndiff2) * dbnvar", "dbndiff2", "hard-coded-batch"),
+    "aliased_then_changed_in_place": ("dhprebn = dbndiff.clone()", "dhprebn = dbndiff", "dbndiff", "aliasing"),
+    "log_derivative_divides_by_zero": ("dprobs = (1.0 / probs) * dlogprobs", "dprobs = dlogprobs / (probs - probs)",
+                                       "dprobs", "not-finite"),
+    "db1_assumed_zero": ("db1 = dhprebn.sum(0)", "db1 = torch.zeros_like(b1)", "db1", "coincidence"),
+    "db1_sign_hidden_by_zero": ("db1 = dhprebn.sum(0)", "db1 = -dhprebn.sum(0)", "db1", "sign"),
+    "logit_maxes_assumed_zero": ("dlogit_maxes = (-dnorm_logits).sum(1, keepdim=True)",
+                                 "dlogit_maxes = torch.zeros_like(logit_maxes)", "dlogit_maxes", "coincidence"),
+    "tanh_derivative_wrong": ("dhpreact = (1.0 - h**2) * dh", "dhpreact = (1.0 - h) * dh", "dhpreact", None),
+    "view_scrambled": ("demb = dembcat.view(emb.shape)", "demb = dembcat.view(n, 10, 3).transpose(1, 2)", "demb",
+                       None),
+    "one_branch_scaled": ("dbndiff += (2 * bndiff) * dbndiff2", "dbndiff += bndiff * dbndiff2", "dbndiff", None),
 }
 
 
@@ -54,20 +75,22 @@ def with_mistake(solution: str, correct: str, wrong: str) -> str:
 
 @pytest.mark.parametrize("mistake", sorted(MISTAKES))
 def test_mistake_is_wrong_on_its_gradient_only(course: Course, grade_source: GradeSource, mistake: str) -> None:
-    """A solution with one common mistake fails that gradient and no other (isolated)."""
-    correct, wrong, broken = MISTAKES[mistake]
+    """One common mistake fails its gradient alone, with the right diagnosis and no label elsewhere."""
+    correct, wrong, broken, label = MISTAKES[mistake]
     source = with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong)
     report = grade_source("exercise1", source)
     assert failing(report) == {broken}
     result = next(g for g in report.gradients if g.name == broken)
     assert result.status.value == "wrong"
-    assert result.message
+    assert result.diagnosis == label
+    assert [g.name for g in report.gradients if g.diagnosis] == ([broken] if label else [])
+    assert f"ninja-grade hint exercise1 {broken}" in result.message
     assert report.score == 25
 
 
 def test_hard_coded_batch_says_which_case_broke(course: Course, grade_source: GradeSource) -> None:
     """A formula right only for n = 32 passes the lecture's batch and names the one it failed."""
-    correct, wrong, _ = MISTAKES["hard_coded_32"]
+    correct, wrong, *_ = MISTAKES["hard_coded_32"]
     report = grade_source("exercise1", with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
     result = report.gradients[0]
     assert result.case is not None and result.case != "lecture"
@@ -78,7 +101,7 @@ def test_hard_coded_batch_says_which_case_broke(course: Course, grade_source: Gr
 
 def test_mistake_spreads_only_in_chained(course: Course, grade_source: GradeSource) -> None:
     """An early slip fails its own gradient in status, but every later one in chained."""
-    correct, wrong, _ = MISTAKES["sign_flipped"]
+    correct, wrong, *_ = MISTAKES["sign_flipped"]
     report = grade_source("exercise1", with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
     chained = {g.name: g.chained.value for g in report.gradients}
     assert chained["dlogprobs"] == "exact"
@@ -89,7 +112,7 @@ def test_mistake_spreads_only_in_chained(course: Course, grade_source: GradeSour
 
 def test_shape_message_says_what_to_sum(course: Course, grade_source: GradeSource) -> None:
     """A missing sum over a broadcast dimension is explained in terms of that dimension."""
-    correct, wrong, _ = MISTAKES["missing_sum_over_broadcast"]
+    correct, wrong, *_ = MISTAKES["missing_sum_over_broadcast"]
     report = grade_source("exercise1", with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
     msg = next(g for g in report.gradients if g.name == "dcounts_sum_inv").message
     assert "dcounts_sum_inv has shape (32, 27); counts_sum_inv is (32, 1)" in msg
@@ -98,7 +121,7 @@ def test_shape_message_says_what_to_sum(course: Course, grade_source: GradeSourc
 
 def test_transposed_result_is_called_transposed(course: Course, grade_source: GradeSource) -> None:
     """A transposed matmul result says it looks transposed."""
-    correct, wrong, _ = MISTAKES["transposed_matmul"]
+    correct, wrong, *_ = MISTAKES["transposed_matmul"]
     report = grade_source("exercise1", with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
     dW1 = next(g for g in report.gradients if g.name == "dW1")
     assert dW1.diagnosis == "transpose" and "it is the truth transposed" in dW1.message
