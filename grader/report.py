@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 
 import click
 
@@ -17,6 +18,7 @@ COLOURS = {
 }
 
 
+WRAP = 100  # messages are wrapped to this many columns
 CMP_WIDTH = len("exact: False | approximate: False | maxdiff: 1.0e-00")
 
 
@@ -54,7 +56,8 @@ def render_text(report: Report) -> str:
     for g in report.gradients:
         lines.append(cmp_line(g, width).rstrip())
         if g.message and not (untouched and g.status is Status.MISSING):
-            lines.append(f"{'':{width}}   ↳ {g.message}")
+            lines.append(textwrap.fill(g.message, WRAP, initial_indent=f"{'':{width}}   ↳ ",
+                                       subsequent_indent=f"{'':{width}}     ", break_on_hyphens=False))
     if any(g.passed and not g.chained.passed for g in report.gradients):
         lines += ["", "chained: what the lecture's cmp prints for your code as written. A gradient can be",
                   "right on its own (its verdict) and still wrong there, when one it is computed from is wrong."]
