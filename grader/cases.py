@@ -15,7 +15,7 @@ import torch
 
 from grader.course import CaseSpec
 from grader.data import Dataset
-from grader.graph import forward
+from grader.graph import ATOMIC, Graph
 
 BLOCK_SIZE = 3  # characters of context
 N_EMBD = 10  # dimensions of a character embedding
@@ -69,6 +69,7 @@ class Case:
     spec: CaseSpec
     given: dict[str, object]  # tensors (detached), sizes; the submission namespace
     truth: dict[str, torch.Tensor]  # tensor name -> d loss / d tensor, from autograd
+    graph: Graph = ATOMIC
 
     @property
     def label(self) -> str:
@@ -92,34 +93,30 @@ def init_parameters(g: torch.Generator, vocab_size: int, n_hidden: int, dtype: t
     return {"C": C, "W1": W1, "b1": b1, "W2": W2, "b2": b2, "bngain": bngain, "bnbias": bnbias}
 
 
-def build_case(spec: CaseSpec, splits: Splits, *, n_hidden: int = N_HIDDEN) -> Case:
-    """Run the forward pass for one case and let autograd compute every gradient."""
-    dtype = torch.float64 if spec.dtype == "float64" else torch.float32
-    g = torch.Generator().manual_seed(spec.seed)
-    params = init_parameters(g, splits.vocab_size, n_hidden, dtype)
-    ix = torch.randint(0, splits.Xtr.shape[0], (spec.batch_size,), generator=g)
-    Xb, Yb = splits.Xtr[ix], splits.Ytr[ix]
-    for p in params.values():
-        p.requires_grad_(True)
+def case_from(spec: CaseSpec, params: dict[str, torch.Tensor], Xb: torch.Tensor, Yb: torch.Tensor, *,
+              graph: Graph, vocab_size: int) -> Case:
+    """Run `graph`'s forward pass on one batch and let autograd compute every gradient."""
+    leaves = {k: p.detach().clone().requires_grad_(True) for k, p in params.items()}
     with torch.enable_grad():
-        acts = forward(params, Xb, Yb)
+        acts = graph.forward(leaves, Xb, Yb)
         for t in acts.values():
             t.retain_grad()
         acts["loss"].backward()  # type: ignore[no-untyped-call]
     truth: dict[str, torch.Tensor] = {}
-    for name, t in (*params.items(), *acts.items()):
-        if name != "loss":
-            assert t.grad is not None, name
+    for name, t in (*leaves.items(), *acts.items()):
+        if name != "loss" and t.grad is not None:
             truth[name] = t.grad.detach().clone()
-    given: dict[str, object] = {name: t.detach().clone() for name, t in (*params.items(), *acts.items())}
-    given.update(
-        Xb=Xb.clone(),
-        Yb=Yb.clone(),
-        n=spec.batch_size,
-        batch_size=spec.batch_size,
-        vocab_size=splits.vocab_size,
-        block_size=BLOCK_SIZE,
-        n_embd=N_EMBD,
-        n_hidden=n_hidden,
-    )
-    return Case(spec, given, truth)
+    given: dict[str, object] = {name: t.detach().clone() for name, t in (*leaves.items(), *acts.items())}
+    n = int(Xb.shape[0])
+    given.update(Xb=Xb.clone(), Yb=Yb.clone(), n=n, batch_size=n, vocab_size=vocab_size, block_size=BLOCK_SIZE,
+                 n_embd=N_EMBD, n_hidden=int(params["W1"].shape[1]))
+    return Case(spec, given, truth, graph)
+
+
+def build_case(spec: CaseSpec, splits: Splits, *, n_hidden: int = N_HIDDEN) -> Case:
+    """The lecture's exercise 1-3 set-up for one case: parameters, then the batch."""
+    dtype = torch.float64 if spec.dtype == "float64" else torch.float32
+    g = torch.Generator().manual_seed(spec.seed)
+    params = init_parameters(g, splits.vocab_size, n_hidden, dtype)
+    ix = torch.randint(0, splits.Xtr.shape[0], (spec.batch_size,), generator=g)
+    return case_from(spec, params, splits.Xtr[ix], splits.Ytr[ix], graph=ATOMIC, vocab_size=splits.vocab_size)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import torch
 
 from grader.cases import Case
-from grader.graph import consumers, contribution
 
 # Every label the grader can give; README.md explains each.
 LABELS = ("sign", "scale", "bessel", "transpose", "shape", "missing-branch", "duplicate-indices",
@@ -59,7 +58,9 @@ def fmt_shape(shape: torch.Size | tuple[int, ...]) -> str:
 
 def branch_contributions(case: Case, tensor: str) -> dict[str, torch.Tensor]:
     """What flows back into `tensor` through each of its consumers, from the truth."""
-    return {c: contribution(case.tensors, tensor, c, case.truth[c]) for c in consumers(tensor) if c in case.truth}
+    graph = case.graph
+    return {c: graph.contribution(case.tensors, tensor, c, case.truth[c]) for c in graph.consumers(tensor)
+            if c in case.truth}
 
 
 def name_factor(k: float, n: int) -> str | None:
@@ -78,11 +79,11 @@ def diagnose_shape(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: 
     head = f"d{tensor} has shape {fmt_shape(value.shape)}; {tensor} is {fmt_shape(truth.shape)}"
     if value.ndim == truth.ndim == 2 and value.shape == truth.T.shape and close(value.T, truth):
         return Diagnosis("transpose", f"{head}: it is the truth transposed; check the order of the matmul")
-    uses = [c for c in consumers(tensor) if c in case.truth]
+    uses = [c for c in case.graph.consumers(tensor) if c in case.truth]
     if len(uses) != 1 or case.truth[uses[0]].shape == truth.shape:
         return None
     try:  # the gradient before the sum over broadcast dimensions
-        full = contribution(case.tensors, tensor, uses[0], case.truth[uses[0]], broadcast=True)
+        full = case.graph.contribution(case.tensors, tensor, uses[0], case.truth[uses[0]], broadcast=True)
     except RuntimeError:
         return None
     padded = (1,) * (full.ndim - truth.ndim) + tuple(truth.shape)  # broadcasting aligns from the right

@@ -22,7 +22,7 @@ from grader.cases import Case
 from grader.compare import Check, compare
 from grader.course import Exercise, Gradient
 from grader.diagnose import ADVICE, Diagnosis, close, diagnose
-from grader.graph import consumers, contribution, downstream
+from grader.graph import Graph
 from grader.results import GradientResult, Status, worst
 from grader.runner import BEFORE_ALL, Run, RunResult
 from grader.sandbox import Sandbox
@@ -39,6 +39,7 @@ class VJPCheck:
     agrees: bool | None  # None: the run gave no usable tensor
     degenerate: bool  # the true gradient is ~0 whatever the formula
     typical: float  # the size a gradient of this tensor has for upstream gradients of their true size
+    consumers: tuple[str, ...]  # the tensors its gradient flows back from
     counted: tuple[str, ...] | None = None  # when it disagrees: the consumers it did count, if that explains it
     ignores_consumers: bool = False  # when it disagrees: it came out as the truth anyway (a shortcut)
     negated: bool = False  # when it disagrees: it is autograd's product with the opposite sign
@@ -58,7 +59,7 @@ def isolating_run(exercise: Exercise, program: Program, grad: Gradient, case: Ca
 
     With random_consumers, the gradients of grad's consumers get those values instead.
     """
-    after = downstream(grad.tensor)
+    after = case.graph.downstream(grad.tensor)
     inject: dict[int, dict[str, torch.Tensor]] = {}
     for other in exercise.gradients:
         if other.tensor in after:
@@ -84,13 +85,13 @@ class VJPPlan:
 def vjp_plan(exercise: Exercise, grad: Gradient, case: Case) -> VJPPlan | None:
     """Random gradients for grad's consumers and autograd's product for each; None when the
     exercise has no gradient for some consumer (then there is nothing to feed)."""
-    uses = consumers(grad.tensor)
+    uses = case.graph.consumers(grad.tensor)
     names = {g.tensor for g in exercise.gradients}
     if not uses or not all(c in names for c in uses):
         return None
     g = torch.Generator().manual_seed(case.spec.seed + len(grad.name))
     random_consumers = {c: torch.randn(case.truth[c].shape, generator=g, dtype=case.truth[c].dtype) for c in uses}
-    parts = {c: contribution(case.tensors, grad.tensor, c, v) for c, v in random_consumers.items()}
+    parts = {c: case.graph.contribution(case.tensors, grad.tensor, c, v) for c, v in random_consumers.items()}
     typical = sum((float(case.truth[c].pow(2).mean().sqrt()) * p for c, p in parts.items()),
                   torch.zeros_like(case.truth[grad.tensor]))
     return VJPPlan(random_consumers, parts, typical)
@@ -111,13 +112,13 @@ def error_for(program: Program, name: str, result: RunResult) -> str | None:
     return None
 
 
-def backprop_order(exercise: Exercise) -> list[Gradient]:
+def backprop_order(exercise: Exercise, graph: Graph) -> list[Gradient]:
     """Gradients ordered so that each comes before every gradient computed from it.
 
     A gradient's isolated run is given the true values of gradients *downstream* of it;
     running them in this order means no run ever sees the truth it is judged against.
     """
-    return sorted(exercise.gradients, key=lambda g: len(downstream(g.tensor)))
+    return sorted(exercise.gradients, key=lambda g: len(graph.downstream(g.tensor)))
 
 
 def with_diagnosis(grad: Gradient, check: Check, result: RunResult, case: Case, program: Program) -> Check:
@@ -137,14 +138,14 @@ def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbo
     """Isolated and chained checks of every gradient on one case (and the VJP checks if asked)."""
     runs = [Run()]  # the chained run
     run_of: dict[str, int] = {}
-    for grad in backprop_order(exercise):
+    for grad in backprop_order(exercise, case.graph):
         run = isolating_run(exercise, program, grad, case)
         run_of[grad.name] = 0 if not run.inject and not run.snapshot else len(runs)
         if run_of[grad.name]:
             runs.append(run)
-    plans = {g.name: vjp_plan(exercise, g, case) for g in backprop_order(exercise)} if vjp else {}
+    plans = {g.name: vjp_plan(exercise, g, case) for g in backprop_order(exercise, case.graph)} if vjp else {}
     vjp_run_of: dict[str, int] = {}
-    for grad in backprop_order(exercise):
+    for grad in backprop_order(exercise, case.graph):
         plan = plans.get(grad.name)
         if plan is not None:
             vjp_run_of[grad.name] = len(runs)
@@ -168,19 +169,21 @@ def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbo
 def judge_vjp(got: object, plan: VJPPlan, truth: torch.Tensor) -> VJPCheck:
     """Compare X from random consumer gradients with autograd's product for them."""
     parts = plan.parts
+    uses = tuple(parts)
     expected = sum(parts.values(), torch.zeros_like(truth))
     degenerate = float(truth.norm()) < DEGENERATE_RATIO * float(plan.typical.norm())
     typical = float(plan.typical.abs().max())
     if not (isinstance(got, torch.Tensor) and got.is_floating_point() and got.numel() == expected.numel()):
-        return VJPCheck(None, degenerate, typical)
+        return VJPCheck(None, degenerate, typical, uses)
     got = got.reshape(expected.shape).to(expected.dtype)
     if close(got, expected):
-        return VJPCheck(True, degenerate, typical)
+        return VJPCheck(True, degenerate, typical, uses)
     for size in range(1, len(parts)):
         for subset in itertools.combinations(parts, size):
             if close(got, sum((parts[c] for c in subset), torch.zeros_like(truth))):
-                return VJPCheck(False, degenerate, typical, counted=subset)
-    return VJPCheck(False, degenerate, typical, ignores_consumers=close(got, truth), negated=close(got, -expected))
+                return VJPCheck(False, degenerate, typical, uses, counted=subset)
+    return VJPCheck(False, degenerate, typical, uses, ignores_consumers=close(got, truth),
+                    negated=close(got, -expected))
 
 
 def settle_with_vjp(grad: Gradient, checks: list[Check], vjp: VJPCheck | None) -> tuple[list[Check], str]:
@@ -188,7 +191,7 @@ def settle_with_vjp(grad: Gradient, checks: list[Check], vjp: VJPCheck | None) -
     gradient is ~0, or a branch's share of it is. Returns the checks to judge by and a note."""
     if vjp is None or vjp.agrees is None:
         return checks, ""
-    uses = consumers(grad.tensor)
+    uses = vjp.consumers
     from_text = " and ".join(f"d{c}" for c in uses)
     # Value checks that fail only by a hair: over the tolerance, but by far less than a
     # gradient of this tensor typically measures, and nothing else to say.

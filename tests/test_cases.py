@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from grader.cases import build_case, make_splits
 from grader.course import CaseSpec, Course
 from grader.data import Dataset
-from grader.graph import INPUTS, consumers, downstream
+from grader.graph import ATOMIC, TRAINING
 
 LECTURE = CaseSpec("lecture", 2147483647, 32)
 
@@ -53,15 +53,16 @@ def test_case_gives_detached_tensors_and_every_gradient(course: Course, dataset:
     case = build_case(course.cases[0], make_splits(dataset))
     tensors = [v for v in case.given.values() if isinstance(v, torch.Tensor)]
     assert tensors and not any(t.requires_grad or t.grad_fn is not None for t in tensors)
-    assert set(case.truth) == (set(INPUTS) - {"loss"}) | {"C", "W1", "b1", "W2", "b2", "bngain", "bnbias"}
+    assert set(case.truth) == (set(ATOMIC.inputs) - {"loss"}) | {"C", "W1", "b1", "W2", "b2", "bngain", "bnbias"}
     for name, grad in case.truth.items():
         assert grad.shape == case.given[name].shape, name  # type: ignore[union-attr]
 
 
 def test_graph_consumers_and_downstream() -> None:
     """The forward graph knows tensors used twice and everything after a tensor."""
-    assert set(consumers("counts")) == {"counts_sum", "probs"}
-    assert set(consumers("hprebn")) == {"bnmeani", "bndiff"}
-    assert downstream("logprobs") == {"loss"}
-    assert {"bnraw", "hpreact", "logits", "loss"} <= downstream("bndiff")
-    assert "bnmeani" not in downstream("bndiff")
+    assert set(ATOMIC.consumers("counts")) == {"counts_sum", "probs"}
+    assert set(ATOMIC.consumers("hprebn")) == {"bnmeani", "bndiff"}
+    assert ATOMIC.downstream("logprobs") == {"loss"}
+    assert {"bnraw", "hpreact", "logits", "loss"} <= ATOMIC.downstream("bndiff")
+    assert "bnmeani" not in ATOMIC.downstream("bndiff")
+    assert set(TRAINING.consumers("hprebn")) == {"bnmean", "bnvar", "bnraw"}
