@@ -106,11 +106,17 @@ def case_from(spec: CaseSpec, params: dict[str, torch.Tensor], Xb: torch.Tensor,
     for name, t in (*leaves.items(), *acts.items()):
         if name != "loss" and t.grad is not None:
             truth[name] = t.grad.detach().clone()
-    given: dict[str, object] = {name: t.detach().clone() for name, t in (*leaves.items(), *acts.items())}
+    return Case(spec, namespace_for(leaves, acts, Xb, Yb, vocab_size), truth, graph)
+
+
+def namespace_for(params: dict[str, torch.Tensor], acts: dict[str, torch.Tensor], Xb: torch.Tensor,
+                  Yb: torch.Tensor, vocab_size: int) -> dict[str, object]:
+    """What student code is given: detached tensors under the lecture's names, and the sizes."""
+    given: dict[str, object] = {name: t.detach().clone() for name, t in (*params.items(), *acts.items())}
     n = int(Xb.shape[0])
     given.update(Xb=Xb.clone(), Yb=Yb.clone(), n=n, batch_size=n, vocab_size=vocab_size, block_size=BLOCK_SIZE,
                  n_embd=N_EMBD, n_hidden=int(params["W1"].shape[1]))
-    return Case(spec, given, truth, graph)
+    return given
 
 
 def build_case(spec: CaseSpec, splits: Splits, *, n_hidden: int = N_HIDDEN) -> Case:

@@ -54,7 +54,8 @@ def _send_result(sock: socket.socket, result: RunResult) -> None:
         else:
             values[name] = ["tensor"]
             tensors[name] = value
-    header = {"values": values, "errors": result.errors, "output": result.output, "halted_at": result.halted_at}
+    header = {"values": values, "errors": result.errors, "output": result.output, "halted_at": result.halted_at,
+              "seconds": result.seconds}
     sock.sendall(pack(header, tensors))
 
 

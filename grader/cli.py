@@ -6,12 +6,13 @@ Torch is imported only when something is graded, so `--help` stays instant.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
-from grader.course import Course, CourseError, Limits, load_course
+from grader.course import Course, CourseError, Exercise, Limits, load_course
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -38,22 +39,13 @@ def course_or_exit(ctx: click.Context) -> Course:
         fail_setup(str(exc))
 
 
-def grade_command(exercise_id: str, title: str) -> click.Command:
+def grade_command(exercise: Exercise) -> click.Command:
     """`ninja-grade <exercise> [SUBMISSION]`, one per exercise of course.yaml."""
+    exercise_id = exercise.id
 
-    @click.command(name=exercise_id, help=f"{title}.\n\nGrade SUBMISSION (default: the exercise's stub).")
-    @click.argument("submission", required=False, type=click.Path(path_type=Path))
-    @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-                  help="text for people; json for tools (one object on stdout).")
-    @click.option("--data", type=click.Path(path_type=Path), default=None,
-                  help="names.txt to use (default: $NINJA_DATA, ./names.txt, the cache, a download).")
-    @click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
-                  help="Seconds the submission's code may run, all runs together (default: course.yaml).")
-    @click.option("--memory-limit", type=click.IntRange(min=64), default=None,
-                  help="MB the submission's code may allocate (default: course.yaml).")
     @click.pass_context
-    def command(ctx: click.Context, *, submission: Path | None, fmt: str, data: Path | None,
-                time_limit: float | None, memory_limit: int | None) -> None:
+    def command(ctx: click.Context, /, *, submission: Path | None, fmt: str, data: Path | None,
+                time_limit: float | None, memory_limit: int | None, **training: Any) -> None:
         course = course_or_exit(ctx)
         from grader.data import DataError
         from grader.grade import grade
@@ -61,16 +53,74 @@ def grade_command(exercise_id: str, title: str) -> click.Command:
         from grader.sandbox import SandboxError
         from grader.submission import SubmissionError
 
-        limits = course.exercise(exercise_id).limits
-        limits = Limits(time_limit or limits.time_s, memory_limit or limits.memory_mb)
+        limits = None
+        if time_limit or memory_limit:
+            base = exercise.limits if not training.get("full") else Limits(
+                exercise.training.full_time_s if exercise.training else exercise.limits.time_s,
+                exercise.limits.memory_mb)
+            limits = Limits(time_limit or base.time_s, memory_limit or base.memory_mb)
         try:
+            if training.get("full") or training.get("steps"):
+                full_command(course, exercise_id, submission, data, fmt=fmt, limits=limits, **training)
             report = grade(course, exercise_id, submission, data, limits)
         except (CourseError, SubmissionError, DataError, SandboxError) as exc:
             fail_setup(str(exc))
         click.echo(RENDERERS[fmt](report), color=None if fmt == "text" else False)
         sys.exit(EXIT_PASSED if report.passed else EXIT_FAILED)
 
-    return command
+    params: list[click.Parameter] = [
+        click.Argument(["submission"], required=False, type=click.Path(path_type=Path)),
+        click.Option(["--format", "fmt"], type=click.Choice(["text", "json"]), default="text", show_default=True,
+                     help="text for people; json for tools (one object on stdout)."),
+        click.Option(["--data"], type=click.Path(path_type=Path), default=None,
+                     help="names.txt to use (default: $NINJA_DATA, ./names.txt, the cache, a download)."),
+        click.Option(["--time-limit"], type=click.FloatRange(min=0.1), default=None,
+                     help="Seconds the submission's code may run, all runs together (default: course.yaml)."),
+        click.Option(["--memory-limit"], type=click.IntRange(min=64), default=None,
+                     help="MB the submission's code may allocate (default: course.yaml)."),
+    ]
+    if exercise.training is not None:
+        params += [
+            click.Option(["--full"], is_flag=True,
+                         help=f"Train for real: the lecture's {exercise.training.full_steps:,} steps with your "
+                              "backward pass, then the train and val loss, samples and the loss curve. "
+                              "Ctrl-C stops early."),
+            click.Option(["--steps"], type=click.IntRange(min=1), default=None,
+                         help="A shorter real run of this many steps (implies --full)."),
+            click.Option(["--plot"], type=click.Path(path_type=Path, dir_okay=False), default=None,
+                         help=f"Where to save the loss curve (default: ./{exercise_id}-loss.png)."),
+        ]
+    return click.Command(exercise_id, callback=command, params=params,
+                         help=f"{exercise.title}.\n\nGrade SUBMISSION (default: the exercise's stub).")
+
+
+def full_command(course: Course, exercise_id: str, submission: Path | None, data: Path | None, *, fmt: str,
+                 limits: Limits | None, full: bool, steps: int | None, plot: Path | None) -> NoReturn:
+    """Exercise 4's real training run, with a progress bar; the exit code says how it ended."""
+    from grader.grade import train_full
+    from grader.report import render_full
+    from grader.training import save_loss_plot
+
+    planned = steps or (course.exercise(exercise_id).training.full_steps  # type: ignore[union-attr]
+                        if course.exercise(exercise_id).training else 0)
+    started = time.monotonic()
+    with click.progressbar(length=planned, label="training", file=sys.stderr, show_eta=True, show_pos=True,
+                           item_show_func=lambda item: item) as bar:
+        def progress(step: int, loss: float) -> None:
+            if step % 50 == 0 or step == planned:
+                rate = step / max(time.monotonic() - started, 1e-9)
+                bar.current_item = f"loss {loss:.4f} · {rate:,.0f} steps/s"  # type: ignore[attr-defined]
+                bar.update(50 if step % 50 == 0 else step % 50)
+
+        run, _ = train_full(course, exercise_id, submission, data, steps=planned, progress=progress, limits=limits)
+    plot_path = None
+    if run.lossi:
+        plot_path = save_loss_plot(run.lossi, str(plot or Path(f"{exercise_id}-loss.png")))
+    training = course.exercise(exercise_id).training
+    assert training is not None
+    click.echo(render_full(run, training, plot_path, fmt=fmt), color=None if fmt == "text" else False)
+    interrupted = run.stopped is not None and run.stopped.startswith("interrupted")
+    sys.exit(130 if interrupted else EXIT_FAILED if run.stopped else EXIT_PASSED)
 
 
 class NinjaCLI(click.Group):
@@ -90,9 +140,9 @@ class NinjaCLI(click.Group):
         builtin = super().get_command(ctx, cmd_name)
         if builtin is not None:
             return builtin
-        titles = {e.id: e.title for e in course_or_exit(ctx).exercises}
-        if cmd_name in titles:
-            return grade_command(cmd_name, titles[cmd_name])
+        for exercise in course_or_exit(ctx).exercises:
+            if exercise.id == cmd_name:
+                return grade_command(exercise)
         return None
 
     def resolve_command(

@@ -53,6 +53,26 @@ class CaseSpec:
 
 
 @dataclass(frozen=True)
+class TrainingSpec:
+    """Exercise 4: a real training run driven by the student's backward pass."""
+
+    seed: int = 2147483647
+    n_hidden: int = 200
+    batch_size: int = 32
+    lr: float = 0.1
+    lr_late: float = 0.01  # from half the steps on
+    check_steps: int = 500  # the quick check's run
+    checkpoints: tuple[int, ...] = (0, 250, 499)  # steps where every gradient is judged in full
+    loss_atol: float = 1e-4  # how far the two runs' losses may drift apart
+    full_steps: int = 200_000
+    full_time_s: float = 4 * 3600.0
+    lecture_train: float = 2.0719
+    lecture_val: float = 2.1162
+    sample_seed: int = 2147483647 + 10
+    samples: int = 20
+
+
+@dataclass(frozen=True)
 class Exercise:
     id: str
     title: str
@@ -63,6 +83,8 @@ class Exercise:
     given: tuple[str, ...] = ()  # true gradients handed to the student (dhpreact)
     forbid: frozenset[str] = frozenset()  # library calls that would do the exercise for you
     limits: Limits = Limits()
+    helpers: tuple[Gradient, ...] = ()  # intermediate gradients, not graded, used to isolate
+    training: TrainingSpec | None = None
 
     @property
     def gradient_names(self) -> tuple[str, ...]:
@@ -144,6 +166,45 @@ def _given(spec: Mapping[str, Any], where: str) -> tuple[str, ...]:
     return tuple(given)
 
 
+def _gradients(raw: list[Any], where: str, default_tol: Tolerance, default_points: float) -> list[Gradient]:
+    gradients = []
+    for j, graw in enumerate(raw):
+        gwhere = f"{where}[{j}]"
+        gspec = _mapping(graw, gwhere)
+        name = _field(gspec, "name", str, gwhere)
+        tensor = _field(gspec, "tensor", str, gwhere)
+        if name != "d" + tensor:
+            raise CourseError(f"{gwhere}: gradient of {tensor} must be named d{tensor}, not {name}")
+        points = _field(gspec, "points", float, gwhere) if "points" in gspec else default_points
+        hints = gspec.get("hints", [])
+        if not isinstance(hints, list) or not all(isinstance(h, str) and h.strip() for h in hints):
+            raise CourseError(f"{gwhere}: 'hints' must be a list of sentences")
+        gradients.append(Gradient(name, tensor, points, _tolerance(gspec, default_tol, gwhere),
+                                  tuple(h.strip() for h in hints)))
+    return gradients
+
+
+def _training(raw: Any, where: str) -> TrainingSpec:
+    spec = _mapping(raw, f"{where}: training")
+    default = TrainingSpec()
+    values: dict[str, Any] = {}
+    for key, value in default.__dict__.items():
+        if key in spec:
+            kind = type(value) if not isinstance(value, tuple) else list
+            values[key] = _field(spec, key, kind, f"{where}: training")
+    if "checkpoints" in values:
+        values["checkpoints"] = tuple(int(c) for c in values["checkpoints"])
+    unknown = set(spec) - set(default.__dict__)
+    if unknown:
+        raise CourseError(f"{where}: training: unknown setting {sorted(unknown)[0]!r}")
+    training = TrainingSpec(**values)
+    if 0 not in training.checkpoints or max(training.checkpoints) >= training.check_steps:
+        raise CourseError(f"{where}: training: checkpoints must include 0 and lie below check_steps")
+    if training.batch_size < 2 or training.check_steps < 1 or training.full_steps < 1:
+        raise CourseError(f"{where}: training: batch_size >= 2 and steps >= 1 are needed")
+    return training
+
+
 def _names(spec: Mapping[str, Any], key: str, where: str) -> list[str]:
     names = spec.get(key, [])
     if not isinstance(names, list) or not all(isinstance(n, str) and n.isidentifier() for n in names):
@@ -192,21 +253,10 @@ def parse_course(data: Any, root: Path) -> Course:
         spec = _mapping(raw, f"exercises[{i}]")
         ex_id = _field(spec, "id", str, f"exercises[{i}]")
         where = f"exercise {ex_id}"
-        gradients = []
-        for j, graw in enumerate(_list(spec.get("gradients"), f"{where}: gradients")):
-            gwhere = f"{where}: gradients[{j}]"
-            gspec = _mapping(graw, gwhere)
-            name = _field(gspec, "name", str, gwhere)
-            tensor = _field(gspec, "tensor", str, gwhere)
-            if name != "d" + tensor:
-                raise CourseError(f"{gwhere}: gradient of {tensor} must be named d{tensor}, not {name}")
-            points = _field(gspec, "points", float, gwhere) if "points" in gspec else default_points
-            hints = gspec.get("hints", [])
-            if not isinstance(hints, list) or not all(isinstance(h, str) and h.strip() for h in hints):
-                raise CourseError(f"{gwhere}: 'hints' must be a list of sentences")
-            gradients.append(Gradient(name, tensor, points, _tolerance(gspec, default_tol, gwhere),
-                                      tuple(h.strip() for h in hints)))
-        names = [g.name for g in gradients]
+        gradients = _gradients(_list(spec.get("gradients"), f"{where}: gradients"), f"{where}: gradients",
+                               default_tol, default_points)
+        helpers = _gradients(spec.get("helpers") or [], f"{where}: helpers", default_tol, 0.0)
+        names = [g.name for g in (*gradients, *helpers)]
         if len(set(names)) != len(names):
             raise CourseError(f"{where}: a gradient is listed twice")
         exercises.append(
@@ -220,6 +270,8 @@ def parse_course(data: Any, root: Path) -> Course:
                 given=_given(spec, where),
                 forbid=frozenset(_names(spec, "forbid", where)) | default_forbid,
                 limits=_limits(spec.get("limits", {}), default_limits, where),
+                helpers=tuple(helpers),
+                training=_training(spec["training"], where) if "training" in spec else None,
             )
         )
     ids = [e.id for e in exercises]

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import ast
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from grader.cases import Splits, build_case, make_splits
-from grader.course import Course, Exercise, Limits
+from grader.course import Course, CourseError, Exercise, Limits
 from grader.data import Dataset, find_names
-from grader.judge import all_error, judge
+from grader.judge import all_error, judge, summarize
 from grader.policy import check_policy
-from grader.results import Report
+from grader.results import FullRun, Report
 from grader.sandbox import Sandbox
 from grader.submission import Program, load_program
+from grader.training import full_run, quick_check, training_result
 
 _splits_cache: dict[tuple[str, int], Splits] = {}
 
@@ -44,6 +46,8 @@ def grade_program(course: Course, exercise: Exercise, program: Program, dataset:
     if blocker is not None:
         gradients = all_error(exercise, blocker)
         notes.append(f"{submission_label}: {blocker}")
+    elif exercise.training is not None:
+        return grade_training(exercise, program, dataset, submission_label=submission_label, limits=limits)
     else:
         splits = splits_for(dataset)
         # Fork before any true gradient exists in this process: the child never holds one
@@ -64,6 +68,24 @@ def grade_program(course: Course, exercise: Exercise, program: Program, dataset:
     )
 
 
+def grade_training(exercise: Exercise, program: Program, dataset: Dataset, *, submission_label: str,
+                   limits: Limits | None = None) -> Report:
+    """Exercise 4: checkpoints judged in full, and the run's losses against autograd's."""
+    assert exercise.training is not None
+    splits = splits_for(dataset)
+    with Sandbox(program.source, program.path, limits or exercise.limits) as sandbox:
+        run = quick_check(exercise, program, splits, sandbox)
+    gradients = tuple(summarize(g, exercise, program, run.cases, run.checks) for g in exercise.gradients)
+    training = training_result(exercise.training, run)
+    return Report(
+        exercise=exercise.id, title=exercise.title, submission=submission_label, gradients=gradients,
+        notes=(dataset.note,) if dataset.note else (), output=run.checks[0].output, start=exercise.start,
+        cases=tuple({"name": c.label, "seed": exercise.training.seed, "batch_size": c.spec.batch_size,
+                     "dtype": "float32"} for c in run.cases),
+        training=training,
+    )
+
+
 def display_path(path: Path) -> str:
     """The path as the user would type it: relative to here when it is below here."""
     absolute = path.resolve()
@@ -80,3 +102,23 @@ def grade(course: Course, exercise_id: str, submission: str | os.PathLike[str] |
     program = load_program(path)
     dataset = find_names(data)
     return grade_program(course, exercise, program, dataset, submission_label=label, limits=limits)
+
+
+def train_full(course: Course, exercise_id: str, submission: str | os.PathLike[str] | None = None,
+               data: str | os.PathLike[str] | None = None, *, steps: int | None = None,
+               progress: Callable[[int, float], None] = lambda step, loss: None,
+               limits: Limits | None = None) -> tuple[FullRun, Dataset]:
+    """Exercise 4 for real: the lecture's run (or `steps` of it) with the student's backward."""
+    exercise = course.exercise(exercise_id)
+    if exercise.training is None:
+        raise CourseError(f"{exercise_id} is not a training exercise; --full is for exercise 4")
+    path = Path(submission) if submission is not None else exercise.stub
+    program = load_program(path)
+    dataset = find_names(data)
+    planned = steps or exercise.training.full_steps
+    blocker = program.syntax_error or policy_violation(program, exercise)
+    if blocker is not None:
+        return FullRun(0, planned, (), None, None, (), 0.0, blocker), dataset
+    limits = limits or Limits(exercise.training.full_time_s, exercise.limits.memory_mb)
+    with Sandbox(program.source, program.path, limits) as sandbox:
+        return full_run(exercise, splits_for(dataset), sandbox, planned, progress), dataset

@@ -24,7 +24,7 @@ from grader.course import Exercise, Gradient
 from grader.diagnose import ADVICE, Diagnosis, close, diagnose
 from grader.graph import Graph
 from grader.results import GradientResult, Status, worst
-from grader.runner import BEFORE_ALL, Run, RunResult
+from grader.runner import BEFORE_ALL, Run, RunResult, Value
 from grader.sandbox import Sandbox
 from grader.submission import Program
 
@@ -51,6 +51,8 @@ class CaseChecks:
     chained: dict[str, Check]
     vjp: dict[str, VJPCheck]
     output: str
+    values: dict[str, Value]  # what the code as written assigned (the chained run)
+    seconds: float  # how long the code as written took, in the sandbox
 
 
 def isolating_run(exercise: Exercise, program: Program, grad: Gradient, case: Case,
@@ -61,7 +63,7 @@ def isolating_run(exercise: Exercise, program: Program, grad: Gradient, case: Ca
     """
     after = case.graph.downstream(grad.tensor)
     inject: dict[int, dict[str, torch.Tensor]] = {}
-    for other in exercise.gradients:
+    for other in (*exercise.gradients, *exercise.helpers):
         if other.tensor in after:
             stmt = program.last_assignment(other.name)
             at = stmt.index if stmt is not None else BEFORE_ALL
@@ -86,7 +88,7 @@ def vjp_plan(exercise: Exercise, grad: Gradient, case: Case) -> VJPPlan | None:
     """Random gradients for grad's consumers and autograd's product for each; None when the
     exercise has no gradient for some consumer (then there is nothing to feed)."""
     uses = case.graph.consumers(grad.tensor)
-    names = {g.tensor for g in exercise.gradients}
+    names = {g.tensor for g in (*exercise.gradients, *exercise.helpers)}
     if not uses or not all(c in names for c in uses):
         return None
     g = torch.Generator().manual_seed(case.spec.seed + len(grad.name))
@@ -163,7 +165,7 @@ def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbo
         plan = plans.get(grad.name)
         if plan is not None:
             vjp_checks[grad.name] = judge_vjp(results[vjp_run_of[grad.name]].values[grad.name], plan, truth)
-    return CaseChecks(isolated, chained, vjp_checks, results[0].output)
+    return CaseChecks(isolated, chained, vjp_checks, results[0].output, results[0].values, results[0].seconds)
 
 
 def judge_vjp(got: object, plan: VJPPlan, truth: torch.Tensor) -> VJPCheck:
@@ -242,11 +244,13 @@ def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[
         case_label = cases[at].label
     if status is Status.WRONG:
         failing = [c for c in isolated if c.status is Status.WRONG]
-        if isolated[0].status.passed:
+        if isolated[0].status.passed and cases[at].spec.batch_size != cases[0].spec.batch_size:
             n = cases[at].spec.batch_size
             there = f": there {decisive.diagnosis.message}" if decisive.diagnosis else ""
-            diagnosis = Diagnosis("hard-coded-batch", f"right on the lecture's batch of 32 but wrong on "
-                                  f"{case_label!r} (batch of {n}){there}")
+            diagnosis = Diagnosis("hard-coded-batch", f"right on the lecture's batch of {cases[0].spec.batch_size} "
+                                  f"but wrong on {case_label!r} (batch of {n}){there}")
+        elif isolated[0].status.passed:
+            message = f"right on {cases[0].label!r} but wrong on {case_label!r}: {message}"
         elif all(c.diagnosis is not None and decisive.diagnosis is not None
                  and c.diagnosis.label == decisive.diagnosis.label for c in failing):
             diagnosis = decisive.diagnosis

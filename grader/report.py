@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 
 import click
 
-from grader.results import GradientResult, Report, Status
+from grader.course import TrainingSpec
+from grader.results import FullRun, GradientResult, Report, Status, TrainingResult
 
 COLOURS = {
     Status.EXACT: "green",
@@ -64,6 +66,8 @@ def render_text(report: Report) -> str:
     if report.output.strip():
         lines += ["", "your code printed:"]
         lines += [f"  {line}" for line in report.output.rstrip().splitlines()]
+    if report.training is not None:
+        lines += ["", *training_lines(report.training)]
     correct = sum(g.passed for g in report.gradients)
     total = len(report.gradients)
     score = f"{correct}/{total} gradient{'s' if total != 1 else ''} correct"
@@ -72,6 +76,43 @@ def render_text(report: Report) -> str:
     lines += ["", click.style(score, fg="green" if report.passed else "red", bold=True)]
     if untouched and report.start:
         lines.append(f"Nothing written yet. {report.start}")
+    return "\n".join(lines)
+
+
+def training_lines(t: TrainingResult) -> list[str]:
+    """Exercise 4's run with the student's gradients, beside autograd's."""
+    verdict = click.style("agrees", fg="green") if t.agreed else click.style("does not agree", fg="red", bold=True)
+    lines = [f"training: {len(t.losses)} of {t.planned} steps with your gradients beside autograd's (same batches)"]
+    if t.losses:
+        lines.append(f"  final loss: yours {t.losses[-1]:.4f} · autograd {t.reference[-1]:.4f} · largest "
+                     f"difference {t.max_diff:.1e} (allowed {t.loss_atol:g}): {verdict}")
+        faster = "faster" if t.student_ms < t.autograd_ms else "slower"
+        lines.append(f"  backward per step: yours {t.student_ms:.3f} ms · autograd {t.autograd_ms:.3f} ms "
+                     f"(one thread each): yours is {faster}")
+    if t.stopped:
+        lines.append(click.style(f"  {t.stopped}", fg="red"))
+    return lines
+
+
+def render_full(run: FullRun, training: TrainingSpec, plot_path: str | None, *, fmt: str) -> str:
+    """Exercise 4's real run: how far it got, the losses beside the lecture's, samples, the plot."""
+    if fmt == "json":
+        return json.dumps({**run.to_dict(), "lecture_train_loss": training.lecture_train,
+                           "lecture_val_loss": training.lecture_val, "plot": plot_path}, indent=2)
+    rate = run.steps / run.seconds if run.seconds else 0.0
+    lines = [click.style(f"full run: {run.steps:,} of {run.planned:,} steps in {run.seconds:,.0f} s "
+                         f"({rate:,.0f} steps/s)", bold=True)]
+    if run.stopped:
+        lines.append(click.style(f"  {run.stopped}", fg="yellow" if run.stopped.startswith("interrupted") else "red"))
+    if run.train_loss is not None and run.val_loss is not None:
+        lines.append(f"  train loss {run.train_loss:.4f} (lecture {training.lecture_train:.4f}) · "
+                     f"val loss {run.val_loss:.4f} (lecture {training.lecture_val:.4f})")
+        lines.append("  (batchnorm calibrated on the whole training set, as in the lecture)")
+    if run.samples:
+        lines += ["", "20 names from your net:" if len(run.samples) == 20 else "names from your net:"]
+        lines += [f"  {name}" for name in run.samples]
+    if plot_path:
+        lines += ["", f"loss curve: {os.path.abspath(plot_path)}"]
     return "\n".join(lines)
 
 

@@ -81,6 +81,54 @@ def _number(x: float) -> float | int:
 
 
 @dataclass(frozen=True)
+class TrainingResult:
+    """The quick check's run: the student's gradients against autograd's, step by step."""
+
+    planned: int
+    losses: tuple[float, ...]  # the run driven by the student's gradients
+    reference: tuple[float, ...]  # autograd's run, same initialisation, same batches
+    loss_atol: float
+    stopped: str | None  # why the student's run ended early
+    student_ms: float  # mean backward time per step, in the sandbox, one thread
+    autograd_ms: float  # mean loss.backward() time per step, here, one thread
+
+    @property
+    def max_diff(self) -> float:
+        diffs = [abs(a - b) for a, b in zip(self.losses, self.reference, strict=False)]
+        return max(diffs) if diffs else float("inf")
+
+    @property
+    def agreed(self) -> bool:
+        return self.stopped is None and len(self.losses) == self.planned and self.max_diff <= self.loss_atol
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "steps": len(self.losses), "planned": self.planned, "agreed": self.agreed, "stopped": self.stopped,
+            "final_loss": self.losses[-1] if self.losses else None,
+            "final_loss_autograd": self.reference[-1] if self.reference else None,
+            "max_loss_diff": self.max_diff if self.losses else None, "loss_atol": self.loss_atol,
+            "backward_ms": round(self.student_ms, 4), "autograd_backward_ms": round(self.autograd_ms, 4),
+        }
+
+
+@dataclass(frozen=True)
+class FullRun:
+    steps: int
+    planned: int
+    lossi: tuple[float, ...]  # log10 of each step's loss, as the lecture keeps it
+    train_loss: float | None
+    val_loss: float | None
+    samples: tuple[str, ...]
+    seconds: float
+    stopped: str | None  # why it ended early: interrupted, or the student's gradients
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps, "planned": self.planned, "train_loss": self.train_loss,
+                "val_loss": self.val_loss, "samples": list(self.samples), "seconds": round(self.seconds, 1),
+                "stopped": self.stopped}
+
+
+@dataclass(frozen=True)
 class Report:
     exercise: str
     title: str
@@ -90,10 +138,11 @@ class Report:
     output: str = ""  # what the student's code printed (chained run, lecture case)
     start: str = ""  # how to begin, shown when nothing is written yet
     cases: tuple[dict[str, Any], ...] = field(default=())
+    training: TrainingResult | None = None  # exercise 4: the run with the student's gradients
 
     @property
     def passed(self) -> bool:
-        return all(g.passed for g in self.gradients)
+        return all(g.passed for g in self.gradients) and (self.training is None or self.training.agreed)
 
     @property
     def score(self) -> float:
@@ -118,4 +167,5 @@ class Report:
             "notes": list(self.notes),
             "output": self.output,
             "cases": list(self.cases),
+            **({"training": self.training.to_dict()} if self.training else {}),
         }

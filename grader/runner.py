@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import time
 import traceback
 from dataclasses import dataclass, field
 
@@ -56,6 +57,7 @@ class RunResult:
     output: str = ""
     halted_at: int | None = None  # the statement that ended the program (sys.exit)
     died: str | None = None  # why the sandbox ended before this run finished
+    seconds: float = 0.0  # how long the statements took to run
 
 
 class _CappedBuffer(io.StringIO):
@@ -112,6 +114,7 @@ def run_once(program: Program, given: dict[str, object], extra: dict[str, torch.
     out = _CappedBuffer()
     for name, tensor in run.inject.get(BEFORE_ALL, {}).items():
         ns[name] = tensor.clone()
+    started = time.perf_counter()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):  # grad is off process-wide
         for stmt in program.statements:
             try:
@@ -126,9 +129,10 @@ def run_once(program: Program, given: dict[str, object], extra: dict[str, torch.
                     snapshots[f"{name}@{i}"] = read_value(ns, name)
             for name, tensor in run.inject.get(stmt.index, {}).items():
                 ns[name] = tensor.clone()
+    seconds = time.perf_counter() - started
     printed = out.getvalue()
     if len(printed) > MAX_OUTPUT_CHARS:
         printed = printed[:MAX_OUTPUT_CHARS] + "\n... (output cut)"
     values = {name: read_value(ns, name) for name in wanted}
     values.update({key: snapshots.get(key) for key in run.read_back(wanted)[len(wanted):]})
-    return RunResult(values, errors, printed, halted_at)
+    return RunResult(values, errors, printed, halted_at, seconds=seconds)

@@ -199,9 +199,10 @@ class Sandbox:
         errors = header.get("errors", {})
         output = header.get("output", "")
         halted = header.get("halted_at")
+        seconds = header.get("seconds", 0.0)
         if not (isinstance(raw_values, dict) and isinstance(errors, dict)
                 and all(isinstance(v, str) for v in errors.values()) and isinstance(output, str)
-                and (halted is None or isinstance(halted, int))):
+                and (halted is None or isinstance(halted, int)) and isinstance(seconds, (int, float))):
             raise WireError("malformed header")
         values: dict[str, Value] = {}
         for name in wanted:
@@ -218,4 +219,4 @@ class Sandbox:
             error_map = {int(k): v[:500] for k, v in errors.items()}
         except ValueError as exc:
             raise WireError("malformed errors") from exc
-        return RunResult(values, error_map, output[:5000], halted)
+        return RunResult(values, error_map, output[:5000], halted, seconds=max(0.0, float(seconds)))
