@@ -11,14 +11,14 @@ from grader.course import Course
 from tests.conftest import SUBMISSIONS, GradeSource, failing, statuses
 
 
-def first_assignments(path: Path) -> list[str]:
-    """Gradient names (d...) in the order a file first assigns them at top level."""
+def first_assignments(path: Path, names: tuple[str, ...]) -> list[str]:
+    """The given gradient names, in the order a file first assigns them at top level."""
     seen: list[str] = []
     for node in ast.parse(path.read_text()).body:
         targets = node.targets if isinstance(node, ast.Assign) else []
         for t in targets:
             for name in ast.walk(t):
-                if isinstance(name, ast.Name) and name.id.startswith("d") and name.id not in seen:
+                if isinstance(name, ast.Name) and name.id in names and name.id not in seen:
                     seen.append(name.id)
     return seen
 
@@ -42,12 +42,14 @@ def test_stub_is_all_missing(course: Course, grade_source: GradeSource, exercise
     assert report.untouched and not report.passed and report.score == 0
 
 
-@pytest.mark.parametrize("exercise_id", ["exercise1", "exercise2", "exercise3"])
+@pytest.mark.parametrize("exercise_id", ["exercise1", "exercise2", "exercise3", "exercise4"])
 def test_stub_solution_and_course_list_the_same_gradients(course: Course, exercise_id: str) -> None:
-    """Stub, solution and course.yaml name the same gradients in the same order."""
+    """Stub, solution and course.yaml name the same gradients in the same order, and the
+    stub assigns nothing else that looks like a gradient."""
     exercise = course.exercise(exercise_id)
-    assert first_assignments(exercise.stub) == list(exercise.gradient_names)
-    assert first_assignments(exercise.solution) == list(exercise.gradient_names)
+    everything = (*exercise.gradient_names, "dlogits", "dh", "dhpreact", "dhprebn", "dembcat", "demb")
+    assert first_assignments(exercise.stub, everything) == list(exercise.gradient_names)
+    assert first_assignments(exercise.solution, exercise.gradient_names) == list(exercise.gradient_names)
 
 
 def test_stub_blanks_carry_their_shape(course: Course) -> None:
