@@ -200,7 +200,59 @@ def main(course: Path | None) -> None:
     """
 
 
+@click.command(name="notebook")
+@click.argument("which", metavar="[EXERCISE|all]", default="all")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("notebooks"), show_default=True,
+              help="Folder to write the notebooks into.")
+@click.pass_context
+def notebook_command(ctx: click.Context, which: str, out: Path) -> None:
+    """Write the exercises as Jupyter/Colab notebooks, with an inline check cell."""
+    course = course_or_exit(ctx)
+    ids = list(course.exercise_ids) if which == "all" else [which]
+    try:
+        for exercise_id in ids:
+            course.exercise(exercise_id)
+        from grader.notebooks import write_notebooks
+
+        written = write_notebooks(course, ids, out)
+    except CourseError as exc:
+        fail_setup(str(exc))
+    except OSError as exc:
+        fail_setup(f"cannot write to {out}: {exc.strerror}")
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
+@click.command(name="all")
+@click.argument("submission", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--data", type=click.Path(path_type=Path), default=None, help="names.txt to use.")
+@click.pass_context
+def all_command(ctx: click.Context, submission: Path, fmt: str, data: Path | None) -> None:
+    """Grade every exercise found in one notebook (or script); exit 0 only if all pass."""
+    course = course_or_exit(ctx)
+    from grader.data import DataError
+    from grader.grade import grade
+    from grader.report import RENDERERS, render_json_all
+    from grader.sandbox import SandboxError
+    from grader.submission import SubmissionError
+
+    try:
+        reports = [grade(course, exercise_id, submission, data) for exercise_id in course.exercise_ids]
+    except (CourseError, SubmissionError, DataError, SandboxError) as exc:
+        fail_setup(str(exc))
+    if fmt == "json":
+        click.echo(render_json_all(reports), color=False)
+    else:
+        click.echo("\n\n".join(RENDERERS["text"](r) for r in reports))
+        passed = sum(r.passed for r in reports)
+        click.echo(click.style(f"\n{passed}/{len(reports)} exercises passed", bold=True))
+    sys.exit(EXIT_PASSED if all(r.passed for r in reports) else EXIT_FAILED)
+
+
 main.add_command(hint_command)
+main.add_command(notebook_command)
+main.add_command(all_command)
 
 
 def run(argv: list[str] | None = None) -> Any:

@@ -10,11 +10,13 @@ from pathlib import Path
 from grader.cases import Splits, build_case, make_splits
 from grader.course import Course, CourseError, Exercise, Limits
 from grader.data import Dataset, find_names
+from grader.extract import Cell, extract, looks_like_transcript, script_cells
 from grader.judge import all_error, judge, summarize
+from grader.notebooks import read_cells
 from grader.policy import check_policy
 from grader.results import FullRun, Report
 from grader.sandbox import Sandbox
-from grader.submission import Program, load_program
+from grader.submission import Program, compile_program, read_source
 from grader.training import full_run, quick_check, training_result
 
 _splits_cache: dict[tuple[str, int], Splits] = {}
@@ -28,20 +30,50 @@ def splits_for(dataset: Dataset) -> Splits:
     return _splits_cache[key]
 
 
+def load_submission(course: Course, exercise: Exercise, path: Path) -> Program:
+    """The code to grade: a .py as it is, or the exercise's code found in a notebook (or in a
+    script that transcribes the lecture's notebook). Raises SubmissionError if unreadable."""
+    label = display_path(path)
+    if path.suffix == ".ipynb":
+        return program_from_cells(course, exercise, read_cells(path), label)
+    source = read_source(path)
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return compile_program(source, str(path))
+    if looks_like_transcript(tree):
+        return program_from_cells(course, exercise, script_cells(source), label)
+    return compile_program(source, str(path))
+
+
+def program_from_cells(course: Course, exercise: Exercise, cells: list[Cell], label: str) -> Program:
+    """One exercise's code out of a notebook's cells, as a program."""
+    number = course.exercises.index(exercise) + 1
+    wanted = frozenset(g.name for g in (*exercise.gradients, *exercise.helpers))
+    found = extract(cells, number, wanted)
+    if found is None:
+        return compile_program("", label, notes=(f"no code for {exercise.id} found in {label}: no cell assigns "
+                                                 f"{', '.join(exercise.gradient_names[:3])}, ...",))
+    if found.syntax_error is not None:
+        return Program(label, "", (), found.syntax_error, notes=found.notes)
+    return compile_program(found.source, label, origins=found.origins, notes=found.notes)
+
+
 def policy_violation(program: Program, exercise: Exercise) -> str | None:
     """The first rule the code breaks (grader/policy.py), as a sentence, or None."""
     violations = check_policy(ast.parse(program.source), exercise.forbid)
     if not violations:
         return None
     more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
-    return f"not run: {violations[0]}{more}"
+    return program.locate(f"not run: {violations[0]}{more}")
 
 
 def grade_program(course: Course, exercise: Exercise, program: Program, dataset: Dataset, *,
                   submission_label: str, limits: Limits | None = None) -> Report:
     """Judge a compiled program. Its code runs only in the sandbox, never here."""
     notes = [dataset.note] if dataset.note else []
-    blocker = program.syntax_error or policy_violation(program, exercise)
+    notes += program.notes
+    blocker = program.locate(program.syntax_error) if program.syntax_error else policy_violation(program, exercise)
     output = ""
     if blocker is not None:
         gradients = all_error(exercise, blocker)
@@ -79,7 +111,8 @@ def grade_training(exercise: Exercise, program: Program, dataset: Dataset, *, su
     training = training_result(exercise.training, run)
     return Report(
         exercise=exercise.id, title=exercise.title, submission=submission_label, gradients=gradients,
-        notes=(dataset.note,) if dataset.note else (), output=run.checks[0].output, start=exercise.start,
+        notes=(*((dataset.note,) if dataset.note else ()), *program.notes), output=run.checks[0].output,
+        start=exercise.start,
         cases=tuple({"name": c.label, "seed": exercise.training.seed, "batch_size": c.spec.batch_size,
                      "dtype": "float32"} for c in run.cases),
         training=training,
@@ -99,7 +132,7 @@ def grade(course: Course, exercise_id: str, submission: str | os.PathLike[str] |
     exercise = course.exercise(exercise_id)
     path = Path(submission) if submission is not None else exercise.stub
     label = display_path(path)
-    program = load_program(path)
+    program = load_submission(course, exercise, path)
     dataset = find_names(data)
     return grade_program(course, exercise, program, dataset, submission_label=label, limits=limits)
 
@@ -113,7 +146,7 @@ def train_full(course: Course, exercise_id: str, submission: str | os.PathLike[s
     if exercise.training is None:
         raise CourseError(f"{exercise_id} is not a training exercise; --full is for exercise 4")
     path = Path(submission) if submission is not None else exercise.stub
-    program = load_program(path)
+    program = load_submission(course, exercise, path)
     dataset = find_names(data)
     planned = steps or exercise.training.full_steps
     blocker = program.syntax_error or policy_violation(program, exercise)

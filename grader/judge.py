@@ -101,6 +101,11 @@ def vjp_plan(exercise: Exercise, grad: Gradient, case: Case) -> VJPPlan | None:
 
 def error_for(program: Program, name: str, result: RunResult) -> str | None:
     """The exception of a statement that assigns `name`, or the exit that cut it off."""
+    error = _error_for(program, name, result)
+    return program.locate(error) if error is not None else None
+
+
+def _error_for(program: Program, name: str, result: RunResult) -> str | None:
     if result.died is not None:
         return result.died
     if result.halted_at is not None:
@@ -108,10 +113,16 @@ def error_for(program: Program, name: str, result: RunResult) -> str | None:
         if last is None or last.index >= result.halted_at:
             stopper = result.errors[result.halted_at]
             return f"your code ended early ({stopper}) before {name} was written"
+    # Like the code's final value: a later statement that binds the name afresh and runs
+    # clears an earlier failure; one that raises, or changes it in place after one, does not.
+    error = None
     for stmt in program.statements:
-        if name in stmt.assigns and stmt.index in result.errors:
-            return result.errors[stmt.index]
-    return None
+        if name in stmt.assigns:
+            if stmt.index in result.errors:
+                error = result.errors[stmt.index]
+            elif stmt.rebinds and name in stmt.rebinds:
+                error = None
+    return error
 
 
 def backprop_order(exercise: Exercise, graph: Graph) -> list[Gradient]:

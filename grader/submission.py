@@ -7,6 +7,7 @@ grader can tell which statement last produced a gradient, and where.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType
@@ -25,7 +26,7 @@ class Statement:
     end_lineno: int
     code: CodeType
     assigns: frozenset[str]  # names bound or changed in place by this statement
-
+    rebinds: frozenset[str] = frozenset()  # names it binds afresh (`x = ...`), not in place
 
 @dataclass(frozen=True)
 class Program:
@@ -35,6 +36,20 @@ class Program:
     source: str
     statements: tuple[Statement, ...]
     syntax_error: str | None = None
+    origins: tuple[str, ...] = ()  # for code taken from a notebook: where each line came from
+    notes: tuple[str, ...] = ()  # said to the student about how the code was read
+
+    def where(self, lineno: int) -> str:
+        """`line 12`, or `cell 5, line 3` for code taken from a notebook."""
+        if self.origins and 1 <= lineno <= len(self.origins):
+            return self.origins[lineno - 1]
+        return f"line {lineno}"
+
+    def locate(self, message: str) -> str:
+        """Rewrite the `line N` mentions of a message to where the line came from."""
+        if not self.origins:
+            return message
+        return re.sub(r"\bline (\d+)\b", lambda m: self.where(int(m.group(1))), message)
 
     def last_assignment(self, name: str) -> Statement | None:
         """The last statement that binds or changes `name`, if any."""
@@ -122,13 +137,25 @@ class _AssignedNames(ast.NodeVisitor):
         self.generic_visit(node)
 
 
+def rebound_names(node: ast.stmt) -> frozenset[str]:
+    """Names a plain assignment binds afresh: `x = ...` and `x, y = ...`, not `x += ...`."""
+    if not isinstance(node, ast.Assign):
+        return frozenset()
+    names: set[str] = set()
+    for target in node.targets:
+        for t in target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target]:
+            if isinstance(t, ast.Name):
+                names.add(t.id)
+    return frozenset(names)
+
+
 def assigned_names(node: ast.stmt) -> frozenset[str]:
     visitor = _AssignedNames()
     visitor.visit(node)
     return frozenset(visitor.names)
 
 
-def compile_program(source: str, path: str) -> Program:
+def compile_program(source: str, path: str, *, origins: tuple[str, ...] = (), notes: tuple[str, ...] = ()) -> Program:
     """Split source into top-level statements and compile each on its own."""
     try:
         tree = ast.parse(source, filename=path)
@@ -137,17 +164,18 @@ def compile_program(source: str, path: str) -> Program:
         where = f"line {exc.lineno}" if exc.lineno else "the file"
         if exc.lineno and exc.offset:
             where += f", column {exc.offset}"
-        return Program(path, source, (), f"syntax error at {where}: {exc.msg}")
+        error = f"syntax error at {where}: {exc.msg}"
+        return Program(path, source, (), error, origins, notes)
     except ValueError as exc:  # null bytes in the source
-        return Program(path, source, (), f"the file cannot be parsed: {exc}")
+        return Program(path, source, (), f"the file cannot be parsed: {exc}", origins, notes)
     statements = []
     for i, node in enumerate(tree.body):
         module = ast.Module(body=[node], type_ignores=[])
         code = compile(module, path, "exec")
         statements.append(
-            Statement(i, node.lineno, node.end_lineno or node.lineno, code, assigned_names(node))
+            Statement(i, node.lineno, node.end_lineno or node.lineno, code, assigned_names(node), rebound_names(node))
         )
-    return Program(path, source, tuple(statements))
+    return Program(path, source, tuple(statements), None, origins, notes)
 
 
 def read_source(path: Path) -> str:
@@ -168,7 +196,3 @@ def read_source(path: Path) -> str:
         raise SubmissionError(f"{path} is not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise SubmissionError(f"cannot read {path}: {exc.strerror}") from None
-
-
-def load_program(path: Path) -> Program:
-    return compile_program(read_source(path), str(path))

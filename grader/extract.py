@@ -1,0 +1,276 @@
+"""Find one exercise's code in a notebook (or a script transcribing one), without running it.
+
+Students' notebooks follow the lecture's layout: data and forward-pass cells, then
+exercise 1's gradients (in one cell or several), then cells that reassign `dlogits`
+(exercise 2) and `dhprebn` (exercise 3), then the training loop (exercise 4), with
+`cmp` calls, prints, plots and magics in between. For one exercise this module:
+
+1. splits the notebook into sections, by the lecture's `# Exercise N` markers when there
+   are any, else by what each cell computes;
+2. keeps, from the cells before the exercises and the exercise's own section, only the
+   statements its gradients depend on (a backward slice): so the forward pass, `cmp`
+   calls, prints and plots are left out, and everything the grader provides (the forward
+   tensors, the parameters, the batch) comes from the grader, never from the notebook;
+3. reads `cmp('counts_sum_inv', dcsi, counts_sum_inv)` calls to learn renamed gradients.
+
+The result is a plain program, graded exactly as a .py submission is, with a map from
+its lines back to the notebook's cells.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import textwrap
+from dataclasses import dataclass
+
+from grader.submission import assigned_names
+
+PROVIDED = frozenset({
+    # exercises 1-3
+    "logprobs", "probs", "counts", "counts_sum", "counts_sum_inv", "norm_logits", "logit_maxes", "logits", "h",
+    "hpreact", "bnraw", "bnvar_inv", "bnvar", "bndiff2", "bndiff", "hprebn", "bnmeani", "embcat", "emb", "loss",
+    # exercise 4, the parameters, the batch, the sizes, the modules
+    "bnmean", "C", "W1", "b1", "W2", "b2", "bngain", "bnbias", "Xb", "Yb", "n", "batch_size", "vocab_size",
+    "block_size", "n_embd", "n_hidden", "torch", "F",
+})
+# Exercise 1's gradients: a cell assigning several of them is exercise 1's.
+ATOMIC_GRADIENTS = frozenset({
+    "dlogprobs", "dprobs", "dcounts_sum_inv", "dcounts_sum", "dcounts", "dnorm_logits", "dlogit_maxes", "dlogits",
+    "dh", "dW2", "db2", "dhpreact", "dbngain", "dbnbias", "dbnraw", "dbnvar_inv", "dbnvar", "dbndiff2", "dbndiff",
+    "dbnmeani", "dhprebn", "dembcat", "dW1", "db1", "demb", "dC",
+})
+TRAINING_GRADIENTS = frozenset({"dC", "dW1", "db1", "dW2", "db2", "dbngain", "dbnbias"})
+MARKER = re.compile(r"exercise\s*(\d)\b", re.IGNORECASE)
+MAGIC_LINE = re.compile(r"^\s*([%!]|\w+\s*=\s*[%!])")
+TIMING_CELL_MAGICS = ("%%time", "%%timeit", "%%capture")
+
+
+@dataclass(frozen=True)
+class Cell:
+    number: int  # as a person counts them: 1 for the first cell
+    kind: str  # "code" or "markdown"
+    source: str  # for code: Python with magics turned into `pass`, line for line
+
+
+@dataclass(frozen=True)
+class Extracted:
+    source: str  # the program to grade
+    origins: tuple[str, ...]  # for each line of `source`: "cell 12, line 3"
+    renames: dict[str, str]  # student's name -> gradient name, from cmp calls
+    notes: tuple[str, ...] = ()
+    syntax_error: str | None = None  # a cell of the exercise's own that does not parse
+
+
+def clean_code(source: str) -> str | None:
+    """IPython magics and shell lines become `pass` (line numbers stay); None for a cell of another language."""
+    lines = source.splitlines()
+    if lines and lines[0].lstrip().startswith("%%"):
+        if not lines[0].lstrip().startswith(TIMING_CELL_MAGICS):
+            return None  # %%bash, %%html, ...: not Python
+        lines = ["pass", *lines[1:]]
+    return "\n".join(_magic_free(line) for line in lines)
+
+
+def _magic_free(line: str) -> str:
+    if MAGIC_LINE.match(line):
+        return line[: len(line) - len(line.lstrip())] + "pass"
+    return line
+
+
+def script_cells(source: str) -> list[Cell]:
+    """A script transcribing a notebook, cut into cells at `# %%` or `# Exercise N` lines."""
+    cells: list[list[str]] = [[]]
+    for line in source.splitlines():
+        stripped = line.strip()
+        marker = stripped.startswith("# %%") or (stripped.startswith("#") and MARKER.search(stripped))
+        if marker and not line[:1].isspace():
+            cells.append([])
+        cells[-1].append(line)
+    return [Cell(i + 1, "code", "\n".join(lines)) for i, lines in enumerate(cells) if any(x.strip() for x in lines)]
+
+
+def looks_like_transcript(tree: ast.Module) -> bool:
+    """A script that does the lecture's forward pass itself, rather than an exercise file."""
+    for node in tree.body:
+        for target in getattr(node, "targets", []):
+            if isinstance(target, ast.Name) and target.id in ("emb", "hprebn", "logits", "loss", "words"):
+                return True
+    return False
+
+
+def _assigned(node: ast.AST) -> set[str]:
+    return set(assigned_names(node)) if isinstance(node, ast.stmt) else set()
+
+
+def _loads(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _training_loop(node: ast.stmt, names: frozenset[str]) -> list[ast.stmt] | None:
+    """The body of the loop (inside `with torch.no_grad():` or not) that computes several of
+    the gradients: a training loop, not exercise 1's loop over Xb for dC."""
+    if isinstance(node, ast.With):
+        for inner in node.body:
+            found = _training_loop(inner, names)
+            if found is not None:
+                return found
+    if isinstance(node, (ast.For, ast.While)):
+        assigned = set().union(*(_assigned(s) for s in node.body)) if node.body else set()
+        if len(assigned & names) >= 2:
+            return node.body
+    return None
+
+
+def section_of(cell: Cell, tree: ast.Module | None, current: int) -> int:
+    """Which exercise a code cell without a marker belongs to, from what it computes."""
+    if tree is None:
+        return current
+    if any(_training_loop(node, TRAINING_GRADIENTS) for node in tree.body):
+        return 4
+    assigned = set().union(*(_assigned(node) for node in tree.body)) if tree.body else set()
+    atoms = assigned & ATOMIC_GRADIENTS - {"dlogits", "dhprebn"}
+    if len(atoms) >= 2:
+        return 1
+    if "loss_fast" in cell.source or (assigned & {"dlogits"} and not atoms and current < 2):
+        return 2
+    if "hpreact_fast" in cell.source or (assigned & {"dhprebn"} and not atoms and current < 3):
+        return 3
+    return current
+
+
+def split_sections(cells: list[Cell]) -> dict[int, list[Cell]]:
+    """Exercise number -> its cells; 0 holds the cells before the first exercise.
+
+    A `# Exercise N` comment at the top of a code cell, or a markdown heading naming it,
+    opens section N; a cell without one opens a later exercise when what it computes says so
+    (the training loop, a lone fused dlogits or dhprebn), else it continues the current one.
+    """
+    marked = any(MARKER.search(c.source) for c in cells if c.kind == "markdown") or any(
+        MARKER.search(_leading_comments(c.source)) for c in cells if c.kind == "code")
+    sections: dict[int, list[Cell]] = {0: []}
+    current = 0
+    for cell in cells:
+        if cell.kind == "markdown":
+            match = MARKER.search(cell.source)
+            if match and marked:
+                current = int(match.group(1))
+            continue
+        match = MARKER.search(_leading_comments(cell.source))
+        # No marker: what the cell computes may still open a later exercise.
+        current = int(match.group(1)) if match else max(current, section_of(cell, _parse(cell.source), current))
+        sections.setdefault(current, []).append(cell)
+    return sections
+
+
+def _leading_comments(source: str) -> str:
+    lines = []
+    for line in source.splitlines():
+        if line.strip() and not line.strip().startswith("#"):
+            break
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _parse(source: str) -> ast.Module | None:
+    try:
+        return ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+
+
+def renames_from_cmp(trees: list[ast.Module], wanted: frozenset[str]) -> dict[str, str]:
+    """`cmp('counts_sum_inv', dcsi, counts_sum_inv)` says dcsi holds dcounts_sum_inv."""
+    renames: dict[str, str] = {}
+    for tree in trees:
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "cmp"
+                    and len(node.args) >= 2 and isinstance(node.args[0], ast.Constant)
+                    and isinstance(node.args[0].value, str) and isinstance(node.args[1], ast.Name)):
+                target, name = "d" + node.args[0].value, node.args[1].id
+                if target in wanted and name != target and name not in wanted:
+                    renames[name] = target
+    return renames
+
+
+class _Rename(ast.NodeTransformer):
+    def __init__(self, renames: dict[str, str]) -> None:
+        self.renames = renames
+
+    def visit_Name(self, node: ast.Name) -> ast.Name:
+        if node.id in self.renames:
+            return ast.copy_location(ast.Name(self.renames[node.id], node.ctx), node)
+        return node
+
+
+@dataclass(frozen=True)
+class _Piece:
+    node: ast.stmt
+    cell: Cell
+    text: str
+
+
+def _pieces(cell: Cell, tree: ast.Module, wanted: frozenset[str], descend: bool) -> list[_Piece]:
+    nodes: list[ast.stmt] = []
+    for node in tree.body:
+        body = _training_loop(node, wanted) if descend else None
+        nodes.extend(body if body is not None else [node])
+    pieces = []
+    for node in nodes:
+        segment = ast.get_source_segment(cell.source, node, padded=True) or ast.unparse(node)
+        pieces.append(_Piece(node, cell, textwrap.dedent(segment)))
+    return pieces
+
+
+def backward_slice(pieces: list[_Piece], wanted: frozenset[str]) -> list[_Piece]:
+    """The statements the wanted gradients depend on, definitions first."""
+    needed = set(wanted)
+    kept: list[_Piece] = []
+    for piece in reversed(pieces):
+        assigned = _assigned(piece.node)
+        if assigned & needed:
+            kept.append(piece)
+            # Names the statement binds itself (a loop's `k`, `ix`) are not needed from before it;
+            # names already needed stay needed, so `x = ...; x += ...` keeps both lines.
+            needed |= _loads(piece.node) - PROVIDED - assigned
+    kept.reverse()
+    definitions = [p for p in kept if isinstance(p.node, (ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom))]
+    return definitions + [p for p in kept if p not in definitions]
+
+
+def extract(cells: list[Cell], exercise: int, wanted: frozenset[str]) -> Extracted | None:
+    """The program for one exercise, or None when the notebook has no code for it."""
+    sections = split_sections(cells)
+    own = sections.get(exercise, [])
+    trees: list[tuple[Cell, ast.Module]] = []
+    skipped: list[str] = []
+    for cell in (*sections[0], *own):
+        try:
+            trees.append((cell, ast.parse(cell.source)))
+        except SyntaxError as exc:
+            if cell in own:
+                where = f"cell {cell.number}, line {exc.lineno}" if exc.lineno else f"cell {cell.number}"
+                return Extracted("", (), {}, (), f"syntax error in {where}: {exc.msg}")
+            skipped.append(f"cell {cell.number} (before the exercises) does not parse and was left out")
+        except ValueError:
+            skipped.append(f"cell {cell.number} cannot be read and was left out")
+    renames = renames_from_cmp([t for c, t in trees if c in own], wanted)
+    pieces: list[_Piece] = []
+    for cell, parsed in trees:
+        tree = ast.fix_missing_locations(_Rename(renames).visit(parsed)) if renames else parsed
+        for piece in _pieces(cell, tree, wanted, descend=exercise == 4 and cell in own):
+            text = ast.unparse(piece.node) if renames else piece.text
+            pieces.append(_Piece(piece.node, cell, text))
+    own_pieces = [p for p in pieces if p.cell in own]
+    if not any(_assigned(p.node) & wanted for p in own_pieces):
+        return None
+    kept = backward_slice(pieces, wanted)
+    lines: list[str] = []
+    origins: list[str] = []
+    for piece in kept:
+        first = getattr(piece.node, "lineno", 1)
+        for offset, line in enumerate(piece.text.splitlines()):
+            lines.append(line)
+            origins.append(f"cell {piece.cell.number}, line {first + offset}")
+    notes = [*skipped, *(f"read {name} as {target}, as your cmp call says" for name, target in renames.items())]
+    return Extracted("\n".join(lines) + "\n", tuple(origins), renames, tuple(notes))

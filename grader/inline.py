@@ -1,0 +1,121 @@
+"""Checking from a notebook: `from grader.inline import setup, check`.
+
+`setup("exercise1", globals())` defines the forward pass's tensors in the notebook, as
+the grader computes them. `check("exercise1")` grades the code you ran in this notebook
+(the cells, in the order you ran them) with the same extraction and judge as
+`ninja-grade exercise1 notebook.ipynb`, and shows the report: as HTML in Jupyter, as text
+elsewhere.
+"""
+
+from __future__ import annotations
+
+import html
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import torch
+
+from grader.cases import build_case, case_from, init_parameters
+from grader.course import CaseSpec, Course, load_course
+from grader.data import find_names
+from grader.extract import Cell, clean_code
+from grader.grade import grade_program, load_submission, program_from_cells, splits_for
+from grader.graph import TRAINING
+from grader.report import render_text
+from grader.results import Report, Status
+
+
+def _ipython() -> Any:
+    try:
+        from IPython import get_ipython  # noqa: PLC0415 - only inside a notebook
+
+        return get_ipython()
+    except ImportError:
+        return None
+
+
+def setup(exercise_id: str, namespace: dict[str, Any], *, course: Course | None = None) -> None:
+    """Put the lecture's forward pass for this exercise into `namespace` (say, globals())."""
+    course = course or load_course()
+    exercise = course.exercise(exercise_id)
+    dataset = find_names()
+    splits = splits_for(dataset)
+    if exercise.training is not None:
+        spec = exercise.training
+        g = torch.Generator().manual_seed(spec.seed)
+        params = init_parameters(g, splits.vocab_size, spec.n_hidden, torch.float32)
+        ix = torch.randint(0, splits.Xtr.shape[0], (spec.batch_size,), generator=g)
+        case = case_from(CaseSpec("step 0", spec.seed, spec.batch_size), params, splits.Xtr[ix], splits.Ytr[ix],
+                         graph=TRAINING, vocab_size=splits.vocab_size)
+    else:
+        case = build_case(course.cases[0], splits)
+    namespace.update(case.given)
+    namespace.update({name: case.truth[name[1:]].clone() for name in exercise.given})
+    namespace.update(torch=torch, F=torch.nn.functional)
+    if dataset.note:
+        print(f"note: {dataset.note}")
+    print(f"{exercise.id}: the forward pass is defined (loss {float(case.given['loss']):.4f}); "  # type: ignore[arg-type]
+          f"write your gradients below, then check(\"{exercise.id}\").")
+
+
+class ReportView:
+    """A report that shows itself as HTML in Jupyter and as text anywhere else."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+
+    def __repr__(self) -> str:
+        return click.unstyle(render_text(self.report))
+
+    def _repr_html_(self) -> str:
+        return render_html(self.report)
+
+
+def render_html(report: Report) -> str:
+    colour = {Status.EXACT: "#1a7f37", Status.APPROXIMATE: "#1a7f37", Status.WRONG: "#cf222e",
+              Status.MISSING: "#9a6700", Status.ERROR: "#8250df"}
+    rows = []
+    for g in report.gradients:
+        numbers = ("", "", "") if g.maxdiff is None else (str(g.exact), str(g.approximate), f"{g.maxdiff:.1e}")
+        label = f" [{g.diagnosis}]" if g.diagnosis else ""
+        rows.append(
+            f"<tr><td><code>{g.name}</code></td><td>{numbers[0]}</td><td>{numbers[1]}</td><td>{numbers[2]}</td>"
+            f"<td style='color:{colour[g.status]};font-weight:bold'>{g.status.value}{html.escape(label)}</td>"
+            f"<td>{g.chained.value}</td><td>{html.escape(g.message)}</td></tr>")
+    correct = sum(g.passed for g in report.gradients)
+    notes = "".join(f"<p><i>note: {html.escape(n)}</i></p>" for n in report.notes)
+    printed = f"<p>your code printed:</p><pre>{html.escape(report.output)}</pre>" if report.output.strip() else ""
+    return (f"<h4>{html.escape(report.exercise)}: {html.escape(report.title)}</h4>{notes}"
+            "<table><tr><th>gradient</th><th>exact</th><th>approximate</th><th>maxdiff</th><th>verdict</th>"
+            f"<th>chained</th><th>why</th></tr>{''.join(rows)}</table>{printed}"
+            f"<p><b>{correct}/{len(report.gradients)} gradients correct</b></p>")
+
+
+def check(exercise_id: str, *, source: str | None = None, course: Course | None = None) -> Report | None:
+    """Grade the code run in this notebook (or `source`, or the running script) for one exercise.
+
+    In Jupyter the report is displayed (HTML, with a text fallback) and None returned, so it
+    shows once; elsewhere it is printed and returned.
+    """
+    course = course or load_course()
+    exercise = course.exercise(exercise_id)
+    ip = _ipython()
+    if source is not None:
+        cells = [Cell(1, "code", source)]
+        program = program_from_cells(course, exercise, cells, "<source>")
+    elif ip is not None and "In" in ip.user_ns:
+        history = [s for s in ip.user_ns["In"][1:-1] if s and s.strip()]  # the cells run before this one
+        cells = [Cell(i + 1, "code", code) for i, s in enumerate(history) if (code := clean_code(s)) is not None]
+        program = program_from_cells(course, exercise, cells, "this notebook")
+    else:
+        program = load_submission(course, exercise, Path(sys.argv[0]))
+    report = grade_program(course, exercise, program, find_names(), submission_label=program.path)
+    if ip is not None:
+        from IPython.display import display  # noqa: PLC0415
+
+        display(ReportView(report))
+        return None
+    print(render_text(report))
+    return report

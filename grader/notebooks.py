@@ -1,0 +1,146 @@
+"""Notebooks both ways: read a student's .ipynb into cells, and write the course's notebooks.
+
+Reading never runs a kernel: only the cells' text is read, outputs are ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from grader.course import Course, Exercise
+from grader.extract import Cell, clean_code
+from grader.submission import SubmissionError
+
+MAX_NOTEBOOK_BYTES = 100 * 1024 * 1024  # outputs can be large; beyond this it is not a course notebook
+INSTALL = "backprop-ninja"  # what the Colab cell installs when the grader is missing
+
+
+def read_cells(path: Path) -> list[Cell]:
+    """The notebook's cells, with magics neutralised; SubmissionError (one line) if it is not one."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_NOTEBOOK_BYTES:
+            raise SubmissionError(f"{path} is {size / 2**20:.0f} MB; a notebook to grade is at most "
+                                  f"{MAX_NOTEBOOK_BYTES // 2**20} MB (clear its outputs)")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SubmissionError(f"{path} is not UTF-8 text (byte {exc.start}), so not a notebook") from None
+    except OSError as exc:
+        raise SubmissionError(f"cannot read {path}: {exc.strerror}") from None
+    if not text.strip():
+        raise SubmissionError(f"{path} is empty, not a notebook")
+    try:
+        nb = nbformat.reads(text, as_version=4)
+        cells = [(c["cell_type"], c.get("source", "")) for c in nb.cells]
+    except Exception as exc:  # nbformat raises many kinds; all mean "not a notebook we can read"
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise SubmissionError(f"{path} is not a Jupyter notebook: {reason}") from None
+    result = []
+    for number, (kind, source) in enumerate(cells, start=1):
+        if kind == "code":
+            code = clean_code(source)
+            if code is not None:
+                result.append(Cell(number, "code", code))
+        elif kind == "markdown":
+            result.append(Cell(number, "markdown", source))
+    return result
+
+
+# --- writing the course's notebooks ------------------------------------------------
+
+FORWARD = {
+    "atomic": """emb = C[Xb]                                   # embed the characters into vectors
+embcat = emb.view(emb.shape[0], -1)           # concatenate the vectors
+hprebn = embcat @ W1 + b1                     # hidden layer pre-activation
+bnmeani = 1/n*hprebn.sum(0, keepdim=True)
+bndiff = hprebn - bnmeani
+bndiff2 = bndiff**2
+bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)  # note: Bessel's correction (dividing by n-1, not n)
+bnvar_inv = (bnvar + 1e-5)**-0.5
+bnraw = bndiff * bnvar_inv
+hpreact = bngain * bnraw + bnbias
+h = torch.tanh(hpreact)                       # hidden layer
+logits = h @ W2 + b2                          # output layer
+logit_maxes = logits.max(1, keepdim=True).values
+norm_logits = logits - logit_maxes            # subtract max for numerical stability
+counts = norm_logits.exp()
+counts_sum = counts.sum(1, keepdims=True)
+counts_sum_inv = counts_sum**-1
+probs = counts * counts_sum_inv
+logprobs = probs.log()
+loss = -logprobs[range(n), Yb].mean()""",
+    "training": """emb = C[Xb]
+embcat = emb.view(emb.shape[0], -1)
+hprebn = embcat @ W1 + b1
+bnmean = hprebn.mean(0, keepdim=True)
+bnvar = hprebn.var(0, keepdim=True, unbiased=True)
+bnvar_inv = (bnvar + 1e-5)**-0.5
+bnraw = (hprebn - bnmean) * bnvar_inv
+hpreact = bngain * bnraw + bnbias
+h = torch.tanh(hpreact)
+logits = h @ W2 + b2
+loss = F.cross_entropy(logits, Yb)""",
+}
+
+
+def _paragraphs(source: str) -> tuple[str, list[str]]:
+    """A stub's header comment, and its blocks separated by blank lines."""
+    blocks = [b.strip("\n") for b in re.split(r"\n\s*\n", source) if b.strip()]
+    header = blocks[0] if blocks and all(line.startswith("#") for line in blocks[0].splitlines()) else ""
+    return header, blocks[1:] if header else blocks
+
+
+def build_notebook(course: Course, exercise: Exercise, source: Path | None = None) -> Any:
+    """The exercise as a notebook: set-up, the forward pass, one cell per block, a check.
+
+    `source` defaults to the stub; pass the solution to get the notebook filled in.
+    """
+    header, blocks = _paragraphs((source or exercise.stub).read_text(encoding="utf-8"))
+    number = course.exercises.index(exercise) + 1
+    intro = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in header.splitlines())
+    setup = (
+        "# Set-up: installs the grader when it is missing (Colab), then defines the forward pass's tensors.\n"
+        "try:\n"
+        "    import grader\n"
+        "except ImportError:\n"
+        f"    %pip install -q {INSTALL}\n"
+        "from grader.inline import check, setup\n\n"
+        f'setup("{exercise.id}", globals())'
+    )
+    kind = "training" if exercise.training else "atomic"
+    forward = (
+        "## The forward pass\n\nThe set-up cell ran this, under these names, on the lecture's batch "
+        "(the grader's own forward pass: changing the seed or the batch here changes nothing it checks):\n\n"
+        f"```python\n{FORWARD[kind]}\n```"
+    )
+    cells = [
+        nbformat.v4.new_markdown_cell(f"# {exercise.title}\n\n{intro.strip()}"),
+        nbformat.v4.new_code_cell(setup),
+        nbformat.v4.new_markdown_cell(forward),
+    ]
+    for i, block in enumerate(blocks):
+        marker = f"# Exercise {number}\n" if i == 0 else ""
+        cells.append(nbformat.v4.new_code_cell(marker + block))
+    cells += [
+        nbformat.v4.new_markdown_cell("## Check your work\n\nThe same checks, verdicts and hints as "
+                                      f"`ninja-grade {exercise.id}`, on the code you ran above."),
+        nbformat.v4.new_code_cell(f'check("{exercise.id}")'),
+    ]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+def write_notebooks(course: Course, exercise_ids: list[str], out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for exercise_id in exercise_ids:
+        path = out / f"{exercise_id}.ipynb"
+        nbformat.write(build_notebook(course, course.exercise(exercise_id)), str(path))
+        written.append(path)
+    return written
