@@ -41,7 +41,8 @@ ATOMIC_GRADIENTS = frozenset({
     "dbnmeani", "dhprebn", "dembcat", "dW1", "db1", "demb", "dC",
 })
 TRAINING_GRADIENTS = frozenset({"dC", "dW1", "db1", "dW2", "db2", "dbngain", "dbnbias"})
-MARKER = re.compile(r"exercise\s*(\d)\b", re.IGNORECASE)
+# "# Exercise 2: ..." as a comment line or a markdown heading; not "(as in exercise 2)".
+MARKER = re.compile(r"^\s*#+\s*exercise\s*(\d)\b", re.IGNORECASE | re.MULTILINE)
 MAGIC_LINE = re.compile(r"^\s*([%!]|\w+\s*=\s*[%!])")
 TIMING_CELL_MAGICS = ("%%time", "%%timeit", "%%capture")
 
@@ -83,7 +84,7 @@ def script_cells(source: str) -> list[Cell]:
     cells: list[list[str]] = [[]]
     for line in source.splitlines():
         stripped = line.strip()
-        marker = stripped.startswith("# %%") or (stripped.startswith("#") and MARKER.search(stripped))
+        marker = stripped.startswith("# %%") or MARKER.match(stripped)
         if marker and not line[:1].isspace():
             cells.append([])
         cells[-1].append(line)
@@ -132,9 +133,13 @@ def section_of(cell: Cell, tree: ast.Module | None, current: int) -> int:
     atoms = assigned & ATOMIC_GRADIENTS - {"dlogits", "dhprebn"}
     if len(atoms) >= 2:
         return 1
-    if "loss_fast" in cell.source or (assigned & {"dlogits"} and not atoms and current < 2):
+    # A lone dlogits or dhprebn computed in one go (from the forward pass, not from exercise 1's
+    # other gradients) is exercise 2's or 3's; from dnorm_logits or dbndiff it is exercise 1's.
+    used = _loads(tree) & ATOMIC_GRADIENTS
+    if "loss_fast" in cell.source or (assigned & {"dlogits"} and not atoms and not used - {"dlogits"}):
         return 2
-    if "hpreact_fast" in cell.source or (assigned & {"dhprebn"} and not atoms and current < 3):
+    fused_bn = assigned & {"dhprebn"} and not atoms and not used - {"dhprebn", "dhpreact"}
+    if "hpreact_fast" in cell.source or fused_bn:
         return 3
     return current
 
@@ -146,14 +151,12 @@ def split_sections(cells: list[Cell]) -> dict[int, list[Cell]]:
     opens section N; a cell without one opens a later exercise when what it computes says so
     (the training loop, a lone fused dlogits or dhprebn), else it continues the current one.
     """
-    marked = any(MARKER.search(c.source) for c in cells if c.kind == "markdown") or any(
-        MARKER.search(_leading_comments(c.source)) for c in cells if c.kind == "code")
     sections: dict[int, list[Cell]] = {0: []}
     current = 0
     for cell in cells:
         if cell.kind == "markdown":
             match = MARKER.search(cell.source)
-            if match and marked:
+            if match:
                 current = int(match.group(1))
             continue
         match = MARKER.search(_leading_comments(cell.source))

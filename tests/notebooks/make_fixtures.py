@@ -363,10 +363,10 @@ def ex1_cell(steps: list[tuple[str, str | None]], header: str = EX1_HEADER, cmp_
 def with_mistakes(steps: list[tuple[str, str | None]], edits: dict[str, str]) -> list[tuple[str, str | None]]:
     out = []
     for code, t in steps:
+        edited = code
         for old, new in edits.items():
-            if old in code:
-                code = code.replace(old, new)
-        out.append((code, t))
+            edited = edited.replace(old, new)
+        out.append((edited, t))
     return out
 
 
@@ -437,7 +437,7 @@ def main() -> None:
     write("magics_plots_prints", notebook([*preamble(), ex1, EX2_FORWARD, ex2, "%%bash\necho not python", EX3]))
 
     # 7. No "Exercise" markers anywhere: sections from what the cells compute. No exercise 4.
-    strip = lambda text: "\n".join(l for l in text.splitlines() if "Exercise" not in l)  # noqa: E731
+    strip = lambda text: "\n".join(x for x in text.splitlines() if "Exercise" not in x)  # noqa: E731
     ex1 = with_mistakes(EX1, {"dW2 = h.T @ dlogits": "dW2 = (dlogits.T @ h)"})
     write("no_markers", notebook([*preamble(), ex1_cell(ex1, header=""), strip(EX2_FORWARD), EX2,
                                   strip(EX3_FORWARD), EX3]))
@@ -460,8 +460,8 @@ def main() -> None:
     # 10. The same as 2, as one script with # %% cells.
     nb = nbformat.read(str(HERE / "lecture_mixed.ipynb"), as_version=4)
     script = "\n\n".join(f"# %%\n{c.source}" if c.cell_type == "code" else
-                         "# %% [markdown]\n" + "\n".join(f"# {l}" for l in c.source.splitlines()) for c in nb.cells)
-    script = "\n".join("# " + l if l.lstrip().startswith(("%", "!")) else l for l in script.splitlines())
+                         "# %% [markdown]\n" + "\n".join(f"# {x}" for x in c.source.splitlines()) for c in nb.cells)
+    script = "\n".join("# " + x if x.lstrip().startswith(("%", "!")) else x for x in script.splitlines())
     (HERE / "lecture_mixed_transcript.py").write_text(script + "\n")
     print(json.dumps(sorted(p.name for p in HERE.iterdir() if p.suffix in (".ipynb", ".py"))))
 

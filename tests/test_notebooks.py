@@ -1,0 +1,232 @@
+"""Notebooks: students' notebooks in the lecture's layout graded without a kernel, the
+course's generated notebooks run in a real one, and bad notebooks refused in a sentence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from click.testing import CliRunner
+from nbclient import NotebookClient
+
+from grader.cli import main
+from grader.course import Course
+from grader.inline import check
+from grader.notebooks import build_notebook
+from tests.conftest import ROOT
+
+NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
+
+# fixture -> exercise -> (score, {gradient: (status, diagnosis)} for those not passing), or "none" when
+# the notebook has no code for that exercise.
+EXPECTED: dict[str, dict[str, object]] = {
+    "lecture_all_correct": {"exercise1": (26, {}), "exercise2": (1, {}), "exercise3": (1, {}), "exercise4": (7, {})},
+    "lecture_mixed": {
+        "exercise1": (24, {"dprobs": ("wrong", "sign"), "dbndiff": ("wrong", "missing-branch")}),
+        "exercise2": (0, {"dlogits": ("wrong", "scale")}),
+        "exercise3": (1, {}),
+        "exercise4": (6, {"db2": ("wrong", "shape")}),
+    },
+    "spread_over_cells": {"exercise1": (25, {"dbndiff2": ("wrong", "bessel")}), "exercise2": (1, {}),
+                          "exercise3": (1, {}), "exercise4": "none"},
+    "helpers_in_earlier_cells": {"exercise1": (25, {"dC": ("missing", None)}), "exercise2": "none"},
+    "renamed_gradients": {"exercise1": (26, {}), "exercise2": (1, {}), "exercise3": "none"},
+    "magics_plots_prints": {"exercise1": (26, {}), "exercise2": (1, {}), "exercise3": (1, {})},
+    "no_markers": {"exercise1": (25, {"dW2": ("wrong", "transpose")}), "exercise2": (1, {}), "exercise3": (1, {}),
+                   "exercise4": "none"},
+    "commented_out_and_stale": {"exercise1": (26, {}), "exercise2": (1, {}), "exercise3": "none"},
+    "changed_seed_and_batch": {"exercise1": (26, {}), "exercise2": (1, {}), "exercise3": (1, {})},
+}
+
+
+def grade_all(path: Path) -> dict[str, dict[str, object]]:
+    result = CliRunner().invoke(main, ["all", str(path), "--format", "json"])
+    assert result.exit_code in (0, 1), result.output
+    assert "Traceback" not in result.output
+    return {r["exercise"]: r for r in json.loads(result.stdout)["exercises"]}
+
+
+def test_every_fixture_notebook_has_an_expectation() -> None:
+    """Each notebook in tests/notebooks is checked below, and each expectation has its notebook."""
+    assert {p.stem for p in NOTEBOOKS.glob("*.ipynb")} == set(EXPECTED)
+    assert len(EXPECTED) >= 8
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_fixture_notebook_gets_expected_verdicts(name: str) -> None:
+    """A student's notebook in the lecture's layout is graded to the verdicts it deserves."""
+    reports = grade_all(NOTEBOOKS / f"{name}.ipynb")
+    for exercise, expected in EXPECTED[name].items():
+        report = reports[exercise]
+        if expected == "none":
+            assert report["score"] == 0
+            assert any(f"no code for {exercise} found" in n for n in report["notes"]), report["notes"]
+            assert {g["status"] for g in report["gradients"]} == {"missing"}
+            continue
+        score, failing = expected  # type: ignore[misc]
+        got = {g["name"]: (g["status"], g["diagnosis"]) for g in report["gradients"]
+               if g["status"] not in ("exact", "approximate")}
+        assert got == failing, (exercise, got)
+        assert report["score"] == score
+
+
+def test_renamed_gradients_are_reported() -> None:
+    """Renames learned from cmp calls are said in the notes."""
+    notes = grade_all(NOTEBOOKS / "renamed_gradients.ipynb")["exercise1"]["notes"]
+    assert "read dcsi as dcounts_sum_inv, as your cmp call says" in notes  # type: ignore[operator]
+
+
+def test_transcript_script_is_read_like_its_notebook() -> None:
+    """A .py transcribing the lecture's notebook gets the same verdicts as the notebook itself."""
+    from_notebook = grade_all(NOTEBOOKS / "lecture_mixed.ipynb")
+    from_script = grade_all(NOTEBOOKS / "lecture_mixed_transcript.py")
+    for exercise, report in from_notebook.items():
+        strip = lambda r: [(g["name"], g["status"], g["chained"], g["diagnosis"], g["maxdiff"])  # noqa: E731
+                           for g in r["gradients"]]
+        assert strip(report) == strip(from_script[exercise])
+
+
+def test_messages_point_at_notebook_cells(tmp_path: Path) -> None:
+    """An exception in a notebook cell is reported at that cell's line, not the extracted program's."""
+    nb = nbformat.read(str(NOTEBOOKS / "lecture_all_correct.ipynb"), as_version=4)
+    i = next(i for i, c in enumerate(nb.cells) if c.source.startswith("# backward pass\n\ndlogits"))
+    nb.cells[i].source = nb.cells[i].source.replace("dlogits /= n", "dlogits /= W1")
+    path = tmp_path / "broken.ipynb"
+    nbformat.write(nb, str(path))
+    report = grade_all(path)["exercise2"]
+    message = report["gradients"][0]["message"]  # type: ignore[index]
+    assert message.startswith(f"cell {i + 1}, line 5: RuntimeError")
+
+
+@pytest.mark.parametrize("exercise_id", ["exercise1", "exercise2", "exercise3", "exercise4"])
+def test_same_submission_as_py_and_notebook_same_report(course: Course, tmp_path: Path, exercise_id: str) -> None:
+    """The solution graded as a .py and as a course notebook gets the same verdicts."""
+    exercise = course.exercise(exercise_id)
+    path = tmp_path / f"{exercise_id}.ipynb"
+    nbformat.write(build_notebook(course, exercise, exercise.solution), str(path))
+    runner = CliRunner()
+    as_py = json.loads(runner.invoke(main, [exercise_id, str(exercise.solution), "--format", "json"]).stdout)
+    as_nb = json.loads(runner.invoke(main, [exercise_id, str(path), "--format", "json"]).stdout)
+    strip = lambda r: [(g["name"], g["status"], g["chained"], g["diagnosis"], g["maxdiff"])  # noqa: E731
+                       for g in r["gradients"]]
+    assert strip(as_py) == strip(as_nb)
+    assert as_nb["passed"] is True
+
+
+def write_text(path: Path, text: str | bytes) -> Path:
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "code", "words"),
+    [
+        ("", 2, "is empty, not a notebook"),
+        ("{not json", 2, "is not a Jupyter notebook: Notebook does not appear to be JSON"),
+        ("[1, 2]", 2, "is not a Jupyter notebook"),
+        (b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5, "x": "\xff"}', 2, "is not UTF-8"),
+        ('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}', 1, "no code for exercise1 found"),
+    ],
+)
+def test_bad_notebooks_get_one_line(tmp_path: Path, content: str | bytes, code: int, words: str) -> None:
+    """Empty, non-JSON, non-UTF-8 and codeless notebooks: one line of reason, exit 1 or 2, no traceback."""
+    path = write_text(tmp_path / "bad.ipynb", content)
+    result = CliRunner().invoke(main, ["exercise1", str(path)])
+    assert result.exit_code == code
+    assert words in result.output
+    assert "Traceback" not in result.output
+    if code == 2:
+        assert len(result.output.strip().splitlines()) == 1
+
+
+def test_old_nbformat_v3_notebook_is_converted_and_graded(course: Course, tmp_path: Path) -> None:
+    """A notebook saved in nbformat 3 is read (converted) and graded like any other."""
+    solution = course.exercise("exercise2").solution.read_text()
+    nb3 = nbformat.v3.new_notebook(worksheets=[nbformat.v3.new_worksheet(cells=[
+        nbformat.v3.new_code_cell(input="# Exercise 2\n" + solution)])])
+    path = write_text(tmp_path / "old.ipynb", nbformat.writes(nb3, version=3))
+    result = CliRunner().invoke(main, ["exercise2", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "1/1 gradient correct" in result.output
+
+
+def test_notebook_with_50_mb_of_outputs_is_graded(course: Course, tmp_path: Path) -> None:
+    """Outputs are never read as code: a notebook with 50 MB of them grades as usual."""
+    nb = build_notebook(course, course.exercise("exercise2"), course.exercise("exercise2").solution)
+    nb.cells[-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * (50 * 2**20))]
+    path = tmp_path / "huge.ipynb"
+    nbformat.write(nb, str(path))
+    assert path.stat().st_size > 50 * 2**20
+    result = CliRunner().invoke(main, ["exercise2", str(path)])
+    assert result.exit_code == 0 and "1/1 gradient correct" in result.output
+
+
+def test_notebook_command_writes_all_exercises(tmp_path: Path) -> None:
+    """`ninja-grade notebook all` writes one valid notebook per exercise, Colab-ready."""
+    result = CliRunner().invoke(main, ["notebook", "all", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    paths = sorted(tmp_path.glob("*.ipynb"))
+    assert [p.name for p in paths] == ["exercise1.ipynb", "exercise2.ipynb", "exercise3.ipynb", "exercise4.ipynb"]
+    for path in paths:
+        nb = nbformat.read(str(path), as_version=4)
+        nbformat.validate(nb)
+        sources = [c.source for c in nb.cells]
+        assert "%pip install" in sources[1] and f'setup("{path.stem}", globals())' in sources[1]
+        assert sources[-1] == f'check("{path.stem}")'
+    ex1 = nbformat.read(str(tmp_path / "exercise1.ipynb"), as_version=4)
+    assert sum(c.source.count("= None  # (") for c in ex1.cells if c.cell_type == "code") == 26
+
+
+def test_notebook_command_unknown_exercise_exit_2(tmp_path: Path) -> None:
+    """An unknown exercise is a one-line error."""
+    result = CliRunner().invoke(main, ["notebook", "exercise9", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "no exercise 'exercise9'" in result.output
+
+
+def run_in_kernel(nb: nbformat.NotebookNode, cwd: Path) -> list[str]:
+    """Execute a notebook top to bottom in a real kernel; the text of every output."""
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    texts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            assert out.get("output_type") != "error", out
+            texts.append(out.get("text") or out.get("data", {}).get("text/plain", ""))
+    return texts
+
+
+@pytest.mark.parametrize(("exercise_id", "total"), [("exercise1", 26), ("exercise2", 1), ("exercise3", 1),
+                                                     ("exercise4", 7)])
+def test_generated_notebook_with_solution_runs_and_checks_clean(course: Course, tmp_path: Path,
+                                                                 exercise_id: str, total: int) -> None:
+    """A course notebook with the solution pasted into its blanks runs in a kernel without
+    error, and its check cell reports every gradient passing."""
+    exercise = course.exercise(exercise_id)
+    texts = run_in_kernel(build_notebook(course, exercise, exercise.solution), tmp_path)
+    report = texts[-1]
+    assert f"{total}/{total} gradient{'s' if total > 1 else ''} correct" in report
+    assert "\x1b[" not in report  # plain text for the text/plain view
+    if exercise.training:
+        assert "agrees" in report
+
+
+def test_generated_stub_notebook_runs_and_reports_missing(course: Course, tmp_path: Path) -> None:
+    """The untouched course notebook runs without error; its check says nothing is written yet."""
+    texts = run_in_kernel(build_notebook(course, course.exercise("exercise2")), tmp_path)
+    assert "0/1 gradient correct" in texts[-1]
+
+
+def test_inline_check_outside_jupyter_returns_the_report(course: Course, capsys: pytest.CaptureFixture[str]) -> None:
+    """check() on source text grades it with the CLI's judge and prints the same table."""
+    report = check("exercise2", source="# Exercise 2\n" + course.exercise("exercise2").solution.read_text())
+    assert report is not None and report.passed
+    assert "1/1 gradient correct" in capsys.readouterr().out
+
+
+def test_root_is_repository() -> None:
+    """The fixtures live in the repository the tests run from."""
+    assert (ROOT / "course.yaml").is_file() and NOTEBOOKS.is_dir()
