@@ -45,7 +45,7 @@ def grade_command(exercise: Exercise) -> click.Command:
 
     @click.pass_context
     def command(ctx: click.Context, /, *, submission: Path | None, fmt: str, data: Path | None,
-                time_limit: float | None, memory_limit: int | None, **training: Any) -> None:
+                time_limit: float | None, memory_limit: int | None, feedback: bool, **training: Any) -> None:
         course = course_or_exit(ctx)
         from grader.data import DataError
         from grader.grade import grade
@@ -66,6 +66,8 @@ def grade_command(exercise: Exercise) -> click.Command:
         except (CourseError, SubmissionError, DataError, SandboxError) as exc:
             fail_setup(str(exc))
         click.echo(RENDERERS[fmt](report), color=None if fmt == "text" else False)
+        if feedback:
+            write_feedback_for(submission, [report])
         sys.exit(EXIT_PASSED if report.passed else EXIT_FAILED)
 
     params: list[click.Parameter] = [
@@ -78,6 +80,9 @@ def grade_command(exercise: Exercise) -> click.Command:
                      help="Seconds the submission's code may run, all runs together (default: course.yaml)."),
         click.Option(["--memory-limit"], type=click.IntRange(min=64), default=None,
                      help="MB the submission's code may allocate (default: course.yaml)."),
+        click.Option(["--feedback"], is_flag=True,
+                     help="For a notebook: also write NOTEBOOK.feedback.html beside it, the notebook with "
+                          "this report on top."),
     ]
     if exercise.training is not None:
         params += [
@@ -92,6 +97,23 @@ def grade_command(exercise: Exercise) -> click.Command:
         ]
     return click.Command(exercise_id, callback=command, params=params,
                          help=f"{exercise.title}.\n\nGrade SUBMISSION (default: the exercise's stub).")
+
+
+def write_feedback_for(submission: Path | None, reports: list[Any]) -> None:
+    """--feedback: the notebook as HTML with the report on top, beside the notebook."""
+    from grader.notebooks import write_feedback
+    from grader.report import render_html
+
+    if submission is None or submission.suffix != ".ipynb":
+        click.echo("ninja-grade: --feedback is for notebooks; no feedback file written", err=True)
+        return
+    out = submission.with_name(f"{submission.stem}.feedback.html")
+    try:
+        write_feedback(submission, "".join(render_html(r) for r in reports), out)
+    except OSError as exc:
+        click.echo(f"ninja-grade: cannot write {out}: {exc.strerror}", err=True)
+        return
+    click.echo(f"feedback: {out}", err=True)
 
 
 def full_command(course: Course, exercise_id: str, submission: Path | None, data: Path | None, *, fmt: str,
@@ -227,8 +249,10 @@ def notebook_command(ctx: click.Context, which: str, out: Path) -> None:
 @click.argument("submission", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="names.txt to use.")
+@click.option("--feedback", is_flag=True,
+              help="Also write NOTEBOOK.feedback.html: the notebook with the reports on top.")
 @click.pass_context
-def all_command(ctx: click.Context, submission: Path, fmt: str, data: Path | None) -> None:
+def all_command(ctx: click.Context, submission: Path, fmt: str, data: Path | None, feedback: bool) -> None:
     """Grade every exercise found in one notebook (or script); exit 0 only if all pass."""
     course = course_or_exit(ctx)
     from grader.data import DataError
@@ -247,6 +271,8 @@ def all_command(ctx: click.Context, submission: Path, fmt: str, data: Path | Non
         click.echo("\n\n".join(RENDERERS["text"](r) for r in reports))
         passed = sum(r.passed for r in reports)
         click.echo(click.style(f"\n{passed}/{len(reports)} exercises passed", bold=True))
+    if feedback:
+        write_feedback_for(submission, reports)
     sys.exit(EXIT_PASSED if all(r.passed for r in reports) else EXIT_FAILED)
 
 

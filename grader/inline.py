@@ -9,7 +9,6 @@ elsewhere.
 
 from __future__ import annotations
 
-import html
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,8 @@ from grader.data import find_names
 from grader.extract import Cell, clean_code
 from grader.grade import grade_program, load_submission, program_from_cells, splits_for
 from grader.graph import TRAINING
-from grader.report import render_text
-from grader.results import Report, Status
+from grader.report import render_html, render_text
+from grader.results import Report
 
 
 def _ipython() -> Any:
@@ -71,26 +70,6 @@ class ReportView:
 
     def _repr_html_(self) -> str:
         return render_html(self.report)
-
-
-def render_html(report: Report) -> str:
-    colour = {Status.EXACT: "#1a7f37", Status.APPROXIMATE: "#1a7f37", Status.WRONG: "#cf222e",
-              Status.MISSING: "#9a6700", Status.ERROR: "#8250df"}
-    rows = []
-    for g in report.gradients:
-        numbers = ("", "", "") if g.maxdiff is None else (str(g.exact), str(g.approximate), f"{g.maxdiff:.1e}")
-        label = f" [{g.diagnosis}]" if g.diagnosis else ""
-        rows.append(
-            f"<tr><td><code>{g.name}</code></td><td>{numbers[0]}</td><td>{numbers[1]}</td><td>{numbers[2]}</td>"
-            f"<td style='color:{colour[g.status]};font-weight:bold'>{g.status.value}{html.escape(label)}</td>"
-            f"<td>{g.chained.value}</td><td>{html.escape(g.message)}</td></tr>")
-    correct = sum(g.passed for g in report.gradients)
-    notes = "".join(f"<p><i>note: {html.escape(n)}</i></p>" for n in report.notes)
-    printed = f"<p>your code printed:</p><pre>{html.escape(report.output)}</pre>" if report.output.strip() else ""
-    return (f"<h4>{html.escape(report.exercise)}: {html.escape(report.title)}</h4>{notes}"
-            "<table><tr><th>gradient</th><th>exact</th><th>approximate</th><th>maxdiff</th><th>verdict</th>"
-            f"<th>chained</th><th>why</th></tr>{''.join(rows)}</table>{printed}"
-            f"<p><b>{correct}/{len(report.gradients)} gradients correct</b></p>")
 
 
 def check(exercise_id: str, *, source: str | None = None, course: Course | None = None) -> Report | None:

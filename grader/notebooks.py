@@ -144,3 +144,18 @@ def write_notebooks(course: Course, exercise_ids: list[str], out: Path) -> list[
         nbformat.write(build_notebook(course, course.exercise(exercise_id)), str(path))
         written.append(path)
     return written
+
+
+def write_feedback(notebook: Path, reports_html: str, out: Path) -> Path:
+    """The student's notebook as HTML (nbconvert), with the grader's report on top, written
+    atomically beside it: what a student or a TA opens to see verdicts next to the code."""
+    from nbconvert import HTMLExporter  # noqa: PLC0415 - only this command renders HTML
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    report_cell = nbformat.v4.new_markdown_cell(reports_html)
+    nb.cells.insert(0, report_cell)
+    body, _ = HTMLExporter(template_name="classic").from_notebook_node(nb)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(body, encoding="utf-8")
+    tmp.replace(out)
+    return out

@@ -230,3 +230,15 @@ def test_inline_check_outside_jupyter_returns_the_report(course: Course, capsys:
 def test_root_is_repository() -> None:
     """The fixtures live in the repository the tests run from."""
     assert (ROOT / "course.yaml").is_file() and NOTEBOOKS.is_dir()
+
+
+def test_feedback_html_written_beside_notebook(tmp_path: Path) -> None:
+    """--feedback renders the notebook with nbconvert, the report on top, beside the notebook."""
+    nb = tmp_path / "mine.ipynb"
+    nb.write_bytes((NOTEBOOKS / "lecture_mixed.ipynb").read_bytes())
+    result = CliRunner().invoke(main, ["exercise2", str(nb), "--feedback"])
+    assert result.exit_code == 1
+    html = (tmp_path / "mine.feedback.html").read_text()
+    assert "exercise2: Cross-entropy backward in one go" in html and "[scale]" in html
+    assert ">softmax<" in html  # the student's own cells, highlighted
+    assert not list(tmp_path.glob(".*.tmp"))
