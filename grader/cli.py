@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from grader.course import Course, CourseError, Exercise, Limits, load_course
+from grader.formats import FORMATS
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -45,11 +46,11 @@ def grade_command(exercise: Exercise) -> click.Command:
 
     @click.pass_context
     def command(ctx: click.Context, /, *, submission: Path | None, fmt: str, data: Path | None,
-                time_limit: float | None, memory_limit: int | None, feedback: bool, **training: Any) -> None:
+                time_limit: float | None, memory_limit: int | None, feedback: bool, output: Path | None,
+                github: bool, **training: Any) -> None:
         course = course_or_exit(ctx)
         from grader.data import DataError
         from grader.grade import grade
-        from grader.report import RENDERERS
         from grader.sandbox import SandboxError
         from grader.submission import SubmissionError
 
@@ -62,18 +63,19 @@ def grade_command(exercise: Exercise) -> click.Command:
         try:
             if training.get("full") or training.get("steps"):
                 full_command(course, exercise_id, submission, data, fmt=fmt, limits=limits, **training)
+            started = time.monotonic()
             report = grade(course, exercise_id, submission, data, limits)
         except (CourseError, SubmissionError, DataError, SandboxError) as exc:
             fail_setup(str(exc))
-        click.echo(RENDERERS[fmt](report), color=None if fmt == "text" else False)
+        emit([report], fmt=fmt, output=output, github=github, seconds=time.monotonic() - started,
+             path=str(submission or exercise.stub))
         if feedback:
             write_feedback_for(submission, [report])
         sys.exit(EXIT_PASSED if report.passed else EXIT_FAILED)
 
     params: list[click.Parameter] = [
         click.Argument(["submission"], required=False, type=click.Path(path_type=Path)),
-        click.Option(["--format", "fmt"], type=click.Choice(["text", "json"]), default="text", show_default=True,
-                     help="text for people; json for tools (one object on stdout)."),
+        *report_options(),
         click.Option(["--data"], type=click.Path(path_type=Path), default=None,
                      help="names.txt to use (default: $NINJA_DATA, ./names.txt, the cache, a download)."),
         click.Option(["--time-limit"], type=click.FloatRange(min=0.1), default=None,
@@ -97,6 +99,40 @@ def grade_command(exercise: Exercise) -> click.Command:
         ]
     return click.Command(exercise_id, callback=command, params=params,
                          help=f"{exercise.title}.\n\nGrade SUBMISSION (default: the exercise's stub).")
+
+
+def report_options() -> list[click.Parameter]:
+    """--format, --output and --github, shared by every command that grades."""
+    return [
+        click.Option(["--format", "fmt"], type=click.Choice(FORMATS), default="text", show_default=True,
+                     help="text for people; json for tools (one object on stdout); junit, gradescope "
+                          "(results.json) and markdown (a $GITHUB_STEP_SUMMARY table) for CI."),
+        click.Option(["--output", "-o"], type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help="Write the report to this file (atomically) and the text report to stdout."),
+        click.Option(["--github"], is_flag=True,
+                     help="Also print GitHub Actions annotations (::error) for each failing gradient."),
+    ]
+
+
+def emit(reports: list[Any], *, fmt: str, output: Path | None, github: bool, seconds: float, path: str) -> None:
+    """Render the reports where they were asked for."""
+    from grader.formats import render, render_annotations, write_atomic
+
+    if output is not None:
+        try:
+            write_atomic(output, render(fmt, reports, seconds=seconds))
+        except OSError as exc:
+            fail_setup(f"cannot write {output}: {exc.strerror}")
+        click.echo(render("text", reports))
+    else:
+        click.echo(render(fmt, reports, seconds=seconds), color=None if fmt == "text" else False)
+    if fmt == "text" and len(reports) > 1 and output is None:
+        passed = sum(r.passed for r in reports)
+        click.echo(click.style(f"\n{passed}/{len(reports)} exercises passed", bold=True))
+    if github:
+        annotations = render_annotations(reports, path)
+        if annotations:
+            click.echo(annotations, color=False)
 
 
 def write_feedback_for(submission: Path | None, reports: list[Any]) -> None:
@@ -245,35 +281,35 @@ def notebook_command(ctx: click.Context, which: str, out: Path) -> None:
         click.echo(f"wrote {path}")
 
 
-@click.command(name="all")
-@click.argument("submission", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--data", type=click.Path(path_type=Path), default=None, help="names.txt to use.")
-@click.option("--feedback", is_flag=True,
-              help="Also write NOTEBOOK.feedback.html: the notebook with the reports on top.")
 @click.pass_context
-def all_command(ctx: click.Context, submission: Path, fmt: str, data: Path | None, feedback: bool) -> None:
+def all_callback(ctx: click.Context, /, *, submission: Path, fmt: str, data: Path | None, feedback: bool,
+                 output: Path | None, github: bool) -> None:
     """Grade every exercise found in one notebook (or script); exit 0 only if all pass."""
     course = course_or_exit(ctx)
     from grader.data import DataError
     from grader.grade import grade
-    from grader.report import RENDERERS, render_json_all
     from grader.sandbox import SandboxError
     from grader.submission import SubmissionError
 
+    started = time.monotonic()
     try:
         reports = [grade(course, exercise_id, submission, data) for exercise_id in course.exercise_ids]
     except (CourseError, SubmissionError, DataError, SandboxError) as exc:
         fail_setup(str(exc))
-    if fmt == "json":
-        click.echo(render_json_all(reports), color=False)
-    else:
-        click.echo("\n\n".join(RENDERERS["text"](r) for r in reports))
-        passed = sum(r.passed for r in reports)
-        click.echo(click.style(f"\n{passed}/{len(reports)} exercises passed", bold=True))
+    emit(reports, fmt=fmt, output=output, github=github, seconds=time.monotonic() - started, path=str(submission))
     if feedback:
         write_feedback_for(submission, reports)
     sys.exit(EXIT_PASSED if all(r.passed for r in reports) else EXIT_FAILED)
+
+
+all_command = click.Command("all", callback=all_callback, params=[
+    click.Argument(["submission"], type=click.Path(path_type=Path)),
+    *report_options(),
+    click.Option(["--data"], type=click.Path(path_type=Path), default=None, help="names.txt to use."),
+    click.Option(["--feedback"], is_flag=True,
+                 help="Also write NOTEBOOK.feedback.html: the notebook with the reports on top."),
+], help="Grade every exercise found in one notebook (or script); exit 0 only if all pass.",
+    short_help="Grade every exercise in one notebook or script.")
 
 
 main.add_command(hint_command)

@@ -137,14 +137,3 @@ def render_html(report: Report) -> str:
             f"<p><b>{correct}/{len(report.gradients)} gradients correct</b></p>")
 
 
-def render_json(report: Report) -> str:
-    return json.dumps(report.to_dict(), indent=2)
-
-
-def render_json_all(reports: list[Report]) -> str:
-    """Several exercises of one submission: one object, each exercise's report inside."""
-    return json.dumps({"submission": reports[0].submission if reports else "", "passed": all(r.passed for r in reports),
-                       "exercises": [r.to_dict() for r in reports]}, indent=2)
-
-
-RENDERERS = {"text": render_text, "json": render_json}
