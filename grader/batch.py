@@ -1,0 +1,218 @@
+"""Grade a class: many submissions, in parallel, resumable, into a gradebook.
+
+Each submission's report is written to OUT/<student>.json atomically as soon as it is
+graded, so a batch that is killed and rerun grades only what is missing, and a file in
+OUT is either a whole report or absent. Workers are forked from a process that has torch
+loaded, and each keeps its data set between submissions; student code still runs in a
+fresh sandbox per submission.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import multiprocessing
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grader.course import Course, Limits, load_course
+from grader.data import find_names
+from grader.formats import write_atomic
+from grader.submission import SubmissionError
+
+SUFFIXES = (".ipynb", ".py")
+
+
+@dataclass(frozen=True)
+class Submission:
+    student: str
+    path: Path | None
+    problem: str | None = None  # why it cannot be graded at all
+
+
+def discover(paths: list[Path], exercise_id: str) -> list[Submission]:
+    """One submission per file or folder; the student id is the file's or folder's name."""
+    found: list[Submission] = []
+    seen: dict[str, int] = {}
+    for path in paths:
+        student = path.stem if path.is_file() else path.name
+        seen[student] = seen.get(student, 0) + 1
+        if seen[student] > 1:
+            student = f"{student}-{seen[student]}"
+        if path.is_file():
+            problem = None if path.suffix in SUFFIXES else f"{path.name} is not a .py or .ipynb file"
+            found.append(Submission(student, path, problem))
+        elif path.is_dir():
+            candidates = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in SUFFIXES)
+            named = [p for p in candidates if p.stem == exercise_id]
+            if len(named) == 1 or len(candidates) == 1:
+                found.append(Submission(student, (named or candidates)[0]))
+            elif not candidates:
+                found.append(Submission(student, None, f"{path.name}/ holds no .py or .ipynb file"))
+            else:
+                names = ", ".join(p.name for p in candidates[:4])
+                found.append(Submission(student, None, f"{path.name}/ holds several submissions ({names}); "
+                                                       f"name one {exercise_id}.py or .ipynb"))
+        else:
+            found.append(Submission(student, None, f"{path} does not exist"))
+    return found
+
+
+# --- in a worker ---------------------------------------------------------------------
+
+_worker: dict[str, Any] = {}
+
+
+def _start_worker(course_path: str | None, data: str | None) -> None:
+    """Once per worker: die with the batch, load the course and the data set."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes  # noqa: PLC0415 - Linux only: PR_SET_PDEATHSIG, so no worker outlives the batch
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle
+    _worker["course"] = load_course(course_path)
+    _worker["dataset"] = find_names(data)
+
+
+def grade_one(exercise_id: str, student: str, path: str, limits: Limits | None) -> dict[str, Any]:
+    """One submission's report as a dict; a submission that cannot be read is a row, not a crash."""
+    from grader.grade import grade_program, load_submission  # noqa: PLC0415 - loads torch, in workers only
+
+    course: Course = _worker["course"]
+    exercise = course.exercise(exercise_id)
+    started = time.monotonic()
+    try:
+        program = load_submission(course, exercise, Path(path))
+        report = grade_program(course, exercise, program, _worker["dataset"], submission_label=path, limits=limits)
+        result = report.to_dict()
+    except SubmissionError as exc:
+        result = {"exercise": exercise_id, "submission": path, "passed": False, "score": 0,
+                  "max_score": exercise.max_score, "gradients": [], "error": str(exc)}
+    return {**result, "student": student, "seconds": round(time.monotonic() - started, 3),
+            "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+# --- in the batch --------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    passed: int = 0
+    failed: int = 0
+    errored: int = 0
+    skipped: int = 0  # graded by an earlier run
+
+    def add(self, report: dict[str, Any]) -> None:
+        if report.get("error"):
+            self.errored += 1
+        elif report.get("passed"):
+            self.passed += 1
+        else:
+            self.failed += 1
+
+    def __str__(self) -> str:
+        return f"{self.passed} passed · {self.failed} failed · {self.errored} errored"
+
+
+def unreadable(exercise_id: str, sub: Submission, max_score: float) -> dict[str, Any]:
+    return {"exercise": exercise_id, "submission": str(sub.path or ""), "passed": False, "score": 0,
+            "max_score": max_score, "gradients": [], "error": sub.problem, "student": sub.student,
+            "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def run_batch(course: Course, exercise_id: str, subs: list[Submission], *, out: Path, jobs: int, force: bool,
+              course_path: str | None, data: str | None, limits: Limits | None,
+              progress: Callable[[dict[str, Any], Tally], None]) -> Tally:
+    """Grade what is not graded yet; each report lands in out/<student>.json as it is done."""
+    exercise = course.exercise(exercise_id)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.tmp"):  # left by a batch that was killed mid-write
+        stale.unlink(missing_ok=True)
+    tally = Tally()
+    todo = []
+    for sub in subs:
+        if not force and (out / f"{sub.student}.json").is_file():
+            tally.skipped += 1
+        elif sub.problem is not None:
+            report = unreadable(exercise_id, sub, exercise.max_score)
+            write_atomic(out / f"{sub.student}.json", json.dumps(report, indent=2))
+            tally.add(report)
+            progress(report, tally)
+        else:
+            todo.append(sub)
+    for _attempt in range(2):  # a worker that dies takes its pool down: retry the rest once
+        if not todo:
+            break
+        todo = _grade_in_pool(exercise_id, todo, out=out, jobs=jobs, course_path=course_path, data=data,
+                              limits=limits, tally=tally, progress=progress)
+    for sub in todo:  # the grader itself failed on these twice
+        report = unreadable(exercise_id, Submission(sub.student, sub.path, "the grader's worker died on it"),
+                            exercise.max_score)
+        write_atomic(out / f"{sub.student}.json", json.dumps(report, indent=2))
+        tally.add(report)
+        progress(report, tally)
+    return tally
+
+
+def _grade_in_pool(exercise_id: str, todo: list[Submission], *, out: Path, jobs: int, course_path: str | None,
+                   data: str | None, limits: Limits | None, tally: Tally,
+                   progress: Callable[[dict[str, Any], Tally], None]) -> list[Submission]:
+    """Grade `todo` with `jobs` workers; return the submissions that were not graded."""
+    import grader.grade  # noqa: F401, PLC0415 - torch loaded once here, shared by every forked worker
+
+    left = {sub.student: sub for sub in todo}
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+                             initargs=(course_path, data)) as pool:
+        futures: dict[Future[dict[str, Any]], Submission] = {
+            pool.submit(grade_one, exercise_id, sub.student, str(sub.path), limits): sub for sub in todo}
+        try:
+            for future in as_completed(futures):
+                report = future.result()
+                write_atomic(out / f"{report['student']}.json", json.dumps(report, indent=2))
+                left.pop(report["student"], None)
+                tally.add(report)
+                progress(report, tally)
+        except BrokenProcessPool:
+            pass
+    return list(left.values())
+
+
+def gradebook(course: Course, exercise_id: str, subs: list[Submission], out: Path) -> tuple[str, list[dict[str, Any]]]:
+    """The CSV gradebook from the reports in `out`, and the reports themselves."""
+    exercise = course.exercise(exercise_id)
+    names = list(exercise.gradient_names)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["student", "submission", "score", "max_score", "passed", "error", *names])
+    reports = []
+    for sub in subs:
+        path = out / f"{sub.student}.json"
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            report = unreadable(exercise_id, Submission(sub.student, sub.path, "not graded"), exercise.max_score)
+        reports.append(report)
+        statuses = {g["name"]: g["status"] for g in report.get("gradients", [])}
+        writer.writerow([sub.student, report.get("submission", ""), report.get("score", 0),
+                         report.get("max_score", exercise.max_score), report.get("passed", False),
+                         report.get("error") or "", *(statuses.get(n, "") for n in names)])
+    return buffer.getvalue(), reports
+
+
+def pass_rates(course: Course, exercise_id: str, reports: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
+    """(gradient, passed, graded) over the class, in the course's order."""
+    rates = []
+    for name in course.exercise(exercise_id).gradient_names:
+        graded = [g for r in reports for g in r.get("gradients", []) if g["name"] == name]
+        rates.append((name, sum(g["status"] in ("exact", "approximate") for g in graded), len(graded)))
+    return rates
+

@@ -1,0 +1,110 @@
+"""The course's tools: hints, notebooks, batch grading, and templates for CI and Gradescope."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from grader.cli_common import EXIT_FAILED, EXIT_PASSED, course_of, course_or_exit, fail_setup
+from grader.course import CourseError, Limits
+from grader.formats import write_atomic
+
+
+@click.command(name="hint")
+@click.argument("exercise_id", metavar="EXERCISE")
+@click.argument("gradient")
+@click.option("--level", type=click.IntRange(1, 3), default=1, show_default=True,
+              help="1: where to look; 2: the shapes, sums and broadcasts; 3: the structure of the answer.")
+@click.pass_context
+def hint_command(ctx: click.Context, exercise_id: str, gradient: str, level: int) -> None:
+    """Show a hint for one gradient, from gentle (1) to nearly the answer (3)."""
+    try:
+        grad = course_of(ctx).exercise(exercise_id).gradient(gradient)
+    except CourseError as exc:
+        fail_setup(str(exc))
+    if not grad.hints:
+        fail_setup(f"course.yaml has no hints for {gradient}")
+    shown = min(level, len(grad.hints))
+    for i in range(shown):
+        click.echo(f"{click.style(f'hint {i + 1}', bold=True)}: {grad.hints[i]}")
+    if shown < len(grad.hints):
+        click.echo(f"(more: ninja-grade hint {exercise_id} {gradient} --level {shown + 1})")
+
+
+@click.command(name="notebook")
+@click.argument("which", metavar="[EXERCISE|all]", default="all")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("notebooks"), show_default=True,
+              help="Folder to write the notebooks into.")
+@click.pass_context
+def notebook_command(ctx: click.Context, which: str, out: Path) -> None:
+    """Write the exercises as Jupyter/Colab notebooks, with an inline check cell."""
+    course = course_or_exit(ctx)
+    ids = list(course.exercise_ids) if which == "all" else [which]
+    try:
+        for exercise_id in ids:
+            course.exercise(exercise_id)
+        from grader.notebooks import write_notebooks
+
+        written = write_notebooks(course, ids, out)
+    except CourseError as exc:
+        fail_setup(str(exc))
+    except OSError as exc:
+        fail_setup(f"cannot write to {out}: {exc.strerror}")
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
+@click.command(name="batch")
+@click.argument("exercise_id", metavar="EXERCISE")
+@click.argument("submissions", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Workers in parallel (default: cores).")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("ninja-batch"), show_default=True,
+              help="Folder for one JSON report per student; a rerun skips those already there.")
+@click.option("--gradebook", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Where to write the CSV gradebook (default: OUT/gradebook.csv).")
+@click.option("--force", is_flag=True, help="Grade again what is already graded in OUT.")
+@click.option("--data", type=click.Path(path_type=Path), default=None, help="names.txt to use.")
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=None, help="Seconds per submission.")
+@click.option("--memory-limit", type=click.IntRange(min=64), default=None, help="MB per submission.")
+@click.pass_context
+def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple[Path, ...], jobs: int | None,
+                  out: Path, gradebook: Path | None, force: bool, data: Path | None, time_limit: float | None,
+                  memory_limit: int | None) -> None:
+    """Grade many submissions (files, or folders of one student each) into a gradebook."""
+    from grader import batch
+
+    course = course_or_exit(ctx)
+    try:
+        exercise = course.exercise(exercise_id)
+    except CourseError as exc:
+        fail_setup(str(exc))
+    limits = Limits(time_limit or exercise.limits.time_s, memory_limit or exercise.limits.memory_mb)
+    subs = batch.discover(list(submissions), exercise_id)
+    course_arg = ctx.find_root().params.get("course")
+    with click.progressbar(length=len(subs), label=f"grading {exercise_id}", file=sys.stderr,
+                           item_show_func=lambda item: item) as bar:
+        def progress(report: dict[str, Any], tally: Any) -> None:
+            bar.current_item = str(tally)  # type: ignore[attr-defined]
+            bar.update(1)
+
+        try:
+            tally = batch.run_batch(course, exercise_id, subs, out=out, jobs=jobs or os.cpu_count() or 1, force=force,
+                                    course_path=str(course_arg) if course_arg else None,
+                                    data=str(data) if data else None, limits=limits, progress=progress)
+        except OSError as exc:
+            fail_setup(f"cannot write to {out}: {exc.strerror}")
+    table, reports = batch.gradebook(course, exercise_id, subs, out)
+    book = gradebook or out / "gradebook.csv"
+    write_atomic(book, table)
+    click.echo(f"{len(subs)} submissions: {tally}" + (f" ({tally.skipped} graded before)" if tally.skipped else ""))
+    click.echo(f"reports in {out}/, gradebook {book}")
+    click.echo("\npass rate per gradient:")
+    for name, passed, graded in batch.pass_rates(course, exercise_id, reports):
+        share = passed / graded if graded else 0.0
+        click.echo(f"  {name:16} {'█' * round(share * 20):20} {passed:4}/{graded} ({share:.0%})")
+    all_passed = all(r.get("passed") for r in reports)
+    sys.exit(EXIT_PASSED if all_passed else EXIT_FAILED)
