@@ -12,7 +12,13 @@ import click
 
 from grader.cli_common import course_of, course_or_exit
 from grader.cli_grade import all_command, grade_command
-from grader.cli_tools import batch_command, hint_command, notebook_command
+from grader.cli_tools import (
+    batch_command,
+    gradescope_bundle_command,
+    hint_command,
+    init_classroom_command,
+    notebook_command,
+)
 from grader.course import CourseError
 
 
@@ -72,7 +78,8 @@ def main(course: Path | None) -> None:
     """
 
 
-for command in (hint_command, notebook_command, all_command, batch_command):
+for command in (hint_command, notebook_command, all_command, batch_command, init_classroom_command,
+                gradescope_bundle_command):
     main.add_command(command)
 
 

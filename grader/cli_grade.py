@@ -158,17 +158,21 @@ def full_command(course: Course, exercise_id: str, submission: Path | None, data
 
 @click.pass_context
 def all_callback(ctx: click.Context, /, *, submission: Path, fmt: str, data: Path | None, feedback: bool,
-                 output: Path | None, github: bool) -> None:
-    """Grade every exercise found in one notebook (or script); exit 0 only if all pass."""
+                 output: Path | None, github: bool, exercise: tuple[str, ...]) -> None:
+    """Grade every exercise found in one notebook (or script, or folder); exit 0 only if all pass."""
     course = course_or_exit(ctx)
     from grader.data import DataError
-    from grader.grade import grade
+    from grader.grade import grade, grade_nothing, submission_for
     from grader.sandbox import SandboxError
     from grader.submission import SubmissionError
 
     started = time.monotonic()
     try:
-        reports = [grade(course, exercise_id, submission, data) for exercise_id in course.exercise_ids]
+        reports = []
+        for exercise_id in exercise or course.exercise_ids:
+            path = submission_for(course.exercise(exercise_id), submission)
+            reports.append(grade(course, exercise_id, path, data) if path is not None else
+                           grade_nothing(course, exercise_id, submission, data))
     except (CourseError, SubmissionError, DataError, SandboxError) as exc:
         fail_setup(str(exc))
     emit(reports, fmt=fmt, output=output, github=github, seconds=time.monotonic() - started, path=str(submission))
@@ -183,5 +187,7 @@ all_command = click.Command("all", callback=all_callback, params=[
     click.Option(["--data"], type=click.Path(path_type=Path), default=None, help="names.txt to use."),
     click.Option(["--feedback"], is_flag=True,
                  help="Also write NOTEBOOK.feedback.html: the notebook with the reports on top."),
-], help="Grade every exercise found in one notebook (or script); exit 0 only if all pass.",
+    click.Option(["--exercise"], multiple=True, help="Only these exercises (repeatable; default: all)."),
+], help="Grade every exercise found in one notebook, script or folder (exerciseN.py / .ipynb files); "
+        "exit 0 only if all pass.",
     short_help="Grade every exercise in one notebook or script.")

@@ -108,3 +108,41 @@ def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple
         click.echo(f"  {name:16} {'█' * round(share * 20):20} {passed:4}/{graded} ({share:.0%})")
     all_passed = all(r.get("passed") for r in reports)
     sys.exit(EXIT_PASSED if all_passed else EXIT_FAILED)
+
+
+@click.command(name="init-classroom")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=Path("."))
+@click.option("--course-repo", default="https://github.com/YOUR-ORG/backprop-ninja.git", show_default=True,
+              help="The git URL of your copy of this course, which the workflow checks out and installs.")
+@click.pass_context
+def init_classroom_command(ctx: click.Context, directory: Path, course_repo: str) -> None:
+    """Write a GitHub Actions workflow that grades every exercise in a student's repository."""
+    from grader.templates import write_workflow
+
+    try:
+        path = write_workflow(course_or_exit(ctx), directory, course_repo)
+    except OSError as exc:
+        fail_setup(f"cannot write to {directory}: {exc.strerror}")
+    click.echo(f"wrote {path}: on every push it grades each exercise, writes the summary and "
+               "annotations, and fails the job when an exercise fails")
+
+
+@click.command(name="gradescope-bundle")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("autograder.zip"),
+              show_default=True, help="Where to write the zip.")
+@click.option("--exercise", multiple=True, help="Grade only these exercises (repeatable; default: all).")
+@click.pass_context
+def gradescope_bundle_command(ctx: click.Context, out: Path, exercise: tuple[str, ...]) -> None:
+    """Write the autograder zip Gradescope expects (setup.sh, run_autograder, the course)."""
+    from grader.templates import gradescope_bundle
+
+    course = course_or_exit(ctx)
+    try:
+        for exercise_id in exercise:
+            course.exercise(exercise_id)
+        path = gradescope_bundle(course, out, exercises=exercise)
+    except CourseError as exc:
+        fail_setup(str(exc))
+    except OSError as exc:
+        fail_setup(f"cannot write {out}: {exc.strerror}")
+    click.echo(f"wrote {path}: upload it as the autograder of a Gradescope programming assignment")

@@ -155,3 +155,25 @@ def train_full(course: Course, exercise_id: str, submission: str | os.PathLike[s
     limits = limits or Limits(exercise.training.full_time_s, exercise.limits.memory_mb)
     with Sandbox(program.source, program.path, limits) as sandbox:
         return full_run(exercise, splits_for(dataset), sandbox, planned, progress), dataset
+
+
+def submission_for(exercise: Exercise, path: Path) -> Path | None:
+    """The file to grade for one exercise: `path` itself, or, in a folder, the exercise's own
+    .py or .ipynb (exercise1.py, exercise1.ipynb), else the folder's only notebook."""
+    if not path.is_dir():
+        return path
+    names = {f"{exercise.id}.py", f"{exercise.id}.ipynb", exercise.stub.name}
+    own = sorted(p for p in path.rglob("*") if p.is_file() and p.name in names)
+    if own:
+        return own[0]
+    notebooks = sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    return notebooks[0] if len(notebooks) == 1 else None
+
+
+def grade_nothing(course: Course, exercise_id: str, where: Path, data: str | os.PathLike[str] | None) -> Report:
+    """The report for an exercise with no submission at all: every gradient missing, saying why."""
+    exercise = course.exercise(exercise_id)
+    label = display_path(where)
+    program = compile_program("", label, notes=(f"no submission for {exercise_id} in {label}: expected "
+                                                f"{exercise_id}.py or {exercise_id}.ipynb",))
+    return grade_program(course, exercise, program, find_names(data), submission_label=label)
