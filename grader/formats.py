@@ -111,9 +111,9 @@ def render_gradescope(reports: list[Report], *, visibility: str = "visible") -> 
 
 def _md_cell(text: str) -> str:
     """Student text made inert in a Markdown table cell and on a runner's stdout."""
-    text = text.replace("\r", " ").replace("\n", " ")
+    text = _XML_BAD.sub("", text).replace("\r", " ").replace("\n", " ")
+    text = re.sub(r"([\\`*_\[\]()~])", r"\\\1", text)  # no emphasis, code, links or images
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "&#124;")
-    text = re.sub(r"([\\`*_\[\]()#!~])", r"\\\1", text)
     return text.replace("::", ":&#58;").replace("%", "&#37;")
 
 
@@ -139,7 +139,7 @@ def render_markdown(reports: list[Report]) -> str:
 
 
 def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return _XML_BAD.sub("", text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _escape_property(text: str) -> str:

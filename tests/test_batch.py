@@ -1,0 +1,155 @@
+"""Batch grading: a class of generated submissions, a gradebook, and a batch killed and resumed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from grader.cli import main
+from tests.conftest import ROOT, SUBMISSIONS
+
+SOLUTION = (ROOT / "solutions" / "exercise2.py").read_text()
+CORRECT = [
+    SOLUTION,
+    "dlogits = F.softmax(logits, dim=1) - F.one_hot(Yb, vocab_size).float()\ndlogits = dlogits / n\n",
+    "p = logits.exp() / logits.exp().sum(1, keepdim=True)\np[range(n), Yb] -= 1\ndlogits = p / Yb.shape[0]\n",
+]
+WRONG = {  # source -> diagnosis
+    "dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\n": "scale",
+    "dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\ndlogits /= -n\n": "sign",
+    "dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\ndlogits /= 32\n": "hard-coded-batch",
+    "dlogits = F.softmax(logits, 0)\ndlogits[range(n), Yb] -= 1\ndlogits /= n\n": None,
+}
+HOSTILE = {  # file -> the status dlogits gets
+    "os_exit_first": "error", "infinite_loop": "error", "memory_bomb": "error",
+    "raises_system_exit_first": "error", "prints_fake_report_only": "wrong",
+}
+
+
+def make_class(root: Path) -> dict[str, tuple[bool, bool, str]]:
+    """Write 100 submissions; return student -> (passed, unreadable, dlogits status)."""
+    expected: dict[str, tuple[bool, bool, str]] = {}
+    for i in range(45):
+        (root / f"correct{i:02}.py").write_text(CORRECT[i % len(CORRECT)])
+        expected[f"correct{i:02}"] = (True, False, "pass")
+    for i in range(30):
+        source = list(WRONG)[i % len(WRONG)]
+        (root / f"wrong{i:02}.py").write_text(source)
+        expected[f"wrong{i:02}"] = (False, False, "wrong")
+    for i in range(5):
+        (root / f"syntax{i}.py").write_text("dlogits = F.softmax(logits, 1\n")
+        expected[f"syntax{i}"] = (False, False, "error")
+    for i in range(3):
+        (root / f"latin1_{i}.py").write_bytes(b"dlogits = 1  # caf\xe9\n")
+        expected[f"latin1_{i}"] = (False, True, "")
+    (root / "notes.txt").write_text("not a submission")
+    expected["notes"] = (False, True, "")
+    (root / "empty.py").write_text("")
+    expected["empty"] = (False, False, "missing")
+    (root / "folder_none").mkdir()
+    expected["folder_none"] = (False, True, "")
+    (root / "folder_two").mkdir()
+    (root / "folder_two" / "a.py").write_text(SOLUTION)
+    (root / "folder_two" / "b.py").write_text(SOLUTION)
+    expected["folder_two"] = (False, True, "")
+    (root / "folder_ok").mkdir()
+    (root / "folder_ok" / "exercise2.py").write_text(SOLUTION)
+    (root / "folder_ok" / "scratch.py").write_text("x = 1")
+    expected["folder_ok"] = (True, False, "pass")
+    for i in range(12):
+        name = list(HOSTILE)[i % len(HOSTILE)]
+        (root / f"hostile_{name}_{i}.py").write_text((SUBMISSIONS / "hostile" / f"{name}.py").read_text())
+        expected[f"hostile_{name}_{i}"] = (False, False, HOSTILE[name])
+    return expected
+
+
+def read_gradebook(path: Path) -> dict[str, dict[str, str]]:
+    with path.open() as f:
+        return {row["student"]: row for row in csv.DictReader(f)}
+
+
+def test_batch_of_a_hundred_mixed_submissions(tmp_path: Path) -> None:
+    """100 correct, wrong, broken and hostile submissions: each row is what its submission deserves."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    expected = make_class(subs)
+    assert len(expected) >= 100
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["batch", "exercise2", *sorted(str(p) for p in subs.iterdir()), "--jobs", "2",
+                                       "--out", str(out), "--time-limit", "3", "--memory-limit", "256"])
+    assert result.exit_code == 1, result.output
+    book = read_gradebook(out / "gradebook.csv")
+    assert set(book) == set(expected)
+    for student, (passed, unreadable, status) in expected.items():
+        row = book[student]
+        assert row["passed"] == str(passed), (student, row)
+        assert bool(row["error"]) == unreadable, (student, row)
+        if status == "pass":
+            assert row["dlogits"] in ("exact", "approximate") and row["score"] == "1"
+        elif status:
+            assert row["dlogits"] == status, (student, row)
+    wrong = [json.loads((out / f"wrong{i:02}.json").read_text()) for i in range(4)]
+    assert [r["gradients"][0]["diagnosis"] for r in wrong] == list(WRONG.values())
+    assert "pass rate per gradient:" in result.output and "dlogits" in result.output
+    assert "100 submissions: 46 passed · 48 failed · 6 errored" in result.output
+    assert not list(out.glob(".*"))
+
+
+def test_batch_killed_and_rerun_grades_each_once(tmp_path: Path) -> None:
+    """SIGKILL partway, then rerun: every submission graded exactly once, no partial files."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for i in range(40):
+        (subs / f"s{i:02}.py").write_text(CORRECT[i % len(CORRECT)])
+    out = tmp_path / "out"
+    args = ["batch", "exercise2", *sorted(str(p) for p in subs.iterdir()), "--jobs", "2", "--out", str(out)]
+    process = subprocess.Popen([sys.executable, "-c", "from grader.cli import run; run()", *args],
+                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("s*.json"))) < 8 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = {p.name: p.read_bytes() for p in out.glob("s*.json")}
+    assert 8 <= len(before) < 40, "the batch must be killed partway"
+    for content in before.values():
+        json.loads(content)  # whole reports only
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    after = {p.name: p.read_bytes() for p in out.glob("s*.json")}
+    assert len(after) == 40
+    assert all(after[name] == content for name, content in before.items())  # not graded again
+    assert f"({len(before)} graded before)" in result.output
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert len(read_gradebook(out / "gradebook.csv")) == 40
+
+
+def test_batch_force_regrades(tmp_path: Path) -> None:
+    """--force grades again what is already in OUT."""
+    sub = tmp_path / "alice.py"
+    sub.write_text(SOLUTION)
+    out = tmp_path / "out"
+    runner = CliRunner()
+    assert runner.invoke(main, ["batch", "exercise2", str(sub), "--out", str(out), "--jobs", "1"]).exit_code == 0
+    first = json.loads((out / "alice.json").read_text())["graded_at"]
+    again = runner.invoke(main, ["batch", "exercise2", str(sub), "--out", str(out), "--jobs", "1"])
+    assert "(1 graded before)" in again.output
+    time.sleep(1.1)
+    forced = runner.invoke(main, ["batch", "exercise2", str(sub), "--out", str(out), "--jobs", "1", "--force"])
+    assert forced.exit_code == 0 and "graded before" not in forced.output
+    assert json.loads((out / "alice.json").read_text())["graded_at"] != first
+
+
+@pytest.mark.parametrize("args", [["batch", "exercise9", "x.py"], ["batch", "exercise2"]])
+def test_batch_usage_errors_exit_2(args: list[str]) -> None:
+    """An unknown exercise or no submissions is a usage error."""
+    assert CliRunner().invoke(main, args).exit_code == 2

@@ -1,0 +1,215 @@
+"""Reports for CI and Gradescope: JUnit XML, results.json, Markdown, annotations, --output."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from grader.cli import main
+from grader.formats import render_annotations, render_markdown
+from grader.results import GradientResult, Report, Status
+from tests.conftest import ROOT
+
+SOLUTION1 = ROOT / "solutions" / "exercise1.py"
+# A submission with a right gradient, a wrong one, a missing one and one that raises, with
+# hostile text in its exception message.
+HOSTILE_TEXT = "::set-output name=score::100 %0A::error::pwned | <img src=x> & `code`\x07"
+MIXED = SOLUTION1.read_text().replace(
+    "dprobs = (1.0 / probs) * dlogprobs", "dprobs = -(1.0 / probs) * dlogprobs").replace(
+    "dcounts_sum = (-counts_sum**-2) * dcounts_sum_inv", "dcounts_sum = boom()").replace(
+    "demb = dembcat.view(emb.shape)  # (32, 3, 10)", "demb = None") + (
+    f"\n\ndef boom():\n    raise ValueError({HOSTILE_TEXT!r})\n")
+GRADESCOPE_TOP = {"score", "execution_time", "output", "output_format", "test_output_format", "test_name_format",
+                  "visibility", "stdout_visibility", "extra_data", "tests", "leaderboard"}
+GRADESCOPE_TEST = {"score", "max_score", "status", "name", "name_format", "number", "output", "output_format", "tags",
+                   "visibility", "extra_data"}
+VISIBILITY = {"hidden", "after_due_date", "after_published", "visible"}
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("mixed") / "mixed.py"
+    # boom() must exist before it is called: define it first.
+    source = MIXED.split("\n\ndef boom")[0]
+    path.write_text(f"def boom():\n    raise ValueError({HOSTILE_TEXT!r})\n\n\n" + source)
+    return path
+
+
+def run(args: list[str]) -> tuple[int, str]:
+    result = CliRunner().invoke(main, args)
+    return result.exit_code, result.stdout
+
+
+def test_junit_matches_the_structure_ci_systems_read(mixed: Path) -> None:
+    """<testsuites>/<testsuite>/<testcase> with consistent counts; failures and errors typed."""
+    code, out = run(["exercise1", str(mixed), "--format", "junit"])
+    assert code == 1
+    root = ET.fromstring(out.split("\n", 1)[1])
+    assert root.tag == "testsuites"
+    (suite,) = root.findall("testsuite")
+    cases = suite.findall("testcase")
+    assert suite.get("name") == "exercise1" and int(suite.get("tests", "-1")) == len(cases) == 26
+    failures = [c for c in cases if c.find("failure") is not None]
+    errors = [c for c in cases if c.find("error") is not None]
+    assert int(suite.get("failures", "-1")) == len(failures) and int(suite.get("errors", "-1")) == len(errors)
+    assert int(root.get("tests", "-1")) == 26 and int(root.get("failures", "-1")) == len(failures)
+    assert {c.get("name") for c in failures} == {"dprobs", "demb"}
+    assert {c.get("name") for c in errors} == {"dcounts_sum"}
+    for case in cases:
+        assert case.get("classname") == "exercise1" and float(case.get("time", "x")) >= 0
+        for child in case:
+            assert child.tag in ("failure", "error") and child.get("message") and child.get("type")
+    sign = next(c for c in failures if c.get("name") == "dprobs").find("failure")
+    assert sign is not None and sign.get("type") == "sign" and "opposite sign" in (sign.text or "")
+    error = errors[0].find("error")
+    assert error is not None and "::set-output" in (error.get("message") or "")  # kept, as plain text
+    assert float(suite.get("time", "x")) >= 0
+
+
+def test_gradescope_results_field_by_field(mixed: Path) -> None:
+    """results.json: known fields only, one test per gradient worth its points, score = sum."""
+    code, out = run(["exercise1", str(mixed), "--format", "gradescope"])
+    assert code == 1
+    results = json.loads(out)
+    assert set(results) <= GRADESCOPE_TOP
+    assert isinstance(results["score"], (int, float)) and results["visibility"] in VISIBILITY
+    tests = results["tests"]
+    assert len(tests) == 26
+    for t in tests:
+        assert set(t) <= GRADESCOPE_TEST
+        assert isinstance(t["name"], str) and t["name"].startswith("exercise1: d")
+        assert t["status"] in ("passed", "failed") and t["visibility"] in VISIBILITY
+        assert 0 <= t["score"] <= t["max_score"] == 1
+        assert isinstance(t["output"], str) and isinstance(t["number"], str)
+        assert (t["score"] == t["max_score"]) == (t["status"] == "passed")
+    assert results["score"] == sum(t["score"] for t in tests) == 23
+    dprobs = next(t for t in tests if t["name"] == "exercise1: dprobs")
+    assert dprobs["tags"] == ["sign"] and "opposite sign" in dprobs["output"]
+
+
+def test_markdown_and_annotations_keep_student_text_inert(mixed: Path) -> None:
+    """Hostile text in messages can start no workflow command and injects no markup."""
+    code, out = run(["exercise1", str(mixed), "--format", "markdown", "--github"])
+    assert code == 1
+    lines = out.splitlines()
+    annotations = [x for x in lines if x.startswith("::")]
+    assert len(annotations) == 3  # dprobs, dcounts_sum, demb: nothing else starts a command
+    assert all(x.startswith(f"::error file={mixed},") for x in annotations)
+    boom = next(x for x in annotations if "dcounts_sum" in x)
+    assert "%250A" in boom and "\x07" not in out  # %0A stays text; control characters are dropped
+    table = "\n".join(x for x in lines if x.startswith("|"))
+    assert "&lt;img src=x&gt;" in table and "<img" not in table and "&#124;" in table
+    assert ":&#58;set-output" in table
+
+
+def test_annotation_escaping_of_newlines_and_properties() -> None:
+    """Newlines and % in messages, and : , in file names, are percent-encoded."""
+    g = GradientResult("dC", "C", Status.WRONG, Status.WRONG, False, False, 1.0, "a\nb%0Ac\r::error::x", 1.0, line=3)
+    report = Report("exercise1", "t", "s", (g,))
+    (line,) = render_annotations([report], "weird:name,1.py").splitlines()
+    assert line == ("::error file=weird%3Aname%2C1.py,line=3,title=exercise1 dC%3A wrong::"
+                    "a%0Ab%250Ac%0D::error::x")
+    assert "\n" not in render_markdown([report]).split("| `dC` |")[1].split("\n")[0]
+
+
+def test_json_carries_the_environment() -> None:
+    """JSON reports say which torch, Python and platform made the verdicts, and the cases."""
+    code, out = run(["exercise2", str(ROOT / "solutions" / "exercise2.py"), "--format", "json"])
+    report = json.loads(out)
+    assert code == 0
+    assert {"torch", "python", "platform", "threads"} <= set(report["environment"])
+    assert [c["batch_size"] for c in report["cases"]] == [32, 27, 48]
+
+
+def test_output_file_is_written_atomically(tmp_path: Path) -> None:
+    """--output writes the format to a file (creating folders), the text report to stdout."""
+    target = tmp_path / "deep" / "junit.xml"
+    result = CliRunner().invoke(main, ["exercise2", str(ROOT / "solutions" / "exercise2.py"),
+                                       "--format", "junit", "--output", str(target)])
+    assert result.exit_code == 0
+    assert ET.fromstring(target.read_text().split("\n", 1)[1]).tag == "testsuites"
+    assert "1/1 gradient correct" in result.stdout
+    assert [p.name for p in target.parent.iterdir()] == ["junit.xml"]
+
+
+def test_output_to_unwritable_place_is_exit_2(tmp_path: Path) -> None:
+    """An --output that cannot be written is a set-up error in one line."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = CliRunner().invoke(main, ["exercise2", str(ROOT / "solutions" / "exercise2.py"),
+                                       "--output", str(blocker / "x.json")])
+    assert result.exit_code == 2 and "cannot write" in result.output
+
+
+def test_all_with_a_folder_finds_each_exercise(tmp_path: Path) -> None:
+    """`ninja-grade all FOLDER` grades exerciseN.py files and says which are missing."""
+    (tmp_path / "exercise2.py").write_text((ROOT / "solutions" / "exercise2.py").read_text())
+    (tmp_path / "exercise3.py").write_text((ROOT / "solutions" / "exercise3.py").read_text())
+    result = CliRunner().invoke(main, ["all", str(tmp_path), "--exercise", "exercise1", "--exercise", "exercise2",
+                                       "--exercise", "exercise3", "--format", "json"])
+    assert result.exit_code == 1
+    reports = {r["exercise"]: r for r in json.loads(result.stdout)["exercises"]}
+    assert reports["exercise2"]["passed"] and reports["exercise3"]["passed"]
+    assert not reports["exercise1"]["passed"]
+    assert any("no submission for exercise1" in n for n in reports["exercise1"]["notes"])
+
+
+def test_init_classroom_writes_a_workflow(tmp_path: Path) -> None:
+    """The workflow installs the course, grades every exercise, publishes summary and annotations."""
+    result = CliRunner().invoke(main, ["init-classroom", str(tmp_path), "--course-repo", "https://example.org/c.git"])
+    assert result.exit_code == 0
+    workflow = yaml.safe_load((tmp_path / ".github" / "workflows" / "backprop-ninja.yml").read_text())
+    steps = workflow["jobs"]["grade"]["steps"]
+    script = steps[-1]["run"]
+    for exercise in ("exercise1", "exercise2", "exercise3", "exercise4"):
+        assert f"{exercise}=exercises/{exercise}.py" in script
+    assert "--format markdown" in script and "--github" in script and "GITHUB_STEP_SUMMARY" in script
+    assert "exit $status" in script and "https://example.org/c.git" in steps[-2]["run"]
+
+
+def test_gradescope_bundle_runs_as_gradescope_would(tmp_path: Path) -> None:
+    """The zip has setup.sh and run_autograder (executable) at its root; run_autograder writes
+    results/results.json from a submission folder."""
+    bundle = tmp_path / "autograder.zip"
+    result = CliRunner().invoke(main, ["gradescope-bundle", "--out", str(bundle), "--exercise", "exercise2"])
+    assert result.exit_code == 0
+    with zipfile.ZipFile(bundle) as zf:
+        names = set(zf.namelist())
+        assert {"setup.sh", "run_autograder", "course.yaml", "pyproject.toml", "grader/cli.py",
+                "solutions/exercise2.py"} <= names
+        for script in ("setup.sh", "run_autograder"):
+            assert (zf.getinfo(script).external_attr >> 16) & stat.S_IXUSR
+        zf.extract("run_autograder", tmp_path)
+    root = tmp_path / "autograder"
+    (root / "submission").mkdir(parents=True)
+    (root / "submission" / "exercise2.py").write_text((ROOT / "solutions" / "exercise2.py").read_text())
+    ninja = Path(sys.executable).with_name("ninja-grade")
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "NINJA_GRADE": str(ninja)}
+    subprocess.run(["bash", str(tmp_path / "run_autograder")], env=env, check=True, capture_output=True, timeout=300)
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert results["score"] == 1 and [t["status"] for t in results["tests"]] == ["passed"]
+
+
+def test_gradescope_bundle_reports_unusable_submission(tmp_path: Path) -> None:
+    """A submission the grader cannot read still yields a results.json Gradescope can show."""
+    CliRunner().invoke(main, ["gradescope-bundle", "--out", str(tmp_path / "a.zip")])
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        zf.extract("run_autograder", tmp_path)
+    root = tmp_path / "ag"
+    (root / "submission").mkdir(parents=True)
+    (root / "submission" / "exercise1.py").write_bytes(b"\xff\xfe not utf-8")
+    ninja = Path(sys.executable).with_name("ninja-grade")
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "NINJA_GRADE": str(ninja)}
+    subprocess.run(["bash", str(tmp_path / "run_autograder")], env=env, check=True, capture_output=True, timeout=300)
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert results["score"] == 0 and "could not grade" in results["output"]
