@@ -12,7 +12,6 @@ from grader.course import Course, CourseError, Exercise, Limits
 from grader.data import Dataset, find_names
 from grader.extract import Cell, extract, looks_like_transcript, script_cells
 from grader.judge import all_error, judge, summarize
-from grader.notebooks import read_cells
 from grader.policy import check_policy
 from grader.results import FullRun, Report
 from grader.sandbox import Sandbox
@@ -35,6 +34,8 @@ def load_submission(course: Course, exercise: Exercise, path: Path) -> Program:
     script that transcribes the lecture's notebook). Raises SubmissionError if unreadable."""
     label = display_path(path)
     if path.suffix == ".ipynb":
+        from grader.notebooks import read_cells  # noqa: PLC0415 - nbformat only for notebooks (~0.1 s)
+
         return program_from_cells(course, exercise, read_cells(path), label)
     source = read_source(path)
     try:

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grader.cases import build_case, make_splits
+from grader.cases import build_case, build_dataset, make_splits
 from grader.course import CaseSpec, Course
 from grader.data import Dataset
 from grader.graph import ATOMIC, TRAINING
@@ -66,3 +66,25 @@ def test_graph_consumers_and_downstream() -> None:
     assert {"bnraw", "hpreact", "logits", "loss"} <= ATOMIC.downstream("bndiff")
     assert "bnmeani" not in ATOMIC.downstream("bndiff")
     assert set(TRAINING.consumers("hprebn")) == {"bnmean", "bnvar", "bnraw"}
+
+
+def lecture_build_dataset(words: list[str], stoi: dict[str, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The lecture's own loop, as the reference for the vectorised one."""
+    X, Y = [], []
+    for w in words:
+        context = [0] * 3
+        for ch in w + ".":
+            ix = stoi[ch]
+            X.append(context)
+            Y.append(ix)
+            context = [*context[1:], ix]
+    return torch.tensor(X), torch.tensor(Y)
+
+
+def test_vectorised_dataset_equals_the_lecture_loop(dataset: Dataset) -> None:
+    """build_dataset gives exactly the lecture's X and Y, short words included."""
+    words = [*dataset.words[:3000], "a", "bo", "xyzzy"]
+    stoi = {s: i + 1 for i, s in enumerate(sorted(set("".join(words))))} | {".": 0}
+    X, Y = build_dataset(words, stoi)
+    X_ref, Y_ref = lecture_build_dataset(words, stoi)
+    assert torch.equal(X, X_ref) and torch.equal(Y, Y_ref)
