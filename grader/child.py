@@ -145,7 +145,7 @@ def serve(sock: socket.socket, source: str, path: str, *, scratch: str, limits: 
             for key, t in tensors.items():
                 index, name = key.split(":", 1)
                 inject.setdefault(int(index), {})[name] = t
-            names = tuple(header["wanted"] or wanted)
+            names = tuple(header["wanted"]) if header["wanted"] is not None else wanted
             snapshot = tuple((int(i), str(name)) for i, name in header["snapshot"])
             result = run_once(program, given, extra, Run(inject, snapshot=snapshot), wanted=names,
                               memory_mb=limits.memory_mb)

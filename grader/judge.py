@@ -84,19 +84,45 @@ class VJPPlan:
     # against which "the truth is ~0" is measured
 
 
-def vjp_plan(exercise: Exercise, grad: Gradient, case: Case) -> VJPPlan | None:
-    """Random gradients for grad's consumers and autograd's product for each; None when the
-    exercise has no gradient for some consumer (then there is nothing to feed)."""
+def vjp_plan(exercise: Exercise, grad: Gradient, case: Case, randoms: dict[str, torch.Tensor]) -> VJPPlan | None:
+    """The random gradients of grad's consumers (from `randoms`, one per tensor of the case) and
+    autograd's product for each; None when the exercise has no gradient for some consumer."""
     uses = case.graph.consumers(grad.tensor)
     names = {g.tensor for g in (*exercise.gradients, *exercise.helpers)}
     if not uses or not all(c in names for c in uses):
         return None
-    g = torch.Generator().manual_seed(case.spec.seed + len(grad.name))
-    random_consumers = {c: torch.randn(case.truth[c].shape, generator=g, dtype=case.truth[c].dtype) for c in uses}
+    random_consumers = {c: randoms[c] for c in uses}
     parts = {c: case.graph.contribution(case.tensors, grad.tensor, c, v) for c, v in random_consumers.items()}
     typical = sum((float(case.truth[c].pow(2).mean().sqrt()) * p for c, p in parts.items()),
                   torch.zeros_like(case.truth[grad.tensor]))
     return VJPPlan(random_consumers, parts, typical)
+
+
+def unit_randoms(exercise: Exercise, case: Case) -> dict[str, torch.Tensor]:
+    """One unit-scale random tensor per gradient of the exercise, seeded by the case."""
+    g = torch.Generator().manual_seed(case.spec.seed + 1)
+    return {grad.tensor: torch.randn(case.truth[grad.tensor].shape, generator=g, dtype=case.truth[grad.tensor].dtype)
+            for grad in (*exercise.gradients, *exercise.helpers)}
+
+
+def injecting_run(exercise: Exercise, program: Program, values: dict[str, torch.Tensor]) -> Run:
+    """One run that sets every gradient to `values` right after its last assignment, and
+    reads each graded gradient just before that: every gradient computed from the given
+    values of the gradients it is computed from, in a single run."""
+    inject: dict[int, dict[str, torch.Tensor]] = {}
+    snapshot = []
+    for grad in (*exercise.gradients, *exercise.helpers):
+        stmt = program.last_assignment(grad.name)
+        inject.setdefault(stmt.index if stmt else BEFORE_ALL, {})[grad.name] = values[grad.tensor]
+        if stmt is not None and grad in exercise.gradients:
+            snapshot.append((stmt.index, grad.name))
+    return Run(inject, wanted=(), snapshot=tuple(snapshot))
+
+
+def snapshot_of(result: RunResult, program: Program, name: str) -> Value:
+    """The value `name` had right after its last assignment, in a run that snapshot it."""
+    stmt = program.last_assignment(name)
+    return result.values.get(f"{name}@{stmt.index}") if stmt is not None else None
 
 
 def error_for(program: Program, name: str, result: RunResult) -> str | None:
@@ -134,12 +160,11 @@ def backprop_order(exercise: Exercise, graph: Graph) -> list[Gradient]:
     return sorted(exercise.gradients, key=lambda g: len(graph.downstream(g.tensor)))
 
 
-def with_diagnosis(grad: Gradient, check: Check, result: RunResult, case: Case, program: Program) -> Check:
+def with_diagnosis(grad: Gradient, check: Check, *, value: Value, snapshot: Value, case: Case,
+                   program: Program) -> Check:
     """Attach the transformation of the truth that explains a wrong value, if one does."""
-    value = result.values.get(grad.name)
     if check.status is not Status.WRONG or not isinstance(value, torch.Tensor) or not value.is_floating_point():
         return check
-    snapshot = next((v for k, v in result.values.items() if k.startswith(f"{grad.name}@")), None)
     last = program.last_assignment(grad.name)
     found = diagnose(grad.tensor, value, case.truth[grad.tensor], case,
                      snapshot=snapshot if isinstance(snapshot, torch.Tensor) else None,
@@ -147,36 +172,69 @@ def with_diagnosis(grad: Gradient, check: Check, result: RunResult, case: Case, 
     return replace(check, diagnosis=found)
 
 
+def needs_own_run(exercise: Exercise, program: Program, case: Case, chained: RunResult) -> set[str]:
+    """Gradients the shared runs cannot judge: those computed (statically) from a gradient that
+    is not downstream of them, which a shared run would hand its true value; and those changed
+    in place after their last assignment (through another name), whose final value counts."""
+    graph = case.graph
+    names = frozenset(g.name for g in (*exercise.gradients, *exercise.helpers))
+    tensor_of = {g.name: g.tensor for g in (*exercise.gradients, *exercise.helpers)}
+    inputs = program.gradient_inputs(names)
+    own = set()
+    for grad in exercise.gradients:
+        after = graph.downstream(grad.tensor)
+        if any(tensor_of[other] not in after for other in inputs.get(grad.name, ())):
+            own.add(grad.name)
+        final, assigned = chained.values.get(grad.name), snapshot_of(chained, program, grad.name)
+        if isinstance(final, torch.Tensor) and isinstance(assigned, torch.Tensor) and (
+                final.shape != assigned.shape or not torch.equal(final, assigned)):
+            own.add(grad.name)
+    return own
+
+
 def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbox, *, vjp: bool) -> CaseChecks:
-    """Isolated and chained checks of every gradient on one case (and the VJP checks if asked)."""
-    runs = [Run()]  # the chained run
-    run_of: dict[str, int] = {}
-    for grad in backprop_order(exercise, case.graph):
-        run = isolating_run(exercise, program, grad, case)
-        run_of[grad.name] = 0 if not run.inject and not run.snapshot else len(runs)
-        if run_of[grad.name]:
-            runs.append(run)
-    plans = {g.name: vjp_plan(exercise, g, case) for g in backprop_order(exercise, case.graph)} if vjp else {}
-    vjp_run_of: dict[str, int] = {}
-    for grad in backprop_order(exercise, case.graph):
-        plan = plans.get(grad.name)
-        if plan is not None:
-            vjp_run_of[grad.name] = len(runs)
-            runs.append(isolating_run(exercise, program, grad, case, plan.random_consumers))
+    """Isolated and chained checks of every gradient on one case (and the VJP checks if asked).
+
+    Runs, in this order (no run sees the truth of a gradient it is judged on): the chained
+    run; a run of its own for each gradient the shared runs cannot judge (needs_own_run), in
+    backprop order; the shared VJP run, with random gradients; the shared isolated run,
+    with every true gradient.
+    """
     given = {name: case.truth[name[1:]] for name in exercise.given}
-    results = sandbox.run_case(case.given, given, runs, exercise.gradient_names)
+    wanted = exercise.gradient_names
+    order = backprop_order(exercise, case.graph)
+    snapshots = tuple((s.index, g.name) for g in order if (s := program.last_assignment(g.name)) is not None)
+    (chained_result,) = sandbox.run_case(case.given, given, [Run(snapshot=snapshots)], wanted)
+    own = needs_own_run(exercise, program, case, chained_result)
+    randoms = unit_randoms(exercise, case) if vjp else {}
+    plans = {g.name: vjp_plan(exercise, g, case, randoms) for g in order} if vjp else {}
+    runs = [isolating_run(exercise, program, g, case) for g in order if g.name in own]
+    own_vjp = [g for g in order if g.name in own and plans.get(g.name) is not None]
+    runs += [isolating_run(exercise, program, g, case, plans[g.name].random_consumers) for g in own_vjp]  # type: ignore[union-attr]
+    if vjp:
+        runs.append(injecting_run(exercise, program, randoms))
+    runs.append(injecting_run(exercise, program, case.truth))
+    results = sandbox.run_case(case.given, given, runs, wanted)
+    own_results = dict(zip([g.name for g in order if g.name in own], results, strict=False))
+    own_vjp_results = dict(zip([g.name for g in own_vjp], results[len(own_results):], strict=False))
+    shared, shared_vjp = results[-1], (results[-2] if vjp else None)
     isolated, chained, vjp_checks = {}, {}, {}
     for grad in exercise.gradients:
         truth = case.truth[grad.tensor]
-        mine = results[run_of[grad.name]]
-        check = compare(grad, mine.values[grad.name], truth, error_for(program, grad.name, mine))
-        isolated[grad.name] = with_diagnosis(grad, check, mine, case, program)
-        plain = results[0]
-        chained[grad.name] = compare(grad, plain.values[grad.name], truth, error_for(program, grad.name, plain))
+        mine = own_results.get(grad.name, shared)
+        value = mine.values.get(grad.name) if grad.name in own_results else snapshot_of(shared, program, grad.name)
+        check = compare(grad, value, truth, error_for(program, grad.name, mine))
+        isolated[grad.name] = with_diagnosis(grad, check, value=value, snapshot=snapshot_of(mine, program, grad.name),
+                                             case=case, program=program)
+        chained[grad.name] = compare(grad, chained_result.values[grad.name], truth,
+                                     error_for(program, grad.name, chained_result))
         plan = plans.get(grad.name)
-        if plan is not None:
-            vjp_checks[grad.name] = judge_vjp(results[vjp_run_of[grad.name]].values[grad.name], plan, truth)
-    return CaseChecks(isolated, chained, vjp_checks, results[0].output, results[0].values, results[0].seconds)
+        if plan is not None and shared_vjp is not None:
+            got = (own_vjp_results[grad.name].values.get(grad.name) if grad.name in own_vjp_results
+                   else snapshot_of(shared_vjp, program, grad.name))
+            vjp_checks[grad.name] = judge_vjp(got, plan, truth)
+    return CaseChecks(isolated, chained, vjp_checks, chained_result.output, chained_result.values,
+                      chained_result.seconds)
 
 
 def judge_vjp(got: object, plan: VJPPlan, truth: torch.Tensor) -> VJPCheck:

@@ -47,7 +47,8 @@ class Run:
 
     def read_back(self, default: tuple[str, ...]) -> tuple[str, ...]:
         """Every value this run returns: the wanted names, then `name@i` per snapshot."""
-        return (*(self.wanted or default), *(f"{name}@{i}" for i, name in self.snapshot))
+        names = self.wanted if self.wanted is not None else default
+        return (*names, *(f"{name}@{i}" for i, name in self.snapshot))
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,7 @@ class Sandbox:
                     if i == 0:
                         self._send_case(given, extra, wanted)
                     truths = {f"{index}:{name}": t for index, names in run.inject.items() for name, t in names.items()}
-                    self._send({"type": "run", "wanted": list(run.wanted or ()),
+                    self._send({"type": "run", "wanted": None if run.wanted is None else list(run.wanted),
                                 "snapshot": [list(s) for s in run.snapshot]}, truths)
                     results.append(self._read_result(run.read_back(wanted)))
                     continue

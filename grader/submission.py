@@ -27,6 +27,7 @@ class Statement:
     code: CodeType
     assigns: frozenset[str]  # names bound or changed in place by this statement
     rebinds: frozenset[str] = frozenset()  # names it binds afresh (`x = ...`), not in place
+    loads: frozenset[str] = frozenset()  # names it reads, function bodies included
 
 @dataclass(frozen=True)
 class Program:
@@ -50,6 +51,19 @@ class Program:
         if not self.origins:
             return message
         return re.sub(r"\bline (\d+)\b", lambda m: self.where(int(m.group(1))), message)
+
+    def gradient_inputs(self, gradients: frozenset[str]) -> dict[str, frozenset[str]]:
+        """For each gradient, the gradients its statements read, directly or through helper
+        variables and functions assigned before them (a static, conservative reading)."""
+        through: dict[str, set[str]] = {}  # helper name -> gradients it was computed from
+        inputs: dict[str, set[str]] = {g: set() for g in gradients}
+        for stmt in self.statements:
+            read = {n for n in stmt.loads if n in gradients}
+            for name in stmt.loads - gradients:
+                read |= through.get(name, set())
+            for name in stmt.assigns:
+                (inputs if name in gradients else through).setdefault(name, set()).update(read)
+        return {g: frozenset(r - {g}) for g, r in inputs.items()}
 
     def last_assignment(self, name: str) -> Statement | None:
         """The last statement that binds or changes `name`, if any."""
@@ -173,7 +187,9 @@ def compile_program(source: str, path: str, *, origins: tuple[str, ...] = (), no
         module = ast.Module(body=[node], type_ignores=[])
         code = compile(module, path, "exec")
         statements.append(
-            Statement(i, node.lineno, node.end_lineno or node.lineno, code, assigned_names(node), rebound_names(node))
+            Statement(i, node.lineno, node.end_lineno or node.lineno, code, assigned_names(node),
+                      rebound_names(node), frozenset(n.id for n in ast.walk(node)
+                                                     if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)))
         )
     return Program(path, source, tuple(statements), None, origins, notes)
 
