@@ -1,6 +1,7 @@
 # Two commands for a fresh checkout:
 #   make grade   set everything up, then grade the exercise-1 stub
 #   make test    set everything up, then run the linters, the type checker and the tests
+#   make bench   (optional) measure grading speed and memory against their targets
 #
 # Both create .venv here with python3. TORCH picks the torch build to install first:
 # the default is the CPU build this project is tested with.
@@ -13,7 +14,7 @@ SUB ?=
 BIN := $(VENV)/bin
 SHARED_DATA := $(abspath ../shared/data/names.txt)
 
-.PHONY: setup grade test lint clean
+.PHONY: setup grade test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -29,7 +30,7 @@ grade: setup
 	@$(BIN)/ninja-grade $(EX) $(SUB); status=$$?; [ $$status -le 1 ]
 
 lint: setup
-	$(BIN)/ruff check grader tests
+	$(BIN)/ruff check grader tests benchmarks
 	$(BIN)/mypy
 
 # The tests use ../shared/data/names.txt when it is there (as in CI), else a synthetic
@@ -37,6 +38,11 @@ lint: setup
 test: lint
 	@if [ -z "$$NINJA_DATA" ] && [ -f "$(SHARED_DATA)" ]; then export NINJA_DATA="$(SHARED_DATA)"; fi; \
 	NINJA_OFFLINE=1 $(BIN)/python -m pytest
+
+# Speed and memory figures against their targets (not part of the tests): see README.
+bench: setup
+	@if [ -z "$$NINJA_DATA" ] && [ -f "$(SHARED_DATA)" ]; then export NINJA_DATA="$(SHARED_DATA)"; fi; \
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
