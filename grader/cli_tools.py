@@ -39,8 +39,10 @@ def hint_command(ctx: click.Context, exercise_id: str, gradient: str, level: int
 @click.argument("which", metavar="[EXERCISE|all]", default="all")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("notebooks"), show_default=True,
               help="Folder to write the notebooks into.")
+@click.option("--course-repo", default="https://github.com/YOUR-ORG/backprop-ninja.git", show_default=True,
+              help="The git URL of your copy of this course, which the notebook's set-up cell fetches on Colab.")
 @click.pass_context
-def notebook_command(ctx: click.Context, which: str, out: Path) -> None:
+def notebook_command(ctx: click.Context, which: str, out: Path, course_repo: str) -> None:
     """Write the exercises as Jupyter/Colab notebooks, with an inline check cell."""
     course = course_or_exit(ctx)
     ids = list(course.exercise_ids) if which == "all" else [which]
@@ -49,7 +51,7 @@ def notebook_command(ctx: click.Context, which: str, out: Path) -> None:
             course.exercise(exercise_id)
         from grader.notebooks import write_notebooks
 
-        written = write_notebooks(course, ids, out)
+        written = write_notebooks(course, ids, out, course_repo=course_repo)
     except CourseError as exc:
         fail_setup(str(exc))
     except OSError as exc:

@@ -16,7 +16,9 @@ from grader.extract import Cell, clean_code
 from grader.submission import SubmissionError
 
 MAX_NOTEBOOK_BYTES = 100 * 1024 * 1024  # outputs can be large; beyond this it is not a course notebook
-INSTALL = "backprop-ninja"  # what the Colab cell installs when the grader is missing
+# Where the Colab cell fetches the course when the grader is missing: the course's files live
+# beside the grader, so it is cloned, not pip-installed from a wheel.
+COURSE_REPO = "https://github.com/YOUR-ORG/backprop-ninja.git"
 
 
 def read_cells(path: Path) -> list[Cell]:
@@ -94,7 +96,8 @@ def _paragraphs(source: str) -> tuple[str, list[str]]:
     return header, blocks[1:] if header else blocks
 
 
-def build_notebook(course: Course, exercise: Exercise, source: Path | None = None) -> Any:
+def build_notebook(course: Course, exercise: Exercise, source: Path | None = None, *,
+                   course_repo: str = COURSE_REPO) -> Any:
     """The exercise as a notebook: set-up, the forward pass, one cell per block, a check.
 
     `source` defaults to the stub; pass the solution to get the notebook filled in.
@@ -103,11 +106,13 @@ def build_notebook(course: Course, exercise: Exercise, source: Path | None = Non
     number = course.exercises.index(exercise) + 1
     intro = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in header.splitlines())
     setup = (
-        "# Set-up: installs the grader when it is missing (Colab), then defines the forward pass's tensors.\n"
+        "# Set-up: fetches the course when the grader is missing (Colab), then defines the forward pass.\n"
         "try:\n"
         "    import grader\n"
         "except ImportError:\n"
-        f"    %pip install -q {INSTALL}\n"
+        f"    !git clone -q --depth 1 {course_repo} backprop-ninja\n"
+        "    %pip install -q -e backprop-ninja\n"
+        "    import sys; sys.path.insert(0, 'backprop-ninja')  # usable before a kernel restart\n"
         "from grader.inline import check, setup\n\n"
         f'setup("{exercise.id}", globals())'
     )
@@ -136,12 +141,13 @@ def build_notebook(course: Course, exercise: Exercise, source: Path | None = Non
     return nb
 
 
-def write_notebooks(course: Course, exercise_ids: list[str], out: Path) -> list[Path]:
+def write_notebooks(course: Course, exercise_ids: list[str], out: Path, *,
+                    course_repo: str = COURSE_REPO) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for exercise_id in exercise_ids:
         path = out / f"{exercise_id}.ipynb"
-        nbformat.write(build_notebook(course, course.exercise(exercise_id)), str(path))
+        nbformat.write(build_notebook(course, course.exercise(exercise_id), course_repo=course_repo), str(path))
         written.append(path)
     return written
 

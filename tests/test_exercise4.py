@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -108,3 +113,18 @@ def test_full_is_only_for_training_exercises() -> None:
     """--full belongs to exercise 4; other exercises do not offer it."""
     result = CliRunner().invoke(main, ["exercise1", "--full"])
     assert result.exit_code == 2 and "No such option" in result.output
+
+
+def test_full_run_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    """Ctrl-C during a real run ends it cleanly: the report of the steps done, exit 130."""
+    solution = Path(__file__).resolve().parent.parent / "solutions" / "exercise4.py"
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from grader.cli import run; run()", "exercise4", str(solution), "--steps", "100000",
+         "--plot", str(tmp_path / "curve.png")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)  # the torch import, then some steps
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, out
+    assert "interrupted after" in out and "val loss" in out
+    assert (tmp_path / "curve.png").is_file()
+    assert not os.path.exists(tmp_path / ".curve.png.tmp")

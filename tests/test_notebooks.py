@@ -168,7 +168,8 @@ def test_notebook_with_50_mb_of_outputs_is_graded(course: Course, tmp_path: Path
 
 def test_notebook_command_writes_all_exercises(tmp_path: Path) -> None:
     """`ninja-grade notebook all` writes one valid notebook per exercise, Colab-ready."""
-    result = CliRunner().invoke(main, ["notebook", "all", "--out", str(tmp_path)])
+    result = CliRunner().invoke(main, ["notebook", "all", "--out", str(tmp_path),
+                                       "--course-repo", "https://example.org/course.git"])
     assert result.exit_code == 0, result.output
     paths = sorted(tmp_path.glob("*.ipynb"))
     assert [p.name for p in paths] == ["exercise1.ipynb", "exercise2.ipynb", "exercise3.ipynb", "exercise4.ipynb"]
@@ -176,6 +177,7 @@ def test_notebook_command_writes_all_exercises(tmp_path: Path) -> None:
         nb = nbformat.read(str(path), as_version=4)
         nbformat.validate(nb)
         sources = [c.source for c in nb.cells]
+        assert "!git clone -q --depth 1 https://example.org/course.git" in sources[1]
         assert "%pip install" in sources[1] and f'setup("{path.stem}", globals())' in sources[1]
         assert sources[-1] == f'check("{path.stem}")'
     ex1 = nbformat.read(str(tmp_path / "exercise1.ipynb"), as_version=4)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 import json
 import os
+import resource
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -217,3 +219,22 @@ def test_sandbox_cannot_read_course_files(monkeypatch: pytest.MonkeyPatch) -> No
     readable, uid = result.values["x"].tolist()  # type: ignore[union-attr]
     assert readable == 0.0
     assert uid == 65534  # nobody
+
+
+def test_sandbox_child_is_confined(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child has an empty environment, stdin on /dev/null, its own session, limits, and
+    (as root) a scratch root directory."""
+
+    def inspect(*args: object, **kwargs: object) -> runner_module.RunResult:
+        env_clean = float(set(os.environ) <= {"PATH", "HOME", "LANG"} and "NINJA_DATA" not in os.environ)
+        stdin_null = float(stat.S_ISCHR(os.fstat(0).st_mode) and os.fstat(0).st_rdev == os.makedev(1, 3))
+        own_session = float(os.getsid(0) == os.getpid())
+        cpu_limited = float(resource.getrlimit(resource.RLIMIT_CPU)[0] != resource.RLIM_INFINITY)
+        rooted = float(os.getcwd() == "/" and not os.path.exists("/etc/passwd")) if os.geteuid() == 0 else 1.0
+        return runner_module.RunResult({"x": torch.tensor([env_clean, stdin_null, own_session, cpu_limited,
+                                                           rooted])}, {})
+
+    monkeypatch.setenv("NINJA_DATA", "/a/secret/path")
+    monkeypatch.setattr("grader.child.run_once", inspect)
+    result, _ = run_in_sandbox("x = 1", {}, ("x",))
+    assert result.values["x"].tolist() == [1.0, 1.0, 1.0, 1.0, 1.0]  # type: ignore[union-attr]
