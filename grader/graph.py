@@ -61,7 +61,6 @@ TRAINING_NODES: dict[str, Node] = {
     "logits": ATOMIC_NODES["logits"],
     "loss": (("logits",), lambda v: torch.nn.functional.cross_entropy(v["logits"], v["Yb"])),
 }
-PARAMETERS = ("C", "W1", "b1", "W2", "b2", "bngain", "bnbias")
 
 
 class Graph:
@@ -70,10 +69,6 @@ class Graph:
     def __init__(self, nodes: dict[str, Node]) -> None:
         self.nodes = nodes
         self.inputs: dict[str, tuple[str, ...]] = {name: ins for name, (ins, _) in nodes.items()}
-
-    @property
-    def intermediates(self) -> tuple[str, ...]:
-        return tuple(self.nodes)
 
     def forward(self, params: Values, Xb: torch.Tensor, Yb: torch.Tensor) -> Values:
         """Every intermediate of the forward pass, by name."""

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from nbclient import NotebookClient
 
+import grader
 from grader.cli import main
 from grader.course import Course
 from grader.inline import check
@@ -244,3 +245,11 @@ def test_feedback_html_written_beside_notebook(tmp_path: Path) -> None:
     assert "exercise2: Cross-entropy backward in one go" in html and "[scale]" in html
     assert ">softmax<" in html  # the student's own cells, highlighted
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_top_level_check_is_the_inline_one(course: Course, capsys: pytest.CaptureFixture[str]) -> None:
+    """`from grader import check` grades like grader.inline.check."""
+
+
+    report = grader.check("exercise2", source="# Exercise 2\n" + course.exercise("exercise2").solution.read_text())
+    assert report is not None and report.passed
