@@ -25,9 +25,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-# Exit 0 when the submission was graded (passing or not), non-zero on a set-up error.
+# Exit 0 when the submission was graded (passing or not), non-zero on a set-up error. Uses
+# ../shared/data/names.txt when it is there; otherwise the grader finds or fetches names.txt.
 grade: setup
-	@$(BIN)/ninja-grade $(EX) $(SUB); status=$$?; [ $$status -le 1 ]
+	@if [ -z "$$NINJA_DATA" ] && [ -f "$(SHARED_DATA)" ]; then export NINJA_DATA="$(SHARED_DATA)"; fi; \
+	$(BIN)/ninja-grade $(EX) $(SUB); status=$$?; [ $$status -le 1 ]
 
 lint: setup
 	$(BIN)/ruff check grader tests benchmarks
