@@ -238,3 +238,29 @@ def test_sandbox_child_is_confined(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("grader.child.run_once", inspect)
     result, _ = run_in_sandbox("x = 1", {}, ("x",))
     assert result.values["x"].tolist() == [1.0, 1.0, 1.0, 1.0, 1.0]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("source", "status"),
+    [
+        ("dlogits = F.softmax(logits, 1) / 0 * 0", "wrong"),  # NaN
+        ("dlogits = F.softmax(logits, 1) / 0", "wrong"),  # inf
+        ("dlogits = F.softmax(logits, 1).numpy()", "error"),
+        ("dlogits = F.softmax(logits, 1).tolist()", "error"),
+        ("dlogits = 'the gradient'", "error"),
+        ("dlogits = torch.ones_like(logits, dtype=torch.int64)", "wrong"),
+        ("dlogits = F.softmax(logits, 1", "error"),  # a syntax error
+    ],
+)
+def test_cli_odd_values_fail_cleanly(tmp_path: Path, source: str, status: str) -> None:
+    """NaN, inf, numpy arrays, lists, strings, integer dtypes and syntax errors: passed false,
+    the right verdict with a reason, exit 1, no traceback, nothing left behind."""
+    sub = tmp_path / "odd.py"
+    sub.write_text(source + "\n")
+    before = scratch_dirs()
+    result = CliRunner().invoke(main, ["exercise2", str(sub), "--format", "json"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    report = json.loads(result.stdout)
+    assert report["passed"] is False and report["gradients"][0]["status"] == status
+    assert report["gradients"][0]["message"]
+    assert scratch_dirs() == before and sorted(p.name for p in tmp_path.iterdir()) == ["odd.py"]
