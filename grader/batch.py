@@ -26,6 +26,7 @@ from typing import Any
 from grader.course import Course, Limits, load_course
 from grader.data import find_names
 from grader.formats import write_atomic
+from grader.results import plain_number
 from grader.submission import SubmissionError
 
 SUFFIXES = (".ipynb", ".py")
@@ -98,7 +99,7 @@ def grade_one(exercise_id: str, student: str, path: str, limits: Limits | None) 
         result = report.to_dict()
     except SubmissionError as exc:
         result = {"exercise": exercise_id, "submission": path, "passed": False, "score": 0,
-                  "max_score": exercise.max_score, "gradients": [], "error": str(exc)}
+                  "max_score": plain_number(exercise.max_score), "gradients": [], "error": str(exc)}
     return {**result, "student": student, "seconds": round(time.monotonic() - started, 3),
             "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
@@ -127,7 +128,7 @@ class Tally:
 
 def unreadable(exercise_id: str, sub: Submission, max_score: float) -> dict[str, Any]:
     return {"exercise": exercise_id, "submission": str(sub.path or ""), "passed": False, "score": 0,
-            "max_score": max_score, "gradients": [], "error": sub.problem, "student": sub.student,
+            "max_score": plain_number(max_score), "gradients": [], "error": sub.problem, "student": sub.student,
             "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 

@@ -69,14 +69,15 @@ class GradientResult:
             "maxdiff": self.maxdiff,
             "message": self.message,
             "diagnosis": self.diagnosis,
-            "points": _number(self.points),
-            "score": _number(self.score),
+            "points": plain_number(self.points),
+            "score": plain_number(self.score),
             "line": self.line,
             "case": self.case,
         }
 
 
-def _number(x: float) -> float | int:
+def plain_number(x: float) -> float | int:
+    """26.0 as 26, for reports and gradebooks; 0.5 stays 0.5."""
     return int(x) if float(x).is_integer() else x
 
 
@@ -161,8 +162,8 @@ class Report:
             "exercise": self.exercise,
             "submission": self.submission,
             "passed": self.passed,
-            "score": _number(self.score),
-            "max_score": _number(self.max_score),
+            "score": plain_number(self.score),
+            "max_score": plain_number(self.max_score),
             "gradients": [g.to_dict() for g in self.gradients],
             "notes": list(self.notes),
             "output": self.output,

@@ -91,6 +91,7 @@ def test_batch_of_a_hundred_mixed_submissions(tmp_path: Path) -> None:
     assert set(book) == set(expected)
     for student, (passed, unreadable, status) in expected.items():
         row = book[student]
+        assert row["max_score"] == "1", (student, row)  # points as written in course.yaml, not 1.0
         assert row["passed"] == str(passed), (student, row)
         assert bool(row["error"]) == unreadable, (student, row)
         if status == "pass":
