@@ -171,8 +171,9 @@ def all_callback(ctx: click.Context, /, *, submission: Path, fmt: str, data: Pat
         reports = []
         for exercise_id in exercise or course.exercise_ids:
             path = submission_for(course.exercise(exercise_id), submission)
-            reports.append(grade(course, exercise_id, path, data) if path is not None else
-                           grade_nothing(course, exercise_id, submission, data))
+            # One file for every exercise: read it by sections, as a notebook is.
+            reports.append(grade(course, exercise_id, path, data, sections=path == submission)
+                           if path is not None else grade_nothing(course, exercise_id, submission, data))
     except (CourseError, SubmissionError, DataError, SandboxError) as exc:
         fail_setup(str(exc))
     emit(reports, fmt=fmt, output=output, github=github, seconds=time.monotonic() - started, path=str(submission))

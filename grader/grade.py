@@ -29,9 +29,10 @@ def splits_for(dataset: Dataset) -> Splits:
     return _splits_cache[key]
 
 
-def load_submission(course: Course, exercise: Exercise, path: Path) -> Program:
+def load_submission(course: Course, exercise: Exercise, path: Path, *, sections: bool = False) -> Program:
     """The code to grade: a .py as it is, or the exercise's code found in a notebook (or in a
-    script that transcribes the lecture's notebook). Raises SubmissionError if unreadable."""
+    script that transcribes the lecture's notebook, or in any script when `sections` says
+    it holds several exercises). Raises SubmissionError if unreadable."""
     label = display_path(path)
     if path.suffix == ".ipynb":
         from grader.notebooks import read_cells  # noqa: PLC0415 - nbformat only for notebooks (~0.1 s)
@@ -42,7 +43,7 @@ def load_submission(course: Course, exercise: Exercise, path: Path) -> Program:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return compile_program(source, str(path))
-    if looks_like_transcript(tree):
+    if sections or looks_like_transcript(tree):
         return program_from_cells(course, exercise, script_cells(source), label)
     return compile_program(source, str(path))
 
@@ -127,13 +128,15 @@ def display_path(path: Path) -> str:
 
 
 def grade(course: Course, exercise_id: str, submission: str | os.PathLike[str] | None = None,
-          data: str | os.PathLike[str] | None = None, limits: Limits | None = None) -> Report:
-    """Grade `submission` (default: the exercise's stub). Raises CourseError,
-    SubmissionError or DataError for problems of set-up, never for student mistakes."""
+          data: str | os.PathLike[str] | None = None, limits: Limits | None = None, *,
+          sections: bool = False) -> Report:
+    """Grade `submission` (default: the exercise's stub). With `sections`, a .py is read as
+    holding several exercises, like a notebook. Raises CourseError, SubmissionError or
+    DataError for problems of set-up, never for student mistakes."""
     exercise = course.exercise(exercise_id)
     path = Path(submission) if submission is not None else exercise.stub
     label = display_path(path)
-    program = load_submission(course, exercise, path)
+    program = load_submission(course, exercise, path, sections=sections)
     dataset = find_names(data)
     return grade_program(course, exercise, program, dataset, submission_label=label, limits=limits)
 

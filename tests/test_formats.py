@@ -213,3 +213,13 @@ def test_gradescope_bundle_reports_unusable_submission(tmp_path: Path) -> None:
     subprocess.run(["bash", str(tmp_path / "run_autograder")], env=env, check=True, capture_output=True, timeout=300)
     results = json.loads((root / "results" / "results.json").read_text())
     assert results["score"] == 0 and "could not grade" in results["output"]
+
+
+def test_all_with_one_exercise_file_grades_only_that_exercise() -> None:
+    """A single exercise file given to `all` is read by sections: the other exercises have no code."""
+    result = CliRunner().invoke(main, ["all", str(SOLUTION1), "--exercise", "exercise1", "--exercise", "exercise2",
+                                       "--format", "json"])
+    reports = {r["exercise"]: r for r in json.loads(result.stdout)["exercises"]}
+    assert reports["exercise1"]["passed"] is True
+    assert reports["exercise2"]["passed"] is False
+    assert any("no code for exercise2" in n for n in reports["exercise2"]["notes"])
