@@ -25,7 +25,7 @@ from typing import Any
 
 from grader.course import Course, Limits, load_course
 from grader.data import find_names
-from grader.formats import write_atomic
+from grader.files import write_atomic
 from grader.results import plain_number
 from grader.submission import SubmissionError
 

@@ -14,7 +14,8 @@ import click
 
 from grader.cli_common import EXIT_FAILED, EXIT_PASSED, course_or_exit, fail_setup
 from grader.course import Course, CourseError, Exercise, Limits
-from grader.formats import FORMATS, render, render_annotations, write_atomic
+from grader.files import write_atomic
+from grader.formats import FORMATS, render, render_annotations
 
 
 def grade_command(exercise: Exercise) -> click.Command:

@@ -11,7 +11,7 @@ import click
 
 from grader.cli_common import EXIT_FAILED, EXIT_PASSED, course_of, course_or_exit, fail_setup
 from grader.course import CourseError, Limits
-from grader.formats import write_atomic
+from grader.files import write_atomic
 
 
 @click.command(name="hint")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from grader.course import Gradient
-from grader.diagnose import Diagnosis, fmt_shape
+from grader.diagnose import Diagnosis, broadcast_dims, fmt_shape
 from grader.results import Status
 from grader.runner import NotATensor, Value
 
@@ -29,8 +29,7 @@ def shape_advice(grad: Gradient, got: torch.Size, want: torch.Size) -> str:
     """What to do about a gradient of the wrong shape."""
     head = f"{grad.name} has shape {fmt_shape(got)}; {grad.tensor} is {fmt_shape(want)}"
     if len(got) == len(want) and all(w in (1, g) for g, w in zip(got, want, strict=True)):
-        dims = [i for i, (g, w) in enumerate(zip(got, want, strict=True)) if w == 1 and g != 1]
-        which = " and ".join(str(d) for d in dims)
+        which = " and ".join(str(d) for d in broadcast_dims(got, want))
         return (f"{head}: {grad.tensor} was broadcast along dim {which} in the forward pass, "
                 f"so sum the gradient over dim {which} with keepdim=True")
     if len(got) == len(want) - 1 and all(w in (1, g) for g, w in zip(got, want[1:], strict=True)) and want[0] == 1:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from grader.files import write_atomic
 
 NAMES_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
 NAMES_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
@@ -90,15 +91,7 @@ def download(dest: Path) -> None:
         raw = response.read(MAX_NAMES_BYTES + 1)
     if sha256_of(raw) != NAMES_SHA256:
         raise DataError(f"the names.txt downloaded from {NAMES_URL} has the wrong sha256")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".names-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(dest, raw)
 
 
 def synthetic_words() -> tuple[str, ...]:

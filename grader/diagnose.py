@@ -56,6 +56,13 @@ def fmt_shape(shape: torch.Size | tuple[int, ...]) -> str:
     return f"({dims[0]},)" if len(dims) == 1 else str(dims)
 
 
+def broadcast_dims(full: torch.Size | tuple[int, ...], shape: torch.Size | tuple[int, ...]) -> list[int]:
+    """The dimensions of `full` along which a tensor of `shape` is broadcast (from the right,
+    as torch aligns them): where its gradient must be summed."""
+    padded = (1,) * (len(full) - len(shape)) + tuple(shape)
+    return [d for d in range(len(full)) if padded[d] == 1 and full[d] != 1]
+
+
 def branch_contributions(case: Case, tensor: str) -> dict[str, torch.Tensor]:
     """What flows back into `tensor` through each of its consumers, from the truth."""
     graph = case.graph
@@ -86,8 +93,7 @@ def diagnose_shape(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: 
         full = case.graph.contribution(case.tensors, tensor, uses[0], case.truth[uses[0]], broadcast=True)
     except RuntimeError:
         return None
-    padded = (1,) * (full.ndim - truth.ndim) + tuple(truth.shape)  # broadcasting aligns from the right
-    right = [d for d in range(full.ndim) if padded[d] == 1 and full.shape[d] != 1]
+    right = broadcast_dims(full.shape, truth.shape)
     where = " and ".join(str(d) for d in right)
     if close(value, full):
         return Diagnosis("shape", f"{head}: the sum over dim {where} is missing: {tensor} was broadcast along "

@@ -8,12 +8,9 @@ for each target, so it can never become markup, a workflow command or broken XML
 from __future__ import annotations
 
 import json
-import os
 import platform
 import re
-import tempfile
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from typing import Any
 
 from grader.results import GradientResult, Report, Status
@@ -185,18 +182,3 @@ def render(fmt: str, reports: list[Report], *, seconds: float = 0.0) -> str:
     if fmt == "markdown":
         return render_markdown(reports)
     raise ValueError(f"unknown format {fmt!r}")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a whole file or nothing: a temporary file beside it, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

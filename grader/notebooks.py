@@ -13,6 +13,7 @@ import nbformat
 
 from grader.course import Course, Exercise
 from grader.extract import Cell, clean_code
+from grader.files import write_atomic
 from grader.submission import SubmissionError
 
 MAX_NOTEBOOK_BYTES = 100 * 1024 * 1024  # outputs can be large; beyond this it is not a course notebook
@@ -161,7 +162,5 @@ def write_feedback(notebook: Path, reports_html: str, out: Path) -> Path:
     report_cell = nbformat.v4.new_markdown_cell(reports_html)
     nb.cells.insert(0, report_cell)
     body, _ = HTMLExporter(template_name="classic").from_notebook_node(nb)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(body, encoding="utf-8")
-    tmp.replace(out)
+    write_atomic(out, body)
     return out

@@ -7,13 +7,12 @@ logic of its own.
 from __future__ import annotations
 
 import io
-import os
 import stat
 import zipfile
 from pathlib import Path
 
 from grader.course import Course
-from grader.formats import write_atomic
+from grader.files import write_atomic
 
 CPU_TORCH = "torch --index-url https://download.pytorch.org/whl/cpu"
 
@@ -108,10 +107,7 @@ def gradescope_bundle(course: Course, out: Path, *, exercises: tuple[str, ...] =
             for path in sorted((course.root / folder).rglob("*")):
                 if path.is_file() and "__pycache__" not in path.parts:
                     _add(zf, str(path.relative_to(course.root)), path.read_bytes())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, out)
+    write_atomic(out, buffer.getvalue())
     return out
 
 
