@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
@@ -127,6 +128,7 @@ class _Checker(ast.NodeVisitor):
 
 
 
+@functools.cache
 def module_attribute_names() -> frozenset[str]:
     """Attributes of the allowed modules that are modules graded code may not reach."""
     names: set[str] = set()
