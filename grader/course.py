@@ -51,6 +51,9 @@ class CaseSpec:
     batch_size: int
     dtype: str = "float32"
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "seed": self.seed, "batch_size": self.batch_size, "dtype": self.dtype}
+
 
 @dataclass(frozen=True)
 class TrainingSpec:

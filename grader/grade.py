@@ -97,8 +97,7 @@ def grade_program(course: Course, exercise: Exercise, program: Program, dataset:
         notes=tuple(notes),
         output=output,
         start=exercise.start,
-        cases=tuple({"name": c.name, "seed": c.seed, "batch_size": c.batch_size, "dtype": c.dtype}
-                    for c in course.cases),
+        cases=tuple(spec.to_dict() for spec in course.cases),
     )
 
 
@@ -115,8 +114,7 @@ def grade_training(exercise: Exercise, program: Program, dataset: Dataset, *, su
         exercise=exercise.id, title=exercise.title, submission=submission_label, gradients=gradients,
         notes=(*((dataset.note,) if dataset.note else ()), *program.notes), output=run.checks[0].output,
         start=exercise.start,
-        cases=tuple({"name": c.label, "seed": exercise.training.seed, "batch_size": c.spec.batch_size,
-                     "dtype": "float32"} for c in run.cases),
+        cases=tuple(c.spec.to_dict() for c in run.cases),
         training=training,
     )
 
