@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from grader.cases import Splits, build_case, make_splits
@@ -13,7 +14,7 @@ from grader.data import Dataset, find_names
 from grader.extract import Cell, extract, looks_like_transcript, script_cells
 from grader.judge import all_error, judge, summarize
 from grader.policy import check_policy
-from grader.results import FullRun, Report
+from grader.results import FullRun, Report, Status
 from grader.sandbox import Sandbox
 from grader.submission import Program, compile_program, read_source
 from grader.training import full_run, quick_check, training_result
@@ -41,7 +42,7 @@ def load_submission(course: Course, exercise: Exercise, path: Path, *, sections:
     source = read_source(path)
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return compile_program(source, str(path))
     if sections or looks_like_transcript(tree):
         return program_from_cells(course, exercise, script_cells(source), label)
@@ -109,6 +110,9 @@ def grade_training(exercise: Exercise, program: Program, dataset: Dataset, *, su
     with Sandbox(program.source, program.path, limits or exercise.limits) as sandbox:
         run = quick_check(exercise, program, splits, sandbox)
     gradients = tuple(summarize(g, exercise, program, run.cases, run.checks) for g in exercise.gradients)
+    if run.died is not None:  # the code as a whole failed mid-run: nothing it computed is trusted
+        gradients = tuple(replace(g, status=Status.ERROR, message=f"{run.stopped}; no points for a run that could "
+                                  "not finish", diagnosis=None) if g.passed else g for g in gradients)
     training = training_result(exercise.training, run)
     return Report(
         exercise=exercise.id, title=exercise.title, submission=submission_label, gradients=gradients,

@@ -1,10 +1,16 @@
 """Judge a program's gradients against autograd: isolated and chained, on every case.
 
-Isolated (the verdict points go by): for each gradient X, one run of the program in
-which every *upstream* gradient Y (the gradient of a tensor computed from X's tensor)
-is replaced by its true value right after the last statement that assigns it. X is
-then computed from true inputs, so a slip earlier in the chain does not count twice.
+Isolated: for each gradient X, one run of the program in which every *upstream*
+gradient Y (the gradient of a tensor computed from X's tensor) is replaced by its true
+value right after the last statement that assigns it. X is then computed from true
+inputs, so a slip earlier in the chain does not count twice.
 Chained: one plain run, what the lecture's `cmp` would print for the code as written.
+
+Points go by the isolated verdict where every gradient upstream of X is graded itself
+(exercises 1-3), and by the value as written where X's gradient flows back through an
+intermediate the exercise does not grade (exercise 4's helpers: dlogits ... demb); there
+the isolated run says whether X's own line is right, and the judged helpers say which
+intermediate is to blame (scored_as_written, blame).
 
 Vector-Jacobian check (grader/vjp.py): on the first case, X is also computed from
 *random* gradients of its consumers and compared with autograd's product for them.
@@ -31,17 +37,25 @@ from grader.results import GradientResult, Status, worst
 from grader.runner import BEFORE_ALL, Run, RunResult, Value
 from grader.sandbox import Sandbox
 from grader.submission import Program
-from grader.vjp import VJPCheck, judge_vjp, settle_with_vjp, unit_randoms, vjp_plan
+from grader.vjp import VJPCheck, judge_vjp, settle_with_vjp, unit_randoms, unrun_vjp, vjp_plan
 
 
 @dataclass(frozen=True)
 class CaseChecks:
     isolated: dict[str, Check]
-    chained: dict[str, Check]
+    chained: dict[str, Check]  # diagnosed where points go by the value as written
+    helpers: dict[str, Check]  # the ungraded intermediates the code assigns, as written, diagnosed
     vjp: dict[str, VJPCheck]
     output: str
     values: dict[str, Value]  # what the code as written assigned (the chained run)
     seconds: float  # how long the code as written took, in the sandbox
+
+
+def scored_as_written(exercise: Exercise, graph: Graph) -> frozenset[str]:
+    """The gradients whose points go by the value the code as written produces: those whose
+    gradient flows back through an intermediate the exercise does not grade (a helper)."""
+    helpers = {h.tensor for h in exercise.helpers}
+    return frozenset(g.name for g in exercise.gradients if helpers & graph.downstream(g.tensor))
 
 
 def isolating_run(exercise: Exercise, program: Program, grad: Gradient, case: Case,
@@ -162,10 +176,18 @@ def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbo
     wanted = exercise.gradient_names
     order = backprop_order(exercise, case.graph)
     snapshots = tuple((s.index, g.name) for g in order if (s := program.last_assignment(g.name)) is not None)
-    (chained_result,) = sandbox.run_case(case.given, given, [Run(snapshot=snapshots)], wanted)
+    everything = (*wanted, *(h.name for h in exercise.helpers))
+    (chained_result,) = sandbox.run_case(case.given, given, [Run(wanted=everything, snapshot=snapshots)], wanted)
     own = needs_own_run(exercise, program, case, chained_result)
     randoms = unit_randoms(exercise, case) if vjp else {}
     plans = {g.name: vjp_plan(exercise, g, case, randoms) for g in order} if vjp else {}
+    # A random gradient can only be handed to code that names it: an intermediate the code does
+    # not assign (exercise 4's are optional) leaves the check to what the graph alone says.
+    assigned = {h.tensor for h in exercise.helpers if program.last_assignment(h.name) is not None}
+    helper_tensors = {h.tensor for h in exercise.helpers}
+    unrun = {name: plan for name, plan in plans.items()
+             if plan is not None and any(c in helper_tensors - assigned for c in plan.parts)}
+    plans = {name: plan for name, plan in plans.items() if name not in unrun}
     runs = [isolating_run(exercise, program, g, case) for g in order if g.name in own]
     own_vjp = [g for g in order if g.name in own and plans.get(g.name) is not None]
     runs += [isolating_run(exercise, program, g, case, plans[g.name].random_consumers) for g in own_vjp]  # type: ignore[union-attr]
@@ -176,6 +198,7 @@ def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbo
     own_results = dict(zip([g.name for g in order if g.name in own], results, strict=False))
     own_vjp_results = dict(zip([g.name for g in own_vjp], results[len(own_results):], strict=False))
     shared, shared_vjp = results[-1], (results[-2] if vjp else None)
+    as_written = scored_as_written(exercise, case.graph)
     isolated, chained, vjp_checks = {}, {}, {}
     for grad in exercise.gradients:
         truth = case.truth[grad.tensor]
@@ -184,40 +207,61 @@ def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbo
         check = compare(grad, value, truth, error_for(program, grad.name, mine))
         isolated[grad.name] = with_diagnosis(grad, check, value=value, snapshot=snapshot_of(mine, program, grad.name),
                                              case=case, program=program)
-        chained[grad.name] = compare(grad, chained_result.values[grad.name], truth,
-                                     error_for(program, grad.name, chained_result))
+        chained[grad.name] = as_written_check(grad, chained_result, case, program,
+                                              diagnosed=grad.name in as_written)
         plan = plans.get(grad.name)
         if plan is not None and shared_vjp is not None:
             got = (own_vjp_results[grad.name].values.get(grad.name) if grad.name in own_vjp_results
                    else snapshot_of(shared_vjp, program, grad.name))
             vjp_checks[grad.name] = judge_vjp(got, plan, truth)
-    return CaseChecks(isolated, chained, vjp_checks, chained_result.output, chained_result.values,
+        elif grad.name in unrun:
+            vjp_checks[grad.name] = unrun_vjp(unrun[grad.name], truth)
+    helpers = {h.name: as_written_check(h, chained_result, case, program, diagnosed=True)
+               for h in exercise.helpers if program.last_assignment(h.name) is not None}
+    return CaseChecks(isolated, chained, helpers, vjp_checks, chained_result.output, chained_result.values,
                       chained_result.seconds)
 
 
-def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[Case],
-              per_case: list[CaseChecks]) -> GradientResult:
-    """Fold one gradient's checks over the cases into its verdict, diagnosis and message."""
-    isolated, vjp_note = settle_with_vjp(grad, [c.isolated[grad.name] for c in per_case],
-                                         per_case[0].vjp.get(grad.name))
-    status = worst([c.status for c in isolated])
-    chained_status = worst([c.chained[grad.name].status for c in per_case])
+def as_written_check(grad: Gradient, chained: RunResult, case: Case, program: Program, *, diagnosed: bool) -> Check:
+    """A gradient's final value in the plain run. Where it is diagnosed (its points, or the blame,
+    go by it), it is judged as the result of a chain of float32 steps (compare's through_chain)."""
+    value = chained.values.get(grad.name)
+    check = compare(grad, value, case.truth[grad.tensor], error_for(program, grad.name, chained),
+                    through_chain=diagnosed)
+    if not diagnosed:
+        return check
+    return with_diagnosis(grad, check, value=value, snapshot=snapshot_of(chained, program, grad.name), case=case,
+                          program=program)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One gradient's checks folded over the cases: status, the case that decided, and why."""
+
+    status: Status
+    at: int  # the index of the case that decided
+    message: str
+    diagnosis: Diagnosis | None
+    case_label: str | None
+
+
+def fold(checks: list[Check], cases: list[Case]) -> Verdict:
+    """The worst status over the cases, the case that decides it, and what to say about it."""
+    status = worst([c.status for c in checks])
     # The case that decides: the worst status, and of those the largest difference.
-    at = max((i for i, c in enumerate(isolated) if c.status is status), key=lambda i: isolated[i].maxdiff or 0.0)
-    decisive = isolated[at]
-    message = decisive.message
-    diagnosis = None
-    case_label = None
+    at = max((i for i, c in enumerate(checks) if c.status is status), key=lambda i: checks[i].maxdiff or 0.0)
+    decisive = checks[at]
+    message, diagnosis, case_label = decisive.message, None, None
     if not status.passed and status is not Status.MISSING and len(cases) > 1:
         case_label = cases[at].label
     if status is Status.WRONG:
-        failing = [c for c in isolated if c.status is Status.WRONG]
-        if isolated[0].status.passed and cases[at].spec.batch_size != cases[0].spec.batch_size:
+        failing = [c for c in checks if c.status is Status.WRONG]
+        if checks[0].status.passed and cases[at].spec.batch_size != cases[0].spec.batch_size:
             n = cases[at].spec.batch_size
             there = f": there {decisive.diagnosis.message}" if decisive.diagnosis else ""
             diagnosis = Diagnosis("hard-coded-batch", f"right on the lecture's batch of {cases[0].spec.batch_size} "
                                   f"but wrong on {case_label!r} (batch of {n}){there}")
-        elif isolated[0].status.passed:
+        elif checks[0].status.passed:
             message = f"right on {cases[0].label!r} but wrong on {case_label!r}: {message}"
         elif all(c.diagnosis is not None and decisive.diagnosis is not None
                  and c.diagnosis.label == decisive.diagnosis.label for c in failing):
@@ -225,25 +269,81 @@ def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[
         if diagnosis is not None:
             diff = f" (maxdiff {decisive.maxdiff:.1e})" if decisive.maxdiff is not None else ""
             message = f"{diagnosis.message}{diff}. Try: {ADVICE[diagnosis.label]}"
+    return Verdict(status, at, message, diagnosis, case_label)
+
+
+def first_wrong_helper(exercise: Exercise, grad: Gradient, graph: Graph, checks: CaseChecks) -> Gradient | None:
+    """The first intermediate, in backprop order, that grad is computed through and that is wrong
+    as written: where a chain of right lines first goes wrong."""
+    upstream = graph.downstream(grad.tensor)
+    for helper in sorted(exercise.helpers, key=lambda h: len(graph.downstream(h.tensor))):
+        check = checks.helpers.get(helper.name)
+        if helper.tensor in upstream and check is not None and not check.status.passed:
+            return helper
+    return None
+
+
+def blame_text(helper: Gradient, check: Check, program: Program) -> str:
+    """`dlogits (line 9) is wrong: it is n = 32 times the truth [scale]`."""
+    stmt = program.last_assignment(helper.name)
+    where = f" ({program.where(stmt.lineno)})" if stmt is not None else ""
+    why = f"{check.diagnosis.message} [{check.diagnosis.label}]" if check.diagnosis else check.message
+    return f"{helper.name}{where} is wrong: {why}"
+
+
+def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[Case],
+              per_case: list[CaseChecks]) -> GradientResult:
+    """Fold one gradient's checks over the cases into its verdict, diagnosis and message."""
+    vjp = per_case[0].vjp.get(grad.name)
+    isolated_checks, vjp_note = settle_with_vjp(grad, [c.isolated[grad.name] for c in per_case], vjp)
+    own = fold(isolated_checks, cases)
+    as_written = grad.name in scored_as_written(exercise, cases[0].graph)
+    checks = isolated_checks
+    if as_written:
+        checks, vjp_note = settle_with_vjp(grad, [c.chained[grad.name] for c in per_case], vjp)
+    verdict = fold(checks, cases) if as_written else own
+    message, diagnosis, blame = verdict.message, verdict.diagnosis, None
+    if as_written and verdict.status is Status.WRONG:
+        culprit = first_wrong_helper(exercise, grad, cases[verdict.at].graph, per_case[verdict.at])
+        upstream = blame_text(culprit, per_case[verdict.at].helpers[culprit.name], program) if culprit else ""
+        if own.status.passed and culprit is not None:
+            blame = culprit.name
+            culprit_diagnosis = per_case[verdict.at].helpers[culprit.name].diagnosis
+            diagnosis = culprit_diagnosis
+            message = f"{grad.name}'s own line is right; it is wrong because {upstream}"
+            if culprit_diagnosis is not None:
+                message += f". Try: {ADVICE[culprit_diagnosis.label]}"
+            message += f" (hints: ninja-grade hint {exercise.id} {grad.name})"
+        elif own.status.passed:
+            message = (f"{grad.name}'s own line is right given the true gradients it is computed from, so the "
+                       f"mistake is upstream of it; name your intermediate gradients as the lecture does "
+                       f"({', '.join(h.name for h in exercise.helpers)}) and the grader will say which is wrong")
+        else:
+            diagnosis = own.diagnosis
+            message = own.message + (f"; {upstream} too" if culprit else "")
+    if verdict.status is Status.WRONG and blame is None:
         message += f" (hints: ninja-grade hint {exercise.id} {grad.name})"
-    notes = sorted({c.note for c in isolated if c.note} | ({vjp_note} if vjp_note else set()))
+    notes = sorted({c.note for c in checks if c.note} | ({vjp_note} if vjp_note else set()))
     if notes:
         message = "; ".join(filter(None, [message, *notes]))
-    diffs = [c.maxdiff for c in isolated if c.maxdiff is not None]
+    diffs = [c.maxdiff for c in checks if c.maxdiff is not None]
     stmt = program.last_assignment(grad.name)
     return GradientResult(
         name=grad.name,
         tensor=grad.tensor,
-        status=status,
-        chained=chained_status,
-        exact=all(c.exact for c in isolated),
-        approximate=all(c.approximate for c in isolated),
-        maxdiff=max(diffs) if len(diffs) == len(isolated) else None,
+        status=verdict.status,
+        chained=verdict.status if as_written else worst([c.chained[grad.name].status for c in per_case]),
+        exact=all(c.exact for c in checks),
+        approximate=all(c.approximate for c in checks),
+        maxdiff=max(diffs) if len(diffs) == len(checks) else None,
         message=message,
         points=grad.points,
         line=stmt.lineno if stmt is not None else None,
-        case=case_label,
+        case=verdict.case_label,
         diagnosis=diagnosis.label if diagnosis else None,
+        judged="as written" if as_written else "isolated",
+        isolated=own.status,
+        blame=blame,
     )
 
 

@@ -72,6 +72,9 @@ def render_text(report: Report) -> str:
     correct = sum(g.passed for g in report.gradients)
     total = len(report.gradients)
     score = f"{correct}/{total} gradient{'s' if total != 1 else ''} correct"
+    if report.training is not None and not report.training.agreed and correct == total:
+        score = (f"{correct}/{total} gradients right at every step judged, but your run does not agree with "
+                 "autograd's: not passed")
     if report.max_score != total:
         score += f" · score {report.score:g}/{report.max_score:g}"
     lines += ["", click.style(score, fg="green" if report.passed else "red", bold=True)]
@@ -104,7 +107,7 @@ def render_full(run: FullRun, training: TrainingSpec, plot_path: str | None, *, 
     lines = [click.style(f"full run: {run.steps:,} of {run.planned:,} steps in {run.seconds:,.0f} s "
                          f"({rate:,.0f} steps/s)", bold=True)]
     if run.stopped:
-        lines.append(click.style(f"  {run.stopped}", fg="yellow" if run.stopped.startswith("interrupted") else "red"))
+        lines.append(click.style(f"  {run.stopped}", fg="yellow" if run.interrupted else "red"))
     if run.train_loss is not None and run.val_loss is not None:
         lines.append(f"  train loss {run.train_loss:.4f} (lecture {training.lecture_train:.4f}) · "
                      f"val loss {run.val_loss:.4f} (lecture {training.lecture_val:.4f})")

@@ -8,7 +8,7 @@ from typing import Any
 
 
 class Status(str, Enum):
-    """The verdict on one gradient (DESIGN.md). EXACT and APPROXIMATE pass."""
+    """The verdict on one gradient (docs/DESIGN.md). EXACT and APPROXIMATE pass."""
 
     EXACT = "exact"
     APPROXIMATE = "approximate"
@@ -33,8 +33,13 @@ def worst(statuses: list[Status]) -> Status:
 class GradientResult:
     """One gradient, judged on every case.
 
-    `status` is the isolated verdict (given correct upstream gradients; points go by
-    it); `chained` is what the lecture's cmp line prints for the code as written.
+    `status` is the verdict points go by. `judged` says which: "isolated" (given correct
+    upstream gradients; where every gradient the code reads is itself graded) or "as
+    written" (the value the code produces, where it is computed through intermediate
+    gradients that are not graded: exercise 4). `isolated` is the verdict on the
+    gradient's own line; `chained` is what the lecture's cmp line prints for the code as
+    written. `blame` names the ungraded intermediate that makes an as-written value
+    wrong when its own line is right.
     """
 
     name: str
@@ -49,6 +54,9 @@ class GradientResult:
     line: int | None = None  # where the gradient is last assigned
     case: str | None = None  # the case that decided a failing status
     diagnosis: str | None = None
+    judged: str = "isolated"  # or "as written"
+    isolated: Status | None = None  # the own line's verdict; None: the same as status
+    blame: str | None = None  # the wrong intermediate gradient it is computed from
 
     @property
     def passed(self) -> bool:
@@ -73,6 +81,9 @@ class GradientResult:
             "score": plain_number(self.score),
             "line": self.line,
             "case": self.case,
+            "judged": self.judged,
+            "isolated": (self.isolated or self.status).value,
+            "blame": self.blame,
         }
 
 
@@ -122,11 +133,12 @@ class FullRun:
     samples: tuple[str, ...]
     seconds: float
     stopped: str | None  # why it ended early: interrupted, or the student's gradients
+    interrupted: bool = False  # Ctrl-C ended it (exit 130), as opposed to the student's gradients
 
     def to_dict(self) -> dict[str, Any]:
         return {"steps": self.steps, "planned": self.planned, "train_loss": self.train_loss,
                 "val_loss": self.val_loss, "samples": list(self.samples), "seconds": round(self.seconds, 1),
-                "stopped": self.stopped}
+                "stopped": self.stopped, "interrupted": self.interrupted}
 
 
 @dataclass(frozen=True)

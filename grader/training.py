@@ -17,12 +17,14 @@ import torch
 import torch.nn.functional as F
 
 from grader.cases import Case, Splits, case_from, init_parameters, namespace_for
+from grader.compare import compare
 from grader.course import CaseSpec, Exercise, TrainingSpec
 from grader.graph import BN_EPS, TRAINING
-from grader.judge import CaseChecks, check_case
+from grader.judge import CaseChecks, check_case, scored_as_written
 from grader.results import FullRun, TrainingResult
 from grader.runner import Run, Value
 from grader.sandbox import Sandbox
+from grader.vjp import VJPCheck, settle_with_vjp
 
 Params = dict[str, torch.Tensor]
 
@@ -75,14 +77,35 @@ def autograd_step(params: Params, Xb: torch.Tensor, Yb: torch.Tensor) -> tuple[f
     return float(loss.detach()), {k: p.grad for k, p in leaves.items() if p.grad is not None}, seconds
 
 
-def student_step(sandbox: Sandbox, exercise: Exercise, params: Params, Xb: torch.Tensor, Yb: torch.Tensor, *,
-                 vocab_size: int) -> tuple[float, dict[str, Value], float, str | None]:
+def truth_at(params: Params, Xb: torch.Tensor, Yb: torch.Tensor) -> tuple[Params, Params]:
+    """One step's forward pass (detached, what the student is given) and autograd's gradients
+    of the parameters, at the student's own parameters."""
+    leaves = {k: p.detach().requires_grad_(True) for k, p in params.items()}
+    with torch.enable_grad():
+        acts = TRAINING.forward(leaves, Xb, Yb)
+        acts["loss"].backward()  # type: ignore[no-untyped-call]
+    return {k: a.detach() for k, a in acts.items()}, {k: p.grad for k, p in leaves.items() if p.grad is not None}
+
+
+def student_step(sandbox: Sandbox, exercise: Exercise, params: Params, *, acts: Params, Xb: torch.Tensor,
+                 Yb: torch.Tensor, vocab_size: int) -> tuple[float, dict[str, Value], float, str | None]:
     """Loss of this step (computed here), and the student's gradients (computed there)."""
-    with torch.no_grad():
-        acts = TRAINING.forward(params, Xb, Yb)
     given = namespace_for(params, acts, Xb, Yb, vocab_size)
     (result,) = sandbox.run_case(given, {}, [Run()], exercise.gradient_names)
     return float(acts["loss"]), result.values, result.seconds, result.died
+
+
+def disagreeing(exercise: Exercise, values: dict[str, Value], truth: Params,
+                vjp: dict[str, VJPCheck]) -> set[str]:
+    """The gradients whose points go by their value as written and that disagree with autograd's
+    on this step, by the rule the checkpoints judge them by (compare's through_chain, the VJP check)."""
+    wrong = set()
+    for grad in exercise.gradients:
+        if grad.name in scored_as_written(exercise, TRAINING):
+            check = compare(grad, values.get(grad.name), truth[grad.tensor], None, through_chain=True)
+            if not settle_with_vjp(grad, [check], vjp.get(grad.name))[0][0].status.passed:
+                wrong.add(grad.name)
+    return wrong
 
 
 @dataclass
@@ -96,34 +119,51 @@ class QuickCheck:
     student_s: list[float] = field(default_factory=list)
     autograd_s: list[float] = field(default_factory=list)
     stopped: str | None = None
+    died: str | None = None  # the sandbox ended (time, memory, a crash): no gradient can be trusted
 
 
 def quick_check(exercise: Exercise, program: Any, splits: Splits, sandbox: Sandbox) -> QuickCheck:
-    """Run check_steps steps of both runs; judge every gradient in full at the checkpoints."""
+    """Run check_steps steps of both runs; judge every gradient in full at the checkpoints.
+
+    Between checkpoints, every step's gradients are screened against autograd's at the
+    student's own parameters; the first step where one disagrees is judged in full too, so
+    a backward pass that goes wrong only now and then cannot pass.
+    """
     spec = exercise.training
     assert spec is not None
     mine, g = start(spec, splits)
     ref = {k: p.clone() for k, p in mine.items()}
     out = QuickCheck()
+    screening = True  # until the first step judged in full for a disagreement not seen before
+    known: set[str] = set()  # gradients already wrong at a step judged in full
     for step in range(spec.check_steps):
         ix = torch.randint(0, splits.Xtr.shape[0], (spec.batch_size,), generator=g)
         Xb, Yb = splits.Xtr[ix], splits.Ytr[ix]
         lr = lr_at(spec, step, spec.check_steps)
         if out.stopped is None:
-            if step in spec.checkpoints:
+            judge_here = step in spec.checkpoints
+            died = None
+            if not judge_here:
+                acts, truth = truth_at(mine, Xb, Yb)
+                loss, values, seconds, died = student_step(sandbox, exercise, mine, acts=acts, Xb=Xb, Yb=Yb,
+                                                           vocab_size=splits.vocab_size)
+                vjp = out.checks[0].vjp if out.checks else {}
+                judge_here = died is None and screening and bool(disagreeing(exercise, values, truth, vjp) - known)
+                screening = screening and not judge_here
+            if judge_here:
                 case = case_from(CaseSpec(f"step {step}", spec.seed, spec.batch_size), mine, Xb, Yb,
                                  graph=TRAINING, vocab_size=splits.vocab_size)
                 checks = check_case(exercise, program, case, sandbox, vjp=step == 0)
+                vjp = out.checks[0].vjp if out.checks else checks.vjp
+                known |= disagreeing(exercise, checks.values, case.truth, vjp)
                 out.cases.append(case)
                 out.checks.append(checks)
                 loss, values, seconds = float(case.given["loss"]), checks.values, checks.seconds  # type: ignore[arg-type]
-                died = None
-            else:
-                loss, values, seconds, died = student_step(sandbox, exercise, mine, Xb, Yb,
-                                                           vocab_size=splits.vocab_size)
+                died = sandbox.died
             grads = usable(values, mine) if died is None else died
             if isinstance(grads, str):
                 out.stopped = f"your run stopped at step {step}: {grads}"
+                out.died = died
             else:
                 out.losses.append(loss)
                 out.student_s.append(seconds)
@@ -192,11 +232,15 @@ def full_run(exercise: Exercise, splits: Splits, sandbox: Sandbox, steps: int,
     params, g = start(spec, splits)
     lossi: list[float] = []
     stopped = None
+    interrupted = False
     started = time.monotonic()
     try:
         for step in range(steps):
             ix = torch.randint(0, splits.Xtr.shape[0], (spec.batch_size,), generator=g)
-            loss, values, _, died = student_step(sandbox, exercise, params, splits.Xtr[ix], splits.Ytr[ix],
+            Xb, Yb = splits.Xtr[ix], splits.Ytr[ix]
+            with torch.no_grad():
+                acts = TRAINING.forward(params, Xb, Yb)
+            loss, values, _, died = student_step(sandbox, exercise, params, acts=acts, Xb=Xb, Yb=Yb,
                                                  vocab_size=splits.vocab_size)
             grads = usable(values, params) if died is None else died
             if isinstance(grads, str):
@@ -207,16 +251,17 @@ def full_run(exercise: Exercise, splits: Splits, sandbox: Sandbox, steps: int,
             lossi.append(torch.tensor(loss).log10().item())
             progress(step + 1, loss)
     except KeyboardInterrupt:
-        stopped = f"interrupted after {len(lossi)} steps"
+        stopped, interrupted = f"interrupted after {len(lossi)} steps", True
     seconds = time.monotonic() - started
     if not lossi:
-        return FullRun(0, steps, (), None, None, (), seconds, stopped)
+        return FullRun(0, steps, (), None, None, (), seconds, stopped, interrupted)
     bnmean, bnvar = calibrate(params, splits.Xtr)
     return FullRun(
         len(lossi), steps, tuple(lossi),
         split_loss(params, splits.Xtr, splits.Ytr, bnmean, bnvar),
         split_loss(params, splits.Xdev, splits.Ydev, bnmean, bnvar),
         sample(params, bnmean, bnvar, splits.itos, count=spec.samples, seed=spec.sample_seed), seconds, stopped,
+        interrupted,
     )
 
 

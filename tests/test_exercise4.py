@@ -64,19 +64,25 @@ def test_one_wrong_parameter_fails_on_it_alone(course: Course, grade_source: Gra
     assert report.training.max_diff > report.training.loss_atol
 
 
-def test_right_at_step_0_but_wrong_later_fails(course: Course, grade_source: GradeSource) -> None:
-    """A formula that is only right early in training fails, at the checkpoint where it breaks."""
+def test_right_at_step_0_but_wrong_later_fails_at_the_step_it_breaks(course: Course,
+                                                                      grade_source: GradeSource) -> None:
+    """A formula that is only right early in training fails, judged in full at the first step it is
+    wrong (every step is screened), not only at the next checkpoint."""
     source = course.exercise("exercise4").solution.read_text().replace(
         STEP_COMMENT, "dW2 = h.T @ dlogits if loss.item() > 2.9 else 1.1 * h.T @ dlogits")
     report = grade_source("exercise4", source)
     assert failing(report) == {"dW2"}
+    assert report.training is not None
+    breaks = next(step for step, loss in enumerate(report.training.losses) if loss <= 2.9)
+    assert 0 < breaks < 250
     dW2 = report.gradients[0]
-    assert dW2.case in ("step 250", "step 499")
-    assert "right on 'step 0' but wrong on" in dW2.message
+    assert dW2.case == f"step {breaks}"
+    assert [c["name"] for c in report.cases] == ["step 0", f"step {breaks}", "step 250", "step 499"]
+    assert f"right on 'step 0' but wrong on 'step {breaks}'" in dW2.message
 
 
 def test_cli_json_for_exercise4(tmp_path: Path) -> None:
-    """--format json carries the training run beside the DESIGN.md fields."""
+    """--format json carries the training run beside the docs/DESIGN.md fields."""
     solution = Path(__file__).resolve().parent.parent / "solutions" / "exercise4.py"
     result = CliRunner().invoke(main, ["exercise4", str(solution), "--format", "json"])
     assert result.exit_code == 0

@@ -1,0 +1,162 @@
+"""Exercise 4 scores what the student's backward pass really computes (issue 11).
+
+In exercise 4 only the parameter gradients are graded; the intermediates (dlogits ...
+demb) are not. So a parameter gradient is judged on the value the code as written
+produces, at every checkpoint, and a mistake in an intermediate costs the points of
+exactly the parameter gradients it reaches, naming the intermediate at fault.
+
+Each mistake is the course's solution with one edit, applied exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+from click.testing import CliRunner
+
+from grader.cli import main
+from grader.course import Course
+from grader.results import Report
+from tests.conftest import SUBMISSIONS, GradeSource, failing
+from tests.test_mistakes import with_mistake
+
+PARAMS = {"dW2", "db2", "dbngain", "dbnbias", "dW1", "db1", "dC"}
+# Everything a wrong dlogits reaches. db1 is not among them: a batchnorm's input gradient sums
+# to zero over the batch whatever comes into it, so the true db1 is ~0 and so is the student's.
+BELOW_DLOGITS = PARAMS - {"db1"}
+
+# name -> (text in the solution, what the student wrote instead, the gradients it breaks,
+#          the intermediate to blame (None: the gradient's own line), the diagnosis label or None)
+MISTAKES: dict[str, tuple[str, str, set[str], str | None, str | None]] = {
+    "dlogits_without_1_over_n": ("F.one_hot(Yb, logits.shape[1])) / n", "F.one_hot(Yb, logits.shape[1]))",
+                                 BELOW_DLOGITS, "dlogits", "scale"),
+    "dlogits_sign_flipped": ("dlogits = (F.softmax", "dlogits = -(F.softmax", BELOW_DLOGITS, "dlogits", "sign"),
+    "fused_batchnorm_without_bessel": ("- n / (n - 1) * bnraw * dbngain", "- bnraw * dbngain",
+                                       {"dW1", "dC"}, "dhprebn", None),
+    "tanh_derivative_wrong": ("dhpreact = (1.0 - h * h) * dh", "dhpreact = (1.0 - h) * dh",
+                              {"dbngain", "dbnbias", "dW1", "dC"}, "dhpreact", None),
+    "dh_from_an_untransposed_W2": ("dh = dlogits @ W2.T", "dh = (dlogits @ W2.T) * 2.0",
+                                   {"dbngain", "dbnbias", "dW1", "dC"}, "dh", "scale"),
+    "transposed_matmul_in_dW2": ("dW2 = h.T @ dlogits", "dW2 = dlogits.T @ h", {"dW2"}, None, "transpose"),
+    "lost_duplicate_indices_in_dC": (
+        "dC = torch.zeros_like(C).index_add_(0, Xb.view(-1), demb.view(-1, demb.shape[2]))",
+        "dC = torch.zeros_like(C)\ndC[Xb] += demb", {"dC"}, None, "duplicate-indices"),
+}
+
+
+def grade_mistake(course: Course, grade_source: GradeSource, mistake: str) -> Report:
+    correct, wrong, *_ = MISTAKES[mistake]
+    return grade_source("exercise4", with_mistake(course.exercise("exercise4").solution.read_text(), correct, wrong))
+
+
+@pytest.mark.parametrize("mistake", sorted(MISTAKES))
+def test_exercise4_mistake_costs_exactly_what_it_reaches(course: Course, grade_source: GradeSource,
+                                                         mistake: str) -> None:
+    """A wrong backward pass loses the points of exactly the parameter gradients its mistake reaches,
+    each naming the intermediate at fault (or its own line), and never passes."""
+    _, _, broken, blame, label = MISTAKES[mistake]
+    report = grade_mistake(course, grade_source, mistake)
+    assert failing(report) == broken
+    assert report.score == len(PARAMS) - len(broken) and not report.passed
+    assert report.training is not None and not report.training.agreed
+    for g in report.gradients:
+        if g.name not in broken:
+            continue
+        assert g.status.value == "wrong" and g.judged == "as written"
+        assert g.blame == blame, g.message
+        assert g.diagnosis == label, g.message
+        if blame is not None:
+            assert g.isolated is not None and g.isolated.passed
+            assert g.message.startswith(f"{g.name}'s own line is right; it is wrong because {blame} (line ")
+        else:
+            assert g.isolated is not None and not g.isolated.passed
+        assert f"ninja-grade hint exercise4 {g.name}" in g.message
+
+
+def test_exercise4_blame_says_what_the_intermediate_is(course: Course, grade_source: GradeSource) -> None:
+    """The blame carries the intermediate's own diagnosis and the line it is written on."""
+    report = grade_mistake(course, grade_source, "dlogits_without_1_over_n")
+    dW2 = next(g for g in report.gradients if g.name == "dW2")
+    line = next(i for i, text in enumerate(course.exercise("exercise4").solution.read_text().splitlines(), 1)
+                if text.startswith("dlogits ="))
+    assert f"because dlogits (line {line}) is wrong: it is n = 32 times the truth [scale]" in dW2.message
+    assert "Try: look for a factor you dropped or added" in dW2.message
+
+
+def test_exercise4_own_mistake_and_upstream_mistake_are_both_named(course: Course,
+                                                                   grade_source: GradeSource) -> None:
+    """A gradient whose own line is wrong, computed from a wrong intermediate, is told about both."""
+    source = with_mistake(course.exercise("exercise4").solution.read_text(), *MISTAKES["dlogits_without_1_over_n"][:2])
+    source = with_mistake(source, "dW2 = h.T @ dlogits", "dW2 = 0.5 * h.T @ dlogits")
+    report = grade_source("exercise4", source)
+    dW2 = next(g for g in report.gradients if g.name == "dW2")
+    assert dW2.status.value == "wrong" and dW2.isolated is not None and dW2.isolated.value == "wrong"
+    assert dW2.diagnosis == "scale" and dW2.blame is None
+    assert dW2.message.startswith("it is 1/2 times the truth")
+    assert "; dlogits (line" in dW2.message and "is wrong: it is n = 32 times the truth [scale] too" in dW2.message
+
+
+def test_exercise4_right_written_the_long_way_scores_full(course: Course, grade_source: GradeSource) -> None:
+    """Unfused batchnorm, cross-entropy in place and a loop for dC: right, so 7/7 and passed."""
+    report = grade_source("exercise4", (SUBMISSIONS / "exercise4" / "correct_unfused_batchnorm_loop_dC.py").read_text())
+    assert report.passed and report.score == 7, [(g.name, g.message) for g in report.gradients if not g.passed]
+    assert {g.judged for g in report.gradients} == {"as written"}
+    assert report.training is not None and report.training.agreed
+
+
+def renamed_intermediates(source: str) -> str:
+    """The solution with every intermediate under a name the grader does not know (gh, glogits...)."""
+    for name in ("dlogits", "dhpreact", "dhprebn", "demb", "dh"):
+        source = source.replace(name, name.replace("d", "g", 1))
+    return source
+
+
+def test_exercise4_right_under_other_names_scores_full(course: Course, grade_source: GradeSource) -> None:
+    """Intermediates under the student's own names: nothing to swap for the truth, nothing to hand a
+    random gradient to, and still 7/7; db1 (true value ~0) passes within float noise, with a note."""
+    report = grade_source("exercise4", renamed_intermediates(course.exercise("exercise4").solution.read_text()))
+    assert report.passed and report.score == 7, [(g.name, g.message) for g in report.gradients if not g.passed]
+    assert all(g.blame is None and g.diagnosis is None for g in report.gradients)
+
+
+def test_exercise4_wrong_under_other_names_still_fails_without_guessing(course: Course,
+                                                                        grade_source: GradeSource) -> None:
+    """With unknown intermediate names a wrong value still fails on what it is, and nothing is
+    blamed or labelled that the grader could not check (no [coincidence] for db1, which is ~0)."""
+    source = renamed_intermediates(course.exercise("exercise4").solution.read_text())
+    report = grade_source("exercise4", with_mistake(source, *MISTAKES["dlogits_without_1_over_n"][:2]))
+    assert failing(report) == BELOW_DLOGITS
+    dW2 = next(g for g in report.gradients if g.name == "dW2")
+    assert dW2.blame is None and dW2.diagnosis == "scale" and dW2.message.startswith("it is n = 32 times the truth")
+    db1 = next(g for g in report.gradients if g.name == "db1")
+    assert db1.passed and db1.diagnosis is None
+    assert "name the gradient it is computed from dhprebn, as the lecture does" in db1.message
+
+
+def test_exercise4_every_format_tells_the_same_score(course: Course, tmp_path: Path) -> None:
+    """The issue's own case (dlogits without / n) through the real CLI: text, JSON, JUnit,
+    and Gradescope all give 1 of 7, never full marks."""
+    wrong = tmp_path / "exercise4.py"
+    wrong.write_text(with_mistake(course.exercise("exercise4").solution.read_text(),
+                                  *MISTAKES["dlogits_without_1_over_n"][:2]))
+    runner = CliRunner()
+    text = runner.invoke(main, ["exercise4", str(wrong)])
+    assert text.exit_code == 1 and "1/7 gradients correct" in text.output
+    as_json = runner.invoke(main, ["exercise4", str(wrong), "--format", "json"])
+    report = json.loads(as_json.stdout)
+    assert (report["score"], report["max_score"], report["passed"]) == (1, 7, False)
+    assert {g["name"] for g in report["gradients"] if g["status"] == "wrong"} == BELOW_DLOGITS
+    assert all(g["blame"] == "dlogits" for g in report["gradients"] if g["status"] == "wrong")
+    junit = runner.invoke(main, ["exercise4", str(wrong), "--format", "junit"])
+    suite = ElementTree.fromstring(junit.stdout).find("testsuite")
+    assert suite is not None
+    failed = {case.get("name") for case in suite.iter("testcase") if case.find("failure") is not None}
+    assert failed == {*BELOW_DLOGITS, "training run"}
+    out = tmp_path / "results.json"
+    gradescope = runner.invoke(main, ["exercise4", str(wrong), "--format", "gradescope", "--output", str(out)])
+    assert gradescope.exit_code == 1
+    results = json.loads(out.read_text())
+    assert results["score"] == sum(t["score"] for t in results["tests"]) == 1
