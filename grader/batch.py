@@ -5,6 +5,13 @@ graded, so a batch that is killed and rerun grades only what is missing, and a f
 OUT is either a whole report or absent. Workers are forked from a process that has torch
 loaded, and each keeps its data set between submissions; student code still runs in a
 fresh sandbox per submission.
+
+Only what a student's code did can put a score in a report. A worker answers with a
+typed outcome: Graded (a report) or Fault (the grader itself failed: no report, so the
+next run grades it again). A worker that dies takes its pool down without saying which
+submission it was on; the submissions not finished are then graded one per process, so
+one that kills its worker again (memory, a crash in native code) is identified and
+graded `error`, and the others are graded normally.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -86,22 +94,57 @@ def _start_worker(course_path: str | None, data: str | None) -> None:
     _worker["dataset"] = find_names(data)
 
 
-def grade_one(exercise_id: str, student: str, path: str, limits: Limits | None) -> dict[str, Any]:
-    """One submission's report as a dict; a submission that cannot be read is a row, not a crash."""
-    from grader.grade import grade_program, load_submission  # noqa: PLC0415 - loads torch, in workers only
+@dataclass(frozen=True)
+class Graded:
+    """A submission graded: its report, ready to write."""
 
-    course: Course = _worker["course"]
-    exercise = course.exercise(exercise_id)
+    report: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """The grader failed on a submission, through no doing of the student's: no report."""
+
+    student: str
+    path: str
+    reason: str
+
+
+def grade_one(exercise_id: str, student: str, path: str, limits: Limits | None) -> Graded | Fault:
+    """One submission's report; a submission that cannot be read is a report (the student's file
+    is at fault), a failure of the grader's own code is a Fault."""
     started = time.monotonic()
     try:
-        program = load_submission(course, exercise, Path(path))
-        report = grade_program(course, exercise, program, _worker["dataset"], submission_label=path, limits=limits)
-        result = report.to_dict()
-    except SubmissionError as exc:
-        result = {"exercise": exercise_id, "submission": path, "passed": False, "score": 0,
-                  "max_score": plain_number(exercise.max_score), "gradients": [], "error": str(exc)}
-    return {**result, "student": student, "seconds": round(time.monotonic() - started, 3),
-            "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        from grader.grade import grade_program, load_submission  # noqa: PLC0415 - loads torch, in workers only
+
+        course: Course = _worker["course"]
+        exercise = course.exercise(exercise_id)
+        try:
+            program = load_submission(course, exercise, Path(path))
+            result = grade_program(course, exercise, program, _worker["dataset"], submission_label=path,
+                                   limits=limits).to_dict()
+        except SubmissionError as exc:
+            result = {"exercise": exercise_id, "submission": path, "passed": False, "score": 0,
+                      "max_score": plain_number(exercise.max_score), "gradients": [], "error": str(exc)}
+    except Exception as exc:  # the grader's own failure (a bug, a lost data set): never a student's grade
+        return Fault(student, path, f"{type(exc).__name__}: {exc}"[:300])
+    return Graded({**result, "student": student, "seconds": round(time.monotonic() - started, 3),
+                   "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+
+Job = tuple[str, str, str, Limits | None]  # exercise, student, path, limits
+
+
+def _grade_in_child(conn: Connection, course_path: str | None, data: str | None, job: Job) -> None:
+    """A worker of its own for one submission: its outcome goes back through `conn`."""
+    exercise_id, student, path, limits = job
+    try:
+        _start_worker(course_path, data)
+        outcome: Graded | Fault = grade_one(exercise_id, student, path, limits)
+    except Exception as exc:
+        outcome = Fault(student, path, f"{type(exc).__name__}: {exc}"[:300])
+    conn.send(outcome)
+    conn.close()
 
 
 # --- in the batch --------------------------------------------------------------------
@@ -113,6 +156,7 @@ class Tally:
     failed: int = 0
     errored: int = 0
     skipped: int = 0  # graded by an earlier run
+    faults: list[Fault] = field(default_factory=list)  # not graded: the grader failed on them
 
     def add(self, report: dict[str, Any]) -> None:
         if report.get("error"):
@@ -123,7 +167,8 @@ class Tally:
             self.failed += 1
 
     def __str__(self) -> str:
-        return f"{self.passed} passed · {self.failed} failed · {self.errored} errored"
+        faults = f" · {len(self.faults)} not graded" if self.faults else ""
+        return f"{self.passed} passed · {self.failed} failed · {self.errored} errored{faults}"
 
 
 def unreadable(exercise_id: str, sub: Submission, max_score: float) -> dict[str, Any]:
@@ -132,9 +177,11 @@ def unreadable(exercise_id: str, sub: Submission, max_score: float) -> dict[str,
             "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
+Progress = Callable[[dict[str, Any] | None, Tally], None]  # a report written, or None for a fault
+
+
 def run_batch(course: Course, exercise_id: str, subs: list[Submission], *, out: Path, jobs: int, force: bool,
-              course_path: str | None, data: str | None, limits: Limits | None,
-              progress: Callable[[dict[str, Any], Tally], None]) -> Tally:
+              course_path: str | None, data: str | None, limits: Limits | None, progress: Progress) -> Tally:
     """Grade what is not graded yet; each report lands in out/<student>.json as it is done."""
     exercise = course.exercise(exercise_id)
     out.mkdir(parents=True, exist_ok=True)
@@ -146,48 +193,81 @@ def run_batch(course: Course, exercise_id: str, subs: list[Submission], *, out: 
         if not force and (out / f"{sub.student}.json").is_file():
             tally.skipped += 1
         elif sub.problem is not None:
-            report = unreadable(exercise_id, sub, exercise.max_score)
-            write_atomic(out / f"{sub.student}.json", json.dumps(report, indent=2))
-            tally.add(report)
-            progress(report, tally)
+            record(Graded(unreadable(exercise_id, sub, exercise.max_score)), out, tally, progress)
         else:
             todo.append(sub)
-    for _attempt in range(2):  # a worker that dies takes its pool down: retry the rest once
-        if not todo:
-            break
-        todo = _grade_in_pool(exercise_id, todo, out=out, jobs=jobs, course_path=course_path, data=data,
-                              limits=limits, tally=tally, progress=progress)
-    for sub in todo:  # the grader itself failed on these twice
-        report = unreadable(exercise_id, Submission(sub.student, sub.path, "the grader's worker died on it"),
-                            exercise.max_score)
-        write_atomic(out / f"{sub.student}.json", json.dumps(report, indent=2))
-        tally.add(report)
-        progress(report, tally)
+    left = _grade_in_pool(exercise_id, todo, out=out, jobs=jobs, course_path=course_path, data=data,
+                          limits=limits, tally=tally, progress=progress)
+    for sub in left:  # a worker died in the pool, on one of these: find which, one per process
+        record(_grade_alone(exercise_id, sub, course_path=course_path, data=data, limits=limits,
+                            max_score=exercise.max_score), out, tally, progress)
     return tally
 
 
+def record(outcome: Graded | Fault, out: Path, tally: Tally, progress: Progress) -> None:
+    """Write a report, or keep a fault to say at the end (and write nothing, so a rerun grades it)."""
+    if isinstance(outcome, Fault):
+        tally.faults.append(outcome)
+        progress(None, tally)
+        return
+    write_atomic(out / f"{outcome.report['student']}.json", json.dumps(outcome.report, indent=2))
+    tally.add(outcome.report)
+    progress(outcome.report, tally)
+
+
 def _grade_in_pool(exercise_id: str, todo: list[Submission], *, out: Path, jobs: int, course_path: str | None,
-                   data: str | None, limits: Limits | None, tally: Tally,
-                   progress: Callable[[dict[str, Any], Tally], None]) -> list[Submission]:
-    """Grade `todo` with `jobs` workers; return the submissions that were not graded."""
+                   data: str | None, limits: Limits | None, tally: Tally, progress: Progress) -> list[Submission]:
+    """Grade `todo` with `jobs` workers; return the submissions that were not graded because a
+    worker died (which one it was on, the pool does not say)."""
+    if not todo:
+        return []
     import grader.grade  # noqa: F401, PLC0415 - torch loaded once here, shared by every forked worker
 
     left = {sub.student: sub for sub in todo}
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
                              initargs=(course_path, data)) as pool:
-        futures: dict[Future[dict[str, Any]], Submission] = {
+        futures: dict[Future[Graded | Fault], Submission] = {
             pool.submit(grade_one, exercise_id, sub.student, str(sub.path), limits): sub for sub in todo}
         try:
             for future in as_completed(futures):
-                report = future.result()
-                write_atomic(out / f"{report['student']}.json", json.dumps(report, indent=2))
-                left.pop(report["student"], None)
-                tally.add(report)
-                progress(report, tally)
+                outcome = future.result()
+                left.pop(futures[future].student, None)
+                record(outcome, out, tally, progress)
         except BrokenProcessPool:
             pass
     return list(left.values())
+
+
+ATTEMPTS_ALONE = 2  # a submission that kills a worker of its own this many times is its own doing
+
+
+def _grade_alone(exercise_id: str, sub: Submission, *, course_path: str | None, data: str | None,
+                 limits: Limits | None, max_score: float) -> Graded | Fault:
+    """Grade one submission in a worker of its own. A worker that dies every time is the
+    submission's doing (graded `error`, with how it died); once is a fluke, tried again."""
+    context = multiprocessing.get_context("fork")
+    how = ""
+    for _attempt in range(ATTEMPTS_ALONE):
+        receive, send = context.Pipe(duplex=False)
+        job: Job = (exercise_id, sub.student, str(sub.path), limits)
+        child = context.Process(target=_grade_in_child, args=(send, course_path, data, job), daemon=True)
+        child.start()
+        send.close()
+        try:
+            outcome: Graded | Fault = receive.recv()
+        except EOFError:  # died before it answered
+            child.join()
+            code = child.exitcode or 0
+            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+            continue
+        finally:
+            receive.close()
+        child.join()
+        return outcome
+    problem = (f"grading it killed the grader's worker {ATTEMPTS_ALONE} times ({how}): your code made the "
+               "grader's process crash or run out of memory, so no gradient could be judged")
+    return Graded(unreadable(exercise_id, Submission(sub.student, sub.path, problem), max_score))
 
 
 def gradebook(course: Course, exercise_id: str, subs: list[Submission], out: Path) -> tuple[str, list[dict[str, Any]]]:
@@ -202,8 +282,10 @@ def gradebook(course: Course, exercise_id: str, subs: list[Submission], out: Pat
         path = out / f"{sub.student}.json"
         try:
             report = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            report = unreadable(exercise_id, Submission(sub.student, sub.path, "not graded"), exercise.max_score)
+        except (OSError, json.JSONDecodeError):  # not graded: a row with no score, never a 0
+            writer.writerow([sub.student, str(sub.path or ""), "", plain_number(exercise.max_score), "",
+                             "not graded yet: run the batch again", *("" for _ in names)])
+            continue
         reports.append(report)
         statuses = {g["name"]: g["status"] for g in report.get("gradients", [])}
         writer.writerow([sub.student, report.get("submission", ""), report.get("score", 0),

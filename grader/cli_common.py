@@ -10,10 +10,11 @@ import click
 from grader.course import Course, CourseError, load_course
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_GRADER_FAULT = 3  # batch: the grader failed on some submissions; they got no report, a rerun grades them
 
 
 def fail_setup(message: str) -> NoReturn:
-    """A usage or set-up problem: one line on stderr, exit 2 (DESIGN.md)."""
+    """A usage or set-up problem: one line on stderr, exit 2 (docs/DESIGN.md)."""
     click.echo(f"ninja-grade: {message}", err=True)
     sys.exit(EXIT_USAGE)
 

@@ -153,8 +153,7 @@ def full_command(course: Course, exercise_id: str, submission: Path | None, data
     training = course.exercise(exercise_id).training
     assert training is not None
     click.echo(render_full(run, training, plot_path, fmt=fmt), color=None if fmt == "text" else False)
-    interrupted = run.stopped is not None and run.stopped.startswith("interrupted")
-    sys.exit(130 if interrupted else EXIT_FAILED if run.stopped else EXIT_PASSED)
+    sys.exit(130 if run.interrupted else EXIT_FAILED if run.stopped else EXIT_PASSED)
 
 
 @click.pass_context

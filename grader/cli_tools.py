@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from grader.cli_common import EXIT_FAILED, EXIT_PASSED, course_of, course_or_exit, fail_setup
+from grader.cli_common import EXIT_FAILED, EXIT_GRADER_FAULT, EXIT_PASSED, course_of, course_or_exit, fail_setup
 from grader.course import CourseError, Limits
 from grader.files import write_atomic
 
@@ -35,25 +37,46 @@ def hint_command(ctx: click.Context, exercise_id: str, gradient: str, level: int
         click.echo(f"(more: ninja-grade hint {exercise_id} {gradient} --level {shown + 1})")
 
 
+def resolve_course_repo(root: Path, given: str | None) -> str:
+    """The course's git URL: as given, else the course checkout's remote 'origin'; says which.
+    Never a placeholder: with neither, it asks for one (exit 2)."""
+    if given:
+        click.echo(f"course repository: {given} (--course-repo)", err=True)
+        return given
+    try:
+        found = subprocess.run(["git", "-C", str(root), "config", "--get", "remote.origin.url"],
+                               capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        found = ""
+    if not found:
+        fail_setup(f"which git URL should students fetch the course from? Say --course-repo URL (the course at "
+                   f"{root} has no git remote 'origin' to take it from)")
+    click.echo(f"course repository: {found} (the git remote 'origin' of {root})", err=True)
+    return found
+
+
 @click.command(name="notebook")
 @click.argument("which", metavar="[EXERCISE|all]", default="all")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("notebooks"), show_default=True,
               help="Folder to write the notebooks into.")
-@click.option("--course-repo", default="https://github.com/YOUR-ORG/backprop-ninja.git", show_default=True,
-              help="The git URL of your copy of this course, which the notebook's set-up cell fetches on Colab.")
+@click.option("--course-repo", default=None, metavar="URL",
+              help="The git URL of your copy of this course, which the notebook's set-up cell fetches on Colab "
+                   "(default: the git remote 'origin' of the course's checkout).")
 @click.pass_context
-def notebook_command(ctx: click.Context, which: str, out: Path, course_repo: str) -> None:
+def notebook_command(ctx: click.Context, which: str, out: Path, course_repo: str | None) -> None:
     """Write the exercises as Jupyter/Colab notebooks, with an inline check cell."""
     course = course_or_exit(ctx)
     ids = list(course.exercise_ids) if which == "all" else [which]
     try:
         for exercise_id in ids:
             course.exercise(exercise_id)
-        from grader.notebooks import write_notebooks
-
-        written = write_notebooks(course, ids, out, course_repo=course_repo)
     except CourseError as exc:
         fail_setup(str(exc))
+    repo = resolve_course_repo(course.root, course_repo)
+    try:
+        from grader.notebooks import write_notebooks
+
+        written = write_notebooks(course, ids, out, course_repo=repo)
     except OSError as exc:
         fail_setup(f"cannot write to {out}: {exc.strerror}")
     for path in written:
@@ -85,11 +108,12 @@ def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple
     except CourseError as exc:
         fail_setup(str(exc))
     limits = Limits(time_limit or exercise.limits.time_s, memory_limit or exercise.limits.memory_mb)
+    check_batch_setup(data, out, gradebook)  # before anyone is graded: one line, exit 2, nothing written
     subs = batch.discover(list(submissions), exercise_id)
     course_arg = ctx.find_root().params.get("course")
     with click.progressbar(length=len(subs), label=f"grading {exercise_id}", file=sys.stderr,
                            item_show_func=lambda item: item) as bar:
-        def progress(report: dict[str, Any], tally: Any) -> None:
+        def progress(report: dict[str, Any] | None, tally: Any) -> None:
             bar.current_item = str(tally)  # type: ignore[attr-defined]
             bar.update(1)
 
@@ -108,21 +132,51 @@ def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple
     for name, passed, graded in batch.pass_rates(course, exercise_id, reports):
         share = passed / graded if graded else 0.0
         click.echo(f"  {name:16} {'█' * round(share * 20):20} {passed:4}/{graded} ({share:.0%})")
-    all_passed = all(r.get("passed") for r in reports)
+    if tally.faults:
+        click.echo(f"\n{len(tally.faults)} submission{'s were' if len(tally.faults) != 1 else ' was'} not graded: "
+                   "the grader failed on them, not the students. No report or score was recorded for them.",
+                   err=True)
+        for fault in tally.faults:
+            click.echo(f"  {fault.student} ({fault.path}): {fault.reason}", err=True)
+        retry = " ".join(shlex.quote(arg) for arg in ["ninja-grade", *sys.argv[1:]]) if sys.argv[1:] else \
+            "the same ninja-grade batch command"
+        click.echo(f"Run {retry} again to grade just these (the others are kept).", err=True)
+        sys.exit(EXIT_GRADER_FAULT)
+    all_passed = len(reports) == len(subs) and all(r.get("passed") for r in reports)
     sys.exit(EXIT_PASSED if all_passed else EXIT_FAILED)
+
+
+def check_batch_setup(data: Path | None, out: Path, gradebook: Path | None) -> None:
+    """What would make every student's grade wrong or lost, found before the first is graded."""
+    from grader.data import DataError, find_names
+
+    try:
+        find_names(data)
+    except DataError as exc:
+        fail_setup(str(exc))
+    if out.exists() and not out.is_dir():
+        fail_setup(f"--out {out} is a file, not a folder")
+    existing = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        fail_setup(f"cannot write the reports to {out}: {existing} is not a folder you can write to")
+    if gradebook is not None and not gradebook.parent.is_dir():
+        fail_setup(f"cannot write the gradebook to {gradebook}: {gradebook.parent} is not a folder")
 
 
 @click.command(name="init-classroom")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=Path("."))
-@click.option("--course-repo", default="https://github.com/YOUR-ORG/backprop-ninja.git", show_default=True,
-              help="The git URL of your copy of this course, which the workflow checks out and installs.")
+@click.option("--course-repo", default=None, metavar="URL",
+              help="The git URL of your copy of this course, which the workflow checks out and installs "
+                   "(default: the git remote 'origin' of the course's checkout).")
 @click.pass_context
-def init_classroom_command(ctx: click.Context, directory: Path, course_repo: str) -> None:
+def init_classroom_command(ctx: click.Context, directory: Path, course_repo: str | None) -> None:
     """Write a GitHub Actions workflow that grades every exercise in a student's repository."""
     from grader.templates import write_workflow
 
+    course = course_or_exit(ctx)
+    course_repo = resolve_course_repo(course.root, course_repo)
     try:
-        path = write_workflow(course_or_exit(ctx), directory, course_repo)
+        path = write_workflow(course, directory, course_repo)
     except OSError as exc:
         fail_setup(f"cannot write to {directory}: {exc.strerror}")
     click.echo(f"wrote {path}: on every push it grades each exercise, writes the summary and "

@@ -1,6 +1,6 @@
 """Find names.txt, the makemore data set, or fetch it once and check it.
 
-Lookup order (DESIGN.md): --data PATH, $NINJA_DATA, ./names.txt, the user cache,
+Lookup order (docs/DESIGN.md): --data PATH, $NINJA_DATA, ./names.txt, the user cache,
 then a download from makemore's public address into the cache, checked by sha256.
 With none of these, the grader falls back to a synthetic batch and says so.
 """
@@ -105,7 +105,7 @@ def synthetic_words() -> tuple[str, ...]:
 
 
 def find_names(explicit: str | os.PathLike[str] | None = None, *, allow_download: bool = True) -> Dataset:
-    """Return the data set, looking where DESIGN.md says, in that order.
+    """Return the data set, looking where docs/DESIGN.md says, in that order.
 
     $NINJA_OFFLINE (any value) turns the download off, as allow_download=False does.
     """

@@ -24,7 +24,7 @@ import re
 import textwrap
 from dataclasses import dataclass
 
-from grader.submission import assigned_names
+from grader.submission import TOO_DEEP, assigned_names
 
 PROVIDED = frozenset({
     # exercises 1-3
@@ -178,7 +178,7 @@ def _leading_comments(source: str) -> str:
 def _parse(source: str) -> ast.Module | None:
     try:
         return ast.parse(source)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
 
 
@@ -250,6 +250,10 @@ def extract(cells: list[Cell], exercise: int, wanted: frozenset[str]) -> Extract
     for cell in (*sections[0], *own):
         try:
             trees.append((cell, ast.parse(cell.source)))
+        except (RecursionError, MemoryError):
+            if cell in own:
+                return Extracted("", (), {}, (), f"cell {cell.number}: {TOO_DEEP}")
+            skipped.append(f"cell {cell.number} (before the exercises) is nested too deeply to parse and was left out")
         except SyntaxError as exc:
             if cell in own:
                 where = f"cell {cell.number}, line {exc.lineno}" if exc.lineno else f"cell {cell.number}"

@@ -20,7 +20,7 @@ _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def environment() -> dict[str, Any]:
-    """Where the verdicts were made: they depend on the torch build (DESIGN.md)."""
+    """Where the verdicts were made: they depend on the torch build (docs/DESIGN.md)."""
     import torch  # noqa: PLC0415 - already loaded whenever something was graded
 
     return {"torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),

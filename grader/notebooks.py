@@ -19,7 +19,6 @@ from grader.submission import SubmissionError
 MAX_NOTEBOOK_BYTES = 100 * 1024 * 1024  # outputs can be large; beyond this it is not a course notebook
 # Where the Colab cell fetches the course when the grader is missing: the course's files live
 # beside the grader, so it is cloned, not pip-installed from a wheel.
-COURSE_REPO = "https://github.com/YOUR-ORG/backprop-ninja.git"
 
 
 def read_cells(path: Path) -> list[Cell]:
@@ -98,10 +97,12 @@ def _paragraphs(source: str) -> tuple[str, list[str]]:
 
 
 def build_notebook(course: Course, exercise: Exercise, source: Path | None = None, *,
-                   course_repo: str = COURSE_REPO) -> Any:
+                   course_repo: str | None = None) -> Any:
     """The exercise as a notebook: set-up, the forward pass, one cell per block, a check.
 
-    `source` defaults to the stub; pass the solution to get the notebook filled in.
+    `source` defaults to the stub; pass the solution to get the notebook filled in. With
+    `course_repo` (a git URL), the set-up cell fetches the course where the grader is not
+    installed (Colab); without it, it says to install the course.
     """
     header, blocks = _paragraphs((source or exercise.stub).read_text(encoding="utf-8"))
     number = course.exercises.index(exercise) + 1
@@ -111,10 +112,12 @@ def build_notebook(course: Course, exercise: Exercise, source: Path | None = Non
         "try:\n"
         "    import grader\n"
         "except ImportError:\n"
-        f"    !git clone -q --depth 1 {course_repo} backprop-ninja\n"
-        "    %pip install -q -e backprop-ninja\n"
-        "    import sys; sys.path.insert(0, 'backprop-ninja')  # usable before a kernel restart\n"
-        "from grader.inline import check, setup\n\n"
+        + (f"    !git clone -q --depth 1 {course_repo} backprop-ninja\n"
+           "    %pip install -q -e backprop-ninja\n"
+           "    import sys; sys.path.insert(0, 'backprop-ninja')  # usable before a kernel restart\n"
+           if course_repo else
+           "    raise ImportError('the course is not installed here: pip install -e <your copy of the course>')\n")
+        + "from grader.inline import check, setup\n\n"
         f'setup("{exercise.id}", globals())'
     )
     kind = "training" if exercise.training else "atomic"
@@ -142,8 +145,7 @@ def build_notebook(course: Course, exercise: Exercise, source: Path | None = Non
     return nb
 
 
-def write_notebooks(course: Course, exercise_ids: list[str], out: Path, *,
-                    course_repo: str = COURSE_REPO) -> list[Path]:
+def write_notebooks(course: Course, exercise_ids: list[str], out: Path, *, course_repo: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for exercise_id in exercise_ids:

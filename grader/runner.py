@@ -69,6 +69,16 @@ class _CappedBuffer(io.StringIO):
         return len(s)
 
 
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether an allocation failed: Python's MemoryError, or torch's CPU allocator giving up
+    (a plain RuntimeError from C++). Decided by the exception's type, never by what a
+    student's own `raise ValueError("memory limit")` says."""
+    allocator = type(exc) is RuntimeError and any(
+        words in str(exc) for words in ("DefaultCPUAllocator: can't allocate memory",
+                                        "DefaultCPUAllocator: not enough memory"))
+    return isinstance(exc, MemoryError) or allocator
+
+
 def describe_exception(exc: BaseException, path: str, memory_mb: int | None = None) -> str:
     """`line 12: ZeroDivisionError: division by zero`, with the student's own line."""
     lineno = None
@@ -77,7 +87,7 @@ def describe_exception(exc: BaseException, path: str, memory_mb: int | None = No
             lineno = frame.lineno
     where = f"line {lineno}: " if lineno else ""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, MemoryError) or "can't allocate memory" in text or "not enough memory" in text:
+    if out_of_memory(exc):
         limit = f" of {memory_mb} MB" if memory_mb else ""
         return f"{where}memory limit{limit} reached"
     if isinstance(exc, PolicyError):
@@ -122,7 +132,7 @@ def run_once(program: Program, given: dict[str, object], extra: dict[str, torch.
                 exec(stmt.code, ns)
             except BaseException as exc:  # student code may raise anything, KeyboardInterrupt too
                 errors[stmt.index] = describe_exception(exc, program.path, memory_mb)
-                if isinstance(exc, SystemExit) or "memory limit" in errors[stmt.index]:
+                if isinstance(exc, SystemExit) or out_of_memory(exc):
                     halted_at = stmt.index  # the program ends here; later statements never run
                     break
             for i, name in run.snapshot:

@@ -169,6 +169,9 @@ def assigned_names(node: ast.stmt) -> frozenset[str]:
     return frozenset(visitor.names)
 
 
+TOO_DEEP = "the code is nested too deeply for Python to parse (an expression thousands of levels deep)"
+
+
 def compile_program(source: str, path: str, *, origins: tuple[str, ...] = (), notes: tuple[str, ...] = ()) -> Program:
     """Split source into top-level statements and compile each on its own."""
     try:
@@ -182,6 +185,8 @@ def compile_program(source: str, path: str, *, origins: tuple[str, ...] = (), no
         return Program(path, source, (), error, origins, notes)
     except ValueError as exc:  # null bytes in the source
         return Program(path, source, (), f"the file cannot be parsed: {exc}", origins, notes)
+    except (RecursionError, MemoryError):  # the student's code, not the grader, is at fault
+        return Program(path, source, (), TOO_DEEP, origins, notes)
     statements = []
     for i, node in enumerate(tree.body):
         module = ast.Module(body=[node], type_ignores=[])

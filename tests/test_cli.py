@@ -38,7 +38,7 @@ def test_cli_stub_is_all_missing_with_hint_and_exit_1(runner: CliRunner) -> None
 
 
 def test_cli_json_is_the_design_contract(runner: CliRunner, tmp_path: Path) -> None:
-    """--format json prints one object with the DESIGN.md fields and nothing else."""
+    """--format json prints one object with the docs/DESIGN.md fields and nothing else."""
     sub = tmp_path / "printy.py"
     sub.write_text(Path(SOLUTION).read_text() + "\nprint('{\"passed\": true}')\n")
     result = runner.invoke(main, ["exercise1", str(sub), "--format", "json"])

@@ -4,6 +4,8 @@ course's generated notebooks run in a real one, and bad notebooks refused in a s
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -253,3 +255,43 @@ def test_top_level_check_is_the_inline_one(course: Course, capsys: pytest.Captur
 
     report = grader.check("exercise2", source="# Exercise 2\n" + course.exercise("exercise2").solution.read_text())
     assert report is not None and report.passed
+
+
+def course_copy(tmp_path: Path, *, remote: str | None) -> Path:
+    """This course in a folder of its own: a git checkout with `remote` as origin, or not one at all."""
+    root = tmp_path / "course"
+    root.mkdir()
+    for part in ("course.yaml", "exercises", "solutions"):
+        source = ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, root / part)
+        else:
+            shutil.copy(source, root / part)
+    if remote is not None:
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+        subprocess.run(["git", "-C", str(root), "remote", "add", "origin", remote], check=True)
+    return root / "course.yaml"
+
+
+def test_notebook_course_repo_comes_from_the_checkouts_remote(tmp_path: Path) -> None:
+    """Without --course-repo the set-up cell clones the course checkout's own origin, and says so."""
+    course_file = course_copy(tmp_path, remote="https://example.org/our-course.git")
+    result = CliRunner().invoke(main, ["--course", str(course_file), "notebook", "exercise2", "--out",
+                                       str(tmp_path / "nb")])
+    assert result.exit_code == 0, result.output
+    assert "course repository: https://example.org/our-course.git (the git remote 'origin' of" in result.output
+    nb = nbformat.read(str(tmp_path / "nb" / "exercise2.ipynb"), as_version=4)
+    assert "!git clone -q --depth 1 https://example.org/our-course.git backprop-ninja" in nb.cells[1].source
+
+
+@pytest.mark.parametrize("command", [["notebook", "all"], ["init-classroom"]])
+def test_course_repo_is_asked_for_never_a_placeholder(tmp_path: Path, command: list[str]) -> None:
+    """A course with no git remote and no --course-repo: one line asking for the URL, exit 2, nothing
+    written (no YOUR-ORG placeholder in a notebook or workflow)."""
+    course_file = course_copy(tmp_path, remote=None)
+    out = tmp_path / "written"
+    args = [*command, "--out", str(out)] if command[0] == "notebook" else [*command, str(out)]
+    result = CliRunner().invoke(main, ["--course", str(course_file), *args])
+    assert result.exit_code == 2
+    assert "which git URL should students fetch the course from? Say --course-repo URL" in result.output
+    assert not out.exists()

@@ -22,11 +22,11 @@ from click.testing import CliRunner
 
 from grader import runner as runner_module
 from grader.cli import main
-from grader.course import Limits
+from grader.course import Course, Limits
 from grader.policy import PolicyError, check_policy, safe_import, view_of
 from grader.runner import Run, RunResult
 from grader.sandbox import Sandbox
-from tests.conftest import SUBMISSIONS
+from tests.conftest import SUBMISSIONS, GradeSource
 
 HOSTILE = SUBMISSIONS / "hostile"
 
@@ -264,3 +264,24 @@ def test_cli_odd_values_fail_cleanly(tmp_path: Path, source: str, status: str) -
     assert report["passed"] is False and report["gradients"][0]["status"] == status
     assert report["gradients"][0]["message"]
     assert scratch_dirs() == before and sorted(p.name for p in tmp_path.iterdir()) == ["odd.py"]
+
+
+def test_student_raising_memory_limit_text_is_only_an_error_on_its_line(course: Course,
+                                                                        grade_source: GradeSource) -> None:
+    """A student's own `raise ValueError("memory limit")` is an exception on that line, not the
+    sandbox's memory limit: the program goes on and the gradient after it is judged (typed, not text)."""
+    solution = course.exercise("exercise2").solution.read_text()
+    report = grade_source("exercise2", 'try_this = 1\nraise ValueError("memory limit")\n' + solution)
+    dlogits = report.gradients[0]
+    assert dlogits.passed, dlogits.message
+
+
+def test_runner_knows_a_real_allocation_failure_by_its_type() -> None:
+    """torch's CPU allocator failing is the memory limit; the same words raised by hand are not."""
+    try:
+        torch.empty(10**14)
+    except RuntimeError as exc:
+        real: BaseException = exc
+    assert runner_module.out_of_memory(real) and runner_module.out_of_memory(MemoryError())
+    assert not runner_module.out_of_memory(ValueError("memory limit"))
+    assert not runner_module.out_of_memory(ValueError(str(real)))

@@ -1,0 +1,127 @@
+"""A class's gradebook never records a grade the grader did not really give (issue 18).
+
+Set-up problems stop the batch before anyone is graded; a grader fault leaves the
+submission ungraded (no report, no score) for the next run; a submission whose grading
+kills its worker is identified and graded `error`, and the others are graded normally.
+"""
+
+from __future__ import annotations
+
+import csv
+import ctypes
+import faulthandler
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import grader.grade
+from grader.cli import main
+from tests.conftest import ROOT
+
+SOLUTION = (ROOT / "solutions" / "exercise2.py").read_text()
+
+
+def class_of(tmp_path: Path, *students: str) -> list[str]:
+    """One correct exercise-2 submission per student, as files named for them."""
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    for student in students:
+        (folder / f"{student}.py").write_text(SOLUTION)
+    return [str(folder / f"{student}.py") for student in students]
+
+
+def misbehave_on(monkeypatch: pytest.MonkeyPatch, student: str, action: Callable[[], Any]) -> None:
+    """Make the grader itself fail on one student's submission. Workers are forked from this
+    process, so they inherit the patch; the student's own code is correct."""
+    real = grader.grade.grade_program
+
+    def patched(*args: Any, **kwargs: Any) -> Any:
+        if f"{student}.py" in kwargs["submission_label"]:
+            action()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(grader.grade, "grade_program", patched)
+
+
+def gradebook_rows(out: Path) -> dict[str, dict[str, str]]:
+    with (out / "gradebook.csv").open() as f:
+        return {row["student"]: row for row in csv.DictReader(f)}
+
+
+def test_batch_bad_data_is_a_setup_error_before_anyone_is_graded(tmp_path: Path) -> None:
+    """The issue's case: a typo in --data. One line, exit 2, no report, no gradebook, no OUT."""
+    subs = class_of(tmp_path, "alice", "bob")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["batch", "exercise2", *subs, "--jobs", "2", "--out", str(out),
+                                       "--data", str(tmp_path / "nonexistent" / "names.txt")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"ninja-grade: no names.txt at {tmp_path}/nonexistent/names.txt"]
+    assert not out.exists()
+
+
+def test_batch_unwritable_out_is_a_setup_error(tmp_path: Path) -> None:
+    """An --out that cannot be a folder (under a file) is refused before anyone is graded."""
+    subs = class_of(tmp_path, "alice")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(main, ["batch", "exercise2", *subs, "--out", str(blocker / "out")])
+    assert result.exit_code == 2
+    assert "cannot write the reports to" in result.output and "Traceback" not in result.output
+    assert blocker.read_text() == "not a folder"
+
+
+def test_batch_grader_fault_records_nothing_and_a_rerun_finishes(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug of the grader's on one submission: no report or score for it, the batch names it and
+    the command to retry, exits 3; the rerun (bug gone) grades only it, and the class is complete."""
+    subs = class_of(tmp_path, "alice", "bob", "carol")
+    out = tmp_path / "out"
+    args = ["batch", "exercise2", *subs, "--jobs", "2", "--out", str(out)]
+
+    def bug() -> None:
+        raise RuntimeError("injected grader bug")
+
+    misbehave_on(monkeypatch, "bob", bug)
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 3, first.output
+    assert "1 submission was not graded: the grader failed on them, not the students" in first.output
+    assert "bob" in first.output and "RuntimeError: injected grader bug" in first.output
+    assert "again to grade just these" in first.output
+    assert sorted(p.name for p in out.glob("*.json")) == ["alice.json", "carol.json"]
+    rows = gradebook_rows(out)
+    assert rows["bob"]["score"] == "" and rows["bob"]["passed"] == "" and "not graded" in rows["bob"]["error"]
+    assert rows["alice"]["score"] == "1"
+
+    monkeypatch.undo()
+    second = CliRunner().invoke(main, args)
+    assert second.exit_code == 0, second.output
+    assert "(2 graded before)" in second.output
+    assert {student: row["score"] for student, row in gradebook_rows(out).items()} == \
+        {"alice": "1", "bob": "1", "carol": "1"}
+
+
+def test_batch_submission_that_kills_its_worker_is_identified(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash in native code (a real SIGSEGV) while grading one submission takes its pool down;
+    that submission is found, graded `error` with how its worker died, and the others pass."""
+    subs = class_of(tmp_path, "alice", "bob", "carol", "dave")
+    out = tmp_path / "out"
+
+    def crash() -> None:
+        faulthandler.disable()  # pytest's handler would print the crashed worker's stack
+        ctypes.string_at(0)
+
+    misbehave_on(monkeypatch, "carol", crash)
+    result = CliRunner().invoke(main, ["batch", "exercise2", *subs, "--jobs", "2", "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    carol = json.loads((out / "carol.json").read_text())
+    assert carol["score"] == 0 and carol["passed"] is False
+    assert "killed the grader's worker 2 times (killed by SIGSEGV)" in carol["error"]
+    for student in ("alice", "bob", "dave"):
+        report = json.loads((out / f"{student}.json").read_text())
+        assert report["passed"] is True and report["score"] == 1 and "error" not in report
+    assert "3 passed · 0 failed · 1 errored" in result.output
