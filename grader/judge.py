@@ -305,12 +305,12 @@ def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[
     message, diagnosis, blame = verdict.message, verdict.diagnosis, None
     if as_written and verdict.status is Status.WRONG:
         culprit = first_wrong_helper(exercise, grad, cases[verdict.at].graph, per_case[verdict.at])
-        upstream = blame_text(culprit, per_case[verdict.at].helpers[culprit.name], program) if culprit else ""
+        culprit_text = blame_text(culprit, per_case[verdict.at].helpers[culprit.name], program) if culprit else ""
         if own.status.passed and culprit is not None:
             blame = culprit.name
             culprit_diagnosis = per_case[verdict.at].helpers[culprit.name].diagnosis
             diagnosis = culprit_diagnosis
-            message = f"{grad.name}'s own line is right; it is wrong because {upstream}"
+            message = f"{grad.name}'s own line is right; it is wrong because {culprit_text}"
             if culprit_diagnosis is not None:
                 message += f". Try: {ADVICE[culprit_diagnosis.label]}"
             message += f" (hints: ninja-grade hint {exercise.id} {grad.name})"
@@ -320,7 +320,7 @@ def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[
                        f"({', '.join(h.name for h in exercise.helpers)}) and the grader will say which is wrong")
         else:
             diagnosis = own.diagnosis
-            message = own.message + (f"; {upstream} too" if culprit else "")
+            message = own.message + (f"; {culprit_text} too" if culprit else "")
     if verdict.status is Status.WRONG and blame is None:
         message += f" (hints: ninja-grade hint {exercise.id} {grad.name})"
     notes = sorted({c.note for c in checks if c.note} | ({vjp_note} if vjp_note else set()))

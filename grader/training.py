@@ -77,6 +77,12 @@ def autograd_step(params: Params, Xb: torch.Tensor, Yb: torch.Tensor) -> tuple[f
     return float(loss.detach()), {k: p.grad for k, p in leaves.items() if p.grad is not None}, seconds
 
 
+@torch.no_grad()
+def forward(params: Params, Xb: torch.Tensor, Yb: torch.Tensor) -> Params:
+    """One step's forward pass: what the student's code is given."""
+    return TRAINING.forward(params, Xb, Yb)
+
+
 def truth_at(params: Params, Xb: torch.Tensor, Yb: torch.Tensor) -> tuple[Params, Params]:
     """One step's forward pass (detached, what the student is given) and autograd's gradients
     of the parameters, at the student's own parameters."""
@@ -95,13 +101,13 @@ def student_step(sandbox: Sandbox, exercise: Exercise, params: Params, *, acts: 
     return float(acts["loss"]), result.values, result.seconds, result.died
 
 
-def disagreeing(exercise: Exercise, values: dict[str, Value], truth: Params,
+def disagreeing(exercise: Exercise, screened: frozenset[str], values: dict[str, Value], truth: Params,
                 vjp: dict[str, VJPCheck]) -> set[str]:
-    """The gradients whose points go by their value as written and that disagree with autograd's
-    on this step, by the rule the checkpoints judge them by (compare's through_chain, the VJP check)."""
+    """The screened gradients (those whose points go by their value as written) that disagree with
+    autograd's on this step, by the rule the checkpoints judge them by (through_chain, the VJP check)."""
     wrong = set()
     for grad in exercise.gradients:
-        if grad.name in scored_as_written(exercise, TRAINING):
+        if grad.name in screened:
             check = compare(grad, values.get(grad.name), truth[grad.tensor], None, through_chain=True)
             if not settle_with_vjp(grad, [check], vjp.get(grad.name))[0][0].status.passed:
                 wrong.add(grad.name)
@@ -136,6 +142,7 @@ def quick_check(exercise: Exercise, program: Any, splits: Splits, sandbox: Sandb
     out = QuickCheck()
     screening = True  # until the first step judged in full for a disagreement not seen before
     known: set[str] = set()  # gradients already wrong at a step judged in full
+    screened = scored_as_written(exercise, TRAINING)
     for step in range(spec.check_steps):
         ix = torch.randint(0, splits.Xtr.shape[0], (spec.batch_size,), generator=g)
         Xb, Yb = splits.Xtr[ix], splits.Ytr[ix]
@@ -144,18 +151,19 @@ def quick_check(exercise: Exercise, program: Any, splits: Splits, sandbox: Sandb
             judge_here = step in spec.checkpoints
             died = None
             if not judge_here:
-                acts, truth = truth_at(mine, Xb, Yb)
+                acts, truth = truth_at(mine, Xb, Yb) if screening else (forward(mine, Xb, Yb), {})
                 loss, values, seconds, died = student_step(sandbox, exercise, mine, acts=acts, Xb=Xb, Yb=Yb,
                                                            vocab_size=splits.vocab_size)
                 vjp = out.checks[0].vjp if out.checks else {}
-                judge_here = died is None and screening and bool(disagreeing(exercise, values, truth, vjp) - known)
+                new_wrong = disagreeing(exercise, screened, values, truth, vjp) - known if screening else set()
+                judge_here = died is None and bool(new_wrong)
                 screening = screening and not judge_here
             if judge_here:
                 case = case_from(CaseSpec(f"step {step}", spec.seed, spec.batch_size), mine, Xb, Yb,
                                  graph=TRAINING, vocab_size=splits.vocab_size)
                 checks = check_case(exercise, program, case, sandbox, vjp=step == 0)
                 vjp = out.checks[0].vjp if out.checks else checks.vjp
-                known |= disagreeing(exercise, checks.values, case.truth, vjp)
+                known |= disagreeing(exercise, screened, checks.values, case.truth, vjp)
                 out.cases.append(case)
                 out.checks.append(checks)
                 loss, values, seconds = float(case.given["loss"]), checks.values, checks.seconds  # type: ignore[arg-type]
@@ -238,9 +246,7 @@ def full_run(exercise: Exercise, splits: Splits, sandbox: Sandbox, steps: int,
         for step in range(steps):
             ix = torch.randint(0, splits.Xtr.shape[0], (spec.batch_size,), generator=g)
             Xb, Yb = splits.Xtr[ix], splits.Ytr[ix]
-            with torch.no_grad():
-                acts = TRAINING.forward(params, Xb, Yb)
-            loss, values, _, died = student_step(sandbox, exercise, params, acts=acts, Xb=Xb, Yb=Yb,
+            loss, values, _, died = student_step(sandbox, exercise, params, acts=forward(params, Xb, Yb), Xb=Xb, Yb=Yb,
                                                  vocab_size=splits.vocab_size)
             grads = usable(values, params) if died is None else died
             if isinstance(grads, str):
