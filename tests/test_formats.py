@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import stat
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from click.testing import CliRunner
 
@@ -127,11 +129,37 @@ def test_json_carries_the_environment() -> None:
     code, out = run(["exercise2", str(ROOT / "solutions" / "exercise2.py"), "--format", "json"])
     report = json.loads(out)
     assert code == 0
-    assert {"torch", "python", "platform", "threads"} <= set(report["environment"])
+    environment = report["environment"]
+    assert environment["torch"] == torch.__version__
+    assert environment["python"] == platform.python_version()
+    assert environment["platform"] == platform.platform()
+    assert isinstance(environment["threads"], int) and environment["threads"] >= 1
     assert [c["batch_size"] for c in report["cases"]] == [32, 27, 48]
 
 
-def test_output_file_is_written_atomically(tmp_path: Path) -> None:
+def test_output_file_is_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails at the last moment (the rename) leaves the old report whole and no
+    temporary file behind: a plain open-and-write would already have truncated it."""
+    target = tmp_path / "results.json"
+    target.write_text('{"old": "report"}')
+    runner = CliRunner()
+
+    def crash(*_args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("grader.files.os.replace", crash)
+    result = runner.invoke(main, ["exercise2", str(ROOT / "solutions" / "exercise2.py"),
+                                  "--format", "json", "--output", str(target)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert target.read_text() == '{"old": "report"}'
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+    monkeypatch.undo()
+    result = runner.invoke(main, ["exercise2", str(ROOT / "solutions" / "exercise2.py"),
+                                  "--format", "json", "--output", str(target)])
+    assert result.exit_code == 0 and json.loads(target.read_text())["score"] == 1
+
+
+def test_output_file_goes_where_asked(tmp_path: Path) -> None:
     """--output writes the format to a file (creating folders), the text report to stdout."""
     target = tmp_path / "deep" / "junit.xml"
     result = CliRunner().invoke(main, ["exercise2", str(ROOT / "solutions" / "exercise2.py"),

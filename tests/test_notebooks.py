@@ -4,6 +4,7 @@ course's generated notebooks run in a real one, and bad notebooks refused in a s
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,7 +16,7 @@ from nbclient import NotebookClient
 
 import grader
 from grader.cli import main
-from grader.course import Course
+from grader.course import Course, default_course_path
 from grader.inline import check
 from grader.notebooks import build_notebook
 from tests.conftest import ROOT
@@ -232,9 +233,11 @@ def test_inline_check_outside_jupyter_returns_the_report(course: Course, capsys:
     assert "1/1 gradient correct" in capsys.readouterr().out
 
 
-def test_root_is_repository() -> None:
-    """The fixtures live in the repository the tests run from."""
-    assert (ROOT / "course.yaml").is_file() and NOTEBOOKS.is_dir()
+def test_default_course_is_the_repositorys() -> None:
+    """Without --course or $NINJA_COURSE the grader reads the course.yaml beside its package: the one
+    these fixtures are written for."""
+    os.environ.pop("NINJA_COURSE", None)
+    assert default_course_path() == ROOT / "course.yaml"
 
 
 def test_feedback_html_written_beside_notebook(tmp_path: Path) -> None:
@@ -250,11 +253,14 @@ def test_feedback_html_written_beside_notebook(tmp_path: Path) -> None:
 
 
 def test_top_level_check_is_the_inline_one(course: Course, capsys: pytest.CaptureFixture[str]) -> None:
-    """`from grader import check` grades like grader.inline.check."""
-
-
-    report = grader.check("exercise2", source="# Exercise 2\n" + course.exercise("exercise2").solution.read_text())
-    assert report is not None and report.passed
+    """`from grader import check` grades exactly like grader.inline.check: the same report, right or wrong."""
+    for source in (course.exercise("exercise2").solution.read_text(),
+                   "dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\n"):
+        top = grader.check("exercise2", source="# Exercise 2\n" + source)
+        inline = check("exercise2", source="# Exercise 2\n" + source)
+        assert top is not None and inline is not None
+        assert top.to_dict() == inline.to_dict()
+    assert top.passed is False and inline.gradients[0].diagnosis == "scale"
 
 
 def course_copy(tmp_path: Path, *, remote: str | None) -> Path:

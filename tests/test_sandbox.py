@@ -8,6 +8,7 @@ no traceback, and nothing left behind: no files, no processes.
 from __future__ import annotations
 
 import ast
+import errno
 import json
 import os
 import resource
@@ -285,3 +286,49 @@ def test_runner_knows_a_real_allocation_failure_by_its_type() -> None:
     assert runner_module.out_of_memory(real) and runner_module.out_of_memory(MemoryError())
     assert not runner_module.out_of_memory(ValueError("memory limit"))
     assert not runner_module.out_of_memory(ValueError(str(real)))
+
+
+def forking_run(*_args: object, **_kwargs: object) -> RunResult:
+    """Stands in for the child's run_once: tries to start a process that would outlive grading."""
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        return RunResult({"x": None}, {0: f"refused: {errno.errorcode[exc.errno or 0]}"})
+    if pid == 0:  # the grandchild: would sleep on long after grading if nothing killed it
+        time.sleep(60)
+        os._exit(0)
+    return RunResult({"x": None}, {0: f"forked {pid}"})
+
+
+def test_sandbox_child_cannot_start_a_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past every Python guard (run_once itself replaced), the OS refuses the confined child a
+    new process: RLIMIT_NPROC is 0."""
+    monkeypatch.setattr("grader.child.run_once", forking_run)
+    result, _ = run_in_sandbox("x = 1", {}, ("x",))
+    assert result.errors == {0: "refused: EAGAIN"}
+
+
+def test_sandbox_kills_what_the_child_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the process limit lifted, a grandchild the child starts (sleeping for a minute) is
+    killed with the child's process group when grading ends: nothing outlives the sandbox."""
+    real_setrlimit = resource.setrlimit
+
+    def without_nproc(which: int, limits: tuple[int, int]) -> None:
+        if which != resource.RLIMIT_NPROC:
+            real_setrlimit(which, limits)
+
+    monkeypatch.setattr("grader.child.resource.setrlimit", without_nproc)
+    monkeypatch.setattr("grader.child.run_once", forking_run)
+    result, _ = run_in_sandbox("x = 1", {}, ("x",))
+    grandchild = int(result.errors[0].removeprefix("forked "))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{grandchild}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            break  # gone
+        if state == "Z":
+            break  # dead, waiting to be reaped by init
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"process {grandchild}, started in the sandbox, is still running after grading")

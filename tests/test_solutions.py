@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
+from grader.cases import build_case
 from grader.course import Course
+from grader.data import Dataset
+from grader.diagnose import fmt_shape
+from grader.grade import splits_for
+from grader.training import start
 from tests.conftest import SUBMISSIONS, GradeSource, failing, statuses
+
+BLANK = re.compile(r"^(?P<name>d\w+) = None  # (?P<shape>\([\d, ]+\))$")  # `dW1 = None  # (30, 64)`
 
 
 def first_assignments(path: Path, names: tuple[str, ...]) -> list[str]:
@@ -52,11 +60,26 @@ def test_stub_solution_and_course_list_the_same_gradients(course: Course, exerci
     assert first_assignments(exercise.solution, exercise.gradient_names) == list(exercise.gradient_names)
 
 
-def test_stub_blanks_carry_their_shape(course: Course) -> None:
-    """Every blank of the exercise-1 stub says the shape of its tensor in a comment."""
-    lines = course.exercise("exercise1").stub.read_text().splitlines()
-    blanks = [line for line in lines if line.endswith(")") and "= None  # (" in line]
-    assert len(blanks) == 26
+@pytest.mark.parametrize("exercise_id", ["exercise1", "exercise2", "exercise3"])
+def test_stub_blanks_carry_their_shape(course: Course, dataset: Dataset, exercise_id: str) -> None:
+    """Every blank of a stub says, in its comment, the shape its tensor really has on the lecture's
+    batch (from the grader's forward pass), one blank per gradient, in the course's order."""
+    exercise = course.exercise(exercise_id)
+    lecture = build_case(course.cases[0], splits_for(dataset))
+    blanks = [BLANK.match(line) for line in exercise.stub.read_text().splitlines()]
+    said = [(m["name"], m["shape"]) for m in blanks if m]
+    assert [name for name, _ in said] == list(exercise.gradient_names)
+    for (name, shape), grad in zip(said, exercise.gradients, strict=True):
+        assert shape == fmt_shape(lecture.truth[grad.tensor].shape), name
+
+
+def test_exercise4_stub_blanks_carry_their_shape(course: Course, dataset: Dataset) -> None:
+    """The exercise-4 stub's blanks say the shapes of the training net's parameters."""
+    exercise = course.exercise("exercise4")
+    assert exercise.training is not None
+    params, _ = start(exercise.training, splits_for(dataset))
+    said = [(m["name"], m["shape"]) for line in exercise.stub.read_text().splitlines() if (m := BLANK.match(line))]
+    assert said == [(g.name, fmt_shape(params[g.tensor].shape)) for g in exercise.gradients]
 
 
 @pytest.mark.parametrize("path", sorted((SUBMISSIONS / "exercise1").glob("correct_*.py")), ids=lambda p: p.stem)
