@@ -48,14 +48,65 @@ def test_forward_loss_is_cross_entropy(course: Course, dataset: Dataset) -> None
         assert case.given["n"] == spec.batch_size == case.given["Xb"].shape[0]  # type: ignore[union-attr]
 
 
+# The submission namespace's tensors (docs/DESIGN.md, a contract), written out, not read from graph.py.
+LECTURE_TENSORS = {
+    "logprobs", "probs", "counts", "counts_sum", "counts_sum_inv", "norm_logits", "logit_maxes", "logits", "h",
+    "hpreact", "bnraw", "bnvar_inv", "bnvar", "bndiff2", "bndiff", "hprebn", "bnmeani", "embcat", "emb",
+    "C", "W1", "b1", "W2", "b2", "bngain", "bnbias",
+}
+
+
+def lecture_forward_and_backward(given: dict[str, object]) -> dict[str, torch.Tensor]:
+    """makemore part 4's forward pass as the lecture writes it, independent of grader/graph.py,
+    on a case's parameters and batch; loss.backward() gives every tensor's gradient."""
+    p = {k: given[k].clone().requires_grad_(True) for k in ("C", "W1", "b1", "W2", "b2", "bngain", "bnbias")}  # type: ignore[union-attr]
+    Xb, Yb = given["Xb"], given["Yb"]
+    n = Xb.shape[0]  # type: ignore[union-attr]
+    emb = p["C"][Xb]
+    embcat = emb.view(emb.shape[0], -1)
+    hprebn = embcat @ p["W1"] + p["b1"]
+    bnmeani = 1 / n * hprebn.sum(0, keepdim=True)
+    bndiff = hprebn - bnmeani
+    bndiff2 = bndiff**2
+    bnvar = 1 / (n - 1) * (bndiff2).sum(0, keepdim=True)
+    bnvar_inv = (bnvar + 1e-5) ** -0.5
+    bnraw = bndiff * bnvar_inv
+    hpreact = p["bngain"] * bnraw + p["bnbias"]
+    h = torch.tanh(hpreact)
+    logits = h @ p["W2"] + p["b2"]
+    logit_maxes = logits.max(1, keepdim=True).values
+    norm_logits = logits - logit_maxes
+    counts = norm_logits.exp()
+    counts_sum = counts.sum(1, keepdims=True)
+    counts_sum_inv = counts_sum**-1
+    probs = counts * counts_sum_inv
+    logprobs = probs.log()
+    loss = -logprobs[range(n), Yb].mean()
+    inner = {"logprobs": logprobs, "probs": probs, "counts": counts, "counts_sum": counts_sum,
+             "counts_sum_inv": counts_sum_inv, "norm_logits": norm_logits, "logit_maxes": logit_maxes,
+             "logits": logits, "h": h, "hpreact": hpreact, "bnraw": bnraw, "bnvar_inv": bnvar_inv, "bnvar": bnvar,
+             "bndiff2": bndiff2, "bndiff": bndiff, "hprebn": hprebn, "bnmeani": bnmeani, "embcat": embcat, "emb": emb}
+    for t in inner.values():
+        t.retain_grad()
+    loss.backward()  # type: ignore[no-untyped-call]
+    return {name: t.grad for name, t in (*inner.items(), *p.items()) if t.grad is not None}
+
+
 def test_case_gives_detached_tensors_and_every_gradient(course: Course, dataset: Dataset) -> None:
-    """What the student gets has no graph; the truth covers every tensor but the loss."""
-    case = build_case(course.cases[0], make_splits(dataset))
-    tensors = [v for v in case.given.values() if isinstance(v, torch.Tensor)]
-    assert tensors and not any(t.requires_grad or t.grad_fn is not None for t in tensors)
-    assert set(case.truth) == (set(ATOMIC.inputs) - {"loss"}) | {"C", "W1", "b1", "W2", "b2", "bngain", "bnbias"}
-    for name, grad in case.truth.items():
-        assert grad.shape == case.given[name].shape, name  # type: ignore[union-attr]
+    """What the student gets has no graph; the truth is every namespace tensor's gradient, equal to
+    what the lecture's own forward pass and loss.backward() give, on every case."""
+    splits = make_splits(dataset)
+    for spec in course.cases:
+        case = build_case(spec, splits)
+        tensors = [v for v in case.given.values() if isinstance(v, torch.Tensor)]
+        assert tensors and not any(t.requires_grad or t.grad_fn is not None for t in tensors)
+        assert set(case.truth) == LECTURE_TENSORS
+        with torch.enable_grad():
+            reference = lecture_forward_and_backward(case.given)
+        assert set(reference) == LECTURE_TENSORS
+        for name, grad in case.truth.items():
+            assert grad.shape == case.given[name].shape, name  # type: ignore[union-attr]
+            assert torch.allclose(grad, reference[name], rtol=1e-5, atol=1e-7), name
 
 
 def test_graph_consumers_and_downstream() -> None:

@@ -332,3 +332,34 @@ def test_sandbox_kills_what_the_child_started(monkeypatch: pytest.MonkeyPatch) -
         time.sleep(0.05)
     else:
         pytest.fail(f"process {grandchild}, started in the sandbox, is still running after grading")
+
+
+FORBIDDEN_CALLS = [(e, name) for e in ("exercise1", "exercise2", "exercise3", "exercise4")
+                   for name in ("cross_entropy", "nll_loss", "log_softmax", "batch_norm", "instance_norm",
+                                "layer_norm", "group_norm")]
+
+
+@pytest.mark.parametrize(("exercise_id", "name"), FORBIDDEN_CALLS)
+def test_forbid_in_course_yaml_takes_effect(course: Course, grade_source: GradeSource, exercise_id: str,
+                                            name: str) -> None:
+    """A library call an exercise forbids (course.yaml's `forbid:`) is refused in its solution,
+    naming the line; one it does not forbid is not (batch_norm is forbidden in 1, 3 and 4)."""
+    exercise = course.exercise(exercise_id)
+    source = exercise.solution.read_text() + f"\nshortcut = F.{name}\n"
+    report = grade_source(exercise_id, source)
+    refused = [note for note in report.notes if f"'{name}' does the whole computation for you" in note]
+    if name in exercise.forbid:
+        line = len(source.splitlines())
+        assert refused and f"line {line}" in refused[0] and not report.passed
+    else:
+        assert not refused and report.passed
+
+
+def test_forbid_lists_are_the_documented_ones(course: Course) -> None:
+    """The fused calls each exercise forbids, as the README promises them."""
+    assert {e.id: e.forbid for e in course.exercises} == {
+        "exercise1": {"cross_entropy", "nll_loss", "log_softmax", "batch_norm"},
+        "exercise2": {"cross_entropy", "nll_loss"},
+        "exercise3": {"batch_norm", "instance_norm", "layer_norm", "group_norm"},
+        "exercise4": {"cross_entropy", "nll_loss", "batch_norm"},
+    }

@@ -449,9 +449,13 @@ def main() -> None:
     nb = notebook([*preamble(), EX1_HEADER + old, wrong_try, ex1_cell(EX1[2:], header=""), EX2])
     nb.cells[-3].outputs = [new_output("error", ename="RuntimeError", evalue="stale: shapes do not match",
                                        traceback=["RuntimeError: stale"])]
-    for i, c in enumerate(nb.cells):
-        if c.cell_type == "code":
-            c.execution_count = 100 - i
+    # Execution counts tell that story: the set-up in order, then the first attempt, the wrong
+    # try, exercise 2 (out of order: before exercise 1 was finished, which it does not need)
+    # and last the right exercise-1 cell, whose dbnvar replaced the wrong one in the kernel.
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    *setup, first, wrong, right, ex2 = code
+    for count, cell in enumerate([*setup, first, wrong, ex2, right], start=1):
+        cell.execution_count = count
     write("commented_out_and_stale", nb)
 
     # 9. The student changed the seed and the batch size: the grader's own case is used.

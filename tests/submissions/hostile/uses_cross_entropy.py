@@ -1,2 +1,2 @@
-# Exercise 1 forbids the fused loss: F.cross_entropy does the whole computation.
+# Exercise 2 forbids the fused loss: F.cross_entropy does the whole computation.
 dlogits = F.cross_entropy(logits, Yb)
