@@ -139,7 +139,11 @@ def diagnose(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case, 
             value = value.reshape(truth.shape)
         else:
             return diagnose_shape(tensor, value, truth, case)
-    if snapshot is not None and snapshot.shape == truth.shape and close(snapshot.to(truth.dtype), truth):
+    if close(value, truth):
+        return None  # off by less than a diagnosis can resolve: the truth explains it as well as any label
+    # Aliasing: right when last assigned, changed in place since (so the snapshot differs from the end value).
+    if (snapshot is not None and snapshot.shape == truth.shape == value.shape
+            and not torch.equal(snapshot.to(truth.dtype), value) and close(snapshot.to(truth.dtype), truth)):
         at = f" at line {assigned_line}" if assigned_line else ""
         return Diagnosis("aliasing", f"it was right when assigned{at}, then a later line changed it in place "
                          "(through another name that shares its memory?)")

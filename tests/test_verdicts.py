@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from grader.course import Course
-from tests.conftest import GradeSource
+import pytest
+import yaml
+
+from grader.course import Course, load_course
+from grader.data import Dataset
+from grader.grade import grade_program
+from grader.submission import compile_program
+from tests.conftest import ROOT, GradeSource
 
 SOLUTION2 = "dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\ndlogits /= n\n"
 
@@ -77,3 +83,42 @@ def test_statement_order_does_not_matter(course: Course, grade_source: GradeSour
     lines[i] = "\n".join([block[0], block[3], block[2], block[1]])  # db2, dW2, dh
     report = grade_source("exercise1", "\n\n".join(lines))
     assert report.passed
+
+
+SCALED = SOLUTION2 + "dlogits = dlogits * (1 + {k})\n"  # every entry off by k of itself
+SHIFTED = SOLUTION2 + "dlogits = dlogits + {d}\n"  # every entry off by d
+
+
+@pytest.mark.parametrize(("source", "status"), [
+    (SOLUTION2, "approximate"),  # the lecture's formula is not bit-equal to autograd's here
+    (SCALED.format(k=0.5e-5), "approximate"),  # inside rtol 1e-5
+    (SCALED.format(k=3e-5), "wrong"),  # outside it, on the largest entries
+    (SHIFTED.format(d=0.5e-8), "approximate"),  # inside atol 1e-8 (and rtol's share)
+    (SHIFTED.format(d=5e-7), "wrong"),  # over atol plus rtol's share of every entry (|dlogits| <= 1/32)
+])
+def test_approximate_verdict_has_torch_allclose_edges(grade_source: GradeSource, source: str, status: str) -> None:
+    """`approximate` is torch.allclose with the default rtol 1e-5, atol 1e-8: a value just inside
+    passes, one just outside is wrong, and the message gives the tolerance it missed. No label is
+    claimed for a difference too small for a diagnosis to tell from float error."""
+    g = only(grade_source("exercise2", source))
+    assert g.status.value == status, g.message
+    if source == SCALED.format(k=3e-5):
+        assert g.diagnosis is None and "is over the tolerance (rtol 1e-05, atol 1e-08)" in g.message
+    if source == SHIFTED.format(d=5e-7):  # 5e-7 on entries up to 1/32: under what a label can resolve (1e-4)
+        assert g.diagnosis is None and "is over the tolerance (rtol 1e-05, atol 1e-08)" in g.message
+
+
+def test_tolerance_in_course_yaml_takes_effect(tmp_path: Path, dataset: Dataset) -> None:
+    """A gradient's own rtol in course.yaml changes its verdict: 3e-5 off is wrong by default and
+    approximate under rtol 1e-4."""
+    spec = yaml.safe_load((ROOT / "course.yaml").read_text())
+    exercise2 = next(e for e in spec["exercises"] if e["id"] == "exercise2")
+    exercise2["gradients"][0]["rtol"] = 1e-4
+    for exercise in spec["exercises"]:
+        exercise["stub"], exercise["solution"] = str(ROOT / exercise["stub"]), str(ROOT / exercise["solution"])
+    (tmp_path / "course.yaml").write_text(yaml.safe_dump(spec))
+    loose = load_course(tmp_path / "course.yaml")
+    assert loose.exercise("exercise2").gradients[0].tolerance.rtol == 1e-4
+    program = compile_program(SCALED.format(k=3e-5), "<submission>")
+    report = grade_program(loose, loose.exercise("exercise2"), program, dataset, submission_label="<submission>")
+    assert only(report).status.value == "approximate"

@@ -1,0 +1,129 @@
+"""The sandbox's wire format: frames from the child are checked, and a bad one is refused.
+
+The child runs untrusted code, so what it sends back may be malformed, truncated, oversized
+or wrongly typed. unpack refuses each with a WireError (never a crash, never a pickle); the
+sandbox turns any refusal or a cut-off answer into a `died` reason, in a sentence.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+
+from grader.course import Limits
+from grader.runner import Run
+from grader.sandbox import Sandbox
+from grader.wire import FRAME, MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES, WireError, pack, unpack
+
+
+def reader(data: bytes) -> Callable[[int], bytes]:
+    """recv_exact over a byte string: EOFError when the frame is cut short, as a socket would."""
+    view = memoryview(data)
+    position = 0
+
+    def recv_exact(n: int) -> bytes:
+        nonlocal position
+        if position + n > len(view):
+            raise EOFError
+        chunk = bytes(view[position:position + n])
+        position += n
+        return chunk
+
+    return recv_exact
+
+
+def frame(header: Any, payload: bytes = b"") -> bytes:
+    head = json.dumps(header).encode() if not isinstance(header, bytes) else header
+    return FRAME.pack(len(head), len(payload)) + head + payload
+
+
+def test_wire_round_trip_keeps_values_dtypes_and_shapes() -> None:
+    """What pack sends, unpack reads back bit for bit, empty and 0-d tensors included."""
+    tensors = {"a": torch.randn(3, 4), "b": torch.arange(5), "c": torch.empty(0, 2), "d": torch.tensor(2.5,
+                                                                                                  dtype=torch.float64)}
+    header, back = unpack(reader(pack({"values": {"x": 1}}, tensors)))
+    assert header == {"values": {"x": 1}}
+    for name, t in tensors.items():
+        assert back[name].dtype == t.dtype and back[name].shape == t.shape and torch.equal(back[name], t)
+
+
+@pytest.mark.parametrize(("data", "words"), [
+    (frame(b"{not json"), "header is not JSON"),
+    (frame(b"\xff\xfe"), "header is not JSON"),
+    (frame([1, 2]), "header is not an object with tensors"),
+    (frame({"values": {}}), "header is not an object with tensors"),
+    (frame({"tensors": {"x": ["complex128", [2], 32]}}, b"\0" * 32), "bad entry for 'x'"),
+    (frame({"tensors": {"x": ["float32", [-1], 4]}}, b"\0" * 4), "bad entry for 'x'"),
+    (frame({"tensors": {"x": ["float32", [2.0], 8]}}, b"\0" * 8), "bad entry for 'x'"),
+    (frame({"tensors": {"x": ["float32", [2], "8"]}}, b"\0" * 8), "bad entry for 'x'"),
+    (frame({"tensors": {"x": "float32"}}), "bad entry for 'x'"),
+    (frame({"tensors": {"x": ["float32", [2], 4]}}, b"\0" * 8), "'x' has the wrong number of bytes"),
+    (frame({"tensors": {"x": ["float32", [4], 16]}}, b"\0" * 8), "'x' has the wrong number of bytes"),
+    (frame({"tensors": {"x": ["float32", [2], 8]}}, b"\0" * 12), "payload size does not match its tensors"),
+    (FRAME.pack(MAX_HEADER_BYTES + 1, 0), "frame too large"),
+    (FRAME.pack(10, MAX_PAYLOAD_BYTES + 1), "frame too large"),
+], ids=["not-json", "not-utf8", "not-an-object", "no-tensors", "unknown-dtype", "negative-dim", "float-dim",
+        "string-size", "entry-not-a-list", "size-lies", "payload-short", "payload-long", "header-oversized",
+        "payload-oversized"])
+def test_wire_refuses_a_bad_frame(data: bytes, words: str) -> None:
+    """Each malformed, oversized or wrongly typed frame is refused with a WireError that says why."""
+    with pytest.raises(WireError, match=words.replace("(", r"\(")):
+        unpack(reader(data))
+
+
+@pytest.mark.parametrize("cut", [3, FRAME.size + 5, -3])
+def test_wire_truncated_frame_is_an_eof(cut: int) -> None:
+    """A frame cut short (in its lengths, its header or its payload) ends as EOFError, never as a
+    partial result."""
+    data = pack({"values": {}}, {"x": torch.ones(4)})
+    with pytest.raises(EOFError):
+        unpack(reader(data[:cut]))
+
+
+def answering_with(send: Callable[[Any], None]) -> Callable[..., None]:
+    """A child whose first answer is replaced by what `send(sock)` writes, then it exits."""
+    def serve(sock: Any, *_args: Any, **_kwargs: Any) -> None:
+        unpack(lambda n: _read(sock, n))  # the case
+        unpack(lambda n: _read(sock, n))  # the run
+        send(sock)
+        sock.close()
+    return serve
+
+
+def _read(sock: Any, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError
+        buf += chunk
+    return buf
+
+
+@pytest.mark.parametrize(("send", "died"), [
+    (lambda sock: sock.sendall(frame(b"{not json")), "the sandbox sent an invalid answer (header is not JSON)"),
+    (lambda sock: sock.sendall(frame({"tensors": {}, "values": "all right"})),
+     "the sandbox sent an invalid answer (malformed header)"),
+    (lambda sock: sock.sendall(frame({"tensors": {}, "values": {"x": ["tensor"]}, "errors": {}})),
+     "the sandbox sent an invalid answer (no valid entry for x)"),
+    (lambda sock: sock.sendall(frame({"tensors": {}, "values": {}, "errors": {"one": "x"}})),
+     "the sandbox sent an invalid answer (no valid entry for x)"),
+    (lambda sock: sock.sendall(pack({"values": {"x": ["tensor"]}, "errors": {}}, {"x": torch.ones(3)})[:-4]),
+     "your code ended the sandbox early (exit code 0)"),
+    (lambda sock: sock.sendall(struct.pack("!IQ", MAX_HEADER_BYTES + 1, 0)),
+     "the sandbox sent an invalid answer (frame too large)"),
+], ids=["not-json", "values-not-a-dict", "tensor-not-sent", "errors-badly-keyed", "truncated", "oversized"])
+def test_sandbox_refuses_a_bad_answer(monkeypatch: pytest.MonkeyPatch, send: Callable[[Any], None],
+                                      died: str) -> None:
+    """Whatever the child sends back, the grader believes only a frame that checks out: anything
+    else ends the sandbox with a reason, and no value is taken from it."""
+    monkeypatch.setattr("grader.sandbox.serve", answering_with(send))
+    with Sandbox("x = 1", "<test>", Limits(time_s=5, memory_mb=256)) as box:
+        (result,) = box.run_case({}, {}, [Run()], ("x",))
+    assert result.died == died
+    assert result.values == {"x": None}
