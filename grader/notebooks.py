@@ -26,8 +26,8 @@ def read_cells(path: Path) -> list[Cell]:
     try:
         size = path.stat().st_size
         if size > MAX_NOTEBOOK_BYTES:
-            raise SubmissionError(f"{path} is {size / 2**20:.0f} MB; a notebook to grade is at most "
-                                  f"{MAX_NOTEBOOK_BYTES // 2**20} MB (clear its outputs)")
+            raise SubmissionError(f"{path} is {size:,} bytes, over the {MAX_NOTEBOOK_BYTES // 2**20} MB a notebook "
+                                  "to grade may have: clear its outputs and save it again")
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SubmissionError(f"{path} is not UTF-8 text (byte {exc.start}), so not a notebook") from None

@@ -8,9 +8,12 @@ mistake into a no-op.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from grader.course import Course
+from grader.diagnose import ADVICE
 from tests.conftest import GradeSource, failing
 
 DC_LOOP = """for k in range(Xb.shape[0]):
@@ -75,7 +78,8 @@ def with_mistake(solution: str, correct: str, wrong: str) -> str:
 
 @pytest.mark.parametrize("mistake", sorted(MISTAKES))
 def test_mistake_is_wrong_on_its_gradient_only(course: Course, grade_source: GradeSource, mistake: str) -> None:
-    """One common mistake fails its gradient alone, with the right diagnosis and no label elsewhere."""
+    """One common mistake fails its gradient alone, with the right diagnosis, its wording (WORDING)
+    and no label elsewhere."""
     correct, wrong, broken, label = MISTAKES[mistake]
     source = with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong)
     report = grade_source("exercise1", source)
@@ -85,6 +89,9 @@ def test_mistake_is_wrong_on_its_gradient_only(course: Course, grade_source: Gra
     assert result.diagnosis == label
     assert [g.name for g in report.gradients if g.diagnosis] == ([broken] if label else [])
     assert f"ninja-grade hint exercise1 {broken}" in result.message
+    if label is not None:  # says in words which branch, dimension, factor or rows, then what to try
+        assert re.search(WORDING[mistake], result.message), result.message
+        assert f"Try: {ADVICE[label]}" in result.message
     assert report.score == 25
 
 
@@ -125,3 +132,49 @@ def test_transposed_result_is_called_transposed(course: Course, grade_source: Gr
     report = grade_source("exercise1", with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
     dW1 = next(g for g in report.gradients if g.name == "dW1")
     assert dW1.diagnosis == "transpose" and "it is the truth transposed" in dW1.message
+
+
+# mistake -> what its message must say, in words (a regex): which branch, which dimension, keepdim
+# or not, which factor. The case that decides may be any batch, so n is matched as a number.
+WORDING: dict[str, str] = {
+    "accumulator_started_from_ones": r"it is the truth plus 1 everywhere",
+    "aliased_then_changed_in_place": r"it was right when assigned at line \d+, then a later line changed it in "
+                                     r"place \(through another name that shares its memory\?\)",
+    "bias_not_summed": r"db2 has shape \(\d+, 27\); b2 is \(27,\): the sum over dim 0 is missing: b2 was broadcast "
+                       r"along dim 0 in the forward pass, so sum the gradient over dim 0",
+    "bias_summed_over_features": r"summed over dim 1 with keepdim=True; bnbias was broadcast along dim 0, so sum "
+                                 r"over dim 0 with keepdim=True",
+    "missing_sum_over_broadcast": r"the sum over dim 1 is missing: counts_sum_inv was broadcast along dim 1 in the "
+                                  r"forward pass, so sum the gradient over dim 1 with keepdim=True",
+    "wrong_sum_dimension": r"summed over dim 1 with keepdim=True; bngain was broadcast along dim 0",
+    "db1_assumed_zero": r"right only because the true db1 is ~0: given other values of dhprebn, it does not "
+                        r"change as the true gradient would",
+    "logit_maxes_assumed_zero": r"right only because the true dlogit_maxes is ~0",
+    "db1_sign_hidden_by_zero": r"it is the truth with the opposite sign",
+    "sign_flipped": r"it is the truth with the opposite sign",
+    "hard_coded_32": r"right on the lecture's batch of 32 but wrong on '[^']+' \(batch of \d+\): there it is "
+                     r"[\d.]+ times the truth",
+    "hard_coded_31": r"right on the lecture's batch of 32 but wrong on '[^']+' \(batch of \d+\)",
+    "log_derivative_divides_by_zero": r"dprobs contains NaN \(\d+ of \d+ entries\)",
+    "lost_duplicate_indices_in_dC": r"rows of C picked more than once \(like row \d+, \d+ times in this batch\) "
+                                    r"hold one contribution instead of their sum",
+    "missing_1_over_n": r"it is n = \d+ times the truth",
+    "missing_branch_of_bndiff": r"bndiff feeds bndiff2 and bnraw, but only the path through bnraw is counted: the "
+                                r"contribution through bndiff2 is missing",
+    "missing_branch_of_counts": r"counts feeds counts_sum and probs, but only the path through probs is counted: "
+                                r"the contribution through counts_sum is missing",
+    "missing_branch_of_hprebn_mean": r"only the path through bndiff is counted: the contribution through bnmeani "
+                                     r"is missing",
+    "missing_max_branch_of_logits": r"only the path through norm_logits is counted: the contribution through "
+                                    r"logit_maxes is missing \(it is ~0 for this batch",
+    "n_instead_of_n_minus_1": r"it is \(n-1\)/n = 0\.9\d+ times the truth: n where the forward pass has n-1",
+    "power_rule_half_dropped": r"it is 2 times the truth",
+    "square_rule_doubled": r"it is 2 times the truth",
+    "transposed_matmul": r"dW1 has shape \(64, 30\); W1 is \(30, 64\): it is the truth transposed; check the "
+                         r"order of the matmul",
+}
+
+
+def test_every_labelled_mistake_has_its_wording() -> None:
+    """Each mistake with a label has the words its message must say, and no other mistake does."""
+    assert set(WORDING) == {name for name, (*_, label) in MISTAKES.items() if label is not None}

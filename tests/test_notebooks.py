@@ -301,3 +301,67 @@ def test_course_repo_is_asked_for_never_a_placeholder(tmp_path: Path, command: l
     assert result.exit_code == 2
     assert "which git URL should students fetch the course from? Say --course-repo URL" in result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("order", "verdict"), [((0, 2, 1, 3), "0/1 gradient correct"),
+                                                 ((0, 1, 2, 3), "1/1 gradient correct")])
+def test_inline_check_grades_the_order_cells_ran(course: Course, tmp_path: Path, order: tuple[int, ...],
+                                                 verdict: str) -> None:
+    """One notebook, a wrong try above the right cell, run in two orders in a real kernel: check()
+    grades what the kernel ran last, as the student saw it, not the document's order."""
+    right = course.exercise("exercise2").solution.read_text()
+    wrong = "dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\n"  # no / n
+    setup = 'from grader.inline import check, setup\nsetup("exercise2", globals())'
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in
+                                         (setup, "# Exercise 2\n" + wrong, "# Exercise 2\n" + right,
+                                          'check("exercise2")')])
+    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    with client.setup_kernel():
+        for index in order:
+            client.execute_cell(nb.cells[index], index)
+    report = "".join(out.get("data", {}).get("text/plain", "") for out in nb.cells[3].outputs)
+    assert verdict in report, report
+
+
+def test_notebook_over_100_mb_is_refused_in_a_line(tmp_path: Path) -> None:
+    """A notebook over 100 MB is refused before it is read (exit 2, one line saying what to do);
+    the file here is sparse, so the test writes nothing to disk."""
+    big = tmp_path / "huge.ipynb"
+    with big.open("wb") as f:
+        f.truncate(100 * 2**20 + 1)
+    result = CliRunner().invoke(main, ["exercise2", str(big)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"ninja-grade: {big} is 104,857,601 bytes, over the 100 MB a notebook to grade may have: clear its outputs "
+        "and save it again"]
+
+
+def test_all_given_a_folder_with_one_notebook_grades_it_for_every_exercise(tmp_path: Path) -> None:
+    """A student's folder holding a single notebook (any name): `all` grades every exercise from it,
+    as it grades the notebook itself."""
+    folder = tmp_path / "alice"
+    folder.mkdir()
+    shutil.copy(NOTEBOOKS / "lecture_mixed.ipynb", folder / "my work.ipynb")
+    from_folder = grade_all(folder)
+    assert set(from_folder) == set(EXPECTED["lecture_mixed"])
+    for exercise, (score, _) in EXPECTED["lecture_mixed"].items():  # type: ignore[misc]
+        assert from_folder[exercise]["score"] == score, exercise
+
+
+def test_batch_grades_notebook_submissions(course: Course, tmp_path: Path) -> None:
+    """`batch` takes .ipynb submissions (files, or a student's folder with one notebook) and grades
+    each to what it deserves."""
+    exercise = course.exercise("exercise2")
+    subs = tmp_path / "subs"
+    (subs / "carol").mkdir(parents=True)
+    nbformat.write(build_notebook(course, exercise, exercise.solution), str(subs / "alice.ipynb"))
+    nbformat.write(build_notebook(course, exercise), str(subs / "bob.ipynb"))  # the untouched stub
+    shutil.copy(NOTEBOOKS / "lecture_mixed.ipynb", subs / "carol" / "whatever.ipynb")  # dlogits [scale]
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["batch", "exercise2", str(subs / "alice.ipynb"), str(subs / "bob.ipynb"),
+                                       str(subs / "carol"), "--jobs", "2", "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    reports = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
+    assert {s: r["gradients"][0]["status"] for s, r in reports.items()} == \
+        {"alice": "approximate", "bob": "missing", "carol": "wrong"}
+    assert reports["carol"]["gradients"][0]["diagnosis"] == "scale"
