@@ -17,6 +17,8 @@ from grader.course import Course, CourseError, Exercise, Limits
 from grader.files import write_atomic
 from grader.formats import FORMATS, render, render_annotations
 
+PLAIN_PROGRESS_S = 10.0  # how often a training run says how far it is, where no bar can be drawn
+
 
 def grade_command(exercise: Exercise) -> click.Command:
     """`ninja-grade <exercise> [SUBMISSION]`, one per exercise of course.yaml."""
@@ -138,13 +140,20 @@ def full_command(course: Course, exercise_id: str, submission: Path | None, data
     planned = steps or (course.exercise(exercise_id).training.full_steps  # type: ignore[union-attr]
                         if course.exercise(exercise_id).training else 0)
     started = time.monotonic()
+    plain = not sys.stderr.isatty()  # a log (CI, a pipe): the bar draws nothing there, so say it in lines
+    said = [0.0]  # when the last plain line was written
     with click.progressbar(length=planned, label="training", file=sys.stderr, show_eta=True, show_pos=True,
                            item_show_func=lambda item: item) as bar:
         def progress(step: int, loss: float) -> None:
             if step % 50 == 0 or step == planned:
-                rate = step / max(time.monotonic() - started, 1e-9)
+                now = time.monotonic()
+                rate = step / max(now - started, 1e-9)
                 bar.current_item = f"loss {loss:.4f} · {rate:,.0f} steps/s"  # type: ignore[attr-defined]
                 bar.update(50 if step % 50 == 0 else step % 50)
+                if plain and (not said[0] or now - said[0] >= PLAIN_PROGRESS_S):
+                    said[0] = now
+                    click.echo(f"training: step {step:,} of {planned:,} · loss {loss:.4f} · {rate:,.0f} steps/s",
+                               err=True)
 
         run, _ = train_full(course, exercise_id, submission, data, steps=planned, progress=progress, limits=limits)
     plot_path = None

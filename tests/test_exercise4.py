@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 from click.testing import CliRunner
@@ -19,6 +21,20 @@ from grader.results import Report
 from tests.conftest import GradeSource, failing
 
 STEP_COMMENT = "dW2 = h.T @ dlogits  # (200, 27)"
+
+
+def wait_for_line(stream: IO[str], prefix: str, *, timeout: float) -> str:
+    """The first line of `stream` that starts with `prefix`, read as it comes; fails after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
+        if ready:
+            line = stream.readline()
+            if not line:
+                break  # the process ended without it
+            if line.startswith(prefix):
+                return line.strip()
+    pytest.fail(f"no line starting {prefix!r} within {timeout} s")
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +143,9 @@ def test_full_run_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-c", "from grader.cli import run; run()", "exercise4", str(solution), "--steps", "100000",
          "--plot", str(tmp_path / "curve.png")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(8)  # the torch import, then some steps
+    assert process.stderr is not None
+    first = wait_for_line(process.stderr, "training: step ", timeout=120)  # steps are being taken: Ctrl-C now
+    assert first.startswith("training: step 50 of 100,000 · loss "), first
     process.send_signal(signal.SIGINT)
     out, _ = process.communicate(timeout=120)
     assert process.returncode == 130, out
