@@ -22,9 +22,9 @@ from __future__ import annotations
 import ast
 import re
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from grader.submission import TOO_DEEP, assigned_names
+from grader.submission import TOO_DEEP, LeftOut, assigned_names, rebound_names, without_broken_lines
 
 PROVIDED = frozenset({
     # exercises 1-3
@@ -43,7 +43,7 @@ ATOMIC_GRADIENTS = frozenset({
 TRAINING_GRADIENTS = frozenset({"dC", "dW1", "db1", "dW2", "db2", "dbngain", "dbnbias"})
 # "# Exercise 2: ..." as a comment line or a markdown heading; not "(as in exercise 2)".
 MARKER = re.compile(r"^\s*#+\s*exercise\s*(\d)\b", re.IGNORECASE | re.MULTILINE)
-MAGIC_LINE = re.compile(r"^\s*([%!]|\w+\s*=\s*[%!])")
+MAGIC_LINE = re.compile(r"^\s*([%!?]|\w+\s*=\s*[%!])|^\s*[\w.]+\s*\?{1,2}\s*$")  # %magic, !shell, ?help, obj?
 TIMING_CELL_MAGICS = ("%%time", "%%timeit", "%%capture")
 
 
@@ -60,17 +60,19 @@ class Extracted:
     origins: tuple[str, ...]  # for each line of `source`: "cell 12, line 3"
     renames: dict[str, str]  # student's name -> gradient name, from cmp calls
     notes: tuple[str, ...] = ()
-    syntax_error: str | None = None  # a cell of the exercise's own that does not parse
+    syntax_error: str | None = None  # a cell of the exercise's own that does not parse, even line by line
+    left_out: tuple[LeftOut, ...] = ()  # lines of its own cells that do not parse, each left out on its own
 
 
 def clean_code(source: str) -> str | None:
-    """IPython magics and shell lines become `pass` (line numbers stay); None for a cell of another language."""
+    """A cell as IPython runs it: magics, shell and help lines become `pass` and the indentation
+    common to every line is removed (line numbers stay); None for a cell of another language."""
     lines = source.splitlines()
     if lines and lines[0].lstrip().startswith("%%"):
         if not lines[0].lstrip().startswith(TIMING_CELL_MAGICS):
             return None  # %%bash, %%html, ...: not Python
         lines = ["pass", *lines[1:]]
-    return "\n".join(_magic_free(line) for line in lines)
+    return textwrap.dedent("\n".join(_magic_free(line) for line in lines))
 
 
 def _magic_free(line: str) -> str:
@@ -182,6 +184,24 @@ def _parse(source: str) -> ast.Module | None:
         return None
 
 
+def renames_from_batch(trees: list[ast.Module]) -> dict[str, str]:
+    """The lecture's batch line under other names, `xb, yb = Xtr[ix], Ytr[ix]`: xb is the grader's
+    Xb and yb its Yb (the grader provides the batch; the data set never enters the program)."""
+    renames: dict[str, str] = {}
+    for tree in trees:
+        for node in tree.body:
+            if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and isinstance(node.targets[0], ast.Tuple) and isinstance(node.value, ast.Tuple)
+                    and len(node.targets[0].elts) == len(node.value.elts) == 2):
+                continue
+            for target, value in zip(node.targets[0].elts, node.value.elts, strict=True):
+                if (isinstance(target, ast.Name) and target.id not in PROVIDED and isinstance(value, ast.Subscript)
+                        and isinstance(value.value, ast.Name) and isinstance(value.slice, ast.Name)
+                        and value.value.id[:1] in "XYxy"):
+                    renames[target.id] = "Xb" if value.value.id[0] in "Xx" else "Yb"
+    return renames
+
+
 def renames_from_cmp(trees: list[ast.Module], wanted: frozenset[str]) -> dict[str, str]:
     """`cmp('counts_sum_inv', dcsi, counts_sum_inv)` says dcsi holds dcounts_sum_inv."""
     renames: dict[str, str] = {}
@@ -233,9 +253,13 @@ def backward_slice(pieces: list[_Piece], wanted: frozenset[str]) -> list[_Piece]
         assigned = _assigned(piece.node)
         if assigned & needed:
             kept.append(piece)
-            # Names the statement binds itself (a loop's `k`, `ix`) are not needed from before it;
-            # names already needed stay needed, so `x = ...; x += ...` keeps both lines.
-            needed |= _loads(piece.node) - PROVIDED - assigned
+            loads = _loads(piece.node)
+            # A name bound afresh here (`ix = torch.ones(...)`) needs no earlier definition: an older
+            # `ix` (the lecture's batch index) is shadowed. One changed in place (`x += ...`,
+            # `x[i] = ...`) still needs the lines before it.
+            needed -= rebound_names(piece.node) - loads
+            # Names the statement binds itself (a loop's `k`, `ix`) are not needed from before it.
+            needed |= loads - PROVIDED - assigned
     kept.reverse()
     definitions = [p for p in kept if isinstance(p.node, (ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom))]
     return definitions + [p for p in kept if p not in definitions]
@@ -247,6 +271,7 @@ def extract(cells: list[Cell], exercise: int, wanted: frozenset[str]) -> Extract
     own = sections.get(exercise, [])
     trees: list[tuple[Cell, ast.Module]] = []
     skipped: list[str] = []
+    left_out: list[LeftOut] = []
     for cell in (*sections[0], *own):
         try:
             trees.append((cell, ast.parse(cell.source)))
@@ -255,13 +280,22 @@ def extract(cells: list[Cell], exercise: int, wanted: frozenset[str]) -> Extract
                 return Extracted("", (), {}, (), f"cell {cell.number}: {TOO_DEEP}")
             skipped.append(f"cell {cell.number} (before the exercises) is nested too deeply to parse and was left out")
         except SyntaxError as exc:
-            if cell in own:
+            recovered = without_broken_lines(cell.source) if cell in own else None
+            if recovered is not None:  # the exercise's own cell: only its broken lines are left out
+                fixed, broken = recovered
+                cell = replace(cell, source=fixed)  # noqa: PLW2901
+                trees.append((cell, ast.parse(fixed)))
+                left_out += [LeftOut(f"cell {cell.number}, line {n}", names, why) for n, why, names in broken]
+            elif cell in own:
                 where = f"cell {cell.number}, line {exc.lineno}" if exc.lineno else f"cell {cell.number}"
                 return Extracted("", (), {}, (), f"syntax error in {where}: {exc.msg}")
-            skipped.append(f"cell {cell.number} (before the exercises) does not parse and was left out")
+            else:
+                skipped.append(f"cell {cell.number} (before the exercises) does not parse and was left out")
         except ValueError:
             skipped.append(f"cell {cell.number} cannot be read and was left out")
-    renames = renames_from_cmp([t for c, t in trees if c in own], wanted)
+    own = [next((c for c, _ in trees if c.number == cell.number), cell) for cell in own]
+    batch = renames_from_batch([t for _, t in trees])
+    renames = {**batch, **renames_from_cmp([t for c, t in trees if c in own], wanted)}
     pieces: list[_Piece] = []
     for cell, parsed in trees:
         tree = ast.fix_missing_locations(_Rename(renames).visit(parsed)) if renames else parsed
@@ -279,5 +313,7 @@ def extract(cells: list[Cell], exercise: int, wanted: frozenset[str]) -> Extract
         for offset, line in enumerate(piece.text.splitlines()):
             lines.append(line)
             origins.append(f"cell {piece.cell.number}, line {first + offset}")
-    notes = [*skipped, *(f"read {name} as {target}, as your cmp call says" for name, target in renames.items())]
-    return Extracted("\n".join(lines) + "\n", tuple(origins), renames, tuple(notes))
+    notes = [*skipped, *(f"read {name} as {target}, " + ("the grader's batch, as your batch line says"
+                                                          if name in batch and target == batch[name] else
+                                                          "as your cmp call says") for name, target in renames.items())]
+    return Extracted("\n".join(lines) + "\n", tuple(origins), renames, tuple(notes), left_out=tuple(left_out))

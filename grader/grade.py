@@ -12,11 +12,11 @@ from grader.cases import Splits, build_case, make_splits
 from grader.course import Course, CourseError, Exercise, Limits
 from grader.data import Dataset, find_names
 from grader.extract import Cell, extract, looks_like_transcript, script_cells
-from grader.judge import all_error, judge, summarize
+from grader.judge import all_error, judge, summarize, with_left_out
 from grader.policy import check_policy
 from grader.results import FullRun, Report, Status
 from grader.sandbox import Sandbox
-from grader.submission import Program, compile_program, read_source
+from grader.submission import LeftOut, Program, assigned_names, compile_program, read_source
 from grader.training import full_run, quick_check, training_result
 
 _splits_cache: dict[tuple[str, int], Splits] = {}
@@ -59,24 +59,46 @@ def program_from_cells(course: Course, exercise: Exercise, cells: list[Cell], la
                                                  f"{', '.join(exercise.gradient_names[:3])}, ...",))
     if found.syntax_error is not None:
         return Program(label, "", (), found.syntax_error, notes=found.notes)
-    return compile_program(found.source, label, origins=found.origins, notes=found.notes)
+    return compile_program(found.source, label, origins=found.origins, notes=found.notes, left_out=found.left_out)
 
 
-def policy_violation(program: Program, exercise: Exercise) -> str | None:
-    """The first rule the code breaks (grader/policy.py), as a sentence, or None."""
-    violations = check_policy(ast.parse(program.source), exercise.forbid)
-    if not violations:
-        return None
-    more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
-    return program.locate(f"not run: {violations[0]}{more}")
+def refuse_by_statement(program: Program, exercise: Exercise) -> Program:
+    """The program without the top-level statements that break the rules (grader/policy.py), each
+    left out on its own (LeftOut): one autograd read does not cost the other gradients."""
+    if program.syntax_error is not None:
+        return program
+    lines = program.source.split("\n")
+    refused = []
+    for node in ast.parse(program.source).body:
+        violations = check_policy(ast.Module(body=[node], type_ignores=[]), exercise.forbid)
+        if violations:
+            more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+            refused.append(LeftOut(program.where(node.lineno), assigned_names(node),
+                                   f"not run: {violations[0].message}{more}"))
+            for i in range(node.lineno - 1, node.end_lineno or node.lineno):
+                lines[i] = ""
+    if not refused:
+        return program
+    return compile_program("\n".join(lines), program.path, origins=program.origins, notes=program.notes,
+                           left_out=(*program.left_out, *refused))
+
+
+def left_out_note(program: Program) -> tuple[str, ...]:
+    """Said once: which lines were left out, and why."""
+    if not program.left_out:
+        return ()
+    lines = "; ".join(f"{lo.where} ({lo.reason})" for lo in program.left_out)
+    them = "them" if len(program.left_out) > 1 else "it"
+    return (f"left out, each on its own, and everything else graded without {them}: {lines}",)
 
 
 def grade_program(course: Course, exercise: Exercise, program: Program, dataset: Dataset, *,
                   submission_label: str, limits: Limits | None = None) -> Report:
     """Judge a compiled program. Its code runs only in the sandbox, never here."""
+    program = refuse_by_statement(program, exercise)
     notes = [dataset.note] if dataset.note else []
-    notes += program.notes
-    blocker = program.locate(program.syntax_error) if program.syntax_error else policy_violation(program, exercise)
+    notes += [*program.notes, *left_out_note(program)]
+    blocker = program.locate(program.syntax_error) if program.syntax_error else None
     output = ""
     if blocker is not None:
         gradients = all_error(exercise, blocker)
@@ -90,6 +112,7 @@ def grade_program(course: Course, exercise: Exercise, program: Program, dataset:
         with Sandbox(program.source, program.path, limits or exercise.limits) as sandbox:
             cases = [build_case(spec, splits) for spec in course.cases]
             gradients, output = judge(exercise, program, cases, sandbox)
+        gradients = with_left_out(gradients, program)
     return Report(
         exercise=exercise.id,
         title=exercise.title,
@@ -109,14 +132,16 @@ def grade_training(exercise: Exercise, program: Program, dataset: Dataset, *, su
     splits = splits_for(dataset)
     with Sandbox(program.source, program.path, limits or exercise.limits) as sandbox:
         run = quick_check(exercise, program, splits, sandbox)
-    gradients = tuple(summarize(g, exercise, program, run.cases, run.checks) for g in exercise.gradients)
+    gradients = with_left_out(tuple(summarize(g, exercise, program, run.cases, run.checks)
+                                    for g in exercise.gradients), program)
     if run.died is not None:  # the code as a whole failed mid-run: nothing it computed is trusted
         gradients = tuple(replace(g, status=Status.ERROR, message=f"{run.stopped}; no points for a run that could "
                                   "not finish", diagnosis=None) if g.passed else g for g in gradients)
     training = training_result(exercise.training, run)
     return Report(
         exercise=exercise.id, title=exercise.title, submission=submission_label, gradients=gradients,
-        notes=(*((dataset.note,) if dataset.note else ()), *program.notes), output=run.checks[0].output,
+        notes=(*((dataset.note,) if dataset.note else ()), *program.notes, *left_out_note(program)),
+        output=run.checks[0].output,
         start=exercise.start,
         cases=tuple(c.spec.to_dict() for c in run.cases),
         training=training,
@@ -155,9 +180,9 @@ def train_full(course: Course, exercise_id: str, submission: str | os.PathLike[s
     program = load_submission(course, exercise, path)
     dataset = find_names(data)
     planned = steps or exercise.training.full_steps
-    blocker = program.syntax_error or policy_violation(program, exercise)
-    if blocker is not None:
-        return FullRun(0, planned, (), None, None, (), 0.0, blocker), dataset
+    program = refuse_by_statement(program, exercise)
+    if program.syntax_error is not None:
+        return FullRun(0, planned, (), None, None, (), 0.0, program.syntax_error), dataset
     limits = limits or Limits(exercise.training.full_time_s, exercise.limits.memory_mb)
     with Sandbox(program.source, program.path, limits) as sandbox:
         return full_run(exercise, splits_for(dataset), sandbox, planned, progress), dataset

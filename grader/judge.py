@@ -361,3 +361,20 @@ def judge(exercise: Exercise, program: Program, cases: list[Case],
     per_case = [check_case(exercise, program, case, sandbox, vjp=i == 0) for i, case in enumerate(cases)]
     results = tuple(summarize(g, exercise, program, cases, per_case) for g in exercise.gradients)
     return results, per_case[0].output
+
+
+def with_left_out(results: tuple[GradientResult, ...], program: Program) -> tuple[GradientResult, ...]:
+    """Each gradient whose last assignment is a left-out line: `error` with that line and why, since
+    what the student meant was never computed. The others stand as judged."""
+    out = []
+    for g in results:
+        lost = program.lost(g.name)
+        if lost is None:
+            out.append(g)
+            continue
+        message = (f"{lost.where}: {lost.reason}. That line was left out, so {g.name} was never computed; "
+                   "the other gradients were judged without it")
+        out.append(replace(g, status=Status.ERROR, chained=Status.ERROR, exact=False, approximate=False,
+                           maxdiff=None, message=message, case=None, diagnosis=None, isolated=Status.ERROR,
+                           blame=None))
+    return tuple(out)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from grader.policy import PolicyError, safe_builtins, view_of
-from grader.submission import Program
+from grader.submission import Program, Statement
 
 MAX_OUTPUT_CHARS = 4000  # what the student's prints may show in a report
 BEFORE_ALL = -1
@@ -95,6 +95,18 @@ def describe_exception(exc: BaseException, path: str, memory_mb: int | None = No
     return f"{where}{type(exc).__name__}{': ' + text if text else ''}"[:500]
 
 
+def used_before_assigned(exc: BaseException, program: Program, stmt: Statement) -> str | None:
+    """A NameError for a name a later line assigns: in a notebook it ran only because the kernel
+    still held a value from an earlier run. Names both lines (the parent maps them to cells)."""
+    name = getattr(exc, "name", None) if type(exc) is NameError else None
+    later = next((s for s in program.statements if s.index > stmt.index and name in s.assigns), None)
+    if name is None or later is None:
+        return None
+    return (f"line {stmt.lineno}: {name} is used before line {later.lineno} assigns it (in a notebook this runs "
+            "only while the kernel still holds an older value; restart and run all to see it). Move the line "
+            f"that assigns {name} above this one")
+
+
 def read_value(ns: dict[str, object], name: str) -> Value:
     value = ns.get(name)
     if value is None or value is Ellipsis:
@@ -131,7 +143,8 @@ def run_once(program: Program, given: dict[str, object], extra: dict[str, torch.
             try:
                 exec(stmt.code, ns)
             except BaseException as exc:  # student code may raise anything, KeyboardInterrupt too
-                errors[stmt.index] = describe_exception(exc, program.path, memory_mb)
+                errors[stmt.index] = used_before_assigned(exc, program, stmt) or describe_exception(
+                    exc, program.path, memory_mb)
                 if isinstance(exc, SystemExit) or out_of_memory(exc):
                     halted_at = stmt.index  # the program ends here; later statements never run
                     break

@@ -30,6 +30,31 @@ class Statement:
     loads: frozenset[str] = frozenset()  # names it reads, function bodies included
 
 @dataclass(frozen=True)
+class LeftOut:
+    """A statement that is not run: it does not parse, or it breaks the rules. A gradient whose last
+    assignment it is gets `error` with its reason; everything else is judged without it."""
+
+    where: str  # "line 12", or "cell 14, line 5"
+    assigns: frozenset[str]
+    reason: str  # "syntax error: invalid syntax", "not run: 'grad' is autograd; ..."
+
+    @property
+    def at(self) -> tuple[int, int]:
+        return position(self.where)
+
+
+def line_origin(origins: tuple[str, ...], lineno: int) -> str:
+    """Where a line of a program came from: `cell 5, line 3` for code taken from a notebook, else `line 12`."""
+    return origins[lineno - 1] if origins and 1 <= lineno <= len(origins) else f"line {lineno}"
+
+
+def position(where: str) -> tuple[int, int]:
+    """(cell, line) of `cell 14, line 5` or (0, line) of `line 12`: for ordering statements."""
+    found = re.fullmatch(r"(?:cell (\d+), )?line (\d+)", where)
+    return (int(found[1] or 0), int(found[2])) if found else (0, 0)
+
+
+@dataclass(frozen=True)
 class Program:
     """Compiled statements, or the syntax error that stopped compiling them."""
 
@@ -39,12 +64,11 @@ class Program:
     syntax_error: str | None = None
     origins: tuple[str, ...] = ()  # for code taken from a notebook: where each line came from
     notes: tuple[str, ...] = ()  # said to the student about how the code was read
+    left_out: tuple[LeftOut, ...] = ()  # statements not run, each on its own
 
     def where(self, lineno: int) -> str:
         """`line 12`, or `cell 5, line 3` for code taken from a notebook."""
-        if self.origins and 1 <= lineno <= len(self.origins):
-            return self.origins[lineno - 1]
-        return f"line {lineno}"
+        return line_origin(self.origins, lineno)
 
     def locate(self, message: str) -> str:
         """Rewrite the `line N` mentions of a message to where the line came from."""
@@ -64,6 +88,13 @@ class Program:
             for name in stmt.assigns:
                 (inputs if name in gradients else through).setdefault(name, set()).update(read)
         return {g: frozenset(r - {g}) for g, r in inputs.items()}
+
+    def lost(self, name: str) -> LeftOut | None:
+        """The left-out statement that was `name`'s last assignment, if one was: the value the
+        student meant is in a line that did not run."""
+        kept = [position(self.where(s.lineno)) for s in self.statements if name in s.assigns]
+        later = [lo for lo in self.left_out if name in lo.assigns and all(lo.at > k for k in kept)]
+        return later[-1] if later else None
 
     def last_assignment(self, name: str) -> Statement | None:
         """The last statement that binds or changes `name`, if any."""
@@ -170,19 +201,54 @@ def assigned_names(node: ast.stmt) -> frozenset[str]:
 
 
 TOO_DEEP = "the code is nested too deeply for Python to parse (an expression thousands of levels deep)"
+MAX_BROKEN_LINES = 10  # lines left out of one file or cell for not parsing; beyond, it is too broken to read
+_ASSIGNED = re.compile(r"^\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*(?:[-+*/@%&|^]|//|\*\*|>>|<<)?=(?!=)")
 
 
-def compile_program(source: str, path: str, *, origins: tuple[str, ...] = (), notes: tuple[str, ...] = ()) -> Program:
-    """Split source into top-level statements and compile each on its own."""
+def without_broken_lines(source: str) -> tuple[str, tuple[tuple[int, str, frozenset[str]], ...]] | None:
+    """The source with each line that stops it parsing replaced by `pass` (indentation kept, so a
+    block stays a block), and for each such line: its number, why, and what it meant to assign.
+    None when that does not make it parse within MAX_BROKEN_LINES lines."""
+    lines = source.split("\n")
+    broken: list[tuple[int, str, frozenset[str]]] = []
+    while len(broken) <= MAX_BROKEN_LINES:
+        try:
+            compile("\n".join(lines), "<recovering>", "exec", flags=ast.PyCF_ONLY_AST)
+            return "\n".join(lines), tuple(broken)
+        except SyntaxError as exc:
+            n = min(exc.lineno or len(lines), len(lines))
+            while n > 1 and not lines[n - 1].strip():  # an error at the end of the file: its last line
+                n -= 1
+            text = lines[n - 1]
+            if not text.strip() or text.strip() == "pass":
+                return None
+            found = _ASSIGNED.match(text)
+            names = frozenset(x.strip() for x in found[1].split(",")) if found else frozenset()
+            broken.append((n, f"syntax error: {exc.msg}", names))
+            lines[n - 1] = text[: len(text) - len(text.lstrip())] + "pass"
+        except (ValueError, RecursionError, MemoryError):
+            return None
+    return None
+
+
+def compile_program(source: str, path: str, *, origins: tuple[str, ...] = (), notes: tuple[str, ...] = (),
+                    left_out: tuple[LeftOut, ...] = ()) -> Program:
+    """Split source into top-level statements and compile each on its own. Lines that do not parse
+    are left out one by one (LeftOut), so one unfinished line does not cost the whole file."""
     try:
         tree = ast.parse(source, filename=path)
         compile(tree, path, "exec")  # errors only the compiler sees: `return` outside a def
     except SyntaxError as exc:
+        recovered = without_broken_lines(source)
+        if recovered is not None:
+            fixed, broken = recovered
+            more = tuple(LeftOut(line_origin(origins, n), names, why) for n, why, names in broken)
+            return compile_program(fixed, path, origins=origins, notes=notes, left_out=(*left_out, *more))
         where = f"line {exc.lineno}" if exc.lineno else "the file"
         if exc.lineno and exc.offset:
             where += f", column {exc.offset}"
         error = f"syntax error at {where}: {exc.msg}"
-        return Program(path, source, (), error, origins, notes)
+        return Program(path, source, (), error, origins, notes, left_out)
     except ValueError as exc:  # null bytes in the source
         return Program(path, source, (), f"the file cannot be parsed: {exc}", origins, notes)
     except (RecursionError, MemoryError):  # the student's code, not the grader, is at fault
@@ -196,7 +262,7 @@ def compile_program(source: str, path: str, *, origins: tuple[str, ...] = (), no
                       rebound_names(node), frozenset(n.id for n in ast.walk(node)
                                                      if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)))
         )
-    return Program(path, source, tuple(statements), None, origins, notes)
+    return Program(path, source, tuple(statements), None, origins, notes, left_out)
 
 
 def read_source(path: Path) -> str:

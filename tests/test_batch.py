@@ -30,7 +30,7 @@ WRONG = {  # source -> diagnosis
     "dlogits = F.softmax(logits, 0)\ndlogits[range(n), Yb] -= 1\ndlogits /= n\n": None,
 }
 HOSTILE = {  # file -> the status dlogits gets
-    "os_exit_first": "error", "infinite_loop": "error", "memory_bomb": "error",
+    "os_exit_first": "missing", "infinite_loop": "error", "memory_bomb": "error",
     "raises_system_exit_first": "error", "prints_fake_report_only": "wrong",
 }
 

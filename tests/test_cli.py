@@ -106,15 +106,30 @@ def test_cli_malformed_course_exit_2(runner: CliRunner, tmp_path: Path, content:
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_cli_syntax_error_makes_every_gradient_error(runner: CliRunner, tmp_path: Path) -> None:
-    """A syntax error: every gradient error with its location, exit 1, no traceback."""
+def test_cli_syntax_error_costs_only_its_line(runner: CliRunner, tmp_path: Path) -> None:
+    """A line that does not parse is left out on its own: its gradient is error with the line and
+    the reason, the next line still runs (and is judged), exit 1, no traceback."""
     sub = tmp_path / "broken.py"
     sub.write_text("dlogprobs = torch.zeros_like(logprobs\ndprobs = 1\n")
     result = runner.invoke(main, ["exercise1", str(sub), "--format", "json"])
-    assert result.exit_code == 1
+    assert result.exit_code == 1 and "Traceback" not in result.output
     report = json.loads(result.stdout)
+    gradients = {g["name"]: g for g in report["gradients"]}
+    assert gradients["dlogprobs"]["status"] == "error"
+    assert gradients["dlogprobs"]["message"].startswith("line 1: syntax error: '(' was never closed")
+    assert gradients["dprobs"]["status"] == "error" and "is a int, not a torch.Tensor" in gradients["dprobs"]["message"]
+    assert {g["status"] for name, g in gradients.items() if name not in ("dlogprobs", "dprobs")} == {"missing"}
+    assert any("left out, each on its own" in note and "line 1 (syntax error" in note for note in report["notes"])
+
+
+def test_cli_file_too_broken_to_read_line_by_line_is_all_error(runner: CliRunner, tmp_path: Path) -> None:
+    """A file with more broken lines than can be left out one by one: every gradient error with the
+    first syntax error's location."""
+    sub = tmp_path / "broken.py"
+    sub.write_text("".join(f"d{i} = (\n" for i in range(12)))
+    report = json.loads(runner.invoke(main, ["exercise1", str(sub), "--format", "json"]).stdout)
     assert {g["status"] for g in report["gradients"]} == {"error"}
-    assert "syntax error at line 1" in report["gradients"][0]["message"]
+    assert "syntax error at line" in report["gradients"][0]["message"]
 
 
 def test_cli_exception_errors_only_its_gradient(runner: CliRunner, tmp_path: Path) -> None:

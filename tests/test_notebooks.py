@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,6 +18,7 @@ from nbclient import NotebookClient
 import grader
 from grader.cli import main
 from grader.course import Course, default_course_path
+from grader.extract import clean_code
 from grader.inline import check
 from grader.notebooks import build_notebook
 from tests.conftest import ROOT
@@ -42,6 +44,12 @@ EXPECTED: dict[str, dict[str, object]] = {
                    "exercise4": "none"},
     "commented_out_and_stale": {"exercise1": (26, {}), "exercise2": (1, {}), "exercise3": "none"},
     "changed_seed_and_batch": {"exercise1": (26, {}), "exercise2": (1, {}), "exercise3": (1, {})},
+    # issue 12: one bad line costs only what it touches
+    "autograd_read_and_unfinished_line": {"exercise1": (24, {"dhpreact": ("error", None), "dC": ("error", None)}),
+                                          "exercise2": (1, {}), "exercise3": "none", "exercise4": "none"},
+    "indented_cells": {"exercise1": (26, {}), "exercise2": (1, {}), "exercise3": "none", "exercise4": "none"},
+    "renamed_batch_and_own_ix": {"exercise1": (26, {}), "exercise2": (1, {}), "exercise3": "none",
+                                 "exercise4": "none"},
 }
 
 
@@ -365,3 +373,33 @@ def test_batch_grades_notebook_submissions(course: Course, tmp_path: Path) -> No
     assert {s: r["gradients"][0]["status"] for s, r in reports.items()} == \
         {"alice": "approximate", "bob": "missing", "carol": "wrong"}
     assert reports["carol"]["gradients"][0]["diagnosis"] == "scale"
+
+
+def test_one_bad_line_costs_only_its_gradient_and_is_said_once() -> None:
+    """An autograd read and a half-written last line, in a student's exercise-1 cell: each is left
+    out on its own, its gradient is error naming the cell, line and reason, and the notes list both
+    once; the gradients computed from dhpreact are judged given its true value."""
+    report = grade_all(NOTEBOOKS / "autograd_read_and_unfinished_line.ipynb")["exercise1"]
+    results = {g["name"]: g for g in report["gradients"]}
+    assert re.match(r"cell \d+, line \d+: not run: 'grad' is autograd", results["dhpreact"]["message"])
+    assert re.match(r"cell \d+, line \d+: syntax error: invalid syntax", results["dC"]["message"])
+    assert results["dbngain"]["status"] in ("exact", "approximate")  # computed from the true dhpreact
+    (note,) = [n for n in report["notes"] if n.startswith("left out, each on its own")]
+    assert "(syntax error: invalid syntax)" in note and "(not run: 'grad' is autograd" in note
+
+
+def test_renamed_batch_is_the_graders_and_data_loading_stays_out() -> None:
+    """`Xb, yb = Xtr[ix], ytr[ix]` makes yb the grader's Yb (said once); the student's data loading
+    (open, !wget, the dataset) never enters the program, so nothing is refused or left out."""
+    report = grade_all(NOTEBOOKS / "renamed_batch_and_own_ix.ipynb")["exercise1"]
+    assert "read yb as Yb, the grader's batch, as your batch line says" in report["notes"]
+    assert not any("left out" in n or "not run" in n for n in report["notes"]), report["notes"]
+
+
+def test_cells_are_read_as_ipython_runs_them() -> None:
+    """Help lines (`?F.softmax`, `torch.zeros_like?`), magics and shell lines do nothing, and the
+    indentation every line shares is removed; line numbers stay as they are."""
+    cell = "    ?F.softmax\n    torch.zeros_like??\n    %time x = 1\n    !ls\n    dlogits = 1\n      # deeper\n"
+    cleaned = clean_code(cell)
+    assert cleaned is not None
+    assert cleaned.splitlines() == ["pass", "pass", "pass", "pass", "dlogits = 1", "  # deeper"]

@@ -31,26 +31,29 @@ from tests.conftest import SUBMISSIONS, GradeSource
 
 HOSTILE = SUBMISSIONS / "hostile"
 
-# attack -> (the status dlogits must get, words its message must contain)
-EXPECTED: dict[str, tuple[str, str]] = {
-    "rebuilds_forward_with_autograd": ("error", "'requires_grad_' is autograd"),
-    "reads_grad_of_given": ("error", "'grad' is autograd"),
-    "monkeypatches_comparisons": ("error", "'__eq__' reaches Python's internals"),
-    "monkeypatches_allclose_only": ("wrong", "maxdiff"),
-    "sys_exit_first": ("error", "import of 'sys' is not allowed"),
-    "os_exit_first": ("error", "import of 'os' is not allowed"),
-    "raises_system_exit_first": ("error", "your code ended early (line 2: SystemExit: 0)"),
-    "fakes_report": ("error", "'save' is not available in graded code"),
-    "prints_fake_report_only": ("wrong", "maxdiff"),
-    "infinite_loop": ("error", "time limit of 3 s reached"),
-    "memory_bomb": ("error", "memory limit of 256 MB reached"),
-    "runs_the_solution": ("error", "import of 'glob' is not allowed"),
-    "getattr_backward": ("error", "'getattr' is not available"),
-    "dunder_escape": ("error", "'__class__' reaches Python's internals"),
-    "spawns_process": ("error", "import of 'subprocess' is not allowed"),
-    "torch_module_escape": ("error", "'.os' is a module graded code may not use"),
-    "frame_walk": ("error", "'gi_frame' is not available"),
-    "uses_cross_entropy": ("error", "'cross_entropy' does the whole computation for you"),
+# attack -> (the status dlogits must get, words that must be said, and where: in dlogits' message, or in
+# the report's notes, which say once which lines were left out and why). A refused line is left out on its
+# own; what the rest computes is judged (and is wrong or missing in all of these: every one scores 0).
+EXPECTED: dict[str, tuple[str, str, str]] = {
+    "rebuilds_forward_with_autograd": ("missing", "line 2 (not run: 'requires_grad_' is autograd", "notes"),
+    "reads_grad_of_given": ("missing", "line 2 (not run: 'grad' is autograd", "notes"),
+    "monkeypatches_comparisons": ("wrong", "line 4 (not run: '__eq__' reaches Python's internals", "notes"),
+    "monkeypatches_allclose_only": ("wrong", "maxdiff", "message"),
+    "sys_exit_first": ("missing", "line 1 (not run: import of 'sys' is not allowed", "notes"),
+    "os_exit_first": ("missing", "line 1 (not run: import of 'os' is not allowed", "notes"),
+    "raises_system_exit_first": ("error", "your code ended early (line 2: SystemExit: 0)", "message"),
+    "fakes_report": ("wrong", "line 3 (not run: 'save' is not available in graded code", "notes"),
+    "prints_fake_report_only": ("wrong", "maxdiff", "message"),
+    "infinite_loop": ("error", "time limit of 3 s reached", "message"),
+    "memory_bomb": ("error", "memory limit of 256 MB reached", "message"),
+    "runs_the_solution": ("missing", "line 2 (not run: import of 'glob' is not allowed", "notes"),
+    "getattr_backward": ("error", "line 4: not run: 'getattr' is not available", "message"),
+    "dunder_escape": ("wrong", "line 2 (not run: '__class__' reaches Python's internals", "notes"),
+    "spawns_process": ("wrong", "line 2 (not run: import of 'subprocess' is not allowed", "notes"),
+    "torch_module_escape": ("wrong", "line 2 (not run: '.os' is a module graded code may not use", "notes"),
+    "frame_walk": ("wrong", "line 2 (not run: 'gi_frame' is not available", "notes"),
+    "uses_cross_entropy": ("error", "line 2: not run: 'cross_entropy' does the whole computation for you",
+                           "message"),
 }
 
 
@@ -74,11 +77,12 @@ def test_hostile_submission_fails_cleanly(attack: str, tmp_path: Path, monkeypat
     elapsed = time.monotonic() - started
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)  # the whole stdout is the grader's JSON
-    status, words = EXPECTED[attack]
+    status, words, where = EXPECTED[attack]
     (dlogits,) = report["gradients"]
     assert report["passed"] is False and report["score"] == 0
     assert dlogits["status"] == status
-    assert words in dlogits["message"]
+    said = dlogits["message"] if where == "message" else " ".join(report["notes"])
+    assert words in said, (dlogits["message"], report["notes"])
     assert "Traceback" not in result.output
     assert elapsed < 30  # bounded: the limit is 3 s
     assert list(tmp_path.iterdir()) == []  # no results.json, nothing written here
@@ -342,17 +346,20 @@ FORBIDDEN_CALLS = [(e, name) for e in ("exercise1", "exercise2", "exercise3", "e
 @pytest.mark.parametrize(("exercise_id", "name"), FORBIDDEN_CALLS)
 def test_forbid_in_course_yaml_takes_effect(course: Course, grade_source: GradeSource, exercise_id: str,
                                             name: str) -> None:
-    """A library call an exercise forbids (course.yaml's `forbid:`) is refused in its solution,
-    naming the line; one it does not forbid is not (batch_norm is forbidden in 1, 3 and 4)."""
+    """A library call an exercise forbids (course.yaml's `forbid:`), in the line that gives a gradient
+    its final value, is refused: that gradient is `error` naming the line and the call, every other
+    one passes. A call it does not forbid is run (batch_norm is forbidden in 1, 3 and 4)."""
     exercise = course.exercise(exercise_id)
-    source = exercise.solution.read_text() + f"\nshortcut = F.{name}\n"
-    report = grade_source(exercise_id, source)
-    refused = [note for note in report.notes if f"'{name}' does the whole computation for you" in note]
+    last = exercise.gradients[-1].name
+    source = exercise.solution.read_text() + f"\n{last} = {last} if F.{name} else None\n"
+    line = len(source.splitlines())
+    results = {g.name: g for g in grade_source(exercise_id, source).gradients}
     if name in exercise.forbid:
-        line = len(source.splitlines())
-        assert refused and f"line {line}" in refused[0] and not report.passed
+        assert results[last].status.value == "error"
+        assert results[last].message.startswith(f"line {line}: not run: '{name}' does the whole computation")
+        assert all(g.passed for g in results.values() if g.name != last)
     else:
-        assert not refused and report.passed
+        assert all(g.passed for g in results.values())
 
 
 def test_forbid_lists_are_the_documented_ones(course: Course) -> None:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
+import nbformat
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from grader.cli import main
 from grader.course import Course, load_course
 from grader.data import Dataset
 from grader.grade import grade_program
+from grader.notebooks import build_notebook
 from grader.submission import compile_program
 from tests.conftest import ROOT, GradeSource
 
@@ -122,3 +128,37 @@ def test_tolerance_in_course_yaml_takes_effect(tmp_path: Path, dataset: Dataset)
     program = compile_program(SCALED.format(k=3e-5), "<submission>")
     report = grade_program(loose, loose.exercise("exercise2"), program, dataset, submission_label="<submission>")
     assert only(report).status.value == "approximate"
+
+
+USED_TOO_EARLY = ("dbndiff2 = (1.0 / (n - 1)) * torch.ones_like(bndiff2) * dbnvar",
+                  "dbndiff2 = (1.0 / (n - 1)) * torch.ones_like(dbndiff) * dbnvar")
+
+
+def test_name_used_before_it_is_assigned_names_both_lines(course: Course, grade_source: GradeSource) -> None:
+    """torch.ones_like(dbndiff) one line before dbndiff is first assigned (it ran in the student's
+    notebook only on a stale kernel value): that gradient's error names both lines and says why;
+    the gradients after it are judged as usual."""
+    solution = course.exercise("exercise1").solution.read_text()
+    assert solution.count(USED_TOO_EARLY[0]) == 1
+    source = solution.replace(*USED_TOO_EARLY)
+    lines = source.splitlines()
+    used = next(i for i, x in enumerate(lines, 1) if x.startswith("dbndiff2 ="))
+    assigned = next(i for i, x in enumerate(lines, 1) if x.startswith("dbndiff ="))
+    report = grade_source("exercise1", source)
+    results = {g.name: g for g in report.gradients}
+    assert {name for name, g in results.items() if not g.passed} == {"dbndiff2"}
+    assert results["dbndiff2"].message.startswith(
+        f"line {used}: dbndiff is used before line {assigned} assigns it (in a notebook this runs only while the "
+        "kernel still holds an older value; restart and run all to see it)")
+
+
+def test_name_used_before_it_is_assigned_in_a_notebook_names_cells(course: Course, tmp_path: Path) -> None:
+    """The same in a course notebook: both lines are given as cells and lines of the notebook."""
+    exercise = course.exercise("exercise1")
+    mistaken = tmp_path / "mine.py"
+    mistaken.write_text(exercise.solution.read_text().replace(*USED_TOO_EARLY))
+    notebook = tmp_path / "mine.ipynb"
+    nbformat.write(build_notebook(course, exercise, mistaken), str(notebook))
+    report = json.loads(CliRunner().invoke(main, ["exercise1", str(notebook), "--format", "json"]).stdout)
+    dbndiff2 = next(g for g in report["gradients"] if g["name"] == "dbndiff2")
+    assert re.match(r"cell \d+, line \d+: dbndiff is used before cell \d+, line \d+ assigns it", dbndiff2["message"])
