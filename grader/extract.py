@@ -52,6 +52,7 @@ class Cell:
     number: int  # as a person counts them: 1 for the first cell
     kind: str  # "code" or "markdown"
     source: str  # for code: Python with magics turned into `pass`, line for line
+    count: int | None = None  # the notebook's execution count: when the kernel last ran it
 
 
 @dataclass(frozen=True)
@@ -265,10 +266,26 @@ def backward_slice(pieces: list[_Piece], wanted: frozenset[str]) -> list[_Piece]
     return definitions + [p for p in kept if p not in definitions]
 
 
+def in_the_order_they_ran(own: list[Cell], exercise: int) -> tuple[list[Cell], str | None]:
+    """An exercise's cells as the kernel ran them, where the execution counts say so unambiguously
+    (every cell run, each once); else as they stand. With a note when the two orders differ."""
+    counts = [c.count for c in own]
+    ran = [c for c in own if c.count is not None]
+    if [c.count for c in ran] == sorted(c.count for c in ran if c.count is not None):
+        return own, None  # in order, as far as the counts tell
+    if None not in counts and len(set(counts)) == len(counts):
+        order = sorted(own, key=lambda c: c.count or 0)
+        ran_as = ", ".join(f"cell {c.number} [{c.count}]" for c in order)
+        return order, (f"exercise {exercise}'s cells ran in another order than they stand; graded in the order they "
+                       f"ran, as your kernel saw them: {ran_as} (run all from the top to grade them as they stand)")
+    return own, (f"exercise {exercise}'s cells ran in another order than they stand, and not every one was run, so "
+                 "they are graded as they stand; if a gradient fails only here, restart and run all")
+
+
 def extract(cells: list[Cell], exercise: int, wanted: frozenset[str]) -> Extracted | None:
     """The program for one exercise, or None when the notebook has no code for it."""
     sections = split_sections(cells)
-    own = sections.get(exercise, [])
+    own, order_note = in_the_order_they_ran(sections.get(exercise, []), exercise)
     trees: list[tuple[Cell, ast.Module]] = []
     skipped: list[str] = []
     left_out: list[LeftOut] = []
@@ -313,7 +330,8 @@ def extract(cells: list[Cell], exercise: int, wanted: frozenset[str]) -> Extract
         for offset, line in enumerate(piece.text.splitlines()):
             lines.append(line)
             origins.append(f"cell {piece.cell.number}, line {first + offset}")
-    notes = [*skipped, *(f"read {name} as {target}, " + ("the grader's batch, as your batch line says"
-                                                          if name in batch and target == batch[name] else
-                                                          "as your cmp call says") for name, target in renames.items())]
+    read_as = [f"read {name} as {target}, " + ("the grader's batch, as your batch line says"
+                                               if batch.get(name) == target else "as your cmp call says")
+               for name, target in renames.items()]
+    notes = [*([order_note] if order_note else []), *skipped, *read_as]
     return Extracted("\n".join(lines) + "\n", tuple(origins), renames, tuple(notes), left_out=tuple(left_out))

@@ -37,16 +37,16 @@ def read_cells(path: Path) -> list[Cell]:
         raise SubmissionError(f"{path} is empty, not a notebook")
     try:
         nb = nbformat.reads(text, as_version=4)
-        cells = [(c["cell_type"], c.get("source", "")) for c in nb.cells]
+        cells = [(c["cell_type"], c.get("source", ""), c.get("execution_count")) for c in nb.cells]
     except Exception as exc:  # nbformat raises many kinds; all mean "not a notebook we can read"
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise SubmissionError(f"{path} is not a Jupyter notebook: {reason}") from None
     result = []
-    for number, (kind, source) in enumerate(cells, start=1):
+    for number, (kind, source, count) in enumerate(cells, start=1):
         if kind == "code":
             code = clean_code(source)
             if code is not None:
-                result.append(Cell(number, "code", code))
+                result.append(Cell(number, "code", code, count if isinstance(count, int) else None))
         elif kind == "markdown":
             result.append(Cell(number, "markdown", source))
     return result

@@ -18,7 +18,7 @@ from nbclient import NotebookClient
 import grader
 from grader.cli import main
 from grader.course import Course, default_course_path
-from grader.extract import clean_code
+from grader.extract import Cell, clean_code, in_the_order_they_ran
 from grader.inline import check
 from grader.notebooks import build_notebook
 from tests.conftest import ROOT
@@ -50,6 +50,8 @@ EXPECTED: dict[str, dict[str, object]] = {
     "indented_cells": {"exercise1": (26, {}), "exercise2": (1, {}), "exercise3": "none", "exercise4": "none"},
     "renamed_batch_and_own_ix": {"exercise1": (26, {}), "exercise2": (1, {}), "exercise3": "none",
                                  "exercise4": "none"},
+    "ran_out_of_order": {"exercise1": (25, {"dbnvar": ("wrong", "sign")}), "exercise2": (1, {}),
+                         "exercise3": "none", "exercise4": "none"},
 }
 
 
@@ -403,3 +405,23 @@ def test_cells_are_read_as_ipython_runs_them() -> None:
     cleaned = clean_code(cell)
     assert cleaned is not None
     assert cleaned.splitlines() == ["pass", "pass", "pass", "pass", "dlogits = 1", "  # deeper"]
+
+
+def test_cells_run_out_of_order_are_graded_as_they_ran() -> None:
+    """A wrong try run after the right cell (the execution counts say so) is what the kernel held:
+    graded in that order, and the report says so, naming the cells with their counts."""
+    report = grade_all(NOTEBOOKS / "ran_out_of_order.ipynb")["exercise1"]
+    (note,) = [n for n in report["notes"] if "ran in another order than they stand" in n]
+    assert re.search(r"graded in the order they ran, as your kernel saw them: cell \d+ \[10\], cell \d+ \[11\]", note)
+
+
+def test_cells_out_of_order_but_not_all_run_are_graded_as_they_stand() -> None:
+    """When some exercise cell never ran, the order the kernel saw is not known: document order, and a
+    note that says why a gradient may fail only here."""
+    cells = [Cell(10, "code", "dlogits = 1", 7), Cell(11, "code", "dlogits = 2", None), Cell(12, "code", "x = 1", 3)]
+    order, note = in_the_order_they_ran(cells, 2)
+    assert order == cells and note is not None and "not every one was run, so they are graded as they stand" in note
+    ran = [Cell(10, "code", "a", 2), Cell(11, "code", "b", 1)]
+    assert in_the_order_they_ran(ran, 1)[0] == ran[::-1]
+    in_order = [Cell(10, "code", "a", 1), Cell(11, "code", "b", None), Cell(12, "code", "c", 5)]
+    assert in_the_order_they_ran(in_order, 1) == (in_order, None)

@@ -390,7 +390,43 @@ def notebook(cells: list[object]) -> nbformat.NotebookNode:
 
 
 def write(name: str, nb: nbformat.NotebookNode) -> None:
+    for i, cell in enumerate(nb.cells):  # fixed ids: regenerating changes only what really changed
+        cell.id = f"{name[:40]}-{i}"
     nbformat.write(nb, str(HERE / f"{name}.ipynb"))
+
+
+def one_bad_line_fixtures() -> None:
+    """Issue 12's patterns: one bad line, or one quirk of Jupyter, that must cost only what it touches."""
+    # 11. One autograd read ("the formula is right but float noise cascades") and dC left
+    #     half-written at the end of the cell: each costs its own gradient only.
+    ex1 = with_mistakes(EX1, {"dhpreact = (1.0 - h**2) * dh": "dhpreact = hpreact.grad  # float noise cascades"})
+    ex1 = [*ex1[:-1], ("dC =", None)]
+    write("autograd_read_and_unfinished_line", notebook([*preamble(), ex1_cell(ex1), EX2_FORWARD, EX2]))
+
+    # 12. Exercise cells indented by four spaces throughout: Jupyter (IPython) runs them.
+    indent = lambda text: "\n".join("    " + x if x.strip() else x for x in text.splitlines())  # noqa: E731
+    write("indented_cells", notebook([*preamble(), indent(ex1_cell(EX1)), EX2_FORWARD, indent(EX2)]))
+
+    # 13. The batch under the student's own name (yb, from their ytr) and a helper of their own
+    #     called ix: the grader's batch is used, and the data loading never enters the program.
+    imports, wget, words, vocab, dataset, cmp_cell, params, batch, forward = preamble()
+    own_data = [dataset.replace("Ytr", "ytr"), batch.replace("Yb", "yb").replace("Ytr", "ytr"),
+                forward.replace("Yb", "yb")]
+    ex1 = with_mistakes(EX1, {"Yb": "yb"})
+    ex1 = [*ex1[:-1], ("ix = Xb.view(-1)  # my own index\ndC = torch.zeros_like(C).index_add_(0, ix, "
+                       "demb.view(-1, demb.shape[2]))", "C")]
+    write("renamed_batch_and_own_ix", notebook([imports, wget, words, vocab, own_data[0], cmp_cell, params,
+                                                *own_data[1:], ex1_cell(ex1), EX2_FORWARD, EX2.replace("Yb", "yb")]))
+
+    # 14. A wrong try standing above the right exercise-1 cell but run after it (execution counts
+    #     say so): the kernel, and the student's own cmp, hold the wrong dbnvar; graded as it ran.
+    wrong_try = "# Exercise 1, another go at dbnvar\ndbnvar = (0.5*(bnvar + 1e-5)**-1.5) * dbnvar_inv"
+    nb = notebook([*preamble(), wrong_try, ex1_cell(EX1, header="# Exercise 1 (continued)"), EX2_FORWARD, EX2])
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    *setup, wrong, right, ex2_forward, ex2 = code
+    for count, cell in enumerate([*setup, right, wrong, ex2_forward, ex2], start=1):
+        cell.execution_count = count
+    write("ran_out_of_order", nb)
 
 
 def main() -> None:
@@ -461,26 +497,7 @@ def main() -> None:
     # 9. The student changed the seed and the batch size: the grader's own case is used.
     write("changed_seed_and_batch", notebook([*preamble(seed=42, batch=64), ex1_cell(EX1), EX2, EX3]))
 
-    # 11. One autograd read ("the formula is right but float noise cascades") and dC left
-    #     half-written at the end of the cell: each costs its own gradient only.
-    ex1 = with_mistakes(EX1, {"dhpreact = (1.0 - h**2) * dh": "dhpreact = hpreact.grad  # float noise cascades"})
-    ex1 = [*ex1[:-1], ("dC =", None)]
-    write("autograd_read_and_unfinished_line", notebook([*preamble(), ex1_cell(ex1), EX2_FORWARD, EX2]))
-
-    # 12. Exercise cells indented by four spaces throughout: Jupyter (IPython) runs them.
-    indent = lambda text: "\n".join("    " + x if x.strip() else x for x in text.splitlines())  # noqa: E731
-    write("indented_cells", notebook([*preamble(), indent(ex1_cell(EX1)), EX2_FORWARD, indent(EX2)]))
-
-    # 13. The batch under the student's own name (yb, from their ytr) and a helper of their own
-    #     called ix: the grader's batch is used, and the data loading never enters the program.
-    imports, wget, words, vocab, dataset, cmp_cell, params, batch, forward = preamble()
-    own_data = [dataset.replace("Ytr", "ytr"), batch.replace("Yb", "yb").replace("Ytr", "ytr"),
-                forward.replace("Yb", "yb")]
-    ex1 = with_mistakes(EX1, {"Yb": "yb"})
-    ex1 = [*ex1[:-1], ("ix = Xb.view(-1)  # my own index\ndC = torch.zeros_like(C).index_add_(0, ix, "
-                       "demb.view(-1, demb.shape[2]))", "C")]
-    write("renamed_batch_and_own_ix", notebook([imports, wget, words, vocab, own_data[0], cmp_cell, params,
-                                                *own_data[1:], ex1_cell(ex1), EX2_FORWARD, EX2.replace("Yb", "yb")]))
+    one_bad_line_fixtures()
 
     # 10. The same as 2, as one script with # %% cells.
     nb = nbformat.read(str(HERE / "lecture_mixed.ipynb"), as_version=4)
