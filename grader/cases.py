@@ -34,6 +34,16 @@ class Splits:
     Xte: torch.Tensor
     Yte: torch.Tensor
     itos: dict[int, str] = field(repr=False)
+    words: tuple[str, ...] = field(default=(), repr=False)  # shuffled, as the lecture's `words` ends up
+
+
+def world_of(splits: Splits) -> dict[str, object]:
+    """The lecture's data under its own names (words chars stoi itos Xtr Ytr Xdev Ydev Xte Yte): graded
+    code may read them, so a student's line such as `num_classes=len(itos)` runs as in the notebook."""
+    stoi = {s: i for i, s in splits.itos.items()}
+    return {"words": list(splits.words), "chars": [splits.itos[i] for i in sorted(splits.itos) if i != 0],
+            "stoi": stoi, "itos": dict(splits.itos), "Xtr": splits.Xtr, "Ytr": splits.Ytr, "Xdev": splits.Xdev,
+            "Ydev": splits.Ydev, "Xte": splits.Xte, "Yte": splits.Yte}
 
 
 def build_dataset(words: tuple[str, ...] | list[str], stoi: dict[str, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,7 +71,7 @@ def make_splits(dataset: Dataset) -> Splits:
     Xtr, Ytr = build_dataset(words[:n1], stoi)
     Xdev, Ydev = build_dataset(words[n1:n2], stoi)
     Xte, Yte = build_dataset(words[n2:], stoi)
-    return Splits(len(itos), Xtr, Ytr, Xdev, Ydev, Xte, Yte, itos)
+    return Splits(len(itos), Xtr, Ytr, Xdev, Ydev, Xte, Yte, itos, tuple(words))
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,8 @@ def _confine(keep: list[int], scratch: str, limits: Limits) -> None:
     resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))  # no new processes or threads
 
 
-def serve(sock: socket.socket, source: str, path: str, *, scratch: str, limits: Limits, keep: list[int]) -> None:
+def serve(sock: socket.socket, source: str, path: str, *, scratch: str, limits: Limits, keep: list[int],
+          world: dict[str, object] | None = None) -> None:
     _confine([sock.fileno(), *keep], scratch, limits)
     program = compile_program(source, path)
     given: dict[str, object] = {}
@@ -137,7 +138,8 @@ def serve(sock: socket.socket, source: str, path: str, *, scratch: str, limits: 
     while True:
         header, tensors = unpack(lambda n: _recv_exact(sock, n))
         if header["type"] == "case":
-            given = {**header["given"], **{k: v for k, v in tensors.items() if not k.startswith("extra:")}}
+            given = {**(world or {}), **header["given"],
+                     **{k: v for k, v in tensors.items() if not k.startswith("extra:")}}
             extra = {k[6:]: v for k, v in tensors.items() if k.startswith("extra:")}
             wanted = tuple(header["wanted"])
         elif header["type"] == "run":

@@ -33,6 +33,8 @@ PROVIDED = frozenset({
     # exercise 4, the parameters, the batch, the sizes, the modules
     "bnmean", "C", "W1", "b1", "W2", "b2", "bngain", "bnbias", "Xb", "Yb", "n", "batch_size", "vocab_size",
     "block_size", "n_embd", "n_hidden", "torch", "F",
+    # the data set (grader/cases.py world_of): never loaded from the notebook
+    "words", "chars", "stoi", "itos", "Xtr", "Ytr", "Xdev", "Ydev", "Xte", "Yte",
 })
 # Exercise 1's gradients: a cell assigning several of them is exercise 1's.
 ATOMIC_GRADIENTS = frozenset({

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from grader.cases import Splits, build_case, make_splits
+from grader.cases import Splits, build_case, make_splits, world_of
 from grader.course import Course, CourseError, Exercise, Limits
 from grader.data import Dataset, find_names
 from grader.extract import Cell, extract, looks_like_transcript, script_cells
@@ -109,7 +109,7 @@ def grade_program(course: Course, exercise: Exercise, program: Program, dataset:
         splits = splits_for(dataset)
         # Fork before any true gradient exists in this process: the child never holds one
         # it has not been handed.
-        with Sandbox(program.source, program.path, limits or exercise.limits) as sandbox:
+        with Sandbox(program.source, program.path, limits or exercise.limits, world=world_of(splits)) as sandbox:
             cases = [build_case(spec, splits) for spec in course.cases]
             gradients, output = judge(exercise, program, cases, sandbox)
         gradients = with_left_out(gradients, program)

@@ -63,8 +63,9 @@ class Sandbox:
     If the child dies, hangs or lies, every run from then on is `died` with the reason.
     """
 
-    def __init__(self, source: str, path: str, limits: Limits) -> None:
+    def __init__(self, source: str, path: str, limits: Limits, world: dict[str, object] | None = None) -> None:
         self.source, self.path, self.limits = source, path, limits
+        self.world = world or {}  # the same for every case (the data set): the child inherits it at the fork
         self.pid = 0
         self.reaped = False
         self.died: str | None = None
@@ -95,7 +96,7 @@ class Sandbox:
             try:
                 parent_sock.close()
                 serve(child_sock, self.source, self.path, scratch=self.scratch, limits=self.limits,
-                       keep=[debug_file.fileno()] if debug_file else [])
+                      keep=[debug_file.fileno()] if debug_file else [], world=self.world)
             except BaseException:
                 status = 70
                 if debug_file:

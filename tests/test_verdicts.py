@@ -162,3 +162,18 @@ def test_name_used_before_it_is_assigned_in_a_notebook_names_cells(course: Cours
     report = json.loads(CliRunner().invoke(main, ["exercise1", str(notebook), "--format", "json"]).stdout)
     dbndiff2 = next(g for g in report["gradients"] if g["name"] == "dbndiff2")
     assert re.match(r"cell \d+, line \d+: dbndiff is used before cell \d+, line \d+ assigns it", dbndiff2["message"])
+
+
+def test_graded_code_reads_the_lectures_data(course: Course, grade_source: GradeSource) -> None:
+    """The lecture's data is in the graded namespace (words chars stoi itos Xtr ... Yte), so a line that
+    reads it runs as in the notebook and the gradient is judged as usual."""
+    solution = course.exercise("exercise1").solution.read_text()
+    line = "num_classes=logits.shape[1]"
+    assert solution.count(line) == 1
+    # db2 keeps its value only if every data name is there and looks as the lecture builds it
+    source = solution.replace(line, "num_classes=len(itos)") + (
+        "\ndb2 = db2 if (len(words) > 1000 and chars[0] == 'a' and stoi['.'] == 0 and itos[1] == 'a'"
+        " and Xtr.shape[1] == 3 and Ytr.shape == Xtr.shape[:1] and Xdev.dtype == Xte.dtype == torch.long"
+        " and Ydev.ndim == Yte.ndim == 1) else None\n")
+    report = grade_source("exercise1", source)
+    assert report.passed, [(g.name, g.message) for g in report.gradients if not g.passed]

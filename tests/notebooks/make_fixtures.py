@@ -407,12 +407,13 @@ def one_bad_line_fixtures() -> None:
     indent = lambda text: "\n".join("    " + x if x.strip() else x for x in text.splitlines())  # noqa: E731
     write("indented_cells", notebook([*preamble(), indent(ex1_cell(EX1)), EX2_FORWARD, indent(EX2)]))
 
-    # 13. The batch under the student's own name (yb, from their ytr) and a helper of their own
-    #     called ix: the grader's batch is used, and the data loading never enters the program.
+    # 13. The batch under the student's own name (yb, from their ytr), a helper of their own called
+    #     ix, and len(itos) in a gradient: the grader's batch and data are used, and the data
+    #     loading never enters the program.
     imports, wget, words, vocab, dataset, cmp_cell, params, batch, forward = preamble()
     own_data = [dataset.replace("Ytr", "ytr"), batch.replace("Yb", "yb").replace("Ytr", "ytr"),
                 forward.replace("Yb", "yb")]
-    ex1 = with_mistakes(EX1, {"Yb": "yb"})
+    ex1 = with_mistakes(EX1, {"Yb": "yb", "num_classes=logits.shape[1]": "num_classes=len(itos)"})
     ex1 = [*ex1[:-1], ("ix = Xb.view(-1)  # my own index\ndC = torch.zeros_like(C).index_add_(0, ix, "
                        "demb.view(-1, demb.shape[2]))", "C")]
     write("renamed_batch_and_own_ix", notebook([imports, wget, words, vocab, own_data[0], cmp_cell, params,
