@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from grader.course import Gradient
-from grader.diagnose import Diagnosis, broadcast_dims, fmt_shape
+from grader.diagnose import Diagnosis, broadcast_dims, fmt_shape, same_but_size1
 from grader.results import Status
 from grader.runner import NotATensor, Value
 
@@ -37,10 +37,6 @@ def shape_advice(grad: Gradient, got: torch.Size, want: torch.Size) -> str:
     if len(got) == 2 and tuple(got) == tuple(want)[::-1]:
         return f"{head}: it looks transposed; check the order of the matmul"
     return f"{head}: a gradient always has the shape of its tensor"
-
-
-def same_but_size1(got: torch.Size, want: torch.Size) -> bool:
-    return [d for d in got if d != 1] == [d for d in want if d != 1]
 
 
 def compare(grad: Gradient, value: Value, truth: torch.Tensor, error: str | None, *,

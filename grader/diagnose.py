@@ -56,6 +56,19 @@ def fmt_shape(shape: torch.Size | tuple[int, ...]) -> str:
     return f"({dims[0]},)" if len(dims) == 1 else str(dims)
 
 
+def same_but_size1(got: torch.Size | tuple[int, ...], want: torch.Size | tuple[int, ...]) -> bool:
+    """Shapes that differ only by size-1 dimensions at the front or at the back: (64,) for (1, 64) (the
+    lecture's own dbnmeani), (32,) for (32, 1). Never by where the others stand: (1, 27) is not (27, 1)."""
+    def front(s: tuple[int, ...]) -> tuple[int, ...]:
+        return s[next((i for i, d in enumerate(s) if d != 1), len(s)):]
+
+    def back(s: tuple[int, ...]) -> tuple[int, ...]:
+        return s[:len(s) - next((i for i, d in enumerate(reversed(s)) if d != 1), len(s))]
+
+    g, w = tuple(got), tuple(want)
+    return front(g) == front(w) or back(g) == back(w)
+
+
 def broadcast_dims(full: torch.Size | tuple[int, ...], shape: torch.Size | tuple[int, ...]) -> list[int]:
     """The dimensions of `full` along which a tensor of `shape` is broadcast (from the right,
     as torch aligns them): where its gradient must be summed."""
@@ -81,9 +94,19 @@ def name_factor(k: float, n: int) -> str | None:
     return None
 
 
+def _broadcasts_to(got: torch.Size, want: torch.Size) -> bool:
+    """Whether a tensor of shape `got` broadcasts, unchanged, to `want` (aligned from the right)."""
+    return len(got) <= len(want) and all(g in (1, w) for g, w in zip(reversed(got), reversed(want), strict=False))
+
+
 def diagnose_shape(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case) -> Diagnosis | None:
     """A sum over a broadcast dimension that is missing, or done over the wrong dimension."""
     head = f"d{tensor} has shape {fmt_shape(value.shape)}; {tensor} is {fmt_shape(truth.shape)}"
+    if _broadcasts_to(value.shape, truth.shape) and close(value.expand(truth.shape), truth):
+        along = " and ".join(str(d) for d in broadcast_dims(truth.shape, value.shape))
+        return Diagnosis("shape", f"{head}: its values are right, repeated along dim {along}, which is why the "
+                         f"lecture's cmp passes it (it broadcasts); but a gradient has its tensor's shape: make it "
+                         f"full-size, e.g. multiply by torch.ones_like({tensor})")
     if value.ndim == truth.ndim == 2 and value.shape == truth.T.shape and close(value.T, truth):
         return Diagnosis("transpose", f"{head}: it is the truth transposed; check the order of the matmul")
     uses = [c for c in case.graph.consumers(tensor) if c in case.truth]
@@ -126,6 +149,50 @@ def diagnose_indices(value: torch.Tensor, truth: torch.Tensor, case: Case) -> Di
                      f"{int(counts[repeated[0]])} times in this batch) hold one contribution instead of their sum")
 
 
+def fused_terms(tensor: str, case: Case) -> dict[str, torch.Tensor] | None:
+    """The terms of the fused gradient formulas (exercises 2 and 3, and exercise 4's step), computed
+    from the case: used only when they add up to autograd's truth here, so they are a checked
+    decomposition, not a guess."""
+    t, n = case.tensors, int(case.tensors["Xb"].shape[0])
+    if tensor == "logits" and "logits" in t:
+        softmax = torch.softmax(t["logits"], 1) / n
+        terms = {"the softmax term": softmax,
+                 "the one-hot term (the path through logprobs[range(n), Yb])": -torch.nn.functional.one_hot(
+                     t["Yb"], softmax.shape[1]).to(softmax.dtype) / n}
+    elif tensor == "hprebn" and "hpreact" in case.truth and {"bngain", "bnvar_inv", "bnraw"} <= t.keys():
+        d, scale, raw = case.truth["hpreact"], t["bngain"] * t["bnvar_inv"], t["bnraw"]
+        terms = {"the direct term": scale * d, "the batch-mean term": -scale / n * d.sum(0, keepdim=True),
+                 "the batch-variance term": -scale / (n - 1) * raw * (d * raw).sum(0, keepdim=True)}
+    else:
+        return None
+    return terms if close(sum(terms.values(), torch.zeros_like(case.truth[tensor])), case.truth[tensor]) else None
+
+
+def _explains(residual: torch.Tensor, candidate: torch.Tensor) -> bool:
+    """The difference from the truth is this candidate, to 0.1% of it."""
+    size = float(candidate.abs().max())
+    return size > 0 and float((residual - candidate).abs().max()) <= 1e-3 * size
+
+
+def diagnose_terms(value: torch.Tensor, truth: torch.Tensor, terms: dict[str, torch.Tensor],
+                   n: int) -> Diagnosis | None:
+    """A fused formula with one of its terms missing, of the wrong sign, or weighted with n for n-1."""
+    residual = value - truth
+    if float(residual.abs().max()) <= 1e-6 * max(float(truth.abs().max()), 1e-30):
+        return None  # float noise
+    for name, term in terms.items():
+        if _explains(residual, -term):
+            fix = ": subtract F.one_hot(Yb, vocab_size) / n" if "one-hot" in name else ""
+            return Diagnosis("missing-branch", f"{name} is missing from the formula{fix}")
+        if _explains(residual, -2 * term):
+            return Diagnosis("sign", f"{name} of the formula has the wrong sign")
+        for k, which in (((n - 1) / n, "(n-1)/n"), (n / (n - 1), "n/(n-1)")):
+            if _explains(residual, (k - 1) * term):
+                return Diagnosis("bessel", f"{name} carries {which} = {k:.4f} of its weight: n where the forward "
+                                 "pass has n-1 (Bessel's correction in the variance), or the other way round")
+    return None
+
+
 def diagnose(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case, *,
              snapshot: torch.Tensor | None = None, assigned_line: int | None = None) -> Diagnosis | None:
     """The transformation of the truth that explains a wrong value, or None."""
@@ -135,12 +202,16 @@ def diagnose(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case, 
         kind = "NaN" if bool(torch.isnan(value).any()) else "inf"
         return Diagnosis("not-finite", f"d{tensor} contains {kind} ({int((~finite).sum())} of {value.numel()} entries)")
     if value.shape != truth.shape:
-        if [d for d in value.shape if d != 1] == [d for d in truth.shape if d != 1]:
+        if same_but_size1(value.shape, truth.shape):
             value = value.reshape(truth.shape)
         else:
             return diagnose_shape(tensor, value, truth, case)
+    n = int(case.tensors["Xb"].shape[0])
+    terms = fused_terms(tensor, case)
     if close(value, truth):
-        return None  # off by less than a diagnosis can resolve: the truth explains it as well as any label
+        # Off by less than a whole-tensor label resolves; only a fused formula's term can explain it
+        # (the Bessel factor on its variance term is a few hundredths of a small term).
+        return diagnose_terms(value, truth, terms, n) if terms is not None else None
     # Aliasing: right when last assigned, changed in place since (so the snapshot differs from the end value).
     if (snapshot is not None and snapshot.shape == truth.shape == value.shape
             and not torch.equal(snapshot.to(truth.dtype), value) and close(snapshot.to(truth.dtype), truth)):
@@ -151,7 +222,6 @@ def diagnose(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case, 
         return Diagnosis("transpose", "it is the truth transposed")
     if close(value, -truth):
         return Diagnosis("sign", "it is the truth with the opposite sign")
-    n = int(case.tensors["Xb"].shape[0])
     norm2 = float((truth * truth).sum())
     if norm2 > 0:
         k = float((value * truth).sum()) / norm2
@@ -177,4 +247,4 @@ def diagnose(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case, 
                                      f"through {' and '.join(missing)} is missing")
     if tensor == "C":
         return diagnose_indices(value, truth, case)
-    return None
+    return diagnose_terms(value, truth, terms, n) if terms is not None else None

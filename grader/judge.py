@@ -24,6 +24,7 @@ its own (needs_own_run).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 import torch
@@ -248,14 +249,21 @@ class Verdict:
 def fold(checks: list[Check], cases: list[Case]) -> Verdict:
     """The worst status over the cases, the case that decides it, and what to say about it."""
     status = worst([c.status for c in checks])
-    # The case that decides: the worst status, and of those the largest difference.
-    at = max((i for i, c in enumerate(checks) if c.status is status), key=lambda i: checks[i].maxdiff or 0.0)
+    # The case that decides: of those with the worst status, the clearest: one whose value a diagnosis
+    # explains, then the lecture's batch, then the largest difference. (A shape mistake on the lecture's
+    # batch can hide on another whose sizes happen to coincide.)
+    at = min((i for i, c in enumerate(checks) if c.status is status),
+             key=lambda i: (checks[i].diagnosis is None, i != 0, -(checks[i].maxdiff or 0.0)))
     decisive = checks[at]
     message, diagnosis, case_label = decisive.message, None, None
     if not status.passed and status is not Status.MISSING and len(cases) > 1:
         case_label = cases[at].label
+    if status is Status.ERROR and checks[0].status.passed and cases[at].spec.batch_size != cases[0].spec.batch_size:
+        n = cases[at].spec.batch_size
+        diagnosis = Diagnosis("hard-coded-batch", f"right on the lecture's batch of {cases[0].spec.batch_size} but "
+                              f"raises on {case_label!r} (batch of {n}): {decisive.message}")
+        message = f"{diagnosis.message}. Try: {ADVICE[diagnosis.label]}"
     if status is Status.WRONG:
-        failing = [c for c in checks if c.status is Status.WRONG]
         if checks[0].status.passed and cases[at].spec.batch_size != cases[0].spec.batch_size:
             n = cases[at].spec.batch_size
             there = f": there {decisive.diagnosis.message}" if decisive.diagnosis else ""
@@ -263,13 +271,30 @@ def fold(checks: list[Check], cases: list[Case]) -> Verdict:
                                   f"but wrong on {case_label!r} (batch of {n}){there}")
         elif checks[0].status.passed:
             message = f"right on {cases[0].label!r} but wrong on {case_label!r}: {message}"
-        elif all(c.diagnosis is not None and decisive.diagnosis is not None
-                 and c.diagnosis.label == decisive.diagnosis.label for c in failing):
+        elif decisive.diagnosis is not None:  # it explains the value of the case reported, exactly
             diagnosis = decisive.diagnosis
         if diagnosis is not None:
             diff = f" (maxdiff {decisive.maxdiff:.1e})" if decisive.maxdiff is not None else ""
             message = f"{diagnosis.message}{diff}. Try: {ADVICE[diagnosis.label]}"
     return Verdict(status, at, message, diagnosis, case_label)
+
+
+def batch_literals(program: Program, name: str, n: int) -> str:
+    """Where the lecture's batch size (or n-1) is written as a number in the lines that compute `name`:
+    ` (the 32 on line 12 is the batch size: write n)`, or nothing when none is."""
+    found = []
+    lines = program.source.splitlines()
+    for stmt in program.statements:
+        if name in stmt.assigns:
+            for lineno in range(stmt.lineno, stmt.end_lineno + 1):
+                code = lines[lineno - 1].split("#", 1)[0]
+                found += [(m[0], lineno) for m in re.finditer(rf"(?<![\w.]){n}|(?<![\w.]){n - 1}(?![\w.])", code)]
+    if not found:
+        return ""
+    literal, lineno = found[0]
+    what = "the batch size" if literal == str(n) else "the batch size minus 1"
+    fix = "n" if literal == str(n) else "n - 1"
+    return f" (the {literal} on {program.where(lineno)} is {what}: write {fix}, or the tensor's own shape)"
 
 
 def first_wrong_helper(exercise: Exercise, grad: Gradient, graph: Graph, checks: CaseChecks) -> Gradient | None:
@@ -321,7 +346,11 @@ def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[
         else:
             diagnosis = own.diagnosis
             message = own.message + (f"; {culprit_text} too" if culprit else "")
-    if verdict.status is Status.WRONG and blame is None:
+    hard_coded = diagnosis is not None and diagnosis.label == "hard-coded-batch"
+    if hard_coded:
+        where = batch_literals(program, grad.name, cases[0].spec.batch_size)
+        message = message.replace(". Try:", f"{where}. Try:", 1)
+    if (verdict.status is Status.WRONG and blame is None) or hard_coded:
         message += f" (hints: ninja-grade hint {exercise.id} {grad.name})"
     notes = sorted({c.note for c in checks if c.note} | ({vjp_note} if vjp_note else set()))
     if notes:

@@ -68,6 +68,17 @@ MISTAKES: dict[str, tuple[str, str, str, str | None]] = {
     "view_scrambled": ("demb = dembcat.view(emb.shape)", "demb = dembcat.view(n, 10, 3).transpose(1, 2)", "demb",
                        None),
     "one_branch_scaled": ("dbndiff += (2 * bndiff) * dbndiff2", "dbndiff += bndiff * dbndiff2", "dbndiff", None),
+    # issue 13: mistakes a batch of another size hides, or that only raise there
+    "bias_summed_over_the_wrong_dim": ("db2 = dlogits.sum(0)", "db2 = dlogits.sum(1)", "db2", "shape"),
+    "column_sum_over_rows_keepdim": ("dcounts_sum_inv = (counts * dprobs).sum(1, keepdim=True)",
+                                     "dcounts_sum_inv = (counts * dprobs).sum(0, keepdim=True)", "dcounts_sum_inv",
+                                     "shape"),
+    "range_32_raises_elsewhere": ("dlogprobs[range(n), Yb] = -1.0 / n", "dlogprobs[range(32), Yb] = -1.0 / n",
+                                  "dlogprobs", "hard-coded-batch"),
+    "view_32_raises_elsewhere": ("demb = dembcat.view(emb.shape)", "demb = dembcat.view(32, 3, 10)", "demb",
+                                 "hard-coded-batch"),
+    "right_only_through_broadcasting": ("dbndiff2 = (1.0 / (n - 1)) * torch.ones_like(bndiff2) * dbnvar",
+                                        "dbndiff2 = (1.0 / (n - 1)) * dbnvar", "dbndiff2", "shape"),
 }
 
 
@@ -85,7 +96,7 @@ def test_mistake_is_wrong_on_its_gradient_only(course: Course, grade_source: Gra
     report = grade_source("exercise1", source)
     assert failing(report) == {broken}
     result = next(g for g in report.gradients if g.name == broken)
-    assert result.status.value == "wrong"
+    assert result.status.value == ("error" if mistake.endswith("raises_elsewhere") else "wrong")
     assert result.diagnosis == label
     assert [g.name for g in report.gradients if g.diagnosis] == ([broken] if label else [])
     assert f"ninja-grade hint exercise1 {broken}" in result.message
@@ -172,9 +183,59 @@ WORDING: dict[str, str] = {
     "square_rule_doubled": r"it is 2 times the truth",
     "transposed_matmul": r"dW1 has shape \(64, 30\); W1 is \(30, 64\): it is the truth transposed; check the "
                          r"order of the matmul",
+    "bias_summed_over_the_wrong_dim": r"db2 has shape \(32,\); b2 is \(27,\): summed over dim 1; b2 was broadcast "
+                                      r"along dim 0, so sum over dim 0",
+    "column_sum_over_rows_keepdim": r"dcounts_sum_inv has shape \(1, 27\); counts_sum_inv is \(32, 1\): summed over "
+                                    r"dim 0 with keepdim=True; counts_sum_inv was broadcast along dim 1",
+    "range_32_raises_elsewhere": r"right on the lecture's batch of 32 but raises on '[^']+' \(batch of \d+\): line "
+                                 r"\d+: IndexError: .* \(the 32 on line \d+ is the batch size: write n",
+    "view_32_raises_elsewhere": r"right on the lecture's batch of 32 but raises on '[^']+' \(batch of \d+\): line "
+                                r"\d+: RuntimeError: .* \(the 32 on line \d+ is the batch size: write n",
+    "right_only_through_broadcasting": r"dbndiff2 has shape \(1, 64\); bndiff2 is \(32, 64\): its values are right, "
+                                       r"repeated along dim 0, which is why the lecture's cmp passes it",
 }
 
 
 def test_every_labelled_mistake_has_its_wording() -> None:
     """Each mistake with a label has the words its message must say, and no other mistake does."""
     assert set(WORDING) == {name for name, (*_, label) in MISTAKES.items() if label is not None}
+
+
+# exercise -> mistake -> (text in the solution, what the student wrote instead, the label it must get,
+# what the message must say). The fused formulas get their labels from their terms (grader/diagnose.py).
+FUSED: dict[str, dict[str, tuple[str, str, str, str]]] = {
+    "exercise2": {
+        "without_the_one_hot_term": ("dlogits[range(n), Yb] -= 1", "pass", "missing-branch",
+                                     r"the one-hot term \(the path through logprobs\[range\(n\), Yb\]\) is "
+                                     r"missing from the formula: subtract F.one_hot\(Yb, vocab_size\) / n"),
+        "without_1_over_n": ("dlogits /= n", "pass", "scale", r"it is n = 32 times the truth"),
+        "sign_flipped": ("dlogits /= n", "dlogits /= -n", "sign", r"it is the truth with the opposite sign"),
+        "hard_coded_32": ("dlogits /= n", "dlogits /= 32", "hard-coded-batch",
+                          r"right on the lecture's batch of 32 but wrong on .*\(the 32 on line \d+ is the batch "
+                          r"size: write n"),
+    },
+    "exercise3": {
+        "without_bessel": ("n / (n - 1)", "1.0", "bessel",
+                           r"the batch-variance term carries \(n-1\)/n = 0\.96\d+ of its weight: n where the "
+                           r"forward pass has n-1"),
+        "variance_term_sign": ("- n / (n - 1) * bnraw", "+ n / (n - 1) * bnraw", "sign",
+                               r"the batch-variance term of the formula has the wrong sign"),
+        "without_the_mean_term": ("- dhpreact.sum(0) ", " ", "missing-branch",
+                                  r"hprebn feeds bnmeani and bndiff, but only the path through bndiff is counted: "
+                                  r"the contribution through bnmeani is missing"),
+        "without_1_over_n": ("bnvar_inv / n * (  # (32, 64)", "bnvar_inv * (  # (32, 64)", "scale",
+                             r"it is n = 32 times the truth"),
+    },
+}
+
+
+@pytest.mark.parametrize(("exercise_id", "mistake"), [(e, m) for e, ms in FUSED.items() for m in ms])
+def test_fused_mistake_is_named(course: Course, grade_source: GradeSource, exercise_id: str, mistake: str) -> None:
+    """In exercises 2 and 3 the common slips get their label and words, as in exercise 1: a missing
+    term, a term's sign, the Bessel factor, 1/n, a hard-coded 32."""
+    correct, wrong, label, words = FUSED[exercise_id][mistake]
+    report = grade_source(exercise_id, with_mistake(course.exercise(exercise_id).solution.read_text(), correct, wrong))
+    (result,) = report.gradients
+    assert result.status.value == "wrong" and result.diagnosis == label, result.message
+    assert re.search(words, result.message), result.message
+    assert f"Try: {ADVICE[label]}" in result.message
