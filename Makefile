@@ -3,12 +3,15 @@
 #   make test    set everything up, then run the linters, the type checker and the tests
 #   make bench   (optional) measure grading speed and memory against their targets
 #
-# Both create .venv here with python3. TORCH picks the torch build to install first:
-# the default is the CPU build this project is tested with.
+# Both create .venv here with python3. TORCH picks the torch version to install first
+# (torch==2.13.0, the one this project is tested with); from the public package index on
+# Linux that is the CUDA build (~2.5 GB of downloads). TORCH_INDEX picks where it comes from:
+#   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu    # the small CPU-only build
 
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
 EX ?= exercise1
 SUB ?=
 BIN := $(VENV)/bin
@@ -21,7 +24,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url "$(TORCH_INDEX)")
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 

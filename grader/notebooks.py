@@ -6,6 +6,7 @@ Reading never runs a kernel: only the cells' text is read, outputs are ignored.
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,8 @@ def write_feedback(notebook: Path, reports_html: str, out: Path) -> Path:
     nb = nbformat.read(str(notebook), as_version=4)
     report_cell = nbformat.v4.new_markdown_cell(reports_html)
     nb.cells.insert(0, report_cell)
-    body, _ = HTMLExporter(template_name="classic").from_notebook_node(nb)
+    with warnings.catch_warnings():  # without IPython installed, nbconvert says so once per cell
+        warnings.filterwarnings("ignore", message="IPython3 lexer unavailable", category=UserWarning)
+        body, _ = HTMLExporter(template_name="classic").from_notebook_node(nb)
     write_atomic(out, body)
     return out

@@ -251,3 +251,34 @@ def test_all_with_one_exercise_file_grades_only_that_exercise() -> None:
     assert reports["exercise1"]["passed"] is True
     assert reports["exercise2"]["passed"] is False
     assert any("no code for exercise2" in n for n in reports["exercise2"]["notes"])
+
+
+def test_files_written_for_others_get_the_umask_mode(tmp_path: Path) -> None:
+    """Reports, results.json and gradebooks come out readable by others (644 under umask 022), not
+    the 600 a temporary file is made with, and still whole (written atomically)."""
+    old = os.umask(0o022)
+    try:
+        report = tmp_path / "results.json"
+        CliRunner().invoke(main, ["exercise2", str(ROOT / "solutions" / "exercise2.py"), "--format", "gradescope",
+                                  "--output", str(report)])
+        out = tmp_path / "batch"
+        CliRunner().invoke(main, ["batch", "exercise2", str(ROOT / "solutions" / "exercise2.py"), "--out", str(out),
+                                  "--jobs", "1"])
+    finally:
+        os.umask(old)
+    for path in (report, out / "exercise2.json", out / "gradebook.csv"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+
+
+def test_feedback_without_ipython_prints_no_lexer_warning(tmp_path: Path) -> None:
+    """On a machine without IPython, --feedback writes the page and prints no nbconvert warning."""
+    notebook = tmp_path / "mine.ipynb"
+    notebook.write_bytes((ROOT / "tests" / "notebooks" / "lecture_mixed.ipynb").read_bytes())
+    code = ("import sys; sys.modules['IPython'] = None\n"
+            "from grader.cli import run\n"
+            f"sys.argv = ['ninja-grade', 'exercise2', {str(notebook)!r}, '--feedback']\nrun()\n")
+    result = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert "lexer unavailable" not in result.stderr and "Warning" not in result.stderr, result.stderr
+    assert (tmp_path / "mine.feedback.html").read_text().count("exercise2: Cross-entropy backward in one go") == 1
