@@ -179,8 +179,8 @@ def init_classroom_command(ctx: click.Context, directory: Path, course_repo: str
         path = write_workflow(course, directory, course_repo)
     except OSError as exc:
         fail_setup(f"cannot write to {directory}: {exc.strerror}")
-    click.echo(f"wrote {path}: on every push it grades each exercise, writes the summary and "
-               "annotations, and fails the job when an exercise fails")
+    click.echo(f"wrote {path}: on every push it grades each exercise, writes the summary and annotations, "
+               "and reports the points to GitHub Classroom (its grading reporter)")
 
 
 @click.command(name="gradescope-bundle")

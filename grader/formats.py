@@ -13,7 +13,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from grader.results import GradientResult, Report, Status
+from grader.results import GradientResult, Report, Status, plain_number
 
 # XML 1.0 cannot carry most control characters, even escaped: drop them.
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -106,6 +106,25 @@ def render_gradescope(reports: list[Report], *, visibility: str = "visible") -> 
                        "stdout_visibility": "hidden", "tests": tests}, indent=2)
 
 
+def render_classroom(reports: list[Report], seconds: float = 0.0) -> str:
+    """GitHub Classroom's runner result, as its grading reporter reads it (base64 in <ID>_RESULTS):
+    one test per gradient, worth its points; "error" when nothing could be judged at all."""
+    gradients = [(r, g) for r in reports for g in r.gradients]
+    per_test = round(seconds / max(1, len(gradients)), 3)
+    tests = [{"name": f"{r.exercise}: {g.name}",
+              "status": "pass" if g.passed else "error" if g.status is Status.ERROR else "fail",
+              "score": plain_number(g.score),
+              "message": (g.message.splitlines()[0] if g.message else g.status.value)[:500],
+              "line_no": g.line, "filename": r.submission, "execution_time": per_test}
+             for r, g in gradients]
+    if gradients and all(g.status is Status.ERROR for _, g in gradients):
+        status = "error"
+    else:
+        status = "pass" if all(r.passed for r in reports) else "fail"
+    return json.dumps({"version": 1, "status": status,
+                       "max_score": plain_number(sum(r.max_score for r in reports)), "tests": tests})
+
+
 def _md_cell(text: str) -> str:
     """Student text made inert in a Markdown table cell and on a runner's stdout."""
     text = _XML_BAD.sub("", text).replace("\r", " ").replace("\n", " ")
@@ -159,7 +178,7 @@ def render_annotations(reports: list[Report], submission_path: str) -> str:
     return "\n".join(lines)
 
 
-FORMATS = ("text", "json", "junit", "gradescope", "markdown")
+FORMATS = ("text", "json", "junit", "gradescope", "markdown", "classroom")
 
 
 def render(fmt: str, reports: list[Report], *, seconds: float = 0.0) -> str:
@@ -181,4 +200,6 @@ def render(fmt: str, reports: list[Report], *, seconds: float = 0.0) -> str:
         return render_gradescope(reports)
     if fmt == "markdown":
         return render_markdown(reports)
+    if fmt == "classroom":
+        return render_classroom(reports, seconds)
     raise ValueError(f"unknown format {fmt!r}")

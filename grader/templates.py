@@ -7,27 +7,56 @@ logic of its own.
 from __future__ import annotations
 
 import io
+import json
 import stat
 import zipfile
 from pathlib import Path
 
 from grader.course import Course
 from grader.files import write_atomic
+from grader.results import plain_number
 
 CPU_TORCH = "torch --index-url https://download.pytorch.org/whl/cpu"
 
 
+WORKFLOW = ".github/workflows/classroom.yml"  # the name GitHub Classroom's own template uses
+
+
 def classroom_workflow(course: Course, course_repo: str) -> str:
-    """A workflow for a student's repository: grade every exercise, summary, annotations."""
-    stubs = " ".join(f"{e.id}={e.stub.relative_to(course.root)}" for e in course.exercises)
-    return f"""# Grades every exercise of backprop-ninja on each push (written by ninja-grade init-classroom).
-name: backprop-ninja
-on: [push, workflow_dispatch]
+    """A workflow for a student's repository in GitHub Classroom's shape: one runner step per
+    exercise (its result in GitHub Classroom's format), the Markdown summary and annotations, then
+    Classroom's grading reporter, which puts the points on the teacher's dashboard."""
+    runners = []
+    for e in course.exercises:
+        stub = e.stub.relative_to(course.root)
+        error = json.dumps({"version": 1, "status": "error", "max_score": plain_number(e.max_score), "tests": []})
+        runners.append(f"""      - name: {e.id}
+        id: {e.id}
+        run: |
+          file="{stub}"
+          if [ -f "notebooks/{e.id}.ipynb" ]; then file="notebooks/{e.id}.ipynb"; fi
+          ninja-grade {e.id} "$file" --format markdown --output "ninja-{e.id}.md" --github || true
+          cat "ninja-{e.id}.md" >> "$GITHUB_STEP_SUMMARY" || true
+          ninja-grade {e.id} "$file" --format classroom --output "ninja-{e.id}.json" > /dev/null || true
+          if [ -s "ninja-{e.id}.json" ]; then
+            echo "result=$(base64 -w 0 "ninja-{e.id}.json")" >> "$GITHUB_OUTPUT"
+          else  # the grader could not run at all: an error, worth nothing, said as such
+            echo "result=$(printf '%s' '{error}' | base64 -w 0)" >> "$GITHUB_OUTPUT"
+          fi""")
+    env = "\n".join(f"          {e.id.upper()}_RESULTS: \"${{{{ steps.{e.id}.outputs.result }}}}\""
+                     for e in course.exercises)
+    return f"""# Grades every exercise of backprop-ninja on each push, and reports the points to GitHub Classroom
+# (written by ninja-grade init-classroom).
+name: Autograding Tests
+on: [push, repository_dispatch, workflow_dispatch]
 permissions:
+  checks: write
+  actions: read
   contents: read
 jobs:
-  grade:
+  run-autograding-tests:
     runs-on: ubuntu-latest
+    if: github.actor != 'github-classroom[bot]'
     timeout-minutes: 30
     steps:
       - uses: actions/checkout@v4
@@ -41,17 +70,13 @@ jobs:
           # The course (course.yaml, stubs, solutions) lives beside the grader: install a checkout.
           git clone --quiet --depth 1 "{course_repo}" "$RUNNER_TEMP/backprop-ninja"
           python -m pip install --quiet -e "$RUNNER_TEMP/backprop-ninja"
-      - name: Grade
-        run: |
-          status=0
-          for pair in {stubs}; do
-            exercise="${{pair%%=*}}"; file="${{pair#*=}}"
-            notebook="notebooks/$exercise.ipynb"
-            if [ -f "$notebook" ]; then file="$notebook"; fi
-            ninja-grade "$exercise" "$file" --format markdown --output "ninja-$exercise.md" --github || status=1
-            cat "ninja-$exercise.md" >> "$GITHUB_STEP_SUMMARY" || true
-          done
-          exit $status
+{chr(10).join(runners)}
+      - name: Autograding Reporter
+        uses: classroom-resources/autograding-grading-reporter@v1
+        env:
+{env}
+        with:
+          runners: {",".join(e.id for e in course.exercises)}
 """
 
 
@@ -112,6 +137,6 @@ def gradescope_bundle(course: Course, out: Path, *, exercises: tuple[str, ...] =
 
 
 def write_workflow(course: Course, directory: Path, course_repo: str) -> Path:
-    path = directory / ".github" / "workflows" / "backprop-ninja.yml"
+    path = directory / WORKFLOW
     write_atomic(path, classroom_workflow(course, course_repo))
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import platform
@@ -192,17 +193,69 @@ def test_all_with_a_folder_finds_each_exercise(tmp_path: Path) -> None:
     assert any("no submission for exercise1" in n for n in reports["exercise1"]["notes"])
 
 
-def test_init_classroom_writes_a_workflow(tmp_path: Path) -> None:
-    """The workflow installs the course, grades every exercise, publishes summary and annotations."""
+def test_classroom_payload_is_what_the_reporter_reads(mixed: Path, tmp_path: Path) -> None:
+    """--format classroom prints one base64 line; decoded as Classroom's reporter decodes it, it is
+    {version, status, max_score, tests[name, status, score, message, line_no, filename,
+    execution_time]}, its totals are the JSON report's, and --output writes the same as plain JSON."""
+    code, out = run(["exercise1", str(mixed), "--format", "classroom"])
+    assert code == 1 and len(out.strip().splitlines()) == 1
+    payload = json.loads(base64.b64decode(out.strip(), validate=True))
+    report = json.loads(run(["exercise1", str(mixed), "--format", "json"])[1])
+    assert set(payload) == {"version", "status", "max_score", "tests"}
+    assert payload["version"] == 1 and payload["status"] == "fail"
+    assert payload["max_score"] == report["max_score"] == 26
+    assert sum(t["score"] for t in payload["tests"]) == report["score"]
+    for test, g in zip(payload["tests"], report["gradients"], strict=True):
+        assert set(test) == {"name", "status", "score", "message", "line_no", "filename", "execution_time"}
+        assert test["name"] == f"exercise1: {g['name']}" and test["filename"] == report["submission"]
+        assert test["status"] == ("pass" if g["status"] in ("exact", "approximate") else
+                                  "error" if g["status"] == "error" else "fail")
+    target = tmp_path / "result.json"
+    run(["exercise1", str(mixed), "--format", "classroom", "--output", str(target)])
+    plain = json.loads(target.read_text())
+    assert {k: v for k, v in plain.items() if k != "tests"} == {k: v for k, v in payload.items() if k != "tests"}
+    assert [(t["name"], t["score"]) for t in plain["tests"]] == [(t["name"], t["score"]) for t in payload["tests"]]
+
+
+def test_init_classroom_writes_classrooms_workflow(tmp_path: Path) -> None:
+    """classroom.yml in GitHub Classroom's shape: checks: write, one runner step per exercise with
+    its result as an output, the summary and annotations, and the reporter reading <ID>_RESULTS."""
     result = CliRunner().invoke(main, ["init-classroom", str(tmp_path), "--course-repo", "https://example.org/c.git"])
     assert result.exit_code == 0
-    workflow = yaml.safe_load((tmp_path / ".github" / "workflows" / "backprop-ninja.yml").read_text())
-    steps = workflow["jobs"]["grade"]["steps"]
-    script = steps[-1]["run"]
-    for exercise in ("exercise1", "exercise2", "exercise3", "exercise4"):
-        assert f"{exercise}=exercises/{exercise}.py" in script
-    assert "--format markdown" in script and "--github" in script and "GITHUB_STEP_SUMMARY" in script
-    assert "exit $status" in script and "https://example.org/c.git" in steps[-2]["run"]
+    workflow = yaml.safe_load((tmp_path / ".github" / "workflows" / "classroom.yml").read_text())
+    assert workflow["permissions"]["checks"] == "write"
+    steps = workflow["jobs"]["run-autograding-tests"]["steps"]
+    assert "https://example.org/c.git" in steps[2]["run"]
+    exercises = ["exercise1", "exercise2", "exercise3", "exercise4"]
+    runners = [s for s in steps if s.get("id") in exercises]
+    assert [s["id"] for s in runners] == exercises
+    for step in runners:
+        assert "--format markdown" in step["run"] and "--github" in step["run"] and "GITHUB_STEP_SUMMARY" in step["run"]
+        assert "--format classroom" in step["run"] and "GITHUB_OUTPUT" in step["run"]
+    reporter = steps[-1]
+    assert reporter["uses"] == "classroom-resources/autograding-grading-reporter@v1"
+    assert reporter["with"]["runners"] == ",".join(exercises)
+    assert reporter["env"] == {f"{e.upper()}_RESULTS": f"${{{{ steps.{e}.outputs.result }}}}" for e in exercises}
+
+
+def test_classroom_runner_step_runs_as_github_would(tmp_path: Path) -> None:
+    """The exercise-2 runner step, run with bash in a student's repository as GitHub runs it: its
+    output is the base64 result the reporter decodes, with the score the grader gave."""
+    CliRunner().invoke(main, ["init-classroom", str(tmp_path / "repo"), "--course-repo", "https://example.org/c.git"])
+    workflow = yaml.safe_load((tmp_path / "repo" / ".github" / "workflows" / "classroom.yml").read_text())
+    step = next(s for s in workflow["jobs"]["run-autograding-tests"]["steps"] if s.get("id") == "exercise2")
+    (tmp_path / "repo" / "exercises").mkdir()
+    (tmp_path / "repo" / "exercises" / "exercise2.py").write_text((ROOT / "solutions" / "exercise2.py").read_text())
+    output, summary = tmp_path / "github_output", tmp_path / "summary.md"
+    env = {**os.environ, "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary),
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path / "repo", env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    (line,) = output.read_text().splitlines()
+    payload = json.loads(base64.b64decode(line.removeprefix("result="), validate=True))
+    assert payload["status"] == "pass" and payload["max_score"] == 1 and payload["tests"][0]["score"] == 1
+    assert "exercise2" in summary.read_text()
 
 
 def test_gradescope_bundle_runs_as_gradescope_would(tmp_path: Path) -> None:
@@ -278,7 +331,7 @@ def test_feedback_without_ipython_prints_no_lexer_warning(tmp_path: Path) -> Non
             "from grader.cli import run\n"
             f"sys.argv = ['ninja-grade', 'exercise2', {str(notebook)!r}, '--feedback']\nrun()\n")
     result = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True,
-                            timeout=300)
+                            timeout=300, check=False)
     assert result.returncode == 1, result.stderr
     assert "lexer unavailable" not in result.stderr and "Warning" not in result.stderr, result.stderr
     assert (tmp_path / "mine.feedback.html").read_text().count("exercise2: Cross-entropy backward in one go") == 1
