@@ -23,6 +23,7 @@ class Check:
     approximate: bool = False
     note: str = ""  # said even when the gradient passes (a squeezed shape, a dtype)
     diagnosis: Diagnosis | None = None  # why a wrong value is wrong, when that can be shown
+    picture: tuple[torch.Tensor, torch.Tensor] | None = None  # a wrong value: (truth, yours - truth), to draw
 
 
 def shape_advice(grad: Gradient, got: torch.Size, want: torch.Size) -> str:
@@ -85,4 +86,4 @@ def compare(grad: Gradient, value: Value, truth: torch.Tensor, error: str | None
     if approx:
         return Check(Status.APPROXIMATE, "", maxdiff, False, True, note)
     return Check(Status.WRONG, f"maxdiff {maxdiff:.1e} is over the tolerance "
-                 f"(rtol {rtol:g}, atol {atol:.2g})", maxdiff, False, False, note)
+                 f"(rtol {rtol:g}, atol {atol:.2g})", maxdiff, False, False, note, picture=(truth, value - truth))

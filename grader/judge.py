@@ -34,7 +34,7 @@ from grader.compare import Check, compare
 from grader.course import Exercise, Gradient
 from grader.diagnose import ADVICE, Diagnosis, diagnose
 from grader.graph import Graph
-from grader.results import GradientResult, Status, worst
+from grader.results import GradientResult, Picture, Status, worst
 from grader.runner import BEFORE_ALL, Run, RunResult, Value
 from grader.sandbox import Sandbox
 from grader.submission import Program
@@ -357,6 +357,7 @@ def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[
         message = "; ".join(filter(None, [message, *notes]))
     diffs = [c.maxdiff for c in checks if c.maxdiff is not None]
     stmt = program.last_assignment(grad.name)
+    drawn = checks[verdict.at].picture if verdict.status is Status.WRONG else None
     return GradientResult(
         name=grad.name,
         tensor=grad.tensor,
@@ -373,7 +374,19 @@ def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[
         judged="as written" if as_written else "isolated",
         isolated=own.status,
         blame=blame,
+        picture=picture_of(drawn, cases[verdict.at].label) if drawn is not None else None,
     )
+
+
+MAX_PICTURE = 20_000  # entries; every tensor of the lecture's nets is far smaller
+
+
+def picture_of(drawn: tuple[torch.Tensor, torch.Tensor], case: str) -> Picture | None:
+    """The truth and the difference as plain numbers for the results model."""
+    truth, difference = drawn
+    if truth.numel() > MAX_PICTURE:
+        return None
+    return Picture(tuple(truth.shape), tuple(truth.flatten().tolist()), tuple(difference.flatten().tolist()), case)
 
 
 def all_error(exercise: Exercise, reason: str) -> tuple[GradientResult, ...]:
@@ -405,5 +418,5 @@ def with_left_out(results: tuple[GradientResult, ...], program: Program) -> tupl
                    "the other gradients were judged without it")
         out.append(replace(g, status=Status.ERROR, chained=Status.ERROR, exact=False, approximate=False,
                            maxdiff=None, message=message, case=None, diagnosis=None, isolated=Status.ERROR,
-                           blame=None))
+                           blame=None, picture=None))
     return tuple(out)

@@ -10,6 +10,7 @@ import textwrap
 import click
 
 from grader.course import TrainingSpec
+from grader.pictures import picture_img
 from grader.results import FullRun, GradientResult, Report, Status, TrainingResult
 
 COLOURS = {
@@ -131,6 +132,8 @@ def render_html(report: Report) -> str:
             f"<tr><td><code>{g.name}</code></td><td>{numbers[0]}</td><td>{numbers[1]}</td><td>{numbers[2]}</td>"
             f"<td style='color:{colour[g.status]};font-weight:bold'>{g.status.value}{html.escape(label)}</td>"
             f"<td>{g.chained.value}</td><td>{html.escape(g.message)}</td></tr>")
+        if g.picture is not None and not g.passed:  # where it is wrong, beside what it should be
+            rows.append(f"<tr><td></td><td colspan='6'>{picture_img(g.name, g.picture)}</td></tr>")
     correct = sum(g.passed for g in report.gradients)
     notes = "".join(f"<p><i>note: {html.escape(n)}</i></p>" for n in report.notes)
     printed = f"<p>your code printed:</p><pre>{html.escape(report.output)}</pre>" if report.output.strip() else ""

@@ -30,6 +30,17 @@ def worst(statuses: list[Status]) -> Status:
 
 
 @dataclass(frozen=True)
+class Picture:
+    """A wrong gradient, to look at: the truth and your value minus it, on one case, as plain numbers
+    (row-major, of `shape`). Drawn by grader/pictures.py; not part of the JSON report."""
+
+    shape: tuple[int, ...]
+    truth: tuple[float, ...]
+    difference: tuple[float, ...]
+    case: str
+
+
+@dataclass(frozen=True)
 class GradientResult:
     """One gradient, judged on every case.
 
@@ -57,6 +68,7 @@ class GradientResult:
     judged: str = "isolated"  # or "as written"
     isolated: Status | None = None  # the own line's verdict; None: the same as status
     blame: str | None = None  # the wrong intermediate gradient it is computed from
+    picture: Picture | None = field(default=None, repr=False, compare=False)  # a wrong value, to draw
 
     @property
     def passed(self) -> bool:

@@ -3,6 +3,7 @@ course's generated notebooks run in a real one, and bad notebooks refused in a s
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -12,16 +13,20 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 from click.testing import CliRunner
 from nbclient import NotebookClient
 
 import grader
+from grader.cases import build_case
 from grader.cli import main
 from grader.course import Course, default_course_path
+from grader.data import find_names
 from grader.extract import Cell, clean_code, in_the_order_they_ran
+from grader.grade import splits_for
 from grader.inline import check
 from grader.notebooks import build_notebook
-from tests.conftest import ROOT
+from tests.conftest import ROOT, GradeSource
 
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
 
@@ -425,3 +430,54 @@ def test_cells_out_of_order_but_not_all_run_are_graded_as_they_stand() -> None:
     assert in_the_order_they_ran(ran, 1)[0] == ran[::-1]
     in_order = [Cell(10, "code", "a", 1), Cell(11, "code", "b", None), Cell(12, "code", "c", 5)]
     assert in_the_order_they_ran(in_order, 1) == (in_order, None)
+
+
+PNG_IMG = re.compile(r'<img alt="(\w+): the truth, and your value minus it"[^>]*src="data:image/png;base64,([^"]+)"')
+
+
+def test_feedback_pictures_only_for_wrong_gradients(course: Course, tmp_path: Path) -> None:
+    """--feedback embeds one picture (a PNG data URI: no side files) per wrong gradient, and none for a
+    notebook whose gradients are all right."""
+    wrong, right = tmp_path / "wrong.ipynb", tmp_path / "right.ipynb"
+    wrong.write_bytes((NOTEBOOKS / "lecture_mixed.ipynb").read_bytes())
+    exercise = course.exercise("exercise1")
+    nbformat.write(build_notebook(course, exercise, exercise.solution), str(right))
+    for notebook in (wrong, right):
+        CliRunner().invoke(main, ["exercise1", str(notebook), "--feedback"])
+    pictures = PNG_IMG.findall((tmp_path / "wrong.feedback.html").read_text())
+    assert sorted(name for name, _ in pictures) == ["dbndiff", "dprobs"]  # the two wrong in lecture_mixed
+    assert all(base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n" for _, data in pictures)
+    assert PNG_IMG.findall((tmp_path / "right.feedback.html").read_text()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["right.feedback.html", "right.ipynb", "wrong.feedback.html",
+                                                         "wrong.ipynb"]
+
+
+def test_inline_check_shows_the_picture_in_jupyter(course: Course, tmp_path: Path) -> None:
+    """In a real kernel, check()'s HTML view holds the picture of a wrong gradient, and none when right."""
+    setup = 'from grader.inline import check, setup\nsetup("exercise2", globals())'
+    for body, expected in (("dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\n", 1),
+                           (course.exercise("exercise2").solution.read_text(), 0)):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in
+                                             (setup, "# Exercise 2\n" + body, 'check("exercise2")')])
+        client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+        client.execute()
+        shown = "".join(out.get("data", {}).get("text/html", "") for out in nb.cells[2].outputs)
+        assert len(PNG_IMG.findall(shown)) == expected, shown[:300]
+
+
+def test_picture_shows_exactly_the_rows_that_are_wrong(course: Course, grade_source: GradeSource) -> None:
+    """dC with repeated indices overwritten: its picture's difference is non-zero on the rows of C picked
+    more than once and zero on every other row, so the picture shows where, not just that."""
+    solution = course.exercise("exercise1").solution.read_text()
+    loop = "for k in range(Xb.shape[0]):\n    for j in range(Xb.shape[1]):\n        dC[Xb[k, j]] += demb[k, j]"
+    assert solution.count(loop) == 1
+    dC = next(g for g in grade_source("exercise1", solution.replace(loop, "dC[Xb] += demb")).gradients
+              if g.name == "dC")
+    assert dC.picture is not None and dC.picture.case == "lecture" and dC.picture.shape == (27, 10)
+    rows = [dC.picture.difference[r * 10:(r + 1) * 10] for r in range(27)]
+    wrong_rows = {r for r, row in enumerate(rows) if max(abs(x) for x in row) > 1e-6}
+    lecture = build_case(course.cases[0], splits_for(find_names(os.environ.get("NINJA_DATA") or None,
+                                                                allow_download=False)))
+    counts = torch.bincount(lecture.tensors["Xb"].flatten(), minlength=27)
+    assert wrong_rows == {r for r in range(27) if counts[r] > 1}
+    assert len(wrong_rows) < 27
