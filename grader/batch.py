@@ -242,6 +242,12 @@ def _grade_in_pool(exercise_id: str, todo: list[Submission], *, out: Path, jobs:
 ATTEMPTS_ALONE = 2  # a submission that kills a worker of its own this many times is its own doing
 
 
+def answer_within(limits: Limits | None) -> float:
+    """How long a worker of its own may take on one submission: the student's code is stopped by the
+    sandbox at its time limit, so far beyond that only the grader itself can be hanging."""
+    return 3 * (limits.time_s if limits is not None else Limits().time_s) + 120
+
+
 def _grade_alone(exercise_id: str, sub: Submission, *, course_path: str | None, data: str | None,
                  limits: Limits | None, max_score: float) -> Graded | Fault:
     """Grade one submission in a worker of its own. A worker that dies every time is the
@@ -255,6 +261,11 @@ def _grade_alone(exercise_id: str, sub: Submission, *, course_path: str | None, 
         child.start()
         send.close()
         try:
+            if not receive.poll(answer_within(limits)):  # the grader's own code hung: not the student's doing
+                child.kill()
+                child.join()
+                return Fault(sub.student, str(sub.path), f"the grader's worker gave no answer in "
+                             f"{answer_within(limits):.0f} s")
             outcome: Graded | Fault = receive.recv()
         except EOFError:  # died before it answered
             child.join()

@@ -68,17 +68,27 @@ def refuse_by_statement(program: Program, exercise: Exercise) -> Program:
     if program.syntax_error is not None:
         return program
     lines = program.source.split("\n")
-    refused = []
-    for node in ast.parse(program.source).body:
+    nodes = ast.parse(program.source).body
+    refused: list[LeftOut] = []
+    blanked: set[int] = set()
+    refused_nodes: set[int] = set()
+    for i, node in enumerate(nodes):
         violations = check_policy(ast.Module(body=[node], type_ignores=[]), exercise.forbid)
         if violations:
+            refused_nodes.add(i)
             more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
             refused.append(LeftOut(program.where(node.lineno), assigned_names(node),
                                    f"not run: {violations[0].message}{more}"))
-            for i in range(node.lineno - 1, node.end_lineno or node.lineno):
-                lines[i] = ""
+            blanked |= set(range(node.lineno, (node.end_lineno or node.lineno) + 1))
     if not refused:
         return program
+    for i, node in enumerate(nodes):  # a statement sharing a line with a refused one goes with it, and is said to
+        span = set(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+        if span & blanked and i not in refused_nodes:
+            refused.append(LeftOut(program.where(node.lineno), assigned_names(node),
+                                   "not run: it shares its line with a statement that was refused"))
+    for lineno in blanked:
+        lines[lineno - 1] = ""
     return compile_program("\n".join(lines), program.path, origins=program.origins, notes=program.notes,
                            left_out=(*program.left_out, *refused))
 

@@ -11,6 +11,8 @@ import csv
 import ctypes
 import faulthandler
 import json
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 import grader.grade
+from grader import batch
 from grader.cli import main
 from tests.conftest import ROOT
 
@@ -125,3 +128,18 @@ def test_batch_submission_that_kills_its_worker_is_identified(tmp_path: Path,
         report = json.loads((out / f"{student}.json").read_text())
         assert report["passed"] is True and report["score"] == 1 and "error" not in report
     assert "3 passed · 0 failed · 1 errored" in result.output
+
+
+def test_a_worker_of_its_own_that_hangs_is_a_fault_not_a_grade(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Graded one per process (after a pool broke), a worker that never answers (the grader's own code
+    hanging: the student's is stopped by the sandbox) is killed in bounded time and recorded as a
+    Fault, so no report is written and the next run grades it again."""
+    (path,) = class_of(tmp_path, "erin")
+    misbehave_on(monkeypatch, "erin", lambda: time.sleep(120))
+    monkeypatch.setattr("grader.batch.answer_within", lambda limits: 3.0)
+    started = time.monotonic()
+    outcome = batch._grade_alone("exercise2", batch.Submission("erin", Path(path)), course_path=None,
+                                 data=os.environ.get("NINJA_DATA"), limits=None, max_score=1)
+    assert isinstance(outcome, batch.Fault) and outcome.reason == "the grader's worker gave no answer in 3 s"
+    assert time.monotonic() - started < 30

@@ -177,3 +177,11 @@ def test_graded_code_reads_the_lectures_data(course: Course, grade_source: Grade
         " and Ydev.ndim == Yte.ndim == 1) else None\n")
     report = grade_source("exercise1", source)
     assert report.passed, [(g.name, g.message) for g in report.gradients if not g.passed]
+
+
+def test_statement_sharing_a_line_with_a_refused_one_is_left_out_and_said(grade_source: GradeSource) -> None:
+    """`...; dlogits /= n; x = logits.grad` on one line: the line goes as a whole, and the gradient it
+    computed is error saying why, never silently missing."""
+    g = only(grade_source("exercise2", SOLUTION2.replace("\n", "; ").rstrip("; ") + "; x = logits.grad\n"))
+    assert g.status.value == "error"
+    assert g.message.startswith("line 1: not run: it shares its line with a statement that was refused")
