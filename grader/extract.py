@@ -45,6 +45,7 @@ ATOMIC_GRADIENTS = frozenset({
 TRAINING_GRADIENTS = frozenset({"dC", "dW1", "db1", "dW2", "db2", "dbngain", "dbnbias"})
 # "# Exercise 2: ..." as a comment line or a markdown heading; not "(as in exercise 2)".
 MARKER = re.compile(r"^\s*#+\s*exercise\s*(\d)\b", re.IGNORECASE | re.MULTILINE)
+TRAINING_SPLIT = re.compile(r"^[XxYy]_?tr(ain)?$")  # Xtr, ytr, X_train, Ytrain: what a batch is drawn from
 MAGIC_LINE = re.compile(r"^\s*([%!?]|\w+\s*=\s*[%!])|^\s*[\w.]+\s*\?{1,2}\s*$")  # %magic, !shell, ?help, obj?
 TIMING_CELL_MAGICS = ("%%time", "%%timeit", "%%capture")
 
@@ -200,7 +201,7 @@ def renames_from_batch(trees: list[ast.Module]) -> dict[str, str]:
             for target, value in zip(node.targets[0].elts, node.value.elts, strict=True):
                 if (isinstance(target, ast.Name) and target.id not in PROVIDED and isinstance(value, ast.Subscript)
                         and isinstance(value.value, ast.Name) and isinstance(value.slice, ast.Name)
-                        and value.value.id[:1] in "XYxy"):
+                        and TRAINING_SPLIT.match(value.value.id)):
                     renames[target.id] = "Xb" if value.value.id[0] in "Xx" else "Yb"
     return renames
 
@@ -272,8 +273,8 @@ def in_the_order_they_ran(own: list[Cell], exercise: int) -> tuple[list[Cell], s
     """An exercise's cells as the kernel ran them, where the execution counts say so unambiguously
     (every cell run, each once); else as they stand. With a note when the two orders differ."""
     counts = [c.count for c in own]
-    ran = [c for c in own if c.count is not None]
-    if [c.count for c in ran] == sorted(c.count for c in ran if c.count is not None):
+    ran = [c.count for c in own if c.count is not None]
+    if ran == sorted(ran):
         return own, None  # in order, as far as the counts tell
     if None not in counts and len(set(counts)) == len(counts):
         order = sorted(own, key=lambda c: c.count or 0)

@@ -3,6 +3,7 @@ course's generated notebooks run in a real one, and bad notebooks refused in a s
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 import os
@@ -22,7 +23,7 @@ from grader.cases import build_case
 from grader.cli import main
 from grader.course import Course, default_course_path
 from grader.data import find_names
-from grader.extract import Cell, clean_code, in_the_order_they_ran
+from grader.extract import Cell, clean_code, in_the_order_they_ran, renames_from_batch
 from grader.grade import splits_for
 from grader.inline import check
 from grader.notebooks import build_notebook
@@ -481,3 +482,11 @@ def test_picture_shows_exactly_the_rows_that_are_wrong(course: Course, grade_sou
     counts = torch.bincount(lecture.tensors["Xb"].flatten(), minlength=27)
     assert wrong_rows == {r for r in range(27) if counts[r] > 1}
     assert len(wrong_rows) < 27
+
+
+def test_only_the_batch_line_maps_onto_the_graders_batch() -> None:
+    """`xb, yb = X_train[ix], Y_train[ix]` (any training split's name) maps xb, yb onto Xb, Yb;
+    another pair drawn from other tensors (`x, y = X[k], Y[k]`) is the student's own and stays."""
+    assert renames_from_batch([ast.parse("xb, yb = X_train[ix], Y_train[ix]")]) == {"xb": "Xb", "yb": "Yb"}
+    assert renames_from_batch([ast.parse("Xb, yb = Xtr[ix], ytr[ix]")]) == {"yb": "Yb"}
+    assert renames_from_batch([ast.parse("x, y = X[k], Y[k]\nx2, y2 = Xdev[ix], Ydev[ix]")]) == {}
