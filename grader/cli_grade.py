@@ -28,7 +28,7 @@ def grade_command(exercise: Exercise) -> click.Command:
     @click.pass_context
     def command(ctx: click.Context, /, *, submission: Path | None, fmt: str, data: Path | None,
                 time_limit: float | None, memory_limit: int | None, feedback: bool, output: Path | None,
-                github: bool, **training: Any) -> None:
+                github: bool, watch: bool, **training: Any) -> None:
         course = course_or_exit(ctx)
         from grader.data import DataError
         from grader.grade import grade
@@ -41,6 +41,8 @@ def grade_command(exercise: Exercise) -> click.Command:
                 exercise.training.full_time_s if exercise.training else exercise.limits.time_s,
                 exercise.limits.memory_mb)
             limits = Limits(time_limit or base.time_s, memory_limit or base.memory_mb)
+        if watch:
+            watch_command(course, exercise, submission, data, limits)
         try:
             if training.get("full") or training.get("steps"):
                 full_command(course, exercise_id, submission, data, fmt=fmt, limits=limits, **training)
@@ -66,6 +68,9 @@ def grade_command(exercise: Exercise) -> click.Command:
         click.Option(["--feedback"], is_flag=True,
                      help="For a notebook: also write NOTEBOOK.feedback.html beside it, the notebook with "
                           "this report on top."),
+        click.Option(["--watch"], is_flag=True,
+                     help="Grade, then grade again each time the file is saved (what changed is said on "
+                          "top); Ctrl-C ends it with the last verdict's exit code."),
     ]
     if exercise.training is not None:
         params += [
@@ -132,6 +137,29 @@ def write_feedback_for(submission: Path | None, reports: list[Any]) -> None:
         click.echo(f"ninja-grade: cannot write {out}: {exc.strerror}", err=True)
         return
     click.echo(f"feedback: {out}", err=True)
+
+
+def watch_command(course: Course, exercise: Exercise, submission: Path | None, data: Path | None,
+                  limits: Limits | None) -> NoReturn:
+    """--watch: the data set and torch loaded once, then one grading per save of the file."""
+    from grader.data import DataError, find_names
+    from grader.grade import display_path, grade_program, load_submission
+    from grader.report import render_text
+    from grader.sandbox import SandboxError
+    from grader.submission import SubmissionError
+    from grader.watch import watch
+
+    path = submission or exercise.stub
+    try:
+        dataset = find_names(data)
+    except DataError as exc:
+        fail_setup(str(exc))
+
+    def grade_once() -> Any:
+        program = load_submission(course, exercise, path)
+        return grade_program(course, exercise, program, dataset, submission_label=display_path(path), limits=limits)
+
+    sys.exit(watch(path, grade_once, render_text, (SubmissionError, SandboxError)))
 
 
 def full_command(course: Course, exercise_id: str, submission: Path | None, data: Path | None, *, fmt: str,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import select
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -49,3 +52,28 @@ def statuses(report: Report) -> dict[str, str]:
 
 def failing(report: Report) -> set[str]:
     return {g.name for g in report.gradients if not g.passed}
+
+
+_PENDING: dict[int, str] = {}  # per pipe: what was read past the last line returned
+
+
+def wait_for_line(stream: IO[str], prefix: str, *, timeout: float) -> str:
+    """The first line of `stream` (a child's pipe) that starts with `prefix`, read as it comes; fails
+    after `timeout`. Reads the descriptor itself: a text wrapper's buffer would hide lines from select."""
+    fd = stream.fileno()
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = _PENDING.get(fd, "")
+        while "\n" in pending:
+            line, pending = pending.split("\n", 1)
+            _PENDING[fd] = pending
+            if line.startswith(prefix):
+                return line.strip()
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            break
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break  # the process ended without it
+        _PENDING[fd] = pending + chunk.decode(errors="replace")
+    pytest.fail(f"no line starting {prefix!r} within {timeout} s")

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import IO
 
 import pytest
 from click.testing import CliRunner
@@ -18,23 +15,11 @@ from click.testing import CliRunner
 from grader.cli import main
 from grader.course import Course
 from grader.results import Report
-from tests.conftest import GradeSource, failing
+from tests.conftest import GradeSource, failing, wait_for_line
 
 STEP_COMMENT = "dW2 = h.T @ dlogits  # (200, 27)"
 
 
-def wait_for_line(stream: IO[str], prefix: str, *, timeout: float) -> str:
-    """The first line of `stream` that starts with `prefix`, read as it comes; fails after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
-        if ready:
-            line = stream.readline()
-            if not line:
-                break  # the process ended without it
-            if line.startswith(prefix):
-                return line.strip()
-    pytest.fail(f"no line starting {prefix!r} within {timeout} s")
 
 
 @pytest.fixture(scope="module")
