@@ -7,10 +7,14 @@ process except `warm_up`, which loads before the fork what the child may need.
 from __future__ import annotations
 
 import os
-import pwd
-import resource
 import signal
 import socket
+
+try:  # Unix only; where they are missing (Windows) the sandbox refuses to start before needing them
+    import pwd
+    import resource
+except ImportError:  # pragma: no cover - exercised in a subprocess that hides them
+    pwd = resource = None  # type: ignore[assignment]
 
 import torch
 
@@ -19,6 +23,7 @@ from grader.runner import NotATensor, Run, RunResult, run_once
 from grader.submission import compile_program
 from grader.wire import pack, sendable, unpack
 
+HAS_LIMITS = resource is not None and pwd is not None  # what confining the child needs
 FILE_SIZE_LIMIT = 16 << 20
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import select
 import shutil
 import signal
@@ -31,9 +30,14 @@ import time
 import traceback
 from typing import Any
 
+try:  # Unix only (the user the child becomes, as root)
+    import pwd
+except ImportError:  # pragma: no cover - exercised in a subprocess that hides it
+    pwd = None  # type: ignore[assignment]
+
 import torch
 
-from grader.child import serve, warm_up
+from grader.child import HAS_LIMITS, serve, warm_up
 from grader.course import Limits
 from grader.runner import NotATensor, Run, RunResult, Value
 from grader.wire import WireError, pack, unpack
@@ -56,6 +60,11 @@ def _warm_once() -> None:
 
 
 
+def unix_sandbox_available() -> bool:
+    """Whether this Python has what the sandbox is built from: os.fork, process groups, resource limits."""
+    return all(hasattr(os, name) for name in ("fork", "setsid", "killpg")) and HAS_LIMITS
+
+
 class Sandbox:
     """One child process for one submission. Use as a context manager.
 
@@ -74,6 +83,9 @@ class Sandbox:
         self.started = 0.0
 
     def __enter__(self) -> Sandbox:
+        if not unix_sandbox_available():
+            raise SandboxError("grading needs a Unix system here (Linux or macOS: the sandbox forks and sets "
+                               "resource limits); on Windows, grade in WSL or in Colab")
         _warm_once()
         self.scratch = tempfile.mkdtemp(prefix="ninja-scratch-")
         if os.geteuid() == 0:
