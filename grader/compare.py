@@ -75,7 +75,8 @@ def compare(grad: Gradient, value: Value, truth: torch.Tensor, error: str | None
         kind = "NaN" if bool(torch.isnan(value).any()) else "inf"
         return Check(Status.WRONG, f"{grad.name} contains {kind} ({int((~finite).sum())} of "
                      f"{value.numel()} entries); look for a division by zero or a log of 0", note=note)
-    maxdiff = (value - truth).abs().max().item()
+    difference = value - truth
+    maxdiff = difference.abs().max().item()
     exact = bool(torch.equal(value, truth))
     rtol, atol = grad.tolerance.rtol, grad.tolerance.atol
     if through_chain and truth.numel():
@@ -86,4 +87,4 @@ def compare(grad: Gradient, value: Value, truth: torch.Tensor, error: str | None
     if approx:
         return Check(Status.APPROXIMATE, "", maxdiff, False, True, note)
     return Check(Status.WRONG, f"maxdiff {maxdiff:.1e} is over the tolerance "
-                 f"(rtol {rtol:g}, atol {atol:.2g})", maxdiff, False, False, note, picture=(truth, value - truth))
+                 f"(rtol {rtol:g}, atol {atol:.2g})", maxdiff, False, False, note, picture=(truth, difference))
