@@ -34,6 +34,7 @@ class VJPCheck:
     counted: tuple[str, ...] | None = None  # when it disagrees: the consumers it did count, if that explains it
     ignores_consumers: bool = False  # when it disagrees: it came out as the truth anyway (a shortcut)
     negated: bool = False  # when it disagrees: it is autograd's product with the opposite sign
+    ran: bool = True  # False: the code names no gradient of the consumers, so there was nothing to run
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def unrun_vjp(plan: VJPPlan, truth: torch.Tensor) -> VJPCheck:
     this tensor typically has. For code that does not name its consumers' gradients, which
     therefore cannot be handed random ones (agrees is None)."""
     degenerate = float(truth.norm()) < DEGENERATE_RATIO * float(plan.typical.norm())
-    return VJPCheck(None, degenerate, float(plan.typical.abs().max()), tuple(plan.parts))
+    return VJPCheck(None, degenerate, float(plan.typical.abs().max()), tuple(plan.parts), ran=False)
 
 
 def judge_vjp(got: object, plan: VJPPlan, truth: torch.Tensor) -> VJPCheck:
@@ -82,7 +83,7 @@ def judge_vjp(got: object, plan: VJPPlan, truth: torch.Tensor) -> VJPCheck:
     uses, degenerate, typical = unrun.consumers, unrun.degenerate, unrun.typical
     expected = sum(parts.values(), torch.zeros_like(truth))
     if not (isinstance(got, torch.Tensor) and got.is_floating_point() and got.numel() == expected.numel()):
-        return unrun
+        return replace(unrun, ran=True)  # it ran and gave nothing usable: no verdict either way
     got = got.reshape(expected.shape).to(expected.dtype)
     if close(got, expected):
         return VJPCheck(True, degenerate, typical, uses)
@@ -105,17 +106,14 @@ def settle_with_vjp(grad: Gradient, checks: list[Check], vjp: VJPCheck | None) -
     # gradient of this tensor typically measures, and nothing else to say.
     only_noise = all(c.status.passed or (c.status is Status.WRONG and c.maxdiff is not None and c.diagnosis is None
                                          and c.maxdiff <= NOISE_SHARE * vjp.typical) for c in checks)
-    if vjp.agrees is None:  # not run: the code does not name the gradients it is computed from
+    if vjp.agrees is None and vjp.ran:
+        return checks, ""  # the run with random consumer gradients gave nothing usable: it settles nothing
+    if vjp.agrees is not False:  # right given random consumer gradients, or nothing to hand them to
         if vjp.degenerate and only_noise and not all(c.status.passed for c in checks):
-            note = (f"the true {grad.name} is ~0, so float noise decides its raw value, and yours is within that "
-                    f"noise; name the gradient it is computed from {from_text}, as the lecture does, and the grader "
-                    "also checks how it is computed")
-            return [c if c.status.passed else replace(c, status=Status.APPROXIMATE, message="") for c in checks], note
-        return checks, ""
-    if vjp.agrees:
-        if vjp.degenerate and only_noise and not all(c.status.passed for c in checks):
-            note = (f"the true {grad.name} is ~0, so float noise decides its raw value; judged as the product of "
-                    f"{from_text} with the local derivative, which is right")
+            how = (f"; judged as the product of {from_text} with the local derivative, which is right" if vjp.agrees
+                   else f", and yours is within that noise; name the gradient it is computed from {from_text}, as "
+                        "the lecture does, and the grader also checks how it is computed")
+            note = f"the true {grad.name} is ~0, so float noise decides its raw value{how}"
             return [c if c.status.passed else replace(c, status=Status.APPROXIMATE, message="") for c in checks], note
         return checks, ""
     if not only_noise:

@@ -9,12 +9,15 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
-from grader.course import Course, Tolerance
+from grader.compare import Check
+from grader.course import Course, Gradient, Tolerance
 from grader.data import Dataset
 from grader.diagnose import ADVICE, LABELS
 from grader.grade import grade_program
 from grader.report import render_text
+from grader.results import Status
 from grader.submission import compile_program
+from grader.vjp import VJPCheck, settle_with_vjp
 from tests.conftest import GradeSource, statuses
 
 
@@ -122,3 +125,15 @@ def test_text_report_shows_label_and_hint(grade_source: GradeSource, course: Cou
     line = next(x for x in text.splitlines() if x.startswith("dprobs "))
     assert line.rstrip().endswith("wrong       [sign]")
     assert "it is the truth with the opposite sign" in text and "ninja-grade hint exercise1 dprobs" in text
+
+
+def test_vjp_that_ran_and_gave_nothing_settles_nothing() -> None:
+    """A ~0 gradient off by float noise passes on the graph's word only when there was nothing to hand
+    random gradients to (the code names none); a run that gave no usable tensor settles nothing."""
+    grad = Gradient("db1", "b1", 1.0, Tolerance(1e-5, 1e-8))
+    noisy = [Check(Status.WRONG, "maxdiff 3.0e-08 is over the tolerance", maxdiff=3e-8)]
+    not_run = VJPCheck(None, degenerate=True, typical=1e-2, consumers=("hprebn",), ran=False)
+    settled, note = settle_with_vjp(grad, noisy, not_run)
+    assert settled[0].status is Status.APPROXIMATE and "name the gradient it is computed from dhprebn" in note
+    ran_empty = replace(not_run, ran=True)
+    assert settle_with_vjp(grad, noisy, ran_empty) == (noisy, "")
