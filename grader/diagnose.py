@@ -207,11 +207,15 @@ def diagnose(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case, 
         else:
             return diagnose_shape(tensor, value, truth, case)
     n = int(case.tensors["Xb"].shape[0])
-    terms = fused_terms(tensor, case)
+
+    def by_terms() -> Diagnosis | None:  # for a fused gradient, the last word; computed only when asked
+        terms = fused_terms(tensor, case)
+        return diagnose_terms(value, truth, terms, n) if terms is not None else None
+
     if close(value, truth):
         # Off by less than a whole-tensor label resolves; only a fused formula's term can explain it
         # (the Bessel factor on its variance term is a few hundredths of a small term).
-        return diagnose_terms(value, truth, terms, n) if terms is not None else None
+        return by_terms()
     # Aliasing: right when last assigned, changed in place since (so the snapshot differs from the end value).
     if (snapshot is not None and snapshot.shape == truth.shape == value.shape
             and not torch.equal(snapshot.to(truth.dtype), value) and close(snapshot.to(truth.dtype), truth)):
@@ -247,4 +251,4 @@ def diagnose(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case, 
                                      f"through {' and '.join(missing)} is missing")
     if tensor == "C":
         return diagnose_indices(value, truth, case)
-    return diagnose_terms(value, truth, terms, n) if terms is not None else None
+    return by_terms()
