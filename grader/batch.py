@@ -110,6 +110,11 @@ class Fault:
     reason: str
 
 
+def grader_fault(student: str, path: str, exc: Exception) -> Fault:
+    """The grader's own failure on a submission, as the batch will say it."""
+    return Fault(student, path, f"{type(exc).__name__}: {exc}"[:300])
+
+
 def grade_one(exercise_id: str, student: str, path: str, limits: Limits | None) -> Graded | Fault:
     """One submission's report; a submission that cannot be read is a report (the student's file
     is at fault), a failure of the grader's own code is a Fault."""
@@ -127,7 +132,7 @@ def grade_one(exercise_id: str, student: str, path: str, limits: Limits | None) 
             result = {"exercise": exercise_id, "submission": path, "passed": False, "score": 0,
                       "max_score": plain_number(exercise.max_score), "gradients": [], "error": str(exc)}
     except Exception as exc:  # the grader's own failure (a bug, a lost data set): never a student's grade
-        return Fault(student, path, f"{type(exc).__name__}: {exc}"[:300])
+        return grader_fault(student, path, exc)
     return Graded({**result, "student": student, "seconds": round(time.monotonic() - started, 3),
                    "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
@@ -142,7 +147,7 @@ def _grade_in_child(conn: Connection, course_path: str | None, data: str | None,
         _start_worker(course_path, data)
         outcome: Graded | Fault = grade_one(exercise_id, student, path, limits)
     except Exception as exc:
-        outcome = Fault(student, path, f"{type(exc).__name__}: {exc}"[:300])
+        outcome = grader_fault(student, path, exc)
     conn.send(outcome)
     conn.close()
 

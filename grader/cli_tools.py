@@ -149,11 +149,10 @@ def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple
 def check_batch_setup(data: Path | None, out: Path, gradebook: Path | None) -> None:
     """What would make every student's grade wrong or lost, found before the first is graded."""
     from grader.data import DataError, find_names
-    from grader.sandbox import unix_sandbox_available
+    from grader.sandbox import UNIX_NEEDED, unix_sandbox_available
 
     if not unix_sandbox_available():
-        fail_setup("grading needs a Unix system here (Linux or macOS: the sandbox forks and sets resource limits); "
-                   "on Windows, grade in WSL or in Colab")
+        fail_setup(UNIX_NEEDED)
 
     try:
         find_names(data)

@@ -60,6 +60,10 @@ def _warm_once() -> None:
 
 
 
+UNIX_NEEDED = ("grading needs a Unix system here (Linux or macOS: the sandbox forks and sets resource limits); "
+               "on Windows, grade in WSL or in Colab")
+
+
 def unix_sandbox_available() -> bool:
     """Whether this Python has what the sandbox is built from: os.fork, process groups, resource limits."""
     return all(hasattr(os, name) for name in ("fork", "setsid", "killpg")) and HAS_LIMITS
@@ -84,8 +88,7 @@ class Sandbox:
 
     def __enter__(self) -> Sandbox:
         if not unix_sandbox_available():
-            raise SandboxError("grading needs a Unix system here (Linux or macOS: the sandbox forks and sets "
-                               "resource limits); on Windows, grade in WSL or in Colab")
+            raise SandboxError(UNIX_NEEDED)
         _warm_once()
         self.scratch = tempfile.mkdtemp(prefix="ninja-scratch-")
         if os.geteuid() == 0:
