@@ -24,6 +24,7 @@ its own (needs_own_run).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 
@@ -52,6 +53,7 @@ class CaseChecks:
     seconds: float  # how long the code as written took, in the sandbox
 
 
+@functools.cache  # asked per gradient and per case; the answer is the exercise's and the graph's alone
 def scored_as_written(exercise: Exercise, graph: Graph) -> frozenset[str]:
     """The gradients whose points go by the value the code as written produces: those whose
     gradient flows back through an intermediate the exercise does not grade (a helper)."""
