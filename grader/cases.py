@@ -122,11 +122,17 @@ def case_from(spec: CaseSpec, params: dict[str, torch.Tensor], Xb: torch.Tensor,
 
 
 def namespace_for(params: dict[str, torch.Tensor], acts: dict[str, torch.Tensor], Xb: torch.Tensor,
-                  Yb: torch.Tensor, vocab_size: int) -> dict[str, object]:
-    """What student code is given: detached tensors under the lecture's names, and the sizes."""
-    given: dict[str, object] = {name: t.detach().clone() for name, t in (*params.items(), *acts.items())}
+                  Yb: torch.Tensor, vocab_size: int, *, copy: bool = True) -> dict[str, object]:
+    """What student code is given: detached tensors under the lecture's names, and the sizes.
+
+    copy=False passes the tensors as they are, for a caller whose tensors need no detaching (autograd
+    is off there) and that copies them anyway (runner.namespace, in the sandbox's child)."""
+    def own(t: torch.Tensor) -> torch.Tensor:
+        return t.detach().clone() if copy else t
+
+    given: dict[str, object] = {name: own(t) for name, t in (*params.items(), *acts.items())}
     n = int(Xb.shape[0])
-    given.update(Xb=Xb.clone(), Yb=Yb.clone(), n=n, batch_size=n, vocab_size=vocab_size, block_size=BLOCK_SIZE,
+    given.update(Xb=own(Xb), Yb=own(Yb), n=n, batch_size=n, vocab_size=vocab_size, block_size=BLOCK_SIZE,
                  n_embd=N_EMBD, n_hidden=int(params["W1"].shape[1]))
     return given
 

@@ -18,13 +18,16 @@ except ImportError:  # pragma: no cover - exercised in a subprocess that hides t
 
 import torch
 
+from grader.cases import namespace_for
 from grader.course import Limits
+from grader.graph import GRAPHS
 from grader.runner import NotATensor, Run, RunResult, run_once
 from grader.submission import compile_program
 from grader.wire import pack, sendable, unpack
 
 HAS_LIMITS = resource is not None and pwd is not None  # what confining the child needs
 FILE_SIZE_LIMIT = 16 << 20
+SANDBOX_THREADS = 1  # torch's threads in the child: no thread pool to fork into, fair timing, no fight for cores
 
 
 def warm_up() -> None:
@@ -114,7 +117,7 @@ def _confine(keep: list[int], scratch: str, limits: Limits) -> None:
     os.closerange(low, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     os.environ.clear()
     os.environ.update({"PATH": "/usr/bin:/bin", "HOME": "/", "LANG": "C.UTF-8"})
-    torch.set_num_threads(1)  # no thread pool to fork into, and fair timing
+    torch.set_num_threads(SANDBOX_THREADS)
     _autograd_off()
     address_space = (_vm_size_mb() + limits.memory_mb) << 20
     os.chdir(scratch)
@@ -133,10 +136,72 @@ def _confine(keep: list[int], scratch: str, limits: Limits) -> None:
     resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))  # no new processes or threads
 
 
+class _Training:
+    """The child's side of a real training run (grader/training.py, `full_run`).
+
+    It keeps its own copy of the parameters, runs the course's forward pass and the
+    student's backward pass, updates, and streams each step's gradients back as one flat
+    float32 tensor, without waiting for the grader. The grader applies the same update to
+    its own copy and computes every loss from it; nothing this side says is believed
+    beyond "these are the gradients of step i". A step whose gradients cannot be used
+    (missing, not a tensor, the wrong size) is sent back as an ordinary run result for
+    the grader to judge, and ends the run.
+    """
+
+    def __init__(self, header: dict[str, object], tensors: dict[str, torch.Tensor]) -> None:
+        self.names = [str(n) for n in header["names"]]  # type: ignore[attr-defined]
+        self.shapes = [tuple(int(d) for d in s) for s in header["shapes"]]  # type: ignore[attr-defined]
+        self.sizes = [t.numel() for t in (torch.empty(s) for s in self.shapes)]
+        self.graph = GRAPHS[str(header["graph"])]
+        self.vocab_size = int(header["vocab_size"])  # type: ignore[call-overload]
+        self.flat = tensors["params"]
+        parts = torch.split(self.flat, self.sizes)
+        self.params = {name: part.view(shape) for name, part, shape in zip(self.names, parts, self.shapes, strict=True)}
+        self.wanted = tuple(f"d{name}" for name in self.names)
+        self.fresh: frozenset[str] | None = None  # what each step makes anew (run_once need not copy it)
+        size = sum(self.sizes)  # every step's answer is one frame of the same layout: its header is made once
+        self.frame_head = pack({"step": True}, {"grads": torch.zeros(size)})[:-4 * size]
+        self.stopped = False
+
+    def _flat_grads(self, result: RunResult) -> torch.Tensor | None:
+        parts = []
+        for name, size in zip(self.wanted, self.sizes, strict=True):
+            g = result.values.get(name)
+            if not isinstance(g, torch.Tensor) or not g.is_floating_point() or g.numel() != size:
+                return None
+            parts.append(g.reshape(-1))
+        return torch.cat(parts).to(torch.float32)
+
+    def steps(self, sock: socket.socket, program: object, header: dict[str, object],
+              tensors: dict[str, torch.Tensor], memory_mb: int) -> None:
+        Xb, Yb = tensors["Xb"], tensors["Yb"]
+        lrs: list[float] = header["lrs"]  # type: ignore[assignment]
+        for i, lr in enumerate(lrs):
+            if self.stopped:
+                return
+            acts = self.graph.forward(self.params, Xb[i], Yb[i])
+            given = namespace_for(self.params, acts, Xb[i], Yb[i], self.vocab_size, copy=False)  # run_once copies
+            if self.fresh is None:  # the activations, and the batch, unless one shares the parameters' memory
+                ours = self.flat.untyped_storage().data_ptr()
+                self.fresh = frozenset(name for name, t in given.items()
+                                       if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() != ours)
+            result = run_once(program, given, {}, Run(), wanted=self.wanted, memory_mb=memory_mb,  # type: ignore[arg-type]
+                              fresh=self.fresh, copy_out=False)  # _flat_grads copies
+            grads = self._flat_grads(result)
+            if grads is None:
+                self.stopped = True
+                _send_result(sock, result)
+                return
+            sock.sendall(self.frame_head)
+            sock.sendall(grads.numpy().data)
+            self.flat -= lr * grads  # in place (self.params are views); the grader's copy takes the same update
+
+
 def serve(sock: socket.socket, source: str, path: str, *, scratch: str, limits: Limits, keep: list[int],
           world: dict[str, object] | None = None) -> None:
     _confine([sock.fileno(), *keep], scratch, limits)
     program = compile_program(source, path)
+    training: _Training | None = None
     given: dict[str, object] = {}
     extra: dict[str, torch.Tensor] = {}
     wanted: tuple[str, ...] = ()
@@ -157,5 +222,10 @@ def serve(sock: socket.socket, source: str, path: str, *, scratch: str, limits: 
             result = run_once(program, given, extra, Run(inject, snapshot=snapshot), wanted=names,
                               memory_mb=limits.memory_mb)
             _send_result(sock, result)
+        elif header["type"] == "train":
+            if "params" in tensors:
+                training = _Training(header, tensors)
+            assert training is not None
+            training.steps(sock, program, header, tensors, limits.memory_mb)
         else:
             return

@@ -107,6 +107,8 @@ def render_full(run: FullRun, training: TrainingSpec, plot_path: str | None, *, 
     rate = run.steps / run.seconds if run.seconds else 0.0
     lines = [click.style(f"full run: {run.steps:,} of {run.planned:,} steps in {run.seconds:,.0f} s "
                          f"({rate:,.0f} steps/s)", bold=True)]
+    if run.threads:
+        lines.append("  torch threads: " + ", ".join(f"{who} {n}" for who, n in run.threads.items()))
     if run.stopped:
         lines.append(click.style(f"  {run.stopped}", fg="yellow" if run.interrupted else "red"))
     if run.train_loss is not None and run.val_loss is not None:

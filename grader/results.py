@@ -146,11 +146,12 @@ class FullRun:
     seconds: float
     stopped: str | None  # why it ended early: interrupted, or the student's gradients
     interrupted: bool = False  # Ctrl-C ended it (exit 130), as opposed to the student's gradients
+    threads: dict[str, int] = field(default_factory=dict)  # torch's threads, per process: grader, sandbox
 
     def to_dict(self) -> dict[str, Any]:
         return {"steps": self.steps, "planned": self.planned, "train_loss": self.train_loss,
                 "val_loss": self.val_loss, "samples": list(self.samples), "seconds": round(self.seconds, 1),
-                "stopped": self.stopped, "interrupted": self.interrupted}
+                "stopped": self.stopped, "interrupted": self.interrupted, "threads": self.threads}
 
 
 @dataclass(frozen=True)

@@ -107,18 +107,22 @@ def used_before_assigned(exc: BaseException, program: Program, stmt: Statement) 
             f"that assigns {name} above this one")
 
 
-def read_value(ns: dict[str, object], name: str) -> Value:
+def read_value(ns: dict[str, object], name: str, *, copy: bool = True) -> Value:
+    """A variable's value after a run: a plain tensor (a copy unless copy=False), None, or NotATensor."""
     value = ns.get(name)
     if value is None or value is Ellipsis:
         return None
     if type(value) is torch.Tensor:  # not a subclass: its methods are the student's
-        return value.detach().clone()
+        return value.detach().clone() if copy else value.detach()
     return NotATensor(type(value).__name__)
 
 
-def namespace(given: dict[str, object], extra: dict[str, torch.Tensor]) -> dict[str, object]:
-    """What one run starts from: clones, so no run can spoil the next; guarded modules."""
-    ns: dict[str, object] = {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in given.items()}
+def namespace(given: dict[str, object], extra: dict[str, torch.Tensor],
+              fresh: frozenset[str] = frozenset()) -> dict[str, object]:
+    """What one run starts from: clones, so no run can spoil the next; guarded modules. Tensors
+    named in `fresh` were made for this run alone and go in as they are."""
+    ns: dict[str, object] = {k: (v.clone() if isinstance(v, torch.Tensor) and k not in fresh else v)
+                             for k, v in given.items()}
     ns.update({k: v.clone() for k, v in extra.items()})
     ns["torch"] = view_of(torch)
     ns["F"] = view_of(F)
@@ -128,9 +132,13 @@ def namespace(given: dict[str, object], extra: dict[str, torch.Tensor]) -> dict[
 
 
 def run_once(program: Program, given: dict[str, object], extra: dict[str, torch.Tensor], run: Run, *,
-             wanted: tuple[str, ...], memory_mb: int | None = None) -> RunResult:
-    """Run the whole program once on fresh copies of a case, setting run.inject as it goes."""
-    ns = namespace(given, extra)
+             wanted: tuple[str, ...], memory_mb: int | None = None, fresh: frozenset[str] = frozenset(),
+             copy_out: bool = True) -> RunResult:
+    """Run the whole program once on fresh copies of a case, setting run.inject as it goes.
+
+    A training step (grader/child.py) saves copies it does not need: its activations are made
+    for this run alone (`fresh`), and it copies the wanted values itself (copy_out=False)."""
+    ns = namespace(given, extra, fresh)
     errors: dict[int, str] = {}
     snapshots: dict[str, Value] = {}
     halted_at = None
@@ -157,6 +165,6 @@ def run_once(program: Program, given: dict[str, object], extra: dict[str, torch.
     printed = out.getvalue()
     if len(printed) > MAX_OUTPUT_CHARS:
         printed = printed[:MAX_OUTPUT_CHARS] + "\n... (output cut)"
-    values = {name: read_value(ns, name) for name in wanted}
+    values = {name: read_value(ns, name, copy=copy_out) for name in wanted}
     values.update({key: snapshots.get(key) for key in run.read_back(wanted)[len(wanted):]})
     return RunResult(values, errors, printed, halted_at, seconds=seconds)

@@ -42,6 +42,8 @@ from grader.course import Limits
 from grader.runner import NotATensor, Run, RunResult, Value
 from grader.wire import WireError, pack, unpack
 
+SOCKET_BUFFER = 4 << 20  # bytes: about 80 training steps' gradients
+
 
 class SandboxError(Exception):
     """The child process could not be started."""
@@ -95,6 +97,9 @@ class Sandbox:
             nobody = pwd.getpwnam("nobody")
             os.chown(self.scratch, nobody.pw_uid, nobody.pw_gid)
         parent_sock, child_sock = socket.socketpair()
+        with contextlib.suppress(OSError):  # room for a training run's child to run ahead (capped by the OS)
+            child_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
+            parent_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
         sys.stdout.flush()
         sys.stderr.flush()
         try:
@@ -202,6 +207,49 @@ class Sandbox:
             results.append(RunResult({name: None for name in run.read_back(wanted)}, {}, died=self.died))
         return results
 
+    def send_steps(self, Xb: torch.Tensor, Yb: torch.Tensor, lrs: list[float], *,
+                   start: tuple[str, dict[str, torch.Tensor], int] | None = None) -> None:
+        """Ask for the next steps of a real training run: their batches (Xb[i], Yb[i]) and learning
+        rates. The first request carries `start`: the forward graph's name, the first parameters and
+        the vocabulary size. The child answers each step with one frame (`next_step`)."""
+        if self.died is not None:
+            return
+        header: dict[str, Any] = {"type": "train", "lrs": lrs}
+        tensors = {"Xb": Xb, "Yb": Yb}
+        if start is not None:
+            graph, params, vocab_size = start
+            header.update(graph=graph, names=list(params), shapes=[list(p.shape) for p in params.values()],
+                          vocab_size=vocab_size)
+            tensors["params"] = torch.cat([p.reshape(-1) for p in params.values()]).to(torch.float32)
+        try:
+            self._send(header, tensors)
+        except (TimeoutError, OSError):
+            self.died = self._why_dead(timed_out=time.monotonic() >= self.deadline)
+
+    def next_step(self, size: int, wanted: tuple[str, ...]) -> torch.Tensor | RunResult | None:
+        """One training step's answer: its gradients as one flat float32 tensor of `size` values;
+        or, for a step whose gradients the child could not use, the run's result (`wanted` read back)
+        for the grader to judge; or None when the sandbox died (`died` says why)."""
+        if self.died is not None:
+            return None
+        try:
+            header, tensors = unpack(self._recv)
+            if header.get("step") is True:
+                grads = tensors.get("grads")
+                if set(tensors) != {"grads"} or grads is None or grads.dtype != torch.float32 \
+                        or tuple(grads.shape) != (size,):
+                    raise WireError("a training step without a flat float32 gradient of the parameters' size")
+                return grads
+            return self._checked_result(header, tensors, wanted)
+        except TimeoutError:
+            self.died = self._why_dead(timed_out=True)
+        except (EOFError, OSError):
+            self.died = self._why_dead(timed_out=False)
+        except WireError as exc:
+            self._end_child()
+            self.died = f"the sandbox sent an invalid answer ({exc})"
+        return None
+
     def _send_case(self, given: dict[str, object], extra: dict[str, torch.Tensor], wanted: tuple[str, ...]) -> None:
         tensors = {k: v for k, v in given.items() if isinstance(v, torch.Tensor)}
         tensors.update({f"extra:{k}": v for k, v in extra.items()})
@@ -211,6 +259,10 @@ class Sandbox:
     def _read_result(self, wanted: tuple[str, ...]) -> RunResult:
         """Read one answer and believe only what checks out."""
         header, tensors = unpack(self._recv)
+        return self._checked_result(header, tensors, wanted)
+
+    @staticmethod
+    def _checked_result(header: dict[str, Any], tensors: dict[str, torch.Tensor], wanted: tuple[str, ...]) -> RunResult:
         raw_values = header.get("values")
         errors = header.get("errors", {})
         output = header.get("output", "")

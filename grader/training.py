@@ -7,7 +7,9 @@ the losses, autograd's run on the same batches, and every comparison.
 
 from __future__ import annotations
 
+import math
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,12 +19,13 @@ import torch
 import torch.nn.functional as F
 
 from grader.cases import Case, Splits, case_from, init_parameters, namespace_for
+from grader.child import SANDBOX_THREADS
 from grader.compare import compare
 from grader.course import CaseSpec, Exercise, TrainingSpec
 from grader.graph import BN_EPS, TRAINING
 from grader.judge import CaseChecks, check_case, scored_as_written
 from grader.results import FullRun, TrainingResult
-from grader.runner import Run, Value
+from grader.runner import Run, RunResult, Value
 from grader.sandbox import Sandbox
 from grader.vjp import VJPCheck, settle_with_vjp
 
@@ -232,43 +235,92 @@ def sample(params: Params, bnmean: torch.Tensor, bnvar: torch.Tensor, itos: dict
     return tuple(names)
 
 
+STEPS_PER_REQUEST = 64  # steps asked of the sandbox at once; the next goes when the last one's first answer arrives
+
+
 def full_run(exercise: Exercise, splits: Splits, sandbox: Sandbox, steps: int,
              progress: Callable[[int, float], None]) -> FullRun:
-    """The lecture's training run with the student's backward pass; Ctrl-C ends it early."""
+    """The lecture's training run with the student's backward pass; Ctrl-C ends it early.
+
+    The sandbox's child runs ahead on its own copy of the parameters (the course's forward
+    pass, the student's backward pass, the update) and streams each step's gradients back.
+    The grader applies the same update to its own copy, computes each step's loss from it,
+    and stops at the first step whose gradients or loss cannot be used. The child never
+    waits for the grader, so the two processes work side by side on two cores; both use
+    one thread, so neither's thread pool fights the other's.
+    """
     spec = exercise.training
     assert spec is not None
-    params, g = start(spec, splits)
-    lossi: list[float] = []
-    stopped = None
-    interrupted = False
-    started = time.monotonic()
-    try:
-        for step in range(steps):
-            ix = torch.randint(0, splits.Xtr.shape[0], (spec.batch_size,), generator=g)
-            Xb, Yb = splits.Xtr[ix], splits.Ytr[ix]
-            loss, values, _, died = student_step(sandbox, exercise, params, acts=forward(params, Xb, Yb), Xb=Xb, Yb=Yb,
-                                                 vocab_size=splits.vocab_size)
-            grads = usable(values, params) if died is None else died
-            if isinstance(grads, str):
-                stopped = f"stopped at step {step}: {grads}"
-                break
-            lr = lr_at(spec, step, steps)
-            params = {k: p - lr * grads[k] for k, p in params.items()}
-            lossi.append(torch.tensor(loss).log10().item())
-            progress(step + 1, loss)
-    except KeyboardInterrupt:
-        stopped, interrupted = f"interrupted after {len(lossi)} steps", True
-    seconds = time.monotonic() - started
-    if not lossi:
-        return FullRun(0, steps, (), None, None, (), seconds, stopped, interrupted)
-    bnmean, bnvar = calibrate(params, splits.Xtr)
-    return FullRun(
-        len(lossi), steps, tuple(lossi),
-        split_loss(params, splits.Xtr, splits.Ytr, bnmean, bnvar),
-        split_loss(params, splits.Xdev, splits.Ydev, bnmean, bnvar),
-        sample(params, bnmean, bnvar, splits.itos, count=spec.samples, seed=spec.sample_seed), seconds, stopped,
-        interrupted,
-    )
+    with one_thread():
+        params, g = start(spec, splits)
+        names, shapes = tuple(params), [p.shape for p in params.values()]
+        sizes = [p.numel() for p in params.values()]
+        wanted = tuple(f"d{name}" for name in names)
+        flat = torch.cat([p.reshape(-1) for p in params.values()])
+        mine = {name: part.view(shape)  # views: the in-place update below moves them
+                for name, part, shape in zip(names, torch.split(flat, sizes), shapes, strict=True)}
+        pending: deque[tuple[torch.Tensor, torch.Tensor, float]] = deque()  # asked for, not yet answered
+
+        def ask(first: int) -> None:
+            count = min(STEPS_PER_REQUEST, steps - first)
+            batches = [torch.randint(0, splits.Xtr.shape[0], (spec.batch_size,), generator=g) for _ in range(count)]
+            Xb, Yb = splits.Xtr[torch.stack(batches)], splits.Ytr[torch.stack(batches)]
+            lrs = [lr_at(spec, step, steps) for step in range(first, first + count)]
+            sandbox.send_steps(Xb, Yb, lrs, start=("training", params, splits.vocab_size) if first == 0 else None)
+            pending.extend(zip(Xb, Yb, lrs, strict=True))
+
+        lossi: list[float] = []
+        stopped = None
+        interrupted = False
+        started = time.monotonic()
+        try:
+            ask(0)
+            for step in range(steps):
+                answer = sandbox.next_step(flat.numel(), wanted)
+                if step % STEPS_PER_REQUEST == 0 and step + STEPS_PER_REQUEST < steps:
+                    ask(step + STEPS_PER_REQUEST)  # the child has read the last request: this one fits the socket
+                Xb, Yb, lr = pending.popleft()
+                why = step_problem(answer, mine, sandbox.died)
+                loss = float(forward(mine, Xb, Yb)["loss"]) if why is None else math.nan
+                if why is None and not math.isfinite(loss):
+                    why = f"the loss is {loss}"
+                if why is not None:
+                    stopped = f"stopped at step {step}: {why}"
+                    break
+                assert isinstance(answer, torch.Tensor)
+                flat -= lr * answer  # in place, so `mine` follows; the child's own update, to the bit
+                lossi.append(math.log10(loss))
+                progress(step + 1, loss)
+        except KeyboardInterrupt:
+            stopped, interrupted = f"interrupted after {len(lossi)} steps", True
+        seconds = time.monotonic() - started
+        threads = {"grader": torch.get_num_threads(), "sandbox": SANDBOX_THREADS}
+        if not lossi:
+            return FullRun(0, steps, (), None, None, (), seconds, stopped, interrupted, threads)
+        params = mine
+        bnmean, bnvar = calibrate(params, splits.Xtr)
+        return FullRun(
+            len(lossi), steps, tuple(lossi),
+            split_loss(params, splits.Xtr, splits.Ytr, bnmean, bnvar),
+            split_loss(params, splits.Xdev, splits.Ydev, bnmean, bnvar),
+            sample(params, bnmean, bnvar, splits.itos, count=spec.samples, seed=spec.sample_seed), seconds, stopped,
+            interrupted, threads,
+        )
+
+
+def step_problem(answer: torch.Tensor | RunResult | None, params: Params, died: str | None) -> str | None:
+    """Why one step's answer from the sandbox cannot be used to update `params`, or None."""
+    if answer is None:
+        return died or "the sandbox ended early"
+    if isinstance(answer, RunResult):
+        grads = usable(answer.values, params)
+        return grads if isinstance(grads, str) else "the sandbox sent an invalid answer (usable gradients, refused)"
+    if bool(answer.sum().isfinite()):  # a NaN or inf anywhere makes the sum one: a quarter of isfinite's time
+        return None
+    split = dict(zip(params, torch.split(answer, [p.numel() for p in params.values()]), strict=True))
+    bad = (name for name, part in split.items() if not bool(torch.isfinite(part).all()))
+    name = next(bad, None)  # None: every value is finite, only their sum overflowed; the loss says if it matters
+    return None if name is None else f"d{name} contains NaN or inf"
 
 
 def save_loss_plot(lossi: tuple[float, ...], path: str) -> str:

@@ -45,8 +45,7 @@ def pack(header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> bytes:
         meta[name] = [DTYPE_NAMES[t.dtype], list(t.shape), len(data)]
         chunks.append(data)
     head = json.dumps({**header, "tensors": meta}).encode()
-    payload = b"".join(chunks)
-    return FRAME.pack(len(head), len(payload)) + head + payload
+    return b"".join([FRAME.pack(len(head), sum(len(c) for c in chunks)), head, *chunks])
 
 
 def unpack(recv_exact: Callable[[int], bytes]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -10,11 +11,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from grader.cli import main
-from grader.course import Course
+from grader.course import Course, Limits
+from grader.data import Dataset
+from grader.grade import splits_for, train_full
+from grader.graph import TRAINING
 from grader.results import Report
+from grader.training import STEPS_PER_REQUEST, lr_at, start
 from tests.conftest import GradeSource, failing, wait_for_line
 
 STEP_COMMENT = "dW2 = h.T @ dlogits  # (200, 27)"
@@ -137,3 +143,90 @@ def test_full_run_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert "interrupted after" in out and "val loss" in out
     assert (tmp_path / "curve.png").is_file()
     assert not os.path.exists(tmp_path / ".curve.png.tmp")
+
+
+# --- the real run's protocol: the child runs ahead, the grader computes every loss ------------------
+
+
+def data_of(dataset: Dataset) -> str | None:
+    return None if dataset.synthetic else dataset.source  # None: the synthetic stand-in, offline
+
+
+def reference_run(course: Course, dataset: Dataset, source: str, steps: int) -> list[float]:
+    """The lecture's loop written out here, in this process: the course's forward pass, `source` as the
+    backward pass, the lecture's update; each step's loss, in order."""
+    spec = course.exercise("exercise4").training
+    assert spec is not None
+    splits = splits_for(dataset)
+    params, g = start(spec, splits)
+    flat = torch.cat([p.reshape(-1) for p in params.values()])
+    views = dict(zip(params, (part.view(p.shape) for part, p in zip(flat.split([p.numel() for p in params.values()]),
+                                                                       params.values(), strict=True)), strict=True))
+    code = compile(source, "backward", "exec")
+    losses = []
+    with torch.no_grad():
+        for step in range(steps):
+            ix = torch.randint(0, splits.Xtr.shape[0], (spec.batch_size,), generator=g)
+            Xb, Yb = splits.Xtr[ix], splits.Ytr[ix]
+            acts = TRAINING.forward(views, Xb, Yb)
+            ns = {"torch": torch, "F": torch.nn.functional, "n": spec.batch_size, "Xb": Xb, "Yb": Yb,
+                  **{k: v.clone() for k, v in views.items()}, **acts}
+            exec(code, ns)
+            losses.append(float(acts["loss"]))
+            flat -= lr_at(spec, step, steps) * torch.cat([ns[f"d{name}"].reshape(-1) for name in params])
+    return losses
+
+
+def test_real_run_takes_the_lectures_steps_to_the_bit(course: Course, dataset: Dataset) -> None:
+    """Across several of the child's requests and the learning-rate switch, every loss the grader computes
+    is the loss of the lecture's loop run here with the same backward pass, bit for bit."""
+    steps = 2 * STEPS_PER_REQUEST + 7
+    solution = course.exercise("exercise4").solution
+    run, _ = train_full(course, "exercise4", solution, data_of(dataset), steps=steps)
+    expected = [math.log10(loss) for loss in reference_run(course, dataset, solution.read_text(), steps)]
+    assert run.stopped is None and run.steps == steps
+    assert list(run.lossi) == expected
+    assert run.threads == {"grader": 1, "sandbox": 1}
+
+
+def test_real_run_stops_at_the_exact_step_of_a_nan_mid_request(course: Course, dataset: Dataset,
+                                                                tmp_path: Path) -> None:
+    """Gradients that turn NaN at some step inside one of the child's requests stop the run at that very
+    step, named, with every step before it kept."""
+
+    solution = course.exercise("exercise4").solution.read_text()
+    losses = reference_run(course, dataset, solution, 200)
+    threshold = min(losses[:70])  # first beaten somewhere past the child's first request of 64 steps
+    first = next(i for i, loss in enumerate(losses) if loss < threshold)
+    assert 70 <= first < 200 and first % 64, first
+    broken = tmp_path / "nan.py"
+    broken.write_text(solution + f"\nif loss.item() < {threshold!r}:\n    dW1 = dW1 * float('nan')\n")
+    run, _ = train_full(course, "exercise4", broken, data_of(dataset), steps=200)
+    assert run.stopped == f"stopped at step {first}: dW1 contains NaN or inf"
+    assert run.steps == len(run.lossi) == first
+
+
+def test_real_run_stops_a_hang_with_its_step_and_the_limit(course: Course, dataset: Dataset, tmp_path: Path) -> None:
+    """A backward pass that hangs mid-run stops at the step that never came back, with the time limit."""
+
+    solution = course.exercise("exercise4").solution.read_text()
+    losses = reference_run(course, dataset, solution, 120)
+    first = next(i for i, loss in enumerate(losses) if loss <= 3.2)
+    hangs = tmp_path / "hang.py"
+    hangs.write_text(solution + "\nwhile loss.item() <= 3.2:\n    pass\n")
+    run, _ = train_full(course, "exercise4", hangs, data_of(dataset), steps=120,
+                        limits=Limits(4.0, 1024))
+    assert run.stopped == f"stopped at step {first}: time limit of 4 s reached", run.stopped
+    assert run.steps == first
+    assert run.val_loss is not None  # the steps before it still give the losses
+
+
+def test_real_run_reports_threads_in_text_and_json(tmp_path: Path) -> None:
+    """Thread counts are chosen, not inherited: the report says how many each process used."""
+    solution = Path(__file__).resolve().parent.parent / "solutions" / "exercise4.py"
+    result = CliRunner().invoke(main, ["exercise4", str(solution), "--steps", "3", "--format", "json",
+                                       "--plot", str(tmp_path / "p.png")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["threads"] == {"grader": 1, "sandbox": 1}
+    text = CliRunner().invoke(main, ["exercise4", str(solution), "--steps", "3", "--plot", str(tmp_path / "p.png")])
+    assert "torch threads: grader 1, sandbox 1" in text.output
