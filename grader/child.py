@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
+import sys
+from collections.abc import Callable
+from typing import Protocol
 
 try:  # Unix only; where they are missing (Windows) the sandbox refuses to start before needing them
     import pwd
@@ -49,7 +51,16 @@ def warm_up() -> None:
     torch.tensor([[1, 2]]).repeat_interleave(2, dim=0), torch.frombuffer(bytearray(8), dtype=torch.float32)
 
 
-def _send_result(sock: socket.socket, result: RunResult) -> None:
+class Channel(Protocol):
+    """How the child talks to the grader: a socket (the forked sandbox) or a pair of pipes (the
+    portable one, grader/spawned.py). Both send all of `data`, and return up to n bytes (b"" at the end)."""
+
+    def sendall(self, data: bytes | memoryview, /) -> None: ...
+
+    def recv(self, n: int, /) -> bytes: ...
+
+
+def _send_result(sock: Channel, result: RunResult) -> None:
     values: dict[str, list[str]] = {}
     tensors: dict[str, torch.Tensor] = {}
     for name, value in result.values.items():
@@ -67,7 +78,7 @@ def _send_result(sock: socket.socket, result: RunResult) -> None:
     sock.sendall(pack(header, tensors))
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
+def _recv_exact(sock: Channel, n: int) -> bytes:
     buf = bytearray()
     while len(buf) < n:
         chunk = sock.recv(min(n - len(buf), 1 << 20))
@@ -101,8 +112,8 @@ def _vm_size_mb() -> int:
     return 0
 
 
-def _confine(keep: list[int], scratch: str, limits: Limits) -> None:
-    """Everything the child does to itself before it runs a line of student code."""
+def confine_forked(keep: list[int], scratch: str, limits: Limits) -> None:
+    """Everything the forked child (grader/sandbox.py) does to itself before it runs a line of student code."""
     os.setsid()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
@@ -172,7 +183,7 @@ class _Training:
             parts.append(g.reshape(-1))
         return torch.cat(parts).to(torch.float32)
 
-    def steps(self, sock: socket.socket, program: object, header: dict[str, object],
+    def steps(self, sock: Channel, program: object, header: dict[str, object],
               tensors: dict[str, torch.Tensor], memory_mb: int) -> None:
         Xb, Yb = tensors["Xb"], tensors["Yb"]
         lrs: list[float] = header["lrs"]  # type: ignore[assignment]
@@ -197,9 +208,73 @@ class _Training:
             self.flat -= lr * grads  # in place (self.params are views); the grader's copy takes the same update
 
 
-def serve(sock: socket.socket, source: str, path: str, *, scratch: str, limits: Limits, keep: list[int],
+class Pipes:
+    """The portable child's channel: the grader's pipes, on file descriptors of their own."""
+
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self.read_fd, self.write_fd = read_fd, write_fd
+
+    def sendall(self, data: bytes | memoryview, /) -> None:
+        view = memoryview(data).cast("B")
+        while view:
+            view = view[os.write(self.write_fd, view):]
+
+    def recv(self, n: int, /) -> bytes:
+        return os.read(self.read_fd, n)
+
+
+def portable_limits() -> dict[str, str]:
+    """What the portable child (grader/spawned.py) can do to itself on this OS, by protection;
+    the grader adds what it does from outside (the wall clock, the kill, watching memory)."""
+    linux = sys.platform.startswith("linux")
+    return {
+        "cpu": "RLIMIT_CPU" if resource is not None else "",
+        "memory": "RLIMIT_AS" if resource is not None and linux else "",
+        "processes": "RLIMIT_NPROC 0" if resource is not None and linux else "",
+        "file size": "RLIMIT_FSIZE" if resource is not None else "",
+    }
+
+
+def confine_portable(limits: Limits, keep: list[int]) -> None:
+    """What the spawned child does to itself before it runs a line of student code: as much of
+    confine_forked as this OS offers. Its own session or process group, the wall-clock limit and
+    (where no memory limit can be set here) watching its memory are the grader's side."""
+    for name in ("SIGINT", "SIGTERM", "SIGPIPE"):  # not all of them exist on Windows
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    if os.name == "posix":
+        low = 3
+        for fd in sorted(keep):
+            os.closerange(low, fd)
+            low = fd + 1
+        os.closerange(low, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 4096)
+    os.environ.clear()
+    os.environ.update({"HOME": os.getcwd(), "LANG": "C.UTF-8"})
+    torch.set_num_threads(SANDBOX_THREADS)
+    _autograd_off()
+    can = portable_limits()
+    if resource is None:
+        return
+    cpu = max(1, int(limits.time_s + 1))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if can["memory"]:
+        address_space = (_vm_size_mb() + limits.memory_mb) << 20
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+    if can["processes"]:
+        resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+
+
+def serve(sock: Channel, source: str, path: str, *, limits: Limits, confine: Callable[[], None],
           world: dict[str, object] | None = None) -> None:
-    _confine([sock.fileno(), *keep], scratch, limits)
+    """Confine this process, then answer the grader's requests until it says done."""
+    confine()
     program = compile_program(source, path)
     training: _Training | None = None
     given: dict[str, object] = {}

@@ -5,6 +5,7 @@ Torch is imported only when something is graded, so `--help` stays instant.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,11 @@ class NinjaCLI(click.Group):
 @click.group(cls=NinjaCLI, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--course", type=click.Path(path_type=Path), default=None, envvar="NINJA_COURSE",
               help="course.yaml to use (default: the one shipped with the grader).")
+@click.option("--sandbox", type=click.Choice(["auto", "unix", "portable"]), default=None, envvar="NINJA_SANDBOX",
+              help="Where graded code runs: 'unix' forks a confined child (Linux, macOS), 'portable' starts a fresh "
+                   "Python (any system, Windows too), 'auto' (the default) picks unix wherever it works.")
 @click.version_option(package_name="backprop-ninja")
-def main(course: Path | None) -> None:
+def main(course: Path | None, sandbox: str | None) -> None:
     """Grade your hand-written backprop against PyTorch autograd.
 
     \b
@@ -76,6 +80,8 @@ def main(course: Path | None) -> None:
       ninja-grade exercise1                     # grade exercises/exercise1.py
       ninja-grade exercise1 my_copy.py --format json
     """
+    if sandbox:
+        os.environ["NINJA_SANDBOX"] = sandbox  # read where a sandbox is opened, batch workers included
 
 
 for command in (hint_command, notebook_command, all_command, batch_command, init_classroom_command,

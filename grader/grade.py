@@ -15,7 +15,7 @@ from grader.extract import Cell, extract, looks_like_transcript, script_cells
 from grader.judge import all_error, judge, summarize, with_left_out
 from grader.policy import check_policy
 from grader.results import FullRun, Report, Status
-from grader.sandbox import Sandbox
+from grader.sandbox import open_sandbox
 from grader.submission import LeftOut, Program, assigned_names, compile_program, read_source
 from grader.training import full_run, quick_check, training_result
 
@@ -119,7 +119,7 @@ def grade_program(course: Course, exercise: Exercise, program: Program, dataset:
         splits = splits_for(dataset)
         # Fork before any true gradient exists in this process: the child never holds one
         # it has not been handed.
-        with Sandbox(program.source, program.path, limits or exercise.limits, world=world_of(splits)) as sandbox:
+        with open_sandbox(program.source, program.path, limits or exercise.limits, world=world_of(splits)) as sandbox:
             cases = [build_case(spec, splits) for spec in course.cases]
             gradients, output = judge(exercise, program, cases, sandbox)
         gradients = with_left_out(gradients, program)
@@ -140,7 +140,7 @@ def grade_training(exercise: Exercise, program: Program, dataset: Dataset, *, su
     """Exercise 4: checkpoints judged in full, and the run's losses against autograd's."""
     assert exercise.training is not None
     splits = splits_for(dataset)
-    with Sandbox(program.source, program.path, limits or exercise.limits) as sandbox:
+    with open_sandbox(program.source, program.path, limits or exercise.limits) as sandbox:
         run = quick_check(exercise, program, splits, sandbox)
     gradients = with_left_out(tuple(summarize(g, exercise, program, run.cases, run.checks)
                                     for g in exercise.gradients), program)
@@ -194,7 +194,7 @@ def train_full(course: Course, exercise_id: str, submission: str | os.PathLike[s
     if program.syntax_error is not None:
         return FullRun(0, planned, (), None, None, (), 0.0, program.syntax_error), dataset
     limits = limits or Limits(exercise.training.full_time_s, exercise.limits.memory_mb)
-    with Sandbox(program.source, program.path, limits) as sandbox:
+    with open_sandbox(program.source, program.path, limits) as sandbox:
         return full_run(exercise, splits_for(dataset), sandbox, planned, progress), dataset
 
 

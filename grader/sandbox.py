@@ -20,14 +20,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import select
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 try:  # Unix only (the user the child becomes, as root)
@@ -37,7 +41,7 @@ except ImportError:  # pragma: no cover - exercised in a subprocess that hides i
 
 import torch
 
-from grader.child import HAS_LIMITS, serve, warm_up
+from grader.child import HAS_LIMITS, confine_forked, portable_limits, serve, warm_up
 from grader.course import Limits
 from grader.runner import NotATensor, Run, RunResult, Value
 from grader.wire import WireError, pack, unpack
@@ -62,13 +66,51 @@ def _warm_once() -> None:
 
 
 
-UNIX_NEEDED = ("grading needs a Unix system here (Linux or macOS: the sandbox forks and sets resource limits); "
-               "on Windows, grade in WSL or in Colab")
+UNIX_NEEDED = ("the unix sandbox needs os.fork, process groups and resource limits, which this Python lacks; "
+               "grade with --sandbox portable (or leave --sandbox out to choose by itself)")
+SANDBOX_KINDS = ("auto", "unix", "portable")
 
 
 def unix_sandbox_available() -> bool:
     """Whether this Python has what the sandbox is built from: os.fork, process groups, resource limits."""
     return all(hasattr(os, name) for name in ("fork", "setsid", "killpg")) and HAS_LIMITS
+
+
+def chosen_kind() -> str:
+    """The sandbox this process grades in: $NINJA_SANDBOX (set by `ninja-grade --sandbox`), where
+    "auto" (the default) is the unix one wherever it works and the portable one elsewhere."""
+    kind = os.environ.get("NINJA_SANDBOX", "auto") or "auto"
+    if kind not in SANDBOX_KINDS:
+        raise SandboxError(f"NINJA_SANDBOX={kind!r}: expected one of {', '.join(SANDBOX_KINDS)}")
+    if kind == "auto":
+        return "unix" if unix_sandbox_available() else "portable"
+    return kind
+
+
+def open_sandbox(source: str, path: str, limits: Limits, world: dict[str, object] | None = None) -> Sandbox:
+    """The sandbox chosen for this process (chosen_kind), not yet started: use it as a context manager."""
+    kind = chosen_kind()
+    return (PortableSandbox if kind == "portable" else Sandbox)(source, path, limits, world)
+
+
+def protections(kind: str | None = None) -> dict[str, str]:
+    """What confines graded code in a sandbox of `kind` (default: this process's), by protection; an
+    empty value is a protection this system does not offer. Goes in every JSON report's environment."""
+    kind = kind or chosen_kind()
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if kind == "unix":
+        return {"sandbox": "unix", "time": "wall clock (grader) and RLIMIT_CPU", "memory": "RLIMIT_AS",
+                "processes": "RLIMIT_NPROC 0; its process group is killed", "file size": "RLIMIT_FSIZE",
+                "files": "chroot to an empty directory as nobody" if root else "an empty working directory",
+                "autograd": "off", "code": "static policy and guarded builtins"}
+    can = portable_limits()
+    return {"sandbox": "portable", "time": "wall clock (grader)" + (" and RLIMIT_CPU" if can["cpu"] else ""),
+            "memory": can["memory"] or "the grader watches its memory and kills it over the limit",
+            "processes": ("RLIMIT_NPROC 0; " if can["processes"] else "")
+            + ("its process group is killed" if hasattr(os, "killpg") else
+               "its process tree is killed" if os.name == "nt" else "it is killed"),
+            "file size": can["file size"], "files": "an empty working directory", "autograd": "off",
+            "code": "static policy and guarded builtins"}
 
 
 class Sandbox:
@@ -115,8 +157,9 @@ class Sandbox:
             debug_file = open(debug, "a") if debug else None  # lives until os._exit
             try:
                 parent_sock.close()
-                serve(child_sock, self.source, self.path, scratch=self.scratch, limits=self.limits,
-                      keep=[debug_file.fileno()] if debug_file else [], world=self.world)
+                keep = [child_sock.fileno(), *([debug_file.fileno()] if debug_file else [])]
+                serve(child_sock, self.source, self.path, limits=self.limits, world=self.world,
+                      confine=lambda: confine_forked(keep, self.scratch, self.limits))
             except BaseException:
                 status = 70
                 if debug_file:
@@ -223,7 +266,7 @@ class Sandbox:
             tensors["params"] = torch.cat([p.reshape(-1) for p in params.values()]).to(torch.float32)
         try:
             self._send(header, tensors)
-        except (TimeoutError, OSError):
+        except (TimeoutError, EOFError, OSError):
             self.died = self._why_dead(timed_out=time.monotonic() >= self.deadline)
 
     def next_step(self, size: int, wanted: tuple[str, ...]) -> torch.Tensor | RunResult | None:
@@ -288,3 +331,222 @@ class Sandbox:
         except ValueError as exc:
             raise WireError("malformed errors") from exc
         return RunResult(values, error_map, output[:5000], halted, seconds=max(0.0, float(seconds)))
+
+
+def encode_world(world: dict[str, object]) -> tuple[dict[str, list[Any]], dict[str, torch.Tensor]]:
+    """The data graded code may read, as JSON and tensors for the portable child (spawned.decode_world);
+    a dict goes as its pairs, so that itos keeps its int keys."""
+    encoded: dict[str, list[Any]] = {}
+    tensors: dict[str, torch.Tensor] = {}
+    for name, value in world.items():
+        if isinstance(value, torch.Tensor):
+            tensors[name] = value
+        elif isinstance(value, dict):
+            encoded[name] = ["dict", [[k, v] for k, v in value.items()]]
+        else:
+            encoded[name] = ["value", value]
+    return encoded, tensors
+
+
+class PortableSandbox(Sandbox):
+    """The sandbox for systems without fork and resource limits (Windows), or when asked for.
+
+    The child is a fresh interpreter (grader/spawned.py) that imports torch itself (about a
+    second, before the student's clock starts), talks over its stdin and stdout pipes in
+    the same checked frames, and confines itself as far as the OS allows. From here: the
+    wall-clock limit, killing its process group (its process tree on Windows), and, where
+    the child cannot limit its own memory, watching its resident memory every 50 ms.
+    """
+
+    START_TIMEOUT_S = 120.0  # importing torch in a fresh interpreter, on a slow laptop
+
+    def __enter__(self) -> PortableSandbox:
+        self.scratch = tempfile.mkdtemp(prefix="ninja-scratch-")
+        env = {"PYTHONPATH": os.pathsep.join(filter(None, (str(Path(__file__).resolve().parent.parent),
+                                                             os.environ.get("PYTHONPATH")))),
+               "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1",
+               "MKL_NUM_THREADS": "1", "PATH": os.environ.get("PATH", "")}
+        for name in ("SYSTEMROOT", "NINJA_SANDBOX_DEBUG", "TMPDIR", "TEMP", "TMP"):  # Windows needs SYSTEMROOT
+            if name in os.environ:
+                env[name] = os.environ[name]
+        debug = os.environ.get("NINJA_SANDBOX_DEBUG")
+        self._stderr = open(debug, "ab") if debug else None  # closed in _close
+        posix = os.name == "posix"
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-s", "-m", "grader.spawned"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=self._stderr or subprocess.DEVNULL, cwd=self.scratch, env=env, start_new_session=posix,
+                creationflags=0 if posix else subprocess.CREATE_NEW_PROCESS_GROUP)  # type: ignore[attr-defined]
+        except OSError as exc:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            raise SandboxError(f"cannot start the sandbox: {exc.strerror or exc}") from None
+        self.pid = self.proc.pid
+        self._inbox: queue.Queue[bytes | None] = queue.Queue()
+        self._pending = bytearray()
+        self._outbox: queue.Queue[bytes | None] = queue.Queue()
+        self._memory_killed = False
+        threading.Thread(target=self._read_pipe, daemon=True).start()
+        threading.Thread(target=self._write_pipe, daemon=True).start()
+        self.started = time.monotonic()
+        self.deadline = self.started + self.START_TIMEOUT_S
+        encoded, tensors = encode_world(self.world)
+        self._send({"source": self.source, "path": self.path, "time_s": self.limits.time_s,
+                    "memory_mb": self.limits.memory_mb, "world": encoded}, tensors)
+        try:
+            header, _ = unpack(self._recv)
+            if header.get("ready") is not True:
+                raise WireError("no ready frame")
+        except (TimeoutError, EOFError, OSError, WireError):
+            reason = self._why_dead(timed_out=time.monotonic() >= self.deadline)
+            self._close()
+            raise SandboxError(f"cannot start the sandbox: {reason}") from None
+        self.started = time.monotonic()
+        self.deadline = self.started + self.limits.time_s
+        if not portable_limits()["memory"]:
+            threading.Thread(target=self._watch_memory, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError, EOFError):
+            self._send({"type": "done"})
+        self._close()
+
+    def _close(self) -> None:
+        self._end_child()
+        self._outbox.put(None)
+        for stream in (self.proc.stdin, self.proc.stdout, self._stderr):
+            with contextlib.suppress(OSError):
+                if stream is not None:
+                    stream.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def _read_pipe(self) -> None:
+        """Move whatever the child writes into the inbox, so that reading can time out on any OS."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        with contextlib.suppress(OSError, ValueError):
+            while chunk := os.read(fd, 1 << 20):
+                self._inbox.put(chunk)
+        self._inbox.put(None)
+
+    def _write_pipe(self) -> None:
+        """Write frames to the child; a child that stops reading blocks only this thread."""
+        assert self.proc.stdin is not None
+        fd = self.proc.stdin.fileno()
+        with contextlib.suppress(OSError, ValueError):
+            while (data := self._outbox.get()) is not None:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+
+    def _watch_memory(self) -> None:
+        while self.proc.poll() is None and not self.reaped:
+            rss = resident_mb(self.pid)
+            if rss is not None and rss > self.limits.memory_mb + self._baseline_mb():
+                self._memory_killed = True
+                self._end_child()
+                return
+            time.sleep(0.05)
+
+    def _baseline_mb(self) -> int:
+        """The child's memory before any student code: the interpreter and torch (measured once)."""
+        if not hasattr(self, "_baseline"):
+            self._baseline = resident_mb(self.pid) or 0
+        return self._baseline
+
+    def _send(self, header: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None) -> None:
+        if self.proc.poll() is not None:
+            raise EOFError
+        self._outbox.put(pack(header, tensors or {}))
+
+    def _recv(self, n: int) -> bytes:
+        while len(self._pending) < n:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            try:
+                chunk = self._inbox.get(timeout=remaining)
+            except queue.Empty:
+                raise TimeoutError from None
+            if chunk is None:
+                self._inbox.put(None)  # the end stays the end for every later read
+                raise EOFError
+            self._pending += chunk
+        data = bytes(self._pending[:n])
+        del self._pending[:n]
+        return data
+
+    def _end_child(self) -> int | None:
+        """Kill the child and everything it started, once; its exit status."""
+        if self.reaped:
+            return None
+        self.reaped = True
+        if hasattr(os, "killpg"):  # its own session: the group is everything it started
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+        elif os.name == "nt":  # pragma: no cover - Windows: the whole tree the child started
+            subprocess.run(["taskkill", "/F", "/T", "/PID", str(self.pid)], capture_output=True, check=False)
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        return self.proc.wait()
+
+    def _why_dead(self, timed_out: bool) -> str:
+        code = self._end_child() if not self.reaped else self.proc.returncode
+        if timed_out:
+            return f"time limit of {self.limits.time_s:g} s reached"
+        if self._memory_killed:
+            return f"memory limit of {self.limits.memory_mb} MB reached"
+        if code is not None and code < 0:
+            sig = -code
+            if hasattr(signal, "SIGXCPU") and sig == signal.SIGXCPU:
+                return f"CPU time limit of {self.limits.time_s:g} s reached"
+            if sig == signal.SIGKILL:
+                return f"your code was killed (memory limit of {self.limits.memory_mb} MB?)"
+            return f"your code crashed the sandbox ({signal.Signals(sig).name})"
+        if code is not None:
+            return f"your code ended the sandbox early (exit code {code})"
+        return "the sandbox ended early"
+
+
+def resident_mb(pid: int) -> int | None:
+    """A process's resident memory in MB, where this system says: /proc (Linux), ps (macOS, BSD),
+    the process's memory counters (Windows); None where it cannot be read."""
+    try:
+        if sys.platform.startswith("linux"):
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) // 1024
+            return None
+        if os.name == "posix":
+            out = subprocess.run(["ps", "-o", "rss=", "-p", str(pid)], capture_output=True, text=True, timeout=5,
+                                 check=False)
+            return int(out.stdout.strip()) // 1024 if out.stdout.strip() else None
+        return _windows_rss_mb(pid)  # pragma: no cover
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+
+
+def _windows_rss_mb(pid: int) -> int | None:  # pragma: no cover - Windows only
+    import ctypes  # noqa: PLC0415
+    from ctypes import wintypes  # noqa: PLC0415
+
+    class Counters(ctypes.Structure):
+        _fields_ = [("cb", wintypes.DWORD), ("PageFaultCount", wintypes.DWORD)] + [
+            (name, ctypes.c_size_t) for name in ("PeakWorkingSetSize", "WorkingSetSize", "QuotaPeakPagedPoolUsage",
+                                                 "QuotaPagedPoolUsage", "QuotaPeakNonPagedPoolUsage",
+                                                 "QuotaNonPagedPoolUsage", "PagefileUsage", "PeakPagefileUsage")]
+
+    kernel32 = ctypes.WinDLL("kernel32")  # type: ignore[attr-defined]
+    psapi = ctypes.WinDLL("psapi")  # type: ignore[attr-defined]
+    handle = kernel32.OpenProcess(0x1000 | 0x0010, False, pid)  # QUERY_LIMITED_INFORMATION | VM_READ
+    if not handle:
+        return None
+    try:
+        counters = Counters()
+        counters.cb = ctypes.sizeof(Counters)
+        if not psapi.GetProcessMemoryInfo(handle, ctypes.byref(counters), counters.cb):
+            return None
+        return int(counters.WorkingSetSize) >> 20
+    finally:
+        kernel32.CloseHandle(handle)
