@@ -8,13 +8,18 @@
 # Linux that is the CUDA build (~2.5 GB of downloads). TORCH_INDEX picks where it comes from:
 #   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu    # the small CPU-only build
 
-PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 EX ?= exercise1
 SUB ?=
+ifeq ($(OS),Windows_NT)  # GNU make on Windows (Git Bash, MSYS2): the venv keeps its programs in Scripts
+PYTHON ?= py
+BIN := $(VENV)/Scripts
+else
+PYTHON ?= python3
 BIN := $(VENV)/bin
+endif
 SHARED_DATA := $(abspath ../shared/data/names.txt)
 
 .PHONY: setup grade test lint bench clean

@@ -78,12 +78,14 @@ def unix_sandbox_available() -> bool:
 
 def chosen_kind() -> str:
     """The sandbox this process grades in: $NINJA_SANDBOX (set by `ninja-grade --sandbox`), where
-    "auto" (the default) is the unix one wherever it works and the portable one elsewhere."""
+    "auto" (the default) is the unix one on Linux and the portable one elsewhere: Windows has no
+    fork, and on macOS RLIMIT_AS does not hold and forking a process with torch's threads running
+    is fragile."""
     kind = os.environ.get("NINJA_SANDBOX", "auto") or "auto"
     if kind not in SANDBOX_KINDS:
         raise SandboxError(f"NINJA_SANDBOX={kind!r}: expected one of {', '.join(SANDBOX_KINDS)}")
     if kind == "auto":
-        return "unix" if unix_sandbox_available() else "portable"
+        return "unix" if sys.platform.startswith("linux") and unix_sandbox_available() else "portable"
     return kind
 
 

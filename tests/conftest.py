@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import select
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,9 +16,16 @@ from grader.course import Course, load_course
 from grader.data import Dataset, find_names
 from grader.grade import grade_program
 from grader.results import Report
+from grader.sandbox import unix_sandbox_available
 from grader.submission import compile_program
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# What some tests need of the system; elsewhere (macOS, Windows: the CI matrix) they are skipped, saying why.
+unix_only = pytest.mark.skipif(not (sys.platform.startswith("linux") and unix_sandbox_available()),
+                               reason="tests the unix sandbox, which grades on Linux only")
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="batch workers are forked: no os.fork here")
+needs_sigint = pytest.mark.skipif(os.name == "nt", reason="Ctrl-C cannot be sent to a process as a signal here")
 SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
 
 

@@ -15,7 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
-from tests.conftest import ROOT, SUBMISSIONS
+from tests.conftest import ROOT, SUBMISSIONS, needs_fork
+
+pytestmark = needs_fork
 
 SOLUTION = (ROOT / "solutions" / "exercise2.py").read_text()
 CORRECT = [

@@ -23,7 +23,9 @@ from click.testing import CliRunner
 import grader.grade
 from grader import batch
 from grader.cli import main
-from tests.conftest import ROOT
+from tests.conftest import ROOT, needs_fork
+
+pytestmark = needs_fork
 
 SOLUTION = (ROOT / "solutions" / "exercise2.py").read_text()
 

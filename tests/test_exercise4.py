@@ -21,7 +21,7 @@ from grader.grade import splits_for, train_full
 from grader.graph import TRAINING
 from grader.results import Report
 from grader.training import STEPS_PER_REQUEST, lr_at, start
-from tests.conftest import GradeSource, failing, wait_for_line
+from tests.conftest import GradeSource, failing, needs_sigint, wait_for_line
 
 STEP_COMMENT = "dW2 = h.T @ dlogits  # (200, 27)"
 
@@ -128,6 +128,7 @@ def test_full_is_only_for_training_exercises() -> None:
     assert result.exit_code == 2 and "No such option" in result.output
 
 
+@needs_sigint
 def test_full_run_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     """Ctrl-C during a real run ends it cleanly: the report of the steps done, exit 130."""
     solution = Path(__file__).resolve().parent.parent / "solutions" / "exercise4.py"

@@ -133,6 +133,7 @@ def spawned_children_of(parent: int) -> list[int]:
     return found
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the child through /proc")
 def test_without_unix_a_crashed_child_is_named(hidden: Path, tmp_path: Path) -> None:
     """A child that crashes (a real SIGSEGV, sent from outside as a segfault would end it) costs the
     gradient, with the signal's name, and the grading ends at once."""

@@ -11,7 +11,6 @@ import ast
 import errno
 import json
 import os
-import resource
 import stat
 import tempfile
 import time
@@ -27,7 +26,10 @@ from grader.course import Course, Limits
 from grader.policy import PolicyError, check_policy, safe_import, view_of
 from grader.runner import Run, RunResult
 from grader.sandbox import Sandbox
-from tests.conftest import SUBMISSIONS, GradeSource
+from tests.conftest import SUBMISSIONS, GradeSource, unix_only
+
+pytestmark = unix_only  # the portable sandbox's own tests: tests/test_platforms.py
+resource = pytest.importorskip("resource")
 
 HOSTILE = SUBMISSIONS / "hostile"
 

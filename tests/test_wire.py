@@ -19,6 +19,7 @@ from grader.course import Limits
 from grader.runner import Run
 from grader.sandbox import Sandbox
 from grader.wire import FRAME, MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES, WireError, pack, unpack
+from tests.conftest import unix_only
 
 
 def reader(data: bytes) -> Callable[[int], bytes]:
@@ -105,6 +106,7 @@ def _read(sock: Any, n: int) -> bytes:
     return buf
 
 
+@unix_only
 @pytest.mark.parametrize(("send", "died"), [
     (lambda sock: sock.sendall(frame(b"{not json")), "the sandbox sent an invalid answer (header is not JSON)"),
     (lambda sock: sock.sendall(frame({"tensors": {}, "values": "all right"})),
