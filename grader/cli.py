@@ -15,6 +15,7 @@ from grader.cli_common import course_of, course_or_exit
 from grader.cli_grade import all_command, grade_command
 from grader.cli_tools import (
     batch_command,
+    check_course_command,
     gradescope_bundle_command,
     hint_command,
     init_classroom_command,
@@ -85,7 +86,7 @@ def main(course: Path | None, sandbox: str | None) -> None:
 
 
 for command in (hint_command, notebook_command, all_command, batch_command, init_classroom_command,
-                gradescope_bundle_command):
+                gradescope_bundle_command, check_course_command):
     main.add_command(command)
 
 

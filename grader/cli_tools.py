@@ -215,3 +215,33 @@ def gradescope_bundle_command(ctx: click.Context, out: Path, exercise: tuple[str
     except OSError as exc:
         fail_setup(f"cannot write {out}: {exc.strerror}")
     click.echo(f"wrote {path}: upload it as the autograder of a Gradescope programming assignment")
+
+
+@click.command("check-course", short_help="Prove a course sound: stubs, solutions, hints, shapes.")
+@click.argument("course_file", required=False, type=click.Path(path_type=Path))
+@click.option("--data", type=click.Path(path_type=Path), default=None, help="names.txt to use.")
+@click.pass_context
+def check_course_command(ctx: click.Context, course_file: Path | None, data: Path | None) -> None:
+    """Check COURSE_FILE (default: the --course one, else the shipped course.yaml) the way its
+    students will meet it: every solution passes on every case, every stub grades all missing,
+    stub, solution and course name the same gradients in the same order, every gradient has three
+    hint levels, and the stubs' shape comments match the forward pass. One line per problem; exit 0
+    when there are none, 1 when there are."""
+    from grader.check_course import check_course
+    from grader.course import load_course
+    from grader.data import DataError, find_names
+    from grader.sandbox import SandboxError
+    from grader.submission import SubmissionError
+
+    try:
+        course = load_course(course_file) if course_file is not None else course_of(ctx)
+        problems = check_course(course, find_names(data))
+    except (CourseError, DataError, SandboxError, SubmissionError) as exc:
+        fail_setup(str(exc))
+    for problem in problems:
+        click.echo(problem)
+    count = len(course.exercises)
+    if problems:
+        click.echo(f"{len(problems)} problem{'s' * (len(problems) != 1)} in {count} exercises", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo(f"sound: {count} exercises, every solution passes, every stub is all missing, hints and shapes agree")
