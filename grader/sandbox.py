@@ -399,9 +399,13 @@ class PortableSandbox(Sandbox):
             if header.get("ready") is not True:
                 raise WireError("no ready frame")
         except (TimeoutError, EOFError, OSError, WireError):
-            reason = self._why_dead(timed_out=time.monotonic() >= self.deadline)
+            timed_out = time.monotonic() >= self.deadline
+            code = self._end_child()
             self._close()
-            raise SandboxError(f"cannot start the sandbox: {reason}") from None
+            why = (f"it was not ready after {self.START_TIMEOUT_S:g} s" if timed_out
+                   else f"its Python ended (exit code {code}) before it was ready")
+            raise SandboxError(f"cannot start the portable sandbox: {why}; set NINJA_SANDBOX_DEBUG=FILE to see "
+                               "why in FILE") from None
         self.started = time.monotonic()
         self.deadline = self.started + self.limits.time_s
         if not portable_limits()["memory"]:

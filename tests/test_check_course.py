@@ -58,4 +58,4 @@ def test_each_break_is_one_line(broken: Path) -> None:
                "(32, 27) on the lecture's batch" in line for line in lines), lines
     assert any(line.startswith(f"{solution} (solution): dlogprobs is wrong") for line in lines), lines
     assert any(line.startswith(f"{ex2} (stub): dlogits is ") and "not missing" in line for line in lines), lines
-    assert len(lines) == 5, lines  # nothing else: the swapped blanks are still all missing, exercise 2's solution passes
+    assert len(lines) == 5, lines  # nothing else: swapped blanks are still missing, exercise 2's solution passes

@@ -242,3 +242,20 @@ def test_a_bad_sandbox_choice_is_one_line(tmp_path: Path) -> None:
                             cwd=tmp_path, check=False)
     assert result.returncode == 2
     assert "portabel" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_portable_child_that_cannot_start_is_one_sentence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A child Python that dies before it is ready (a broken install) is the grader's set-up problem,
+    said as such, never blamed on the student's code."""
+    real = subprocess.Popen
+
+    def broken_python(cmd: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+        return real([cmd[0], "-c", "import sys; sys.exit(3)"], **kwargs)  # type: ignore[call-overload,no-any-return]
+
+    monkeypatch.setattr("grader.sandbox.subprocess.Popen", broken_python)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["--sandbox", "portable", "exercise2", str(ROOT / "solutions" / "exercise2.py")])
+    monkeypatch.delenv("NINJA_SANDBOX", raising=False)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == ("ninja-grade: cannot start the portable sandbox: its Python ended (exit code 3) "
+                                     "before it was ready; set NINJA_SANDBOX_DEBUG=FILE to see why in FILE")
