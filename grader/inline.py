@@ -16,14 +16,14 @@ from typing import Any
 import click
 import torch
 
-from grader.cases import build_case, case_from, init_parameters
-from grader.course import CaseSpec, Course, load_course
-from grader.data import find_names
-from grader.extract import Cell, clean_code
-from grader.grade import grade_program, load_submission, program_from_cells, splits_for
-from grader.graph import TRAINING
-from grader.report import render_html, render_text
-from grader.results import Report
+from grader.courseware.cases import build_case, case_from, init_parameters
+from grader.courseware.course import CaseSpec, Course, load_course
+from grader.courseware.data import find_names
+from grader.courseware.graph import TRAINING
+from grader.intake.extract import Cell, clean_code
+from grader.judging.grade import grade_program, load_submission, program_from_cells, splits_for
+from grader.judging.results import Report
+from grader.reporting.report import render_html, render_text
 
 
 def _ipython() -> Any:

@@ -12,12 +12,12 @@ from typing import IO
 
 import pytest
 
-from grader.course import Course, load_course
-from grader.data import Dataset, find_names
-from grader.grade import grade_program
-from grader.results import Report
-from grader.sandbox import unix_sandbox_available
-from grader.submission import compile_program
+from grader.confined.sandbox import unix_sandbox_available
+from grader.courseware.course import Course, load_course
+from grader.courseware.data import Dataset, find_names
+from grader.intake.submission import compile_program
+from grader.judging.grade import grade_program
+from grader.judging.results import Report
 
 ROOT = Path(__file__).resolve().parent.parent
 

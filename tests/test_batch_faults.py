@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import grader.grade
-from grader import batch
+import grader.judging.grade
+from grader.ci import batch
 from grader.cli import main
 from tests.conftest import ROOT, needs_fork
 
@@ -42,14 +42,14 @@ def class_of(tmp_path: Path, *students: str) -> list[str]:
 def misbehave_on(monkeypatch: pytest.MonkeyPatch, student: str, action: Callable[[], Any]) -> None:
     """Make the grader itself fail on one student's submission. Workers are forked from this
     process, so they inherit the patch; the student's own code is correct."""
-    real = grader.grade.grade_program
+    real = grader.judging.grade.grade_program
 
     def patched(*args: Any, **kwargs: Any) -> Any:
         if f"{student}.py" in kwargs["submission_label"]:
             action()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(grader.grade, "grade_program", patched)
+    monkeypatch.setattr(grader.judging.grade, "grade_program", patched)
 
 
 def gradebook_rows(out: Path) -> dict[str, dict[str, str]]:
@@ -139,7 +139,7 @@ def test_a_worker_of_its_own_that_hangs_is_a_fault_not_a_grade(tmp_path: Path,
     Fault, so no report is written and the next run grades it again."""
     (path,) = class_of(tmp_path, "erin")
     misbehave_on(monkeypatch, "erin", lambda: time.sleep(120))
-    monkeypatch.setattr("grader.batch.answer_within", lambda limits: 3.0)
+    monkeypatch.setattr("grader.ci.batch.answer_within", lambda limits: 3.0)
     started = time.monotonic()
     outcome = batch._grade_alone("exercise2", batch.Submission("erin", Path(path)), course_path=None,
                                  data=os.environ.get("NINJA_DATA"), limits=None, max_score=1)

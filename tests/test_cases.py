@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grader.cases import build_case, build_dataset, make_splits
-from grader.course import CaseSpec, Course
-from grader.data import Dataset
-from grader.graph import ATOMIC, TRAINING
+from grader.courseware.cases import build_case, build_dataset, make_splits
+from grader.courseware.course import CaseSpec, Course
+from grader.courseware.data import Dataset
+from grader.courseware.graph import ATOMIC, TRAINING
 
 LECTURE = CaseSpec("lecture", 2147483647, 32)
 
@@ -57,7 +57,7 @@ LECTURE_TENSORS = {
 
 
 def lecture_forward_and_backward(given: dict[str, object]) -> dict[str, torch.Tensor]:
-    """makemore part 4's forward pass as the lecture writes it, independent of grader/graph.py,
+    """makemore part 4's forward pass as the lecture writes it, independent of grader/courseware/graph.py,
     on a case's parameters and batch; loss.backward() gives every tensor's gradient."""
     p = {k: given[k].clone().requires_grad_(True) for k in ("C", "W1", "b1", "W2", "b2", "bngain", "bnbias")}  # type: ignore[union-attr]
     Xb, Yb = given["Xb"], given["Yb"]

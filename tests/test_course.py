@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.course import Course, CourseError, load_course, parse_course
+from grader.courseware.course import Course, CourseError, load_course, parse_course
 
 
 def test_course_has_the_lecture_exercises(course: Course) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import data
-from grader.data import NAMES_SHA256, DataError, find_names
+from grader.courseware import data
+from grader.courseware.data import NAMES_SHA256, DataError, find_names
 
 REAL = b"".join(f"{w}\n".encode() for w in ["emma", "olivia", "ava"])
 ALPHABET_NAMES = b"abcdefghijklm\nnopqrstuvwxyz\nanna\n"

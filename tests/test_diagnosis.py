@@ -9,15 +9,15 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
-from grader.compare import Check
-from grader.course import Course, Gradient, Tolerance
-from grader.data import Dataset
-from grader.diagnose import ADVICE, LABELS
-from grader.grade import grade_program
-from grader.report import render_text
-from grader.results import Status
-from grader.submission import compile_program
-from grader.vjp import VJPCheck, settle_with_vjp
+from grader.courseware.course import Course, Gradient, Tolerance
+from grader.courseware.data import Dataset
+from grader.intake.submission import compile_program
+from grader.judging.compare import Check
+from grader.judging.diagnose import ADVICE, LABELS
+from grader.judging.grade import grade_program
+from grader.judging.results import Status
+from grader.judging.vjp import VJPCheck, settle_with_vjp
+from grader.reporting.report import render_text
 from tests.conftest import GradeSource, statuses
 
 

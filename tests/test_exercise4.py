@@ -15,12 +15,12 @@ import torch
 from click.testing import CliRunner
 
 from grader.cli import main
-from grader.course import Course, Limits
-from grader.data import Dataset
-from grader.grade import splits_for, train_full
-from grader.graph import TRAINING
-from grader.results import Report
-from grader.training import STEPS_PER_REQUEST, lr_at, start
+from grader.courseware.course import Course, Limits
+from grader.courseware.data import Dataset
+from grader.courseware.graph import TRAINING
+from grader.judging.grade import splits_for, train_full
+from grader.judging.results import Report
+from grader.judging.training import STEPS_PER_REQUEST, lr_at, start
 from tests.conftest import GradeSource, failing, needs_sigint, wait_for_line
 
 STEP_COMMENT = "dW2 = h.T @ dlogits  # (200, 27)"

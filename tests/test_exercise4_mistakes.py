@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
-from grader.course import Course
-from grader.results import Report
+from grader.courseware.course import Course
+from grader.judging.results import Report
 from tests.conftest import SUBMISSIONS, GradeSource, failing
 from tests.test_mistakes import with_mistake
 

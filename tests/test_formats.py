@@ -19,8 +19,8 @@ import yaml
 from click.testing import CliRunner
 
 from grader.cli import main
-from grader.formats import render_annotations, render_markdown
-from grader.results import GradientResult, Report, Status
+from grader.judging.results import GradientResult, Report, Status
+from grader.reporting.formats import render_annotations, render_markdown
 from tests.conftest import ROOT
 
 SOLUTION1 = ROOT / "solutions" / "exercise1.py"
@@ -266,7 +266,7 @@ def test_gradescope_bundle_runs_as_gradescope_would(tmp_path: Path) -> None:
     assert result.exit_code == 0
     with zipfile.ZipFile(bundle) as zf:
         names = set(zf.namelist())
-        assert {"setup.sh", "run_autograder", "course.yaml", "pyproject.toml", "grader/cli.py",
+        assert {"setup.sh", "run_autograder", "course.yaml", "pyproject.toml", "grader/cli/__init__.py",
                 "solutions/exercise2.py"} <= names
         for script in ("setup.sh", "run_autograder"):
             assert (zf.getinfo(script).external_attr >> 16) & stat.S_IXUSR

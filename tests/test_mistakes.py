@@ -12,8 +12,8 @@ import re
 
 import pytest
 
-from grader.course import Course
-from grader.diagnose import ADVICE
+from grader.courseware.course import Course
+from grader.judging.diagnose import ADVICE
 from tests.conftest import GradeSource, failing
 
 DC_LOOP = """for k in range(Xb.shape[0]):
@@ -202,7 +202,7 @@ def test_every_labelled_mistake_has_its_wording() -> None:
 
 
 # exercise -> mistake -> (text in the solution, what the student wrote instead, the label it must get,
-# what the message must say). The fused formulas get their labels from their terms (grader/diagnose.py).
+# what the message must say). The fused formulas get their labels from their terms (grader/judging/diagnose.py).
 FUSED: dict[str, dict[str, tuple[str, str, str, str]]] = {
     "exercise2": {
         "without_the_one_hot_term": ("dlogits[range(n), Yb] -= 1", "pass", "missing-branch",

@@ -19,14 +19,14 @@ from click.testing import CliRunner
 from nbclient import NotebookClient
 
 import grader
-from grader.cases import build_case
 from grader.cli import main
-from grader.course import Course, default_course_path
-from grader.data import find_names
-from grader.extract import Cell, clean_code, in_the_order_they_ran, renames_from_batch
-from grader.grade import splits_for
+from grader.courseware.cases import build_case
+from grader.courseware.course import Course, default_course_path
+from grader.courseware.data import find_names
 from grader.inline import check
-from grader.notebooks import build_notebook
+from grader.intake.extract import Cell, clean_code, in_the_order_they_ran, renames_from_batch
+from grader.intake.notebooks import build_notebook
+from grader.judging.grade import splits_for
 from tests.conftest import ROOT, GradeSource
 
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"

@@ -21,9 +21,9 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
-from grader.cli_tools import BATCH_NEEDS_FORK
-from grader.course import Limits
-from grader.sandbox import UNIX_NEEDED, PortableSandbox, protections
+from grader.cli.tools import BATCH_NEEDS_FORK
+from grader.confined.sandbox import UNIX_NEEDED, PortableSandbox, protections
+from grader.courseware.course import Limits
 from tests.conftest import ROOT, SUBMISSIONS
 
 HIDE_UNIX = """
@@ -128,7 +128,7 @@ def spawned_children_of(parent: int) -> list[int]:
                 ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
             except (OSError, ValueError, IndexError):
                 continue
-            if ppid == parent and b"grader.spawned" in cmdline:
+            if ppid == parent and b"grader.confined.spawned" in cmdline:
                 found.append(int(proc.name))
     return found
 
@@ -252,7 +252,7 @@ def test_a_portable_child_that_cannot_start_is_one_sentence(monkeypatch: pytest.
     def broken_python(cmd: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
         return real([cmd[0], "-c", "import sys; sys.exit(3)"], **kwargs)  # type: ignore[call-overload,no-any-return]
 
-    monkeypatch.setattr("grader.sandbox.subprocess.Popen", broken_python)
+    monkeypatch.setattr("grader.confined.sandbox.subprocess.Popen", broken_python)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["--sandbox", "portable", "exercise2", str(ROOT / "solutions" / "exercise2.py")])
     monkeypatch.delenv("NINJA_SANDBOX", raising=False)

@@ -20,12 +20,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from grader import runner as runner_module
 from grader.cli import main
-from grader.course import Course, Limits
-from grader.policy import PolicyError, check_policy, safe_import, view_of
-from grader.runner import Run, RunResult
-from grader.sandbox import Sandbox
+from grader.confined import runner as runner_module
+from grader.confined.policy import PolicyError, check_policy, safe_import, view_of
+from grader.confined.runner import Run, RunResult
+from grader.confined.sandbox import Sandbox
+from grader.courseware.course import Course, Limits
 from tests.conftest import SUBMISSIONS, GradeSource, unix_only
 
 pytestmark = unix_only  # the portable sandbox's own tests: tests/test_platforms.py
@@ -185,7 +185,7 @@ def test_sandbox_runtime_blocks_autograd_and_escapes_without_static_check() -> N
 
 def test_sandbox_child_that_exits_hard_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     """A child that ends itself with os._exit (past both lines) gives a reason, not a hang."""
-    monkeypatch.setattr("grader.child.run_once", lambda *a, **k: os._exit(0))
+    monkeypatch.setattr("grader.confined.child.run_once", lambda *a, **k: os._exit(0))
     result, _ = run_in_sandbox("x = 1", {}, ("x",))
     assert result.died == "your code ended the sandbox early (exit code 0)"
     assert result.values == {"x": None}
@@ -221,7 +221,7 @@ def test_sandbox_cannot_read_course_files(monkeypatch: pytest.MonkeyPatch) -> No
             readable = 0.0
         return runner_module.RunResult({"x": torch.tensor([readable, float(os.getuid())])}, {})
 
-    monkeypatch.setattr("grader.child.run_once", try_to_read)
+    monkeypatch.setattr("grader.confined.child.run_once", try_to_read)
     result, _ = run_in_sandbox("x = 1", {}, ("x",))
     readable, uid = result.values["x"].tolist()  # type: ignore[union-attr]
     assert readable == 0.0
@@ -242,7 +242,7 @@ def test_sandbox_child_is_confined(monkeypatch: pytest.MonkeyPatch) -> None:
                                                            rooted])}, {})
 
     monkeypatch.setenv("NINJA_DATA", "/a/secret/path")
-    monkeypatch.setattr("grader.child.run_once", inspect)
+    monkeypatch.setattr("grader.confined.child.run_once", inspect)
     result, _ = run_in_sandbox("x = 1", {}, ("x",))
     assert result.values["x"].tolist() == [1.0, 1.0, 1.0, 1.0, 1.0]  # type: ignore[union-attr]
 
@@ -309,7 +309,7 @@ def forking_run(*_args: object, **_kwargs: object) -> RunResult:
 def test_sandbox_child_cannot_start_a_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past every Python guard (run_once itself replaced), the OS refuses the confined child a
     new process: RLIMIT_NPROC is 0."""
-    monkeypatch.setattr("grader.child.run_once", forking_run)
+    monkeypatch.setattr("grader.confined.child.run_once", forking_run)
     result, _ = run_in_sandbox("x = 1", {}, ("x",))
     assert result.errors == {0: "refused: EAGAIN"}
 
@@ -323,8 +323,8 @@ def test_sandbox_kills_what_the_child_started(monkeypatch: pytest.MonkeyPatch) -
         if which != resource.RLIMIT_NPROC:
             real_setrlimit(which, limits)
 
-    monkeypatch.setattr("grader.child.resource.setrlimit", without_nproc)
-    monkeypatch.setattr("grader.child.run_once", forking_run)
+    monkeypatch.setattr("grader.confined.child.resource.setrlimit", without_nproc)
+    monkeypatch.setattr("grader.confined.child.run_once", forking_run)
     result, _ = run_in_sandbox("x = 1", {}, ("x",))
     grandchild = int(result.errors[0].removeprefix("forked "))
     deadline = time.monotonic() + 5

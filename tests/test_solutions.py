@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from grader.cases import build_case
-from grader.course import Course
-from grader.data import Dataset
-from grader.diagnose import fmt_shape
-from grader.grade import splits_for
-from grader.training import start
+from grader.courseware.cases import build_case
+from grader.courseware.course import Course
+from grader.courseware.data import Dataset
+from grader.judging.diagnose import fmt_shape
+from grader.judging.grade import splits_for
+from grader.judging.training import start
 from tests.conftest import SUBMISSIONS, GradeSource, failing, statuses
 
 BLANK = re.compile(r"^(?P<name>d\w+) = None  # (?P<shape>\([\d, ]+\))$")  # `dW1 = None  # (30, 64)`

@@ -12,11 +12,11 @@ import yaml
 from click.testing import CliRunner
 
 from grader.cli import main
-from grader.course import Course, load_course
-from grader.data import Dataset
-from grader.grade import grade_program
-from grader.notebooks import build_notebook
-from grader.submission import compile_program
+from grader.courseware.course import Course, load_course
+from grader.courseware.data import Dataset
+from grader.intake.notebooks import build_notebook
+from grader.intake.submission import compile_program
+from grader.judging.grade import grade_program
 from tests.conftest import ROOT, GradeSource
 
 SOLUTION2 = "dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\ndlogits /= n\n"

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import torch
 
-from grader.course import Limits
-from grader.runner import Run
-from grader.sandbox import Sandbox
-from grader.wire import FRAME, MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES, WireError, pack, unpack
+from grader.confined.runner import Run
+from grader.confined.sandbox import Sandbox
+from grader.confined.wire import FRAME, MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES, WireError, pack, unpack
+from grader.courseware.course import Limits
 from tests.conftest import unix_only
 
 
@@ -124,7 +124,7 @@ def test_sandbox_refuses_a_bad_answer(monkeypatch: pytest.MonkeyPatch, send: Cal
                                       died: str) -> None:
     """Whatever the child sends back, the grader believes only a frame that checks out: anything
     else ends the sandbox with a reason, and no value is taken from it."""
-    monkeypatch.setattr("grader.sandbox.serve", answering_with(send))
+    monkeypatch.setattr("grader.confined.sandbox.serve", answering_with(send))
     with Sandbox("x = 1", "<test>", Limits(time_s=5, memory_mb=256)) as box:
         (result,) = box.run_case({}, {}, [Run()], ("x",))
     assert result.died == died

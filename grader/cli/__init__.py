@@ -1,0 +1,94 @@
+"""`ninja-grade`: parse, call the library, render, pick the exit code. Nothing else.
+
+Torch is imported only when something is graded, so `--help` stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from grader.cli.common import course_of, course_or_exit
+from grader.cli.grade import all_command, grade_command
+from grader.cli.tools import (
+    batch_command,
+    check_course_command,
+    gradescope_bundle_command,
+    hint_command,
+    init_classroom_command,
+    notebook_command,
+)
+from grader.courseware.course import CourseError
+
+
+class NinjaCLI(click.Group):
+    """The fixed commands, plus one grading command per exercise in course.yaml."""
+
+    def _exercises(self, ctx: click.Context) -> dict[str, str]:
+        """Exercise ids and titles for help; a broken course.yaml just lists none."""
+        try:
+            return {e.id: e.title for e in course_of(ctx).exercises}
+        except CourseError:
+            return {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*self._exercises(ctx), *super().list_commands(ctx)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        builtin = super().get_command(ctx, cmd_name)
+        if builtin is not None:
+            return builtin
+        for exercise in course_or_exit(ctx).exercises:
+            if exercise.id == cmd_name:
+                return grade_command(exercise)
+        return None
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if self.get_command(ctx, name) is None and not name.startswith("-"):
+            valid = ", ".join(e.id for e in course_or_exit(ctx).exercises)
+            raise click.UsageError(f"no exercise or command {name!r}. The exercises are: {valid}.", ctx)
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        exercises = self._exercises(ctx)
+        if exercises:
+            with formatter.section("Exercises"):
+                formatter.write_dl(list(exercises.items()))
+        rows = [(name, cmd.get_short_help_str()) for name, cmd in self.commands.items()]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=NinjaCLI, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--course", type=click.Path(path_type=Path), default=None, envvar="NINJA_COURSE",
+              help="course.yaml to use (default: the one shipped with the grader).")
+@click.option("--sandbox", type=click.Choice(["auto", "unix", "portable"]), default=None, envvar="NINJA_SANDBOX",
+              help="Where graded code runs: 'unix' forks a confined child (Linux, macOS), 'portable' starts a fresh "
+                   "Python (any system, Windows too), 'auto' (the default) picks unix wherever it works.")
+@click.version_option(package_name="backprop-ninja")
+def main(course: Path | None, sandbox: str | None) -> None:
+    """Grade your hand-written backprop against PyTorch autograd.
+
+    \b
+    Example:
+      ninja-grade exercise1                     # grade exercises/exercise1.py
+      ninja-grade exercise1 my_copy.py --format json
+    """
+    if sandbox:
+        os.environ["NINJA_SANDBOX"] = sandbox  # read where a sandbox is opened, batch workers included
+
+
+for command in (hint_command, notebook_command, all_command, batch_command, init_classroom_command,
+                gradescope_bundle_command, check_course_command):
+    main.add_command(command)
+
+
+def run(argv: list[str] | None = None) -> Any:
+    return main.main(args=argv, prog_name="ninja-grade")

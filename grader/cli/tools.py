@@ -1,0 +1,247 @@
+"""The course's tools: hints, notebooks, batch grading, and templates for CI and Gradescope."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from grader.cli.common import EXIT_FAILED, EXIT_GRADER_FAULT, EXIT_PASSED, course_of, course_or_exit, fail_setup
+from grader.courseware.course import CourseError, Limits
+from grader.files import write_atomic
+
+
+@click.command(name="hint")
+@click.argument("exercise_id", metavar="EXERCISE")
+@click.argument("gradient")
+@click.option("--level", type=click.IntRange(1, 3), default=1, show_default=True,
+              help="1: where to look; 2: the shapes, sums and broadcasts; 3: the structure of the answer.")
+@click.pass_context
+def hint_command(ctx: click.Context, exercise_id: str, gradient: str, level: int) -> None:
+    """Show a hint for one gradient, from gentle (1) to nearly the answer (3)."""
+    try:
+        grad = course_of(ctx).exercise(exercise_id).gradient(gradient)
+    except CourseError as exc:
+        fail_setup(str(exc))
+    if not grad.hints:
+        fail_setup(f"course.yaml has no hints for {gradient}")
+    shown = min(level, len(grad.hints))
+    for i in range(shown):
+        click.echo(f"{click.style(f'hint {i + 1}', bold=True)}: {grad.hints[i]}")
+    if shown < len(grad.hints):
+        click.echo(f"(more: ninja-grade hint {exercise_id} {gradient} --level {shown + 1})")
+
+
+def resolve_course_repo(root: Path, given: str | None) -> str:
+    """The course's git URL: as given, else the course checkout's remote 'origin'; says which.
+    Never a placeholder: with neither, it asks for one (exit 2)."""
+    if given:
+        click.echo(f"course repository: {given} (--course-repo)", err=True)
+        return given
+    try:
+        found = subprocess.run(["git", "-C", str(root), "config", "--get", "remote.origin.url"],
+                               capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        found = ""
+    if not found:
+        fail_setup(f"which git URL should students fetch the course from? Say --course-repo URL (the course at "
+                   f"{root} has no git remote 'origin' to take it from)")
+    click.echo(f"course repository: {found} (the git remote 'origin' of {root})", err=True)
+    return found
+
+
+@click.command(name="notebook")
+@click.argument("which", metavar="[EXERCISE|all]", default="all")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("notebooks"), show_default=True,
+              help="Folder to write the notebooks into.")
+@click.option("--course-repo", default=None, metavar="URL",
+              help="The git URL of your copy of this course, which the notebook's set-up cell fetches on Colab "
+                   "(default: the git remote 'origin' of the course's checkout).")
+@click.pass_context
+def notebook_command(ctx: click.Context, which: str, out: Path, course_repo: str | None) -> None:
+    """Write the exercises as Jupyter/Colab notebooks, with an inline check cell."""
+    course = course_or_exit(ctx)
+    ids = list(course.exercise_ids) if which == "all" else [which]
+    try:
+        for exercise_id in ids:
+            course.exercise(exercise_id)
+    except CourseError as exc:
+        fail_setup(str(exc))
+    repo = resolve_course_repo(course.root, course_repo)
+    try:
+        from grader.intake.notebooks import write_notebooks
+
+        written = write_notebooks(course, ids, out, course_repo=repo)
+    except OSError as exc:
+        fail_setup(f"cannot write to {out}: {exc.strerror}")
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
+@click.command(name="batch")
+@click.argument("exercise_id", metavar="EXERCISE")
+@click.argument("submissions", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Workers in parallel (default: cores).")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("ninja-batch"), show_default=True,
+              help="Folder for one JSON report per student; a rerun skips those already there.")
+@click.option("--gradebook", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Where to write the CSV gradebook (default: OUT/gradebook.csv).")
+@click.option("--force", is_flag=True, help="Grade again what is already graded in OUT.")
+@click.option("--data", type=click.Path(path_type=Path), default=None, help="names.txt to use.")
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=None, help="Seconds per submission.")
+@click.option("--memory-limit", type=click.IntRange(min=64), default=None, help="MB per submission.")
+@click.pass_context
+def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple[Path, ...], jobs: int | None,
+                  out: Path, gradebook: Path | None, force: bool, data: Path | None, time_limit: float | None,
+                  memory_limit: int | None) -> None:
+    """Grade many submissions (files, or folders of one student each) into a gradebook."""
+    from grader.ci import batch
+
+    course = course_or_exit(ctx)
+    try:
+        exercise = course.exercise(exercise_id)
+    except CourseError as exc:
+        fail_setup(str(exc))
+    limits = Limits(time_limit or exercise.limits.time_s, memory_limit or exercise.limits.memory_mb)
+    check_batch_setup(data, out, gradebook)  # before anyone is graded: one line, exit 2, nothing written
+    subs = batch.discover(list(submissions), exercise_id)
+    course_arg = ctx.find_root().params.get("course")
+    with click.progressbar(length=len(subs), label=f"grading {exercise_id}", file=sys.stderr,
+                           item_show_func=lambda item: item) as bar:
+        def progress(report: dict[str, Any] | None, tally: Any) -> None:
+            bar.current_item = str(tally)  # type: ignore[attr-defined]
+            bar.update(1)
+
+        try:
+            tally = batch.run_batch(course, exercise_id, subs, out=out, jobs=jobs or os.cpu_count() or 1, force=force,
+                                    course_path=str(course_arg) if course_arg else None,
+                                    data=str(data) if data else None, limits=limits, progress=progress)
+        except OSError as exc:
+            fail_setup(f"cannot write to {out}: {exc.strerror}")
+    table, reports = batch.gradebook(course, exercise_id, subs, out)
+    book = gradebook or out / "gradebook.csv"
+    write_atomic(book, table)
+    click.echo(f"{len(subs)} submissions: {tally}" + (f" ({tally.skipped} graded before)" if tally.skipped else ""))
+    click.echo(f"reports in {out}/, gradebook {book}")
+    click.echo("\npass rate per gradient:")
+    for name, passed, graded in batch.pass_rates(course, exercise_id, reports):
+        share = passed / graded if graded else 0.0
+        click.echo(f"  {name:16} {'█' * round(share * 20):20} {passed:4}/{graded} ({share:.0%})")
+    if tally.faults:
+        click.echo(f"\n{len(tally.faults)} submission{'s were' if len(tally.faults) != 1 else ' was'} not graded: "
+                   "the grader failed on them, not the students. No report or score was recorded for them.",
+                   err=True)
+        for fault in tally.faults:
+            click.echo(f"  {fault.student} ({fault.path}): {fault.reason}", err=True)
+        retry = " ".join(shlex.quote(arg) for arg in ["ninja-grade", *sys.argv[1:]]) if sys.argv[1:] else \
+            "the same ninja-grade batch command"
+        click.echo(f"Run {retry} again to grade just these (the others are kept).", err=True)
+        sys.exit(EXIT_GRADER_FAULT)
+    all_passed = len(reports) == len(subs) and all(r.get("passed") for r in reports)
+    sys.exit(EXIT_PASSED if all_passed else EXIT_FAILED)
+
+
+BATCH_NEEDS_FORK = ("batch grading forks its workers, which needs Linux or macOS (as on CI runners); here, grade "
+                    "one submission at a time, or run the batch in WSL")
+
+
+def check_batch_setup(data: Path | None, out: Path, gradebook: Path | None) -> None:
+    """What would make every student's grade wrong or lost, found before the first is graded."""
+    from grader.confined.sandbox import UNIX_NEEDED, SandboxError, chosen_kind, unix_sandbox_available
+    from grader.courseware.data import DataError, find_names
+
+    if not hasattr(os, "fork"):
+        fail_setup(BATCH_NEEDS_FORK)
+    try:
+        if chosen_kind() == "unix" and not unix_sandbox_available():
+            fail_setup(UNIX_NEEDED)
+    except SandboxError as exc:
+        fail_setup(str(exc))
+
+    try:
+        find_names(data)
+    except DataError as exc:
+        fail_setup(str(exc))
+    if out.exists() and not out.is_dir():
+        fail_setup(f"--out {out} is a file, not a folder")
+    existing = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        fail_setup(f"cannot write the reports to {out}: {existing} is not a folder you can write to")
+    if gradebook is not None and not gradebook.parent.is_dir():
+        fail_setup(f"cannot write the gradebook to {gradebook}: {gradebook.parent} is not a folder")
+
+
+@click.command(name="init-classroom")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=Path("."))
+@click.option("--course-repo", default=None, metavar="URL",
+              help="The git URL of your copy of this course, which the workflow checks out and installs "
+                   "(default: the git remote 'origin' of the course's checkout).")
+@click.pass_context
+def init_classroom_command(ctx: click.Context, directory: Path, course_repo: str | None) -> None:
+    """Write a GitHub Actions workflow that grades every exercise in a student's repository."""
+    from grader.ci.templates import write_workflow
+
+    course = course_or_exit(ctx)
+    course_repo = resolve_course_repo(course.root, course_repo)
+    try:
+        path = write_workflow(course, directory, course_repo)
+    except OSError as exc:
+        fail_setup(f"cannot write to {directory}: {exc.strerror}")
+    click.echo(f"wrote {path}: on every push it grades each exercise, writes the summary and annotations, "
+               "and reports the points to GitHub Classroom (its grading reporter)")
+
+
+@click.command(name="gradescope-bundle")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("autograder.zip"),
+              show_default=True, help="Where to write the zip.")
+@click.option("--exercise", multiple=True, help="Grade only these exercises (repeatable; default: all).")
+@click.pass_context
+def gradescope_bundle_command(ctx: click.Context, out: Path, exercise: tuple[str, ...]) -> None:
+    """Write the autograder zip Gradescope expects (setup.sh, run_autograder, the course)."""
+    from grader.ci.templates import gradescope_bundle
+
+    course = course_or_exit(ctx)
+    try:
+        for exercise_id in exercise:
+            course.exercise(exercise_id)
+        path = gradescope_bundle(course, out, exercises=exercise)
+    except CourseError as exc:
+        fail_setup(str(exc))
+    except OSError as exc:
+        fail_setup(f"cannot write {out}: {exc.strerror}")
+    click.echo(f"wrote {path}: upload it as the autograder of a Gradescope programming assignment")
+
+
+@click.command("check-course", short_help="Prove a course sound: stubs, solutions, hints, shapes.")
+@click.argument("course_file", required=False, type=click.Path(path_type=Path))
+@click.option("--data", type=click.Path(path_type=Path), default=None, help="names.txt to use.")
+@click.pass_context
+def check_course_command(ctx: click.Context, course_file: Path | None, data: Path | None) -> None:
+    """Check COURSE_FILE (default: the --course one, else the shipped course.yaml) the way its
+    students will meet it: every solution passes on every case, every stub grades all missing,
+    stub, solution and course name the same gradients in the same order, every gradient has three
+    hint levels, and the stubs' shape comments match the forward pass. One line per problem; exit 0
+    when there are none, 1 when there are."""
+    from grader.ci.check_course import check_course
+    from grader.confined.sandbox import SandboxError
+    from grader.courseware.course import load_course
+    from grader.courseware.data import DataError, find_names
+    from grader.intake.submission import SubmissionError
+
+    try:
+        course = load_course(course_file) if course_file is not None else course_of(ctx)
+        problems = check_course(course, find_names(data))
+    except (CourseError, DataError, SandboxError, SubmissionError) as exc:
+        fail_setup(str(exc))
+    for problem in problems:
+        click.echo(problem)
+    count = len(course.exercises)
+    if problems:
+        click.echo(f"{len(problems)} problem{'s' * (len(problems) != 1)} in {count} exercises", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo(f"sound: {count} exercises, every solution passes, every stub is all missing, hints and shapes agree")

@@ -1,0 +1,1 @@
+"""Running student code confined: the static policy, the sandboxes, their child, the wire format."""

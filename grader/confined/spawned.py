@@ -1,0 +1,57 @@
+"""The portable sandbox's child: a fresh interpreter that grader/confined/sandbox.py starts and confines.
+
+    python -s -m grader.confined.spawned      (started by PortableSandbox; not a command for people)
+
+Where the forked sandbox cannot run (no os.fork, no resource limits: Windows; or when asked
+for with --sandbox portable), the grader starts this module with its stdin and stdout as
+pipes. The first frame from the grader says what to run and under which limits, and
+carries the data graded code may read; the child moves the pipes to descriptors of its
+own, points 0, 1 and 2 at the null device, confines itself as far as the OS allows
+(grader/confined/child.py, confine_portable), says it is ready, and then answers frames exactly as
+the forked child does. Everything it sends is checked by the grader, as before.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from typing import Any
+
+from grader.confined.child import Pipes, _recv_exact, confine_portable, serve, warm_up
+from grader.confined.wire import pack, unpack
+from grader.courseware.course import Limits
+
+
+def decode_world(encoded: dict[str, Any], tensors: dict[str, Any]) -> dict[str, object]:
+    """The data graded code may read, from its JSON form (sandbox.encode_world) and its tensors."""
+    world: dict[str, object] = dict(tensors)
+    for name, (kind, value) in encoded.items():
+        world[name] = dict((k, v) for k, v in value) if kind == "dict" else value
+    return world
+
+
+def main() -> None:
+    channel = Pipes(os.dup(0), os.dup(1))
+    header, tensors = unpack(lambda n: _recv_exact(channel, n))
+    limits = Limits(float(header["time_s"]), int(header["memory_mb"]))
+    world = decode_world(header["world"], tensors)
+
+    def confine() -> None:
+        warm_up()  # what student code commonly touches, loaded while loading still works as usual
+        confine_portable(limits, keep=[channel.read_fd, channel.write_fd])
+        channel.sendall(pack({"ready": True}, {}))  # the student's clock starts now, not at the import of torch
+
+    serve(channel, header["source"], header["path"], limits=limits, confine=confine, world=world or None)
+
+
+if __name__ == "__main__":
+    status = 0
+    debug = os.dup(2) if os.environ.get("NINJA_SANDBOX_DEBUG") else None  # stderr: the grader's debug file
+    try:
+        main()
+    except BaseException:
+        status = 70
+        if debug is not None:
+            os.write(debug, traceback.format_exc().encode())
+    finally:
+        os._exit(status)

@@ -1,0 +1,171 @@
+"""Notebooks both ways: read a student's .ipynb into cells, and write the course's notebooks.
+
+Reading never runs a kernel: only the cells' text is read, outputs are ignored.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from grader.courseware.course import Course, Exercise
+from grader.files import write_atomic
+from grader.intake.extract import Cell, clean_code
+from grader.intake.submission import SubmissionError
+
+MAX_NOTEBOOK_BYTES = 100 * 1024 * 1024  # outputs can be large; beyond this it is not a course notebook
+# Where the Colab cell fetches the course when the grader is missing: the course's files live
+# beside the grader, so it is cloned, not pip-installed from a wheel.
+
+
+def read_cells(path: Path) -> list[Cell]:
+    """The notebook's cells, with magics neutralised; SubmissionError (one line) if it is not one."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_NOTEBOOK_BYTES:
+            raise SubmissionError(f"{path} is {size:,} bytes, over the {MAX_NOTEBOOK_BYTES // 2**20} MB a notebook "
+                                  "to grade may have: clear its outputs and save it again")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SubmissionError(f"{path} is not UTF-8 text (byte {exc.start}), so not a notebook") from None
+    except OSError as exc:
+        raise SubmissionError(f"cannot read {path}: {exc.strerror}") from None
+    if not text.strip():
+        raise SubmissionError(f"{path} is empty, not a notebook")
+    try:
+        nb = nbformat.reads(text, as_version=4)
+        cells = [(c["cell_type"], c.get("source", ""), c.get("execution_count")) for c in nb.cells]
+    except Exception as exc:  # nbformat raises many kinds; all mean "not a notebook we can read"
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise SubmissionError(f"{path} is not a Jupyter notebook: {reason}") from None
+    result = []
+    for number, (kind, source, count) in enumerate(cells, start=1):
+        if kind == "code":
+            code = clean_code(source)
+            if code is not None:
+                result.append(Cell(number, "code", code, count if isinstance(count, int) else None))
+        elif kind == "markdown":
+            result.append(Cell(number, "markdown", source))
+    return result
+
+
+# --- writing the course's notebooks ------------------------------------------------
+
+FORWARD = {
+    "atomic": """emb = C[Xb]                                   # embed the characters into vectors
+embcat = emb.view(emb.shape[0], -1)           # concatenate the vectors
+hprebn = embcat @ W1 + b1                     # hidden layer pre-activation
+bnmeani = 1/n*hprebn.sum(0, keepdim=True)
+bndiff = hprebn - bnmeani
+bndiff2 = bndiff**2
+bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)  # note: Bessel's correction (dividing by n-1, not n)
+bnvar_inv = (bnvar + 1e-5)**-0.5
+bnraw = bndiff * bnvar_inv
+hpreact = bngain * bnraw + bnbias
+h = torch.tanh(hpreact)                       # hidden layer
+logits = h @ W2 + b2                          # output layer
+logit_maxes = logits.max(1, keepdim=True).values
+norm_logits = logits - logit_maxes            # subtract max for numerical stability
+counts = norm_logits.exp()
+counts_sum = counts.sum(1, keepdims=True)
+counts_sum_inv = counts_sum**-1
+probs = counts * counts_sum_inv
+logprobs = probs.log()
+loss = -logprobs[range(n), Yb].mean()""",
+    "training": """emb = C[Xb]
+embcat = emb.view(emb.shape[0], -1)
+hprebn = embcat @ W1 + b1
+bnmean = hprebn.mean(0, keepdim=True)
+bnvar = hprebn.var(0, keepdim=True, unbiased=True)
+bnvar_inv = (bnvar + 1e-5)**-0.5
+bnraw = (hprebn - bnmean) * bnvar_inv
+hpreact = bngain * bnraw + bnbias
+h = torch.tanh(hpreact)
+logits = h @ W2 + b2
+loss = F.cross_entropy(logits, Yb)""",
+}
+
+
+def _paragraphs(source: str) -> tuple[str, list[str]]:
+    """A stub's header comment, and its blocks separated by blank lines."""
+    blocks = [b.strip("\n") for b in re.split(r"\n\s*\n", source) if b.strip()]
+    header = blocks[0] if blocks and all(line.startswith("#") for line in blocks[0].splitlines()) else ""
+    return header, blocks[1:] if header else blocks
+
+
+def build_notebook(course: Course, exercise: Exercise, source: Path | None = None, *,
+                   course_repo: str | None = None) -> Any:
+    """The exercise as a notebook: set-up, the forward pass, one cell per block, a check.
+
+    `source` defaults to the stub; pass the solution to get the notebook filled in. With
+    `course_repo` (a git URL), the set-up cell fetches the course where the grader is not
+    installed (Colab); without it, it says to install the course.
+    """
+    header, blocks = _paragraphs((source or exercise.stub).read_text(encoding="utf-8"))
+    number = course.exercises.index(exercise) + 1
+    intro = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in header.splitlines())
+    setup = (
+        "# Set-up: fetches the course when the grader is missing (Colab), then defines the forward pass.\n"
+        "try:\n"
+        "    import grader\n"
+        "except ImportError:\n"
+        + (f"    !git clone -q --depth 1 {course_repo} backprop-ninja\n"
+           "    %pip install -q -e backprop-ninja\n"
+           "    import sys; sys.path.insert(0, 'backprop-ninja')  # usable before a kernel restart\n"
+           if course_repo else
+           "    raise ImportError('the course is not installed here: pip install -e <your copy of the course>')\n")
+        + "from grader.inline import check, setup\n\n"
+        f'setup("{exercise.id}", globals())'
+    )
+    kind = "training" if exercise.training else "atomic"
+    forward = (
+        "## The forward pass\n\nThe set-up cell ran this, under these names, on the lecture's batch "
+        "(the grader's own forward pass: changing the seed or the batch here changes nothing it checks):\n\n"
+        f"```python\n{FORWARD[kind]}\n```"
+    )
+    cells = [
+        nbformat.v4.new_markdown_cell(f"# {exercise.title}\n\n{intro.strip()}"),
+        nbformat.v4.new_code_cell(setup),
+        nbformat.v4.new_markdown_cell(forward),
+    ]
+    for i, block in enumerate(blocks):
+        marker = f"# Exercise {number}\n" if i == 0 else ""
+        cells.append(nbformat.v4.new_code_cell(marker + block))
+    cells += [
+        nbformat.v4.new_markdown_cell("## Check your work\n\nThe same checks, verdicts and hints as "
+                                      f"`ninja-grade {exercise.id}`, on the code you ran above."),
+        nbformat.v4.new_code_cell(f'check("{exercise.id}")'),
+    ]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+def write_notebooks(course: Course, exercise_ids: list[str], out: Path, *, course_repo: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for exercise_id in exercise_ids:
+        path = out / f"{exercise_id}.ipynb"
+        nbformat.write(build_notebook(course, course.exercise(exercise_id), course_repo=course_repo), str(path))
+        written.append(path)
+    return written
+
+
+def write_feedback(notebook: Path, reports_html: str, out: Path) -> Path:
+    """The student's notebook as HTML (nbconvert), with the grader's report on top, written
+    atomically beside it: what a student or a TA opens to see verdicts next to the code."""
+    from nbconvert import HTMLExporter  # noqa: PLC0415 - only this command renders HTML
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    report_cell = nbformat.v4.new_markdown_cell(reports_html)
+    nb.cells.insert(0, report_cell)
+    with warnings.catch_warnings():  # without IPython installed, nbconvert says so once per cell
+        warnings.filterwarnings("ignore", message="IPython3 lexer unavailable", category=UserWarning)
+        body, _ = HTMLExporter(template_name="classic").from_notebook_node(nb)
+    write_atomic(out, body)
+    return out

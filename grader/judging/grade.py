@@ -1,0 +1,220 @@
+"""Grade one submission of one exercise: the library call behind `ninja-grade`."""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from grader.confined.policy import check_policy
+from grader.confined.sandbox import open_sandbox
+from grader.courseware.cases import Splits, build_case, make_splits, world_of
+from grader.courseware.course import Course, CourseError, Exercise, Limits
+from grader.courseware.data import Dataset, find_names
+from grader.intake.extract import Cell, extract, looks_like_transcript, script_cells
+from grader.intake.submission import LeftOut, Program, assigned_names, compile_program, read_source
+from grader.judging.judge import all_error, judge, summarize, with_left_out
+from grader.judging.results import FullRun, Report, Status
+from grader.judging.training import full_run, quick_check, training_result
+
+_splits_cache: dict[tuple[str, int], Splits] = {}
+
+
+def splits_for(dataset: Dataset) -> Splits:
+    """Build the lecture's splits once per data set per process."""
+    key = (dataset.source, len(dataset.words))
+    if key not in _splits_cache:
+        _splits_cache[key] = make_splits(dataset)
+    return _splits_cache[key]
+
+
+def load_submission(course: Course, exercise: Exercise, path: Path, *, sections: bool = False) -> Program:
+    """The code to grade: a .py as it is, or the exercise's code found in a notebook (or in a
+    script that transcribes the lecture's notebook, or in any script when `sections` says
+    it holds several exercises). Raises SubmissionError if unreadable."""
+    label = display_path(path)
+    if path.suffix == ".ipynb":
+        from grader.intake.notebooks import read_cells  # noqa: PLC0415 - nbformat only for notebooks (~0.1 s)
+
+        return program_from_cells(course, exercise, read_cells(path), label)
+    source = read_source(path)
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return compile_program(source, str(path))
+    if sections or looks_like_transcript(tree):
+        return program_from_cells(course, exercise, script_cells(source), label)
+    return compile_program(source, str(path))
+
+
+def program_from_cells(course: Course, exercise: Exercise, cells: list[Cell], label: str) -> Program:
+    """One exercise's code out of a notebook's cells, as a program."""
+    number = course.exercises.index(exercise) + 1
+    wanted = frozenset(g.name for g in (*exercise.gradients, *exercise.helpers))
+    found = extract(cells, number, wanted)
+    if found is None:
+        return compile_program("", label, notes=(f"no code for {exercise.id} found in {label}: no cell assigns "
+                                                 f"{', '.join(exercise.gradient_names[:3])}, ...",))
+    if found.syntax_error is not None:
+        return Program(label, "", (), found.syntax_error, notes=found.notes)
+    return compile_program(found.source, label, origins=found.origins, notes=found.notes, left_out=found.left_out)
+
+
+def refuse_by_statement(program: Program, exercise: Exercise) -> Program:
+    """The program without the top-level statements that break the rules (grader/confined/policy.py), each
+    left out on its own (LeftOut): one autograd read does not cost the other gradients."""
+    if program.syntax_error is not None:
+        return program
+    lines = program.source.split("\n")
+    nodes = ast.parse(program.source).body
+    refused: list[LeftOut] = []
+    blanked: set[int] = set()
+    refused_nodes: set[int] = set()
+    for i, node in enumerate(nodes):
+        violations = check_policy(ast.Module(body=[node], type_ignores=[]), exercise.forbid)
+        if violations:
+            refused_nodes.add(i)
+            more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+            refused.append(LeftOut(program.where(node.lineno), assigned_names(node),
+                                   f"not run: {violations[0].message}{more}"))
+            blanked |= set(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    if not refused:
+        return program
+    for i, node in enumerate(nodes):  # a statement sharing a line with a refused one goes with it, and is said to
+        span = set(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+        if span & blanked and i not in refused_nodes:
+            refused.append(LeftOut(program.where(node.lineno), assigned_names(node),
+                                   "not run: it shares its line with a statement that was refused"))
+    for lineno in blanked:
+        lines[lineno - 1] = ""
+    return compile_program("\n".join(lines), program.path, origins=program.origins, notes=program.notes,
+                           left_out=(*program.left_out, *refused))
+
+
+def left_out_note(program: Program) -> tuple[str, ...]:
+    """Said once: which lines were left out, and why."""
+    if not program.left_out:
+        return ()
+    lines = "; ".join(f"{lo.where} ({lo.reason})" for lo in program.left_out)
+    them = "them" if len(program.left_out) > 1 else "it"
+    return (f"left out, each on its own, and everything else graded without {them}: {lines}",)
+
+
+def grade_program(course: Course, exercise: Exercise, program: Program, dataset: Dataset, *,
+                  submission_label: str, limits: Limits | None = None) -> Report:
+    """Judge a compiled program. Its code runs only in the sandbox, never here."""
+    program = refuse_by_statement(program, exercise)
+    notes = [dataset.note] if dataset.note else []
+    notes += [*program.notes, *left_out_note(program)]
+    blocker = program.locate(program.syntax_error) if program.syntax_error else None
+    output = ""
+    if blocker is not None:
+        gradients = all_error(exercise, blocker)
+        notes.append(f"{submission_label}: {blocker}")
+    elif exercise.training is not None:
+        return grade_training(exercise, program, dataset, submission_label=submission_label, limits=limits)
+    else:
+        splits = splits_for(dataset)
+        # Fork before any true gradient exists in this process: the child never holds one
+        # it has not been handed.
+        with open_sandbox(program.source, program.path, limits or exercise.limits, world=world_of(splits)) as sandbox:
+            cases = [build_case(spec, splits) for spec in course.cases]
+            gradients, output = judge(exercise, program, cases, sandbox)
+        gradients = with_left_out(gradients, program)
+    return Report(
+        exercise=exercise.id,
+        title=exercise.title,
+        submission=submission_label,
+        gradients=gradients,
+        notes=tuple(notes),
+        output=output,
+        start=exercise.start,
+        cases=tuple(spec.to_dict() for spec in course.cases),
+    )
+
+
+def grade_training(exercise: Exercise, program: Program, dataset: Dataset, *, submission_label: str,
+                   limits: Limits | None = None) -> Report:
+    """Exercise 4: checkpoints judged in full, and the run's losses against autograd's."""
+    assert exercise.training is not None
+    splits = splits_for(dataset)
+    with open_sandbox(program.source, program.path, limits or exercise.limits) as sandbox:
+        run = quick_check(exercise, program, splits, sandbox)
+    gradients = with_left_out(tuple(summarize(g, exercise, program, run.cases, run.checks)
+                                    for g in exercise.gradients), program)
+    if run.died is not None:  # the code as a whole failed mid-run: nothing it computed is trusted
+        gradients = tuple(replace(g, status=Status.ERROR, message=f"{run.stopped}; no points for a run that could "
+                                  "not finish", diagnosis=None) if g.passed else g for g in gradients)
+    training = training_result(exercise.training, run)
+    return Report(
+        exercise=exercise.id, title=exercise.title, submission=submission_label, gradients=gradients,
+        notes=(*((dataset.note,) if dataset.note else ()), *program.notes, *left_out_note(program)),
+        output=run.checks[0].output,
+        start=exercise.start,
+        cases=tuple(c.spec.to_dict() for c in run.cases),
+        training=training,
+    )
+
+
+def display_path(path: Path) -> str:
+    """The path as the user would type it: relative to here when it is below here."""
+    absolute = path.resolve()
+    return str(absolute.relative_to(Path.cwd())) if absolute.is_relative_to(Path.cwd()) else str(absolute)
+
+
+def grade(course: Course, exercise_id: str, submission: str | os.PathLike[str] | None = None,
+          data: str | os.PathLike[str] | None = None, limits: Limits | None = None, *,
+          sections: bool = False) -> Report:
+    """Grade `submission` (default: the exercise's stub). With `sections`, a .py is read as
+    holding several exercises, like a notebook. Raises CourseError, SubmissionError or
+    DataError for problems of set-up, never for student mistakes."""
+    exercise = course.exercise(exercise_id)
+    path = Path(submission) if submission is not None else exercise.stub
+    label = display_path(path)
+    program = load_submission(course, exercise, path, sections=sections)
+    dataset = find_names(data)
+    return grade_program(course, exercise, program, dataset, submission_label=label, limits=limits)
+
+
+def train_full(course: Course, exercise_id: str, submission: str | os.PathLike[str] | None = None,
+               data: str | os.PathLike[str] | None = None, *, steps: int | None = None,
+               progress: Callable[[int, float], None] = lambda step, loss: None,
+               limits: Limits | None = None) -> tuple[FullRun, Dataset]:
+    """Exercise 4 for real: the lecture's run (or `steps` of it) with the student's backward."""
+    exercise = course.exercise(exercise_id)
+    if exercise.training is None:
+        raise CourseError(f"{exercise_id} is not a training exercise; --full is for exercise 4")
+    path = Path(submission) if submission is not None else exercise.stub
+    program = load_submission(course, exercise, path)
+    dataset = find_names(data)
+    planned = steps or exercise.training.full_steps
+    program = refuse_by_statement(program, exercise)
+    if program.syntax_error is not None:
+        return FullRun(0, planned, (), None, None, (), 0.0, program.syntax_error), dataset
+    limits = limits or Limits(exercise.training.full_time_s, exercise.limits.memory_mb)
+    with open_sandbox(program.source, program.path, limits) as sandbox:
+        return full_run(exercise, splits_for(dataset), sandbox, planned, progress), dataset
+
+
+def submission_for(exercise: Exercise, path: Path) -> Path | None:
+    """The file to grade for one exercise: `path` itself, or, in a folder, the exercise's own
+    .py or .ipynb (exercise1.py, exercise1.ipynb), else the folder's only notebook."""
+    if not path.is_dir():
+        return path
+    names = {f"{exercise.id}.py", f"{exercise.id}.ipynb", exercise.stub.name}
+    own = sorted(p for p in path.rglob("*") if p.is_file() and p.name in names)
+    if own:
+        return own[0]
+    notebooks = sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    return notebooks[0] if len(notebooks) == 1 else None
+
+
+def grade_nothing(course: Course, exercise_id: str, where: Path, data: str | os.PathLike[str] | None) -> Report:
+    """The report for an exercise with no submission at all: every gradient missing, saying why."""
+    exercise = course.exercise(exercise_id)
+    label = display_path(where)
+    program = compile_program("", label, notes=(f"no submission for {exercise_id} in {label}: expected "
+                                                f"{exercise_id}.py or {exercise_id}.ipynb",))
+    return grade_program(course, exercise, program, find_names(data), submission_label=label)

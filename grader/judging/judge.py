@@ -1,0 +1,424 @@
+"""Judge a program's gradients against autograd: isolated and chained, on every case.
+
+Isolated: for each gradient X, one run of the program in which every *upstream*
+gradient Y (the gradient of a tensor computed from X's tensor) is replaced by its true
+value right after the last statement that assigns it. X is then computed from true
+inputs, so a slip earlier in the chain does not count twice.
+Chained: one plain run, what the lecture's `cmp` would print for the code as written.
+
+Points go by the isolated verdict where every gradient upstream of X is graded itself
+(exercises 1-3), and by the value as written where X's gradient flows back through an
+intermediate the exercise does not grade (exercise 4's helpers: dlogits ... demb); there
+the isolated run says whether X's own line is right, and the judged helpers say which
+intermediate is to blame (scored_as_written, blame).
+
+Vector-Jacobian check (grader/judging/vjp.py): on the first case, X is also computed from
+*random* gradients of its consumers and compared with autograd's product for them.
+
+These are not one run per gradient: one shared run sets every gradient to its true (or,
+for the VJP check, random) value right after its last assignment and reads each just
+before, which is the same thing for code that only reads downstream gradients. A gradient
+whose code reads another (statically), or that is changed in place later, gets a run of
+its own (needs_own_run).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, replace
+
+import torch
+
+from grader.confined.runner import BEFORE_ALL, Run, RunResult, Value
+from grader.confined.sandbox import Sandbox
+from grader.courseware.cases import Case
+from grader.courseware.course import Exercise, Gradient
+from grader.courseware.graph import Graph
+from grader.intake.submission import Program
+from grader.judging.compare import Check, compare
+from grader.judging.diagnose import ADVICE, Diagnosis, diagnose
+from grader.judging.results import GradientResult, Picture, Status, worst
+from grader.judging.vjp import VJPCheck, judge_vjp, settle_with_vjp, unit_randoms, unrun_vjp, vjp_plan
+
+
+@dataclass(frozen=True)
+class CaseChecks:
+    isolated: dict[str, Check]
+    chained: dict[str, Check]  # diagnosed where points go by the value as written
+    helpers: dict[str, Check]  # the ungraded intermediates the code assigns, as written, diagnosed
+    vjp: dict[str, VJPCheck]
+    output: str
+    values: dict[str, Value]  # what the code as written assigned (the chained run)
+    seconds: float  # how long the code as written took, in the sandbox
+
+
+@functools.cache  # asked per gradient and per case; the answer is the exercise's and the graph's alone
+def scored_as_written(exercise: Exercise, graph: Graph) -> frozenset[str]:
+    """The gradients whose points go by the value the code as written produces: those whose
+    gradient flows back through an intermediate the exercise does not grade (a helper)."""
+    helpers = {h.tensor for h in exercise.helpers}
+    return frozenset(g.name for g in exercise.gradients if helpers & graph.downstream(g.tensor))
+
+
+def isolating_run(exercise: Exercise, program: Program, grad: Gradient, case: Case,
+                  random_consumers: dict[str, torch.Tensor] | None = None) -> Run:
+    """The run in which every gradient upstream of `grad` is set to its true value.
+
+    With random_consumers, the gradients of grad's consumers get those values instead.
+    """
+    after = case.graph.downstream(grad.tensor)
+    inject: dict[int, dict[str, torch.Tensor]] = {}
+    for other in (*exercise.gradients, *exercise.helpers):
+        if other.tensor in after:
+            stmt = program.last_assignment(other.name)
+            at = stmt.index if stmt is not None else BEFORE_ALL
+            value = (random_consumers or {}).get(other.tensor, case.truth[other.tensor])
+            inject.setdefault(at, {})[other.name] = value
+    last = program.last_assignment(grad.name)
+    snapshot = ((last.index, grad.name),) if last is not None and random_consumers is None else ()
+    return Run(inject, wanted=(grad.name,), snapshot=snapshot)
+
+
+def injecting_run(exercise: Exercise, program: Program, values: dict[str, torch.Tensor]) -> Run:
+    """One run that sets every gradient to `values` right after its last assignment, and
+    reads each graded gradient just before that: every gradient computed from the given
+    values of the gradients it is computed from, in a single run."""
+    inject: dict[int, dict[str, torch.Tensor]] = {}
+    snapshot = []
+    for grad in (*exercise.gradients, *exercise.helpers):
+        stmt = program.last_assignment(grad.name)
+        inject.setdefault(stmt.index if stmt else BEFORE_ALL, {})[grad.name] = values[grad.tensor]
+        if stmt is not None and grad in exercise.gradients:
+            snapshot.append((stmt.index, grad.name))
+    return Run(inject, wanted=(), snapshot=tuple(snapshot))
+
+
+def snapshot_of(result: RunResult, program: Program, name: str) -> Value:
+    """The value `name` had right after its last assignment, in a run that snapshot it."""
+    stmt = program.last_assignment(name)
+    return result.values.get(f"{name}@{stmt.index}") if stmt is not None else None
+
+
+def error_for(program: Program, name: str, result: RunResult) -> str | None:
+    """The exception of a statement that assigns `name`, or the exit that cut it off."""
+    error = _error_for(program, name, result)
+    return program.locate(error) if error is not None else None
+
+
+def _error_for(program: Program, name: str, result: RunResult) -> str | None:
+    if result.died is not None:
+        return result.died
+    if result.halted_at is not None:
+        last = program.last_assignment(name)
+        if last is None or last.index >= result.halted_at:
+            stopper = result.errors[result.halted_at]
+            return f"your code ended early ({stopper}) before {name} was written"
+    # Like the code's final value: a later statement that binds the name afresh and runs
+    # clears an earlier failure; one that raises, or changes it in place after one, does not.
+    error = None
+    for stmt in program.statements:
+        if name in stmt.assigns:
+            if stmt.index in result.errors:
+                error = result.errors[stmt.index]
+            elif stmt.rebinds and name in stmt.rebinds:
+                error = None
+    return error
+
+
+def backprop_order(exercise: Exercise, graph: Graph) -> list[Gradient]:
+    """Gradients ordered so that each comes before every gradient computed from it.
+
+    A gradient's isolated run is given the true values of gradients *downstream* of it;
+    running them in this order means no run ever sees the truth it is judged against.
+    """
+    return sorted(exercise.gradients, key=lambda g: len(graph.downstream(g.tensor)))
+
+
+def with_diagnosis(grad: Gradient, check: Check, *, value: Value, snapshot: Value, case: Case,
+                   program: Program) -> Check:
+    """Attach the transformation of the truth that explains a wrong value, if one does."""
+    if check.status is not Status.WRONG or not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        return check
+    last = program.last_assignment(grad.name)
+    found = diagnose(grad.tensor, value, case.truth[grad.tensor], case,
+                     snapshot=snapshot if isinstance(snapshot, torch.Tensor) else None,
+                     assigned_line=last.lineno if last else None)
+    return replace(check, diagnosis=found)
+
+
+def needs_own_run(exercise: Exercise, program: Program, case: Case, chained: RunResult) -> set[str]:
+    """Gradients the shared runs cannot judge: those computed (statically) from a gradient that
+    is not downstream of them, which a shared run would hand its true value; and those changed
+    in place after their last assignment (through another name), whose final value counts."""
+    graph = case.graph
+    names = frozenset(g.name for g in (*exercise.gradients, *exercise.helpers))
+    tensor_of = {g.name: g.tensor for g in (*exercise.gradients, *exercise.helpers)}
+    inputs = program.gradient_inputs(names)
+    own = set()
+    for grad in exercise.gradients:
+        after = graph.downstream(grad.tensor)
+        if any(tensor_of[other] not in after for other in inputs.get(grad.name, ())):
+            own.add(grad.name)
+        final, assigned = chained.values.get(grad.name), snapshot_of(chained, program, grad.name)
+        if isinstance(final, torch.Tensor) and isinstance(assigned, torch.Tensor) and (
+                final.shape != assigned.shape or not torch.equal(final, assigned)):
+            own.add(grad.name)
+    return own
+
+
+def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbox, *, vjp: bool) -> CaseChecks:
+    """Isolated and chained checks of every gradient on one case (and the VJP checks if asked).
+
+    Runs, in this order (no run sees the truth of a gradient it is judged on): the chained
+    run; a run of its own for each gradient the shared runs cannot judge (needs_own_run), in
+    backprop order; the shared VJP run, with random gradients; the shared isolated run,
+    with every true gradient.
+    """
+    given = {name: case.truth[name[1:]] for name in exercise.given}
+    wanted = exercise.gradient_names
+    order = backprop_order(exercise, case.graph)
+    snapshots = tuple((s.index, g.name) for g in order if (s := program.last_assignment(g.name)) is not None)
+    everything = (*wanted, *(h.name for h in exercise.helpers))
+    (chained_result,) = sandbox.run_case(case.given, given, [Run(wanted=everything, snapshot=snapshots)], wanted)
+    own = needs_own_run(exercise, program, case, chained_result)
+    randoms = unit_randoms(exercise, case) if vjp else {}
+    plans = {g.name: vjp_plan(exercise, g, case, randoms) for g in order} if vjp else {}
+    # A random gradient can only be handed to code that names it: an intermediate the code does
+    # not assign (exercise 4's are optional) leaves the check to what the graph alone says.
+    assigned = {h.tensor for h in exercise.helpers if program.last_assignment(h.name) is not None}
+    helper_tensors = {h.tensor for h in exercise.helpers}
+    unrun = {name: plan for name, plan in plans.items()
+             if plan is not None and any(c in helper_tensors - assigned for c in plan.parts)}
+    plans = {name: plan for name, plan in plans.items() if name not in unrun}
+    runs = [isolating_run(exercise, program, g, case) for g in order if g.name in own]
+    own_vjp = [g for g in order if g.name in own and plans.get(g.name) is not None]
+    runs += [isolating_run(exercise, program, g, case, plans[g.name].random_consumers) for g in own_vjp]  # type: ignore[union-attr]
+    if vjp:
+        runs.append(injecting_run(exercise, program, randoms))
+    runs.append(injecting_run(exercise, program, case.truth))
+    results = sandbox.run_case(case.given, given, runs, wanted)
+    own_results = dict(zip([g.name for g in order if g.name in own], results, strict=False))
+    own_vjp_results = dict(zip([g.name for g in own_vjp], results[len(own_results):], strict=False))
+    shared, shared_vjp = results[-1], (results[-2] if vjp else None)
+    as_written = scored_as_written(exercise, case.graph)
+    isolated, chained, vjp_checks = {}, {}, {}
+    for grad in exercise.gradients:
+        truth = case.truth[grad.tensor]
+        mine = own_results.get(grad.name, shared)
+        value = mine.values.get(grad.name) if grad.name in own_results else snapshot_of(shared, program, grad.name)
+        check = compare(grad, value, truth, error_for(program, grad.name, mine))
+        isolated[grad.name] = with_diagnosis(grad, check, value=value, snapshot=snapshot_of(mine, program, grad.name),
+                                             case=case, program=program)
+        chained[grad.name] = as_written_check(grad, chained_result, case, program,
+                                              diagnosed=grad.name in as_written)
+        plan = plans.get(grad.name)
+        if plan is not None and shared_vjp is not None:
+            got = (own_vjp_results[grad.name].values.get(grad.name) if grad.name in own_vjp_results
+                   else snapshot_of(shared_vjp, program, grad.name))
+            vjp_checks[grad.name] = judge_vjp(got, plan, truth)
+        elif grad.name in unrun:
+            vjp_checks[grad.name] = unrun_vjp(unrun[grad.name], truth)
+    helpers = {h.name: as_written_check(h, chained_result, case, program, diagnosed=True)
+               for h in exercise.helpers if program.last_assignment(h.name) is not None}
+    return CaseChecks(isolated, chained, helpers, vjp_checks, chained_result.output, chained_result.values,
+                      chained_result.seconds)
+
+
+def as_written_check(grad: Gradient, chained: RunResult, case: Case, program: Program, *, diagnosed: bool) -> Check:
+    """A gradient's final value in the plain run. Where it is diagnosed (its points, or the blame,
+    go by it), it is judged as the result of a chain of float32 steps (compare's through_chain)."""
+    value = chained.values.get(grad.name)
+    check = compare(grad, value, case.truth[grad.tensor], error_for(program, grad.name, chained),
+                    through_chain=diagnosed)
+    if not diagnosed:
+        return check
+    return with_diagnosis(grad, check, value=value, snapshot=snapshot_of(chained, program, grad.name), case=case,
+                          program=program)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One gradient's checks folded over the cases: status, the case that decided, and why."""
+
+    status: Status
+    at: int  # the index of the case that decided
+    message: str
+    diagnosis: Diagnosis | None
+    case_label: str | None
+
+
+def fold(checks: list[Check], cases: list[Case]) -> Verdict:
+    """The worst status over the cases, the case that decides it, and what to say about it."""
+    status = worst([c.status for c in checks])
+    # The case that decides: of those with the worst status, the clearest: one whose value a diagnosis
+    # explains, then the lecture's batch, then the largest difference. (A shape mistake on the lecture's
+    # batch can hide on another whose sizes happen to coincide.)
+    at = min((i for i, c in enumerate(checks) if c.status is status),
+             key=lambda i: (checks[i].diagnosis is None, i != 0, -(checks[i].maxdiff or 0.0)))
+    decisive = checks[at]
+    message, diagnosis, case_label = decisive.message, None, None
+    if not status.passed and status is not Status.MISSING and len(cases) > 1:
+        case_label = cases[at].label
+    if status is Status.ERROR and checks[0].status.passed and cases[at].spec.batch_size != cases[0].spec.batch_size:
+        n = cases[at].spec.batch_size
+        diagnosis = Diagnosis("hard-coded-batch", f"right on the lecture's batch of {cases[0].spec.batch_size} but "
+                              f"raises on {case_label!r} (batch of {n}): {decisive.message}")
+        message = f"{diagnosis.message}. Try: {ADVICE[diagnosis.label]}"
+    if status is Status.WRONG:
+        if checks[0].status.passed and cases[at].spec.batch_size != cases[0].spec.batch_size:
+            n = cases[at].spec.batch_size
+            there = f": there {decisive.diagnosis.message}" if decisive.diagnosis else ""
+            diagnosis = Diagnosis("hard-coded-batch", f"right on the lecture's batch of {cases[0].spec.batch_size} "
+                                  f"but wrong on {case_label!r} (batch of {n}){there}")
+        elif checks[0].status.passed:
+            message = f"right on {cases[0].label!r} but wrong on {case_label!r}: {message}"
+        elif decisive.diagnosis is not None:  # it explains the value of the case reported, exactly
+            diagnosis = decisive.diagnosis
+        if diagnosis is not None:
+            diff = f" (maxdiff {decisive.maxdiff:.1e})" if decisive.maxdiff is not None else ""
+            message = f"{diagnosis.message}{diff}. Try: {ADVICE[diagnosis.label]}"
+    return Verdict(status, at, message, diagnosis, case_label)
+
+
+def batch_literals(program: Program, name: str, n: int) -> str:
+    """Where the lecture's batch size (or n-1) is written as a number in the lines that compute `name`:
+    ` (the 32 on line 12 is the batch size: write n)`, or nothing when none is."""
+    found = []
+    lines = program.source.splitlines()
+    for stmt in program.statements:
+        if name in stmt.assigns:
+            for lineno in range(stmt.lineno, stmt.end_lineno + 1):
+                code = lines[lineno - 1].split("#", 1)[0]
+                found += [(m[0], lineno) for m in re.finditer(rf"(?<![\w.]){n}|(?<![\w.]){n - 1}(?![\w.])", code)]
+    if not found:
+        return ""
+    literal, lineno = found[0]
+    what = "the batch size" if literal == str(n) else "the batch size minus 1"
+    fix = "n" if literal == str(n) else "n - 1"
+    return f" (the {literal} on {program.where(lineno)} is {what}: write {fix}, or the tensor's own shape)"
+
+
+def first_wrong_helper(exercise: Exercise, grad: Gradient, graph: Graph, checks: CaseChecks) -> Gradient | None:
+    """The first intermediate, in backprop order, that grad is computed through and that is wrong
+    as written: where a chain of right lines first goes wrong."""
+    upstream = graph.downstream(grad.tensor)
+    for helper in sorted(exercise.helpers, key=lambda h: len(graph.downstream(h.tensor))):
+        check = checks.helpers.get(helper.name)
+        if helper.tensor in upstream and check is not None and not check.status.passed:
+            return helper
+    return None
+
+
+def blame_text(helper: Gradient, check: Check, program: Program) -> str:
+    """`dlogits (line 9) is wrong: it is n = 32 times the truth [scale]`."""
+    stmt = program.last_assignment(helper.name)
+    where = f" ({program.where(stmt.lineno)})" if stmt is not None else ""
+    why = f"{check.diagnosis.message} [{check.diagnosis.label}]" if check.diagnosis else check.message
+    return f"{helper.name}{where} is wrong: {why}"
+
+
+def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[Case],
+              per_case: list[CaseChecks]) -> GradientResult:
+    """Fold one gradient's checks over the cases into its verdict, diagnosis and message."""
+    vjp = per_case[0].vjp.get(grad.name)
+    isolated_checks, vjp_note = settle_with_vjp(grad, [c.isolated[grad.name] for c in per_case], vjp)
+    own = fold(isolated_checks, cases)
+    as_written = grad.name in scored_as_written(exercise, cases[0].graph)
+    checks = isolated_checks
+    if as_written:
+        checks, vjp_note = settle_with_vjp(grad, [c.chained[grad.name] for c in per_case], vjp)
+    verdict = fold(checks, cases) if as_written else own
+    message, diagnosis, blame = verdict.message, verdict.diagnosis, None
+    if as_written and verdict.status is Status.WRONG:
+        culprit = first_wrong_helper(exercise, grad, cases[verdict.at].graph, per_case[verdict.at])
+        culprit_text = blame_text(culprit, per_case[verdict.at].helpers[culprit.name], program) if culprit else ""
+        if own.status.passed and culprit is not None:
+            blame = culprit.name
+            culprit_diagnosis = per_case[verdict.at].helpers[culprit.name].diagnosis
+            diagnosis = culprit_diagnosis
+            message = f"{grad.name}'s own line is right; it is wrong because {culprit_text}"
+            if culprit_diagnosis is not None:
+                message += f". Try: {ADVICE[culprit_diagnosis.label]}"
+            message += f" (hints: ninja-grade hint {exercise.id} {grad.name})"
+        elif own.status.passed:
+            message = (f"{grad.name}'s own line is right given the true gradients it is computed from, so the "
+                       f"mistake is upstream of it; name your intermediate gradients as the lecture does "
+                       f"({', '.join(h.name for h in exercise.helpers)}) and the grader will say which is wrong")
+        else:
+            diagnosis = own.diagnosis
+            message = own.message + (f"; {culprit_text} too" if culprit else "")
+    hard_coded = diagnosis is not None and diagnosis.label == "hard-coded-batch"
+    if hard_coded:
+        where = batch_literals(program, grad.name, cases[0].spec.batch_size)
+        message = message.replace(". Try:", f"{where}. Try:", 1)
+    if (verdict.status is Status.WRONG and blame is None) or hard_coded:
+        message += f" (hints: ninja-grade hint {exercise.id} {grad.name})"
+    notes = sorted({c.note for c in checks if c.note} | ({vjp_note} if vjp_note else set()))
+    if notes:
+        message = "; ".join(filter(None, [message, *notes]))
+    diffs = [c.maxdiff for c in checks if c.maxdiff is not None]
+    stmt = program.last_assignment(grad.name)
+    drawn = checks[verdict.at].picture if verdict.status is Status.WRONG else None
+    return GradientResult(
+        name=grad.name,
+        tensor=grad.tensor,
+        status=verdict.status,
+        chained=verdict.status if as_written else worst([c.chained[grad.name].status for c in per_case]),
+        exact=all(c.exact for c in checks),
+        approximate=all(c.approximate for c in checks),
+        maxdiff=max(diffs) if len(diffs) == len(checks) else None,
+        message=message,
+        points=grad.points,
+        line=stmt.lineno if stmt is not None else None,
+        case=verdict.case_label,
+        diagnosis=diagnosis.label if diagnosis else None,
+        judged="as written" if as_written else "isolated",
+        isolated=own.status,
+        blame=blame,
+        picture=picture_of(drawn, cases[verdict.at].label) if drawn is not None else None,
+    )
+
+
+MAX_PICTURE = 20_000  # entries; every tensor of the lecture's nets is far smaller
+
+
+def picture_of(drawn: tuple[torch.Tensor, torch.Tensor], case: str) -> Picture | None:
+    """The truth and the difference as plain numbers for the results model."""
+    truth, difference = drawn
+    if truth.numel() > MAX_PICTURE:
+        return None
+    return Picture(tuple(truth.shape), tuple(truth.flatten().tolist()), tuple(difference.flatten().tolist()), case)
+
+
+def all_error(exercise: Exercise, reason: str) -> tuple[GradientResult, ...]:
+    """Every gradient `error` for one reason: the code did not parse, or broke the rules."""
+    return tuple(
+        GradientResult(g.name, g.tensor, Status.ERROR, Status.ERROR, False, False, None, reason, g.points)
+        for g in exercise.gradients
+    )
+
+
+def judge(exercise: Exercise, program: Program, cases: list[Case],
+          sandbox: Sandbox) -> tuple[tuple[GradientResult, ...], str]:
+    """Every gradient of the exercise, judged on every case; and what the code printed."""
+    per_case = [check_case(exercise, program, case, sandbox, vjp=i == 0) for i, case in enumerate(cases)]
+    results = tuple(summarize(g, exercise, program, cases, per_case) for g in exercise.gradients)
+    return results, per_case[0].output
+
+
+def with_left_out(results: tuple[GradientResult, ...], program: Program) -> tuple[GradientResult, ...]:
+    """Each gradient whose last assignment is a left-out line: `error` with that line and why, since
+    what the student meant was never computed. The others stand as judged."""
+    out = []
+    for g in results:
+        lost = program.lost(g.name)
+        if lost is None:
+            out.append(g)
+            continue
+        message = (f"{lost.where}: {lost.reason}. That line was left out, so {g.name} was never computed; "
+                   "the other gradients were judged without it")
+        out.append(replace(g, status=Status.ERROR, chained=Status.ERROR, exact=False, approximate=False,
+                           maxdiff=None, message=message, case=None, diagnosis=None, isolated=Status.ERROR,
+                           blame=None, picture=None))
+    return tuple(out)

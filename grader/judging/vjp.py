@@ -1,0 +1,138 @@
+"""The vector-Jacobian check: a gradient computed from random gradients of its consumers.
+
+Value comparisons cannot tell a right formula from one that only matches because the
+truth is ~0 (db1, dlogit_maxes), nor see a dropped branch whose share happens to be ~0
+(the logit_maxes path of dlogits). Feeding unit-scale random values for the consumers'
+gradients and comparing with autograd's product for the same values can.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, replace
+
+import torch
+
+from grader.courseware.cases import Case
+from grader.courseware.course import Exercise, Gradient
+from grader.judging.compare import Check
+from grader.judging.diagnose import Diagnosis, close
+from grader.judging.results import Status
+
+DEGENERATE_RATIO = 1e-3  # |truth| under this share of what random upstream gives: ~0 by structure
+NOISE_SHARE = 1e-3  # a value off by less than this share of a typical gradient is off by float noise
+
+
+@dataclass(frozen=True)
+class VJPCheck:
+    """X computed from random consumer gradients, against autograd's product."""
+
+    agrees: bool | None  # None: the run gave no usable tensor
+    degenerate: bool  # the true gradient is ~0 whatever the formula
+    typical: float  # the size a gradient of this tensor has for upstream gradients of their true size
+    consumers: tuple[str, ...]  # the tensors its gradient flows back from
+    counted: tuple[str, ...] | None = None  # when it disagrees: the consumers it did count, if that explains it
+    ignores_consumers: bool = False  # when it disagrees: it came out as the truth anyway (a shortcut)
+    negated: bool = False  # when it disagrees: it is autograd's product with the opposite sign
+    ran: bool = True  # False: the code names no gradient of the consumers, so there was nothing to run
+
+
+@dataclass(frozen=True)
+class VJPPlan:
+    """Random unit-scale gradients for a tensor's consumers, and what autograd makes of them."""
+
+    random_consumers: dict[str, torch.Tensor]
+    parts: dict[str, torch.Tensor]  # consumer -> its contribution for the random gradient
+    typical: torch.Tensor  # the same, each consumer scaled to its true gradient's size: the reference
+    # against which "the truth is ~0" is measured
+
+
+def vjp_plan(exercise: Exercise, grad: Gradient, case: Case, randoms: dict[str, torch.Tensor]) -> VJPPlan | None:
+    """The random gradients of grad's consumers (from `randoms`, one per tensor of the case) and
+    autograd's product for each; None when the exercise has no gradient for some consumer."""
+    uses = case.graph.consumers(grad.tensor)
+    names = {g.tensor for g in (*exercise.gradients, *exercise.helpers)}
+    if not uses or not all(c in names for c in uses):
+        return None
+    random_consumers = {c: randoms[c] for c in uses}
+    parts = {c: case.graph.contribution(case.tensors, grad.tensor, c, v) for c, v in random_consumers.items()}
+    typical = sum((float(case.truth[c].pow(2).mean().sqrt()) * p for c, p in parts.items()),
+                  torch.zeros_like(case.truth[grad.tensor]))
+    return VJPPlan(random_consumers, parts, typical)
+
+
+def unit_randoms(exercise: Exercise, case: Case) -> dict[str, torch.Tensor]:
+    """One unit-scale random tensor per gradient of the exercise, seeded by the case."""
+    g = torch.Generator().manual_seed(case.spec.seed + 1)
+    return {grad.tensor: torch.randn(case.truth[grad.tensor].shape, generator=g, dtype=case.truth[grad.tensor].dtype)
+            for grad in (*exercise.gradients, *exercise.helpers)}
+
+
+def unrun_vjp(plan: VJPPlan, truth: torch.Tensor) -> VJPCheck:
+    """What the graph alone says: whether the truth is ~0 by structure, and the size a gradient of
+    this tensor typically has. For code that does not name its consumers' gradients, which
+    therefore cannot be handed random ones (agrees is None)."""
+    degenerate = float(truth.norm()) < DEGENERATE_RATIO * float(plan.typical.norm())
+    return VJPCheck(None, degenerate, float(plan.typical.abs().max()), tuple(plan.parts), ran=False)
+
+
+def judge_vjp(got: object, plan: VJPPlan, truth: torch.Tensor) -> VJPCheck:
+    """Compare X from random consumer gradients with autograd's product for them."""
+    parts = plan.parts
+    unrun = unrun_vjp(plan, truth)
+    uses, degenerate, typical = unrun.consumers, unrun.degenerate, unrun.typical
+    expected = sum(parts.values(), torch.zeros_like(truth))
+    if not (isinstance(got, torch.Tensor) and got.is_floating_point() and got.numel() == expected.numel()):
+        return replace(unrun, ran=True)  # it ran and gave nothing usable: no verdict either way
+    got = got.reshape(expected.shape).to(expected.dtype)
+    if close(got, expected):
+        return VJPCheck(True, degenerate, typical, uses)
+    for size in range(1, len(parts)):
+        for subset in itertools.combinations(parts, size):
+            if close(got, sum((parts[c] for c in subset), torch.zeros_like(truth))):
+                return VJPCheck(False, degenerate, typical, uses, counted=subset)
+    return VJPCheck(False, degenerate, typical, uses, ignores_consumers=close(got, truth),
+                    negated=close(got, -expected))
+
+
+def settle_with_vjp(grad: Gradient, checks: list[Check], vjp: VJPCheck | None) -> tuple[list[Check], str]:
+    """Let the vector-Jacobian check overrule value checks that cannot tell: where the true
+    gradient is ~0, or a branch's share of it is. Returns the checks to judge by and a note."""
+    if vjp is None:
+        return checks, ""
+    uses = vjp.consumers
+    from_text = " and ".join(f"d{c}" for c in uses)
+    # Value checks that fail only by a hair: over the tolerance, but by far less than a
+    # gradient of this tensor typically measures, and nothing else to say.
+    only_noise = all(c.status.passed or (c.status is Status.WRONG and c.maxdiff is not None and c.diagnosis is None
+                                         and c.maxdiff <= NOISE_SHARE * vjp.typical) for c in checks)
+    if vjp.agrees is None and vjp.ran:
+        return checks, ""  # the run with random consumer gradients gave nothing usable: it settles nothing
+    if vjp.agrees is not False:  # right given random consumer gradients, or nothing to hand them to
+        if vjp.degenerate and only_noise and not all(c.status.passed for c in checks):
+            how = (f"; judged as the product of {from_text} with the local derivative, which is right" if vjp.agrees
+                   else f", and yours is within that noise; name the gradient it is computed from {from_text}, as "
+                        "the lecture does, and the grader also checks how it is computed")
+            note = f"the true {grad.name} is ~0, so float noise decides its raw value{how}"
+            return [c if c.status.passed else replace(c, status=Status.APPROXIMATE, message="") for c in checks], note
+        return checks, ""
+    if not only_noise:
+        return checks, ""  # wrong on its values too: the value diagnosis says more
+    if vjp.counted is not None:
+        missing = [c for c in uses if c not in vjp.counted]
+        why = (f"{grad.tensor} feeds {' and '.join(uses)}, but only the path through {' and '.join(vjp.counted)} "
+               f"is counted: the contribution through {' and '.join(missing)} is missing (it is ~0 for this "
+               "batch, which is why the values look right)")
+        return [Check(Status.WRONG, why, diagnosis=Diagnosis("missing-branch", why))] * len(checks), ""
+    if vjp.negated:
+        why = (f"it is the truth with the opposite sign (the true {grad.name} is ~0, so only other values of "
+               f"{from_text} show it)")
+        return [Check(Status.WRONG, why, diagnosis=Diagnosis("sign", why))] * len(checks), ""
+    if vjp.degenerate:
+        why = (f"right only because the true {grad.name} is ~0: given other values of {from_text}, "
+               "it does not change as the true gradient would")
+        return [Check(Status.WRONG, why, diagnosis=Diagnosis("coincidence", why))] * len(checks), ""
+    if all(c.status.passed for c in checks):
+        return checks, (f"not computed from {from_text} alone (a shortcut through later gradients "
+                        "or the forward pass): right for this loss, so it passes")
+    return checks, ""

@@ -1,0 +1,1 @@
+"""Reporting: the text table, JSON, JUnit, Gradescope, Markdown, Classroom and HTML."""
