@@ -31,6 +31,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from grader.confined.sandbox import forking
 from grader.courseware.course import Course, Limits, load_course
 from grader.courseware.data import find_names
 from grader.files import write_atomic
@@ -230,8 +231,8 @@ def _grade_in_pool(exercise_id: str, todo: list[Submission], *, out: Path, jobs:
 
     left = {sub.student: sub for sub in todo}
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
-                             initargs=(course_path, data)) as pool:
+    with forking(), ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+                                        initargs=(course_path, data)) as pool:
         futures: dict[Future[Graded | Fault], Submission] = {
             pool.submit(grade_one, exercise_id, sub.student, str(sub.path), limits): sub for sub in todo}
         try:
@@ -263,7 +264,8 @@ def _grade_alone(exercise_id: str, sub: Submission, *, course_path: str | None, 
         receive, send = context.Pipe(duplex=False)
         job: Job = (exercise_id, sub.student, str(sub.path), limits)
         child = context.Process(target=_grade_in_child, args=(send, course_path, data, job), daemon=True)
-        child.start()
+        with forking():
+            child.start()
         send.close()
         try:
             if not receive.poll(answer_within(limits)):  # the grader's own code hung: not the student's doing

@@ -31,6 +31,8 @@ import tempfile
 import threading
 import time
 import traceback
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,19 @@ def _warm_once() -> None:
 UNIX_NEEDED = ("the unix sandbox needs os.fork, process groups and resource limits, which this Python lacks; "
                "grade with --sandbox portable (or leave --sandbox out to choose by itself)")
 SANDBOX_KINDS = ("auto", "unix", "portable")
+
+
+@contextlib.contextmanager
+def forking() -> Iterator[None]:
+    """Around the grader's own forks (this sandbox's child, a batch's workers): Python 3.12+ warns
+    at every fork of a process with threads, and a process that has imported torch always has
+    some (one of torch's from the import, an idle OpenMP pool after the first parallel op). The
+    children forked here take none of their locks: they run on one thread and start none (the
+    sandbox's child cannot), so that warning would only be noise on the student's screen."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"This process \(pid=\d+\) is multi-threaded",
+                                category=DeprecationWarning)
+        yield
 
 
 def unix_sandbox_available() -> bool:
@@ -147,7 +162,8 @@ class Sandbox:
         sys.stdout.flush()
         sys.stderr.flush()
         try:
-            pid = os.fork()
+            with forking():
+                pid = os.fork()
         except OSError as exc:
             parent_sock.close()
             child_sock.close()
