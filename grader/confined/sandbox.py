@@ -424,8 +424,8 @@ class PortableSandbox(Sandbox):
                                "why in FILE") from None
         self.started = time.monotonic()
         self.deadline = self.started + self.limits.time_s
-        if not portable_limits()["memory"]:
-            threading.Thread(target=self._watch_memory, daemon=True).start()
+        if not portable_limits()["memory"]:  # the limit counts from what the child holds now: Python and torch
+            threading.Thread(target=self._watch_memory, args=(resident_mb(self.pid) or 0,), daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -461,20 +461,14 @@ class PortableSandbox(Sandbox):
                 while view:
                     view = view[os.write(fd, view):]
 
-    def _watch_memory(self) -> None:
+    def _watch_memory(self, baseline_mb: int) -> None:
         while self.proc.poll() is None and not self.reaped:
             rss = resident_mb(self.pid)
-            if rss is not None and rss > self.limits.memory_mb + self._baseline_mb():
+            if rss is not None and rss > baseline_mb + self.limits.memory_mb:
                 self._memory_killed = True
                 self._end_child()
                 return
             time.sleep(0.05)
-
-    def _baseline_mb(self) -> int:
-        """The child's memory before any student code: the interpreter and torch (measured once)."""
-        if not hasattr(self, "_baseline"):
-            self._baseline = resident_mb(self.pid) or 0
-        return self._baseline
 
     def _send(self, header: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None) -> None:
         if self.proc.poll() is not None:
