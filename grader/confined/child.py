@@ -6,6 +6,7 @@ process except `warm_up`, which loads before the fork what the child may need.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -162,7 +163,7 @@ class _Training:
     def __init__(self, header: dict[str, object], tensors: dict[str, torch.Tensor]) -> None:
         self.names = [str(n) for n in header["names"]]  # type: ignore[attr-defined]
         self.shapes = [tuple(int(d) for d in s) for s in header["shapes"]]  # type: ignore[attr-defined]
-        self.sizes = [t.numel() for t in (torch.empty(s) for s in self.shapes)]
+        self.sizes = [math.prod(s) for s in self.shapes]
         self.graph = GRAPHS[str(header["graph"])]
         self.vocab_size = int(header["vocab_size"])  # type: ignore[call-overload]
         self.flat = tensors["params"]
