@@ -31,6 +31,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url "$(TORCH_INDEX)")
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m compileall -q grader  # an editable install is not compiled; PYTHONDONTWRITEBYTECODE=1 would keep it so
 	touch $@
 
 # Exit 0 when the submission was graded (passing or not), non-zero on a set-up error. Uses
