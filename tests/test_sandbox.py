@@ -63,6 +63,15 @@ def scratch_dirs() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob("ninja-scratch-*")}
 
 
+@pytest.fixture(autouse=True)
+def private_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Each test's own temporary folder, so that what it leaves behind is told from what another
+    grading on this machine (another test run) has open at the same moment."""
+    folder = tmp_path_factory.mktemp("tmp")
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
 def test_every_hostile_file_has_an_expectation() -> None:
     """No attack in the folder goes untested, and no expectation lacks its file."""
     assert {p.stem for p in HOSTILE.glob("*.py")} == set(EXPECTED)
