@@ -1,7 +1,8 @@
 """The sandbox's child process: confine itself, then run student code on request.
 
-grader/confined/sandbox.py forks this from the grader; nothing here runs in the grader's own
-process except `warm_up`, which loads before the fork what the child may need.
+The unix sandbox (grader/confined/sandbox.py) forks this from the grader; the portable one
+starts it in a fresh Python (grader/confined/spawned.py). Nothing here runs in the grader's
+own process except `warm_up`, which loads before the fork what the child may need.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Protocol
 
-try:  # Unix only; where they are missing (Windows) the sandbox refuses to start before needing them
+try:  # Unix only; where they are missing (Windows), the portable sandbox grades and sets no rlimits
     import pwd
     import resource
 except ImportError:  # pragma: no cover - exercised in a subprocess that hides them
@@ -113,25 +114,48 @@ def _vm_size_mb() -> int:
     return 0
 
 
-def confine_forked(keep: list[int], scratch: str, limits: Limits) -> None:
-    """Everything the forked child (grader/confined/sandbox.py) does to itself before it runs a line of student code."""
-    os.setsid()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGCHLD):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large write fails instead
+def _only_these_files(keep: list[int]) -> None:
+    """Signals as a new process has them (a too-large write fails instead of killing), 0-2 on the
+    null device, and every other descriptor but `keep` closed (where this OS numbers them so)."""
+    for name in ("SIGINT", "SIGTERM", "SIGPIPE", "SIGCHLD"):  # not all of them exist on Windows
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
+    if os.name != "posix":
+        return
     low = 3
     for fd in sorted(keep):
         os.closerange(low, fd)
         low = fd + 1
-    os.closerange(low, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    os.closerange(low, resource.getrlimit(resource.RLIMIT_NOFILE)[0] if resource is not None else 4096)
+
+
+def _set_limits(limits: Limits, *, address_space_mb: int | None, processes: bool) -> None:
+    """CPU time, file size, no core files; the address space and no new processes where asked."""
+    cpu = max(1, int(limits.time_s + 1))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if address_space_mb is not None:
+        resource.setrlimit(resource.RLIMIT_AS, (address_space_mb << 20, address_space_mb << 20))
+    if processes:
+        resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))  # no new processes or threads
+
+
+def confine_forked(keep: list[int], scratch: str, limits: Limits) -> None:
+    """Everything the forked child (grader/confined/sandbox.py) does to itself before it runs a line of
+    student code."""
+    os.setsid()
+    _only_these_files(keep)
     os.environ.clear()
     os.environ.update({"PATH": "/usr/bin:/bin", "HOME": "/", "LANG": "C.UTF-8"})
     torch.set_num_threads(SANDBOX_THREADS)
     _autograd_off()
-    address_space = (_vm_size_mb() + limits.memory_mb) << 20
+    address_space_mb = _vm_size_mb() + limits.memory_mb  # read before a chroot hides /proc
     os.chdir(scratch)
     if os.geteuid() == 0:
         nobody = pwd.getpwnam("nobody")
@@ -140,12 +164,7 @@ def confine_forked(keep: list[int], scratch: str, limits: Limits) -> None:
         os.setgroups([])
         os.setgid(nobody.pw_gid)
         os.setuid(nobody.pw_uid)
-    cpu = max(1, int(limits.time_s + 1))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-    resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))  # no new processes or threads
+    _set_limits(limits, address_space_mb=address_space_mb, processes=True)
 
 
 class _Training:
@@ -240,36 +259,15 @@ def confine_portable(limits: Limits, keep: list[int]) -> None:
     """What the spawned child does to itself before it runs a line of student code: as much of
     confine_forked as this OS offers. Its own session or process group, the wall-clock limit and
     (where no memory limit can be set here) watching its memory are the grader's side."""
-    for name in ("SIGINT", "SIGTERM", "SIGPIPE"):  # not all of them exist on Windows
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_DFL)
-    if hasattr(signal, "SIGXFSZ"):
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    if os.name == "posix":
-        low = 3
-        for fd in sorted(keep):
-            os.closerange(low, fd)
-            low = fd + 1
-        os.closerange(low, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 4096)
+    _only_these_files(keep)
     os.environ.clear()
     os.environ.update({"HOME": os.getcwd(), "LANG": "C.UTF-8"})
     torch.set_num_threads(SANDBOX_THREADS)
     _autograd_off()
     can = portable_limits()
-    if resource is None:
-        return
-    cpu = max(1, int(limits.time_s + 1))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if can["memory"]:
-        address_space = (_vm_size_mb() + limits.memory_mb) << 20
-        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
-    if can["processes"]:
-        resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    if resource is not None:
+        _set_limits(limits, address_space_mb=_vm_size_mb() + limits.memory_mb if can["memory"] else None,
+                    processes=bool(can["processes"]))
 
 
 def serve(sock: Channel, source: str, path: str, *, limits: Limits, confine: Callable[[], None],
