@@ -229,19 +229,27 @@ class Sandbox:
             buf += chunk
         return bytes(buf)
 
-    def _why_dead(self, timed_out: bool) -> str:
+    def _ended(self) -> tuple[int | None, int | None]:
+        """How the (now killed and reaped) child ended: the signal that ended it, or its exit code."""
         status = self._end_child()
+        if status is not None and os.WIFSIGNALED(status):
+            return os.WTERMSIG(status), None
+        if status is not None and os.WIFEXITED(status):
+            return None, os.WEXITSTATUS(status)
+        return None, None
+
+    def _why_dead(self, timed_out: bool) -> str:
+        sig, code = self._ended()
         if timed_out:
             return f"time limit of {self.limits.time_s:g} s reached"
-        if status is not None and os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            if sig == signal.SIGXCPU:
+        if sig is not None:
+            if sig == getattr(signal, "SIGXCPU", None):
                 return f"CPU time limit of {self.limits.time_s:g} s reached"
             if sig == signal.SIGKILL:
                 return f"your code was killed (memory limit of {self.limits.memory_mb} MB?)"
             return f"your code crashed the sandbox ({signal.Signals(sig).name})"
-        if status is not None and os.WIFEXITED(status):
-            return f"your code ended the sandbox early (exit code {os.WEXITSTATUS(status)})"
+        if code is not None:
+            return f"your code ended the sandbox early (exit code {code})"
         return "the sandbox ended early"
 
     def run_case(self, given: dict[str, object], extra: dict[str, torch.Tensor], runs: list[Run],
@@ -506,22 +514,16 @@ class PortableSandbox(Sandbox):
             self.proc.kill()
         return self.proc.wait()
 
+    def _ended(self) -> tuple[int | None, int | None]:
+        code = self._end_child() if not self.reaped else self.proc.returncode  # reaped by the memory watch
+        if code is None:
+            return None, None
+        return (-code, None) if code < 0 else (None, code)  # Popen: a negative code is the ending signal
+
     def _why_dead(self, timed_out: bool) -> str:
-        code = self._end_child() if not self.reaped else self.proc.returncode
-        if timed_out:
-            return f"time limit of {self.limits.time_s:g} s reached"
-        if self._memory_killed:
+        if self._memory_killed and not timed_out:  # the memory watch has killed and reaped it
             return f"memory limit of {self.limits.memory_mb} MB reached"
-        if code is not None and code < 0:
-            sig = -code
-            if hasattr(signal, "SIGXCPU") and sig == signal.SIGXCPU:
-                return f"CPU time limit of {self.limits.time_s:g} s reached"
-            if sig == signal.SIGKILL:
-                return f"your code was killed (memory limit of {self.limits.memory_mb} MB?)"
-            return f"your code crashed the sandbox ({signal.Signals(sig).name})"
-        if code is not None:
-            return f"your code ended the sandbox early (exit code {code})"
-        return "the sandbox ended early"
+        return super()._why_dead(timed_out)
 
 
 def resident_mb(pid: int) -> int | None:
