@@ -135,8 +135,12 @@ def _only_these_files(keep: list[int]) -> None:
 
 
 def _set_limits(limits: Limits, *, address_space_mb: int | None, processes: bool) -> None:
-    """CPU time, file size, no core files; the address space and no new processes where asked."""
-    cpu = max(1, int(limits.time_s + 1))
+    """CPU time, file size, no core files; the address space and no new processes where asked.
+
+    The CPU limit counts from what this process has used so far: nothing for a forked child,
+    its import of torch for a spawned one, which is no part of the student's time."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = max(1, int(used.ru_utime + used.ru_stime + limits.time_s + 1))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
