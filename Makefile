@@ -41,7 +41,7 @@ grade: setup
 	$(BIN)/ninja-grade $(EX) $(SUB); status=$$?; [ $$status -le 1 ]
 
 lint: setup
-	$(BIN)/ruff check grader tests benchmarks
+	$(BIN)/ruff check grader tests benchmarks lecture.py examples
 	$(BIN)/mypy
 
 # The tests use ../shared/data/names.txt when it is there (as in CI), else a synthetic

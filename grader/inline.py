@@ -16,12 +16,11 @@ from typing import Any
 import click
 import torch
 
-from grader.courseware.cases import build_case, case_from, init_parameters
-from grader.courseware.course import CaseSpec, Course, load_course
+from grader.courseware.cases import build_case, first_step, setting_of
+from grader.courseware.course import Course, load_course
 from grader.courseware.data import find_names
-from grader.courseware.graph import TRAINING
 from grader.intake.extract import Cell, clean_code
-from grader.judging.grade import grade_program, load_submission, program_from_cells, splits_for
+from grader.judging.grade import grade_program, load_submission, program_from_cells
 from grader.judging.results import Report
 from grader.reporting.report import render_html, render_text
 
@@ -35,21 +34,15 @@ def _ipython() -> Any:
         return None
 
 
-def setup(exercise_id: str, namespace: dict[str, Any], *, course: Course | None = None) -> None:
-    """Put the lecture's forward pass for this exercise into `namespace` (say, globals())."""
-    course = course or load_course()
+def setup(exercise_id: str, namespace: dict[str, Any], *, course: Course | str | None = None) -> None:
+    """Put the course's forward pass for this exercise into `namespace` (say, globals()): on the
+    course's first case, or a training exercise's first step."""
+    course = course if isinstance(course, Course) else load_course(course)
     exercise = course.exercise(exercise_id)
     dataset = find_names()
-    splits = splits_for(dataset)
-    if exercise.training is not None:
-        spec = exercise.training
-        g = torch.Generator().manual_seed(spec.seed)
-        params = init_parameters(g, splits.vocab_size, spec.n_hidden, torch.float32)
-        ix = torch.randint(0, splits.Xtr.shape[0], (spec.batch_size,), generator=g)
-        case = case_from(CaseSpec("step 0", spec.seed, spec.batch_size), params, splits.Xtr[ix], splits.Ytr[ix],
-                         graph=TRAINING, vocab_size=splits.vocab_size)
-    else:
-        case = build_case(course.cases[0], splits)
+    setting = setting_of(exercise, dataset)
+    case = first_step(exercise, setting) if exercise.training is not None else build_case(course.cases[0], setting)
+    namespace.update(setting.world)
     namespace.update(case.given)
     namespace.update({name: case.truth[name[1:]].clone() for name in exercise.given})
     namespace.update(torch=torch, F=torch.nn.functional)
@@ -72,13 +65,13 @@ class ReportView:
         return render_html(self.report)
 
 
-def check(exercise_id: str, *, source: str | None = None, course: Course | None = None) -> Report | None:
+def check(exercise_id: str, *, source: str | None = None, course: Course | str | None = None) -> Report | None:
     """Grade the code run in this notebook (or `source`, or the running script) for one exercise.
 
     In Jupyter the report is displayed (HTML, with a text fallback) and None returned, so it
     shows once; elsewhere it is printed and returned.
     """
-    course = course or load_course()
+    course = course if isinstance(course, Course) else load_course(course)
     exercise = course.exercise(exercise_id)
     ip = _ipython()
     if source is not None:

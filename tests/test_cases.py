@@ -1,4 +1,4 @@
-"""The forward pass and its cases: the lecture's data, shapes and numbers."""
+"""The lecture's forward file (lecture.py) and its cases: the lecture's data, shapes and numbers."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grader.courseware.cases import build_case, build_dataset, make_splits
+from grader.courseware.cases import Setting, build_case, setting_of
 from grader.courseware.course import CaseSpec, Course
 from grader.courseware.data import Dataset
-from grader.courseware.graph import ATOMIC, TRAINING
+from grader.courseware.forward import load_forward
+from grader.courseware.names import context_windows, names_world
+from tests.conftest import ROOT
 
 LECTURE = CaseSpec("lecture", 2147483647, 32)
 
@@ -21,28 +23,32 @@ def real_dataset(dataset: Dataset) -> Dataset:
     return dataset
 
 
+@pytest.fixture(scope="module")
+def atomic(course: Course, dataset: Dataset) -> Setting:
+    return setting_of(course.exercise("exercise1"), dataset)
+
+
 def test_splits_match_the_lecture(real_dataset: Dataset) -> None:
     """random.seed(42) shuffle and the 80/10/10 split give the lecture's sizes."""
-    splits = make_splits(real_dataset)
-    assert splits.vocab_size == 27
-    assert tuple(splits.Xtr.shape) == (182625, 3)
-    assert tuple(splits.Xdev.shape) == (22655, 3)
-    assert tuple(splits.Xte.shape) == (22866, 3)
+    world = names_world(real_dataset.words, 3)
+    assert world["vocab_size"] == 27
+    assert tuple(world["Xtr"].shape) == (182625, 3)  # type: ignore[attr-defined]
+    assert tuple(world["Xdev"].shape) == (22655, 3)  # type: ignore[attr-defined]
+    assert tuple(world["Xte"].shape) == (22866, 3)  # type: ignore[attr-defined]
 
 
-def test_lecture_case_is_deterministic_with_documented_loss(real_dataset: Dataset) -> None:
+def test_lecture_case_is_deterministic_with_documented_loss(course: Course, real_dataset: Dataset) -> None:
     """The lecture's case gives the loss the README quotes, and the same one every time."""
-    splits = make_splits(real_dataset)
-    a, b = build_case(LECTURE, splits), build_case(LECTURE, splits)
+    setting = setting_of(course.exercise("exercise1"), real_dataset)
+    a, b = build_case(LECTURE, setting), build_case(LECTURE, setting)
     assert torch.equal(a.given["Xb"], b.given["Xb"])
     assert a.given["loss"].item() == pytest.approx(3.5571, abs=1e-4)
 
 
-def test_forward_loss_is_cross_entropy(course: Course, dataset: Dataset) -> None:
+def test_forward_loss_is_cross_entropy(course: Course, atomic: Setting) -> None:
     """The chunked forward pass computes F.cross_entropy, on every case."""
-    splits = make_splits(dataset)
     for spec in course.cases:
-        case = build_case(spec, splits)
+        case = build_case(spec, atomic)
         expected = F.cross_entropy(case.given["logits"], case.given["Yb"])  # type: ignore[arg-type]
         assert case.given["loss"].item() == pytest.approx(expected.item(), abs=1e-5)  # type: ignore[union-attr]
         assert case.given["n"] == spec.batch_size == case.given["Xb"].shape[0]  # type: ignore[union-attr]
@@ -92,12 +98,11 @@ def lecture_forward_and_backward(given: dict[str, object]) -> dict[str, torch.Te
     return {name: t.grad for name, t in (*inner.items(), *p.items()) if t.grad is not None}
 
 
-def test_case_gives_detached_tensors_and_every_gradient(course: Course, dataset: Dataset) -> None:
+def test_case_gives_detached_tensors_and_every_gradient(course: Course, atomic: Setting) -> None:
     """What the student gets has no graph; the truth is every namespace tensor's gradient, equal to
     what the lecture's own forward pass and loss.backward() give, on every case."""
-    splits = make_splits(dataset)
     for spec in course.cases:
-        case = build_case(spec, splits)
+        case = build_case(spec, atomic)
         tensors = [v for v in case.given.values() if isinstance(v, torch.Tensor)]
         assert tensors and not any(t.requires_grad or t.grad_fn is not None for t in tensors)
         assert set(case.truth) == LECTURE_TENSORS
@@ -110,7 +115,9 @@ def test_case_gives_detached_tensors_and_every_gradient(course: Course, dataset:
 
 
 def test_graph_consumers_and_downstream() -> None:
-    """The forward graph knows tensors used twice and everything after a tensor."""
+    """The forward graph, read from lecture.py's code, knows tensors used twice and everything after a tensor."""
+    forward = load_forward(ROOT / "lecture.py")
+    ATOMIC, TRAINING = forward.graph("atomic"), forward.graph("training")
     assert set(ATOMIC.consumers("counts")) == {"counts_sum", "probs"}
     assert set(ATOMIC.consumers("hprebn")) == {"bnmeani", "bndiff"}
     assert ATOMIC.downstream("logprobs") == {"loss"}
@@ -133,9 +140,9 @@ def lecture_build_dataset(words: list[str], stoi: dict[str, int]) -> tuple[torch
 
 
 def test_vectorised_dataset_equals_the_lecture_loop(dataset: Dataset) -> None:
-    """build_dataset gives exactly the lecture's X and Y, short words included."""
+    """context_windows gives exactly the lecture's X and Y, short words included."""
     words = [*dataset.words[:3000], "a", "bo", "xyzzy"]
     stoi = {s: i + 1 for i, s in enumerate(sorted(set("".join(words))))} | {".": 0}
-    X, Y = build_dataset(words, stoi)
+    X, Y = context_windows(words, stoi, 3)
     X_ref, Y_ref = lecture_build_dataset(words, stoi)
     assert torch.equal(X, X_ref) and torch.equal(Y, Y_ref)

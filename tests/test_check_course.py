@@ -26,6 +26,7 @@ def broken(tmp_path: Path) -> Path:
     """Exercises 1 and 2 of the course, copied, with five things broken."""
     for folder in ("exercises", "solutions"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
+    shutil.copy(ROOT / "lecture.py", tmp_path / "lecture.py")
     course = yaml.safe_load((ROOT / "course.yaml").read_text())
     course["exercises"] = course["exercises"][:2]
     first = course["exercises"][0]["gradients"]
@@ -55,7 +56,7 @@ def test_each_break_is_one_line(broken: Path) -> None:
     assert (f"{stub} (stub): gradients in another order than course.yaml's: dcounts_sum where course.yaml has "
             "dcounts_sum_inv") in lines
     assert any(line.startswith(f"{stub}:") and "the comment says dprobs is (27, 32), the forward pass gives "
-               "(32, 27) on the lecture's batch" in line for line in lines), lines
+               "(32, 27) on the course's first batch" in line for line in lines), lines
     assert any(line.startswith(f"{solution} (solution): dlogprobs is wrong") for line in lines), lines
     assert any(line.startswith(f"{ex2} (stub): dlogits is ") and "not missing" in line for line in lines), lines
     assert len(lines) == 5, lines  # nothing else: swapped blanks are still missing, exercise 2's solution passes

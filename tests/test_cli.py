@@ -92,7 +92,10 @@ def test_cli_non_utf8_submission_exit_2(runner: CliRunner, tmp_path: Path) -> No
         ("exercises: [", "not valid YAML at line"),
         ("cases: []\nexercises: []\n", "cases must be a non-empty list"),
         ("cases: [{name: a, seed: 1, batch_size: 8}]\nexercises:\n  - {id: x, title: t, stub: nope.py,"
-         " solution: nope.py, start: s, gradients: [{name: dC, tensor: C}]}\n", "nope.py does not exist"),
+         " solution: nope.py, start: s, gradients: [{name: dC, tensor: C}]}\n", "no forward file: name one with"),
+        ("forward: nope.py\ncases: [{name: a, seed: 1, batch_size: 8}]\nexercises:\n  - {id: x, title: t, "
+         "graph: g, stub: nope.py, solution: nope.py, start: s, gradients: [{name: dC, tensor: C}]}\n",
+         "forward: nope.py does not exist"),
         ("cases: [{name: a, seed: one, batch_size: 8}]\nexercises: []\n", "'seed' must be a int"),
     ],
 )

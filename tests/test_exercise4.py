@@ -15,12 +15,12 @@ import torch
 from click.testing import CliRunner
 
 from grader.cli import main
+from grader.courseware.cases import setting_of
 from grader.courseware.course import Course, Limits
 from grader.courseware.data import Dataset
-from grader.courseware.graph import TRAINING
-from grader.judging.grade import splits_for, train_full
+from grader.judging.grade import train_full
 from grader.judging.results import Report
-from grader.judging.training import STEPS_PER_REQUEST, lr_at, start
+from grader.judging.training import STEPS_PER_REQUEST, lr_at
 from tests.conftest import GradeSource, failing, needs_sigint, wait_for_line
 
 STEP_COMMENT = "dW2 = h.T @ dlogits  # (200, 27)"
@@ -158,8 +158,8 @@ def reference_run(course: Course, dataset: Dataset, source: str, steps: int) -> 
     backward pass, the lecture's update; each step's loss, in order."""
     spec = course.exercise("exercise4").training
     assert spec is not None
-    splits = splits_for(dataset)
-    params, g = start(spec, splits)
+    setting = setting_of(course.exercise("exercise4"), dataset)
+    params, g = setting.parameters(spec.seed)
     flat = torch.cat([p.reshape(-1) for p in params.values()])
     views = dict(zip(params, (part.view(p.shape) for part, p in zip(flat.split([p.numel() for p in params.values()]),
                                                                        params.values(), strict=True)), strict=True))
@@ -167,9 +167,9 @@ def reference_run(course: Course, dataset: Dataset, source: str, steps: int) -> 
     losses = []
     with torch.no_grad():
         for step in range(steps):
-            ix = torch.randint(0, splits.Xtr.shape[0], (spec.batch_size,), generator=g)
-            Xb, Yb = splits.Xtr[ix], splits.Ytr[ix]
-            acts = TRAINING.forward(views, Xb, Yb)
+            ix = torch.randint(0, setting.world["Xtr"].shape[0], (spec.batch_size,), generator=g)  # type: ignore[attr-defined]
+            Xb, Yb = setting.world["Xtr"][ix], setting.world["Ytr"][ix]  # type: ignore[index]
+            acts = setting.graph.forward(views, Xb, Yb, setting.sizes)
             ns = {"torch": torch, "F": torch.nn.functional, "n": spec.batch_size, "Xb": Xb, "Yb": Yb,
                   **{k: v.clone() for k, v in views.items()}, **acts}
             exec(code, ns)

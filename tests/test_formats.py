@@ -266,11 +266,16 @@ def test_gradescope_bundle_runs_as_gradescope_would(tmp_path: Path) -> None:
     assert result.exit_code == 0
     with zipfile.ZipFile(bundle) as zf:
         names = set(zf.namelist())
-        assert {"setup.sh", "run_autograder", "course.yaml", "pyproject.toml", "grader/cli/__init__.py",
+        assert {"setup.sh", "run_autograder", "course.yaml", "lecture.py", "pyproject.toml", "grader/cli/__init__.py",
                 "solutions/exercise2.py"} <= names
         for script in ("setup.sh", "run_autograder"):
             assert (zf.getinfo(script).external_attr >> 16) & stat.S_IXUSR
         zf.extract("run_autograder", tmp_path)
+        zf.extractall(tmp_path / "unzipped")
+    # The course as bundled is whole: it grades from the unzipped files alone (its forward file included).
+    alone = CliRunner().invoke(main, ["--course", str(tmp_path / "unzipped" / "course.yaml"), "exercise2",
+                                      str(tmp_path / "unzipped" / "solutions" / "exercise2.py")])
+    assert alone.exit_code == 0, alone.output
     root = tmp_path / "autograder"
     (root / "submission").mkdir(parents=True)
     (root / "submission" / "exercise2.py").write_text((ROOT / "solutions" / "exercise2.py").read_text())

@@ -20,13 +20,12 @@ from nbclient import NotebookClient
 
 import grader
 from grader.cli import main
-from grader.courseware.cases import build_case
+from grader.courseware.cases import build_case, setting_of
 from grader.courseware.course import Course, default_course_path
 from grader.courseware.data import find_names
 from grader.inline import check
-from grader.intake.extract import Cell, clean_code, in_the_order_they_ran, renames_from_batch
+from grader.intake.extract import Cell, clean_code, in_the_order_they_ran, layout_of, renames_from_batch
 from grader.intake.notebooks import build_notebook
-from grader.judging.grade import splits_for
 from tests.conftest import ROOT, GradeSource
 
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
@@ -283,7 +282,7 @@ def course_copy(tmp_path: Path, *, remote: str | None) -> Path:
     """This course in a folder of its own: a git checkout with `remote` as origin, or not one at all."""
     root = tmp_path / "course"
     root.mkdir()
-    for part in ("course.yaml", "exercises", "solutions"):
+    for part in ("course.yaml", "lecture.py", "exercises", "solutions"):
         source = ROOT / part
         if source.is_dir():
             shutil.copytree(source, root / part)
@@ -477,16 +476,17 @@ def test_picture_shows_exactly_the_rows_that_are_wrong(course: Course, grade_sou
     assert dC.picture is not None and dC.picture.case == "lecture" and dC.picture.shape == (27, 10)
     rows = [dC.picture.difference[r * 10:(r + 1) * 10] for r in range(27)]
     wrong_rows = {r for r, row in enumerate(rows) if max(abs(x) for x in row) > 1e-6}
-    lecture = build_case(course.cases[0], splits_for(find_names(os.environ.get("NINJA_DATA") or None,
-                                                                allow_download=False)))
+    lecture = build_case(course.cases[0], setting_of(course.exercise("exercise1"), find_names(
+        os.environ.get("NINJA_DATA") or None, allow_download=False)))
     counts = torch.bincount(lecture.tensors["Xb"].flatten(), minlength=27)
     assert wrong_rows == {r for r in range(27) if counts[r] > 1}
     assert len(wrong_rows) < 27
 
 
-def test_only_the_batch_line_maps_onto_the_graders_batch() -> None:
+def test_only_the_batch_line_maps_onto_the_graders_batch(course: Course) -> None:
     """`xb, yb = X_train[ix], Y_train[ix]` (any training split's name) maps xb, yb onto Xb, Yb;
     another pair drawn from other tensors (`x, y = X[k], Y[k]`) is the student's own and stays."""
-    assert renames_from_batch([ast.parse("xb, yb = X_train[ix], Y_train[ix]")]) == {"xb": "Xb", "yb": "Yb"}
-    assert renames_from_batch([ast.parse("Xb, yb = Xtr[ix], ytr[ix]")]) == {"yb": "Yb"}
-    assert renames_from_batch([ast.parse("x, y = X[k], Y[k]\nx2, y2 = Xdev[ix], Ydev[ix]")]) == {}
+    provided = layout_of(course).provided
+    assert renames_from_batch([ast.parse("xb, yb = X_train[ix], Y_train[ix]")], provided) == {"xb": "Xb", "yb": "Yb"}
+    assert renames_from_batch([ast.parse("Xb, yb = Xtr[ix], ytr[ix]")], provided) == {"yb": "Yb"}
+    assert renames_from_batch([ast.parse("x, y = X[k], Y[k]\nx2, y2 = Xdev[ix], Ydev[ix]")], provided) == {}

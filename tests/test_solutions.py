@@ -8,12 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from grader.courseware.cases import build_case
+from grader.courseware.cases import build_case, setting_of
 from grader.courseware.course import Course
 from grader.courseware.data import Dataset
 from grader.judging.diagnose import fmt_shape
-from grader.judging.grade import splits_for
-from grader.judging.training import start
 from tests.conftest import SUBMISSIONS, GradeSource, failing, statuses
 
 BLANK = re.compile(r"^(?P<name>d\w+) = None  # (?P<shape>\([\d, ]+\))$")  # `dW1 = None  # (30, 64)`
@@ -65,7 +63,7 @@ def test_stub_blanks_carry_their_shape(course: Course, dataset: Dataset, exercis
     """Every blank of a stub says, in its comment, the shape its tensor really has on the lecture's
     batch (from the grader's forward pass), one blank per gradient, in the course's order."""
     exercise = course.exercise(exercise_id)
-    lecture = build_case(course.cases[0], splits_for(dataset))
+    lecture = build_case(course.cases[0], setting_of(exercise, dataset))
     blanks = [BLANK.match(line) for line in exercise.stub.read_text().splitlines()]
     said = [(m["name"], m["shape"]) for m in blanks if m]
     assert [name for name, _ in said] == list(exercise.gradient_names)
@@ -77,7 +75,7 @@ def test_exercise4_stub_blanks_carry_their_shape(course: Course, dataset: Datase
     """The exercise-4 stub's blanks say the shapes of the training net's parameters."""
     exercise = course.exercise("exercise4")
     assert exercise.training is not None
-    params, _ = start(exercise.training, splits_for(dataset))
+    params, _ = setting_of(exercise, dataset).parameters(exercise.training.seed)
     said = [(m["name"], m["shape"]) for line in exercise.stub.read_text().splitlines() if (m := BLANK.match(line))]
     assert said == [(g.name, fmt_shape(params[g.tensor].shape)) for g in exercise.gradients]
 

@@ -120,6 +120,7 @@ def test_tolerance_in_course_yaml_takes_effect(tmp_path: Path, dataset: Dataset)
     spec = yaml.safe_load((ROOT / "course.yaml").read_text())
     exercise2 = next(e for e in spec["exercises"] if e["id"] == "exercise2")
     exercise2["gradients"][0]["rtol"] = 1e-4
+    spec["forward"] = str(ROOT / spec["forward"])
     for exercise in spec["exercises"]:
         exercise["stub"], exercise["solution"] = str(ROOT / exercise["stub"]), str(ROOT / exercise["solution"])
     (tmp_path / "course.yaml").write_text(yaml.safe_dump(spec))

@@ -2,7 +2,7 @@
 
 For every exercise of a course.yaml: the stub, the solution and the course name the same
 gradients in the same order; every gradient has three hint levels; the shapes in the
-stub's comments are the shapes the forward pass gives on the lecture's batch; the stub
+stub's comments are the shapes the forward pass gives on the course's first batch; the stub
 grades all `missing`; the solution passes on every case. Each problem is one line.
 """
 
@@ -13,14 +13,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from grader.courseware.cases import build_case, case_from
-from grader.courseware.course import CaseSpec, Course, Exercise
+from grader.courseware.cases import build_case, first_step, setting_of, without_gradient
+from grader.courseware.course import Course, CourseError, Exercise
 from grader.courseware.data import Dataset
-from grader.courseware.graph import TRAINING
-from grader.judging.grade import grade, splits_for
-from grader.judging.training import start
+from grader.courseware.forward import forward_of
+from grader.judging.grade import grade
 
 SHAPE_COMMENT = re.compile(r"#\s*(\((?:\s*\d+\s*,)*(?:\s*\d+\s*)?\))")
 HINT_LEVELS = 3
@@ -71,16 +68,11 @@ def order_problems(where: str, listed: list[str], course: list[str], exercise_id
 
 
 def lecture_shapes(course: Course, exercise: Exercise, dataset: Dataset) -> dict[str, tuple[int, ...]]:
-    """Each graded tensor's shape on the lecture's batch (the course's first case; exercise 4: its first step)."""
-    splits = splits_for(dataset)
-    if exercise.training is None:
-        case = build_case(course.cases[0], splits)
-    else:
-        params, g = start(exercise.training, splits)
-        ix = torch.randint(0, splits.Xtr.shape[0], (exercise.training.batch_size,), generator=g)
-        case = case_from(CaseSpec("step 0", exercise.training.seed, exercise.training.batch_size), params,
-                         splits.Xtr[ix], splits.Ytr[ix], graph=TRAINING, vocab_size=splits.vocab_size)
-    return {grad.name: tuple(case.truth[grad.tensor].shape) for grad in exercise.gradients}
+    """Each graded tensor's shape on the course's first case (a training exercise: its first step)."""
+    setting = setting_of(exercise, dataset)
+    case = first_step(exercise, setting) if exercise.training is not None else build_case(course.cases[0], setting)
+    return {grad.name: tuple(case.truth[grad.tensor].shape) for grad in (*exercise.gradients, *exercise.helpers)
+            if grad.tensor in case.truth}
 
 
 def check_exercise(course: Course, exercise: Exercise, dataset: Dataset) -> list[str]:
@@ -97,11 +89,17 @@ def check_exercise(course: Course, exercise: Exercise, dataset: Dataset) -> list
     problems += order_problems(f"{exercise.stub} (stub)", blanks, names, exercise.id)
     problems += order_problems(f"{exercise.solution} (solution)",
                                [a.name for a in first_each(solution, set(names))], names, exercise.id)
-    shapes = lecture_shapes(course, exercise, dataset)
+    try:
+        missing = without_gradient(exercise, forward_of(exercise)[1])
+        if missing:
+            return [*problems, *(f"{exercise.id}: {m}" for m in missing)]
+        shapes = lecture_shapes(course, exercise, dataset)
+    except CourseError as exc:
+        return [*problems, f"{exercise.id}: {exc}"]
     for a in stub:
         if a.blank and a.name in shapes and a.shape is not None and a.shape != shapes[a.name]:
             problems.append(f"{exercise.stub}:{a.line}: the comment says {a.name} is {a.shape}, the forward pass "
-                            f"gives {shapes[a.name]} on the lecture's batch")
+                            f"gives {shapes[a.name]} on the course's first batch")
     for label, path in where.items():
         report = grade(course, exercise.id, path, dataset.source if not dataset.synthetic else None)
         for g in report.gradients:

@@ -126,7 +126,8 @@ def gradescope_bundle(course: Course, out: Path, *, exercises: tuple[str, ...] =
     with zipfile.ZipFile(buffer, "w") as zf:
         _add(zf, "setup.sh", SETUP_SH.encode(), executable=True)
         _add(zf, "run_autograder", RUN_AUTOGRADER.replace("EXERCISE_ARG", exercise_arg).encode(), executable=True)
-        for name in BUNDLED:
+        forward_files = sorted({e.forward.relative_to(course.root).as_posix() for e in course.exercises})
+        for name in (*BUNDLED, *forward_files):  # the forward files (lecture.py) are course content too
             _add(zf, name, (course.root / name).read_bytes())
         for folder in BUNDLED_DIRS:
             for path in sorted((course.root / folder).rglob("*")):

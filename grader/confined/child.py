@@ -26,7 +26,7 @@ from grader.confined.runner import NotATensor, Run, RunResult, run_once
 from grader.confined.wire import pack, sendable, unpack
 from grader.courseware.cases import namespace_for
 from grader.courseware.course import Limits
-from grader.courseware.graph import GRAPHS
+from grader.courseware.graph import Graph
 from grader.intake.submission import compile_program
 
 HAS_LIMITS = resource is not None and pwd is not None  # what confining the child needs
@@ -187,8 +187,8 @@ class _Training:
         self.names = [str(n) for n in header["names"]]  # type: ignore[attr-defined]
         self.shapes = [tuple(int(d) for d in s) for s in header["shapes"]]  # type: ignore[attr-defined]
         self.sizes = [math.prod(s) for s in self.shapes]
-        self.graph = GRAPHS[str(header["graph"])]
-        self.vocab_size = int(header["vocab_size"])  # type: ignore[call-overload]
+        self.graph = Graph(str(header["graph"]))  # the course's forward pass, as its code (never its file)
+        self.dims = {str(k): int(v) for k, v in header["sizes"].items()}  # type: ignore[attr-defined]
         self.flat = tensors["params"]
         parts = torch.split(self.flat, self.sizes)
         self.params = {name: part.view(shape) for name, part, shape in zip(self.names, parts, self.shapes, strict=True)}
@@ -214,8 +214,8 @@ class _Training:
         for i, lr in enumerate(lrs):
             if self.stopped:
                 return
-            acts = self.graph.forward(self.params, Xb[i], Yb[i])
-            given = namespace_for(self.params, acts, Xb[i], Yb[i], self.vocab_size, copy=False)  # run_once copies
+            acts = self.graph.forward(self.params, Xb[i], Yb[i], self.dims)
+            given = namespace_for(self.params, acts, Xb[i], Yb[i], self.dims, copy=False)  # run_once copies
             if self.fresh is None:  # the activations, and the batch, unless one shares the parameters' memory
                 ours = self.flat.untyped_storage().data_ptr()
                 self.fresh = frozenset(name for name, t in given.items()

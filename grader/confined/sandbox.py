@@ -277,18 +277,18 @@ class Sandbox:
         return results
 
     def send_steps(self, Xb: torch.Tensor, Yb: torch.Tensor, lrs: list[float], *,
-                   start: tuple[str, dict[str, torch.Tensor], int] | None = None) -> None:
+                   start: tuple[str, dict[str, torch.Tensor], dict[str, int]] | None = None) -> None:
         """Ask for the next steps of a real training run: their batches (Xb[i], Yb[i]) and learning
-        rates. The first request carries `start`: the forward graph's name, the first parameters and
-        the vocabulary size. The child answers each step with one frame (`next_step`)."""
+        rates. The first request carries `start`: the forward pass's code (grader/courseware/graph.py),
+        the first parameters and the sizes. The child answers each step with one frame (`next_step`)."""
         if self.died is not None:
             return
         header: dict[str, Any] = {"type": "train", "lrs": lrs}
         tensors = {"Xb": Xb, "Yb": Yb}
         if start is not None:
-            graph, params, vocab_size = start
+            graph, params, sizes = start
             header.update(graph=graph, names=list(params), shapes=[list(p.shape) for p in params.values()],
-                          vocab_size=vocab_size)
+                          sizes=sizes)
             tensors["params"] = torch.cat([p.reshape(-1) for p in params.values()]).to(torch.float32)
         try:
             self._send(header, tensors)

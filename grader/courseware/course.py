@@ -1,10 +1,11 @@
-"""course.yaml: the exercises, their gradients, tolerances, points and cases."""
+"""course.yaml: the exercises, their gradients, tolerances, points and cases, and which forward
+file and graph each exercise is judged on."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,6 @@ class TrainingSpec:
     """Exercise 4: a real training run driven by the student's backward pass."""
 
     seed: int = 2147483647
-    n_hidden: int = 200
     batch_size: int = 32
     lr: float = 0.1
     lr_late: float = 0.01  # from half the steps on
@@ -69,7 +69,7 @@ class TrainingSpec:
     loss_atol: float = 1e-4  # how far the two runs' losses may drift apart
     full_steps: int = 200_000
     full_time_s: float = 4 * 3600.0
-    lecture_train: float = 2.0719
+    lecture_train: float = 2.0719  # the losses the lecture reports after its run, shown beside the student's
     lecture_val: float = 2.1162
     sample_seed: int = 2147483647 + 10
     samples: int = 20
@@ -83,11 +83,15 @@ class Exercise:
     solution: Path
     start: str
     gradients: tuple[Gradient, ...]
-    given: tuple[str, ...] = ()  # true gradients handed to the student (dhpreact)
+    given: tuple[str, ...] = ()  # true gradients handed to the student (the lecture's exercise 3: dhpreact)
     forbid: frozenset[str] = frozenset()  # library calls that would do the exercise for you
     limits: Limits = Limits()
     helpers: tuple[Gradient, ...] = ()  # intermediate gradients, not graded, used to isolate
     training: TrainingSpec | None = None
+    forward: Path = Path()  # the course's forward file (grader/courseware/forward.py)
+    graph: str = ""  # the forward pass in it this exercise is judged on
+    sizes: tuple[tuple[str, int], ...] = ()  # sizes this exercise sets over the forward file's
+    marks: tuple[str, ...] = ()  # names that mark a notebook cell as this exercise's (loss_fast)
 
     @property
     def gradient_names(self) -> tuple[str, ...]:
@@ -109,6 +113,15 @@ class Course:
     root: Path
     cases: tuple[CaseSpec, ...]
     exercises: tuple[Exercise, ...]
+    path: Path | None = None  # the course.yaml it was read from
+
+    def relative_path(self) -> str | None:
+        """How a notebook names this course: None for the shipped one (the default), else its path
+        relative to the folder the grader ships in (examples/layernorm/course.yaml), else absolute."""
+        if self.path is None or self.path == default_course_path().resolve():
+            return None
+        home = Path(__file__).resolve().parents[2]
+        return self.path.relative_to(home).as_posix() if self.path.is_relative_to(home) else str(self.path)
 
     @property
     def exercise_ids(self) -> tuple[str, ...]:
@@ -165,7 +178,7 @@ def _tolerance(spec: Mapping[str, Any], default: Tolerance, where: str) -> Toler
 def _given(spec: Mapping[str, Any], where: str) -> tuple[str, ...]:
     given = spec.get("given", [])
     if not isinstance(given, list) or not all(isinstance(g, str) and g.startswith("d") for g in given):
-        raise CourseError(f"{where}: 'given' must be a list of gradient names like dhpreact")
+        raise CourseError(f"{where}: 'given' must be a list of gradient names (d and a tensor's name)")
     return tuple(given)
 
 
@@ -231,8 +244,18 @@ def _existing(root: Path, relative: str, where: str) -> Path:
     return path
 
 
+def _sizes(raw: Any, where: str) -> tuple[tuple[str, int], ...]:
+    spec = _mapping(raw, f"{where}: sizes")
+    for key, value in spec.items():
+        if not (isinstance(key, str) and key.isidentifier()) or type(value) is not int or value < 1:
+            raise CourseError(f"{where}: sizes must map names to positive ints, not {key}: {value!r}")
+    return tuple(spec.items())
+
+
 def parse_course(data: Any, root: Path) -> Course:
     top = _mapping(data, "course.yaml")
+    default_forward = _existing(root, _field(top, "forward", str, "course.yaml"), "forward") \
+        if "forward" in top else None
     defaults = _mapping(top.get("defaults", {}), "defaults")
     default_tol = _tolerance(defaults, Tolerance(1e-5, 1e-8), "defaults")
     default_points = _field(defaults, "points", float, "defaults") if "points" in defaults else 1.0
@@ -259,6 +282,12 @@ def parse_course(data: Any, root: Path) -> Course:
         gradients = _gradients(_list(spec.get("gradients"), f"{where}: gradients"), f"{where}: gradients",
                                default_tol, default_points)
         helpers = _gradients(spec.get("helpers") or [], f"{where}: helpers", default_tol, 0.0)
+        if "forward" in spec:
+            forward = _existing(root, _field(spec, "forward", str, where), where)
+        elif default_forward is not None:
+            forward = default_forward
+        else:
+            raise CourseError(f"{where}: no forward file: name one with 'forward:', here or at the top")
         names = [g.name for g in (*gradients, *helpers)]
         if len(set(names)) != len(names):
             raise CourseError(f"{where}: a gradient is listed twice")
@@ -275,6 +304,10 @@ def parse_course(data: Any, root: Path) -> Course:
                 limits=_limits(spec.get("limits", {}), default_limits, where),
                 helpers=tuple(helpers),
                 training=_training(spec["training"], where) if "training" in spec else None,
+                forward=forward,
+                graph=_field(spec, "graph", str, where),
+                sizes=_sizes(spec.get("sizes", {}), where),
+                marks=tuple(_names(spec, "marks", where)),
             )
         )
     ids = [e.id for e in exercises]
@@ -287,8 +320,13 @@ SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's reads c
 
 
 def load_course(path: str | os.PathLike[str] | None = None) -> Course:
-    """Read and check course.yaml; every problem is one CourseError sentence."""
+    """Read and check course.yaml; every problem is one CourseError sentence. A relative path that is
+    not below the working directory is looked up in the folder the grader ships in (a notebook's
+    `course="examples/layernorm/course.yaml"` works from anywhere)."""
     course_path = Path(path) if path is not None else default_course_path()
+    shipped = Path(__file__).resolve().parents[2] / course_path
+    if not course_path.is_absolute() and not course_path.exists() and shipped.exists():
+        course_path = shipped
     try:
         text = course_path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -302,6 +340,6 @@ def load_course(path: str | os.PathLike[str] | None = None) -> Course:
         at = f" at line {mark.line + 1}" if mark is not None else ""
         raise CourseError(f"{course_path} is not valid YAML{at}") from None
     try:
-        return parse_course(data, course_path.resolve().parent)
+        return replace(parse_course(data, course_path.resolve().parent), path=course_path.resolve())
     except CourseError as exc:
         raise CourseError(f"{course_path}: {exc}") from None

@@ -1,81 +1,105 @@
-"""The lecture's forward passes as graphs of named nodes, and the backward pieces they imply.
+"""A forward pass as a graph of named nodes, read from the course's own code, and the backward
+pieces it implies.
 
-Each node is one line of a forward pass, as a function of the values computed so far:
-ATOMIC is exercises 1-3 (every atom), TRAINING is exercise 4's training step. The grader
-uses a graph three ways: to run the forward pass, to know which gradients are upstream
-of which (for isolated verdicts), and to compute one consumer's contribution to a
-gradient (for diagnoses and vector-Jacobian checks).
+A course writes each forward pass as plain lines of code, `name = expression`, the way a
+lecture writes it (the course's forward file, grader/courseware/forward.py). Each line is
+one node: its name, the names it reads, and its expression compiled once. The grader uses
+a graph three ways: to run the forward pass, to know which gradients are upstream of
+which (for isolated verdicts), and to compute one consumer's contribution to a gradient
+(for diagnoses and vector-Jacobian checks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import ast
+import builtins
+import math
+from collections.abc import Mapping
+from types import CodeType
 
 import torch
+import torch.nn.functional as F
 
-BN_EPS = 1e-5
+from grader.courseware.course import CourseError
+
 Values = dict[str, torch.Tensor]
+# What a forward line may use besides the values: the modules a lecture's code uses, and Python's builtins.
+GLOBALS: dict[str, object] = {"torch": torch, "F": F, "math": math}
+_NOT_VALUES = frozenset(GLOBALS) | frozenset(dir(builtins))
 
 
-def _n(v: Values) -> int:
-    return int(v["Xb"].shape[0])
+class GraphError(CourseError):
+    """A forward pass's code is not a list of `name = expression` lines, or one of them fails."""
 
 
-Node = tuple[tuple[str, ...], Callable[[Values], torch.Tensor]]
+class Node:
+    """One line of a forward pass: `name = expression`."""
 
-# Exercises 1-3: the forward pass chunked into atoms. node -> (its inputs, how it is computed).
-ATOMIC_NODES: dict[str, Node] = {
-    "emb": (("C",), lambda v: v["C"][v["Xb"]]),  # (n, 3, 10)
-    "embcat": (("emb",), lambda v: v["emb"].view(v["emb"].shape[0], -1)),  # (n, 30)
-    "hprebn": (("embcat", "W1", "b1"), lambda v: v["embcat"] @ v["W1"] + v["b1"]),  # (n, 64)
-    "bnmeani": (("hprebn",), lambda v: 1 / _n(v) * v["hprebn"].sum(0, keepdim=True)),
-    "bndiff": (("hprebn", "bnmeani"), lambda v: v["hprebn"] - v["bnmeani"]),
-    "bndiff2": (("bndiff",), lambda v: v["bndiff"] ** 2),
-    "bnvar": (("bndiff2",), lambda v: 1 / (_n(v) - 1) * (v["bndiff2"]).sum(0, keepdim=True)),  # n-1: Bessel
-    "bnvar_inv": (("bnvar",), lambda v: (v["bnvar"] + BN_EPS) ** -0.5),
-    "bnraw": (("bndiff", "bnvar_inv"), lambda v: v["bndiff"] * v["bnvar_inv"]),
-    "hpreact": (("bngain", "bnraw", "bnbias"), lambda v: v["bngain"] * v["bnraw"] + v["bnbias"]),
-    "h": (("hpreact",), lambda v: torch.tanh(v["hpreact"])),
-    "logits": (("h", "W2", "b2"), lambda v: v["h"] @ v["W2"] + v["b2"]),  # (n, 27)
-    "logit_maxes": (("logits",), lambda v: v["logits"].max(1, keepdim=True).values),
-    "norm_logits": (("logits", "logit_maxes"), lambda v: v["logits"] - v["logit_maxes"]),  # for stability
-    "counts": (("norm_logits",), lambda v: v["norm_logits"].exp()),
-    "counts_sum": (("counts",), lambda v: v["counts"].sum(1, keepdim=True)),
-    "counts_sum_inv": (("counts_sum",), lambda v: v["counts_sum"] ** -1),
-    "probs": (("counts", "counts_sum_inv"), lambda v: v["counts"] * v["counts_sum_inv"]),
-    "logprobs": (("probs",), lambda v: v["probs"].log()),
-    "loss": (("logprobs",), lambda v: -v["logprobs"][range(_n(v)), v["Yb"]].mean()),
-}
+    __slots__ = ("code", "expression", "inputs", "line", "name")
 
-# Exercise 4: the training step as the lecture writes it, with the fused pieces.
-TRAINING_NODES: dict[str, Node] = {
-    "emb": ATOMIC_NODES["emb"],
-    "embcat": ATOMIC_NODES["embcat"],
-    "hprebn": ATOMIC_NODES["hprebn"],  # (n, 200)
-    "bnmean": (("hprebn",), lambda v: v["hprebn"].mean(0, keepdim=True)),
-    "bnvar": (("hprebn",), lambda v: v["hprebn"].var(0, keepdim=True, unbiased=True)),
-    "bnvar_inv": (("bnvar",), lambda v: (v["bnvar"] + BN_EPS) ** -0.5),
-    "bnraw": (("hprebn", "bnmean", "bnvar_inv"), lambda v: (v["hprebn"] - v["bnmean"]) * v["bnvar_inv"]),
-    "hpreact": ATOMIC_NODES["hpreact"],
-    "h": ATOMIC_NODES["h"],
-    "logits": ATOMIC_NODES["logits"],
-    "loss": (("logits",), lambda v: torch.nn.functional.cross_entropy(v["logits"], v["Yb"])),
-}
+    def __init__(self, name: str, inputs: tuple[str, ...], code: CodeType, line: int, expression: ast.expr) -> None:
+        self.name, self.inputs, self.code, self.line, self.expression = name, inputs, code, line, expression
+
+    def __call__(self, values: Mapping[str, object]) -> torch.Tensor:
+        result: torch.Tensor = eval(self.code, GLOBALS, values)
+        return result
+
+
+def parse_nodes(source: str, where: str, first_line: int = 1) -> dict[str, Node]:
+    """The nodes of a forward pass written as code, in order; GraphError (one sentence) if it is not
+    a list of single assignments, each to a new name, the last one `loss`. `first_line` is the line of
+    the file the code starts on, for messages."""
+    def at(lineno: int | None) -> str:
+        return f"{where}, line {first_line + (lineno or 1) - 1}"
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise GraphError(f"{at(exc.lineno)}: {exc.msg}") from None
+    nodes: dict[str, Node] = {}
+    for stmt in tree.body:
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+            raise GraphError(f"{at(stmt.lineno)}: each line of a forward pass is `name = expression`")
+        name = stmt.targets[0].id
+        if name in nodes:
+            raise GraphError(f"{at(stmt.lineno)}: {name} is computed twice; each node has one line")
+        reads = dict.fromkeys(n.id for n in ast.walk(stmt.value) if isinstance(n, ast.Name))  # in order, once each
+        inputs = tuple(r for r in reads if r not in _NOT_VALUES or r in nodes)
+        code = compile(ast.Expression(stmt.value), f"<{where}: {name}>", "eval")
+        nodes[name] = Node(name, inputs, code, first_line + stmt.lineno - 1, stmt.value)
+    if not nodes or "loss" not in nodes or list(nodes)[-1] != "loss":
+        raise GraphError(f"{where}: the last line of a forward pass computes `loss`")
+    return nodes
 
 
 class Graph:
-    """A forward pass as named nodes, in order; what the backward pass walks through."""
+    """A forward pass as named nodes, in order; what the backward pass walks through.
 
-    def __init__(self, nodes: dict[str, Node]) -> None:
-        self.nodes = nodes
-        self.inputs: dict[str, tuple[str, ...]] = {name: ins for name, (ins, _) in nodes.items()}
+    `source` is the code it was read from, as the course wrote it (the notebooks show it).
+    """
 
-    def forward(self, params: Values, Xb: torch.Tensor, Yb: torch.Tensor) -> Values:
+    def __init__(self, source: str, where: str = "forward pass", first_line: int = 1) -> None:
+        self.source = source.strip("\n")
+        self.where = where
+        self.nodes = parse_nodes(self.source, where, first_line)
+        self.inputs: dict[str, tuple[str, ...]] = {name: node.inputs for name, node in self.nodes.items()}
+        computed = set(self.nodes)
+        # The leaves the course provides: parameters, the batch, sizes; what the first reads of each name find.
+        self.leaves = tuple(dict.fromkeys(i for ins in self.inputs.values() for i in ins if i not in computed))
+
+    def forward(self, params: Values, Xb: torch.Tensor, Yb: torch.Tensor,
+                sizes: Mapping[str, int] | None = None) -> Values:
         """Every intermediate of the forward pass, by name."""
-        v: Values = {**params, "Xb": Xb, "Yb": Yb}
-        for name, (_, fn) in self.nodes.items():
-            v[name] = fn(v)
-        return {name: v[name] for name in self.nodes}
+        n = int(Xb.shape[0])
+        v: dict[str, object] = {**(sizes or {}), "n": n, "batch_size": n, **params, "Xb": Xb, "Yb": Yb}
+        out: Values = {}
+        for name, node in self.nodes.items():
+            try:
+                v[name] = out[name] = node(v)
+            except Exception as exc:  # the course's own line: its author needs to know which, and why
+                raise GraphError(f"the forward pass failed at {name} ({self.where}, line {node.line}): "
+                                 f"{type(exc).__name__}: {exc}") from None
+        return out
 
     def consumers(self, tensor: str) -> tuple[str, ...]:
         """The tensors computed directly from `tensor`."""
@@ -92,28 +116,35 @@ class Graph:
                 todo.extend(self.consumers(t))
         return frozenset(seen)
 
-    def contribution(self, values: dict[str, torch.Tensor], tensor: str, consumer: str, upstream: torch.Tensor,
+    def indexes(self, tensor: str, consumer: str) -> str | None:
+        """The index tensor's name when `consumer` is `tensor[index]` (an embedding lookup), else None."""
+        expr = self.nodes[consumer].expression
+        if (isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) and expr.value.id == tensor
+                and isinstance(expr.slice, ast.Name)):
+            return expr.slice.id
+        return None
+
+    def contribution(self, values: Mapping[str, object], tensor: str, consumer: str, upstream: torch.Tensor,
                      *, broadcast: bool = False) -> torch.Tensor:
         """What flows back into `tensor` through `consumer` alone, given d loss / d consumer.
 
-        With broadcast=True, `tensor` is first expanded to the consumer's shape, so the
-        result is the gradient before the sum over broadcast dimensions.
+        `values` holds what the consumer's line reads (a case's `given`). With broadcast=True,
+        `tensor` is first expanded to the consumer's shape, so the result is the gradient
+        before the sum over broadcast dimensions.
         """
-        inputs: Values = {k: values[k].detach() for k in (*self.inputs[consumer], "Xb", "Yb")}
-        leaf = inputs[tensor].clone()
+        inputs = {k: (v.detach() if isinstance(v, torch.Tensor) else v)
+                  for k, v in ((k, values[k]) for k in self.inputs[consumer])}
+        leaf = inputs[tensor]
+        assert isinstance(leaf, torch.Tensor)
+        leaf = leaf.clone()
         if broadcast:
             leaf = leaf.expand(upstream.shape).clone()
         leaf.requires_grad_(True)
         inputs[tensor] = leaf
         with torch.enable_grad():
-            out = self.nodes[consumer][1](inputs)
+            out = self.nodes[consumer](inputs)
             # <out, upstream> backpropagated from a scalar: handing torch a gradient tensor
             # (backward(upstream), autograd.grad) imports sympy on first use, ~0.4 s.
             (out * upstream).sum().backward()  # type: ignore[no-untyped-call]
         assert leaf.grad is not None
         return leaf.grad
-
-
-ATOMIC = Graph(ATOMIC_NODES)
-TRAINING = Graph(TRAINING_NODES)
-GRAPHS = {"atomic": ATOMIC, "training": TRAINING}  # by name, for the sandbox's child (grader/confined/child.py)

@@ -20,29 +20,73 @@ its lines back to the notebook's cells.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import textwrap
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from grader.intake.submission import TOO_DEEP, LeftOut, assigned_names, rebound_names, without_broken_lines
 
-PROVIDED = frozenset({
-    # exercises 1-3
-    "logprobs", "probs", "counts", "counts_sum", "counts_sum_inv", "norm_logits", "logit_maxes", "logits", "h",
-    "hpreact", "bnraw", "bnvar_inv", "bnvar", "bndiff2", "bndiff", "hprebn", "bnmeani", "embcat", "emb", "loss",
-    # exercise 4, the parameters, the batch, the sizes, the modules
-    "bnmean", "C", "W1", "b1", "W2", "b2", "bngain", "bnbias", "Xb", "Yb", "n", "batch_size", "vocab_size",
-    "block_size", "n_embd", "n_hidden", "torch", "F",
-    # the data set (grader/courseware/cases.py world_of): never loaded from the notebook
-    "words", "chars", "stoi", "itos", "Xtr", "Ytr", "Xdev", "Ydev", "Xte", "Yte",
-})
-# Exercise 1's gradients: a cell assigning several of them is exercise 1's.
-ATOMIC_GRADIENTS = frozenset({
-    "dlogprobs", "dprobs", "dcounts_sum_inv", "dcounts_sum", "dcounts", "dnorm_logits", "dlogit_maxes", "dlogits",
-    "dh", "dW2", "db2", "dhpreact", "dbngain", "dbnbias", "dbnraw", "dbnvar_inv", "dbnvar", "dbndiff2", "dbndiff",
-    "dbnmeani", "dhprebn", "dembcat", "dW1", "db1", "demb", "dC",
-})
-TRAINING_GRADIENTS = frozenset({"dC", "dW1", "db1", "dW2", "db2", "dbngain", "dbnbias"})
+if TYPE_CHECKING:
+    from grader.courseware.course import Course
+
+MODULES = frozenset({"torch", "F"})  # what every forward pass's code and every exercise has imported
+
+
+
+@dataclass(frozen=True)
+class Section:
+    """What one exercise's cells look like in a notebook, from course.yaml."""
+
+    gradients: frozenset[str]  # what the exercise assigns (its gradients and helpers)
+    training: bool  # its code is a training loop
+    given: frozenset[str] = frozenset()  # gradients handed to it (dhpreact)
+    marks: tuple[str, ...] = ()  # names that mark a cell as this exercise's (loss_fast)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a course's exercises sit in a notebook that follows its lecture, and what the grader
+    provides (the forward pass's tensors, the parameters, the batch, the sizes, the data, torch):
+    such names are never loaded from the notebook."""
+
+    provided: frozenset[str]
+    computed: frozenset[str]  # what the forward passes compute: a script assigning them transcribes one
+    data: frozenset[str]  # the data set's names (words, Xtr): a script assigning them transcribes the notebook
+    sections: tuple[Section, ...]  # exercise N is sections[N - 1]
+
+    @property
+    def atoms(self) -> frozenset[str]:
+        """The gradients of the exercises that are worked atom by atom (several gradients, no training)."""
+        return frozenset().union(*(s.gradients for s in self.sections if not s.training and len(s.gradients) > 1))
+
+    @property
+    def fused(self) -> dict[int, Section]:
+        """The exercises of one gradient, by number: a fused formula (dlogits in one go)."""
+        return {i + 1: s for i, s in enumerate(self.sections) if not s.training and len(s.gradients) == 1}
+
+
+@functools.cache  # per course, per process: it loads the forward files
+def layout_of(course: Course) -> Layout:
+    """The course's layout in a notebook, from its exercises and their forward files."""
+    from grader.courseware.forward import load_forward  # noqa: PLC0415 - torch, only when a notebook is read
+
+    provided: set[str] = set(MODULES) | {"Xb", "Yb", "n", "batch_size"}
+    computed: set[str] = set()
+    data: set[str] = set()
+    sections = []
+    for exercise in course.exercises:
+        forward = load_forward(exercise.forward)
+        graph = forward.graph(exercise.graph)
+        computed |= set(graph.nodes)
+        provided |= set(graph.nodes) | set(graph.leaves) | set(forward.sizes) | {k for k, _ in exercise.sizes}
+        data |= forward.data_names()
+        sections.append(Section(frozenset(g.name for g in (*exercise.gradients, *exercise.helpers)),
+                                exercise.training is not None, frozenset(exercise.given), exercise.marks))
+    return Layout(frozenset(provided | data), frozenset(computed), frozenset(data), tuple(sections))
+
+
 # "# Exercise 2: ..." as a comment line or a markdown heading; not "(as in exercise 2)".
 MARKER = re.compile(r"^\s*#+\s*exercise\s*(\d)\b", re.IGNORECASE | re.MULTILINE)
 TRAINING_SPLIT = re.compile(r"^[XxYy]_?tr(ain)?$")  # Xtr, ytr, X_train, Ytrain: what a batch is drawn from
@@ -97,11 +141,12 @@ def script_cells(source: str) -> list[Cell]:
     return [Cell(i + 1, "code", "\n".join(lines)) for i, lines in enumerate(cells) if any(x.strip() for x in lines)]
 
 
-def looks_like_transcript(tree: ast.Module) -> bool:
-    """A script that does the lecture's forward pass itself, rather than an exercise file."""
+def looks_like_transcript(tree: ast.Module, layout: Layout) -> bool:
+    """A script that does the forward pass itself (it assigns what the forward pass computes, or
+    loads the data), rather than an exercise file."""
     for node in tree.body:
         for target in getattr(node, "targets", []):
-            if isinstance(target, ast.Name) and target.id in ("emb", "hprebn", "logits", "loss", "words"):
+            if isinstance(target, ast.Name) and target.id in layout.computed | layout.data:
                 return True
     return False
 
@@ -129,28 +174,30 @@ def _training_loop(node: ast.stmt, names: frozenset[str]) -> list[ast.stmt] | No
     return None
 
 
-def section_of(cell: Cell, tree: ast.Module | None, current: int) -> int:
+def section_of(cell: Cell, tree: ast.Module | None, current: int, layout: Layout) -> int:
     """Which exercise a code cell without a marker belongs to, from what it computes."""
     if tree is None:
         return current
-    if any(_training_loop(node, TRAINING_GRADIENTS) for node in tree.body):
-        return 4
+    for number, section in enumerate(layout.sections, start=1):
+        if section.training and any(_training_loop(node, section.gradients) for node in tree.body):
+            return number
     assigned = set().union(*(_assigned(node) for node in tree.body)) if tree.body else set()
-    atoms = assigned & ATOMIC_GRADIENTS - {"dlogits", "dhprebn"}
+    fused = layout.fused
+    lone = frozenset().union(*(s.gradients for s in fused.values()))
+    atoms = assigned & layout.atoms - lone
     if len(atoms) >= 2:
-        return 1
-    # A lone dlogits or dhprebn computed in one go (from the forward pass, not from exercise 1's
-    # other gradients) is exercise 2's or 3's; from dnorm_logits or dbndiff it is exercise 1's.
-    used = _loads(tree) & ATOMIC_GRADIENTS
-    if "loss_fast" in cell.source or (assigned & {"dlogits"} and not atoms and not used - {"dlogits"}):
-        return 2
-    fused_bn = assigned & {"dhprebn"} and not atoms and not used - {"dhprebn", "dhpreact"}
-    if "hpreact_fast" in cell.source or fused_bn:
-        return 3
+        return next(i for i, s in enumerate(layout.sections, start=1) if len(atoms & s.gradients) >= 2)
+    # A lone fused gradient (dlogits) computed in one go, from the forward pass and what the exercise is
+    # given, is that exercise's; from the other gradients (dnorm_logits) it is the atom-by-atom one's.
+    used = _loads(tree) & layout.atoms
+    for number, section in fused.items():
+        marked = any(re.search(rf"\b{re.escape(mark)}\b", cell.source) for mark in section.marks)
+        if marked or (assigned & section.gradients and not atoms and not used - section.gradients - section.given):
+            return number
     return current
 
 
-def split_sections(cells: list[Cell]) -> dict[int, list[Cell]]:
+def split_sections(cells: list[Cell], layout: Layout) -> dict[int, list[Cell]]:
     """Exercise number -> its cells; 0 holds the cells before the first exercise.
 
     A `# Exercise N` comment at the top of a code cell, or a markdown heading naming it,
@@ -167,7 +214,7 @@ def split_sections(cells: list[Cell]) -> dict[int, list[Cell]]:
             continue
         match = MARKER.search(_leading_comments(cell.source))
         # No marker: what the cell computes may still open a later exercise.
-        current = int(match.group(1)) if match else max(current, section_of(cell, _parse(cell.source), current))
+        current = int(match.group(1)) if match else max(current, section_of(cell, _parse(cell.source), current, layout))
         sections.setdefault(current, []).append(cell)
     return sections
 
@@ -188,7 +235,7 @@ def _parse(source: str) -> ast.Module | None:
         return None
 
 
-def renames_from_batch(trees: list[ast.Module]) -> dict[str, str]:
+def renames_from_batch(trees: list[ast.Module], provided: frozenset[str]) -> dict[str, str]:
     """The lecture's batch line under other names, `xb, yb = Xtr[ix], Ytr[ix]`: xb is the grader's
     Xb and yb its Yb (the grader provides the batch; the data set never enters the program)."""
     renames: dict[str, str] = {}
@@ -199,7 +246,7 @@ def renames_from_batch(trees: list[ast.Module]) -> dict[str, str]:
                     and len(node.targets[0].elts) == len(node.value.elts) == 2):
                 continue
             for target, value in zip(node.targets[0].elts, node.value.elts, strict=True):
-                if (isinstance(target, ast.Name) and target.id not in PROVIDED and isinstance(value, ast.Subscript)
+                if (isinstance(target, ast.Name) and target.id not in provided and isinstance(value, ast.Subscript)
                         and isinstance(value.value, ast.Name) and isinstance(value.slice, ast.Name)
                         and TRAINING_SPLIT.match(value.value.id)):
                     renames[target.id] = "Xb" if value.value.id[0] in "Xx" else "Yb"
@@ -249,7 +296,7 @@ def _pieces(cell: Cell, tree: ast.Module, wanted: frozenset[str], descend: bool)
     return pieces
 
 
-def backward_slice(pieces: list[_Piece], wanted: frozenset[str]) -> list[_Piece]:
+def backward_slice(pieces: list[_Piece], wanted: frozenset[str], provided: frozenset[str]) -> list[_Piece]:
     """The statements the wanted gradients depend on, definitions first."""
     needed = set(wanted)
     kept: list[_Piece] = []
@@ -263,7 +310,7 @@ def backward_slice(pieces: list[_Piece], wanted: frozenset[str]) -> list[_Piece]
             # `x[i] = ...`) still needs the lines before it.
             needed -= rebound_names(piece.node) - loads
             # Names the statement binds itself (a loop's `k`, `ix`) are not needed from before it.
-            needed |= loads - PROVIDED - assigned
+            needed |= loads - provided - assigned
     kept.reverse()
     definitions = [p for p in kept if isinstance(p.node, (ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom))]
     return definitions + [p for p in kept if p not in definitions]
@@ -285,9 +332,9 @@ def in_the_order_they_ran(own: list[Cell], exercise: int) -> tuple[list[Cell], s
                  "they are graded as they stand; if a gradient fails only here, restart and run all")
 
 
-def extract(cells: list[Cell], exercise: int, wanted: frozenset[str]) -> Extracted | None:
+def extract(cells: list[Cell], exercise: int, wanted: frozenset[str], layout: Layout) -> Extracted | None:
     """The program for one exercise, or None when the notebook has no code for it."""
-    sections = split_sections(cells)
+    sections = split_sections(cells, layout)
     own, order_note = in_the_order_they_ran(sections.get(exercise, []), exercise)
     trees: list[tuple[Cell, ast.Module]] = []
     skipped: list[str] = []
@@ -314,18 +361,18 @@ def extract(cells: list[Cell], exercise: int, wanted: frozenset[str]) -> Extract
         except ValueError:
             skipped.append(f"cell {cell.number} cannot be read and was left out")
     own = [next((c for c, _ in trees if c.number == cell.number), cell) for cell in own]
-    batch = renames_from_batch([t for _, t in trees])
+    batch = renames_from_batch([t for _, t in trees], layout.provided)
     renames = {**batch, **renames_from_cmp([t for c, t in trees if c in own], wanted)}
     pieces: list[_Piece] = []
     for cell, parsed in trees:
         tree = ast.fix_missing_locations(_Rename(renames).visit(parsed)) if renames else parsed
-        for piece in _pieces(cell, tree, wanted, descend=exercise == 4 and cell in own):
+        for piece in _pieces(cell, tree, wanted, descend=layout.sections[exercise - 1].training and cell in own):
             text = ast.unparse(piece.node) if renames else piece.text
             pieces.append(_Piece(piece.node, cell, text))
     own_pieces = [p for p in pieces if p.cell in own]
     if not any(_assigned(p.node) & wanted for p in own_pieces):
         return None
-    kept = backward_slice(pieces, wanted)
+    kept = backward_slice(pieces, wanted, layout.provided)
     lines: list[str] = []
     origins: list[str] = []
     for piece in kept:

@@ -55,41 +55,6 @@ def read_cells(path: Path) -> list[Cell]:
 
 # --- writing the course's notebooks ------------------------------------------------
 
-FORWARD = {
-    "atomic": """emb = C[Xb]                                   # embed the characters into vectors
-embcat = emb.view(emb.shape[0], -1)           # concatenate the vectors
-hprebn = embcat @ W1 + b1                     # hidden layer pre-activation
-bnmeani = 1/n*hprebn.sum(0, keepdim=True)
-bndiff = hprebn - bnmeani
-bndiff2 = bndiff**2
-bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)  # note: Bessel's correction (dividing by n-1, not n)
-bnvar_inv = (bnvar + 1e-5)**-0.5
-bnraw = bndiff * bnvar_inv
-hpreact = bngain * bnraw + bnbias
-h = torch.tanh(hpreact)                       # hidden layer
-logits = h @ W2 + b2                          # output layer
-logit_maxes = logits.max(1, keepdim=True).values
-norm_logits = logits - logit_maxes            # subtract max for numerical stability
-counts = norm_logits.exp()
-counts_sum = counts.sum(1, keepdims=True)
-counts_sum_inv = counts_sum**-1
-probs = counts * counts_sum_inv
-logprobs = probs.log()
-loss = -logprobs[range(n), Yb].mean()""",
-    "training": """emb = C[Xb]
-embcat = emb.view(emb.shape[0], -1)
-hprebn = embcat @ W1 + b1
-bnmean = hprebn.mean(0, keepdim=True)
-bnvar = hprebn.var(0, keepdim=True, unbiased=True)
-bnvar_inv = (bnvar + 1e-5)**-0.5
-bnraw = (hprebn - bnmean) * bnvar_inv
-hpreact = bngain * bnraw + bnbias
-h = torch.tanh(hpreact)
-logits = h @ W2 + b2
-loss = F.cross_entropy(logits, Yb)""",
-}
-
-
 def _paragraphs(source: str) -> tuple[str, list[str]]:
     """A stub's header comment, and its blocks separated by blank lines."""
     blocks = [b.strip("\n") for b in re.split(r"\n\s*\n", source) if b.strip()]
@@ -108,6 +73,8 @@ def build_notebook(course: Course, exercise: Exercise, source: Path | None = Non
     header, blocks = _paragraphs((source or exercise.stub).read_text(encoding="utf-8"))
     number = course.exercises.index(exercise) + 1
     intro = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in header.splitlines())
+    named = course.relative_path()
+    which = f", course={named!r}" if named is not None else ""  # another course than the shipped one
     setup = (
         "# Set-up: fetches the course when the grader is missing (Colab), then defines the forward pass.\n"
         "try:\n"
@@ -119,13 +86,16 @@ def build_notebook(course: Course, exercise: Exercise, source: Path | None = Non
            if course_repo else
            "    raise ImportError('the course is not installed here: pip install -e <your copy of the course>')\n")
         + "from grader.inline import check, setup\n\n"
-        f'setup("{exercise.id}", globals())'
+        f'setup("{exercise.id}", globals(){which})'
     )
-    kind = "training" if exercise.training else "atomic"
+    from grader.courseware.forward import load_forward  # noqa: PLC0415 - torch, only to write notebooks
+
+    code = load_forward(exercise.forward).graph(exercise.graph).source
+    batch = "the first step of the run" if exercise.training else "the course's first batch"
     forward = (
-        "## The forward pass\n\nThe set-up cell ran this, under these names, on the lecture's batch "
+        f"## The forward pass\n\nThe set-up cell ran this, under these names, on {batch} "
         "(the grader's own forward pass: changing the seed or the batch here changes nothing it checks):\n\n"
-        f"```python\n{FORWARD[kind]}\n```"
+        f"```python\n{code}\n```"
     )
     cells = [
         nbformat.v4.new_markdown_cell(f"# {exercise.title}\n\n{intro.strip()}"),
@@ -138,7 +108,7 @@ def build_notebook(course: Course, exercise: Exercise, source: Path | None = Non
     cells += [
         nbformat.v4.new_markdown_cell("## Check your work\n\nThe same checks, verdicts and hints as "
                                       f"`ninja-grade {exercise.id}`, on the code you ran above."),
-        nbformat.v4.new_code_cell(f'check("{exercise.id}")'),
+        nbformat.v4.new_code_cell(f'check("{exercise.id}"{which})'),
     ]
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

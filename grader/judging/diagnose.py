@@ -24,11 +24,11 @@ LABELS = ("sign", "scale", "bessel", "transpose", "shape", "missing-branch", "du
 ADVICE = {
     "sign": "check the sign of the local derivative (a minus sign in the forward pass flips it)",
     "scale": "look for a factor you dropped or added: a 1/n from a mean, a 2 from a square",
-    "bessel": "the forward pass divides by n-1 (Bessel's correction), not n: use the same factor",
-    "transpose": "match the shapes: the gradient of A @ B is dC @ B.T for A and A.T @ dC for B",
+    "bessel": "divide by the count the forward pass divides by: n-1 where it applies Bessel's correction, n where not",
+    "transpose": "match the shapes: the gradient of A @ B is dOut @ B.T for A and A.T @ dOut for B",
     "shape": "a tensor broadcast in the forward pass needs its gradient summed over that dimension",
     "missing-branch": "a tensor used twice gets a gradient from each use: add them up",
-    "duplicate-indices": "dC[ix] += x does not add up repeated indices; use a loop or index_add_",
+    "duplicate-indices": "table[ix] += x does not add up repeated indices; use a loop or index_add_",
     "aliasing": "take a .clone() before changing a gradient in place, or build a new tensor",
     "hard-coded-batch": "use n (or Xb.shape[0]) wherever the batch size appears",
     "offset": "an accumulator must start from zeros (torch.zeros_like), not ones or the input",
@@ -79,7 +79,7 @@ def broadcast_dims(full: torch.Size | tuple[int, ...], shape: torch.Size | tuple
 def branch_contributions(case: Case, tensor: str) -> dict[str, torch.Tensor]:
     """What flows back into `tensor` through each of its consumers, from the truth."""
     graph = case.graph
-    return {c: graph.contribution(case.tensors, tensor, c, case.truth[c]) for c in graph.consumers(tensor)
+    return {c: graph.contribution(case.given, tensor, c, case.truth[c]) for c in graph.consumers(tensor)
             if c in case.truth}
 
 
@@ -113,7 +113,7 @@ def diagnose_shape(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: 
     if len(uses) != 1 or case.truth[uses[0]].shape == truth.shape:
         return None
     try:  # the gradient before the sum over broadcast dimensions
-        full = case.graph.contribution(case.tensors, tensor, uses[0], case.truth[uses[0]], broadcast=True)
+        full = case.graph.contribution(case.given, tensor, uses[0], case.truth[uses[0]], broadcast=True)
     except RuntimeError:
         return None
     right = broadcast_dims(full.shape, truth.shape)
@@ -133,39 +133,42 @@ def diagnose_shape(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: 
     return None
 
 
-def diagnose_indices(value: torch.Tensor, truth: torch.Tensor, case: Case) -> Diagnosis | None:
-    """dC with repeated indices overwritten: each row is one of its contributions, not their sum."""
-    Xb, demb = case.tensors["Xb"].reshape(-1), case.truth["emb"].reshape(-1, truth.shape[1])
+def diagnose_indices(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case) -> Diagnosis | None:
+    """An embedding table's gradient (dC, for emb = C[Xb]) with repeated indices overwritten: each row
+    is one of its contributions, not their sum."""
+    lookups = [(c, case.graph.indexes(tensor, c)) for c in case.graph.consumers(tensor)]
+    lookup = [(c, index) for c, index in lookups if index is not None and c in case.truth]
+    if len(lookups) != 1 or len(lookup) != 1 or truth.ndim != 2:
+        return None
+    consumer, index = lookup[0]
+    indices = case.tensors[index]
+    if indices.dtype not in (torch.int64, torch.int32):
+        return None
+    Xb, dlookup = indices.reshape(-1), case.truth[consumer].reshape(-1, truth.shape[1])
     counts = torch.bincount(Xb, minlength=truth.shape[0])
     repeated = (counts > 1).nonzero().flatten().tolist()
     once = counts <= 1
     if not repeated or not close(value[once], truth[once]):
         return None
     for row in repeated:
-        candidates = demb[Xb == row]
+        candidates = dlookup[Xb == row]
         if not any(close(value[row], c) for c in candidates):
             return None
-    return Diagnosis("duplicate-indices", f"rows of C picked more than once (like row {repeated[0]}, "
+    return Diagnosis("duplicate-indices", f"rows of {tensor} picked more than once (like row {repeated[0]}, "
                      f"{int(counts[repeated[0]])} times in this batch) hold one contribution instead of their sum")
 
 
-def fused_terms(tensor: str, case: Case) -> dict[str, torch.Tensor] | None:
-    """The terms of the fused gradient formulas (exercises 2 and 3, and exercise 4's step), computed
-    from the case: used only when they add up to autograd's truth here, so they are a checked
-    decomposition, not a guess."""
-    t, n = case.tensors, int(case.tensors["Xb"].shape[0])
-    if tensor == "logits" and "logits" in t:
-        softmax = torch.softmax(t["logits"], 1) / n
-        terms = {"the softmax term": softmax,
-                 "the one-hot term (the path through logprobs[range(n), Yb])": -torch.nn.functional.one_hot(
-                     t["Yb"], softmax.shape[1]).to(softmax.dtype) / n}
-    elif tensor == "hprebn" and "hpreact" in case.truth and {"bngain", "bnvar_inv", "bnraw"} <= t.keys():
-        d, scale, raw = case.truth["hpreact"], t["bngain"] * t["bnvar_inv"], t["bnraw"]
-        terms = {"the direct term": scale * d, "the batch-mean term": -scale / n * d.sum(0, keepdim=True),
-                 "the batch-variance term": -scale / (n - 1) * raw * (d * raw).sum(0, keepdim=True)}
-    else:
+def fused_terms(tensor: str, case: Case) -> dict[str, tuple[torch.Tensor, str]] | None:
+    """The terms of a fused gradient formula (the course's forward file says them: the lecture's
+    exercises 2 and 3, and exercise 4's step), each with the fix to say when it is missing. Used
+    only when they add up to autograd's truth here, so they are a checked decomposition, not a guess."""
+    if case.forward is None:
         return None
-    return terms if close(sum(terms.values(), torch.zeros_like(case.truth[tensor])), case.truth[tensor]) else None
+    terms = case.forward.fused_terms(tensor, case.tensors, case.truth, int(case.tensors["Xb"].shape[0]))
+    if not terms or tensor not in case.truth:
+        return None
+    total = sum((term for term, _ in terms.values()), torch.zeros_like(case.truth[tensor]))
+    return terms if close(total, case.truth[tensor]) else None
 
 
 def _explains(residual: torch.Tensor, candidate: torch.Tensor) -> bool:
@@ -174,22 +177,26 @@ def _explains(residual: torch.Tensor, candidate: torch.Tensor) -> bool:
     return size > 0 and float((residual - candidate).abs().max()) <= 1e-3 * size
 
 
-def diagnose_terms(value: torch.Tensor, truth: torch.Tensor, terms: dict[str, torch.Tensor],
-                   n: int) -> Diagnosis | None:
-    """A fused formula with one of its terms missing, of the wrong sign, or weighted with n for n-1."""
+def diagnose_terms(value: torch.Tensor, truth: torch.Tensor, terms: dict[str, tuple[torch.Tensor, str]],
+                   counts: dict[str, int]) -> Diagnosis | None:
+    """A fused formula with one of its terms missing, of the wrong sign, or weighted with a count for the
+    count minus one (Bessel's correction: n for n-1 in batchnorm; `counts` names the sizes to try, n first)."""
     residual = value - truth
     if float(residual.abs().max()) <= 1e-6 * max(float(truth.abs().max()), 1e-30):
         return None  # float noise
-    for name, term in terms.items():
+    for name, (term, fix) in terms.items():
         if _explains(residual, -term):
-            fix = ": subtract F.one_hot(Yb, vocab_size) / n" if "one-hot" in name else ""
-            return Diagnosis("missing-branch", f"{name} is missing from the formula{fix}")
+            return Diagnosis("missing-branch", f"{name} is missing from the formula{': ' + fix if fix else ''}")
         if _explains(residual, -2 * term):
             return Diagnosis("sign", f"{name} of the formula has the wrong sign")
-        for k, which in (((n - 1) / n, "(n-1)/n"), (n / (n - 1), "n/(n-1)")):
-            if _explains(residual, (k - 1) * term):
-                return Diagnosis("bessel", f"{name} carries {which} = {k:.4f} of its weight: n where the forward "
-                                 "pass has n-1 (Bessel's correction in the variance), or the other way round")
+        for m, c in counts.items():
+            if c < 2:
+                continue
+            for k, which in (((c - 1) / c, f"({m}-1)/{m}"), (c / (c - 1), f"{m}/({m}-1)")):
+                if _explains(residual, (k - 1) * term):
+                    return Diagnosis("bessel", f"{name} carries {which} = {k:.4f} of its weight: {m} where the "
+                                     f"forward pass has {m}-1 (Bessel's correction in the variance), or the other "
+                                     "way round")
     return None
 
 
@@ -210,7 +217,10 @@ def diagnose(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case, 
 
     def by_terms() -> Diagnosis | None:  # for a fused gradient, the last word; computed only when asked
         terms = fused_terms(tensor, case)
-        return diagnose_terms(value, truth, terms, n) if terms is not None else None
+        if terms is None:
+            return None
+        sizes = {k: v for k, v in case.given.items() if type(v) is int and k not in ("n", "batch_size")}
+        return diagnose_terms(value, truth, terms, {"n": n, **sizes})
 
     if close(value, truth):
         # Off by less than a whole-tensor label resolves; only a fused formula's term can explain it
@@ -249,6 +259,4 @@ def diagnose(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case, 
                     return Diagnosis("missing-branch", f"{tensor} feeds {' and '.join(branches)}, but only "
                                      f"the path through {' and '.join(subset)} is counted: the contribution "
                                      f"through {' and '.join(missing)} is missing")
-    if tensor == "C":
-        return diagnose_indices(value, truth, case)
-    return by_terms()
+    return diagnose_indices(tensor, value, truth, case) or by_terms()

@@ -10,24 +10,14 @@ from pathlib import Path
 
 from grader.confined.policy import check_policy
 from grader.confined.sandbox import open_sandbox
-from grader.courseware.cases import Splits, build_case, make_splits, world_of
+from grader.courseware.cases import build_case, setting_of
 from grader.courseware.course import Course, CourseError, Exercise, Limits
 from grader.courseware.data import Dataset, find_names
-from grader.intake.extract import Cell, extract, looks_like_transcript, script_cells
+from grader.intake.extract import Cell, extract, layout_of, looks_like_transcript, script_cells
 from grader.intake.submission import LeftOut, Program, assigned_names, compile_program, read_source
 from grader.judging.judge import all_error, judge, summarize, with_left_out
 from grader.judging.results import FullRun, Report, Status
 from grader.judging.training import full_run, quick_check, training_result
-
-_splits_cache: dict[tuple[str, int], Splits] = {}
-
-
-def splits_for(dataset: Dataset) -> Splits:
-    """Build the lecture's splits once per data set per process."""
-    key = (dataset.source, len(dataset.words))
-    if key not in _splits_cache:
-        _splits_cache[key] = make_splits(dataset)
-    return _splits_cache[key]
 
 
 def load_submission(course: Course, exercise: Exercise, path: Path, *, sections: bool = False) -> Program:
@@ -44,7 +34,7 @@ def load_submission(course: Course, exercise: Exercise, path: Path, *, sections:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return compile_program(source, str(path))
-    if sections or looks_like_transcript(tree):
+    if sections or looks_like_transcript(tree, layout_of(course)):
         return program_from_cells(course, exercise, script_cells(source), label)
     return compile_program(source, str(path))
 
@@ -53,7 +43,7 @@ def program_from_cells(course: Course, exercise: Exercise, cells: list[Cell], la
     """One exercise's code out of a notebook's cells, as a program."""
     number = course.exercises.index(exercise) + 1
     wanted = frozenset(g.name for g in (*exercise.gradients, *exercise.helpers))
-    found = extract(cells, number, wanted)
+    found = extract(cells, number, wanted, layout_of(course))
     if found is None:
         return compile_program("", label, notes=(f"no code for {exercise.id} found in {label}: no cell assigns "
                                                  f"{', '.join(exercise.gradient_names[:3])}, ...",))
@@ -116,11 +106,11 @@ def grade_program(course: Course, exercise: Exercise, program: Program, dataset:
     elif exercise.training is not None:
         return grade_training(exercise, program, dataset, submission_label=submission_label, limits=limits)
     else:
-        splits = splits_for(dataset)
+        setting = setting_of(exercise, dataset)
         # Fork before any true gradient exists in this process: the child never holds one
         # it has not been handed.
-        with open_sandbox(program.source, program.path, limits or exercise.limits, world=world_of(splits)) as sandbox:
-            cases = [build_case(spec, splits) for spec in course.cases]
+        with open_sandbox(program.source, program.path, limits or exercise.limits, world=setting.world) as sandbox:
+            cases = [build_case(spec, setting) for spec in course.cases]
             gradients, output = judge(exercise, program, cases, sandbox)
         gradients = with_left_out(gradients, program)
     return Report(
@@ -139,9 +129,9 @@ def grade_training(exercise: Exercise, program: Program, dataset: Dataset, *, su
                    limits: Limits | None = None) -> Report:
     """Exercise 4: checkpoints judged in full, and the run's losses against autograd's."""
     assert exercise.training is not None
-    splits = splits_for(dataset)
+    setting = setting_of(exercise, dataset)
     with open_sandbox(program.source, program.path, limits or exercise.limits) as sandbox:
-        run = quick_check(exercise, program, splits, sandbox)
+        run = quick_check(exercise, program, setting, sandbox)
     gradients = with_left_out(tuple(summarize(g, exercise, program, run.cases, run.checks)
                                     for g in exercise.gradients), program)
     if run.died is not None:  # the code as a whole failed mid-run: nothing it computed is trusted
@@ -194,8 +184,9 @@ def train_full(course: Course, exercise_id: str, submission: str | os.PathLike[s
     if program.syntax_error is not None:
         return FullRun(0, planned, (), None, None, (), 0.0, program.syntax_error), dataset
     limits = limits or Limits(exercise.training.full_time_s, exercise.limits.memory_mb)
+    setting = setting_of(exercise, dataset)
     with open_sandbox(program.source, program.path, limits) as sandbox:
-        return full_run(exercise, splits_for(dataset), sandbox, planned, progress), dataset
+        return full_run(exercise, setting, sandbox, planned, progress), dataset
 
 
 def submission_for(exercise: Exercise, path: Path) -> Path | None:

@@ -16,14 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from grader.confined.child import SANDBOX_THREADS
 from grader.confined.runner import Run, RunResult, Value
 from grader.confined.sandbox import Sandbox
-from grader.courseware.cases import Case, Splits, case_from, init_parameters, namespace_for
+from grader.courseware.cases import Case, Setting, case_from, namespace_for
 from grader.courseware.course import CaseSpec, Exercise, TrainingSpec
-from grader.courseware.graph import BN_EPS, TRAINING
 from grader.judging.compare import compare
 from grader.judging.judge import CaseChecks, check_case, scored_as_written
 from grader.judging.results import FullRun, TrainingResult
@@ -41,12 +39,6 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def start(spec: TrainingSpec, splits: Splits) -> tuple[Params, torch.Generator]:
-    """The lecture's exercise-4 initialisation; the same generator then draws the batches."""
-    g = torch.Generator().manual_seed(spec.seed)
-    return init_parameters(g, splits.vocab_size, spec.n_hidden, torch.float32), g
 
 
 def lr_at(spec: TrainingSpec, step: int, steps: int) -> float:
@@ -68,11 +60,12 @@ def usable(values: dict[str, Value], params: Params) -> dict[str, torch.Tensor] 
     return grads
 
 
-def autograd_step(params: Params, Xb: torch.Tensor, Yb: torch.Tensor) -> tuple[float, dict[str, torch.Tensor], float]:
+def autograd_step(setting: Setting, params: Params, Xb: torch.Tensor,
+                  Yb: torch.Tensor) -> tuple[float, dict[str, torch.Tensor], float]:
     """Loss, gradients and backward time of one step, by autograd."""
     leaves = {k: p.detach().requires_grad_(True) for k, p in params.items()}
     with torch.enable_grad():
-        loss = TRAINING.forward(leaves, Xb, Yb)["loss"]
+        loss = setting.graph.forward(leaves, Xb, Yb, setting.sizes)["loss"]
         with one_thread():
             started = time.perf_counter()
             loss.backward()  # type: ignore[no-untyped-call]
@@ -81,25 +74,25 @@ def autograd_step(params: Params, Xb: torch.Tensor, Yb: torch.Tensor) -> tuple[f
 
 
 @torch.no_grad()
-def forward(params: Params, Xb: torch.Tensor, Yb: torch.Tensor) -> Params:
+def forward(setting: Setting, params: Params, Xb: torch.Tensor, Yb: torch.Tensor) -> Params:
     """One step's forward pass: what the student's code is given."""
-    return TRAINING.forward(params, Xb, Yb)
+    return setting.graph.forward(params, Xb, Yb, setting.sizes)
 
 
-def truth_at(params: Params, Xb: torch.Tensor, Yb: torch.Tensor) -> tuple[Params, Params]:
+def truth_at(setting: Setting, params: Params, Xb: torch.Tensor, Yb: torch.Tensor) -> tuple[Params, Params]:
     """One step's forward pass (detached, what the student is given) and autograd's gradients
     of the parameters, at the student's own parameters."""
     leaves = {k: p.detach().requires_grad_(True) for k, p in params.items()}
     with torch.enable_grad():
-        acts = TRAINING.forward(leaves, Xb, Yb)
+        acts = setting.graph.forward(leaves, Xb, Yb, setting.sizes)
         acts["loss"].backward()  # type: ignore[no-untyped-call]
     return {k: a.detach() for k, a in acts.items()}, {k: p.grad for k, p in leaves.items() if p.grad is not None}
 
 
 def student_step(sandbox: Sandbox, exercise: Exercise, params: Params, *, acts: Params, Xb: torch.Tensor,
-                 Yb: torch.Tensor, vocab_size: int) -> tuple[float, dict[str, Value], float, str | None]:
+                 Yb: torch.Tensor, sizes: dict[str, int]) -> tuple[float, dict[str, Value], float, str | None]:
     """Loss of this step (computed here), and the student's gradients (computed there)."""
-    given = namespace_for(params, acts, Xb, Yb, vocab_size)
+    given = namespace_for(params, acts, Xb, Yb, sizes)
     (result,) = sandbox.run_case(given, {}, [Run()], exercise.gradient_names)
     return float(acts["loss"]), result.values, result.seconds, result.died
 
@@ -131,7 +124,7 @@ class QuickCheck:
     died: str | None = None  # the sandbox ended (time, memory, a crash): no gradient can be trusted
 
 
-def quick_check(exercise: Exercise, program: Any, splits: Splits, sandbox: Sandbox) -> QuickCheck:
+def quick_check(exercise: Exercise, program: Any, setting: Setting, sandbox: Sandbox) -> QuickCheck:
     """Run check_steps steps of both runs; judge every gradient in full at the checkpoints.
 
     Between checkpoints, every step's gradients are screened against autograd's at the
@@ -140,30 +133,29 @@ def quick_check(exercise: Exercise, program: Any, splits: Splits, sandbox: Sandb
     """
     spec = exercise.training
     assert spec is not None
-    mine, g = start(spec, splits)
+    mine, g = setting.parameters(spec.seed)
     ref = {k: p.clone() for k, p in mine.items()}
     out = QuickCheck()
     screening = True  # until the first step judged in full for a disagreement not seen before
     known: set[str] = set()  # gradients already wrong at a step judged in full
-    screened = scored_as_written(exercise, TRAINING)
+    screened = scored_as_written(exercise, setting.graph)
     for step in range(spec.check_steps):
-        ix = torch.randint(0, splits.Xtr.shape[0], (spec.batch_size,), generator=g)
-        Xb, Yb = splits.Xtr[ix], splits.Ytr[ix]
+        Xb, Yb = setting.batch(g, spec.batch_size)
         lr = lr_at(spec, step, spec.check_steps)
         if out.stopped is None:
             judge_here = step in spec.checkpoints
             died = None
             if not judge_here:
-                acts, truth = truth_at(mine, Xb, Yb) if screening else (forward(mine, Xb, Yb), {})
+                acts, truth = truth_at(setting, mine, Xb, Yb) if screening else (forward(setting, mine, Xb, Yb), {})
                 loss, values, seconds, died = student_step(sandbox, exercise, mine, acts=acts, Xb=Xb, Yb=Yb,
-                                                           vocab_size=splits.vocab_size)
+                                                           sizes=setting.sizes)
                 vjp = out.checks[0].vjp if out.checks else {}
                 new_wrong = disagreeing(exercise, screened, values, truth, vjp) - known if screening else set()
                 judge_here = died is None and bool(new_wrong)
                 screening = screening and not judge_here
             if judge_here:
                 case = case_from(CaseSpec(f"step {step}", spec.seed, spec.batch_size), mine, Xb, Yb,
-                                 graph=TRAINING, vocab_size=splits.vocab_size)
+                                 setting=setting)
                 checks = check_case(exercise, program, case, sandbox, vjp=step == 0)
                 vjp = out.checks[0].vjp if out.checks else checks.vjp
                 known |= disagreeing(exercise, screened, checks.values, case.truth, vjp)
@@ -179,7 +171,7 @@ def quick_check(exercise: Exercise, program: Any, splits: Splits, sandbox: Sandb
                 out.losses.append(loss)
                 out.student_s.append(seconds)
                 mine = {k: p - lr * grads[k] for k, p in mine.items()}
-        loss, true_grads, seconds = autograd_step(ref, Xb, Yb)
+        loss, true_grads, seconds = autograd_step(setting, ref, Xb, Yb)
         out.reference.append(loss)
         out.autograd_s.append(seconds)
         ref = {k: (p - lr * true_grads[k]).detach() for k, p in ref.items()}
@@ -194,53 +186,15 @@ def training_result(spec: TrainingSpec, run: QuickCheck) -> TrainingResult:
                           spec.loss_atol, run.stopped, mean_ms(run.student_s), mean_ms(run.autograd_s))
 
 
-# --- the lecture's whole run -------------------------------------------------------
-
-
-@torch.no_grad()
-def split_loss(params: Params, X: torch.Tensor, Y: torch.Tensor, bnmean: torch.Tensor, bnvar: torch.Tensor) -> float:
-    """Loss on a whole split, with batchnorm's statistics calibrated on the training set."""
-    embcat = params["C"][X].view(X.shape[0], -1)
-    hpreact = params["bngain"] * (embcat @ params["W1"] + params["b1"] - bnmean) * (bnvar + BN_EPS) ** -0.5 \
-        + params["bnbias"]
-    logits = torch.tanh(hpreact) @ params["W2"] + params["b2"]
-    return float(F.cross_entropy(logits, Y))
-
-
-@torch.no_grad()
-def calibrate(params: Params, Xtr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    hpreact = params["C"][Xtr].view(Xtr.shape[0], -1) @ params["W1"] + params["b1"]
-    return hpreact.mean(0, keepdim=True), hpreact.var(0, keepdim=True, unbiased=True)
-
-
-@torch.no_grad()
-def sample(params: Params, bnmean: torch.Tensor, bnvar: torch.Tensor, itos: dict[int, str], *, count: int,
-           seed: int, block_size: int = 3) -> tuple[str, ...]:
-    """Names from the trained net, as the lecture samples them."""
-    g = torch.Generator().manual_seed(seed)
-    names = []
-    for _ in range(count):
-        out, context = [], [0] * block_size
-        while True:
-            embcat = params["C"][torch.tensor([context])].view(1, -1)
-            hpreact = params["bngain"] * (embcat @ params["W1"] + params["b1"] - bnmean) \
-                * (bnvar + BN_EPS) ** -0.5 + params["bnbias"]
-            probs = F.softmax(torch.tanh(hpreact) @ params["W2"] + params["b2"], dim=1)
-            ix = int(torch.multinomial(probs, num_samples=1, generator=g).item())
-            context = [*context[1:], ix]
-            out.append(ix)
-            if ix == 0:
-                break
-        names.append("".join(itos[i] for i in out))
-    return tuple(names)
+# --- the whole run ------------------------------------------------------------------
 
 
 STEPS_PER_REQUEST = 64  # steps asked of the sandbox at once; the next goes when the last one's first answer arrives
 
 
-def full_run(exercise: Exercise, splits: Splits, sandbox: Sandbox, steps: int,
+def full_run(exercise: Exercise, setting: Setting, sandbox: Sandbox, steps: int,
              progress: Callable[[int, float], None]) -> FullRun:
-    """The lecture's training run with the student's backward pass; Ctrl-C ends it early.
+    """The course's whole training run with the student's backward pass; Ctrl-C ends it early.
 
     The sandbox's child runs ahead on its own copy of the parameters (the course's forward
     pass, the student's backward pass, the update) and streams each step's gradients back.
@@ -252,7 +206,7 @@ def full_run(exercise: Exercise, splits: Splits, sandbox: Sandbox, steps: int,
     spec = exercise.training
     assert spec is not None
     with one_thread():
-        params, g = start(spec, splits)
+        params, g = setting.parameters(spec.seed)
         names, shapes = tuple(params), [p.shape for p in params.values()]
         sizes = [p.numel() for p in params.values()]
         wanted = tuple(f"d{name}" for name in names)
@@ -263,10 +217,11 @@ def full_run(exercise: Exercise, splits: Splits, sandbox: Sandbox, steps: int,
 
         def ask(first: int) -> None:
             count = min(STEPS_PER_REQUEST, steps - first)
-            batches = [torch.randint(0, splits.Xtr.shape[0], (spec.batch_size,), generator=g) for _ in range(count)]
-            Xb, Yb = splits.Xtr[torch.stack(batches)], splits.Ytr[torch.stack(batches)]
+            batches = [setting.batch(g, spec.batch_size) for _ in range(count)]
+            Xb, Yb = torch.stack([x for x, _ in batches]), torch.stack([y for _, y in batches])
             lrs = [lr_at(spec, step, steps) for step in range(first, first + count)]
-            sandbox.send_steps(Xb, Yb, lrs, start=("training", params, splits.vocab_size) if first == 0 else None)
+            start = (setting.graph.source, params, setting.sizes) if first == 0 else None
+            sandbox.send_steps(Xb, Yb, lrs, start=start)
             pending.extend(zip(Xb, Yb, lrs, strict=True))
 
         lossi: list[float] = []
@@ -281,7 +236,7 @@ def full_run(exercise: Exercise, splits: Splits, sandbox: Sandbox, steps: int,
                     ask(step + STEPS_PER_REQUEST)  # the child has read the last request: this one fits the socket
                 Xb, Yb, lr = pending.popleft()
                 why = step_problem(answer, mine, sandbox.died)
-                loss = float(forward(mine, Xb, Yb)["loss"]) if why is None else math.nan
+                loss = float(forward(setting, mine, Xb, Yb)["loss"]) if why is None else math.nan
                 if why is None and not math.isfinite(loss):
                     why = f"the loss is {loss}"
                 if why is not None:
@@ -297,15 +252,11 @@ def full_run(exercise: Exercise, splits: Splits, sandbox: Sandbox, steps: int,
         threads = {"grader": torch.get_num_threads(), "sandbox": SANDBOX_THREADS}
         if not lossi:
             return FullRun(0, steps, (), None, None, (), seconds, stopped, interrupted, threads)
-        params = mine
-        bnmean, bnvar = calibrate(params, splits.Xtr)
-        return FullRun(
-            len(lossi), steps, tuple(lossi),
-            split_loss(params, splits.Xtr, splits.Ytr, bnmean, bnvar),
-            split_loss(params, splits.Xdev, splits.Ydev, bnmean, bnvar),
-            sample(params, bnmean, bnvar, splits.itos, count=spec.samples, seed=spec.sample_seed), seconds, stopped,
-            interrupted, threads,
-        )
+        losses = setting.forward.evaluate(mine, setting.world, setting.sizes)
+        samples = setting.forward.sample(mine, setting.world, setting.sizes,
+                                         torch.Generator().manual_seed(spec.sample_seed), spec.samples)
+        return FullRun(len(lossi), steps, tuple(lossi), losses.get("train"), losses.get("val"), samples, seconds,
+                       stopped, interrupted, threads)
 
 
 def step_problem(answer: torch.Tensor | RunResult | None, params: Params, died: str | None) -> str | None:

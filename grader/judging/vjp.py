@@ -55,7 +55,7 @@ def vjp_plan(exercise: Exercise, grad: Gradient, case: Case, randoms: dict[str, 
     if not uses or not all(c in names for c in uses):
         return None
     random_consumers = {c: randoms[c] for c in uses}
-    parts = {c: case.graph.contribution(case.tensors, grad.tensor, c, v) for c, v in random_consumers.items()}
+    parts = {c: case.graph.contribution(case.given, grad.tensor, c, v) for c, v in random_consumers.items()}
     typical = sum((float(case.truth[c].pow(2).mean().sqrt()) * p for c, p in parts.items()),
                   torch.zeros_like(case.truth[grad.tensor]))
     return VJPPlan(random_consumers, parts, typical)
