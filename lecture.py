@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from grader.courseware.names import names_world
+from grader.courseware.names import names_world, train_batch
 
 # Each forward pass as the lecture writes it: one `name = expression` per line, the last one
 # `loss`. Lines read the parameters, the batch (Xb, Yb), n (the batch size) and SIZES.
@@ -86,10 +86,7 @@ def parameters(g: torch.Generator, sizes: dict[str, int], dtype: torch.dtype) ->
 
 def batch(g: torch.Generator, data: dict[str, object], batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A minibatch from the training split, drawn with the same generator as the parameters."""
-    Xtr, Ytr = data["Xtr"], data["Ytr"]
-    assert isinstance(Xtr, torch.Tensor) and isinstance(Ytr, torch.Tensor)
-    ix = torch.randint(0, Xtr.shape[0], (batch_size,), generator=g)
-    return Xtr[ix], Ytr[ix]
+    return train_batch(g, data, batch_size)
 
 
 # --- after a training run: what the lecture does with the trained net ------------------

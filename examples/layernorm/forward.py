@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from grader.courseware.names import names_world
+from grader.courseware.names import names_world, train_batch
 
 GRAPHS = {
     # Both exercises are judged on this forward pass: exercise 1 atom by atom, exercise 2 the
@@ -56,10 +56,8 @@ def parameters(g: torch.Generator, sizes: dict[str, int], dtype: torch.dtype) ->
 
 
 def batch(g: torch.Generator, data: dict[str, object], batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    Xtr, Ytr = data["Xtr"], data["Ytr"]
-    assert isinstance(Xtr, torch.Tensor) and isinstance(Ytr, torch.Tensor)
-    ix = torch.randint(0, Xtr.shape[0], (batch_size,), generator=g)
-    return Xtr[ix], Ytr[ix]
+    """A minibatch from the training split, drawn with the same generator as the parameters."""
+    return train_batch(g, data, batch_size)
 
 
 def fused_terms(tensor: str, values: dict[str, torch.Tensor], truth: dict[str, torch.Tensor],

@@ -42,3 +42,12 @@ def names_world(words: tuple[str, ...], block_size: int) -> dict[str, object]:
     Xte, Yte = context_windows(shuffled[n2:], stoi, block_size)
     return {"words": shuffled, "chars": chars, "stoi": stoi, "itos": itos, "vocab_size": len(itos),
             "Xtr": Xtr, "Ytr": Ytr, "Xdev": Xdev, "Ydev": Ydev, "Xte": Xte, "Yte": Yte}
+
+
+def train_batch(g: torch.Generator, world: dict[str, object], batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A minibatch from names_world's training split (Xtr, Ytr), drawn with the generator g, as the
+    lecture draws it: a forward file's `batch`."""
+    Xtr, Ytr = world["Xtr"], world["Ytr"]
+    assert isinstance(Xtr, torch.Tensor) and isinstance(Ytr, torch.Tensor)
+    ix = torch.randint(0, Xtr.shape[0], (batch_size,), generator=g)
+    return Xtr[ix], Ytr[ix]
