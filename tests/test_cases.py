@@ -10,6 +10,7 @@ from grader.courseware.cases import Setting, build_case, setting_of
 from grader.courseware.course import CaseSpec, Course
 from grader.courseware.data import Dataset
 from grader.courseware.forward import load_forward
+from grader.courseware.graph import Graph, GraphError
 from grader.courseware.names import context_windows, names_world
 from tests.conftest import ROOT
 
@@ -146,3 +147,21 @@ def test_vectorised_dataset_equals_the_lecture_loop(dataset: Dataset) -> None:
     X, Y = context_windows(words, stoi, 3)
     X_ref, Y_ref = lecture_build_dataset(words, stoi)
     assert torch.equal(X, X_ref) and torch.equal(Y, Y_ref)
+
+
+def test_a_graph_is_read_from_plain_code() -> None:
+    """Each line is a node with the names it reads; a comprehension inside a line sees the values (the
+    line's namespace is its globals); an embedding lookup is recognised from the code; sizes come in."""
+    graph = Graph("""
+rows = torch.stack([W[i] * k for i in range(2)])   # reads W and the size k
+picked = W[Xb]
+loss = (rows.sum() + picked.sum()) / n
+""", "test graph", first_line=10)
+    assert graph.inputs == {"rows": ("W", "k"), "picked": ("W", "Xb"), "loss": ("rows", "picked", "n")}  # not i
+    assert set(graph.leaves) == {"W", "k", "Xb", "n"} and graph.consumers("W") == ("rows", "picked")
+    assert graph.indexes("W", "picked") == "Xb" and graph.indexes("W", "rows") is None
+    W = torch.arange(6.0).view(3, 2)
+    out = graph.forward({"W": W}, torch.tensor([0, 2]), torch.tensor([0, 0]), {"k": 3})
+    assert float(out["loss"]) == pytest.approx((3 * (0 + 1 + 2 + 3) + (0 + 1 + 4 + 5)) / 2)
+    with pytest.raises(GraphError, match=r"the forward pass failed at rows \(test graph, line 10\): NameError"):
+        graph.forward({"W": W}, torch.tensor([0]), torch.tensor([0]))  # no size k

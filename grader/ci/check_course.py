@@ -67,7 +67,7 @@ def order_problems(where: str, listed: list[str], course: list[str], exercise_id
     return problems
 
 
-def lecture_shapes(course: Course, exercise: Exercise, dataset: Dataset) -> dict[str, tuple[int, ...]]:
+def first_case_shapes(course: Course, exercise: Exercise, dataset: Dataset) -> dict[str, tuple[int, ...]]:
     """Each graded tensor's shape on the course's first case (a training exercise: its first step)."""
     setting = setting_of(exercise, dataset)
     case = first_step(exercise, setting) if exercise.training is not None else build_case(course.cases[0], setting)
@@ -93,7 +93,7 @@ def check_exercise(course: Course, exercise: Exercise, dataset: Dataset) -> list
         missing = without_gradient(exercise, forward_of(exercise)[1])
         if missing:
             return [*problems, *(f"{exercise.id}: {m}" for m in missing)]
-        shapes = lecture_shapes(course, exercise, dataset)
+        shapes = first_case_shapes(course, exercise, dataset)
     except CourseError as exc:
         return [*problems, f"{exercise.id}: {exc}"]
     for a in stub:

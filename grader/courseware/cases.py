@@ -61,7 +61,7 @@ class Case:
     given: dict[str, object]  # tensors (detached), sizes; the submission namespace
     truth: dict[str, torch.Tensor]  # tensor name -> d loss / d tensor, from autograd
     graph: Graph
-    forward: Forward | None = None  # for the course's own diagnoses (fused formulas)
+    forward: Forward  # for the course's own diagnoses (fused formulas)
 
     @property
     def label(self) -> str:

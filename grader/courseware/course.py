@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 COURSE_FILE = "course.yaml"
+SHIPPED_WITH = Path(__file__).resolve().parents[2]  # the folder the grader ships in, beside its course
 
 
 class CourseError(Exception):
@@ -120,8 +121,9 @@ class Course:
         relative to the folder the grader ships in (examples/layernorm/course.yaml), else absolute."""
         if self.path is None or self.path == default_course_path().resolve():
             return None
-        home = Path(__file__).resolve().parents[2]
-        return self.path.relative_to(home).as_posix() if self.path.is_relative_to(home) else str(self.path)
+        if self.path.is_relative_to(SHIPPED_WITH):
+            return self.path.relative_to(SHIPPED_WITH).as_posix()
+        return str(self.path)
 
     @property
     def exercise_ids(self) -> tuple[str, ...]:
@@ -141,7 +143,7 @@ def default_course_path() -> Path:
     env = os.environ.get("NINJA_COURSE")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / COURSE_FILE
+    return SHIPPED_WITH / COURSE_FILE
 
 
 def _field(mapping: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
@@ -324,7 +326,7 @@ def load_course(path: str | os.PathLike[str] | None = None) -> Course:
     not below the working directory is looked up in the folder the grader ships in (a notebook's
     `course="examples/layernorm/course.yaml"` works from anywhere)."""
     course_path = Path(path) if path is not None else default_course_path()
-    shipped = Path(__file__).resolve().parents[2] / course_path
+    shipped = SHIPPED_WITH / course_path
     if not course_path.is_absolute() and not course_path.exists() and shipped.exists():
         course_path = shipped
     try:

@@ -16,6 +16,7 @@ import builtins
 import math
 from collections.abc import Mapping
 from types import CodeType
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -40,8 +41,10 @@ class Node:
     def __init__(self, name: str, inputs: tuple[str, ...], code: CodeType, line: int, expression: ast.expr) -> None:
         self.name, self.inputs, self.code, self.line, self.expression = name, inputs, code, line, expression
 
-    def __call__(self, values: Mapping[str, object]) -> torch.Tensor:
-        result: torch.Tensor = eval(self.code, GLOBALS, values)
+    def __call__(self, values: dict[str, Any]) -> torch.Tensor:
+        """The line's value; `values` (with GLOBALS in it) is the line's global namespace, so that a
+        comprehension or lambda inside the expression sees the values too."""
+        result: torch.Tensor = eval(self.code, values)  # the course's own forward line
         return result
 
 
@@ -63,7 +66,12 @@ def parse_nodes(source: str, where: str, first_line: int = 1) -> dict[str, Node]
         name = stmt.targets[0].id
         if name in nodes:
             raise GraphError(f"{at(stmt.lineno)}: {name} is computed twice; each node has one line")
-        reads = dict.fromkeys(n.id for n in ast.walk(stmt.value) if isinstance(n, ast.Name))  # in order, once each
+        names = sorted((n for n in ast.walk(stmt.value) if isinstance(n, ast.Name)),
+                       key=lambda n: (n.lineno, n.col_offset))  # in the order the line reads them
+        bound = {n.id for n in names if isinstance(n.ctx, ast.Store)}  # a comprehension's own variables
+        bound |= {a.arg for f in ast.walk(stmt.value) if isinstance(f, ast.Lambda)
+                  for a in (*f.args.posonlyargs, *f.args.args, *f.args.kwonlyargs)}
+        reads = dict.fromkeys(n.id for n in names if n.id not in bound)  # once each
         inputs = tuple(r for r in reads if r not in _NOT_VALUES or r in nodes)
         code = compile(ast.Expression(stmt.value), f"<{where}: {name}>", "eval")
         nodes[name] = Node(name, inputs, code, first_line + stmt.lineno - 1, stmt.value)
@@ -84,14 +92,14 @@ class Graph:
         self.nodes = parse_nodes(self.source, where, first_line)
         self.inputs: dict[str, tuple[str, ...]] = {name: node.inputs for name, node in self.nodes.items()}
         computed = set(self.nodes)
-        # The leaves the course provides: parameters, the batch, sizes; what the first reads of each name find.
+        # The names the lines read that no line computes: the parameters, the batch, n, the sizes.
         self.leaves = tuple(dict.fromkeys(i for ins in self.inputs.values() for i in ins if i not in computed))
 
     def forward(self, params: Values, Xb: torch.Tensor, Yb: torch.Tensor,
                 sizes: Mapping[str, int] | None = None) -> Values:
         """Every intermediate of the forward pass, by name."""
         n = int(Xb.shape[0])
-        v: dict[str, object] = {**(sizes or {}), "n": n, "batch_size": n, **params, "Xb": Xb, "Yb": Yb}
+        v: dict[str, Any] = {**GLOBALS, **(sizes or {}), "n": n, "batch_size": n, **params, "Xb": Xb, "Yb": Yb}
         out: Values = {}
         for name, node in self.nodes.items():
             try:
@@ -132,8 +140,8 @@ class Graph:
         `tensor` is first expanded to the consumer's shape, so the result is the gradient
         before the sum over broadcast dimensions.
         """
-        inputs = {k: (v.detach() if isinstance(v, torch.Tensor) else v)
-                  for k, v in ((k, values[k]) for k in self.inputs[consumer])}
+        inputs: dict[str, Any] = {**GLOBALS, **{k: (v.detach() if isinstance(v, torch.Tensor) else v)
+                                                for k, v in ((k, values[k]) for k in self.inputs[consumer])}}
         leaf = inputs[tensor]
         assert isinstance(leaf, torch.Tensor)
         leaf = leaf.clone()

@@ -162,8 +162,6 @@ def fused_terms(tensor: str, case: Case) -> dict[str, tuple[torch.Tensor, str]] 
     """The terms of a fused gradient formula (the course's forward file says them: the lecture's
     exercises 2 and 3, and exercise 4's step), each with the fix to say when it is missing. Used
     only when they add up to autograd's truth here, so they are a checked decomposition, not a guess."""
-    if case.forward is None:
-        return None
     terms = case.forward.fused_terms(tensor, case.tensors, case.truth, int(case.tensors["Xb"].shape[0]))
     if not terms or tensor not in case.truth:
         return None
