@@ -34,12 +34,11 @@ if TYPE_CHECKING:
 MODULES = frozenset({"torch", "F"})  # what every forward pass's code and every exercise has imported
 
 
-
 @dataclass(frozen=True)
 class Section:
     """What one exercise's cells look like in a notebook, from course.yaml."""
 
-    gradients: frozenset[str]  # what the exercise assigns (its gradients and helpers)
+    gradients: frozenset[str]  # the gradients it grades (not its helpers)
     training: bool  # its code is a training loop
     given: frozenset[str] = frozenset()  # gradients handed to it (dhpreact)
     marks: tuple[str, ...] = ()  # names that mark a cell as this exercise's (loss_fast)
@@ -82,7 +81,7 @@ def layout_of(course: Course) -> Layout:
         computed |= set(graph.nodes)
         provided |= set(graph.nodes) | set(graph.leaves) | set(forward.sizes) | {k for k, _ in exercise.sizes}
         data |= forward.data_names()
-        sections.append(Section(frozenset(g.name for g in (*exercise.gradients, *exercise.helpers)),
+        sections.append(Section(frozenset(exercise.gradient_names),
                                 exercise.training is not None, frozenset(exercise.given), exercise.marks))
     return Layout(frozenset(provided | data), frozenset(computed), frozenset(data), tuple(sections))
 
@@ -186,7 +185,7 @@ def section_of(cell: Cell, tree: ast.Module | None, current: int, layout: Layout
     lone = frozenset().union(*(s.gradients for s in fused.values()))
     atoms = assigned & layout.atoms - lone
     if len(atoms) >= 2:
-        return next(i for i, s in enumerate(layout.sections, start=1) if len(atoms & s.gradients) >= 2)
+        return next((i for i, s in enumerate(layout.sections, start=1) if len(atoms & s.gradients) >= 2), current)
     # A lone fused gradient (dlogits) computed in one go, from the forward pass and what the exercise is
     # given, is that exercise's; from the other gradients (dnorm_logits) it is the atom-by-atom one's.
     used = _loads(tree) & layout.atoms
