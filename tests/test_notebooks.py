@@ -24,7 +24,16 @@ from grader.courseware.cases import build_case, setting_of
 from grader.courseware.course import Course, default_course_path
 from grader.courseware.data import find_names
 from grader.inline import check
-from grader.intake.extract import Cell, clean_code, in_the_order_they_ran, layout_of, renames_from_batch
+from grader.intake.extract import (
+    Cell,
+    Layout,
+    Section,
+    clean_code,
+    in_the_order_they_ran,
+    layout_of,
+    renames_from_batch,
+    section_of,
+)
 from grader.intake.notebooks import build_notebook
 from tests.conftest import ROOT, GradeSource
 
@@ -490,3 +499,24 @@ def test_only_the_batch_line_maps_onto_the_graders_batch(course: Course) -> None
     assert renames_from_batch([ast.parse("xb, yb = X_train[ix], Y_train[ix]")], provided) == {"xb": "Xb", "yb": "Yb"}
     assert renames_from_batch([ast.parse("Xb, yb = Xtr[ix], ytr[ix]")], provided) == {"yb": "Yb"}
     assert renames_from_batch([ast.parse("x, y = X[k], Y[k]\nx2, y2 = Xdev[ix], Ydev[ix]")], provided) == {}
+
+
+def test_sections_follow_the_courses_layout() -> None:
+    """Which exercise an unmarked cell belongs to comes from the course: two atom-by-atom exercises, a
+    fused one (with its mark) and a training one, none of them the lecture's."""
+    layout = Layout(frozenset(), frozenset(), frozenset(), (
+        Section(frozenset({"da", "db", "de"}), training=False), Section(frozenset({"dc", "dd"}), training=False),
+        Section(frozenset({"da"}), training=False, marks=("a_fast",)),
+        Section(frozenset({"dw", "dv"}), training=True)))
+
+    def section(source: str, current: int) -> int:
+        return section_of(Cell(1, "code", source), ast.parse(source), current, layout)
+
+    assert section("db = 1\nde = 2", 0) == 1
+    assert section("da = 1\ndb = 2", 0) == 0  # da is also the fused exercise's: one atom is not enough
+    assert section("dc = 1\ndd = 2", 1) == 2
+    assert section("db = 1\ndc = 2", 2) == 2  # one atom of each atom-by-atom exercise: it stays where it is
+    assert section("da = x.softmax(1) - y", 2) == 3  # the fused gradient from the forward pass alone
+    assert section("da = dc * 2", 2) == 2  # ... but from another gradient it is not the fused exercise's
+    assert section("check = a_fast", 2) == 3  # the exercise's mark
+    assert section("for i in range(3):\n    dw = 1\n    dv = 2", 3) == 4
