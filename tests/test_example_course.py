@@ -229,3 +229,25 @@ def test_a_graph_or_tensor_the_forward_file_lacks_is_one_line(copy_of_example: P
     assert result.exit_code == 1
     assert ("exercise2: dhprelm is the gradient of hprelm, but graph layernorm of forward.py gives hprelm no "
             "gradient (not computed there, or not on the way to the loss)") in result.output.splitlines()
+
+
+def test_a_broken_forward_file_stops_batch_and_notebook_before_anything_is_written(copy_of_example: Path,
+                                                                                  tmp_path: Path) -> None:
+    """Batch grading and notebook writing with a broken forward file: one line, exit 2, nothing written;
+    not a fault recorded against every student, not a traceback."""
+    forward = copy_of_example / "forward.py"
+    forward.write_text(forward.read_text().replace("lndiff2 = lndiff**2\n", "lndiff2 = lndiff**2\nprint(1)\n"))
+    said = "forward.py, graph layernorm, line"
+    student = tmp_path / "alice"
+    student.mkdir()
+    shutil.copy(EXAMPLE / "solutions" / "exercise1.py", student / "exercise1.py")
+    course = ["--course", str(copy_of_example / "course.yaml")]
+    batch = CliRunner().invoke(main, [*course, "batch", "exercise1", str(student), "--out", str(tmp_path / "out")])
+    notebook = CliRunner().invoke(main, [*course, "notebook", "all", "--out", str(tmp_path / "nb"),
+                                         "--course-repo", "https://example.org/course.git"])
+    for result in (batch, notebook):
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+        errors = [line for line in result.output.splitlines() if line.startswith("ninja-grade:")]
+        assert len(errors) == 1 and said in errors[0], result.output
+    assert not (tmp_path / "out").exists() and not list((tmp_path / "nb").glob("*.ipynb"))

@@ -77,6 +77,8 @@ def notebook_command(ctx: click.Context, which: str, out: Path, course_repo: str
         from grader.intake.notebooks import write_notebooks
 
         written = write_notebooks(course, ids, out, course_repo=repo)
+    except CourseError as exc:  # its forward file, read for the forward cell
+        fail_setup(str(exc))
     except OSError as exc:
         fail_setup(f"cannot write to {out}: {exc.strerror}")
     for path in written:
@@ -105,6 +107,9 @@ def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple
     course = course_or_exit(ctx)
     try:
         exercise = course.exercise(exercise_id)
+        from grader.courseware.forward import forward_of  # torch: imported only to grade
+
+        forward_of(exercise)  # a broken forward file is said once, before anyone is graded, not as every grade
     except CourseError as exc:
         fail_setup(str(exc))
     limits = Limits(time_limit or exercise.limits.time_s, memory_limit or exercise.limits.memory_mb)
