@@ -6,6 +6,7 @@ pass; and the grader's own code names nothing of the lecture's forward pass."""
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shutil
 import subprocess
@@ -73,7 +74,7 @@ def test_the_real_cli_grades_it(tmp_path: Path) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-c", "from grader.cli import run; run()", "--course",
                                str(EXAMPLE / "course.yaml"), *args], capture_output=True, text=True, timeout=300,
-                              cwd=tmp_path, check=False)
+                              cwd=tmp_path, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})  # this checkout
 
     solved = cli("exercise1", str(EXAMPLE / "solutions" / "exercise1.py"))
     assert solved.returncode == 0, solved.stdout + solved.stderr
