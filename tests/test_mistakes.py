@@ -113,7 +113,7 @@ def test_hard_coded_batch_says_which_case_broke(course: Course, grade_source: Gr
     result = report.gradients[0]
     assert result.case is not None and result.case != "lecture"
     assert result.diagnosis == "hard-coded-batch"
-    assert "right on the lecture's batch of 32 but wrong on" in result.message
+    assert "right on 'lecture' (batch of 32) but wrong on" in result.message
     assert "use n (or Xb.shape[0]) wherever the batch size appears" in result.message
 
 
@@ -163,9 +163,9 @@ WORDING: dict[str, str] = {
     "logit_maxes_assumed_zero": r"right only because the true dlogit_maxes is ~0",
     "db1_sign_hidden_by_zero": r"it is the truth with the opposite sign",
     "sign_flipped": r"it is the truth with the opposite sign",
-    "hard_coded_32": r"right on the lecture's batch of 32 but wrong on '[^']+' \(batch of \d+\): there it is "
+    "hard_coded_32": r"right on 'lecture' \(batch of 32\) but wrong on '[^']+' \(batch of \d+\): there it is "
                      r"[\d.]+ times the truth",
-    "hard_coded_31": r"right on the lecture's batch of 32 but wrong on '[^']+' \(batch of \d+\)",
+    "hard_coded_31": r"right on 'lecture' \(batch of 32\) but wrong on '[^']+' \(batch of \d+\)",
     "log_derivative_divides_by_zero": r"dprobs contains NaN \(\d+ of \d+ entries\)",
     "lost_duplicate_indices_in_dC": r"rows of C picked more than once \(like row \d+, \d+ times in this batch\) "
                                     r"hold one contribution instead of their sum",
@@ -187,9 +187,9 @@ WORDING: dict[str, str] = {
                                       r"along dim 0, so sum over dim 0",
     "column_sum_over_rows_keepdim": r"dcounts_sum_inv has shape \(1, 27\); counts_sum_inv is \(32, 1\): summed over "
                                     r"dim 0 with keepdim=True; counts_sum_inv was broadcast along dim 1",
-    "range_32_raises_elsewhere": r"right on the lecture's batch of 32 but raises on '[^']+' \(batch of \d+\): line "
+    "range_32_raises_elsewhere": r"right on 'lecture' \(batch of 32\) but raises on '[^']+' \(batch of \d+\): line "
                                  r"\d+: IndexError: .* \(the 32 on line \d+ is the batch size: write n",
-    "view_32_raises_elsewhere": r"right on the lecture's batch of 32 but raises on '[^']+' \(batch of \d+\): line "
+    "view_32_raises_elsewhere": r"right on 'lecture' \(batch of 32\) but raises on '[^']+' \(batch of \d+\): line "
                                 r"\d+: RuntimeError: .* \(the 32 on line \d+ is the batch size: write n",
     "right_only_through_broadcasting": r"dbndiff2 has shape \(1, 64\); bndiff2 is \(32, 64\): its values are right, "
                                        r"repeated along dim 0, which is why the lecture's cmp passes it",
@@ -211,7 +211,7 @@ FUSED: dict[str, dict[str, tuple[str, str, str, str]]] = {
         "without_1_over_n": ("dlogits /= n", "pass", "scale", r"it is n = 32 times the truth"),
         "sign_flipped": ("dlogits /= n", "dlogits /= -n", "sign", r"it is the truth with the opposite sign"),
         "hard_coded_32": ("dlogits /= n", "dlogits /= 32", "hard-coded-batch",
-                          r"right on the lecture's batch of 32 but wrong on .*\(the 32 on line \d+ is the batch "
+                          r"right on 'lecture' \(batch of 32\) but wrong on .*\(the 32 on line \d+ is the batch "
                           r"size: write n"),
     },
     "exercise3": {

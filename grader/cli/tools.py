@@ -249,4 +249,5 @@ def check_course_command(ctx: click.Context, course_file: Path | None, data: Pat
     if problems:
         click.echo(f"{len(problems)} problem{'s' * (len(problems) != 1)} in {count} exercises", err=True)
         sys.exit(EXIT_FAILED)
-    click.echo(f"sound: {count} exercises, every solution passes, every stub is all missing, hints and shapes agree")
+    click.echo(f"sound: {count} exercise{'s' * (count != 1)}, every solution passes, every stub is all missing, "
+               "hints and shapes agree")

@@ -252,7 +252,7 @@ def fold(checks: list[Check], cases: list[Case]) -> Verdict:
     """The worst status over the cases, the case that decides it, and what to say about it."""
     status = worst([c.status for c in checks])
     # The case that decides: of those with the worst status, the clearest: one whose value a diagnosis
-    # explains, then the lecture's batch, then the largest difference. (A shape mistake on the lecture's
+    # explains, then the first case, then the largest difference. (A shape mistake on the lecture's
     # batch can hide on another whose sizes happen to coincide.)
     at = min((i for i, c in enumerate(checks) if c.status is status),
              key=lambda i: (checks[i].diagnosis is None, i != 0, -(checks[i].maxdiff or 0.0)))
@@ -262,15 +262,17 @@ def fold(checks: list[Check], cases: list[Case]) -> Verdict:
         case_label = cases[at].label
     if status is Status.ERROR and checks[0].status.passed and cases[at].spec.batch_size != cases[0].spec.batch_size:
         n = cases[at].spec.batch_size
-        diagnosis = Diagnosis("hard-coded-batch", f"right on the lecture's batch of {cases[0].spec.batch_size} but "
-                              f"raises on {case_label!r} (batch of {n}): {decisive.message}")
+        first = f"{cases[0].label!r} (batch of {cases[0].spec.batch_size})"
+        diagnosis = Diagnosis("hard-coded-batch", f"right on {first} but raises on {case_label!r} (batch of {n}): "
+                              f"{decisive.message}")
         message = f"{diagnosis.message}. Try: {ADVICE[diagnosis.label]}"
     if status is Status.WRONG:
         if checks[0].status.passed and cases[at].spec.batch_size != cases[0].spec.batch_size:
             n = cases[at].spec.batch_size
             there = f": there {decisive.diagnosis.message}" if decisive.diagnosis else ""
-            diagnosis = Diagnosis("hard-coded-batch", f"right on the lecture's batch of {cases[0].spec.batch_size} "
-                                  f"but wrong on {case_label!r} (batch of {n}){there}")
+            first = f"{cases[0].label!r} (batch of {cases[0].spec.batch_size})"
+            diagnosis = Diagnosis("hard-coded-batch", f"right on {first} but wrong on {case_label!r} (batch of {n})"
+                                  f"{there}")
         elif checks[0].status.passed:
             message = f"right on {cases[0].label!r} but wrong on {case_label!r}: {message}"
         elif decisive.diagnosis is not None:  # it explains the value of the case reported, exactly
