@@ -16,7 +16,7 @@ from typing import Any
 import click
 import torch
 
-from grader.courseware.cases import build_case, first_step, setting_of
+from grader.courseware.cases import first_case, setting_of
 from grader.courseware.course import Course, load_course
 from grader.courseware.data import find_names
 from grader.intake.extract import Cell, clean_code
@@ -41,7 +41,7 @@ def setup(exercise_id: str, namespace: dict[str, Any], *, course: Course | str |
     exercise = course.exercise(exercise_id)
     dataset = find_names()
     setting = setting_of(exercise, dataset)
-    case = first_step(exercise, setting) if exercise.training is not None else build_case(course.cases[0], setting)
+    case = first_case(exercise, setting, course.cases)
     namespace.update(setting.world)
     namespace.update(case.given)
     namespace.update({name: case.truth[name[1:]].clone() for name in exercise.given})

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.courseware.cases import build_case, first_step, setting_of, without_gradient
+from grader.courseware.cases import first_case, setting_of, without_gradient
 from grader.courseware.course import Course, CourseError, Exercise
 from grader.courseware.data import Dataset
 from grader.courseware.forward import forward_of
@@ -70,7 +70,7 @@ def order_problems(where: str, listed: list[str], course: list[str], exercise_id
 def first_case_shapes(course: Course, exercise: Exercise, dataset: Dataset) -> dict[str, tuple[int, ...]]:
     """Each graded tensor's shape on the course's first case (a training exercise: its first step)."""
     setting = setting_of(exercise, dataset)
-    case = first_step(exercise, setting) if exercise.training is not None else build_case(course.cases[0], setting)
+    case = first_case(exercise, setting, course.cases)
     return {grad.name: tuple(case.truth[grad.tensor].shape) for grad in (*exercise.gradients, *exercise.helpers)
             if grad.tensor in case.truth}
 

@@ -113,10 +113,8 @@ def build_case(spec: CaseSpec, setting: Setting) -> Case:
     return case_from(spec, params, Xb, Yb, setting=setting)
 
 
-def first_step(exercise: Exercise, setting: Setting) -> Case:
-    """A training exercise's first step, as its run starts: the case its shapes and notebook use."""
+def first_case(exercise: Exercise, setting: Setting, cases: tuple[CaseSpec, ...]) -> Case:
+    """The case a notebook's set-up and the stubs' shape comments use: the course's first case, or for a
+    training exercise its run's first step (the run's parameters, then its first batch)."""
     spec = exercise.training
-    assert spec is not None
-    params, g = setting.parameters(spec.seed)
-    Xb, Yb = setting.batch(g, spec.batch_size)
-    return case_from(CaseSpec("step 0", spec.seed, spec.batch_size), params, Xb, Yb, setting=setting)
+    return build_case(cases[0] if spec is None else CaseSpec("step 0", spec.seed, spec.batch_size), setting)

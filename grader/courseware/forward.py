@@ -17,6 +17,7 @@ imports it, in its own process only; the student's sandbox receives the graph's 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 import traceback
@@ -44,7 +45,6 @@ class Forward:
     graphs: dict[str, Graph]
     sizes: dict[str, int]
     _worlds: dict[tuple[str, int], dict[str, object]] = field(default_factory=dict, repr=False)
-    _names: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
 
     def graph(self, name: str) -> Graph:
         if name not in self.graphs:
@@ -61,11 +61,10 @@ class Forward:
             self._worlds[key] = data
         return self._worlds[key]
 
+    @functools.cached_property
     def data_names(self) -> frozenset[str]:
         """The names world() gives, whatever the words (read once, from a few stand-in words)."""
-        if "names" not in self._names:
-            self._names["names"] = frozenset(self.world(Dataset(synthetic_words(), "synthetic")))
-        return self._names["names"]
+        return frozenset(self.world(Dataset(synthetic_words(), "synthetic")))
 
     def sizes_for(self, exercise: Exercise, world: dict[str, object]) -> dict[str, int]:
         """The sizes an exercise's code is given: the data's, the file's, the exercise's own."""

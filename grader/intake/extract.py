@@ -80,7 +80,7 @@ def layout_of(course: Course) -> Layout:
         graph = forward.graph(exercise.graph)
         computed |= set(graph.nodes)
         provided |= set(graph.nodes) | set(graph.leaves) | set(forward.sizes) | {k for k, _ in exercise.sizes}
-        data |= forward.data_names()
+        data |= forward.data_names
         sections.append(Section(frozenset(exercise.gradient_names),
                                 exercise.training is not None, frozenset(exercise.given), exercise.marks))
     return Layout(frozenset(provided | data), frozenset(computed), frozenset(data), tuple(sections))
