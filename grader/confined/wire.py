@@ -53,10 +53,13 @@ def unpack(recv_exact: Callable[[int], bytes]) -> tuple[dict[str, Any], dict[str
     head_len, payload_len = FRAME.unpack(recv_exact(FRAME.size))
     if head_len > MAX_HEADER_BYTES or payload_len > MAX_PAYLOAD_BYTES:
         raise WireError("frame too large")
+    raw = recv_exact(head_len)
     try:
-        header = json.loads(recv_exact(head_len))
+        header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WireError("header is not JSON") from exc
+    except (RecursionError, MemoryError, ValueError) as exc:  # nested too deep, or numbers too long to read
+        raise WireError("header is nested too deeply to read") from exc
     payload = recv_exact(payload_len)
     if not isinstance(header, dict) or not isinstance(header.get("tensors"), dict):
         raise WireError("header is not an object with tensors")
