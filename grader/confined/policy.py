@@ -1,24 +1,21 @@
-"""What graded code may import and call: the static check, and the runtime guards.
+"""What graded code may import and call, read from its code before it runs.
 
 The grader checks a backward pass written by hand, so student code must not reach
 autograd, the fused library calls an exercise forbids, the file system, processes or
-the interpreter's internals. Two lines of defence:
-
-1. `check_policy` reads the code before it runs and names the first line that breaks
-   the rules (a submission that breaks them is not run at all).
-2. In the sandbox, `safe_builtins` and `SafeModule` make the same names unreachable
-   at run time, for anything the static check could not see.
+the interpreter's internals. `check_policy` reads each statement and names the line that
+breaks the rules; such a statement is left out on its own (grader/judging/grade.py), so
+the student learns why before anything runs. This is a courtesy and the first filter, not
+the boundary: at run time the sandbox's child holds allow-lists of its own
+(grader/confined/jail.py), and the kernel and the protocol hold the rest.
 """
 
 from __future__ import annotations
 
 import ast
-import builtins
 import functools
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
 
 # Modules graded code may import, and the submodules reachable as attributes.
 # (Not typing, functools or dataclasses: they evaluate strings as code.)
@@ -100,10 +97,9 @@ class _Checker(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_MatchClass(self, node: ast.MatchClass) -> None:
-        for attr in node.kwd_attrs:  # `case Tensor(grad=g)` reads an attribute
-            why = _why(attr, self.forbidden_calls) or ("private attribute" if attr.startswith("_") else None)
-            if why:
-                self.flag(node, why)
+        for attr in node.kwd_attrs:  # `case Tensor(grad=g)` reads an attribute, past the sandbox's guards
+            self.flag(node, _why(attr, self.forbidden_calls) or (
+                f"a class pattern that reads '{attr}' is not available in graded code; read it after the match"))
         self.generic_visit(node)
 
     def _check_import(self, node: ast.AST, module: str) -> None:
@@ -150,72 +146,3 @@ def check_policy(tree: ast.Module, forbidden_calls: frozenset[str] = frozenset()
     checker = _Checker(forbidden_calls, module_attribute_names() if module_attrs is None else module_attrs)
     checker.visit(tree)
     return sorted(checker.violations, key=lambda v: (v.lineno, v.end))
-
-
-# --- run time: the second line ----------------------------------------------------
-
-
-_REAL: dict[int, ModuleType] = {}  # id(view) -> the module it shows; not reachable from the view
-_VIEWS: dict[str, SafeModule] = {}
-
-
-class SafeModule(ModuleType):
-    """A read-only view of an allowed module that hides what graded code may not reach."""
-
-    def __getattr__(self, name: str) -> Any:
-        real = _REAL[id(self)]
-        if name.startswith("_") or name in AUTOGRAD_NAMES or name in ESCAPE_NAMES or "backward" in name:
-            raise PolicyError(f"{real.__name__}.{name} is not available in graded code")
-        value = getattr(real, name)
-        if isinstance(value, ModuleType):
-            if value.__name__ in ALLOWED_MODULES or f"{real.__name__}.{name}" in ALLOWED_MODULES:
-                return view_of(value)
-            raise PolicyError(f"{real.__name__}.{name} is not available in graded code")
-        return value
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise PolicyError(f"graded code may not change {self.__name__}.{name}")
-
-    def __dir__(self) -> list[str]:
-        return [n for n in dir(_REAL[id(self)]) if not n.startswith("_")]
-
-
-def view_of(module: ModuleType) -> SafeModule:
-    """The one SafeModule view of `module`."""
-    view = _VIEWS.get(module.__name__)
-    if view is None:
-        view = SafeModule(module.__name__)
-        _REAL[id(view)] = module
-        _VIEWS[module.__name__] = view
-    return view
-
-
-def safe_import(name: str, globals: Any = None, locals: Any = None,
-                fromlist: Any = (), level: int = 0) -> ModuleType:
-    """__import__ for graded code: allowed modules only, as SafeModule views."""
-    if level != 0 or name not in ALLOWED_MODULES:
-        raise PolicyError(f"import of '{name}' is not allowed in graded code")
-    module = importlib.import_module(name)
-    for item in fromlist or ():
-        value = getattr(module, item, None)
-        if isinstance(value, ModuleType) and f"{name}.{item}" not in ALLOWED_MODULES:
-            raise PolicyError(f"import of '{name}.{item}' is not allowed in graded code")
-    if fromlist:
-        return view_of(module)
-    return view_of(importlib.import_module(name.split(".", maxsplit=1)[0]))
-
-
-@functools.cache
-def _allowed_builtins() -> dict[str, Any]:
-    allowed = {k: v for k, v in vars(builtins).items()
-               if k not in ESCAPE_NAMES and not (k.startswith("__") and k != "__build_class__")}
-    allowed["__import__"] = safe_import
-    allowed["__build_class__"] = builtins.__build_class__
-    allowed["__name__"] = "__main__"
-    return allowed
-
-
-def safe_builtins() -> dict[str, Any]:
-    """The builtins graded code sees: no files, no dynamic lookups, a guarded import. A fresh
-    dict each time (graded code may change its own), filtered once per process."""
-    return dict(_allowed_builtins())

@@ -7,7 +7,9 @@ grader can tell which statement last produced a gradient, and where.
 from __future__ import annotations
 
 import ast
+import copy
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType
@@ -232,9 +234,12 @@ def without_broken_lines(source: str) -> tuple[str, tuple[tuple[int, str, frozen
 
 
 def compile_program(source: str, path: str, *, origins: tuple[str, ...] = (), notes: tuple[str, ...] = (),
-                    left_out: tuple[LeftOut, ...] = ()) -> Program:
+                    left_out: tuple[LeftOut, ...] = (),
+                    rewrite: Callable[[ast.Module], ast.Module] | None = None) -> Program:
     """Split source into top-level statements and compile each on its own. Lines that do not parse
-    are left out one by one (LeftOut), so one unfinished line does not cost the whole file."""
+    are left out one by one (LeftOut), so one unfinished line does not cost the whole file.
+    `rewrite` transforms each statement before it is compiled (the sandbox's guards); the
+    statements, their lines and what they assign are those of the source as written."""
     try:
         tree = ast.parse(source, filename=path)
         compile(tree, path, "exec")  # errors only the compiler sees: `return` outside a def
@@ -243,7 +248,8 @@ def compile_program(source: str, path: str, *, origins: tuple[str, ...] = (), no
         if recovered is not None:
             fixed, broken = recovered
             more = tuple(LeftOut(line_origin(origins, n), names, why) for n, why, names in broken)
-            return compile_program(fixed, path, origins=origins, notes=notes, left_out=(*left_out, *more))
+            return compile_program(fixed, path, origins=origins, notes=notes, left_out=(*left_out, *more),
+                                   rewrite=rewrite)
         where = f"line {exc.lineno}" if exc.lineno else "the file"
         if exc.lineno and exc.offset:
             where += f", column {exc.offset}"
@@ -256,7 +262,7 @@ def compile_program(source: str, path: str, *, origins: tuple[str, ...] = (), no
     statements = []
     for i, node in enumerate(tree.body):
         module = ast.Module(body=[node], type_ignores=[])
-        code = compile(module, path, "exec")
+        code = compile(module if rewrite is None else rewrite(copy.deepcopy(module)), path, "exec")
         statements.append(
             Statement(i, node.lineno, node.end_lineno or node.lineno, code, assigned_names(node),
                       rebound_names(node), frozenset(n.id for n in ast.walk(node)
