@@ -4,7 +4,10 @@ Each submission's report is written to OUT/<student>.json atomically as soon as 
 graded, so a batch that is killed and rerun grades only what is missing, and a file in
 OUT is either a whole report or absent. Workers are forked from a process that has torch
 loaded, and each keeps its data set between submissions; student code still runs in a
-fresh sandbox per submission.
+fresh sandbox per submission, forked by the worker's zygote (never by the worker, which
+holds the truths of every submission it has graded). A report is written by the batch
+itself, once the worker has answered and the sandbox's child is dead, and the gradebook is
+built from the reports the batch holds, not read back from files.
 
 Only what a student's code did can put a score in a report. A worker answers with a
 typed outcome: Graded (a report) or Fault (the grader itself failed: no report, so the
@@ -31,7 +34,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from grader.confined.sandbox import forking
+from grader.confined.sandbox import forking, prestart
 from grader.courseware.course import Course, Limits, load_course
 from grader.courseware.data import find_names
 from grader.files import write_atomic
@@ -91,6 +94,7 @@ def _start_worker(course_path: str | None, data: str | None) -> None:
     import torch  # noqa: PLC0415 - already loaded by the batch before it forked
 
     torch.set_num_threads(1)  # the tensors are tiny; one thread per worker keeps the cores for the workers
+    prestart()  # the worker's zygote imports torch while the worker loads the course
     _worker["course"] = load_course(course_path)
     _worker["dataset"] = find_names(data)
 
@@ -163,8 +167,10 @@ class Tally:
     errored: int = 0
     skipped: int = 0  # graded by an earlier run
     faults: list[Fault] = field(default_factory=list)  # not graded: the grader failed on them
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)  # graded in this run, by student
 
     def add(self, report: dict[str, Any]) -> None:
+        self.reports[str(report.get("student", ""))] = report
         if report.get("error"):
             self.errored += 1
         elif report.get("passed"):
@@ -288,8 +294,10 @@ def _grade_alone(exercise_id: str, sub: Submission, *, course_path: str | None, 
     return Graded(unreadable(exercise_id, Submission(sub.student, sub.path, problem), max_score))
 
 
-def gradebook(course: Course, exercise_id: str, subs: list[Submission], out: Path) -> tuple[str, list[dict[str, Any]]]:
-    """The CSV gradebook from the reports in `out`, and the reports themselves."""
+def gradebook(course: Course, exercise_id: str, subs: list[Submission], out: Path,
+              held: dict[str, dict[str, Any]] | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """The CSV gradebook, and the reports themselves: those `held` by this run (as graded, never read
+    back from a file a child could have reached), else those in `out` from an earlier run."""
     exercise = course.exercise(exercise_id)
     names = list(exercise.gradient_names)
     buffer = io.StringIO()
@@ -299,7 +307,7 @@ def gradebook(course: Course, exercise_id: str, subs: list[Submission], out: Pat
     for sub in subs:
         path = out / f"{sub.student}.json"
         try:
-            report = json.loads(path.read_text(encoding="utf-8"))
+            report = (held or {}).get(sub.student) or json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):  # not graded: a row with no score, never a 0
             writer.writerow([sub.student, str(sub.path or ""), "", plain_number(exercise.max_score), "",
                              "not graded yet: run the batch again", *("" for _ in names)])

@@ -30,6 +30,9 @@ def grade_command(exercise: Exercise) -> click.Command:
                 time_limit: float | None, memory_limit: int | None, feedback: bool, output: Path | None,
                 github: bool, watch: bool, **training: Any) -> None:
         course = course_or_exit(ctx)
+        from grader.confined.zygote import start_early
+
+        start_early()  # the sandbox's zygote imports torch while this process does
         from grader.confined.sandbox import SandboxError
         from grader.courseware.data import DataError
         from grader.intake.submission import SubmissionError

@@ -128,7 +128,7 @@ def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple
                                     data=str(data) if data else None, limits=limits, progress=progress)
         except OSError as exc:
             fail_setup(f"cannot write to {out}: {exc.strerror}")
-    table, reports = batch.gradebook(course, exercise_id, subs, out)
+    table, reports = batch.gradebook(course, exercise_id, subs, out, tally.reports)
     book = gradebook or out / "gradebook.csv"
     write_atomic(book, table)
     click.echo(f"{len(subs)} submissions: {tally}" + (f" ({tally.skipped} graded before)" if tally.skipped else ""))

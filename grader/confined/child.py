@@ -1,8 +1,10 @@
 """The sandbox's child process: confine itself, then run student code on request.
 
-The unix sandbox (grader/confined/sandbox.py) forks this from the grader; the portable one
-starts it in a fresh Python (grader/confined/spawned.py). Nothing here runs in the grader's
-own process except `warm_up`, which loads before the fork what the child may need.
+The unix sandbox's child is forked by the zygote (grader/confined/zygote.py), a fresh
+interpreter that has never held a truth or a secret; the portable sandbox's child is a fresh
+interpreter of its own (grader/confined/spawned.py). Either way the child confines itself
+(`confine`) before it compiles a line of graded code, says what held (Ready), and then
+answers the grader's messages (grader/confined/protocol.py) until Done.
 """
 
 from __future__ import annotations
@@ -22,12 +24,29 @@ except ImportError:  # pragma: no cover - exercised in a subprocess that hides t
 
 import torch
 
-from grader.confined.runner import NotATensor, Run, RunResult, run_once
-from grader.confined.wire import pack, sendable, unpack
+from grader.confined import kernel
+from grader.confined.jail import audit_from_now_on, guard
+from grader.confined.protocol import (
+    Case,
+    Commit,
+    End,
+    FromChild,
+    Ready,
+    Reveal,
+    Run,
+    Step,
+    ToChild,
+    Train,
+    Value,
+    encode,
+    for_child,
+)
+from grader.confined.runner import execute, namespace, read_value
+from grader.confined.wire import unpack
 from grader.courseware.cases import namespace_for
 from grader.courseware.course import Limits
 from grader.courseware.graph import Graph
-from grader.intake.submission import compile_program
+from grader.intake.submission import Program, compile_program
 
 HAS_LIMITS = resource is not None and pwd is not None  # what confining the child needs
 FILE_SIZE_LIMIT = 16 << 20
@@ -35,11 +54,10 @@ SANDBOX_THREADS = 1  # torch's threads in the child: no thread pool to fork into
 
 
 def warm_up() -> None:
-    """Load, in the grader, the modules torch imports lazily on first use.
+    """Load the modules torch imports lazily on first use.
 
-    The child is forked from the grader and may run chrooted into an empty directory,
-    where no new module can be imported: whatever student code commonly touches must be
-    loaded before the fork. Runs once per grader process.
+    The child runs where no new module can be imported (a chroot, Landlock, the audit hook):
+    whatever student code commonly touches must be loaded before it is confined.
     """
     x = torch.arange(12, dtype=torch.float32).reshape(3, 4)
     ix = torch.tensor([0, 2, 0])
@@ -55,29 +73,11 @@ def warm_up() -> None:
 
 class Channel(Protocol):
     """How the child talks to the grader: a socket (the forked sandbox) or a pair of pipes (the
-    portable one, grader/confined/spawned.py). Both send all of `data`, and return up to n bytes (b"" at the end)."""
+    portable one). Both send all of `data`, and return up to n bytes (b"" at the end)."""
 
     def sendall(self, data: bytes | memoryview, /) -> None: ...
 
     def recv(self, n: int, /) -> bytes: ...
-
-
-def _send_result(sock: Channel, result: RunResult) -> None:
-    values: dict[str, list[str]] = {}
-    tensors: dict[str, torch.Tensor] = {}
-    for name, value in result.values.items():
-        if value is None:
-            values[name] = ["missing"]
-        elif isinstance(value, NotATensor):
-            values[name] = ["other", value.type_name[:80]]
-        elif not sendable(value):
-            values[name] = ["other", f"tensor of dtype {value.dtype}"]
-        else:
-            values[name] = ["tensor"]
-            tensors[name] = value
-    header = {"values": values, "errors": result.errors, "output": result.output, "halted_at": result.halted_at,
-              "seconds": result.seconds}
-    sock.sendall(pack(header, tensors))
 
 
 def _recv_exact(sock: Channel, n: int) -> bytes:
@@ -88,6 +88,15 @@ def _recv_exact(sock: Channel, n: int) -> bytes:
             raise EOFError
         buf += chunk
     return bytes(buf)
+
+
+def send(channel: Channel, message: FromChild) -> None:
+    channel.sendall(encode(message))
+
+
+def receive(channel: Channel) -> ToChild:
+    header, tensors = unpack(lambda n: _recv_exact(channel, n))
+    return for_child(header, tensors)
 
 
 def _autograd_off() -> None:
@@ -102,15 +111,16 @@ def _autograd_off() -> None:
     torch.Tensor.requires_grad_ = refuse  # type: ignore[method-assign,assignment]
     torch.autograd.backward = refuse  # type: ignore[assignment]
     torch.autograd.grad = refuse  # type: ignore[assignment]
-    # torch.set_grad_enabled and torch.enable_grad stay (no_grad uses them inside torch);
-    # graded code cannot name them (grader/confined/policy.py).
 
 
 def _vm_size_mb() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) // 1024
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
     return 0
 
 
@@ -150,25 +160,54 @@ def _set_limits(limits: Limits, *, address_space_mb: int | None, processes: bool
         resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))  # no new processes or threads
 
 
-def confine_forked(keep: list[int], scratch: str, limits: Limits) -> None:
-    """Everything the forked child (grader/confined/sandbox.py) does to itself before it runs a line of
-    student code."""
-    os.setsid()
+def _drop_root(scratch: str) -> str:
+    """As root: the scratch folder becomes the root directory, and the process becomes nobody,
+    with no supplementary groups. Says what held."""
+    nobody = pwd.getpwnam("nobody")
+    os.chroot(scratch)
+    os.chdir("/")
+    os.setgroups([])
+    os.setgid(nobody.pw_gid)
+    os.setuid(nobody.pw_uid)
+    return "chroot to the scratch folder as nobody, no groups"
+
+
+def portable_limits() -> dict[str, str]:
+    """What the portable child can do to itself on this OS, by protection; the grader adds what it
+    does from outside (the wall clock, the kill, watching memory)."""
+    linux = sys.platform.startswith("linux")
+    return {
+        "cpu": "RLIMIT_CPU" if resource is not None else "",
+        "memory": "RLIMIT_AS" if resource is not None and linux else "",
+        "processes": "RLIMIT_NPROC 0" if resource is not None and linux else "",
+        "file size": "RLIMIT_FSIZE" if resource is not None else "",
+    }
+
+
+def confine(scratch: str, limits: Limits, keep: list[int], *, new_session: bool) -> dict[str, str]:
+    """Everything the child does to itself before it compiles a line of graded code, in the order
+    each step needs; what held, by protection ("" for what this system does not offer)."""
+    if new_session and hasattr(os, "setsid"):
+        os.setsid()
     _only_these_files(keep)
     os.environ.clear()
     os.environ.update({"PATH": "/usr/bin:/bin", "HOME": "/", "LANG": "C.UTF-8"})
     torch.set_num_threads(SANDBOX_THREADS)
     _autograd_off()
-    address_space_mb = _vm_size_mb() + limits.memory_mb  # read before a chroot hides /proc
+    kernel.not_dumpable()
+    can = portable_limits()
+    address_space_mb = _vm_size_mb() + limits.memory_mb if can["memory"] else None  # before a chroot hides /proc
     os.chdir(scratch)
-    if os.geteuid() == 0:
-        nobody = pwd.getpwnam("nobody")
-        os.chroot(scratch)
-        os.chdir("/")
-        os.setgroups([])
-        os.setgid(nobody.pw_gid)
-        os.setuid(nobody.pw_uid)
-    _set_limits(limits, address_space_mb=address_space_mb, processes=True)
+    held: dict[str, str] = {"files": "a scratch working folder"}
+    inside = scratch
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and pwd is not None:
+        held["files"] = _drop_root(scratch)
+        inside = "/"
+    held.update(kernel.confine(inside))
+    if resource is not None:
+        _set_limits(limits, address_space_mb=address_space_mb, processes=bool(can["processes"]))
+    held["audit"] = audit_from_now_on()
+    return held
 
 
 class _Training:
@@ -179,57 +218,104 @@ class _Training:
     float32 tensor, without waiting for the grader. The grader applies the same update to
     its own copy and computes every loss from it; nothing this side says is believed
     beyond "these are the gradients of step i". A step whose gradients cannot be used
-    (missing, not a tensor, the wrong size) is sent back as an ordinary run result for
+    (missing, not a tensor, the wrong size) is sent back as an ordinary run's End for
     the grader to judge, and ends the run.
     """
 
-    def __init__(self, header: dict[str, object], tensors: dict[str, torch.Tensor]) -> None:
-        self.names = [str(n) for n in header["names"]]  # type: ignore[attr-defined]
-        self.shapes = [tuple(int(d) for d in s) for s in header["shapes"]]  # type: ignore[attr-defined]
+    def __init__(self, request: Train) -> None:
+        start = request.start
+        assert start is not None
+        self.names = list(start.names)
+        self.shapes = [tuple(s) for s in start.shapes]
         self.sizes = [math.prod(s) for s in self.shapes]
-        self.graph = Graph(str(header["graph"]))  # the course's forward pass, as its code (never its file)
-        self.dims = {str(k): int(v) for k, v in header["sizes"].items()}  # type: ignore[attr-defined]
-        self.flat = tensors["params"]
+        self.graph = Graph(start.graph)  # the course's forward pass, as its code (never its file)
+        self.dims = dict(start.sizes)
+        self.flat = start.params
         parts = torch.split(self.flat, self.sizes)
         self.params = {name: part.view(shape) for name, part, shape in zip(self.names, parts, self.shapes, strict=True)}
         self.wanted = tuple(f"d{name}" for name in self.names)
-        self.fresh: frozenset[str] | None = None  # what each step makes anew (run_once need not copy it)
+        self.fresh: frozenset[str] | None = None  # what each step makes anew (namespace need not copy it)
         size = sum(self.sizes)  # every step's answer is one frame of the same layout: its header is made once
-        self.frame_head = pack({"step": True}, {"grads": torch.zeros(size)})[:-4 * size]
+        self.frame_head = encode(Step(torch.zeros(size)))[:-4 * size]
         self.stopped = False
 
-    def _flat_grads(self, result: RunResult) -> torch.Tensor | None:
+    def _flat_grads(self, values: dict[str, Value]) -> torch.Tensor | None:
         parts = []
         for name, size in zip(self.wanted, self.sizes, strict=True):
-            g = result.values.get(name)
+            g = values.get(name)
             if not isinstance(g, torch.Tensor) or not g.is_floating_point() or g.numel() != size:
                 return None
             parts.append(g.reshape(-1))
         return torch.cat(parts).to(torch.float32)
 
-    def steps(self, sock: Channel, program: object, header: dict[str, object],
-              tensors: dict[str, torch.Tensor], memory_mb: int) -> None:
-        Xb, Yb = tensors["Xb"], tensors["Yb"]
-        lrs: list[float] = header["lrs"]  # type: ignore[assignment]
-        for i, lr in enumerate(lrs):
+    def steps(self, channel: Channel, program: Program, request: Train, memory_mb: int) -> None:
+        for i, lr in enumerate(request.lrs):
             if self.stopped:
                 return
-            acts = self.graph.forward(self.params, Xb[i], Yb[i], self.dims)
-            given = namespace_for(self.params, acts, Xb[i], Yb[i], self.dims, copy=False)  # run_once copies
+            Xb, Yb = request.Xb[i], request.Yb[i]
+            acts = self.graph.forward(self.params, Xb, Yb, self.dims)
+            given = namespace_for(self.params, acts, Xb, Yb, self.dims, copy=False)  # namespace copies
             if self.fresh is None:  # the activations, and the batch, unless one shares the parameters' memory
                 ours = self.flat.untyped_storage().data_ptr()
                 self.fresh = frozenset(name for name, t in given.items()
                                        if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() != ours)
-            result = run_once(program, given, {}, Run(), wanted=self.wanted, memory_mb=memory_mb,  # type: ignore[arg-type]
-                              fresh=self.fresh, copy_out=False)  # _flat_grads copies
-            grads = self._flat_grads(result)
+            ns = namespace(given, {}, program.path, self.fresh)
+            errors, printed, halted, seconds = execute(program, ns, memory_mb=memory_mb)
+            values = {name: read_value(ns, name, copy=False) for name in self.wanted}
+            grads = self._flat_grads(values)
             if grads is None:
                 self.stopped = True
-                _send_result(sock, result)
+                send(channel, End(values, errors, printed, halted, seconds))
                 return
-            sock.sendall(self.frame_head)
-            sock.sendall(grads.numpy().data)
+            channel.sendall(self.frame_head)
+            channel.sendall(grads.numpy().data)
             self.flat -= lr * grads  # in place (self.params are views); the grader's copy takes the same update
+
+
+def _run(channel: Channel, program: Program, case: Case, world: dict[str, object], request: Run, *,
+         memory_mb: int) -> None:
+    """One run: commit at each point, wait where it says so, set the presets; then its End."""
+    ns = namespace({**world, **case.scalars, **case.tensors}, case.given_gradients, program.path)
+    points = {p.index: p for p in request.points}
+
+    def at(index: int, names: dict[str, object]) -> None:
+        point = points.get(index)
+        if point is not None:
+            send(channel, Commit(index, {n: read_value(names, n) for n in point.names}))
+            if point.waits:
+                reveal = receive(channel)
+                if not isinstance(reveal, Reveal):
+                    raise EOFError("the grader broke the protocol")  # pragma: no cover - the grader is ours
+                names.update(reveal.values)
+        for name, tensor in request.preset.get(index, {}).items():
+            names[name] = tensor.clone()
+
+    errors, printed, halted, seconds = execute(program, ns, at, memory_mb=memory_mb)
+    wanted = request.read_back if request.read_back is not None else case.wanted
+    send(channel, End({n: read_value(ns, n) for n in wanted}, errors, printed, halted, seconds))
+
+
+def serve(channel: Channel, source: str, path: str, *, limits: Limits, confine: Callable[[], dict[str, str]],
+          world: dict[str, object] | None = None) -> None:
+    """Confine this process, say what held, then answer the grader's messages until Done."""
+    held = confine()
+    program = compile_program(source, path, rewrite=guard)
+    send(channel, Ready(held))
+    case: Case | None = None
+    training: _Training | None = None
+    while True:
+        message = receive(channel)
+        if isinstance(message, Case):
+            case = message
+        elif isinstance(message, Run) and case is not None:
+            _run(channel, program, case, world or {}, message, memory_mb=limits.memory_mb)
+        elif isinstance(message, Train):
+            if message.start is not None:
+                training = _Training(message)
+            if training is not None:
+                training.steps(channel, program, message, limits.memory_mb)
+        else:
+            return
 
 
 class Pipes:
@@ -245,65 +331,3 @@ class Pipes:
 
     def recv(self, n: int, /) -> bytes:
         return os.read(self.read_fd, n)
-
-
-def portable_limits() -> dict[str, str]:
-    """What the portable child (grader/confined/spawned.py) can do to itself on this OS, by protection;
-    the grader adds what it does from outside (the wall clock, the kill, watching memory)."""
-    linux = sys.platform.startswith("linux")
-    return {
-        "cpu": "RLIMIT_CPU" if resource is not None else "",
-        "memory": "RLIMIT_AS" if resource is not None and linux else "",
-        "processes": "RLIMIT_NPROC 0" if resource is not None and linux else "",
-        "file size": "RLIMIT_FSIZE" if resource is not None else "",
-    }
-
-
-def confine_portable(limits: Limits, keep: list[int]) -> None:
-    """What the spawned child does to itself before it runs a line of student code: as much of
-    confine_forked as this OS offers. Its own session or process group, the wall-clock limit and
-    (where no memory limit can be set here) watching its memory are the grader's side."""
-    _only_these_files(keep)
-    os.environ.clear()
-    os.environ.update({"HOME": os.getcwd(), "LANG": "C.UTF-8"})
-    torch.set_num_threads(SANDBOX_THREADS)
-    _autograd_off()
-    can = portable_limits()
-    if resource is not None:
-        _set_limits(limits, address_space_mb=_vm_size_mb() + limits.memory_mb if can["memory"] else None,
-                    processes=bool(can["processes"]))
-
-
-def serve(sock: Channel, source: str, path: str, *, limits: Limits, confine: Callable[[], None],
-          world: dict[str, object] | None = None) -> None:
-    """Confine this process, then answer the grader's requests until it says done."""
-    confine()
-    program = compile_program(source, path)
-    training: _Training | None = None
-    given: dict[str, object] = {}
-    extra: dict[str, torch.Tensor] = {}
-    wanted: tuple[str, ...] = ()
-    while True:
-        header, tensors = unpack(lambda n: _recv_exact(sock, n))
-        if header["type"] == "case":
-            given = {**(world or {}), **header["given"],
-                     **{k: v for k, v in tensors.items() if not k.startswith("extra:")}}
-            extra = {k[6:]: v for k, v in tensors.items() if k.startswith("extra:")}
-            wanted = tuple(header["wanted"])
-        elif header["type"] == "run":
-            inject: dict[int, dict[str, torch.Tensor]] = {}
-            for key, t in tensors.items():
-                index, name = key.split(":", 1)
-                inject.setdefault(int(index), {})[name] = t
-            names = tuple(header["wanted"]) if header["wanted"] is not None else wanted
-            snapshot = tuple((int(i), str(name)) for i, name in header["snapshot"])
-            result = run_once(program, given, extra, Run(inject, snapshot=snapshot), wanted=names,
-                              memory_mb=limits.memory_mb)
-            _send_result(sock, result)
-        elif header["type"] == "train":
-            if "params" in tensors:
-                training = _Training(header, tensors)
-            assert training is not None
-            training.steps(sock, program, header, tensors, limits.memory_mb)
-        else:
-            return

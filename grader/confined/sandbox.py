@@ -1,19 +1,16 @@
 """Run student code in a child process the grader controls, and read plain tensors back.
 
-The child is forked from the grader, so torch is already imported (no second import
-cost), and it is forked *before* any true gradient exists in the grader's memory.
-The child then:
+Two sandboxes share one protocol (grader/confined/protocol.py) and differ in how the child
+is started and ended:
 
-- starts its own session and process group, which the grader kills when it is done;
-- has stdin, stdout and stderr on /dev/null (prints are captured per run, capped),
-  every other file descriptor closed, an empty environment, a fresh scratch directory
-  as its working directory (and, when the grader runs as root, as its root directory,
-  under the unprivileged user `nobody`);
-- runs under CPU-time, memory, file-size and process limits, with autograd off.
+- UnixSandbox: the child is forked by the zygote (grader/confined/zygote.py), a fresh
+  interpreter that never holds a truth or a secret, and talks over a socket pair.
+- PortableSandbox: the child is a fresh interpreter of its own (grader/confined/spawned.py),
+  over its stdin and stdout pipes; for systems without fork (Windows) or when asked for.
 
-Data flows both ways as frames of a JSON header plus raw tensor bytes (grader/confined/wire.py),
-which the grader checks before it believes any of it; nothing is unpickled. The child
-sends back only values and error messages: every verdict is made in the grader.
+Either child confines itself (grader/confined/child.py, `confine`) and says what held. The
+grader believes only frames that check out, enforces the wall clock, and kills the child's
+whole process group when it is done. Every verdict is made here, in the grader.
 """
 
 from __future__ import annotations
@@ -24,16 +21,15 @@ import queue
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import traceback
 import warnings
-from collections.abc import Iterator
-from pathlib import Path
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 try:  # Unix only (the user the child becomes, as root)
@@ -43,29 +39,33 @@ except ImportError:  # pragma: no cover - exercised in a subprocess that hides i
 
 import torch
 
-from grader.confined.child import HAS_LIMITS, confine_forked, portable_limits, serve, warm_up
-from grader.confined.runner import NotATensor, Run, RunResult, Value
-from grader.confined.wire import WireError, pack, unpack
+from grader.confined import kernel
+from grader.confined.child import HAS_LIMITS, portable_limits
+from grader.confined.protocol import (
+    Case,
+    Commit,
+    Done,
+    End,
+    FromChild,
+    Ready,
+    Reveal,
+    Run,
+    Step,
+    ToChild,
+    Train,
+    TrainStart,
+    Value,
+    encode,
+    from_child,
+)
+from grader.confined.wire import WireError, unpack
+from grader.confined.zygote import ZygoteError, minimal_environment
+from grader.confined.zygote import start as start_zygote
 from grader.courseware.course import Limits
-
-SOCKET_BUFFER = 4 << 20  # bytes: about 80 training steps' gradients
 
 
 class SandboxError(Exception):
     """The child process could not be started."""
-
-
-
-
-_warmed = False
-
-
-def _warm_once() -> None:
-    global _warmed  # noqa: PLW0603 - one flag for the process
-    if not _warmed:
-        warm_up()
-        _warmed = True
-
 
 
 UNIX_NEEDED = ("the unix sandbox needs os.fork, process groups and resource limits, which this Python lacks; "
@@ -73,13 +73,28 @@ UNIX_NEEDED = ("the unix sandbox needs os.fork, process groups and resource limi
 SANDBOX_KINDS = ("auto", "unix", "portable")
 
 
+@dataclass(frozen=True)
+class RunResult:
+    """What one run left: the values read back at its end, what it committed at each point it
+    reached, the errors by statement, what it printed, where it halted, why the sandbox died."""
+
+    values: dict[str, Value]
+    commits: dict[int, dict[str, Value]] = field(default_factory=dict)
+    errors: dict[int, str] = field(default_factory=dict)
+    output: str = ""
+    halted_at: int | None = None
+    died: str | None = None
+    seconds: float = 0.0
+
+
+Decide = Callable[[Commit], dict[str, torch.Tensor]]  # what to reveal after a commit that waits
+
+
 @contextlib.contextmanager
 def forking() -> Iterator[None]:
-    """Around the grader's own forks (this sandbox's child, a batch's workers): Python 3.12+ warns
-    at every fork of a process with threads, and a process that has imported torch always has
-    some (one of torch's from the import, an idle OpenMP pool after the first parallel op). The
-    children forked here take none of their locks: they run on one thread and start none (the
-    sandbox's child cannot), so that warning would only be noise on the student's screen."""
+    """Around the grader's own forks (a batch's workers): Python 3.12+ warns at every fork of a
+    process with threads, and a process that has imported torch always has some. The workers
+    forked here take none of their locks, so that warning would only be noise."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"This process \(pid=\d+\) is multi-threaded",
                                 category=DeprecationWarning)
@@ -87,7 +102,7 @@ def forking() -> Iterator[None]:
 
 
 def unix_sandbox_available() -> bool:
-    """Whether this Python has what the sandbox is built from: os.fork, process groups, resource limits."""
+    """Whether this Python has what the unix sandbox is built from: fork, process groups, resource limits."""
     return all(hasattr(os, name) for name in ("fork", "setsid", "killpg")) and HAS_LIMITS
 
 
@@ -104,115 +119,303 @@ def chosen_kind() -> str:
     return kind
 
 
+def prestart() -> None:
+    """Start what the chosen sandbox needs before it is needed (the zygote's import of torch then
+    overlaps the grader's own). Quiet: a problem is said when a sandbox is opened."""
+    with contextlib.suppress(SandboxError, ZygoteError, OSError):
+        if chosen_kind() == "unix" and unix_sandbox_available():
+            start_zygote()
+
+
 def open_sandbox(source: str, path: str, limits: Limits, world: dict[str, object] | None = None) -> Sandbox:
     """The sandbox chosen for this process (chosen_kind), not yet started: use it as a context manager."""
     kind = chosen_kind()
-    return (PortableSandbox if kind == "portable" else Sandbox)(source, path, limits, world)
+    return (PortableSandbox if kind == "portable" else UnixSandbox)(source, path, limits, world)
 
 
-def protections(kind: str | None = None) -> dict[str, str]:
-    """What confines graded code in a sandbox of `kind` (default: this process's), by protection; an
-    empty value is a protection this system does not offer. Goes in every JSON report's environment."""
+def protections(kind: str | None = None, held: dict[str, str] | None = None) -> dict[str, str]:
+    """What confines graded code in a sandbox of `kind`, by protection; an empty value is a protection
+    this system does not offer. `held` is what a child said held (its Ready); without it, what this
+    system would offer. Goes in every JSON report's environment."""
     kind = kind or chosen_kind()
     root = hasattr(os, "geteuid") and os.geteuid() == 0
-    if kind == "unix":
-        return {"sandbox": "unix", "time": "wall clock (grader) and RLIMIT_CPU", "memory": "RLIMIT_AS",
-                "processes": "RLIMIT_NPROC 0; its process group is killed", "file size": "RLIMIT_FSIZE",
-                "files": "chroot to an empty directory as nobody" if root else "an empty working directory",
-                "autograd": "off", "code": "static policy and guarded builtins"}
+    offered = kernel.offered()
+    held = held or {}
     can = portable_limits()
-    return {"sandbox": "portable", "time": "wall clock (grader)" + (" and RLIMIT_CPU" if can["cpu"] else ""),
-            "memory": can["memory"] or "the grader watches its memory and kills it over the limit",
-            "processes": ("RLIMIT_NPROC 0; " if can["processes"] else "")
-            + ("its process group is killed" if hasattr(os, "killpg") else
-               "its process tree is killed" if os.name == "nt" else "it is killed"),
-            "file size": can["file size"], "files": "an empty working directory", "autograd": "off",
-            "code": "static policy and guarded builtins"}
+    if kind == "unix":
+        out = {"sandbox": "unix", "time": "wall clock (grader) and RLIMIT_CPU", "memory": "RLIMIT_AS",
+               "processes": "RLIMIT_NPROC 0; its process group is killed", "file size": "RLIMIT_FSIZE",
+               "forked from": "a zygote that never holds a truth or the grader's environment"}
+    else:
+        out = {"sandbox": "portable", "time": "wall clock (grader)" + (" and RLIMIT_CPU" if can["cpu"] else ""),
+               "memory": can["memory"] or "the grader watches its memory and kills it over the limit",
+               "processes": ("RLIMIT_NPROC 0; " if can["processes"] else "")
+               + ("its process group is killed" if hasattr(os, "killpg") else
+                  "its process tree is killed" if os.name == "nt" else "it is killed"),
+               "file size": can["file size"], "forked from": "a fresh Python of its own"}
+    default_files = "chroot to the scratch folder as nobody, no groups" if root and pwd is not None else \
+        "a scratch working folder"
+    out["files"] = held.get("files", default_files)
+    out["landlock"] = held.get("landlock", offered["landlock"])
+    out["seccomp"] = held.get("seccomp", offered["seccomp"])
+    out["no_new_privs"] = held.get("no_new_privs", "no_new_privs" if kernel.LINUX else "")
+    out["protocol"] = "commit before reveal"
+    out["autograd"] = "off"
+    out["code"] = "static policy; allow-listed builtins, modules and tensor methods; audit hook"
+    return out
 
 
-class Sandbox:
+def limits_note(held: dict[str, str]) -> str:
+    """One line on what this system could not enforce, and what that means; "" when everything held."""
+    missing = []
+    if kernel.LINUX and not held.get("landlock"):
+        missing.append("Landlock (Linux 5.13+)")
+    if kernel.LINUX and not held.get("seccomp"):
+        missing.append("seccomp")
+    if not kernel.LINUX:
+        missing.append("Landlock and seccomp (Linux only)")
+    if not missing:
+        return ""
+    if "chroot" in held.get("files", ""):
+        return f"{' and '.join(missing)} not available here; graded code still ran in an empty chroot as nobody"
+    return (f"{' and '.join(missing)} not available here: graded code could read and write what your user can "
+            "(grade as root, or on Linux 5.13+, to keep it to its scratch folder)")
+
+
+class Sandbox(ABC):
     """One child process for one submission. Use as a context manager.
 
-    Send a case, then its runs one at a time; each answer is read and checked here.
-    If the child dies, hangs or lies, every run from then on is `died` with the reason.
+    Send a case, then its runs one at a time; every answer is read and checked here. If the
+    child dies, hangs or lies, every run from then on is `died` with the reason.
     """
+
+    kind = ""
 
     def __init__(self, source: str, path: str, limits: Limits, world: dict[str, object] | None = None) -> None:
         self.source, self.path, self.limits = source, path, limits
-        self.world = world or {}  # the same for every case (the data set): the child inherits it at the fork
+        self.world = world or {}  # the same for every case (the data set)
         self.pid = 0
         self.reaped = False
         self.died: str | None = None
         self.deadline = 0.0
         self.scratch = ""
         self.started = 0.0
+        self.held: dict[str, str] = {}
+        self._case: Case | None = None  # sent with the next run
+        self._wanted: tuple[str, ...] = ()  # what a run reads back by default, on the current case
+
+    # --- what a transport does --------------------------------------------------------
+
+    @abstractmethod
+    def _start(self) -> None:
+        """Start the child (pid set); it confines itself and sends Ready."""
+
+    @abstractmethod
+    def _write(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def _recv(self, n: int) -> bytes:
+        """Exactly n bytes, or TimeoutError past the deadline, or EOFError."""
+
+    @abstractmethod
+    def _kill(self) -> int | None:
+        """Kill the child and everything it started, once; its wait status (or exit code)."""
+
+    @abstractmethod
+    def _ended(self, status: int | None) -> tuple[int | None, int | None]:
+        """The signal that ended the child, or its exit code, from what _kill returned."""
+
+    @abstractmethod
+    def _close(self) -> None:
+        """Release what the transport holds; the child is dead by now."""
+
+    # --- the shared life of a sandbox ------------------------------------------------------
 
     def __enter__(self) -> Sandbox:
-        if not unix_sandbox_available():
-            raise SandboxError(UNIX_NEEDED)
-        _warm_once()
+        kernel.not_dumpable()  # a child of the same user cannot read the grader's /proc, nor ptrace it
         self.scratch = tempfile.mkdtemp(prefix="ninja-scratch-")
-        if os.geteuid() == 0:
+        if hasattr(os, "geteuid") and os.geteuid() == 0 and pwd is not None:
             nobody = pwd.getpwnam("nobody")
             os.chown(self.scratch, nobody.pw_uid, nobody.pw_gid)
-        parent_sock, child_sock = socket.socketpair()
-        with contextlib.suppress(OSError):  # room for a training run's child to run ahead (capped by the OS)
-            child_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
-            parent_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
-        sys.stdout.flush()
-        sys.stderr.flush()
         try:
-            with forking():
-                pid = os.fork()
-        except OSError as exc:
-            parent_sock.close()
-            child_sock.close()
+            self._start()
+        except BaseException:
             shutil.rmtree(self.scratch, ignore_errors=True)
-            raise SandboxError(f"cannot start the sandbox: {exc.strerror}") from None
-        if pid == 0:  # the child: never returns into the grader's code
-            status = 0
-            debug = os.environ.get("NINJA_SANDBOX_DEBUG")  # a file for the child's own failures
-            debug_file = open(debug, "a") if debug else None  # lives until os._exit
-            try:
-                parent_sock.close()
-                keep = [child_sock.fileno(), *([debug_file.fileno()] if debug_file else [])]
-                serve(child_sock, self.source, self.path, limits=self.limits, world=self.world,
-                      confine=lambda: confine_forked(keep, self.scratch, self.limits))
-            except BaseException:
-                status = 70
-                if debug_file:
-                    traceback.print_exc(file=debug_file)
-                    debug_file.flush()
-            finally:
-                os._exit(status)
-        child_sock.close()
-        self.pid, self.sock = pid, parent_sock
+            raise
         self.started = time.monotonic()
         self.deadline = self.started + self.limits.time_s
         return self
 
     def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(OSError):
-            self._send({"type": "done"})
-        self.sock.close()
-        self._end_child()
+        with contextlib.suppress(OSError, EOFError, TimeoutError):
+            if self.died is None:
+                self._write(encode(Done()))
+        self._end()
+        self._close()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
-    def _end_child(self) -> int | None:
-        """Kill the child's whole process group and reap the child, once; its wait status."""
+    def _end(self) -> int | None:
         if self.reaped:
             return None
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
         self.reaped = True
-        with contextlib.suppress(ChildProcessError):
-            _, status = os.waitpid(self.pid, 0)
-            return status
+        return self._kill()
+
+    def _ready(self, timeout_s: float) -> None:
+        """Wait for the child's Ready, and keep what it says held."""
+        self.deadline = time.monotonic() + timeout_s
+        message = self._receive()
+        if not isinstance(message, Ready):
+            raise WireError("no ready message")
+        self.held = message.held
+
+    def _send(self, message: ToChild) -> None:
+        self._write(encode(message))
+
+    def _receive(self) -> FromChild:
+        header, tensors = unpack(self._recv)
+        return from_child(header, tensors)
+
+    def _why_dead(self, timed_out: bool) -> str:
+        sig, code = self._ended(self._end())
+        if timed_out:
+            return f"time limit of {self.limits.time_s:g} s reached (wall clock)"
+        if sig is not None:
+            if sig == getattr(signal, "SIGXCPU", None):
+                return f"CPU time limit of {self.limits.time_s:g} s reached"
+            if sig == signal.SIGKILL:
+                return f"your code was killed (memory limit of {self.limits.memory_mb} MB?)"
+            return f"your code crashed the sandbox ({signal.Signals(sig).name})"
+        if code is not None:
+            return f"your code ended the sandbox early (exit code {code})"
+        return "the sandbox ended early"
+
+    def _failed(self, exc: BaseException) -> None:
+        """The child died, hung or lied: say why, once; nothing it sends from now on is read."""
+        if self.died is not None:
+            return
+        if isinstance(exc, TimeoutError):
+            self.died = self._why_dead(timed_out=True)
+        elif isinstance(exc, WireError):
+            self._end()
+            self.died = f"the sandbox sent an invalid answer ({exc})"
+        else:
+            self.died = self._why_dead(timed_out=False)
+
+    def case(self, case: Case) -> None:
+        """The case the next runs are on (sent with the first of them)."""
+        self._case = case
+        self._wanted = case.wanted
+
+    def run(self, request: Run, decide: Decide | None = None) -> RunResult:
+        """One run on the current case. At each of the request's points the child commits; where the
+        point waits, `decide` is given the commit and says what to reveal before the run goes on."""
+        wanted = request.read_back if request.read_back is not None else self._wanted
+        commits: dict[int, dict[str, Value]] = {}
+        if self.died is None:
+            try:
+                if self._case is not None:
+                    self._send(self._case)
+                    self._case = None
+                self._send(request)
+                points = list(request.points)
+                while True:
+                    message = self._receive()
+                    if isinstance(message, Commit):
+                        if len(commits) >= len(points) or message.index != points[len(commits)].index:
+                            raise WireError("a commit where none was asked for")
+                        point = points[len(commits)]
+                        if set(message.values) != set(point.names):
+                            raise WireError("a commit of other variables than asked")
+                        commits[message.index] = message.values
+                        if point.waits:
+                            self._send(Reveal(decide(message) if decide is not None else {}))
+                    elif isinstance(message, End):
+                        if set(message.values) != set(wanted):
+                            raise WireError("values for other variables than asked")
+                        return RunResult(message.values, commits, message.errors, message.output,
+                                         message.halted_at, seconds=message.seconds)
+                    else:
+                        raise WireError("an answer the run did not ask for")
+            except (TimeoutError, EOFError, OSError, WireError) as exc:
+                self._failed(exc)
+        return RunResult({name: None for name in wanted}, commits, died=self.died)
+
+    def send_steps(self, Xb: torch.Tensor, Yb: torch.Tensor, lrs: list[float], *,
+                   start: tuple[str, dict[str, torch.Tensor], dict[str, int]] | None = None) -> None:
+        """Ask for the next steps of a real training run: their batches (Xb[i], Yb[i]) and learning
+        rates. The first request carries `start`: the forward pass's code (grader/courseware/graph.py),
+        the first parameters and the sizes. The child answers each step with one frame (`next_step`)."""
+        if self.died is not None:
+            return
+        begin = None
+        if start is not None:
+            graph, params, sizes = start
+            begin = TrainStart(graph, tuple(params), tuple(tuple(p.shape) for p in params.values()), dict(sizes),
+                               torch.cat([p.reshape(-1) for p in params.values()]).to(torch.float32))
+        try:
+            self._send(Train(Xb, Yb, tuple(lrs), begin))
+        except (TimeoutError, EOFError, OSError) as exc:
+            self._failed(exc if time.monotonic() < self.deadline else TimeoutError())
+
+    def next_step(self, size: int, wanted: tuple[str, ...]) -> torch.Tensor | RunResult | None:
+        """One training step's answer: its gradients as one flat float32 tensor of `size` values;
+        or, for a step whose gradients the child could not use, the run's result (`wanted` read back)
+        for the grader to judge; or None when the sandbox died (`died` says why)."""
+        if self.died is not None:
+            return None
+        try:
+            message = self._receive()
+            if isinstance(message, Step):
+                grads = message.grads
+                if grads.dtype != torch.float32 or tuple(grads.shape) != (size,):
+                    raise WireError("a training step without a flat float32 gradient of the parameters' size")
+                return grads
+            if isinstance(message, End) and set(message.values) == set(wanted):
+                return RunResult(message.values, {}, message.errors, message.output, message.halted_at,
+                                 seconds=message.seconds)
+            raise WireError("an answer the training run did not ask for")
+        except (TimeoutError, EOFError, OSError, WireError) as exc:
+            self._failed(exc)
         return None
 
-    def _send(self, header: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None) -> None:
+    @property
+    def protections(self) -> dict[str, str]:
+        """What confined this sandbox's child, as it said (for the report)."""
+        return protections(self.kind, self.held)
+
+
+# --- the unix sandbox --------------------------------------------------------------------
+
+
+class UnixSandbox(Sandbox):
+    """A child forked by the zygote, over a socket pair; the grader kills its process group."""
+
+    kind = "unix"
+
+    def _start(self) -> None:
+        if not unix_sandbox_available():
+            raise SandboxError(UNIX_NEEDED)
+        try:
+            zygote = start_zygote()
+            self.pid, self.sock = zygote.spawn(self.source, self.path, time_s=self.limits.time_s,
+                                               memory_mb=self.limits.memory_mb, scratch=self.scratch,
+                                               world=self.world)
+        except ZygoteError as exc:
+            raise SandboxError(str(exc)) from None
+        self._zygote = zygote
+        try:
+            self._ready(timeout_s=30.0)
+        except (TimeoutError, EOFError, OSError, WireError):
+            status = self._end()
+            self.sock.close()
+            sig, code = self._ended(status)
+            why = f"signal {sig}" if sig else f"exit code {code}" if code is not None else "no answer"
+            raise SandboxError(f"cannot start the sandbox: its child ended before it was ready ({why}); set "
+                               "NINJA_SANDBOX_DEBUG=FILE to see why in FILE") from None
+
+    def _write(self, data: bytes) -> None:
         self.sock.settimeout(max(0.01, self.deadline - time.monotonic()))
-        self.sock.sendall(pack(header, tensors or {}))
+        self.sock.sendall(data)
 
     def _recv(self, n: int) -> bytes:
         buf = bytearray()
@@ -229,138 +432,30 @@ class Sandbox:
             buf += chunk
         return bytes(buf)
 
-    def _ended(self) -> tuple[int | None, int | None]:
-        """How the (now killed and reaped) child ended: the signal that ended it, or its exit code."""
-        status = self._end_child()
+    def _kill(self) -> int | None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(self.pid, signal.SIGKILL)  # before it has its own session
+        return self._zygote.reap(self.pid)
+
+    def _ended(self, status: int | None) -> tuple[int | None, int | None]:
         if status is not None and os.WIFSIGNALED(status):
             return os.WTERMSIG(status), None
         if status is not None and os.WIFEXITED(status):
             return None, os.WEXITSTATUS(status)
         return None, None
 
-    def _why_dead(self, timed_out: bool) -> str:
-        sig, code = self._ended()
-        if timed_out:
-            return f"time limit of {self.limits.time_s:g} s reached"
-        if sig is not None:
-            if sig == getattr(signal, "SIGXCPU", None):
-                return f"CPU time limit of {self.limits.time_s:g} s reached"
-            if sig == signal.SIGKILL:
-                return f"your code was killed (memory limit of {self.limits.memory_mb} MB?)"
-            return f"your code crashed the sandbox ({signal.Signals(sig).name})"
-        if code is not None:
-            return f"your code ended the sandbox early (exit code {code})"
-        return "the sandbox ended early"
+    def _close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
 
-    def run_case(self, given: dict[str, object], extra: dict[str, torch.Tensor], runs: list[Run],
-                 wanted: tuple[str, ...]) -> list[RunResult]:
-        """Send one case and its runs, one at a time (so no run sees a later run's truths)."""
-        results: list[RunResult] = []
-        for i, run in enumerate(runs):
-            if self.died is None:
-                try:
-                    if i == 0:
-                        self._send_case(given, extra, wanted)
-                    truths = {f"{index}:{name}": t for index, names in run.inject.items() for name, t in names.items()}
-                    self._send({"type": "run", "wanted": None if run.wanted is None else list(run.wanted),
-                                "snapshot": [list(s) for s in run.snapshot]}, truths)
-                    results.append(self._read_result(run.read_back(wanted)))
-                    continue
-                except TimeoutError:
-                    self.died = self._why_dead(timed_out=True)
-                except (EOFError, OSError):
-                    self.died = self._why_dead(timed_out=False)
-                except WireError as exc:  # the child sent something malformed
-                    self._end_child()
-                    self.died = f"the sandbox sent an invalid answer ({exc})"
-            results.append(RunResult({name: None for name in run.read_back(wanted)}, {}, died=self.died))
-        return results
 
-    def send_steps(self, Xb: torch.Tensor, Yb: torch.Tensor, lrs: list[float], *,
-                   start: tuple[str, dict[str, torch.Tensor], dict[str, int]] | None = None) -> None:
-        """Ask for the next steps of a real training run: their batches (Xb[i], Yb[i]) and learning
-        rates. The first request carries `start`: the forward pass's code (grader/courseware/graph.py),
-        the first parameters and the sizes. The child answers each step with one frame (`next_step`)."""
-        if self.died is not None:
-            return
-        header: dict[str, Any] = {"type": "train", "lrs": lrs}
-        tensors = {"Xb": Xb, "Yb": Yb}
-        if start is not None:
-            graph, params, sizes = start
-            header.update(graph=graph, names=list(params), shapes=[list(p.shape) for p in params.values()],
-                          sizes=sizes)
-            tensors["params"] = torch.cat([p.reshape(-1) for p in params.values()]).to(torch.float32)
-        try:
-            self._send(header, tensors)
-        except (TimeoutError, EOFError, OSError):
-            self.died = self._why_dead(timed_out=time.monotonic() >= self.deadline)
-
-    def next_step(self, size: int, wanted: tuple[str, ...]) -> torch.Tensor | RunResult | None:
-        """One training step's answer: its gradients as one flat float32 tensor of `size` values;
-        or, for a step whose gradients the child could not use, the run's result (`wanted` read back)
-        for the grader to judge; or None when the sandbox died (`died` says why)."""
-        if self.died is not None:
-            return None
-        try:
-            header, tensors = unpack(self._recv)
-            if header.get("step") is True:
-                grads = tensors.get("grads")
-                if set(tensors) != {"grads"} or grads is None or grads.dtype != torch.float32 \
-                        or tuple(grads.shape) != (size,):
-                    raise WireError("a training step without a flat float32 gradient of the parameters' size")
-                return grads
-            return self._checked_result(header, tensors, wanted)
-        except TimeoutError:
-            self.died = self._why_dead(timed_out=True)
-        except (EOFError, OSError):
-            self.died = self._why_dead(timed_out=False)
-        except WireError as exc:
-            self._end_child()
-            self.died = f"the sandbox sent an invalid answer ({exc})"
-        return None
-
-    def _send_case(self, given: dict[str, object], extra: dict[str, torch.Tensor], wanted: tuple[str, ...]) -> None:
-        tensors = {k: v for k, v in given.items() if isinstance(v, torch.Tensor)}
-        tensors.update({f"extra:{k}": v for k, v in extra.items()})
-        scalars = {k: v for k, v in given.items() if not isinstance(v, torch.Tensor)}
-        self._send({"type": "case", "given": scalars, "wanted": list(wanted)}, tensors)
-
-    def _read_result(self, wanted: tuple[str, ...]) -> RunResult:
-        """Read one answer and believe only what checks out."""
-        header, tensors = unpack(self._recv)
-        return self._checked_result(header, tensors, wanted)
-
-    @staticmethod
-    def _checked_result(header: dict[str, Any], tensors: dict[str, torch.Tensor], wanted: tuple[str, ...]) -> RunResult:
-        raw_values = header.get("values")
-        errors = header.get("errors", {})
-        output = header.get("output", "")
-        halted = header.get("halted_at")
-        seconds = header.get("seconds", 0.0)
-        if not (isinstance(raw_values, dict) and isinstance(errors, dict)
-                and all(isinstance(v, str) for v in errors.values()) and isinstance(output, str)
-                and (halted is None or isinstance(halted, int)) and isinstance(seconds, (int, float))):
-            raise WireError("malformed header")
-        values: dict[str, Value] = {}
-        for name in wanted:
-            spec = raw_values.get(name)
-            if spec == ["tensor"] and name in tensors:
-                values[name] = tensors[name]
-            elif spec == ["missing"]:
-                values[name] = None
-            elif isinstance(spec, list) and len(spec) == 2 and spec[0] == "other" and isinstance(spec[1], str):
-                values[name] = NotATensor(spec[1][:80])
-            else:
-                raise WireError(f"no valid entry for {name}")
-        try:
-            error_map = {int(k): v[:500] for k, v in errors.items()}
-        except ValueError as exc:
-            raise WireError("malformed errors") from exc
-        return RunResult(values, error_map, output[:5000], halted, seconds=max(0.0, float(seconds)))
+# --- the portable sandbox ------------------------------------------------------------------
 
 
 def encode_world(world: dict[str, object]) -> tuple[dict[str, list[Any]], dict[str, torch.Tensor]]:
-    """The data graded code may read, as JSON and tensors for the portable child (spawned.decode_world);
+    """The data graded code may read, as JSON and tensors for a fresh child (spawned.decode_world);
     a dict goes as its pairs, so that itos keeps its int keys."""
     encoded: dict[str, list[Any]] = {}
     tensors: dict[str, torch.Tensor] = {}
@@ -374,37 +469,45 @@ def encode_world(world: dict[str, object]) -> tuple[dict[str, list[Any]], dict[s
     return encoded, tensors
 
 
-class PortableSandbox(Sandbox):
-    """The sandbox for systems without fork and resource limits (Windows), or when asked for.
+def sandbox_exec_profile(scratch: str) -> str:
+    """macOS: a sandbox-exec profile for the portable child (no network, no writes outside the
+    scratch folder, no reads of the user's home but for what Python needs)."""
+    readable = sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, *sys.path) if p})
+    reads = " ".join(f'(subpath "{p}")' for p in readable)
+    return ("(version 1)(allow default)(deny network*)"
+            f'(deny file-write* (require-not (require-any (subpath "{os.path.realpath(scratch)}") '
+            '(literal "/dev/null"))))'
+            f'(deny file-read* (require-all (subpath "/Users") (require-not (require-any {reads} '
+            f'(subpath "{os.path.realpath(scratch)}")))))')
 
-    The child is a fresh interpreter (grader/confined/spawned.py) that imports torch itself (about a
-    second, before the student's clock starts), talks over its stdin and stdout pipes in
-    the same checked frames, and confines itself as far as the OS allows. From here: the
-    wall-clock limit, killing its process group (its process tree on Windows), and, where
-    the child cannot limit its own memory, watching its resident memory every 50 ms.
+
+class PortableSandbox(Sandbox):
+    """A fresh interpreter per submission, over its stdin and stdout pipes.
+
+    It imports torch itself (about a second, before the student's clock starts), confines
+    itself as far as the OS allows (as root: a chroot as nobody; on Linux: Landlock and seccomp;
+    on macOS: a sandbox-exec profile), and the grader adds the wall clock, the kill of its
+    process group (its process tree on Windows) and, where the child cannot limit its own
+    memory, a watch on its resident memory every 50 ms.
     """
 
+    kind = "portable"
     START_TIMEOUT_S = 120.0  # importing torch in a fresh interpreter, on a slow laptop
 
-    def __enter__(self) -> PortableSandbox:
-        self.scratch = tempfile.mkdtemp(prefix="ninja-scratch-")
-        env = {"PYTHONPATH": os.pathsep.join(filter(None, (str(Path(__file__).resolve().parents[2]),
-                                                             os.environ.get("PYTHONPATH")))),
-               "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1",
-               "MKL_NUM_THREADS": "1", "PATH": os.environ.get("PATH", "")}
-        for name in ("SYSTEMROOT", "NINJA_SANDBOX_DEBUG", "TMPDIR", "TEMP", "TMP"):  # Windows needs SYSTEMROOT
-            if name in os.environ:
-                env[name] = os.environ[name]
+    def _start(self) -> None:
         debug = os.environ.get("NINJA_SANDBOX_DEBUG")
-        self._stderr = open(debug, "ab") if debug else None  # closed in _close
+        self._stderr = open(debug, "ab") if debug else None  # noqa: SIM115 - closed in _close
         posix = os.name == "posix"
+        command = [sys.executable, "-s", "-m", "grader.confined.spawned"]
+        if sys.platform == "darwin" and shutil.which("sandbox-exec"):
+            command = ["sandbox-exec", "-p", sandbox_exec_profile(self.scratch), *command]
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-s", "-m", "grader.confined.spawned"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=self._stderr or subprocess.DEVNULL, cwd=self.scratch, env=env, start_new_session=posix,
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=self._stderr or subprocess.DEVNULL, cwd=self.scratch, env=minimal_environment(),
+                start_new_session=posix,
                 creationflags=0 if posix else subprocess.CREATE_NEW_PROCESS_GROUP)  # type: ignore[attr-defined]
         except OSError as exc:
-            shutil.rmtree(self.scratch, ignore_errors=True)
             raise SandboxError(f"cannot start the sandbox: {exc.strerror or exc}") from None
         self.pid = self.proc.pid
         self._inbox: queue.Queue[bytes | None] = queue.Queue()
@@ -413,42 +516,31 @@ class PortableSandbox(Sandbox):
         self._memory_killed = False
         threading.Thread(target=self._read_pipe, daemon=True).start()
         threading.Thread(target=self._write_pipe, daemon=True).start()
-        self.started = time.monotonic()
-        self.deadline = self.started + self.START_TIMEOUT_S
+        self.deadline = time.monotonic() + self.START_TIMEOUT_S
         encoded, tensors = encode_world(self.world)
-        self._send({"source": self.source, "path": self.path, "time_s": self.limits.time_s,
-                    "memory_mb": self.limits.memory_mb, "world": encoded}, tensors)
+        from grader.confined.wire import pack  # noqa: PLC0415 - beside encode
+
+        self._write(pack({"source": self.source, "path": self.path, "time_s": self.limits.time_s,
+                          "memory_mb": self.limits.memory_mb, "world": encoded, "scratch": self.scratch}, tensors))
         try:
-            header, _ = unpack(self._recv)
-            if header.get("ready") is not True:
-                raise WireError("no ready frame")
+            self._ready(self.START_TIMEOUT_S)
         except (TimeoutError, EOFError, OSError, WireError):
             timed_out = time.monotonic() >= self.deadline
-            code = self._end_child()
+            status = self._end()
             self._close()
             why = (f"it was not ready after {self.START_TIMEOUT_S:g} s" if timed_out
-                   else f"its Python ended (exit code {code}) before it was ready")
+                   else f"its Python ended (exit code {status}) before it was ready")
             raise SandboxError(f"cannot start the portable sandbox: {why}; set NINJA_SANDBOX_DEBUG=FILE to see "
                                "why in FILE") from None
-        self.started = time.monotonic()
-        self.deadline = self.started + self.limits.time_s
         if not portable_limits()["memory"]:  # the limit counts from what the child holds now: Python and torch
             threading.Thread(target=self._watch_memory, args=(resident_mb(self.pid) or 0,), daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(OSError, EOFError):
-            self._send({"type": "done"})
-        self._close()
 
     def _close(self) -> None:
-        self._end_child()
         self._outbox.put(None)
         for stream in (self.proc.stdin, self.proc.stdout, self._stderr):
             with contextlib.suppress(OSError):
                 if stream is not None:
                     stream.close()
-        shutil.rmtree(self.scratch, ignore_errors=True)
 
     def _read_pipe(self) -> None:
         """Move whatever the child writes into the inbox, so that reading can time out on any OS."""
@@ -474,14 +566,14 @@ class PortableSandbox(Sandbox):
             rss = resident_mb(self.pid)
             if rss is not None and rss > baseline_mb + self.limits.memory_mb:
                 self._memory_killed = True
-                self._end_child()
+                self._end()
                 return
             time.sleep(0.05)
 
-    def _send(self, header: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None) -> None:
+    def _write(self, data: bytes) -> None:
         if self.proc.poll() is not None:
             raise EOFError
-        self._outbox.put(pack(header, tensors or {}))
+        self._outbox.put(data)
 
     def _recv(self, n: int) -> bytes:
         while len(self._pending) < n:
@@ -500,11 +592,7 @@ class PortableSandbox(Sandbox):
         del self._pending[:n]
         return data
 
-    def _end_child(self) -> int | None:
-        """Kill the child and everything it started, once; its exit status."""
-        if self.reaped:
-            return None
-        self.reaped = True
+    def _kill(self) -> int | None:
         if hasattr(os, "killpg"):  # its own session: the group is everything it started
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)
@@ -514,8 +602,8 @@ class PortableSandbox(Sandbox):
             self.proc.kill()
         return self.proc.wait()
 
-    def _ended(self) -> tuple[int | None, int | None]:
-        code = self._end_child() if not self.reaped else self.proc.returncode  # reaped by the memory watch
+    def _ended(self, status: int | None) -> tuple[int | None, int | None]:
+        code = status if status is not None else self.proc.returncode  # reaped by the memory watch
         if code is None:
             return None, None
         return (-code, None) if code < 0 else (None, code)  # Popen: a negative code is the ending signal

@@ -1,14 +1,14 @@
-"""The portable sandbox's child: a fresh interpreter that grader/confined/sandbox.py starts and confines.
+"""The portable sandbox's child: a fresh interpreter that grader/confined/sandbox.py starts.
 
     python -s -m grader.confined.spawned      (started by PortableSandbox; not a command for people)
 
-Where the forked sandbox cannot run (no os.fork, no resource limits: Windows; or when asked
+Where the unix sandbox cannot run (no os.fork, no resource limits: Windows; or when asked
 for with --sandbox portable), the grader starts this module with its stdin and stdout as
 pipes. The first frame from the grader says what to run and under which limits, and
 carries the data graded code may read; the child moves the pipes to descriptors of its
-own, points 0, 1 and 2 at the null device, confines itself as far as the OS allows
-(grader/confined/child.py, confine_portable), says it is ready, and then answers frames exactly as
-the forked child does. Everything it sends is checked by the grader, as before.
+own, loads what graded code commonly touches, confines itself as far as the OS allows
+(grader/confined/child.py, `confine`: as root, a chroot as nobody), says what held, and
+then answers frames exactly as the unix sandbox's child does.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import os
 import traceback
 from typing import Any
 
-from grader.confined.child import Pipes, _recv_exact, confine_portable, serve, warm_up
-from grader.confined.wire import pack, unpack
+from grader.confined.child import Pipes, _recv_exact, confine, serve, warm_up
+from grader.confined.wire import unpack
 from grader.courseware.course import Limits
 
 
@@ -35,13 +35,13 @@ def main() -> None:
     header, tensors = unpack(lambda n: _recv_exact(channel, n))
     limits = Limits(float(header["time_s"]), int(header["memory_mb"]))
     world = decode_world(header["world"], tensors)
+    scratch = str(header.get("scratch") or os.getcwd())
 
-    def confine() -> None:
+    def confined() -> dict[str, str]:
         warm_up()  # what student code commonly touches, loaded while loading still works as usual
-        confine_portable(limits, keep=[channel.read_fd, channel.write_fd])
-        channel.sendall(pack({"ready": True}, {}))  # the student's clock starts now, not at the import of torch
+        return confine(scratch, limits, [channel.read_fd, channel.write_fd], new_session=False)
 
-    serve(channel, header["source"], header["path"], limits=limits, confine=confine, world=world or None)
+    serve(channel, header["source"], header["path"], limits=limits, confine=confined, world=world or None)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from grader.confined.runner import NotATensor, Value
+from grader.confined.protocol import NotATensor, Value
 from grader.courseware.course import Gradient
 from grader.judging.diagnose import Diagnosis, broadcast_dims, fmt_shape, same_but_size1
 from grader.judging.results import Status

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from grader.confined.policy import check_policy
-from grader.confined.sandbox import open_sandbox
+from grader.confined.sandbox import limits_note, open_sandbox
 from grader.courseware.cases import build_case, setting_of
 from grader.courseware.course import Course, CourseError, Exercise, Limits
 from grader.courseware.data import Dataset, find_names
@@ -100,6 +100,7 @@ def grade_program(course: Course, exercise: Exercise, program: Program, dataset:
     notes += [*program.notes, *left_out_note(program)]
     blocker = program.locate(program.syntax_error) if program.syntax_error else None
     output = ""
+    held: dict[str, str] = {}
     if blocker is not None:
         gradients = all_error(exercise, blocker)
         notes.append(f"{submission_label}: {blocker}")
@@ -107,11 +108,11 @@ def grade_program(course: Course, exercise: Exercise, program: Program, dataset:
         return grade_training(exercise, program, dataset, submission_label=submission_label, limits=limits)
     else:
         setting = setting_of(exercise, dataset)
-        # Fork before any true gradient exists in this process: the child never holds one
-        # it has not been handed.
         with open_sandbox(program.source, program.path, limits or exercise.limits, world=setting.world) as sandbox:
             cases = [build_case(spec, setting) for spec in course.cases]
             gradients, output = judge(exercise, program, cases, sandbox)
+        held = sandbox.protections
+        notes += [n for n in (limits_note(sandbox.held),) if n]
         gradients = with_left_out(gradients, program)
     return Report(
         exercise=exercise.id,
@@ -122,6 +123,7 @@ def grade_program(course: Course, exercise: Exercise, program: Program, dataset:
         output=output,
         start=exercise.start,
         cases=tuple(spec.to_dict() for spec in course.cases),
+        sandbox=held,
     )
 
 
@@ -132,6 +134,7 @@ def grade_training(exercise: Exercise, program: Program, dataset: Dataset, *, su
     setting = setting_of(exercise, dataset)
     with open_sandbox(program.source, program.path, limits or exercise.limits) as sandbox:
         run = quick_check(exercise, program, setting, sandbox)
+    note = limits_note(sandbox.held)
     gradients = with_left_out(tuple(summarize(g, exercise, program, run.cases, run.checks)
                                     for g in exercise.gradients), program)
     if run.died is not None:  # the code as a whole failed mid-run: nothing it computed is trusted
@@ -140,11 +143,13 @@ def grade_training(exercise: Exercise, program: Program, dataset: Dataset, *, su
     training = training_result(exercise.training, run)
     return Report(
         exercise=exercise.id, title=exercise.title, submission=submission_label, gradients=gradients,
-        notes=(*((dataset.note,) if dataset.note else ()), *program.notes, *left_out_note(program)),
+        notes=(*((dataset.note,) if dataset.note else ()), *program.notes, *left_out_note(program),
+               *((note,) if note else ())),
         output=run.checks[0].output,
         start=exercise.start,
         cases=tuple(c.spec.to_dict() for c in run.cases),
         training=training,
+        sandbox=sandbox.protections,
     )
 
 

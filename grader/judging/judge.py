@@ -30,8 +30,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from grader.confined.runner import BEFORE_ALL, Run, RunResult, Value
-from grader.confined.sandbox import Sandbox
+from grader.confined.protocol import Value
+from grader.confined.sandbox import RunResult, Sandbox
 from grader.courseware.cases import Case
 from grader.courseware.course import Exercise, Gradient
 from grader.courseware.graph import Graph
@@ -39,6 +39,7 @@ from grader.intake.submission import Program
 from grader.judging.compare import Check, compare
 from grader.judging.diagnose import ADVICE, Diagnosis, diagnose
 from grader.judging.results import GradientResult, Picture, Status, worst
+from grader.judging.runs import Plan, chained_run, isolated_runs, message_for, vjp_run
 from grader.judging.vjp import VJPCheck, judge_vjp, settle_with_vjp, unit_randoms, unrun_vjp, vjp_plan
 
 
@@ -61,43 +62,10 @@ def scored_as_written(exercise: Exercise, graph: Graph) -> frozenset[str]:
     return frozenset(g.name for g in exercise.gradients if helpers & graph.downstream(g.tensor))
 
 
-def isolating_run(exercise: Exercise, program: Program, grad: Gradient, case: Case,
-                  random_consumers: dict[str, torch.Tensor] | None = None) -> Run:
-    """The run in which every gradient upstream of `grad` is set to its true value.
-
-    With random_consumers, the gradients of grad's consumers get those values instead.
-    """
-    after = case.graph.downstream(grad.tensor)
-    inject: dict[int, dict[str, torch.Tensor]] = {}
-    for other in (*exercise.gradients, *exercise.helpers):
-        if other.tensor in after:
-            stmt = program.last_assignment(other.name)
-            at = stmt.index if stmt is not None else BEFORE_ALL
-            value = (random_consumers or {}).get(other.tensor, case.truth[other.tensor])
-            inject.setdefault(at, {})[other.name] = value
-    last = program.last_assignment(grad.name)
-    snapshot = ((last.index, grad.name),) if last is not None and random_consumers is None else ()
-    return Run(inject, wanted=(grad.name,), snapshot=snapshot)
-
-
-def injecting_run(exercise: Exercise, program: Program, values: dict[str, torch.Tensor]) -> Run:
-    """One run that sets every gradient to `values` right after its last assignment, and
-    reads each graded gradient just before that: every gradient computed from the given
-    values of the gradients it is computed from, in a single run."""
-    inject: dict[int, dict[str, torch.Tensor]] = {}
-    snapshot = []
-    for grad in (*exercise.gradients, *exercise.helpers):
-        stmt = program.last_assignment(grad.name)
-        inject.setdefault(stmt.index if stmt else BEFORE_ALL, {})[grad.name] = values[grad.tensor]
-        if stmt is not None and grad in exercise.gradients:
-            snapshot.append((stmt.index, grad.name))
-    return Run(inject, wanted=(), snapshot=tuple(snapshot))
-
-
 def snapshot_of(result: RunResult, program: Program, name: str) -> Value:
-    """The value `name` had right after its last assignment, in a run that snapshot it."""
+    """The value `name` had right after its last assignment, in a run that committed it there."""
     stmt = program.last_assignment(name)
-    return result.values.get(f"{name}@{stmt.index}") if stmt is not None else None
+    return result.commits.get(stmt.index, {}).get(name) if stmt is not None else None
 
 
 def error_for(program: Program, name: str, result: RunResult) -> str | None:
@@ -147,76 +115,66 @@ def with_diagnosis(grad: Gradient, check: Check, *, value: Value, snapshot: Valu
     return replace(check, diagnosis=found)
 
 
-def needs_own_run(exercise: Exercise, program: Program, case: Case, chained: RunResult) -> set[str]:
-    """Gradients the shared runs cannot judge: those computed (statically) from a gradient that
-    is not downstream of them, which a shared run would hand its true value; and those changed
-    in place after their last assignment (through another name), whose final value counts."""
-    graph = case.graph
-    names = frozenset(g.name for g in (*exercise.gradients, *exercise.helpers))
-    tensor_of = {g.name: g.tensor for g in (*exercise.gradients, *exercise.helpers)}
-    inputs = program.gradient_inputs(names)
-    own = set()
+def changed_later(exercise: Exercise, program: Program, chained: RunResult) -> set[str]:
+    """Gradients changed in place after their last assignment (through another name): their final
+    value counts, so they are committed at the end of a run, not at their last assignment."""
+    later = set()
     for grad in exercise.gradients:
-        after = graph.downstream(grad.tensor)
-        if any(tensor_of[other] not in after for other in inputs.get(grad.name, ())):
-            own.add(grad.name)
         final, assigned = chained.values.get(grad.name), snapshot_of(chained, program, grad.name)
         if isinstance(final, torch.Tensor) and isinstance(assigned, torch.Tensor) and (
                 final.shape != assigned.shape or not torch.equal(final, assigned)):
-            own.add(grad.name)
-    return own
+            later.add(grad.name)
+    return later
 
 
 def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbox, *, vjp: bool) -> CaseChecks:
     """Isolated and chained checks of every gradient on one case (and the VJP checks if asked).
 
-    Runs, in this order (no run sees the truth of a gradient it is judged on): the chained
-    run; a run of its own for each gradient the shared runs cannot judge (needs_own_run), in
-    backprop order; the shared VJP run, with random gradients; the shared isolated run,
-    with every true gradient.
+    The runs (grader/judging/runs.py), in this order: the chained run; with `vjp`, the runs with
+    random consumer gradients; the isolated runs, which reveal each truth only once everything
+    it could give away has been committed.
     """
-    given = {name: case.truth[name[1:]] for name in exercise.given}
-    wanted = exercise.gradient_names
-    order = backprop_order(exercise, case.graph)
-    snapshots = tuple((s.index, g.name) for g in order if (s := program.last_assignment(g.name)) is not None)
-    everything = (*wanted, *(h.name for h in exercise.helpers))
-    (chained_result,) = sandbox.run_case(case.given, given, [Run(wanted=everything, snapshot=snapshots)], wanted)
-    own = needs_own_run(exercise, program, case, chained_result)
+    plan = Plan(exercise, program, case)
+    sandbox.case(message_for(exercise, case))
+    chained_result = chained_run(plan, sandbox)
+    at_end = changed_later(exercise, program, chained_result)
+    reads = plan.reads
+    own = at_end | {g.name for g in exercise.gradients if reads.get(g.name, frozenset()) - plan.closure[g.name]}
     randoms = unit_randoms(exercise, case) if vjp else {}
-    plans = {g.name: vjp_plan(exercise, g, case, randoms) for g in order} if vjp else {}
+    plans = {g.name: vjp_plan(exercise, g, case, randoms) for g in plan.order} if vjp else {}
     # A random gradient can only be handed to code that names it: an intermediate the code does
     # not assign (exercise 4's are optional) leaves the check to what the graph alone says.
     assigned = {h.tensor for h in exercise.helpers if program.last_assignment(h.name) is not None}
     helper_tensors = {h.tensor for h in exercise.helpers}
-    unrun = {name: plan for name, plan in plans.items()
-             if plan is not None and any(c in helper_tensors - assigned for c in plan.parts)}
-    plans = {name: plan for name, plan in plans.items() if name not in unrun}
-    runs = [isolating_run(exercise, program, g, case) for g in order if g.name in own]
-    own_vjp = [g for g in order if g.name in own and plans.get(g.name) is not None]
-    runs += [isolating_run(exercise, program, g, case, plans[g.name].random_consumers) for g in own_vjp]  # type: ignore[union-attr]
+    unrun = {name: p for name, p in plans.items()
+             if p is not None and any(c in helper_tensors - assigned for c in p.parts)}
+    plans = {name: p for name, p in plans.items() if name not in unrun}
+    vjp_values: dict[str, Value] = {}
+    vjp_results: dict[str, RunResult] = {}
     if vjp:
-        runs.append(injecting_run(exercise, program, randoms))
-    runs.append(injecting_run(exercise, program, case.truth))
-    results = sandbox.run_case(case.given, given, runs, wanted)
-    own_results = dict(zip([g.name for g in order if g.name in own], results, strict=False))
-    own_vjp_results = dict(zip([g.name for g in own_vjp], results[len(own_results):], strict=False))
-    shared, shared_vjp = results[-1], (results[-2] if vjp else None)
+        shared = vjp_run(plan, sandbox, randoms, set(plan.graded))
+        for g in exercise.gradients:
+            vjp_values[g.name], vjp_results[g.name] = snapshot_of(shared, program, g.name), shared
+        for g in plan.order:
+            if g.name in own and plans.get(g.name) is not None:
+                mine = vjp_run(plan, sandbox, randoms, {g.name}, given_to=set(plan.closure[g.name]))
+                vjp_values[g.name], vjp_results[g.name] = mine.values.get(g.name), mine
+    judged, _ = isolated_runs(plan, sandbox, at_end)
     as_written = scored_as_written(exercise, case.graph)
     isolated, chained, vjp_checks = {}, {}, {}
     for grad in exercise.gradients:
         truth = case.truth[grad.tensor]
-        mine = own_results.get(grad.name, shared)
-        value = mine.values.get(grad.name) if grad.name in own_results else snapshot_of(shared, program, grad.name)
-        check = compare(grad, value, truth, error_for(program, grad.name, mine))
-        isolated[grad.name] = with_diagnosis(grad, check, value=value, snapshot=snapshot_of(mine, program, grad.name),
+        found = judged.get(grad.name)
+        value = found.value if found is not None else None
+        run = found.run if found is not None else chained_result
+        check = compare(grad, value, truth, error_for(program, grad.name, run))
+        isolated[grad.name] = with_diagnosis(grad, check, value=value, snapshot=found.snapshot if found else None,
                                              case=case, program=program)
         chained[grad.name] = as_written_check(grad, chained_result, case, program,
                                               diagnosed=grad.name in as_written)
-        plan = plans.get(grad.name)
-        if plan is not None and shared_vjp is not None:
-            got = (own_vjp_results[grad.name].values.get(grad.name) if grad.name in own_vjp_results
-                   else snapshot_of(shared_vjp, program, grad.name))
-            vjp_checks[grad.name] = judge_vjp(got, plan, truth)
+        vjp_plan_of = plans.get(grad.name)
+        if vjp_plan_of is not None and grad.name in vjp_values:
+            vjp_checks[grad.name] = judge_vjp(vjp_values[grad.name], vjp_plan_of, truth)
         elif grad.name in unrun:
             vjp_checks[grad.name] = unrun_vjp(unrun[grad.name], truth)
     helpers = {h.name: as_written_check(h, chained_result, case, program, diagnosed=True)

@@ -165,6 +165,7 @@ class Report:
     start: str = ""  # how to begin, shown when nothing is written yet
     cases: tuple[dict[str, Any], ...] = field(default=())
     training: TrainingResult | None = None  # exercise 4: the run with the student's gradients
+    sandbox: dict[str, str] = field(default_factory=dict)  # what confined the code, as it held at grading
 
     @property
     def passed(self) -> bool:

@@ -18,8 +18,9 @@ from typing import Any
 import torch
 
 from grader.confined.child import SANDBOX_THREADS
-from grader.confined.runner import Run, RunResult, Value
-from grader.confined.sandbox import Sandbox
+from grader.confined.protocol import Case as CaseMessage
+from grader.confined.protocol import Run, Value
+from grader.confined.sandbox import RunResult, Sandbox
 from grader.courseware.cases import Case, Setting, case_from, namespace_for
 from grader.courseware.course import CaseSpec, Exercise, TrainingSpec
 from grader.judging.compare import compare
@@ -93,7 +94,10 @@ def student_step(sandbox: Sandbox, exercise: Exercise, params: Params, *, acts: 
                  Yb: torch.Tensor, sizes: dict[str, int]) -> tuple[float, dict[str, Value], float, str | None]:
     """Loss of this step (computed here), and the student's gradients (computed there)."""
     given = namespace_for(params, acts, Xb, Yb, sizes)
-    (result,) = sandbox.run_case(given, {}, [Run()], exercise.gradient_names)
+    tensors = {k: v for k, v in given.items() if isinstance(v, torch.Tensor)}
+    sandbox.case(CaseMessage(tensors, {k: v for k, v in given.items() if k not in tensors}, {},
+                             exercise.gradient_names))
+    result = sandbox.run(Run())
     return float(acts["loss"]), result.values, result.seconds, result.died
 
 

@@ -106,8 +106,12 @@ def settle_with_vjp(grad: Gradient, checks: list[Check], vjp: VJPCheck | None) -
     # gradient of this tensor typically measures, and nothing else to say.
     only_noise = all(c.status.passed or (c.status is Status.WRONG and c.maxdiff is not None and c.diagnosis is None
                                          and c.maxdiff <= NOISE_SHARE * vjp.typical) for c in checks)
-    if vjp.agrees is None and vjp.ran:
-        return checks, ""  # the run with random consumer gradients gave nothing usable: it settles nothing
+    if vjp.agrees is None and vjp.ran:  # code that gives an answer only for the values it expects cannot pass
+        if all(not c.status.passed for c in checks):
+            return checks, ""  # wrong anyway: its own verdict says more
+        why = (f"given other values of {from_text} (random ones, as a check of how it is computed), your code "
+               f"gave no usable {grad.name} (not a tensor of its shape)")
+        return [c if not c.status.passed else Check(Status.WRONG, why) for c in checks], ""
     if vjp.agrees is not False:  # right given random consumer gradients, or nothing to hand them to
         if vjp.degenerate and only_noise and not all(c.status.passed for c in checks):
             how = (f"; judged as the product of {from_text} with the local derivative, which is right" if vjp.agrees

@@ -19,14 +19,16 @@ from grader.judging.results import GradientResult, Report, Status, plain_number
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
-def environment() -> dict[str, Any]:
-    """Where the verdicts were made: they depend on the torch build (docs/DESIGN.md)."""
+def environment(reports: list[Report] | None = None) -> dict[str, Any]:
+    """Where the verdicts were made: they depend on the torch build (docs/DESIGN.md), and on what
+    confined the code when it was graded (the first report's sandbox, as its child said)."""
     import torch  # noqa: PLC0415 - already loaded whenever something was graded
 
     from grader.confined.sandbox import protections  # noqa: PLC0415 - as torch
 
+    held = next((r.sandbox for r in reports or [] if r.sandbox), None)
     return {"torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
-            "threads": torch.get_num_threads(), "sandbox": protections()}
+            "threads": torch.get_num_threads(), "sandbox": held or protections()}
 
 
 def _xml_text(text: str) -> str:
@@ -190,7 +192,7 @@ def render(fmt: str, reports: list[Report], *, seconds: float = 0.0) -> str:
     if fmt == "text":
         return "\n\n".join(render_text(r) for r in reports)
     if fmt == "json":
-        env = environment()
+        env = environment(reports)
         if len(reports) == 1:
             return json.dumps({**reports[0].to_dict(), "environment": env}, indent=2)
         return json.dumps({"submission": reports[0].submission if reports else "",
