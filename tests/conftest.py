@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
+import stat
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -85,3 +89,59 @@ def wait_for_line(stream: IO[str], prefix: str, *, timeout: float) -> str:
             break  # the process ended without it
         _PENDING[fd] = pending + chunk.decode(errors="replace")
     pytest.fail(f"no line starting {prefix!r} within {timeout} s")
+
+
+UNPRIVILEGED = "ninja-grader-test"  # the user the tests grade as, where they run as root
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    uid: int
+    gid: int
+
+    def command(self, *args: str) -> list[str]:
+        """`args` run as this user (through setpriv when the tests run as root), with no groups."""
+        if os.geteuid() != 0:
+            return list(args)
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "--", *args]
+
+
+def _reachable_by_others(path: Path) -> list[tuple[Path, int]]:
+    """Let other users traverse every folder above `path` (the interpreter may live under /root);
+    the modes changed, to put back."""
+    changed = []
+    for folder in reversed(path.parents):
+        mode = folder.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            folder.chmod(mode | stat.S_IXOTH)
+            changed.append((folder, mode))
+    return changed
+
+
+@pytest.fixture(scope="session")
+def unprivileged() -> Iterator[User]:
+    """A user without rights to grade as: created when the tests run as root (as in CI), who can run
+    this Python and read this checkout; the user running the tests otherwise."""
+    if os.geteuid() != 0:
+        import pwd  # noqa: PLC0415 - Unix only
+
+        me = pwd.getpwuid(os.getuid())
+        yield User(me.pw_name, me.pw_uid, me.pw_gid)
+        return
+    import pwd  # noqa: PLC0415 - Unix only
+
+    if shutil.which("setpriv") is None or shutil.which("useradd") is None:
+        pytest.skip("grading as another user needs setpriv and useradd (util-linux, passwd)")
+    try:
+        pwd.getpwnam(UNPRIVILEGED)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", UNPRIVILEGED],
+                       check=True, capture_output=True)
+    entry = pwd.getpwnam(UNPRIVILEGED)
+    changed = _reachable_by_others(Path(os.path.realpath(sys.executable)))
+    try:
+        yield User(UNPRIVILEGED, entry.pw_uid, entry.pw_gid)
+    finally:
+        for folder, mode in changed:
+            folder.chmod(mode)

@@ -217,7 +217,7 @@ def test_real_run_stops_a_hang_with_its_step_and_the_limit(course: Course, datas
     hangs.write_text(solution + "\nwhile loss.item() <= 3.2:\n    pass\n")
     run, _ = train_full(course, "exercise4", hangs, data_of(dataset), steps=120,
                         limits=Limits(4.0, 1024))
-    assert run.stopped == f"stopped at step {first}: time limit of 4 s reached", run.stopped
+    assert run.stopped == f"stopped at step {first}: time limit of 4 s reached (wall clock)", run.stopped
     assert run.steps == first
     assert run.val_loss is not None  # the steps before it still give the losses
 

@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 import torch
 
-from grader.confined.runner import Run
-from grader.confined.sandbox import Sandbox
+from grader.confined.protocol import Case, Ready, Run, encode
+from grader.confined.sandbox import UnixSandbox
 from grader.confined.wire import FRAME, MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES, WireError, pack, unpack
 from grader.courseware.course import Limits
 from tests.conftest import unix_only
+from tests.forked import forked_here
 
 
 def reader(data: bytes) -> Callable[[int], bytes]:
@@ -87,8 +88,10 @@ def test_wire_truncated_frame_is_an_eof(cut: int) -> None:
 
 
 def answering_with(send: Callable[[Any], None]) -> Callable[..., None]:
-    """A child whose first answer is replaced by what `send(sock)` writes, then it exits."""
+    """A child that says it is ready, reads the case and the run, answers with what `send(sock)` writes,
+    and exits."""
     def serve(sock: Any, *_args: Any, **_kwargs: Any) -> None:
+        sock.sendall(encode(Ready({})))
         unpack(lambda n: _read(sock, n))  # the case
         unpack(lambda n: _read(sock, n))  # the run
         send(sock)
@@ -106,26 +109,62 @@ def _read(sock: Any, n: int) -> bytes:
     return buf
 
 
+def end(**changes: Any) -> dict[str, Any]:
+    """An End message's header, right in every field but those changed."""
+    return {"type": "end", "values": {"x": "missing"}, "errors": {}, "output": "", "halted_at": None, "seconds": 0.0,
+            "tensors": {}, **changes}
+
+
+NESTED = b'{"type": "end", "values": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+
 @unix_only
 @pytest.mark.parametrize(("send", "died"), [
     (lambda sock: sock.sendall(frame(b"{not json")), "the sandbox sent an invalid answer (header is not JSON)"),
-    (lambda sock: sock.sendall(frame({"tensors": {}, "values": "all right"})),
-     "the sandbox sent an invalid answer (malformed header)"),
-    (lambda sock: sock.sendall(frame({"tensors": {}, "values": {"x": ["tensor"]}, "errors": {}})),
+    (lambda sock: sock.sendall(frame(NESTED)), "the sandbox sent an invalid answer (header is nested too deeply "
+                                               "to read)"),
+    (lambda sock: sock.sendall(frame(end(values="all right"))),
+     "the sandbox sent an invalid answer (values that are not an object of names)"),
+    (lambda sock: sock.sendall(frame(end(values={"x": "tensor"}))),
+     "the sandbox sent an invalid answer (no tensor sent for x)"),
+    (lambda sock: sock.sendall(frame(end(errors={"one": "x"}))), "the sandbox sent an invalid answer (malformed "
+                                                                 "errors)"),
+    (lambda sock: sock.sendall(frame(end(errors={"1": ["x"]}))), "the sandbox sent an invalid answer (malformed "
+                                                                 "errors)"),
+    (lambda sock: sock.sendall(frame(end(values={"x": ["other", "T" * 1000]}))),
      "the sandbox sent an invalid answer (no valid entry for x)"),
-    (lambda sock: sock.sendall(frame({"tensors": {}, "values": {}, "errors": {"one": "x"}})),
-     "the sandbox sent an invalid answer (no valid entry for x)"),
-    (lambda sock: sock.sendall(pack({"values": {"x": ["tensor"]}, "errors": {}}, {"x": torch.ones(3)})[:-4]),
+    (lambda sock: sock.sendall(frame(end(values={"y": "missing"}))),
+     "the sandbox sent an invalid answer (values for other variables than asked)"),
+    (lambda sock: sock.sendall(frame(end(halted_at=True))), "the sandbox sent an invalid answer (malformed header)"),
+    (lambda sock: sock.sendall(frame({"type": "commit", "index": 3, "values": {}, "tensors": {}})),
+     "the sandbox sent an invalid answer (a commit where none was asked for)"),
+    (lambda sock: sock.sendall(pack(end(values={"x": "tensor"}), {"x": torch.ones(3)})[:-4]),
      "your code ended the sandbox early (exit code 0)"),
     (lambda sock: sock.sendall(struct.pack("!IQ", MAX_HEADER_BYTES + 1, 0)),
      "the sandbox sent an invalid answer (frame too large)"),
-], ids=["not-json", "values-not-a-dict", "tensor-not-sent", "errors-badly-keyed", "truncated", "oversized"])
+], ids=["not-json", "nested-deep", "values-not-a-dict", "tensor-not-sent", "errors-badly-keyed",
+        "errors-not-text", "type-name-too-long", "values-of-other-names", "halted-not-a-number", "commit-unasked",
+        "truncated", "oversized"])
 def test_sandbox_refuses_a_bad_answer(monkeypatch: pytest.MonkeyPatch, send: Callable[[Any], None],
                                       died: str) -> None:
-    """Whatever the child sends back, the grader believes only a frame that checks out: anything
-    else ends the sandbox with a reason, and no value is taken from it."""
-    monkeypatch.setattr("grader.confined.sandbox.serve", answering_with(send))
-    with Sandbox("x = 1", "<test>", Limits(time_s=5, memory_mb=256)) as box:
-        (result,) = box.run_case({}, {}, [Run()], ("x",))
+    """Whatever the child sends back, the grader believes only a message that checks out in every field:
+    anything else ends the sandbox with a reason, no value is taken from it, and nothing raises here."""
+    monkeypatch.setattr("grader.confined.child.serve", answering_with(send))
+    with forked_here(monkeypatch), UnixSandbox("x = 1", "<test>", Limits(time_s=5, memory_mb=256)) as box:
+        box.case(Case({}, {}, {}, ("x",)))
+        result = box.run(Run())
     assert result.died == died
     assert result.values == {"x": None}
+
+
+@unix_only
+def test_sandbox_takes_a_good_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same fake child, answering right, is believed: the bad answers above fail for their one fault."""
+    good = pack({"type": "end", "values": {"x": "tensor"}, "errors": {"1": "line 2: oops"}, "output": "hi",
+                 "halted_at": None, "seconds": 0.5}, {"x": torch.ones(3)})
+    monkeypatch.setattr("grader.confined.child.serve", answering_with(lambda sock: sock.sendall(good)))
+    with forked_here(monkeypatch), UnixSandbox("x = 1", "<test>", Limits(time_s=5, memory_mb=256)) as box:
+        box.case(Case({}, {}, {}, ("x",)))
+        result = box.run(Run())
+    assert result.died is None and result.errors == {1: "line 2: oops"} and result.output == "hi"
+    assert torch.equal(result.values["x"], torch.ones(3))  # type: ignore[arg-type]

@@ -1,0 +1,129 @@
+"""Commit before reveal: no truth reaches the child before everything it could give away is committed.
+
+The grader hands the child a true gradient only after the child has committed its own value of
+that gradient and of every gradient computed from it (everything downstream of its tensor):
+a true dW2 says what dlogits is. These tests record every reveal of real gradings, in a real
+sandbox, and check that order for programs in backprop order and out of it; the same check
+fails when the ledger is told to reveal everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from grader.confined import sandbox as sandbox_module
+from grader.confined.protocol import Commit, Run
+from grader.courseware.cases import setting_of
+from grader.courseware.course import Course
+from grader.courseware.data import find_names
+from grader.judging import runs
+from tests.conftest import GradeSource, unix_only
+
+pytestmark = unix_only
+
+
+@dataclass
+class Log:
+    """What the isolated runs of one grading committed and revealed, in order, case by case."""
+
+    events: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # ("case" | "commit" | "reveal", names)
+
+
+@pytest.fixture
+def reveals(monkeypatch: pytest.MonkeyPatch) -> Iterator[Log]:
+    """Every commit and reveal of the isolated runs (the runs that wait for reveals) of a test's gradings."""
+    log = Log()
+    real_run = sandbox_module.Sandbox.run
+    real_case = sandbox_module.Sandbox.case
+
+    def case(self: sandbox_module.Sandbox, message: object) -> None:
+        log.events.append(("case", ()))
+        real_case(self, message)  # type: ignore[arg-type]
+
+    def run(self: sandbox_module.Sandbox, request: Run, decide: object = None) -> object:
+        if decide is None:
+            return real_run(self, request)
+
+        def recording(commit: Commit) -> dict[str, object]:
+            log.events.append(("commit", tuple(commit.values)))
+            out = decide(commit)  # type: ignore[operator]
+            log.events.append(("reveal", tuple(out)))
+            return out  # type: ignore[no-any-return]
+
+        result = real_run(self, request, recording)  # type: ignore[arg-type]
+        log.events.append(("commit", tuple(result.values)))
+        return result
+
+    monkeypatch.setattr(sandbox_module.Sandbox, "case", case)
+    monkeypatch.setattr(sandbox_module.Sandbox, "run", run)
+    yield log
+
+
+def check_order(log: Log, course: Course, exercise_id: str) -> None:
+    """Within each case, a gradient's truth is revealed only after its own value and that of every graded
+    gradient downstream of it have been committed by an isolated run."""
+    exercise = course.exercise(exercise_id)
+    graph = setting_of(exercise, find_names(allow_download=False)).graph
+    tensor_of = {g.name: g.tensor for g in (*exercise.gradients, *exercise.helpers)}
+    graded = set(exercise.gradient_names)
+    committed: set[str] = set()
+    revealed = 0
+    for kind, names in log.events:
+        if kind == "case":
+            committed = set()
+        elif kind == "commit":
+            committed |= set(names)
+        else:
+            for name in names:
+                revealed += 1
+                downstream = {g for g, t in tensor_of.items() if t in graph.downstream(tensor_of[name])} & graded
+                assert name in committed or name not in graded, f"{name} revealed before it was committed"
+                assert downstream <= committed, f"{name} revealed before {sorted(downstream - committed)}"
+    assert revealed > 0
+
+
+PROGRAMS = {
+    "solution": "",
+    "an early gradient assigned again at the end": "\ndlogprobs = dlogprobs.clone()\n",
+    "a gradient changed in place after its last assignment":
+        "\nkeep = dC.clone()\ndC = torch.zeros_like(C)\nalias = dC\nalias += keep\n",
+    "a gradient that reads one not downstream of it": "\ndbnbias = dhpreact.sum(0, keepdim=True) + 0 * dbngain\n",
+}
+
+
+@pytest.mark.parametrize("change", sorted(PROGRAMS))
+def test_no_truth_before_its_commits(course: Course, grade_source: GradeSource, reveals: Log, change: str) -> None:
+    """For programs in backprop order and out of it, every reveal comes after the commits it could give
+    away, and the solution still scores in full."""
+    source = course.exercise("exercise1").solution.read_text() + PROGRAMS[change]
+    report = grade_source("exercise1", source)
+    assert report.score == report.max_score, [(g.name, g.message) for g in report.gradients if not g.passed]
+    check_order(reveals, course, "exercise1")
+
+
+def test_order_check_fails_when_the_ledger_reveals_at_once(course: Course, grade_source: GradeSource,
+                                                             reveals: Log, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The order check has teeth: a ledger that reveals each truth as soon as its own line has run breaks it
+    for a program that assigns a downstream gradient late."""
+    monkeypatch.setattr(runs.Reveals, "may_reveal", lambda self, name: True)
+    source = course.exercise("exercise1").solution.read_text() + PROGRAMS["an early gradient assigned again at the end"]
+    grade_source("exercise1", source)
+    with pytest.raises(AssertionError, match="revealed before"):
+        check_order(reveals, course, "exercise1")
+
+
+SPARSE_ONLY = ("dprobs = (1.0 / probs) * dlogprobs if int((dlogprobs != 0).sum()) <= n else None\n")
+
+
+def test_code_that_answers_only_the_values_it_expects_fails(course: Course, grade_source: GradeSource) -> None:
+    """A line that gives its gradient only when its input looks like the truth (one nonzero per row), and
+    nothing for the random values of the vector-Jacobian check, is wrong, however right its value."""
+    solution = course.exercise("exercise1").solution.read_text()
+    source = solution.replace("dprobs = (1.0 / probs) * dlogprobs", SPARSE_ONLY.strip(), 1)
+    assert source != solution
+    results = {g.name: g for g in grade_source("exercise1", source).gradients}
+    assert results["dprobs"].status.value == "wrong"
+    assert "gave no usable dprobs" in results["dprobs"].message
