@@ -26,7 +26,7 @@ from grader.courseware.forward import load_forward
 from grader.intake.notebooks import build_notebook
 from grader.intake.submission import compile_program
 from grader.judging.grade import grade_program
-from tests.conftest import ROOT, failing, statuses
+from tests.conftest import ROOT, failing, pinned_draw, statuses
 
 EXAMPLE = ROOT / "examples" / "layernorm"
 
@@ -38,7 +38,8 @@ def layernorm() -> Course:
 
 def grade_text(course: Course, dataset: Dataset, exercise_id: str, source: str):  # type: ignore[no-untyped-def]
     program = compile_program(source, "<submission>")
-    return grade_program(course, course.exercise(exercise_id), program, dataset, submission_label="<submission>")
+    return grade_program(course, course.exercise(exercise_id), program, dataset, submission_label="<submission>",
+                         draw=pinned_draw(course))
 
 
 def test_its_forward_pass_is_layernorm_as_torch_computes_it(layernorm: Course, dataset: Dataset) -> None:

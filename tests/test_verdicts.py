@@ -17,7 +17,7 @@ from grader.courseware.data import Dataset
 from grader.intake.notebooks import build_notebook
 from grader.intake.submission import compile_program
 from grader.judging.grade import grade_program
-from tests.conftest import ROOT, GradeSource
+from tests.conftest import ROOT, GradeSource, pinned_draw
 
 SOLUTION2 = "dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\ndlogits /= n\n"
 
@@ -127,7 +127,8 @@ def test_tolerance_in_course_yaml_takes_effect(tmp_path: Path, dataset: Dataset)
     loose = load_course(tmp_path / "course.yaml")
     assert loose.exercise("exercise2").gradients[0].tolerance.rtol == 1e-4
     program = compile_program(SCALED.format(k=3e-5), "<submission>")
-    report = grade_program(loose, loose.exercise("exercise2"), program, dataset, submission_label="<submission>")
+    report = grade_program(loose, loose.exercise("exercise2"), program, dataset, submission_label="<submission>",
+                           draw=pinned_draw(loose))
     assert only(report).status.value == "approximate"
 
 

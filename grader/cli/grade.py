@@ -28,7 +28,7 @@ def grade_command(exercise: Exercise) -> click.Command:
     @click.pass_context
     def command(ctx: click.Context, /, *, submission: Path | None, fmt: str, data: Path | None,
                 time_limit: float | None, memory_limit: int | None, feedback: bool, output: Path | None,
-                github: bool, watch: bool, **training: Any) -> None:
+                github: bool, watch: bool, replay: Path | None, **training: Any) -> None:
         course = course_or_exit(ctx)
         from grader.confined.zygote import start_early
 
@@ -50,7 +50,8 @@ def grade_command(exercise: Exercise) -> click.Command:
             if training.get("full") or training.get("steps"):
                 full_command(course, exercise_id, submission, data, fmt=fmt, limits=limits, **training)
             started = time.monotonic()
-            report = grade(course, exercise_id, submission, data, limits)
+            draw = replayed(course, exercise, replay) if replay is not None else None
+            report = grade(course, exercise_id, submission, data, limits, draw=draw)
         except (CourseError, SubmissionError, DataError, SandboxError) as exc:
             fail_setup(str(exc))
         emit([report], fmt=fmt, output=output, github=github, seconds=time.monotonic() - started,
@@ -71,6 +72,9 @@ def grade_command(exercise: Exercise) -> click.Command:
         click.Option(["--feedback"], is_flag=True,
                      help="For a notebook: also write NOTEBOOK.feedback.html beside it, the notebook with "
                           "this report on top."),
+        click.Option(["--replay"], type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help="Grade on the cases and random probes a JSON report was graded on (an appeal, a bug "
+                          "report), instead of fresh ones: the same report again."),
         click.Option(["--watch"], is_flag=True,
                      help="Grade, then grade again each time the file is saved (what changed is said on "
                           "top); Ctrl-C ends it with the last verdict's exit code."),
@@ -88,6 +92,22 @@ def grade_command(exercise: Exercise) -> click.Command:
         ]
     return click.Command(exercise_id, callback=command, params=params,
                          help=f"{exercise.title}.\n\nGrade SUBMISSION (default: the exercise's stub).")
+
+
+def replayed(course: Course, exercise: Exercise, path: Path) -> Any:
+    """--replay: the draw a JSON report names, or one line saying why it cannot be read."""
+    import json
+
+    from grader.courseware.draw import replay
+
+    try:
+        return replay(json.loads(path.read_text(encoding="utf-8")), course, exercise)
+    except OSError as exc:
+        fail_setup(f"cannot read the report to replay {path}: {exc.strerror}")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        fail_setup(f"{path} is not a JSON report (ninja-grade ... --format json writes one)")
+    except CourseError as exc:
+        fail_setup(f"{path}: {exc}")
 
 
 def report_options() -> list[click.Parameter]:

@@ -46,15 +46,36 @@ class Gradient:
 
 @dataclass(frozen=True)
 class CaseSpec:
-    """One forward pass to judge on: a generator seed and a batch size."""
+    """One forward pass to judge on: a generator seed and a batch size; pinned by course.yaml, or
+    drawn fresh for one grading (grader/courseware/draw.py)."""
 
     name: str
     seed: int
     batch_size: int
     dtype: str = "float32"
+    fresh: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "seed": self.seed, "batch_size": self.batch_size, "dtype": self.dtype}
+        return {"name": self.name, "seed": self.seed, "batch_size": self.batch_size, "dtype": self.dtype,
+                "fresh": self.fresh}
+
+    @property
+    def described(self) -> str:
+        """As a message names it: `'lecture' (batch of 32)`, or `a fresh batch of 41 (seed 81...)`."""
+        if self.fresh:
+            return f"a fresh batch of {self.batch_size} (seed {self.seed})"
+        return f"{self.name!r} (batch of {self.batch_size})"
+
+
+@dataclass(frozen=True)
+class FreshCases:
+    """The cases each grading draws anew, so that no table of answers made from the public course can
+    match them: how many, their batch sizes (never one of a pinned case), and where a secret that
+    pins them for a whole class may be (a file kept off the students' copy, or $NINJA_CASE_SECRET)."""
+
+    count: int = 2
+    batch_sizes: tuple[int, int] = (20, 64)  # inclusive
+    secret_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -112,9 +133,10 @@ class Exercise:
 @dataclass(frozen=True)
 class Course:
     root: Path
-    cases: tuple[CaseSpec, ...]
+    cases: tuple[CaseSpec, ...]  # pinned: the first is the lecture's, which every grading judges on
     exercises: tuple[Exercise, ...]
     path: Path | None = None  # the course.yaml it was read from
+    fresh: FreshCases = FreshCases()
 
     def relative_path(self) -> str | None:
         """How a notebook names this course: None for the shipped one (the default), else its path
@@ -275,6 +297,9 @@ def parse_course(data: Any, root: Path) -> Course:
         if dtype not in ("float32", "float64"):
             raise CourseError(f"{where}: dtype must be float32 or float64, not {dtype!r}")
         cases.append(CaseSpec(_field(spec, "name", str, where), _field(spec, "seed", int, where), batch, dtype))
+    if not cases:
+        raise CourseError("course.yaml: 'cases' must name at least one case (the lecture's batch)")
+    fresh = _fresh(top.get("fresh_cases", {}), root, {c.batch_size for c in cases})
 
     exercises = []
     for i, raw in enumerate(_list(top.get("exercises"), "exercises")):
@@ -315,7 +340,26 @@ def parse_course(data: Any, root: Path) -> Course:
     ids = [e.id for e in exercises]
     if len(set(ids)) != len(ids):
         raise CourseError("course.yaml: an exercise id is listed twice")
-    return Course(root, tuple(cases), tuple(exercises))
+    return Course(root, tuple(cases), tuple(exercises), fresh=fresh)
+
+
+def _fresh(raw: Any, root: Path, pinned_sizes: set[int]) -> FreshCases:
+    where = "fresh_cases"
+    spec = _mapping(raw, where)
+    unknown = set(spec) - {"count", "batch_size", "secret_file"}
+    if unknown:
+        raise CourseError(f"{where}: unknown setting {sorted(unknown)[0]!r} (count, batch_size, secret_file)")
+    count = _field(spec, "count", int, where) if "count" in spec else FreshCases.count
+    sizes = spec.get("batch_size", list(FreshCases.batch_sizes))
+    if not (isinstance(sizes, list) and len(sizes) == 2 and all(type(s) is int for s in sizes)
+            and 2 <= sizes[0] <= sizes[1]):
+        raise CourseError(f"{where}: batch_size must be [smallest, largest], both at least 2")
+    if not set(range(sizes[0], sizes[1] + 1)) - pinned_sizes:
+        raise CourseError(f"{where}: batch_size {sizes} holds only the pinned cases' batch sizes")
+    if not 0 <= count <= 16:
+        raise CourseError(f"{where}: count must be between 0 and 16")
+    secret = root / _field(spec, "secret_file", str, where) if "secret_file" in spec else None
+    return FreshCases(count, (sizes[0], sizes[1]), secret)
 
 
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's reads course.yaml ~7x faster

@@ -13,6 +13,8 @@ from grader.confined.sandbox import limits_note, open_sandbox
 from grader.courseware.cases import build_case, setting_of
 from grader.courseware.course import Course, CourseError, Exercise, Limits
 from grader.courseware.data import Dataset, find_names
+from grader.courseware.draw import Draw
+from grader.courseware.draw import draw as draw_cases
 from grader.intake.extract import Cell, extract, layout_of, looks_like_transcript, script_cells
 from grader.intake.submission import LeftOut, Program, assigned_names, compile_program, read_source
 from grader.judging.judge import all_error, judge, summarize, with_left_out
@@ -93,8 +95,10 @@ def left_out_note(program: Program) -> tuple[str, ...]:
 
 
 def grade_program(course: Course, exercise: Exercise, program: Program, dataset: Dataset, *,
-                  submission_label: str, limits: Limits | None = None) -> Report:
-    """Judge a compiled program. Its code runs only in the sandbox, never here."""
+                  submission_label: str, limits: Limits | None = None, draw: Draw | None = None) -> Report:
+    """Judge a compiled program on the pinned cases and fresh ones (`draw`: default, drawn now).
+    Its code runs only in the sandbox, never here."""
+    draw = draw if draw is not None else draw_cases(course, exercise)
     program = refuse_by_statement(program, exercise)
     notes = [dataset.note] if dataset.note else []
     notes += [*program.notes, *left_out_note(program)]
@@ -105,12 +109,13 @@ def grade_program(course: Course, exercise: Exercise, program: Program, dataset:
         gradients = all_error(exercise, blocker)
         notes.append(f"{submission_label}: {blocker}")
     elif exercise.training is not None:
-        return grade_training(exercise, program, dataset, submission_label=submission_label, limits=limits)
+        return grade_training(exercise, program, dataset, submission_label=submission_label, limits=limits,
+                              draw=draw)
     else:
         setting = setting_of(exercise, dataset)
         with open_sandbox(program.source, program.path, limits or exercise.limits, world=setting.world) as sandbox:
-            cases = [build_case(spec, setting) for spec in course.cases]
-            gradients, output = judge(exercise, program, cases, sandbox)
+            cases = [build_case(spec, setting) for spec in draw.cases]
+            gradients, output = judge(exercise, program, cases, sandbox, probe_seed=draw.probe_seed)
         held = sandbox.protections
         notes += [n for n in (limits_note(sandbox.held),) if n]
         gradients = with_left_out(gradients, program)
@@ -122,18 +127,20 @@ def grade_program(course: Course, exercise: Exercise, program: Program, dataset:
         notes=tuple(notes),
         output=output,
         start=exercise.start,
-        cases=tuple(spec.to_dict() for spec in course.cases),
+        cases=tuple(spec.to_dict() for spec in draw.cases),
         sandbox=held,
+        draw=draw.to_dict(),
     )
 
 
 def grade_training(exercise: Exercise, program: Program, dataset: Dataset, *, submission_label: str,
-                   limits: Limits | None = None) -> Report:
-    """Exercise 4: checkpoints judged in full, and the run's losses against autograd's."""
+                   limits: Limits | None = None, draw: Draw) -> Report:
+    """Exercise 4: checkpoints judged in full, and the run's losses against autograd's, from the
+    draw's training seed (both runs start from it)."""
     assert exercise.training is not None
     setting = setting_of(exercise, dataset)
     with open_sandbox(program.source, program.path, limits or exercise.limits) as sandbox:
-        run = quick_check(exercise, program, setting, sandbox)
+        run = quick_check(exercise, program, setting, sandbox, seed=draw.training_seed, probe_seed=draw.probe_seed)
     note = limits_note(sandbox.held)
     gradients = with_left_out(tuple(summarize(g, exercise, program, run.cases, run.checks)
                                     for g in exercise.gradients), program)
@@ -150,6 +157,7 @@ def grade_training(exercise: Exercise, program: Program, dataset: Dataset, *, su
         cases=tuple(c.spec.to_dict() for c in run.cases),
         training=training,
         sandbox=sandbox.protections,
+        draw=draw.to_dict(),
     )
 
 
@@ -161,16 +169,17 @@ def display_path(path: Path) -> str:
 
 def grade(course: Course, exercise_id: str, submission: str | os.PathLike[str] | None = None,
           data: str | os.PathLike[str] | None = None, limits: Limits | None = None, *,
-          sections: bool = False) -> Report:
+          sections: bool = False, draw: Draw | None = None) -> Report:
     """Grade `submission` (default: the exercise's stub). With `sections`, a .py is read as
-    holding several exercises, like a notebook. Raises CourseError, SubmissionError or
-    DataError for problems of set-up, never for student mistakes."""
+    holding several exercises, like a notebook. `draw`: the cases and probes (default: the
+    course's pinned cases and fresh ones, drawn now; courseware/draw.py). Raises CourseError,
+    SubmissionError or DataError for problems of set-up, never for student mistakes."""
     exercise = course.exercise(exercise_id)
     path = Path(submission) if submission is not None else exercise.stub
     label = display_path(path)
     program = load_submission(course, exercise, path, sections=sections)
     dataset = find_names(data)
-    return grade_program(course, exercise, program, dataset, submission_label=label, limits=limits)
+    return grade_program(course, exercise, program, dataset, submission_label=label, limits=limits, draw=draw)
 
 
 def train_full(course: Course, exercise_id: str, submission: str | os.PathLike[str] | None = None,

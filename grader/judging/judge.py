@@ -127,7 +127,8 @@ def changed_later(exercise: Exercise, program: Program, chained: RunResult) -> s
     return later
 
 
-def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbox, *, vjp: bool) -> CaseChecks:
+def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbox, *, vjp: bool,
+               probe_seed: int = 0) -> CaseChecks:
     """Isolated and chained checks of every gradient on one case (and the VJP checks if asked).
 
     The runs (grader/judging/runs.py), in this order: the chained run; with `vjp`, the runs with
@@ -140,7 +141,7 @@ def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbo
     at_end = changed_later(exercise, program, chained_result)
     reads = plan.reads
     own = at_end | {g.name for g in exercise.gradients if reads.get(g.name, frozenset()) - plan.closure[g.name]}
-    randoms = unit_randoms(exercise, case) if vjp else {}
+    randoms = unit_randoms(exercise, case, probe_seed) if vjp else {}
     plans = {g.name: vjp_plan(exercise, g, case, randoms) for g in plan.order} if vjp else {}
     # A random gradient can only be handed to code that names it: an intermediate the code does
     # not assign (exercise 4's are optional) leaves the check to what the graph alone says.
@@ -219,20 +220,18 @@ def fold(checks: list[Check], cases: list[Case]) -> Verdict:
     if not status.passed and status is not Status.MISSING and len(cases) > 1:
         case_label = cases[at].label
     if status is Status.ERROR and checks[0].status.passed and cases[at].spec.batch_size != cases[0].spec.batch_size:
-        n = cases[at].spec.batch_size
-        first = f"{cases[0].label!r} (batch of {cases[0].spec.batch_size})"
-        diagnosis = Diagnosis("hard-coded-batch", f"right on {first} but raises on {case_label!r} (batch of {n}): "
+        first, there = cases[0].spec.described, cases[at].spec.described
+        diagnosis = Diagnosis("hard-coded-batch", f"right on {first} but raises on {there}: "
                               f"{decisive.message}")
         message = f"{diagnosis.message}. Try: {ADVICE[diagnosis.label]}"
     if status is Status.WRONG:
         if checks[0].status.passed and cases[at].spec.batch_size != cases[0].spec.batch_size:
-            n = cases[at].spec.batch_size
             there = f": there {decisive.diagnosis.message}" if decisive.diagnosis else ""
-            first = f"{cases[0].label!r} (batch of {cases[0].spec.batch_size})"
-            diagnosis = Diagnosis("hard-coded-batch", f"right on {first} but wrong on {case_label!r} (batch of {n})"
+            first, where = cases[0].spec.described, cases[at].spec.described
+            diagnosis = Diagnosis("hard-coded-batch", f"right on {first} but wrong on {where}"
                                   f"{there}")
         elif checks[0].status.passed:
-            message = f"right on {cases[0].label!r} but wrong on {case_label!r}: {message}"
+            message = f"right on {cases[0].spec.described} but wrong on {cases[at].spec.described}: {message}"
         elif decisive.diagnosis is not None:  # it explains the value of the case reported, exactly
             diagnosis = decisive.diagnosis
         if diagnosis is not None:
@@ -359,10 +358,12 @@ def all_error(exercise: Exercise, reason: str) -> tuple[GradientResult, ...]:
     )
 
 
-def judge(exercise: Exercise, program: Program, cases: list[Case],
-          sandbox: Sandbox) -> tuple[tuple[GradientResult, ...], str]:
-    """Every gradient of the exercise, judged on every case; and what the code printed."""
-    per_case = [check_case(exercise, program, case, sandbox, vjp=i == 0) for i, case in enumerate(cases)]
+def judge(exercise: Exercise, program: Program, cases: list[Case], sandbox: Sandbox, *,
+          probe_seed: int) -> tuple[tuple[GradientResult, ...], str]:
+    """Every gradient of the exercise, judged on every case (the VJP check on the first, with random
+    gradients from `probe_seed`); and what the code printed."""
+    per_case = [check_case(exercise, program, case, sandbox, vjp=i == 0, probe_seed=probe_seed)
+                for i, case in enumerate(cases)]
     results = tuple(summarize(g, exercise, program, cases, per_case) for g in exercise.gradients)
     return results, per_case[0].output
 

@@ -166,6 +166,7 @@ class Report:
     cases: tuple[dict[str, Any], ...] = field(default=())
     training: TrainingResult | None = None  # exercise 4: the run with the student's gradients
     sandbox: dict[str, str] = field(default_factory=dict)  # what confined the code, as it held at grading
+    draw: dict[str, Any] = field(default_factory=dict)  # where its cases and probes came from (draw.py)
 
     @property
     def passed(self) -> bool:
@@ -194,5 +195,6 @@ class Report:
             "notes": list(self.notes),
             "output": self.output,
             "cases": list(self.cases),
+            **({"draw": dict(self.draw)} if self.draw else {}),
             **({"training": self.training.to_dict()} if self.training else {}),
         }

@@ -128,7 +128,8 @@ class QuickCheck:
     died: str | None = None  # the sandbox ended (time, memory, a crash): no gradient can be trusted
 
 
-def quick_check(exercise: Exercise, program: Any, setting: Setting, sandbox: Sandbox) -> QuickCheck:
+def quick_check(exercise: Exercise, program: Any, setting: Setting, sandbox: Sandbox, *, seed: int | None = None,
+                probe_seed: int = 0) -> QuickCheck:
     """Run check_steps steps of both runs; judge every gradient in full at the checkpoints.
 
     Between checkpoints, every step's gradients are screened against autograd's at the
@@ -137,7 +138,8 @@ def quick_check(exercise: Exercise, program: Any, setting: Setting, sandbox: San
     """
     spec = exercise.training
     assert spec is not None
-    mine, g = setting.parameters(spec.seed)
+    seed = spec.seed if seed is None else seed  # drawn anew for a grading; both runs start from it
+    mine, g = setting.parameters(seed)
     ref = {k: p.clone() for k, p in mine.items()}
     out = QuickCheck()
     screening = True  # until the first step judged in full for a disagreement not seen before
@@ -158,9 +160,8 @@ def quick_check(exercise: Exercise, program: Any, setting: Setting, sandbox: San
                 judge_here = died is None and bool(new_wrong)
                 screening = screening and not judge_here
             if judge_here:
-                case = case_from(CaseSpec(f"step {step}", spec.seed, spec.batch_size), mine, Xb, Yb,
-                                 setting=setting)
-                checks = check_case(exercise, program, case, sandbox, vjp=step == 0)
+                case = case_from(CaseSpec(f"step {step}", seed, spec.batch_size), mine, Xb, Yb, setting=setting)
+                checks = check_case(exercise, program, case, sandbox, vjp=step == 0, probe_seed=probe_seed)
                 vjp = out.checks[0].vjp if out.checks else checks.vjp
                 known |= disagreeing(exercise, screened, checks.values, case.truth, vjp)
                 out.cases.append(case)

@@ -61,9 +61,10 @@ def vjp_plan(exercise: Exercise, grad: Gradient, case: Case, randoms: dict[str, 
     return VJPPlan(random_consumers, parts, typical)
 
 
-def unit_randoms(exercise: Exercise, case: Case) -> dict[str, torch.Tensor]:
-    """One unit-scale random tensor per gradient of the exercise, seeded by the case."""
-    g = torch.Generator().manual_seed(case.spec.seed + 1)
+def unit_randoms(exercise: Exercise, case: Case, seed: int) -> dict[str, torch.Tensor]:
+    """One unit-scale random tensor per gradient of the exercise, from the grading's probe seed (drawn
+    anew for each grading: grader/courseware/draw.py), so no table made in advance holds its answers."""
+    g = torch.Generator().manual_seed(seed)
     return {grad.tensor: torch.randn(case.truth[grad.tensor].shape, generator=g, dtype=case.truth[grad.tensor].dtype)
             for grad in (*exercise.gradients, *exercise.helpers)}
 

@@ -1,0 +1,121 @@
+"""The cases and probes of one grading: the course's pinned cases, and cases no one has seen.
+
+Every grading judges on the course's pinned cases (the first is the lecture's batch, whose
+numbers students recognise) and on `fresh_cases.count` more, drawn for that grading alone:
+random seeds, and batch sizes drawn from the course's range, never a pinned case's size. The
+vector-Jacobian check's random gradients come from a seed drawn the same way, and so does a
+training exercise's quick run. Nothing in the public course predicts them, so a table of
+answers made at home with the grader's own code matches none of them.
+
+Where the randomness comes from:
+- fresh (the default): the operating system's randomness, anew each grading;
+- a course secret ($NINJA_CASE_SECRET, or the file `fresh_cases.secret_file` that the course
+  keeps off the students' copy): derived from it by HMAC, the same for every student of a
+  class and unknown to each; the report names the cases, never the secret;
+- a replay (`--replay REPORT.json`): the cases, probe seed and training seed a report names,
+  so that an appeal or a bug report grades exactly as it was graded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from grader.courseware.course import CaseSpec, Course, CourseError, Exercise
+
+SECRET_ENV = "NINJA_CASE_SECRET"
+MAX_SEED = (1 << 31) - 1
+
+
+@dataclass(frozen=True)
+class Draw:
+    """What one grading is judged on, and where it came from (fresh, secret, replay, pinned)."""
+
+    cases: tuple[CaseSpec, ...]
+    probe_seed: int
+    training_seed: int | None = None  # a training exercise's quick run
+    drawn: str = "fresh"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"drawn": self.drawn, "probe_seed": self.probe_seed, "training_seed": self.training_seed}
+
+
+def course_secret(course: Course) -> str | None:
+    """The class's secret, if this copy of the course has one: $NINJA_CASE_SECRET, else its secret file."""
+    if os.environ.get(SECRET_ENV):
+        return os.environ[SECRET_ENV]
+    path = course.fresh.secret_file
+    if path is not None and path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CourseError(f"cannot read the course's case secret {path}: {exc}") from None
+        return text or None
+    return None
+
+
+class _Numbers:
+    """Integers below a bound: from the OS, or derived from a secret and a name (never the secret itself)."""
+
+    def __init__(self, secret: str | None, exercise: Exercise) -> None:
+        self.key = secret.encode() if secret is not None else None
+        self.exercise = exercise.id
+        self.system = secrets.SystemRandom()
+
+    def below(self, bound: int, what: str) -> int:
+        if self.key is None:
+            return self.system.randrange(bound)
+        digest = hmac.new(self.key, f"{self.exercise}/{what}".encode(), hashlib.sha256).digest()
+        return int.from_bytes(digest[:8], "big") % bound
+
+
+def draw(course: Course, exercise: Exercise, *, secret: str | None = None) -> Draw:
+    """The cases of one grading: the pinned ones, then `count` fresh ones; the probe and training seeds."""
+    secret = secret if secret is not None else course_secret(course)
+    numbers = _Numbers(secret, exercise)
+    lo, hi = course.fresh.batch_sizes
+    pinned = {c.batch_size for c in course.cases}
+    sizes = [n for n in range(lo, hi + 1) if n not in pinned]
+    fresh = []
+    for i in range(course.fresh.count):
+        seed = 1 + numbers.below(MAX_SEED, f"case {i} seed")
+        n = sizes[numbers.below(len(sizes), f"case {i} batch size")]
+        fresh.append(CaseSpec(f"fresh batch of {n} (seed {seed})", seed, n, fresh=True))
+    training = 1 + numbers.below(MAX_SEED, "training seed") if exercise.training is not None else None
+    return Draw((*course.cases, *fresh), 1 + numbers.below(MAX_SEED, "probe seed"), training,
+                "secret" if secret is not None else "fresh")
+
+
+def pinned(course: Course, cases: tuple[CaseSpec, ...] | None = None, *, probe_seed: int | None = None,
+           training_seed: int | None = None) -> Draw:
+    """A draw fixed in advance (tests, and the course author checking a case by hand): the course's
+    pinned cases unless others are given, the probes seeded by the first case's seed + 1."""
+    chosen = cases if cases is not None else course.cases
+    return Draw(chosen, probe_seed if probe_seed is not None else chosen[0].seed + 1, training_seed, "pinned")
+
+
+def replay(report: Any, course: Course, exercise: Exercise) -> Draw:
+    """The draw a report was graded on (its JSON), to grade again exactly; a CourseError says what is off."""
+    if not isinstance(report, dict):
+        raise CourseError("the report to replay is not a JSON object")
+    if report.get("exercise") not in (None, exercise.id):
+        raise CourseError(f"the report to replay is of {report.get('exercise')}, not {exercise.id}")
+    raw_cases, draw_info = report.get("cases"), report.get("draw")
+    if not isinstance(raw_cases, list) or not raw_cases or not isinstance(draw_info, dict):
+        raise CourseError("the report to replay names no cases and no draw: is it a JSON report of ninja-grade?")
+    cases = []
+    for i, raw in enumerate(raw_cases):
+        if not (isinstance(raw, dict) and isinstance(raw.get("name"), str) and type(raw.get("seed")) is int
+                and type(raw.get("batch_size")) is int and raw["batch_size"] >= 2
+                and raw.get("dtype", "float32") in ("float32", "float64")):
+            raise CourseError(f"the report to replay has a malformed case (cases[{i}])")
+        cases.append(CaseSpec(raw["name"], raw["seed"], raw["batch_size"], raw.get("dtype", "float32"),
+                              bool(raw.get("fresh", False))))
+    probe, training = draw_info.get("probe_seed"), draw_info.get("training_seed")
+    if type(probe) is not int or (training is not None and type(training) is not int):
+        raise CourseError("the report to replay has no usable probe or training seed")
+    return Draw(tuple(cases), probe, training, "replay")

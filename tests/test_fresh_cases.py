@@ -1,0 +1,194 @@
+"""Answers that cannot be looked up: every grading judges on batches and probes no one has seen.
+
+The lookup-table attack is written here as a student would write it at home, with nothing but
+the grader's public code: for every case course.yaml names and the probes seeded from it, the
+true answer of each gradient line, keyed by what that line receives. Graded on those public
+inputs (the draw pinned to them), it scores full marks, every gradient exact; graded as every
+grading now is, on fresh cases and probes, it scores nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from grader.cli import main
+from grader.courseware.cases import build_case, setting_of
+from grader.courseware.course import Course
+from grader.courseware.data import Dataset
+from grader.courseware.draw import SECRET_ENV, draw, pinned
+from grader.intake.submission import compile_program
+from grader.judging.grade import grade_program
+from grader.judging.vjp import unit_randoms, vjp_plan
+from tests.conftest import ROOT
+
+FINGERPRINT = "def fp(t):\n    return round(float(t.double().sum()), 5) if isinstance(t, torch.Tensor) else None\n"
+
+
+def lookup_table_submission(course: Course, dataset: Dataset) -> str:
+    """Exercise 1 answered from a table: each gradient's line looks up (the batch, the fingerprints of
+    its consumers' gradients) among answers computed in advance for every public case and probe."""
+    exercise = course.exercise("exercise1")
+    setting = setting_of(exercise, dataset)
+    table: dict[str, list[float]] = {}
+    order = sorted(exercise.gradients, key=lambda g: len(setting.graph.downstream(g.tensor)))
+    name_of = {g.tensor: g.name for g in exercise.gradients}
+
+    def consumers_of(tensor: str) -> list[str]:
+        return [c for c in setting.graph.consumers(tensor) if c in name_of]
+
+    for spec in course.cases:  # what the public course.yaml names, and the probes public code seeds from it
+        case = build_case(spec, setting)
+        batch = tuple(case.given["Xb"].flatten()[:6].tolist())  # type: ignore[union-attr]
+        randoms = unit_randoms(exercise, case, spec.seed + 1)
+        for g in order:
+            consumers = consumers_of(g.tensor)
+            truths = tuple(round(float(case.truth[c].double().sum()), 5) for c in consumers)
+            table[repr((g.name, batch, truths))] = case.truth[g.tensor].flatten().tolist()
+            plan = vjp_plan(exercise, g, case, randoms)
+            if plan is not None:
+                probes = tuple(round(float(randoms[c].double().sum()), 5) for c in consumers)
+                answer = sum(plan.parts.values(), torch.zeros_like(case.truth[g.tensor]))
+                table[repr((g.name, batch, probes))] = answer.flatten().tolist()
+    lines = ["T = " + repr(table), FINGERPRINT, "batch = tuple(Xb.flatten()[:6].tolist())"]
+    for g in order:
+        consumers = ", ".join(f"fp({name_of[c]})" for c in consumers_of(g.tensor))
+        key = f"repr(({g.name!r}, batch, ({consumers}{',' if consumers and ',' not in consumers else ''})))"
+        lines.append(f"found = T.get({key})")
+        lines.append(f"{g.name} = torch.tensor(found).view({g.tensor}.shape) if found else "
+                     f"torch.zeros_like({g.tensor})")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def table_source(course: Course, dataset: Dataset) -> str:
+    return lookup_table_submission(course, dataset)
+
+
+def test_lookup_table_scores_in_full_on_public_inputs(course: Course, dataset: Dataset, table_source: str) -> None:
+    """The attack is real: on the cases and probes the public course names, the table earns every point."""
+    program = compile_program(table_source, "table.py")
+    public = pinned(course, course.cases, probe_seed=course.cases[0].seed + 1)
+    report = grade_program(course, course.exercise("exercise1"), program, dataset, submission_label="table.py",
+                           draw=public)
+    assert report.score == report.max_score, [(g.name, g.message) for g in report.gradients if not g.passed]
+    assert len(table_source) > 100_000
+
+
+def test_lookup_table_scores_nothing_on_fresh_cases(course: Course, dataset: Dataset, table_source: str) -> None:
+    """Graded as every grading is, on fresh cases and probes, the table earns no point."""
+    program = compile_program(table_source, "table.py")
+    report = grade_program(course, course.exercise("exercise1"), program, dataset, submission_label="table.py")
+    assert report.score == 0, [g.name for g in report.gradients if g.passed]
+    assert report.draw["drawn"] == "fresh"
+    assert sum(c["fresh"] for c in report.cases) == course.fresh.count
+
+
+def test_two_gradings_pass_on_different_cases(course: Course, dataset: Dataset) -> None:
+    """The same correct file passes twice, on fresh cases and probes that differ between the gradings;
+    the lecture's batch is in both."""
+    exercise = course.exercise("exercise1")
+    program = compile_program(exercise.solution.read_text(), "solution.py")
+    first, second = (grade_program(course, exercise, program, dataset, submission_label="s.py") for _ in range(2))
+    assert first.passed and second.passed
+    assert first.cases[0] == second.cases[0] and first.cases[0]["name"] == "lecture"
+    assert [c["seed"] for c in first.cases[1:]] != [c["seed"] for c in second.cases[1:]]
+    assert first.draw["probe_seed"] != second.draw["probe_seed"]
+
+
+def test_fresh_batch_sizes_stay_in_the_range(course: Course) -> None:
+    """Fresh batch sizes come from course.yaml's range and are never a pinned case's (32)."""
+    sizes = {c.batch_size for _ in range(200) for c in draw(course, course.exercise("exercise1")).cases[1:]}
+    low, high = course.fresh.batch_sizes
+    assert sizes <= set(range(low, high + 1)) - {32} and len(sizes) > 20
+
+
+def test_a_course_secret_gives_a_class_the_same_cases(course: Course, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a class's secret every grading of an exercise draws the same cases and probes, unknown without
+    it; another secret draws others; no report names the secret."""
+    monkeypatch.setenv(SECRET_ENV, "the class of 2026")
+    one, two = draw(course, course.exercise("exercise1")), draw(course, course.exercise("exercise1"))
+    assert one == two and one.drawn == "secret"
+    monkeypatch.setenv(SECRET_ENV, "another class")
+    assert draw(course, course.exercise("exercise1")).cases != one.cases
+    monkeypatch.delenv(SECRET_ENV)
+    assert draw(course, course.exercise("exercise1")).cases != one.cases
+    assert "class of 2026" not in json.dumps(one.to_dict()) + json.dumps([c.to_dict() for c in one.cases])
+
+
+def test_a_course_secret_file_kept_off_the_students_copy(tmp_path: Path, course: Course) -> None:
+    """The course's secret file pins the cases where it exists (the instructor's copy) and nothing where
+    it does not (the students')."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    secret = tmp_path / ".ninja-case-secret"
+    with_file = replace(course, fresh=replace(course.fresh, secret_file=secret))
+    secret.write_text("kept by the instructor\n")
+    assert draw(with_file, course.exercise("exercise2")) == draw(with_file, course.exercise("exercise2"))
+    secret.unlink()
+    assert draw(with_file, course.exercise("exercise2")).drawn == "fresh"
+
+
+def test_replay_reproduces_a_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--replay REPORT.json grades on the cases and probes the report names: the same report again, for a
+    wrong submission whose messages name a fresh batch."""
+    monkeypatch.chdir(tmp_path)
+    source = (ROOT / "solutions" / "exercise1.py").read_text().replace("dlogprobs[range(n), Yb] = -1.0 / n",
+                                                                        "dlogprobs[range(n), Yb] = -1.0 / 32")
+    assert "1.0 / 32" in source
+    sub = tmp_path / "hard_coded.py"
+    sub.write_text(source)
+    first = CliRunner().invoke(main, ["exercise1", str(sub), "--format", "json"])
+    report = json.loads(first.stdout)
+    (tmp_path / "report.json").write_text(first.stdout)
+    again = json.loads(CliRunner().invoke(main, ["exercise1", str(sub), "--format", "json", "--replay",
+                                                 "report.json"]).stdout)
+    assert again["draw"] == {**report["draw"], "drawn": "replay"}
+    assert {k: v for k, v in again.items() if k != "draw"} == {k: v for k, v in report.items() if k != "draw"}
+    dlogprobs = report["gradients"][0]
+    assert dlogprobs["diagnosis"] == "hard-coded-batch"
+    assert "a fresh batch of" in dlogprobs["message"] and "(the 32 on line" in dlogprobs["message"]
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"exercise": "exercise2", "cases": [], "draw": {}}',
+                                     '{"cases": [{"name": "x", "seed": "one", "batch_size": 2}], "draw": {}}'])
+def test_replay_of_something_else_is_one_line(tmp_path: Path, content: str) -> None:
+    """A file that is not a report of this exercise, or is malformed, is one line on stderr, exit 2."""
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    result = CliRunner().invoke(main, ["exercise1", str(ROOT / "solutions" / "exercise1.py"), "--replay", str(bad)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("ninja-grade: ")
+
+
+def test_hard_coded_batch_view_is_caught_on_a_fresh_batch(course: Course, dataset: Dataset) -> None:
+    """`.view(32, 3, 10)` passes the lecture's batch and raises on every fresh one: hard-coded-batch, named."""
+    exercise = course.exercise("exercise1")
+    source = exercise.solution.read_text()
+    changed = source.replace("demb = dembcat.view(emb.shape)", "demb = dembcat.view(32, 3, 10)")
+    assert changed != source
+    report = grade_program(course, exercise, compile_program(changed, "view.py"), dataset, submission_label="view.py")
+    demb = next(g for g in report.gradients if g.name == "demb")
+    assert demb.diagnosis == "hard-coded-batch" and "a fresh batch of" in demb.message
+    assert "(the 32 on line" in demb.message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exercise_id", ["exercise1", "exercise2", "exercise3"])
+def test_a_solution_passes_fifty_fresh_gradings(course: Course, dataset: Dataset, exercise_id: str) -> None:
+    """No tolerance is flaky at any batch size of the range: 50 fresh gradings in a row, every one passing."""
+    exercise = course.exercise(exercise_id)
+    program = compile_program(exercise.solution.read_text(), "solution.py")
+    failures = []
+    sizes = set()
+    for _ in range(50):
+        report = grade_program(course, exercise, program, dataset, submission_label="solution.py")
+        sizes |= {c["batch_size"] for c in report.cases[1:]}
+        if not report.passed:
+            failures.append((report.cases, [(g.name, g.message) for g in report.gradients if not g.passed]))
+    assert failures == []
+    assert len(sizes) > 25
