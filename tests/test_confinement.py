@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import json
 import os
 import shutil
 import signal
@@ -487,3 +488,123 @@ def test_child_starts_clean(monkeypatch: pytest.MonkeyPatch, who: User | None) -
     monkeypatch.setattr(child_module.os.environ, "clear", lambda: None)
     said, _, _ = in_child(monkeypatch, starts_clean, as_user=who)
     assert "NINJA_DATA" in said[0]
+
+
+def test_time_limit_is_shared_by_every_run_of_a_submission(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wall clock is one budget for all of a submission's runs and cases: five runs of 0.4 s each
+    outlast a 1 s limit; given a new clock for each run (the protection off), every run would finish."""
+    def slow(ns: dict[str, object]) -> dict[int, str]:
+        time.sleep(0.4)
+        return {0: "done"}
+
+    def five_runs() -> list[str | None]:
+        replace_run(monkeypatch, slow)
+        with forked_here(monkeypatch), UnixSandbox("x = 1", "<test>", Limits(time_s=1, memory_mb=256)) as box:
+            box.case(Case({}, {}, {}, ()))
+            return [box.run(Run()).died for _ in range(5)]
+
+    died = five_runs()
+    assert died[0] is None and died[-1] == "time limit of 1 s reached (wall clock)"
+    real_run = UnixSandbox.run
+
+    def fresh_clock(self: UnixSandbox, request: Run, decide: Any = None) -> Any:
+        self.deadline = time.monotonic() + self.limits.time_s
+        return real_run(self, request, decide)
+
+    monkeypatch.setattr(UnixSandbox, "run", fresh_clock)
+    assert five_runs() == [None] * 5
+
+
+def dies_on_run(number: int) -> Body:
+    """A child that ends itself (past every guard) on its `number`th run."""
+    runs = [0]
+
+    def body(ns: dict[str, object]) -> dict[int, str]:
+        runs[0] += 1
+        if runs[0] == number:
+            os._exit(3)
+        return {}
+    return body
+
+
+def test_a_sandbox_ended_mid_grading_gives_no_point(monkeypatch: pytest.MonkeyPatch, course: Any,
+                                                    dataset: Any) -> None:
+    """Exercise 1: a child that dies in the middle of its runs (the isolated run of the first case) leaves
+    every gradient error with the reason, never a pass on the runs before."""
+    from grader.intake.submission import compile_program  # noqa: PLC0415
+    from grader.judging.grade import grade_program  # noqa: PLC0415
+
+    exercise = course.exercise("exercise1")
+    replace_run(monkeypatch, dies_on_run(3))
+    with forked_here(monkeypatch):
+        report = grade_program(course, exercise, compile_program(exercise.solution.read_text(), "s.py"), dataset,
+                               submission_label="s.py")
+    assert report.score == 0
+    assert {g.status.value for g in report.gradients} == {"error"}
+    assert all("your code ended the sandbox early (exit code 3)" in g.message for g in report.gradients)
+
+
+@pytest.mark.slow
+def test_a_sandbox_ended_in_the_quick_check_gives_no_point(monkeypatch: pytest.MonkeyPatch, course: Any,
+                                                           dataset: Any) -> None:
+    """Exercise 4: a child that dies on a training step of the quick check stops the run there, and no
+    gradient keeps a point from the steps before."""
+    from grader.intake.submission import compile_program  # noqa: PLC0415
+    from grader.judging.grade import grade_program  # noqa: PLC0415
+
+    exercise = course.exercise("exercise4")
+    real_execute = child_module.execute
+    runs = [0]
+
+    def dies_later(program: Any, ns: dict[str, object], at: Any = None, **kwargs: Any) -> Any:
+        runs[0] += 1
+        if runs[0] == 40:
+            os._exit(3)
+        return real_execute(program, ns, at, **kwargs)
+
+    monkeypatch.setattr(child_module, "execute", dies_later)
+    with forked_here(monkeypatch):
+        report = grade_program(course, exercise, compile_program(exercise.solution.read_text(), "s.py"), dataset,
+                               submission_label="s.py")
+    assert report.score == 0 and report.training is not None
+    assert "your code ended the sandbox early (exit code 3)" in (report.training.stopped or "")
+    assert all(g.status.value == "error" for g in report.gradients)
+
+
+def test_unix_report_says_what_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report graded by the unix sandbox says so in environment.sandbox, with what the kernel enforced
+    on that child (as it said), and a note only when something could not be had."""
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from grader.cli import main  # noqa: PLC0415
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NINJA_SANDBOX", "auto")
+    result = CliRunner().invoke(main, ["--sandbox", "unix", "exercise2", str(ROOT / "solutions" / "exercise2.py"),
+                                       "--format", "json"])
+    report = json.loads(result.stdout)
+    sandbox = report["environment"]["sandbox"]
+    assert sandbox["sandbox"] == "unix" and sandbox["protocol"] == "commit before reveal"
+    if kernel.landlock_abi():
+        assert sandbox["landlock"].startswith(f"Landlock ABI {kernel.landlock_abi()}")
+        assert not any("not available here" in n for n in report["notes"])
+    assert sandbox["seccomp"].startswith("seccomp")
+
+
+def test_report_says_in_one_line_what_could_not_be_had(monkeypatch: pytest.MonkeyPatch, course: Any, dataset: Any,
+                                                      unprivileged: User) -> None:
+    """Without Landlock (an older kernel) and without root, the report says so in one note, and what it
+    means; the grading itself goes on."""
+    from grader.intake.submission import compile_program  # noqa: PLC0415
+    from grader.judging.grade import grade_program  # noqa: PLC0415
+
+    exercise = course.exercise("exercise2")
+    monkeypatch.setattr(kernel, "landlock_only", lambda folder: "")
+    as_user = (unprivileged.uid, unprivileged.gid) if os.geteuid() == 0 else None
+    with forked_here(monkeypatch, as_user=as_user):
+        report = grade_program(course, exercise, compile_program(exercise.solution.read_text(), "s.py"), dataset,
+                               submission_label="s.py")
+    assert report.passed
+    notes = [n for n in report.notes if "not available here" in n]
+    assert len(notes) == 1 and notes[0].startswith("Landlock") and "what your user can" in notes[0]
+    assert report.sandbox["landlock"] == ""

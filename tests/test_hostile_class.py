@@ -57,7 +57,8 @@ def prepare(owner: User | None, secrets: dict[str, str]) -> Path:
     return root
 
 
-def grade_class(root: Path, grader: User | None, sandbox: str, secrets: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def grade_class(root: Path, grader: User | None, sandbox: str,
+                secrets: dict[str, str]) -> subprocess.CompletedProcess[str]:
     files = sorted(str(p) for p in (root / "class").iterdir())
     command = [sys.executable, "-c", "from grader.cli import run; run()", "--sandbox", sandbox, "batch", "exercise1",
                *files, "--out", str(root / "out"), "--jobs", "2", "--time-limit", "20"]
