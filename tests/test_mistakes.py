@@ -97,6 +97,8 @@ MISTAKES: dict[str, tuple[str, str, str, str | None]] = {
     "eps_dropped": ("dbnvar = (-0.5 * (bnvar + 1e-5) ** -1.5)", "dbnvar = (-0.5 * bnvar ** -1.5)", "dbnvar", "eps"),
     "eps_mistyped": ("dbnvar = (-0.5 * (bnvar + 1e-5) ** -1.5)", "dbnvar = (-0.5 * (bnvar + 1e-4) ** -1.5)", "dbnvar",
                      None),
+    "eps_doubled": ("dbnvar = (-0.5 * (bnvar + 1e-5) ** -1.5)", "dbnvar = (-0.5 * (bnvar + 2e-5) ** -1.5)", "dbnvar",
+                    None),
     # the right numbers in other places: a view in the right order needs no transpose; values nearly all
     # equal (dlogprobs is zero but for one entry a row) say nothing by their sorted values
     "viewed_in_another_order": ("demb = dembcat.view(emb.shape)", "demb = dembcat.view(10, 3, n)", "demb", "shape"),
