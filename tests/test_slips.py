@@ -1,4 +1,4 @@
-"""The labels read from the forward pass's own lines (grader/judging/slips.py): a factor too many or too
+"""The labels read from the forward pass's own lines (grader/judging/slips.py, shapes.py): a factor too many or too
 few, a dropped epsilon, a rearrangement, a matmul that needs .T. Each is a claim checked on every case:
 right variants never get one, and values near the edges (a factor ~1 everywhere) get none rather than a
 guess. The per-gradient mistakes of both courses are in tests/test_mistakes.py and

@@ -4,9 +4,9 @@ Every label is a claim that can be checked: the student's value equals the truth
 negated, scaled, transposed, shifted, summed over the wrong dimension, missing a
 consumer's contribution (worked out from the forward graph with autograd, one consumer
 at a time), or with repeated indices overwritten; or, read from the forward lines
-(grader/judging/slips.py), times a forward tensor too many or too few, without the
-forward pass's epsilon, or rearranged; and a matmul that raised names the operand that
-needs .T. When no transformation explains the value to within float error, there is no
+(grader/judging/slips.py and shapes.py), times a forward tensor too many or too few,
+without the forward pass's epsilon, or rearranged; and a matmul that raised names the
+operand that needs .T. When no transformation explains the value to within float error, there is no
 label: the grader never guesses.
 """
 
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from grader.courseware.cases import Case
-from grader.judging.slips import dropped_eps, factor, matmul_fix, rearranged
+from grader.judging.shapes import matmul_fix, rearranged
+from grader.judging.slips import dropped_eps, factor
 
 # Every label the grader can give; README.md explains each.
 LABELS = ("sign", "scale", "bessel", "transpose", "shape", "missing-branch", "duplicate-indices",
@@ -154,7 +155,7 @@ def diagnose_shape(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: 
 
 
 def said(label: str, words: str | None) -> Diagnosis | None:
-    """A label for what a check of grader/judging/slips.py said, if it said anything."""
+    """A label for what a check of grader/judging/slips.py or shapes.py said, if it said anything."""
     return Diagnosis(label, words) if words is not None else None
 
 
