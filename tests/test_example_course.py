@@ -25,6 +25,7 @@ from grader.courseware.data import Dataset
 from grader.courseware.forward import load_forward
 from grader.intake.notebooks import build_notebook
 from grader.intake.submission import compile_program
+from grader.judging.diagnose import ADVICE
 from grader.judging.grade import grade_program
 from tests.conftest import ROOT, failing, pinned_draw, statuses
 
@@ -107,11 +108,41 @@ MISTAKES = {
     "fused_with_a_bessel_factor_layernorm_does_not_have": (
         "exercise2", "- lnraw * (dlnraw", "- n_hidden / (n_hidden - 1) * lnraw * (dlnraw", "dhpreln", "bessel",
         "n_hidden/(n_hidden-1)"),
+    "gain_forgotten": (
+        "exercise1", "dlnraw = lngain * dhpreact", "dlnraw = dhpreact", "dlnraw", "factor",
+        "it is the truth divided by lngain: the local derivative through hpreact = lngain * lnraw + lnbias has a "
+        "factor lngain missing"),
+    "factor_forgotten_inside_the_sum": (
+        "exercise1", "dlngain = (lnraw * dhpreact).sum(0, keepdim=True)", "dlngain = dhpreact.sum(0, keepdim=True)",
+        "dlngain", "factor", "it is the truth with each term of its sum over dim 0 divided by lnraw"),
+    "forward_power_kept": (
+        "exercise1", "dlnvar = -0.5 * (lnvar + 1e-5) ** -1.5", "dlnvar = -0.5 * (lnvar + 1e-5) ** -0.5", "dlnvar",
+        "factor", "it is the truth times (lnvar + 1e-5)"),
+    "tanh_derivative_over_h": (
+        "exercise1", "dhpreact = (1.0 - h**2) * dh", "dhpreact = (1.0 - h**2) * dh / h", "dhpreact", "factor",
+        "it is the truth divided by h: the local derivative through h = torch.tanh(hpreact) has a factor h missing"),
+    # right on the first batch (its variances are large enough for 1e-5 to vanish), wrong on another: it is
+    # the epsilon, not the batch size
+    "eps_dropped": (
+        "exercise1", "dlnvar = -0.5 * (lnvar + 1e-5) ** -1.5", "dlnvar = -0.5 * lnvar ** -1.5", "dlnvar", "eps",
+        "but wrong on 'seed 1337, batch 27': there it is the truth without the forward pass's epsilon: lnvar_inv = "
+        "(lnvar + 1e-5)**-0.5 adds 1e-5 to lnvar, and your formula leaves it out"),
+    "view_scrambled": (
+        "exercise1", "demb = dembcat.view(emb.shape)", "demb = dembcat.view(n, n_embd, block_size).transpose(1, 2)",
+        "demb", "permutation", "then with dims 1 and 2 swapped: a view keeps the numbers in their order"),
+    "matmul_without_T": (
+        "exercise1", "dembcat = dhpreln @ W1.T", "dembcat = dhpreln @ W1", "dembcat", "matmul",
+        "from hpreln = embcat @ W1 + b1, dembcat = dhpreln @ W1.T"),
+    "matmul_of_dW2_without_T": (
+        "exercise1", "dW2 = h.T @ dlogits", "dW2 = h @ dlogits", "dW2", "matmul",
+        "you multiplied h (32x64) by dlogits (32x27); from logits = h @ W2 + b2, dW2 = h.T @ dlogits"),
 }
 
 
 @pytest.mark.parametrize("mistake", sorted(MISTAKES))
 def test_mistakes_get_the_lectures_quality_of_diagnosis(layernorm: Course, dataset: Dataset, mistake: str) -> None:
+    """Each real mistake in the second course fails its gradient alone, with its label, its words, what to try
+    and the hint command: the labels come from its own forward file."""
     exercise_id, old, new, broken, label, words = MISTAKES[mistake]
     solution = SOLUTION1 if exercise_id == "exercise1" else SOLUTION2
     assert solution.count(old) == 1
@@ -120,6 +151,8 @@ def test_mistakes_get_the_lectures_quality_of_diagnosis(layernorm: Course, datas
     grad = next(g for g in report.gradients if g.name == broken)
     assert grad.diagnosis == label, grad.message
     assert words in grad.message, grad.message
+    assert f"Try: {ADVICE[label]}" in grad.message
+    assert f"(hints: ninja-grade hint {exercise_id} {broken})" in grad.message
 
 
 def test_its_notebook_shows_its_own_forward_pass(layernorm: Course) -> None:

@@ -44,6 +44,10 @@ MISTAKES: dict[str, tuple[str, str, set[str], str | None, str | None]] = {
     "dh_from_an_untransposed_W2": ("dh = dlogits @ W2.T", "dh = (dlogits @ W2.T) * 2.0",
                                    {"dbngain", "dbnbias", "dW1", "dC"}, "dh", "scale"),
     "transposed_matmul_in_dW2": ("dW2 = h.T @ dlogits", "dW2 = dlogits.T @ h", {"dW2"}, None, "transpose"),
+    "fused_batchnorm_without_bngain": ("dhprebn = (bngain * bnvar_inv / n)", "dhprebn = (bnvar_inv / n)",
+                                       {"dW1", "dC"}, "dhprebn", "factor"),
+    "tanh_derivative_times_h": ("dhpreact = (1.0 - h * h) * dh", "dhpreact = (1.0 - h * h) * dh * h",
+                                {"dbngain", "dbnbias", "dW1", "dC"}, "dhpreact", "factor"),
     "lost_duplicate_indices_in_dC": (
         "dC = torch.zeros_like(C).index_add_(0, Xb.view(-1), demb.view(-1, demb.shape[2]))",
         "dC = torch.zeros_like(C)\ndC[Xb] += demb", {"dC"}, None, "duplicate-indices"),

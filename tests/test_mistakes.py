@@ -66,7 +66,7 @@ MISTAKES: dict[str, tuple[str, str, str, str | None]] = {
                                  "dlogit_maxes = torch.zeros_like(logit_maxes)", "dlogit_maxes", "coincidence"),
     "tanh_derivative_wrong": ("dhpreact = (1.0 - h**2) * dh", "dhpreact = (1.0 - h) * dh", "dhpreact", None),
     "view_scrambled": ("demb = dembcat.view(emb.shape)", "demb = dembcat.view(n, 10, 3).transpose(1, 2)", "demb",
-                       None),
+                       "permutation"),
     "one_branch_scaled": ("dbndiff += (2 * bndiff) * dbndiff2", "dbndiff += bndiff * dbndiff2", "dbndiff", None),
     # issue 13: mistakes a batch of another size hides, or that only raise there
     "bias_summed_over_the_wrong_dim": ("db2 = dlogits.sum(0)", "db2 = dlogits.sum(1)", "db2", "shape"),
@@ -79,6 +79,36 @@ MISTAKES: dict[str, tuple[str, str, str, str | None]] = {
                                  "hard-coded-batch"),
     "right_only_through_broadcasting": ("dbndiff2 = (1.0 / (n - 1)) * torch.ones_like(bndiff2) * dbnvar",
                                         "dbndiff2 = (1.0 / (n - 1)) * dbnvar", "dbndiff2", "shape"),
+    # a local derivative with a factor of the forward pass too many or too few, or the wrong power
+    "power_one_too_high": ("dcounts_sum = (-counts_sum**-2)", "dcounts_sum = (-counts_sum**-1)", "dcounts_sum",
+                           "factor"),
+    "gain_forgotten": ("dbnraw = bngain * dhpreact", "dbnraw = dhpreact", "dbnraw", "factor"),
+    "log_derivative_upside_down": ("dprobs = (1.0 / probs) * dlogprobs", "dprobs = probs * dlogprobs", "dprobs",
+                                   "factor"),
+    "factor_forgotten_inside_the_sum": ("dcounts_sum_inv = (counts * dprobs).sum(1, keepdim=True)",
+                                        "dcounts_sum_inv = dprobs.sum(1, keepdim=True)", "dcounts_sum_inv", "factor"),
+    "forward_power_kept": ("dbnvar = (-0.5 * (bnvar + 1e-5) ** -1.5)", "dbnvar = (-0.5 * (bnvar + 1e-5) ** -0.5)",
+                           "dbnvar", "factor"),
+    "one_branch_without_its_factor": ("dcounts = counts_sum_inv * dprobs", "dcounts = dprobs.clone()", "dcounts",
+                                      "factor"),
+    "tanh_derivative_times_h": ("dhpreact = (1.0 - h**2) * dh", "dhpreact = (1.0 - h**2) * dh * h", "dhpreact",
+                                "factor"),
+    # the forward pass's epsilon left out
+    "eps_dropped": ("dbnvar = (-0.5 * (bnvar + 1e-5) ** -1.5)", "dbnvar = (-0.5 * bnvar ** -1.5)", "dbnvar", "eps"),
+    "eps_mistyped": ("dbnvar = (-0.5 * (bnvar + 1e-5) ** -1.5)", "dbnvar = (-0.5 * (bnvar + 1e-4) ** -1.5)", "dbnvar",
+                     None),
+    "eps_doubled": ("dbnvar = (-0.5 * (bnvar + 1e-5) ** -1.5)", "dbnvar = (-0.5 * (bnvar + 2e-5) ** -1.5)", "dbnvar",
+                    None),
+    # the right numbers in other places: a view in the right order needs no transpose; values nearly all
+    # equal (dlogprobs is zero but for one entry a row) say nothing by their sorted values
+    "viewed_in_another_order": ("demb = dembcat.view(emb.shape)", "demb = dembcat.view(10, 3, n)", "demb", "shape"),
+    "labels_of_other_examples": ("dlogprobs[range(n), Yb] = -1.0 / n", "dlogprobs[range(n), Yb.flip(0)] = -1.0 / n",
+                                 "dlogprobs", None),
+    # a matmul that raises on shapes: which operand needs .T; none for a matrix the forward line does not use
+    "matmul_without_T_raises": ("dembcat = dhprebn @ W1.T", "dembcat = dhprebn @ W1", "dembcat", "matmul"),
+    "matmul_of_dh_without_T_raises": ("dh = dlogits @ W2.T", "dh = dlogits @ W2", "dh", "matmul"),
+    "matmul_of_dW1_without_T_raises": ("dW1 = embcat.T @ dhprebn", "dW1 = embcat @ dhprebn", "dW1", "matmul"),
+    "matmul_with_the_wrong_matrix_raises": ("dembcat = dhprebn @ W1.T", "dembcat = dhprebn @ C", "dembcat", None),
 }
 
 
@@ -96,10 +126,11 @@ def test_mistake_is_wrong_on_its_gradient_only(course: Course, grade_source: Gra
     report = grade_source("exercise1", source)
     assert failing(report) == {broken}
     result = next(g for g in report.gradients if g.name == broken)
-    assert result.status.value == ("error" if mistake.endswith("raises_elsewhere") else "wrong")
+    assert result.status.value == ("error" if "raises" in mistake else "wrong")
     assert result.diagnosis == label
     assert [g.name for g in report.gradients if g.diagnosis] == ([broken] if label else [])
-    assert f"ninja-grade hint exercise1 {broken}" in result.message
+    if result.status.value == "wrong" or label is not None:
+        assert f"ninja-grade hint exercise1 {broken}" in result.message
     if label is not None:  # says in words which branch, dimension, factor or rows, then what to try
         assert re.search(WORDING[mistake], result.message), result.message
         assert f"Try: {ADVICE[label]}" in result.message
@@ -193,6 +224,36 @@ WORDING: dict[str, str] = {
                                 r"\d+: RuntimeError: .* \(the 32 on line \d+ is the batch size: write n",
     "right_only_through_broadcasting": r"dbndiff2 has shape \(1, 64\); bndiff2 is \(32, 64\): its values are right, "
                                        r"repeated along dim 0, which is why the lecture's cmp passes it",
+    "view_scrambled": r"it holds the truth's numbers viewed as \(\d+, 10, 3\), then with dims 1 and 2 swapped: a view "
+                      r"keeps the numbers in their order, so view straight to \(\d+, 3, 10\) \(emb's shape\) with no "
+                      r"transpose",
+    "power_one_too_high": r"it is the truth times counts_sum: the local derivative through counts_sum_inv = "
+                          r"counts_sum\*\*-1 has a factor counts_sum too many",
+    "gain_forgotten": r"it is the truth divided by bngain: the local derivative through hpreact = bngain \* bnraw \+ "
+                      r"bnbias has a factor bngain missing",
+    "log_derivative_upside_down": r"it is the truth times probs\*\*2: the local derivative through logprobs = "
+                                  r"probs.log\(\) has two factors probs too many",
+    "factor_forgotten_inside_the_sum": r"it is the truth with each term of its sum over dim 1 divided by counts: the "
+                                       r"local derivative through probs = counts \* counts_sum_inv has a factor "
+                                       r"counts missing",
+    "forward_power_kept": r"it is the truth times \(bnvar \+ 1e-5\): the local derivative through bnvar_inv = "
+                          r"\(bnvar \+ 1e-5\)\*\*-0.5 has a factor \(bnvar \+ 1e-5\) too many",
+    "one_branch_without_its_factor": r"it is the truth with its contribution through probs divided by "
+                                     r"counts_sum_inv: the local derivative through probs = counts \* counts_sum_inv "
+                                     r"has a factor counts_sum_inv missing",
+    "tanh_derivative_times_h": r"it is the truth times h: the local derivative through h = torch.tanh\(hpreact\) "
+                               r"has a factor h too many",
+    "eps_dropped": r"it is the truth without the forward pass's epsilon: bnvar_inv = \(bnvar \+ 1e-5\)\*\*-0.5 adds "
+                   r"1e-5 to bnvar, and your formula leaves it out",
+    "viewed_in_another_order": r"demb has shape \(10, 3, \d+\); emb is \(\d+, 3, 10\): its numbers are right and in "
+                               r"the right order, so view it as \(\d+, 3, 10\), emb's shape",
+    "matmul_without_T_raises": r"line \d+: RuntimeError: mat1 and mat2 shapes cannot be multiplied \(\d+x64 and "
+                               r"30x64\): you multiplied dhprebn \(\d+x64\) by W1 \(30x64\); from hprebn = embcat @ "
+                               r"W1 \+ b1, dembcat = dhprebn @ W1.T",
+    "matmul_of_dh_without_T_raises": r"you multiplied dlogits \(\d+x27\) by W2 \(64x27\); from logits = h @ W2 \+ b2, "
+                                     r"dh = dlogits @ W2.T",
+    "matmul_of_dW1_without_T_raises": r"you multiplied embcat \(\d+x30\) by dhprebn \(\d+x64\); from hprebn = "
+                                      r"embcat @ W1 \+ b1, dW1 = embcat.T @ dhprebn",
 }
 
 
@@ -225,6 +286,14 @@ FUSED: dict[str, dict[str, tuple[str, str, str, str]]] = {
                                   r"the contribution through bnmeani is missing"),
         "without_1_over_n": ("bnvar_inv / n * (  # (32, 64)", "bnvar_inv * (  # (32, 64)", "scale",
                              r"it is n = 32 times the truth"),
+        "without_bngain": (
+            "dhprebn = bngain * bnvar_inv / n * (  # (32, 64)", "dhprebn = bnvar_inv / n * (", "factor",
+            r"it is the truth divided by bngain: your formula has a factor bngain missing \(bngain comes in at "
+            r"hpreact = bngain \* bnraw \+ bnbias\)"),
+        "variance_factor_squared": (
+            "dhprebn = bngain * bnvar_inv / n * (  # (32, 64)", "dhprebn = bngain * bnvar_inv**2 / n * (", "factor",
+            r"it is the truth times bnvar_inv: your formula has a factor bnvar_inv too many \(bnvar_inv = "
+            r"\(bnvar \+ 1e-5\)\*\*-0.5\)"),
     },
 }
 

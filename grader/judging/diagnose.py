@@ -3,8 +3,11 @@
 Every label is a claim that can be checked: the student's value equals the truth
 negated, scaled, transposed, shifted, summed over the wrong dimension, missing a
 consumer's contribution (worked out from the forward graph with autograd, one consumer
-at a time), or with repeated indices overwritten. When no transformation explains the
-value to within float error, there is no label: the grader never guesses.
+at a time), or with repeated indices overwritten; or, read from the forward lines
+(grader/judging/slips.py and shapes.py), times a forward tensor too many or too few,
+without the forward pass's epsilon, or rearranged; and a matmul that raised names the
+operand that needs .T. When no transformation explains the value to within float error, there is no
+label: the grader never guesses.
 """
 
 from __future__ import annotations
@@ -15,10 +18,18 @@ from dataclasses import dataclass
 import torch
 
 from grader.courseware.cases import Case
+from grader.judging.shapes import matmul_fix, rearranged
+from grader.judging.slips import dropped_eps, factor
 
 # Every label the grader can give; README.md explains each.
 LABELS = ("sign", "scale", "bessel", "transpose", "shape", "missing-branch", "duplicate-indices",
-          "aliasing", "hard-coded-batch", "offset", "not-finite", "coincidence")
+          "aliasing", "hard-coded-batch", "offset", "not-finite", "coincidence", "factor", "eps", "permutation",
+          "matmul")
+# Labels given only where every case that is wrong (or raises) gets the same one.
+ON_EVERY_CASE = frozenset({"factor", "eps", "permutation", "matmul"})
+# Labels that explain the value by the forward pass's own values, on any batch size: where the first case
+# passes and another fails, they say more than "hard-coded-batch".
+FROM_FORWARD = frozenset({"factor", "eps", "permutation"})
 
 # What to try, per label: said after the diagnosis.
 ADVICE = {
@@ -34,6 +45,13 @@ ADVICE = {
     "offset": "an accumulator must start from zeros (torch.zeros_like), not ones or the input",
     "not-finite": "look for a division by zero or a log of 0; compute the local derivative directly",
     "coincidence": "compute it from the gradient flowing into its consumer, not from what you expect it to be",
+    "factor": "write out the local derivative of that forward line: the power rule d/dx x**p = p * x**(p-1) "
+              "takes one power off, and a product keeps every other factor",
+    "eps": "write the forward line's epsilon wherever its expression appears in your formula: (x + eps), not x",
+    "permutation": "undo the forward line's rearrangement exactly: view back to the tensor's shape (a view keeps "
+                   "the numbers in their order), and transpose only what the forward pass transposed",
+    "matmul": "match the shapes: for out = A @ B, the gradient of A is dout @ B.T and the gradient of B is "
+              "A.T @ dout",
 }
 
 
@@ -109,13 +127,16 @@ def diagnose_shape(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: 
                          f"full-size, e.g. multiply by torch.ones_like({tensor})")
     if value.ndim == truth.ndim == 2 and value.shape == truth.T.shape and close(value.T, truth):
         return Diagnosis("transpose", f"{head}: it is the truth transposed; check the order of the matmul")
+    if value.numel() == truth.numel() and close(value.reshape(truth.shape), truth):
+        return Diagnosis("shape", f"{head}: its numbers are right and in the right order, so view it as "
+                         f"{fmt_shape(truth.shape)}, {tensor}'s shape")
     uses = [c for c in case.graph.consumers(tensor) if c in case.truth]
     if len(uses) != 1 or case.truth[uses[0]].shape == truth.shape:
-        return None
+        return said("permutation", rearranged(tensor, value, truth))
     try:  # the gradient before the sum over broadcast dimensions
         full = case.graph.contribution(case.given, tensor, uses[0], case.truth[uses[0]], broadcast=True)
     except RuntimeError:
-        return None
+        return said("permutation", rearranged(tensor, value, truth))
     right = broadcast_dims(full.shape, truth.shape)
     where = " and ".join(str(d) for d in right)
     if close(value, full):
@@ -130,7 +151,26 @@ def diagnose_shape(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: 
                 return Diagnosis("shape", f"{head}: summed over dim {d}{' with keepdim=True' if keep else ''}; "
                                  f"{tensor} was broadcast along dim {where}, so sum over dim {where}"
                                  + (" with keepdim=True" if truth.ndim == full.ndim else ""))
-    return None
+    return said("permutation", rearranged(tensor, value, truth))
+
+
+def said(label: str, words: str | None) -> Diagnosis | None:
+    """A label for what a check of grader/judging/slips.py or shapes.py said, if it said anything."""
+    return Diagnosis(label, words) if words is not None else None
+
+
+def diagnose_error(tensor: str, error: str, case: Case) -> Diagnosis | None:
+    """What the error of the line that computes d`tensor` says about its formula: for a matmul that
+    raised on shapes, the operand that needs .T, from the forward line's matmul."""
+    return said("matmul", matmul_fix(tensor, error, case))
+
+
+def on_every_case(found: Diagnosis | None, others: list[Diagnosis | None]) -> Diagnosis | None:
+    """`found`, unless its label is one given only on every case (ON_EVERY_CASE) and some case that
+    failed the same way (`others`) did not get it."""
+    if found is None or found.label not in ON_EVERY_CASE:
+        return found
+    return found if all(d is not None and d.label == found.label for d in others) else None
 
 
 def diagnose_indices(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case) -> Diagnosis | None:
@@ -222,8 +262,8 @@ def diagnose(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case, 
 
     if close(value, truth):
         # Off by less than a whole-tensor label resolves; only a fused formula's term can explain it
-        # (the Bessel factor on its variance term is a few hundredths of a small term).
-        return by_terms()
+        # (the Bessel factor on its variance term is a few hundredths of a small term), or a dropped epsilon.
+        return by_terms() or said("eps", dropped_eps(tensor, value, truth, case))
     # Aliasing: right when last assigned, changed in place since (so the snapshot differs from the end value).
     if (snapshot is not None and snapshot.shape == truth.shape == value.shape
             and not torch.equal(snapshot.to(truth.dtype), value) and close(snapshot.to(truth.dtype), truth)):
@@ -245,7 +285,9 @@ def diagnose(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case, 
             named = name_factor(k, n)
             return Diagnosis("scale", f"it is {named or format(k, '.4g')} times the truth")
     offset = float((value - truth).mean())
-    if abs(offset) > 1e-6 * max(float(truth.abs().max()), 1e-30) and close(value, truth + offset):
+    # the constant must explain the miss, not just sit within float error of a value that is nearly right
+    if (abs(offset) > 1e-6 * max(float(truth.abs().max()), 1e-30) and close(value, truth + offset)
+            and float((value - truth - offset).abs().max()) <= 0.1 * float((value - truth).abs().max())):
         return Diagnosis("offset", f"it is the truth plus {offset:.4g} everywhere")
     branches = branch_contributions(case, tensor)
     if len(branches) >= 2:
@@ -257,4 +299,7 @@ def diagnose(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case, 
                     return Diagnosis("missing-branch", f"{tensor} feeds {' and '.join(branches)}, but only "
                                      f"the path through {' and '.join(subset)} is counted: the contribution "
                                      f"through {' and '.join(missing)} is missing")
-    return diagnose_indices(tensor, value, truth, case) or by_terms()
+    return (diagnose_indices(tensor, value, truth, case) or by_terms()
+            or said("eps", dropped_eps(tensor, value, truth, case))
+            or said("factor", factor(tensor, value, truth, case))
+            or said("permutation", rearranged(tensor, value, truth)))

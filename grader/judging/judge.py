@@ -37,7 +37,7 @@ from grader.courseware.course import Exercise, Gradient
 from grader.courseware.graph import Graph
 from grader.intake.submission import Program
 from grader.judging.compare import Check, compare
-from grader.judging.diagnose import ADVICE, Diagnosis, diagnose
+from grader.judging.diagnose import ADVICE, FROM_FORWARD, Diagnosis, diagnose, diagnose_error, on_every_case
 from grader.judging.results import GradientResult, Picture, Status, worst
 from grader.judging.runs import Plan, chained_run, isolated_runs, message_for, vjp_run
 from grader.judging.vjp import VJPCheck, judge_vjp, settle_with_vjp, unit_randoms, unrun_vjp, vjp_plan
@@ -105,7 +105,10 @@ def backprop_order(exercise: Exercise, graph: Graph) -> list[Gradient]:
 
 def with_diagnosis(grad: Gradient, check: Check, *, value: Value, snapshot: Value, case: Case,
                    program: Program) -> Check:
-    """Attach the transformation of the truth that explains a wrong value, if one does."""
+    """Attach the transformation of the truth that explains a wrong value, if one does (or what an
+    error says about the formula)."""
+    if check.status is Status.ERROR:
+        return replace(check, diagnosis=diagnose_error(grad.tensor, check.message, case))
     if check.status is not Status.WRONG or not isinstance(value, torch.Tensor) or not value.is_floating_point():
         return check
     last = program.last_assignment(grad.name)
@@ -210,6 +213,8 @@ class Verdict:
 def fold(checks: list[Check], cases: list[Case]) -> Verdict:
     """The worst status over the cases, the case that decides it, and what to say about it."""
     status = worst([c.status for c in checks])
+    alike = [c.diagnosis for c in checks if c.status is status]
+    checks = [replace(c, diagnosis=on_every_case(c.diagnosis, alike)) if c.status is status else c for c in checks]
     # The case that decides: of those with the worst status, the clearest: one whose value a diagnosis
     # explains, then the first case, then the largest difference. (A shape mistake on the lecture's
     # batch can hide on another whose sizes happen to coincide.)
@@ -224,8 +229,15 @@ def fold(checks: list[Check], cases: list[Case]) -> Verdict:
         diagnosis = Diagnosis("hard-coded-batch", f"right on {first} but raises on {there}: "
                               f"{decisive.message}")
         message = f"{diagnosis.message}. Try: {ADVICE[diagnosis.label]}"
+    elif status is Status.ERROR and decisive.diagnosis is not None:
+        diagnosis = decisive.diagnosis
+        message = f"{decisive.message}: {diagnosis.message}. Try: {ADVICE[diagnosis.label]}"
     if status is Status.WRONG:
-        if checks[0].status.passed and cases[at].spec.batch_size != cases[0].spec.batch_size:
+        prefix = ""
+        if checks[0].status.passed and decisive.diagnosis is not None and decisive.diagnosis.label in FROM_FORWARD:
+            diagnosis = decisive.diagnosis  # it explains the value on any batch: the batch size is not the reason
+            prefix = f"right on {cases[0].spec.described} but wrong on {cases[at].spec.described}: there "
+        elif checks[0].status.passed and cases[at].spec.batch_size != cases[0].spec.batch_size:
             there = f": there {decisive.diagnosis.message}" if decisive.diagnosis else ""
             first, where = cases[0].spec.described, cases[at].spec.described
             diagnosis = Diagnosis("hard-coded-batch", f"right on {first} but wrong on {where}"
@@ -236,7 +248,7 @@ def fold(checks: list[Check], cases: list[Case]) -> Verdict:
             diagnosis = decisive.diagnosis
         if diagnosis is not None:
             diff = f" (maxdiff {decisive.maxdiff:.1e})" if decisive.maxdiff is not None else ""
-            message = f"{diagnosis.message}{diff}. Try: {ADVICE[diagnosis.label]}"
+            message = f"{prefix}{diagnosis.message}{diff}. Try: {ADVICE[diagnosis.label]}"
     return Verdict(status, at, message, diagnosis, case_label)
 
 
@@ -291,10 +303,15 @@ def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[
     message, diagnosis, blame = verdict.message, verdict.diagnosis, None
     if as_written and verdict.status is Status.WRONG:
         culprit = first_wrong_helper(exercise, grad, cases[verdict.at].graph, per_case[verdict.at])
-        culprit_text = blame_text(culprit, per_case[verdict.at].helpers[culprit.name], program) if culprit else ""
-        if own.status.passed and culprit is not None:
+        culprit_check = per_case[verdict.at].helpers[culprit.name] if culprit else None
+        if culprit is not None and culprit_check is not None:
+            culprit_check = replace(culprit_check, diagnosis=on_every_case(culprit_check.diagnosis, [
+                c.helpers[culprit.name].diagnosis for c in per_case
+                if culprit.name in c.helpers and not c.helpers[culprit.name].status.passed]))
+        culprit_text = blame_text(culprit, culprit_check, program) if culprit and culprit_check else ""
+        if own.status.passed and culprit is not None and culprit_check is not None:
             blame = culprit.name
-            culprit_diagnosis = per_case[verdict.at].helpers[culprit.name].diagnosis
+            culprit_diagnosis = culprit_check.diagnosis
             diagnosis = culprit_diagnosis
             message = f"{grad.name}'s own line is right; it is wrong because {culprit_text}"
             if culprit_diagnosis is not None:
@@ -311,7 +328,8 @@ def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[
     if hard_coded:
         where = batch_literals(program, grad.name, cases[0].spec.batch_size)
         message = message.replace(". Try:", f"{where}. Try:", 1)
-    if (verdict.status is Status.WRONG and blame is None) or hard_coded:
+    if (verdict.status is Status.WRONG and blame is None) or hard_coded or (
+            verdict.status is Status.ERROR and diagnosis is not None):
         message += f" (hints: ninja-grade hint {exercise.id} {grad.name})"
     notes = sorted({c.note for c in checks if c.note} | ({vjp_note} if vjp_note else set()))
     if notes:
