@@ -21,7 +21,7 @@ from grader.judging.diagnose import Diagnosis
 from grader.judging.grade import grade_program
 from grader.judging.judge import fold
 from grader.judging.results import Report, Status
-from tests.conftest import ROOT, GradeSource, failing, statuses
+from tests.conftest import ROOT, GradeSource, failing, pinned_draw, statuses
 from tests.test_mistakes import with_mistake
 
 EXAMPLE = ROOT / "examples" / "layernorm"
@@ -53,7 +53,8 @@ def with_edits(solution: str, edits: dict[str, str]) -> str:
 
 def grade_course(course: Course, dataset: Dataset, exercise_id: str, source: str) -> Report:
     program = compile_program(source, "<submission>")
-    return grade_program(course, course.exercise(exercise_id), program, dataset, submission_label="<submission>")
+    return grade_program(course, course.exercise(exercise_id), program, dataset, submission_label="<submission>",
+                         draw=pinned_draw(course))
 
 
 def test_right_variants_get_no_label(course: Course, grade_source: GradeSource, dataset: Dataset) -> None:
