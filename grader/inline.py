@@ -16,9 +16,10 @@ from typing import Any
 import click
 import torch
 
-from grader.courseware.cases import first_case, setting_of
+from grader.courseware.cases import first_case, graph_with_shapes, setting_of
 from grader.courseware.course import Course, load_course
 from grader.courseware.data import find_names
+from grader.courseware.graph import Graph
 from grader.intake.extract import Cell, clean_code
 from grader.judging.grade import grade_program, load_submission, program_from_cells
 from grader.judging.results import Report
@@ -53,16 +54,18 @@ def setup(exercise_id: str, namespace: dict[str, Any], *, course: Course | str |
 
 
 class ReportView:
-    """A report that shows itself as HTML in Jupyter and as text anywhere else."""
+    """A report that shows itself as HTML in Jupyter (the graph drawn above the table) and as text
+    anywhere else."""
 
-    def __init__(self, report: Report) -> None:
-        self.report = report
+    def __init__(self, report: Report, graph: Graph | None = None,
+                 shapes: dict[str, tuple[int, ...]] | None = None) -> None:
+        self.report, self.graph, self.shapes = report, graph, shapes
 
     def __repr__(self) -> str:
-        return click.unstyle(render_text(self.report))
+        return click.unstyle(render_text(self.report, self.graph))
 
     def _repr_html_(self) -> str:
-        return render_html(self.report)
+        return render_html(self.report, self.graph, self.shapes)
 
 
 def check(exercise_id: str, *, source: str | None = None, course: Course | str | None = None) -> Report | None:
@@ -83,11 +86,13 @@ def check(exercise_id: str, *, source: str | None = None, course: Course | str |
         program = program_from_cells(course, exercise, cells, "this notebook")
     else:
         program = load_submission(course, exercise, Path(sys.argv[0]))
-    report = grade_program(course, exercise, program, find_names(), submission_label=program.path)
+    dataset = find_names()
+    report = grade_program(course, exercise, program, dataset, submission_label=program.path)
+    graph, shapes = graph_with_shapes(exercise, dataset, course.cases)
     if ip is not None:
         from IPython.display import display  # noqa: PLC0415
 
-        display(ReportView(report))
+        display(ReportView(report, graph, shapes))
         return None
-    print(render_text(report))
+    print(render_text(report, graph))
     return report

@@ -6,6 +6,7 @@ Torch is imported only when something is graded, so `--help` stays instant.
 from __future__ import annotations
 
 import base64
+import functools
 import sys
 import time
 from pathlib import Path
@@ -28,8 +29,9 @@ def grade_command(exercise: Exercise) -> click.Command:
     @click.pass_context
     def command(ctx: click.Context, /, *, submission: Path | None, fmt: str, data: Path | None,
                 time_limit: float | None, memory_limit: int | None, feedback: bool, output: Path | None,
-                github: bool, watch: bool, replay: Path | None, **training: Any) -> None:
+                github: bool, watch: bool, replay: Path | None, graph: Path | None, **training: Any) -> None:
         course = course_or_exit(ctx)
+        check_graph_path(graph, training)
         from grader.confined.zygote import start_early
 
         start_early()  # the sandbox's zygote imports torch while this process does
@@ -45,7 +47,7 @@ def grade_command(exercise: Exercise) -> click.Command:
                 exercise.limits.memory_mb)
             limits = Limits(time_limit or base.time_s, memory_limit or base.memory_mb)
         if watch:
-            watch_command(course, exercise, submission, data, limits)
+            watch_command(course, exercise, submission, data, limits, graph_path=graph)
         try:
             if training.get("full") or training.get("steps"):
                 full_command(course, exercise_id, submission, data, fmt=fmt, limits=limits, **training)
@@ -55,9 +57,11 @@ def grade_command(exercise: Exercise) -> click.Command:
         except (CourseError, SubmissionError, DataError, SandboxError) as exc:
             fail_setup(str(exc))
         emit([report], fmt=fmt, output=output, github=github, seconds=time.monotonic() - started,
-             path=str(submission or exercise.stub))
+             path=str(submission or exercise.stub), graphs=graphs_of(course, [report]))
         if feedback:
-            write_feedback_for(submission, [report])
+            write_feedback_for(submission, [report], course, data)
+        if graph is not None:
+            write_graph(graph, report, course, data)
         sys.exit(EXIT_PASSED if report.passed else EXIT_FAILED)
 
     params: list[click.Parameter] = [
@@ -75,6 +79,9 @@ def grade_command(exercise: Exercise) -> click.Command:
         click.Option(["--replay"], type=click.Path(path_type=Path, dir_okay=False), default=None,
                      help="Grade on the cases and random probes a JSON report was graded on (an appeal, a bug "
                           "report), instead of fresh ones: the same report again."),
+        click.Option(["--graph"], type=click.Path(path_type=Path), default=None,
+                     help="Also draw the forward graph into this file (.svg, or .png): every tensor "
+                          "coloured by its gradient's verdict, the first wrong one marked."),
         click.Option(["--watch"], is_flag=True,
                      help="Grade, then grade again each time the file is saved (what changed is said on "
                           "top); Ctrl-C ends it with the last verdict's exit code."),
@@ -124,18 +131,19 @@ def report_options() -> list[click.Parameter]:
     ]
 
 
-def emit(reports: list[Any], *, fmt: str, output: Path | None, github: bool, seconds: float, path: str) -> None:
-    """Render the reports where they were asked for."""
+def emit(reports: list[Any], *, fmt: str, output: Path | None, github: bool, seconds: float, path: str,
+         graphs: dict[str, Any] | None = None) -> None:
+    """Render the reports where they were asked for; `graphs` (by exercise) let the text say where to start."""
     if output is not None:
         try:
             write_atomic(output, render(fmt, reports, seconds=seconds))
         except OSError as exc:
             fail_setup(f"cannot write {output}: {exc.strerror}")
-        click.echo(render("text", reports))
+        click.echo(render("text", reports, graphs=graphs))
     elif fmt == "classroom":  # what the grading reporter reads from <ID>_RESULTS
         click.echo(base64.b64encode(render(fmt, reports, seconds=seconds).encode()).decode(), color=False)
     else:
-        click.echo(render(fmt, reports, seconds=seconds), color=None if fmt == "text" else False)
+        click.echo(render(fmt, reports, seconds=seconds, graphs=graphs), color=None if fmt == "text" else False)
     if fmt == "text" and len(reports) > 1 and output is None:
         passed = sum(r.passed for r in reports)
         click.echo(click.style(f"\n{passed}/{len(reports)} exercises passed", bold=True))
@@ -145,8 +153,46 @@ def emit(reports: list[Any], *, fmt: str, output: Path | None, github: bool, sec
             click.echo(annotations, color=False)
 
 
-def write_feedback_for(submission: Path | None, reports: list[Any]) -> None:
-    """--feedback: the notebook as HTML with the report on top, beside the notebook."""
+def graphs_of(course: Course, reports: list[Any]) -> dict[str, Any]:
+    """Each graded exercise's graph, by exercise (its forward file is loaded already)."""
+    from grader.courseware.forward import forward_of
+
+    return {r.exercise: forward_of(course.exercise(r.exercise))[1] for r in reports}
+
+
+def check_graph_path(graph: Path | None, training: dict[str, Any]) -> None:
+    """--graph: a picture of a grading, as .svg or .png; said before anything is graded."""
+    if graph is None:
+        return
+    from grader.reporting.graph_picture import SUFFIXES
+
+    if training.get("full") or training.get("steps"):
+        fail_setup("--graph draws a grading's verdicts; it does not go with --full or --steps")
+    if graph.is_dir():
+        fail_setup(f"--graph {graph} is a folder; give a file name ending in .svg or .png")
+    if graph.suffix.lower() not in SUFFIXES:
+        fail_setup(f"--graph {graph}: the picture is written as .svg or .png (by the file's suffix), "
+                   f"not {graph.suffix or 'a name without one'}")
+
+
+def write_graph(path: Path, report: Any, course: Course, data: Path | None) -> None:
+    """--graph: the forward graph with the report's verdicts, written whole or not at all."""
+    from grader.courseware.cases import graph_with_shapes
+    from grader.courseware.data import find_names
+    from grader.reporting.graph_picture import SUFFIXES, graph_picture
+
+    graph, shapes = graph_with_shapes(course.exercise(report.exercise), find_names(data), course.cases)
+    try:
+        write_atomic(path, graph_picture(report, graph, shapes, SUFFIXES[path.suffix.lower()]))
+    except OSError as exc:
+        fail_setup(f"cannot write {path}: {exc.strerror}")
+    click.echo(f"graph: {path}", err=True)
+
+
+def write_feedback_for(submission: Path | None, reports: list[Any], course: Course, data: Path | None) -> None:
+    """--feedback: the notebook as HTML with the report on top (each exercise's graph first), beside it."""
+    from grader.courseware.cases import graph_with_shapes
+    from grader.courseware.data import find_names
     from grader.intake.notebooks import write_feedback
     from grader.reporting.report import render_html
 
@@ -154,8 +200,10 @@ def write_feedback_for(submission: Path | None, reports: list[Any]) -> None:
         click.echo("ninja-grade: --feedback is for notebooks; no feedback file written", err=True)
         return
     out = submission.with_name(f"{submission.stem}.feedback.html")
+    dataset = find_names(data)
+    pages = [render_html(r, *graph_with_shapes(course.exercise(r.exercise), dataset, course.cases)) for r in reports]
     try:
-        write_feedback(submission, "".join(render_html(r) for r in reports), out)
+        write_feedback(submission, "".join(pages), out)
     except OSError as exc:
         click.echo(f"ninja-grade: cannot write {out}: {exc.strerror}", err=True)
         return
@@ -163,13 +211,15 @@ def write_feedback_for(submission: Path | None, reports: list[Any]) -> None:
 
 
 def watch_command(course: Course, exercise: Exercise, submission: Path | None, data: Path | None,
-                  limits: Limits | None) -> NoReturn:
+                  limits: Limits | None, *, graph_path: Path | None = None) -> NoReturn:
     """--watch: the data set and torch loaded once, then one grading per save of the file."""
     from grader.cli.watch import watch
     from grader.confined.sandbox import SandboxError
+    from grader.courseware.cases import graph_with_shapes
     from grader.courseware.data import DataError, find_names
     from grader.intake.submission import SubmissionError
     from grader.judging.grade import display_path, grade_program, load_submission
+    from grader.reporting.graph_picture import SUFFIXES, graph_picture
     from grader.reporting.report import render_text
 
     path = submission or exercise.stub
@@ -178,11 +228,19 @@ def watch_command(course: Course, exercise: Exercise, submission: Path | None, d
     except DataError as exc:
         fail_setup(str(exc))
 
+    graph, shapes = graph_with_shapes(exercise, dataset, course.cases)
+
     def grade_once() -> Any:
         program = load_submission(course, exercise, path)
-        return grade_program(course, exercise, program, dataset, submission_label=display_path(path), limits=limits)
+        report = grade_program(course, exercise, program, dataset, submission_label=display_path(path), limits=limits)
+        if graph_path is not None:  # the picture follows each save too
+            try:
+                write_atomic(graph_path, graph_picture(report, graph, shapes, SUFFIXES[graph_path.suffix.lower()]))
+            except OSError as exc:
+                click.echo(f"ninja-grade: cannot write {graph_path}: {exc.strerror}", err=True)
+        return report
 
-    sys.exit(watch(path, grade_once, render_text, (SubmissionError, SandboxError)))
+    sys.exit(watch(path, grade_once, functools.partial(render_text, graph=graph), (SubmissionError, SandboxError)))
 
 
 def full_command(course: Course, exercise_id: str, submission: Path | None, data: Path | None, *, fmt: str,
@@ -240,9 +298,10 @@ def all_callback(ctx: click.Context, /, *, submission: Path, fmt: str, data: Pat
                            if path is not None else grade_nothing(course, exercise_id, submission, data))
     except (CourseError, SubmissionError, DataError, SandboxError) as exc:
         fail_setup(str(exc))
-    emit(reports, fmt=fmt, output=output, github=github, seconds=time.monotonic() - started, path=str(submission))
+    emit(reports, fmt=fmt, output=output, github=github, seconds=time.monotonic() - started, path=str(submission),
+         graphs=graphs_of(course, reports))
     if feedback:
-        write_feedback_for(submission, reports)
+        write_feedback_for(submission, reports, course, data)
     sys.exit(EXIT_PASSED if all(r.passed for r in reports) else EXIT_FAILED)
 
 

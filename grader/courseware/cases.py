@@ -118,3 +118,19 @@ def first_case(exercise: Exercise, setting: Setting, cases: tuple[CaseSpec, ...]
     training exercise its run's first step (the run's parameters, then its first batch)."""
     spec = exercise.training
     return build_case(cases[0] if spec is None else CaseSpec("step 0", spec.seed, spec.batch_size), setting)
+
+
+def graph_with_shapes(exercise: Exercise, dataset: Dataset,
+                      cases: tuple[CaseSpec, ...]) -> tuple[Graph, dict[str, tuple[int, ...]]]:
+    """The exercise's graph, and the shape of each of its tensors (the parameters, the batch, every
+    node) on the batch first_case uses: what a picture of the graph shows. Only the forward pass
+    runs, without autograd, so no true gradient exists here (a sandbox may be forked after it)."""
+    setting = setting_of(exercise, dataset)
+    spec = cases[0] if exercise.training is None else CaseSpec("step 0", exercise.training.seed,
+                                                               exercise.training.batch_size)
+    params, g = setting.parameters(spec.seed)
+    Xb, Yb = setting.batch(g, spec.batch_size)
+    with torch.no_grad():
+        acts = setting.graph.forward(params, Xb, Yb, setting.sizes)
+    tensors = {**params, **acts, "Xb": Xb, "Yb": Yb}
+    return setting.graph, {name: tuple(t.shape) for name, t in tensors.items() if isinstance(t, torch.Tensor)}

@@ -59,6 +59,8 @@ ADVICE = {
 class Diagnosis:
     label: str
     message: str
+    # [missing-branch] on a tensor used twice: the forward edges (tensor, consumer) whose contribution is left out
+    branches: tuple[tuple[str, str], ...] = ()
 
 
 def close(a: torch.Tensor, b: torch.Tensor, atol: float = 0.0) -> bool:
@@ -298,7 +300,8 @@ def diagnose(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case, 
                     missing = [c for c in branches if c not in subset]
                     return Diagnosis("missing-branch", f"{tensor} feeds {' and '.join(branches)}, but only "
                                      f"the path through {' and '.join(subset)} is counted: the contribution "
-                                     f"through {' and '.join(missing)} is missing")
+                                     f"through {' and '.join(missing)} is missing",
+                                     tuple((tensor, c) for c in missing))
     return (diagnose_indices(tensor, value, truth, case) or by_terms()
             or said("eps", dropped_eps(tensor, value, truth, case))
             or said("factor", factor(tensor, value, truth, case))

@@ -350,6 +350,7 @@ def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[
         line=stmt.lineno if stmt is not None else None,
         case=verdict.case_label,
         diagnosis=diagnosis.label if diagnosis else None,
+        missing_branches=diagnosis.branches if diagnosis else (),
         judged="as written" if as_written else "isolated",
         isolated=own.status,
         blame=blame,
@@ -399,5 +400,5 @@ def with_left_out(results: tuple[GradientResult, ...], program: Program) -> tupl
                    "the other gradients were judged without it")
         out.append(replace(g, status=Status.ERROR, chained=Status.ERROR, exact=False, approximate=False,
                            maxdiff=None, message=message, case=None, diagnosis=None, isolated=Status.ERROR,
-                           blame=None, picture=None))
+                           blame=None, picture=None, missing_branches=()))
     return tuple(out)

@@ -68,6 +68,8 @@ class GradientResult:
     judged: str = "isolated"  # or "as written"
     isolated: Status | None = None  # the own line's verdict; None: the same as status
     blame: str | None = None  # the wrong intermediate gradient it is computed from
+    # [missing-branch]: the forward edges (tensor, consumer) whose contribution the gradient leaves out
+    missing_branches: tuple[tuple[str, str], ...] = ()
     picture: Picture | None = field(default=None, repr=False, compare=False)  # a wrong value, to draw
 
     @property
@@ -96,6 +98,7 @@ class GradientResult:
             "judged": self.judged,
             "isolated": (self.isolated or self.status).value,
             "blame": self.blame,
+            "missing_branches": [list(edge) for edge in self.missing_branches],
         }
 
 

@@ -128,7 +128,8 @@ def settle_with_vjp(grad: Gradient, checks: list[Check], vjp: VJPCheck | None) -
         why = (f"{grad.tensor} feeds {' and '.join(uses)}, but only the path through {' and '.join(vjp.counted)} "
                f"is counted: the contribution through {' and '.join(missing)} is missing (it is ~0 for this "
                "batch, which is why the values look right)")
-        return [Check(Status.WRONG, why, diagnosis=Diagnosis("missing-branch", why))] * len(checks), ""
+        left_out = tuple((grad.tensor, c) for c in missing)
+        return [Check(Status.WRONG, why, diagnosis=Diagnosis("missing-branch", why, left_out))] * len(checks), ""
     if vjp.negated:
         why = (f"it is the truth with the opposite sign (the true {grad.name} is ~0, so only other values of "
                f"{from_text} show it)")

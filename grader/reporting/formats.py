@@ -11,9 +11,13 @@ import json
 import platform
 import re
 import xml.etree.ElementTree as ET
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from grader.judging.results import GradientResult, Report, Status, plain_number
+
+if TYPE_CHECKING:
+    from grader.courseware.graph import Graph
 
 # XML 1.0 cannot carry most control characters, even escaped: drop them.
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -185,12 +189,14 @@ def render_annotations(reports: list[Report], submission_path: str) -> str:
 FORMATS = ("text", "json", "junit", "gradescope", "markdown", "classroom")
 
 
-def render(fmt: str, reports: list[Report], *, seconds: float = 0.0) -> str:
-    """Any format, for the reports of one submission (one exercise, or all of them)."""
+def render(fmt: str, reports: list[Report], *, seconds: float = 0.0,
+           graphs: Mapping[str, Graph] | None = None) -> str:
+    """Any format, for the reports of one submission (one exercise, or all of them). `graphs` (by
+    exercise) lets the text say where to start."""
     from grader.reporting.report import render_text  # noqa: PLC0415 - report imports nothing from here
 
     if fmt == "text":
-        return "\n\n".join(render_text(r) for r in reports)
+        return "\n\n".join(render_text(r, (graphs or {}).get(r.exercise)) for r in reports)
     if fmt == "json":
         env = environment(reports)
         if len(reports) == 1:

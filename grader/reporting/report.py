@@ -6,12 +6,18 @@ import html
 import json
 import os
 import textwrap
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import click
 
 from grader.courseware.course import TrainingSpec
 from grader.judging.results import FullRun, GradientResult, Report, Status, TrainingResult
+from grader.reporting.graph_marks import first_wrong_line
 from grader.reporting.pictures import picture_img
+
+if TYPE_CHECKING:
+    from grader.courseware.graph import Graph
 
 COLOURS = {
     Status.EXACT: "green",
@@ -46,7 +52,15 @@ def cmp_line(g: GradientResult, width: int) -> str:
     return f"{g.name:{width}} | {numbers} | {verdict}{label}{chained}"
 
 
-def render_text(report: Report) -> str:
+def start_here(report: Report, graph: Graph | None) -> str | None:
+    """`The first wrong gradient, going backwards from the loss, is dprobs (line 15), 2 steps from the
+    loss: start there.`, given the exercise's graph; None without one or when nothing is wrong."""
+    said = first_wrong_line(report, graph) if graph is not None else None
+    return f"{said[0].upper()}{said[1:]}." if said else None
+
+
+def render_text(report: Report, graph: Graph | None = None) -> str:
+    """The report as the terminal shows it; with the exercise's graph, it also says where to start."""
     lines = [click.style(f"{report.exercise}: {report.title}", bold=True),
              f"{report.submission}, judged on {len(report.cases)} case"
              f"{'s' if len(report.cases) != 1 else ''} "
@@ -62,6 +76,9 @@ def render_text(report: Report) -> str:
         if g.message and not (untouched and g.status is Status.MISSING):
             lines.append(textwrap.fill(g.message, WRAP, initial_indent=f"{'':{width}}   ↳ ",
                                        subsequent_indent=f"{'':{width}}     ", break_on_hyphens=False))
+    first = start_here(report, graph)
+    if first is not None:
+        lines += ["", click.style(first, fg="red")]
     if any(g.passed and not g.chained.passed for g in report.gradients):
         lines += ["", "chained: what the lecture's cmp prints for your code as written. A gradient can be",
                   "right on its own (its verdict) and still wrong there, when one it is computed from is wrong."]
@@ -123,7 +140,10 @@ def render_full(run: FullRun, training: TrainingSpec, plot_path: str | None, *, 
     return "\n".join(lines)
 
 
-def render_html(report: Report) -> str:
+def render_html(report: Report, graph: Graph | None = None,
+                shapes: Mapping[str, tuple[int, ...]] | None = None) -> str:
+    """The report as HTML (the --feedback page, Jupyter); with the exercise's graph and its tensors'
+    shapes, the picture of the graph comes first."""
     colour = {Status.EXACT: "#1a7f37", Status.APPROXIMATE: "#1a7f37", Status.WRONG: "#cf222e",
               Status.MISSING: "#9a6700", Status.ERROR: "#8250df"}
     rows = []
@@ -139,7 +159,13 @@ def render_html(report: Report) -> str:
     correct = sum(g.passed for g in report.gradients)
     notes = "".join(f"<p><i>note: {html.escape(n)}</i></p>" for n in report.notes)
     printed = f"<p>your code printed:</p><pre>{html.escape(report.output)}</pre>" if report.output.strip() else ""
-    return (f"<h4>{html.escape(report.exercise)}: {html.escape(report.title)}</h4>{notes}"
+    picture = ""
+    if graph is not None and shapes is not None:
+        from grader.reporting.graph_picture import graph_html  # noqa: PLC0415 - matplotlib only for a picture
+
+        first = start_here(report, graph)
+        picture = graph_html(report, graph, shapes) + (f"<p><b>{html.escape(first)}</b></p>" if first else "")
+    return (f"<h4>{html.escape(report.exercise)}: {html.escape(report.title)}</h4>{notes}{picture}"
             "<table><tr><th>gradient</th><th>exact</th><th>approximate</th><th>maxdiff</th><th>verdict</th>"
             f"<th>chained</th><th>why</th></tr>{''.join(rows)}</table>{printed}"
             f"<p><b>{correct}/{len(report.gradients)} gradients correct</b></p>")
