@@ -117,7 +117,7 @@ def test_fold_gives_a_forward_label_only_when_every_failing_case_has_it(course: 
     """A factor, eps, rearrangement or matmul label found on some failing cases but not on all is no label;
     the other labels stand as before (a shape mistake may hide on a batch whose sizes coincide)."""
     setting = setting_of(course.exercise("exercise1"), dataset)
-    cases = [build_case(spec, setting) for spec in course.cases]
+    cases = [build_case(spec, setting) for spec in pinned_draw(course).cases]
     factor = Diagnosis("factor", "it is the truth times counts_sum")
     scale = Diagnosis("scale", "it is 2 times the truth")
 
