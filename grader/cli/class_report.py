@@ -1,0 +1,114 @@
+"""`ninja-grade class-report`, and what `batch` writes after its reports: the gradebook in the chosen
+format and the class page beside it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from grader.cli.common import EXIT_PASSED, course_or_exit, fail_setup
+from grader.courseware.course import Course, Exercise
+from grader.files import write_atomic
+
+
+@click.command(name="class-report", short_help="One page of what a batch's class gets wrong, and why.")
+@click.argument("reports_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Where to write the page (default: REPORTS_DIR/class.html).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True), default=None,
+              help="Also write the same numbers as JSON to this file ('-': to stdout).")
+@click.option("--exercise", default=None, help="Count this exercise's reports (when the folder holds several).")
+@click.pass_context
+def class_report_command(ctx: click.Context, reports_dir: Path, out: Path | None, json_path: Path | None,
+                         exercise: str | None) -> None:
+    """Count the JSON reports in REPORTS_DIR (as `ninja-grade batch --out` writes them) into one
+    self-contained HTML page: the scores, the pass rate of each gradient in backprop order, which
+    mistakes (diagnoses) the wrong answers are, the three commonest with what a student was told
+    and an anonymised line of code, the first wrong gradient of each student, and exercise 4's
+    training runs. The page names no student."""
+    from grader.ci.class_page import class_html, class_json
+    from grader.ci.class_report import ClassReportError, class_report, exercise_of, read_reports
+
+    course = course_or_exit(ctx)
+    if not reports_dir.is_dir():
+        fail_setup(f"{reports_dir} is not a folder: give the folder of JSON reports a batch wrote (its --out)")
+    reports, skipped = read_reports(reports_dir)
+    try:
+        chosen = exercise_of(course, reports, exercise)
+    except ClassReportError as exc:
+        skipping = f" (skipped {len(skipped)} files that are not reports)" if skipped else ""
+        fail_setup(f"{reports_dir}: {exc}{skipping}")
+    if skipped:
+        what = "file that is not a grading report" if len(skipped) == 1 else "files that are not grading reports"
+        click.echo(f"skipped {len(skipped)} {what}: " + ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""),
+                   err=True)
+    counted = class_report(course, chosen.id, reports)
+    page = out or reports_dir / "class.html"
+    try:
+        write_atomic(page, class_html(counted))
+        if json_path is not None and str(json_path) != "-":
+            write_atomic(json_path, class_json(counted))
+    except OSError as exc:
+        fail_setup(f"cannot write {exc.filename or page}: {exc.strerror}")
+    if json_path is not None and str(json_path) == "-":
+        click.echo(class_json(counted), nl=False)
+    click.echo(f"wrote {page}: {counted.students} {chosen.id} reports, {counted.passed} passing"
+               + (f"; JSON in {json_path}" if json_path is not None and str(json_path) != "-" else ""),
+               err=json_path is not None and str(json_path) == "-")
+    sys.exit(EXIT_PASSED)
+
+
+def roster_or_exit(roster: Path | None) -> Any:
+    """The batch's --roster, read before anyone is graded: a bad one is one line, exit 2."""
+    if roster is None:
+        return None
+    from grader.ci.gradebooks import RosterError, read_roster
+
+    try:
+        return read_roster(roster)
+    except RosterError as exc:
+        fail_setup(str(exc))
+
+
+def write_batch_outputs(course: Course, exercise: Exercise, *, students: list[str], table: str,
+                        reports: list[dict[str, Any]], book: Path, fmt: str, roster: Any,
+                        column: str | None) -> Path | None:
+    """After a batch: its gradebook at `book` in `fmt` (the batch's CSV `table` as it is for csv),
+    the roster's leftovers said on stderr, and the class page beside the gradebook (its path; None
+    when it could not be written, which is said)."""
+    from grader.ci.class_page import class_html
+    from grader.ci.class_report import class_report
+    from grader.ci.gradebooks import lms_gradebook, match, with_roster
+
+    matching = match(students, roster) if roster is not None else None
+    left_out: tuple[str, ...] = ()
+    if fmt == "csv":
+        text = with_roster(table, matching) if matching is not None else table
+    else:
+        graded = {str(r.get("student")): r.get("score") for r in reports}
+        scores: dict[str, float | None] = {}
+        for student in students:
+            score = graded.get(student)
+            scores[student] = float(score) if isinstance(score, int | float) else None
+        written = lms_gradebook(fmt, exercise, scores, matching, column)
+        text, left_out = written.text, written.left_out
+    write_atomic(book, text)
+    problems = [*(matching.problems() if matching is not None else []), *left_out]
+    if problems:
+        click.echo(f"\nthe roster {roster.source} and the submissions disagree on {len(problems)}:", err=True)
+        for line in problems:
+            click.echo(f"  {line}", err=True)
+        if fmt != "csv" and matching is not None and matching.unmatched:
+            click.echo(f"  (the {len(matching.unmatched)} submission(s) with no roster entry are not in {book}: "
+                       "their reports are in the batch's folder)", err=True)
+    page = book.parent / "class.html"
+    try:
+        counted = class_report(course, exercise.id, reports, ungraded=len(students) - len(reports))
+        write_atomic(page, class_html(counted))
+    except OSError as exc:
+        click.echo(f"could not write the class page {page}: {exc.strerror}", err=True)
+        return None
+    return page
