@@ -257,9 +257,9 @@ def test_class_report_counts_exercise4_runs(course: Course, tmp_path: Path) -> N
 
 
 def test_class_page_shows_a_students_markup_as_text(course: Course, grade_source: GradeSource, tmp_path: Path) -> None:
-    """A student whose exception message carries markup: the page shows the message they got, as text, and
-    their line without its string, comment or their name."""
-    line = 'dlogprobs[range(n), Yb] = -1.0 / n if n == 32 else int("<script>alert(1)</script>")  # mallory'
+    """A student whose exception message carries markup and their name: the page shows the message they got,
+    as text and without their name, and their line without its string or comment."""
+    line = 'dlogprobs[range(n), Yb] = -1.0 / n if n == 32 else int("<script>alert(1)</script> by mallory")  # mine'
     source = with_mistake(course.exercise("exercise1").solution.read_text(), "dlogprobs[range(n), Yb] = -1.0 / n",
                           line)
     path = tmp_path / "mallory.py"
@@ -267,7 +267,7 @@ def test_class_page_shows_a_students_markup_as_text(course: Course, grade_source
     report = {**grade_source("exercise1", source).to_dict(), "student": "mallory", "submission": str(path)}
     counted = class_report(course, "exercise1", [report])
     assert [(m.gradient, m.label) for m in counted.mistakes] == [("dlogprobs", "hard-coded-batch")]
-    assert "<script>alert(1)</script>" in counted.mistakes[0].message  # what the student was told
+    assert "'<script>alert(1)</script> by …'" in counted.mistakes[0].message  # what they were told, less their name
     assert counted.mistakes[0].example == 'dlogprobs[range(n), Yb] = -1.0 / n if n == 32 else int("…")'
     page = class_html(counted)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script" not in page

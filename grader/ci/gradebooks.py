@@ -3,10 +3,10 @@
 A submission's student id is its file's or folder's name. A roster (CSV: name, student id,
 email, LMS id; the LMS id is the student's login there: Canvas's SIS Login ID, Moodle's
 username, Blackboard's Username) maps those names to people: a name matches the roster entry
-whose student id, LMS id, email, or the part of the email before the @, it equals (letter case
-aside). Every student and every roster entry ends up somewhere said: in the gradebook, or in
-one of the lists `Matching` keeps (not in the roster, two entries alike, no submission), which
-the batch prints. Nothing is dropped silently.
+whose student id, LMS id or email it equals, or the part of the email before the @ where that
+is no one else's (letter case aside). Every student and every roster entry ends up somewhere
+said: in the gradebook, or in one of the lists `Matching` keeps (not in the roster, an entry
+several submissions match, no submission), which the batch prints. Nothing is dropped silently.
 
 Each format follows its LMS's documented import:
 - csv: the batch's own gradebook (one row per submission, a column per gradient), with the
@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,9 +66,13 @@ class Person:
 
     @property
     def keys(self) -> frozenset[str]:
-        """What a submission's name may equal to be this person's (compared in lower case)."""
-        found = {self.student_id, self.lms_id, self.email, self.email.split("@", 1)[0] if "@" in self.email else ""}
-        return frozenset(k.strip().casefold() for k in found if k.strip())
+        """The identifiers a submission's name may equal to be this person's (compared in lower case)."""
+        return frozenset(k.strip().casefold() for k in (self.student_id, self.lms_id, self.email) if k.strip())
+
+    @property
+    def email_name(self) -> str:
+        """The part of the email before the @, which a file may be named after too."""
+        return self.email.split("@", 1)[0].strip().casefold() if "@" in self.email else ""
 
     @property
     def label(self) -> str:
@@ -86,6 +91,15 @@ class Person:
 class Roster:
     people: tuple[Person, ...]
     source: str
+
+    def lookup(self) -> dict[str, Person]:
+        """Name -> person: every identifier, and each email's name where it is no one else's."""
+        found = {key: person for person in self.people for key in person.keys}
+        names = Counter(p.email_name for p in self.people if p.email_name)
+        for person in self.people:
+            if person.email_name and names[person.email_name] == 1:
+                found.setdefault(person.email_name, person)
+        return found
 
 
 def read_roster(path: Path) -> Roster:
@@ -136,20 +150,17 @@ class Matching:
 
     people: tuple[tuple[str, Person], ...]  # student (a submission's name) -> roster entry
     not_in_roster: tuple[str, ...] = ()
-    alike: tuple[tuple[str, tuple[Person, ...]], ...] = ()  # a name several entries match
     shared: tuple[tuple[Person, tuple[str, ...]], ...] = ()  # an entry several submissions match
     no_submission: tuple[Person, ...] = ()
 
     @property
     def unmatched(self) -> tuple[str, ...]:
         """The submissions that are in no LMS gradebook, for want of a person."""
-        return (*self.not_in_roster, *(s for s, _ in self.alike), *(s for _, names in self.shared for s in names))
+        return (*self.not_in_roster, *(s for _, names in self.shared for s in names))
 
     def problems(self) -> list[str]:
         """Each student and roster entry not in the gradebook, one line each, to print."""
         lines = [f"{s}: not in the roster (no student id, LMS id or email is {s!r})" for s in self.not_in_roster]
-        lines += [f"{s}: matches several roster entries: {'; '.join(p.label for p in people)}"
-                  for s, people in self.alike]
         lines += [f"{', '.join(names)}: all match {person.label}; rename all but one"
                   for person, names in self.shared]
         lines += [f"{person.label}: no submission" for person in self.no_submission]
@@ -157,27 +168,21 @@ class Matching:
 
 
 def match(students: Iterable[str], roster: Roster) -> Matching:
-    """Match each submission's name to a roster entry (Person.keys)."""
-    by_key: dict[str, list[Person]] = {}
-    for person in roster.people:
-        for key in person.keys:
-            by_key.setdefault(key, []).append(person)
-    found: dict[int, list[str]] = {}
-    not_in, alike = [], []
+    """Match each submission's name to a roster entry (Roster.lookup)."""
+    by_key = roster.lookup()
+    found: dict[int, list[str]] = {}  # id(person) -> the submissions that are theirs
+    not_in = []
     for student in students:
-        people = by_key.get(student.strip().casefold(), [])
-        if not people:
+        person = by_key.get(student.strip().casefold())
+        if person is None:
             not_in.append(student)
-        elif len(people) > 1:
-            alike.append((student, tuple(people)))
         else:
-            found.setdefault(id(people[0]), []).append(student)
+            found.setdefault(id(person), []).append(student)
     people_of = {id(p): p for p in roster.people}
     matched = [(names[0], people_of[pid]) for pid, names in found.items() if len(names) == 1]
     shared = [(people_of[pid], tuple(names)) for pid, names in found.items() if len(names) > 1]
     no_submission = tuple(p for p in roster.people if id(p) not in found)
-    return Matching(tuple(sorted(matched, key=lambda sp: sp[1].row)), tuple(not_in), tuple(alike), tuple(shared),
-                    no_submission)
+    return Matching(tuple(sorted(matched, key=lambda sp: sp[1].row)), tuple(not_in), tuple(shared), no_submission)
 
 
 @dataclass(frozen=True)
@@ -240,8 +245,9 @@ def lms_gradebook(fmt: str, exercise: Exercise, scores: dict[str, float | None],
             username = p.lms_id if p else row.student
             if not username:
                 assert p is not None
-                left_out.append(f"{row.student or p.label}: the roster gives no LMS id, and Blackboard matches on "
-                                "Username; add it to the roster")
+                who = f"{row.student} = {p.label}" if row.student else p.label
+                left_out.append(f"{who}: the roster gives no LMS id, and Blackboard matches on Username; add it "
+                                "to the roster")
                 continue
             last, first = p.split_name() if p else (row.student, "")
             writer.writerow([_cell(last), _cell(first), _cell(username), _cell(p.student_id if p else ""),

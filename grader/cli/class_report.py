@@ -102,8 +102,10 @@ def write_batch_outputs(course: Course, exercise: Exercise, *, students: list[st
         for line in problems:
             click.echo(f"  {line}", err=True)
         if fmt != "csv" and matching is not None and matching.unmatched:
-            click.echo(f"  (the {len(matching.unmatched)} submission(s) with no roster entry are not in {book}: "
-                       "their reports are in the batch's folder)", err=True)
+            count = len(matching.unmatched)
+            click.echo(f"  ({'these' if count > 1 else 'this'} {count} submission{'s' * (count > 1)} without a roster "
+                       f"entry {'are' if count > 1 else 'is'} not in {book}: the reports are in the batch's folder)",
+                       err=True)
     page = book.parent / "class.html"
     try:
         counted = class_report(course, exercise.id, reports, ungraded=len(students) - len(reports))
