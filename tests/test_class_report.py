@@ -200,6 +200,25 @@ def test_class_report_skips_what_is_not_a_report(graded_class: GradedClass, tmp_
     assert json.loads((tmp_path / "c.json").read_text())["students"] == 5
 
 
+@needs_fork
+def test_class_report_reads_the_files_beside_its_folder(graded_class: GradedClass, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reports that name their files relative to where the batch ran are read from beside the reports'
+    folder, wherever class-report runs."""
+    batch_dir = tmp_path / "course-run"
+    (batch_dir / "reports").mkdir(parents=True)
+    (batch_dir / "subs").mkdir()
+    for student in ("st_sign_flipped_0", "st_sign_flipped_1"):
+        report = json.loads((graded_class.reports / f"{student}.json").read_text())
+        (batch_dir / "subs" / f"{student}.py").write_text(Path(report["submission"]).read_text())
+        (batch_dir / "reports" / f"{student}.json").write_text(json.dumps({**report,
+                                                                          "submission": f"subs/{student}.py"}))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["class-report", str(batch_dir / "reports"), "--json", "-"])
+    assert result.exit_code == 0, result.output
+    assert [m["example"] for m in json.loads(result.stdout)["mistakes"]] == ["dprobs = -(1.0 / probs) * dlogprobs"]
+
+
 @pytest.mark.parametrize(("make", "words"), [
     (lambda d: d / "nowhere", "is not a folder"),
     (lambda d: d, "there are no grading reports to count"),

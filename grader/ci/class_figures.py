@@ -48,9 +48,11 @@ def score_histogram(report: ClassReport) -> bytes:
     """Students per score, every score from 0 to the maximum on the axis."""
     plt = _pyplot()
     counts = dict(report.scores)
-    top = int(report.max_score) if float(report.max_score).is_integer() else None
-    xs = list(range(top + 1)) if top is not None and top <= 60 else sorted(counts)
+    whole = float(report.max_score).is_integer() and all(score.is_integer() for score in counts)
+    xs = list(range(int(report.max_score) + 1)) if whole and report.max_score <= 60 else sorted(counts)
     ys = [counts.get(float(x), 0) for x in xs]
+    if not xs:  # nobody graded
+        xs, ys = [0], [0]
     fig, ax = plt.subplots(figsize=(10, 2.6))
     bars = ax.bar(xs, ys, width=0.8, color=BLUE)
     ax.bar_label(bars, labels=[str(y) if y else "" for y in ys], fontsize=8, padding=1)

@@ -197,11 +197,13 @@ def label_of(gradient: dict[str, Any]) -> str:
 
 
 def class_report(course: Course, exercise_id: str, reports: Iterable[dict[str, Any]], *, ungraded: int = 0,
-                 example: ExampleReader | None = None) -> ClassReport:
-    """Count `reports` (each a report dict with its "student") of one exercise."""
+                 example: ExampleReader | None = None, base: Path | None = None) -> ClassReport:
+    """Count `reports` (each a report dict with its "student") of one exercise. The example lines are read
+    from the files the reports name, as given or (for a relative path not found) below `base`."""
     exercise = course.exercise(exercise_id)
-    mine = sorted((r for r in reports if r.get("exercise") == exercise_id), key=lambda r: str(r.get("student")))
-    reader = example or submission_reader(course, exercise)
+    mine = sorted((r for r in reports if is_report(r) and r["exercise"] == exercise_id),
+                  key=lambda r: str(r.get("student")))
+    reader = example or submission_reader(course, exercise, base)
     order = exercise.gradient_names
     statuses: dict[str, Counter[str]] = {name: Counter() for name in order}
     labels: dict[str, Counter[str]] = {name: Counter() for name in order}
@@ -281,7 +283,8 @@ def training_stats(exercise: Exercise, reports: list[dict[str, Any]]) -> Trainin
         if not isinstance(run, dict):
             no_run += 1
         elif run.get("stopped"):
-            stopped[int(run.get("steps") or 0)] += 1
+            steps = run.get("steps")
+            stopped[steps if isinstance(steps, int) else 0] += 1
         elif run.get("agreed"):
             completed += 1
         else:
@@ -291,13 +294,15 @@ def training_stats(exercise: Exercise, reports: list[dict[str, Any]]) -> Trainin
 
 # --- the example lines -----------------------------------------------------------------
 
-def submission_reader(course: Course, exercise: Exercise) -> ExampleReader:
+def submission_reader(course: Course, exercise: Exercise, base: Path | None = None) -> ExampleReader:
     """Read a report's submission again, as the grader read it (a notebook's cells included), and
     return the statement at a line, anonymised; None when the file is gone or unreadable."""
     known: list[frozenset[str]] = []
 
     def read(report: dict[str, Any], line: int) -> str | None:
         path = Path(str(report.get("submission") or ""))
+        if not path.is_file() and base is not None and not path.is_absolute():
+            path = base / path
         if path.suffix not in (".py", ".ipynb") or not path.is_file():
             return None
         from grader.intake.submission import SubmissionError  # noqa: PLC0415

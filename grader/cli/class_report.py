@@ -45,7 +45,7 @@ def class_report_command(ctx: click.Context, reports_dir: Path, out: Path | None
         what = "file that is not a grading report" if len(skipped) == 1 else "files that are not grading reports"
         click.echo(f"skipped {len(skipped)} {what}: " + ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""),
                    err=True)
-    counted = class_report(course, chosen.id, reports)
+    counted = class_report(course, chosen.id, reports, base=reports_dir.parent)
     page = out or reports_dir / "class.html"
     try:
         write_atomic(page, class_html(counted))
@@ -112,5 +112,9 @@ def write_batch_outputs(course: Course, exercise: Exercise, *, students: list[st
         write_atomic(page, class_html(counted))
     except OSError as exc:
         click.echo(f"could not write the class page {page}: {exc.strerror}", err=True)
+        return None
+    except Exception as exc:  # the page is the grader's own extra: its failure must not cost the batch's ending
+        click.echo(f"could not make the class page ({type(exc).__name__}: {exc}); the reports and the gradebook "
+                   "are written: ninja-grade class-report on the reports' folder tries again", err=True)
         return None
     return page
