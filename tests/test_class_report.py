@@ -16,9 +16,9 @@ from xml.etree import ElementTree
 import pytest
 from click.testing import CliRunner
 
-from grader.ci.anonymise import anonymise, statement_at
+from grader.ci.anonymise import anonymise, lecture_names, statement_at
 from grader.ci.class_page import class_html
-from grader.ci.class_report import class_report, lecture_names
+from grader.ci.class_report import class_report
 from grader.cli import main
 from grader.courseware.course import Course
 from tests.classroom import EXAMPLE_STUDENT, make_class, make_training_class

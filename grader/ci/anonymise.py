@@ -1,9 +1,11 @@
-"""A student's line of code, made safe to show the class: no comment, no string, no name of theirs.
+"""A student's line of code and message, made safe to show the class: no comment, no string, no name
+of theirs.
 
-Comments and string literals are dropped (a string becomes "…"); every identifier that is not
-the lecture's (a name in the exercise's stub or solution, a Python keyword or builtin, or an
-attribute after a dot) becomes v1, v2, ... in order of appearance. What is left is the shape of
-the mistake, which is what the class needs to see.
+In a line, comments and string literals are dropped (a string becomes "…"), and every identifier
+that is not the lecture's (lecture_names: the exercise's stub and solution, its gradients and
+forward pass, Python's keywords and builtins; or an attribute after a dot) becomes v1, v2, ... in
+order of appearance. What is left is the shape of the mistake, which is what the class needs to
+see. In a message, the student's name and file are taken out.
 """
 
 from __future__ import annotations
@@ -13,8 +15,13 @@ import builtins
 import io
 import keyword
 import tokenize
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
 
+from grader.courseware.course import Course, CourseError, Exercise
+
+ExampleReader = Callable[[dict[str, Any], int], str | None]  # a report, a line -> that code, anonymised
 MAX_LINES = 6  # a longer statement is cut, with a last line saying how much was left out
 STRING = '"…"'
 
@@ -107,3 +114,55 @@ def _dedent(code: str) -> str:
     lines = code.split("\n")
     indent = len(lines[0]) - len(lines[0].lstrip())
     return "\n".join(text[indent:] if text[:indent].isspace() else text for text in lines) if indent else code
+
+
+def without_student(message: str, report: dict[str, Any]) -> str:
+    """A message with the student's file and name taken out."""
+    for own in sorted({str(report.get("submission") or ""), Path(str(report.get("submission") or "")).name,
+                       str(report.get("student") or "")}, key=len, reverse=True):
+        if len(own) >= 3:
+            message = message.replace(own, "…")
+    return message
+
+
+def submission_reader(course: Course, exercise: Exercise, base: Path | None = None) -> ExampleReader:
+    """Read a report's submission again, as the grader read it (a notebook's cells included), and
+    return the statement at a line, anonymised; None when the file is gone or unreadable."""
+    known: list[frozenset[str]] = []
+
+    def read(report: dict[str, Any], line: int) -> str | None:
+        path = Path(str(report.get("submission") or ""))
+        if not path.is_file() and base is not None and not path.is_absolute():
+            path = base / path
+        if path.suffix not in (".py", ".ipynb") or not path.is_file():
+            return None
+        from grader.intake.submission import SubmissionError  # noqa: PLC0415
+        from grader.judging.grade import load_submission  # noqa: PLC0415 - torch, only for an example
+
+        try:
+            source = load_submission(course, exercise, path).source
+        except (SubmissionError, CourseError, OSError):
+            return None
+        if not known:
+            known.append(lecture_names(exercise))
+        statement = statement_at(source, line)
+        return anonymise(statement, known[0]) if statement else None
+
+    return read
+
+
+def lecture_names(exercise: Exercise) -> frozenset[str]:
+    """The names that are the lecture's, not a student's: those of the exercise's stub and solution, its
+    gradients, and its forward pass (tensors, parameters, sizes, data)."""
+    names = set(vocabulary(path.read_text(encoding="utf-8", errors="replace")
+                           for path in (exercise.stub, exercise.solution) if path.is_file()))
+    names |= {g.name for g in exercise.gradients} | {g.tensor for g in exercise.gradients}
+    try:
+        from grader.courseware.forward import load_forward  # noqa: PLC0415 - torch
+
+        forward = load_forward(exercise.forward)
+        graph = forward.graph(exercise.graph)
+        names |= {*graph.nodes, *graph.leaves, *forward.sizes, *forward.data_names, *(k for k, _ in exercise.sizes)}
+    except CourseError:
+        pass  # a broken forward file was said when grading; the stub's and solution's names still count
+    return frozenset(names)

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader.ci.anonymise import anonymise, statement_at, vocabulary
+from grader.ci.anonymise import ExampleReader, submission_reader, without_student
 from grader.courseware.course import Course, CourseError, Exercise
 from grader.judging.results import plain_number
 
@@ -186,9 +186,6 @@ def exercise_of(course: Course, reports: list[dict[str, Any]], wanted: str | Non
 
 # --- counting --------------------------------------------------------------------------
 
-ExampleReader = Callable[[dict[str, Any], int], str | None]  # a report, a line -> that code, anonymised
-
-
 def label_of(gradient: dict[str, Any]) -> str:
     diagnosis = gradient.get("diagnosis")
     if isinstance(diagnosis, str) and diagnosis:
@@ -264,15 +261,6 @@ def mistake(gradient: str, label: str, found: list[tuple[dict[str, Any], dict[st
     return Mistake(gradient, label, len(found), without_student(str(result.get("message", "")), report), None)
 
 
-def without_student(message: str, report: dict[str, Any]) -> str:
-    """A message with the student's file and name taken out."""
-    for own in sorted({str(report.get("submission") or ""), Path(str(report.get("submission") or "")).name,
-                       str(report.get("student") or "")}, key=len, reverse=True):
-        if len(own) >= 3:
-            message = message.replace(own, "…")
-    return message
-
-
 def training_stats(exercise: Exercise, reports: list[dict[str, Any]]) -> TrainingStats:
     spec = exercise.training
     planned = spec.check_steps if spec is not None else 0
@@ -290,48 +278,3 @@ def training_stats(exercise: Exercise, reports: list[dict[str, Any]]) -> Trainin
         else:
             diverged += 1
     return TrainingStats(planned, completed, diverged, tuple(sorted(stopped.items())), no_run)
-
-
-# --- the example lines -----------------------------------------------------------------
-
-def submission_reader(course: Course, exercise: Exercise, base: Path | None = None) -> ExampleReader:
-    """Read a report's submission again, as the grader read it (a notebook's cells included), and
-    return the statement at a line, anonymised; None when the file is gone or unreadable."""
-    known: list[frozenset[str]] = []
-
-    def read(report: dict[str, Any], line: int) -> str | None:
-        path = Path(str(report.get("submission") or ""))
-        if not path.is_file() and base is not None and not path.is_absolute():
-            path = base / path
-        if path.suffix not in (".py", ".ipynb") or not path.is_file():
-            return None
-        from grader.intake.submission import SubmissionError  # noqa: PLC0415
-        from grader.judging.grade import load_submission  # noqa: PLC0415 - torch, only for an example
-
-        try:
-            source = load_submission(course, exercise, path).source
-        except (SubmissionError, CourseError, OSError):
-            return None
-        if not known:
-            known.append(lecture_names(exercise))
-        statement = statement_at(source, line)
-        return anonymise(statement, known[0]) if statement else None
-
-    return read
-
-
-def lecture_names(exercise: Exercise) -> frozenset[str]:
-    """The names that are the lecture's, not a student's: those of the exercise's stub and solution, its
-    gradients, and its forward pass (tensors, parameters, sizes, data)."""
-    names = set(vocabulary(path.read_text(encoding="utf-8", errors="replace")
-                           for path in (exercise.stub, exercise.solution) if path.is_file()))
-    names |= {g.name for g in exercise.gradients} | {g.tensor for g in exercise.gradients}
-    try:
-        from grader.courseware.forward import load_forward  # noqa: PLC0415 - torch
-
-        forward = load_forward(exercise.forward)
-        graph = forward.graph(exercise.graph)
-        names |= {*graph.nodes, *graph.leaves, *forward.sizes, *forward.data_names, *(k for k, _ in exercise.sizes)}
-    except CourseError:
-        pass  # a broken forward file was said when grading; the stub's and solution's names still count
-    return frozenset(names)

@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from grader.courseware.course import Exercise
 from grader.judging.results import plain_number
@@ -200,6 +201,21 @@ class Gradebook:
 
     text: str
     left_out: tuple[str, ...] = field(default=())  # one line each: who, and why
+    unplaced: int = 0  # submissions not in the file for want of a roster entry (their reports still are)
+
+
+def batch_gradebook(fmt: str, exercise: Exercise, *, table: str, reports: list[dict[str, Any]],
+                    students: list[str], roster: Roster | None, column: str | None = None) -> Gradebook:
+    """The gradebook a batch writes: its CSV `table` (with the roster's columns, given one) for csv, else
+    the LMS file from the reports' scores (no report: no grade); with every mismatch said."""
+    matching = match(students, roster) if roster is not None else None
+    problems = tuple(matching.problems()) if matching is not None else ()
+    if fmt == "csv":
+        return Gradebook(with_roster(table, matching) if matching is not None else table, problems)
+    graded = {str(r.get("student")): r.get("score") for r in reports}
+    scores = {s: float(v) if isinstance(v := graded.get(s), int | float) else None for s in students}
+    book = lms_gradebook(fmt, exercise, scores, matching, column)
+    return Gradebook(book.text, (*problems, *book.left_out), len(matching.unmatched) if matching is not None else 0)
 
 
 def rows_for(scores: dict[str, float | None], matching: Matching | None) -> list[Row]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from grader.ci.gradebooks import Roster, RosterError, batch_gradebook, read_roster
 from grader.cli.common import EXIT_PASSED, course_or_exit, fail_setup
 from grader.courseware.course import Course, Exercise
 from grader.files import write_atomic
@@ -61,12 +62,10 @@ def class_report_command(ctx: click.Context, reports_dir: Path, out: Path | None
     sys.exit(EXIT_PASSED)
 
 
-def roster_or_exit(roster: Path | None) -> Any:
+def roster_or_exit(roster: Path | None) -> Roster | None:
     """The batch's --roster, read before anyone is graded: a bad one is one line, exit 2."""
     if roster is None:
         return None
-    from grader.ci.gradebooks import RosterError, read_roster
-
     try:
         return read_roster(roster)
     except RosterError as exc:
@@ -74,38 +73,26 @@ def roster_or_exit(roster: Path | None) -> Any:
 
 
 def write_batch_outputs(course: Course, exercise: Exercise, *, students: list[str], table: str,
-                        reports: list[dict[str, Any]], book: Path, fmt: str, roster: Any,
+                        reports: list[dict[str, Any]], book: Path, fmt: str, roster: Roster | None,
                         column: str | None) -> Path | None:
     """After a batch: its gradebook at `book` in `fmt` (the batch's CSV `table` as it is for csv),
-    the roster's leftovers said on stderr, and the class page beside the gradebook (its path; None
-    when it could not be written, which is said)."""
+    each student and roster entry it could not place said on stderr, and the class page beside the
+    gradebook (its path; None when it could not be made, which is said)."""
     from grader.ci.class_page import class_html
     from grader.ci.class_report import class_report
-    from grader.ci.gradebooks import lms_gradebook, match, with_roster
 
-    matching = match(students, roster) if roster is not None else None
-    left_out: tuple[str, ...] = ()
-    if fmt == "csv":
-        text = with_roster(table, matching) if matching is not None else table
-    else:
-        graded = {str(r.get("student")): r.get("score") for r in reports}
-        scores: dict[str, float | None] = {}
-        for student in students:
-            score = graded.get(student)
-            scores[student] = float(score) if isinstance(score, int | float) else None
-        written = lms_gradebook(fmt, exercise, scores, matching, column)
-        text, left_out = written.text, written.left_out
-    write_atomic(book, text)
-    problems = [*(matching.problems() if matching is not None else []), *left_out]
-    if problems:
-        click.echo(f"\nthe roster {roster.source} and the submissions disagree on {len(problems)}:", err=True)
-        for line in problems:
+    written = batch_gradebook(fmt, exercise, table=table, reports=reports, students=students, roster=roster,
+                              column=column)
+    write_atomic(book, written.text)
+    if written.left_out:
+        where = f"the roster {roster.source} and the submissions" if roster is not None else "the submissions"
+        click.echo(f"\n{where} disagree on {len(written.left_out)}:", err=True)
+        for line in written.left_out:
             click.echo(f"  {line}", err=True)
-        if fmt != "csv" and matching is not None and matching.unmatched:
-            count = len(matching.unmatched)
-            click.echo(f"  ({'these' if count > 1 else 'this'} {count} submission{'s' * (count > 1)} without a roster "
-                       f"entry {'are' if count > 1 else 'is'} not in {book}: the reports are in the batch's folder)",
-                       err=True)
+    if written.unplaced:
+        many = written.unplaced > 1
+        click.echo(f"  ({'these' if many else 'this'} {written.unplaced} submission{'s' * many} without a roster "
+                   f"entry {'are' if many else 'is'} not in {book}: the reports are in the batch's folder)", err=True)
     page = book.parent / "class.html"
     try:
         counted = class_report(course, exercise.id, reports, ungraded=len(students) - len(reports))
