@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from grader.cli.class_report import class_report_command
 from grader.cli.common import course_of, course_or_exit
 from grader.cli.grade import all_command, grade_command
 from grader.cli.tools import (
@@ -85,8 +86,8 @@ def main(course: Path | None, sandbox: str | None) -> None:
         os.environ["NINJA_SANDBOX"] = sandbox  # read where a sandbox is opened, batch workers included
 
 
-for command in (hint_command, notebook_command, all_command, batch_command, init_classroom_command,
-                gradescope_bundle_command, check_course_command):
+for command in (hint_command, notebook_command, all_command, batch_command, class_report_command,
+                init_classroom_command, gradescope_bundle_command, check_course_command):
     main.add_command(command)
 
 

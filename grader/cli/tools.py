@@ -11,9 +11,10 @@ from typing import Any
 
 import click
 
+from grader.ci.gradebooks import FORMATS as GRADEBOOK_FORMATS
+from grader.cli.class_report import roster_or_exit, write_batch_outputs
 from grader.cli.common import EXIT_FAILED, EXIT_GRADER_FAULT, EXIT_PASSED, course_of, course_or_exit, fail_setup
 from grader.courseware.course import CourseError, Limits
-from grader.files import write_atomic
 
 
 @click.command(name="hint")
@@ -97,11 +98,21 @@ def notebook_command(ctx: click.Context, which: str, out: Path, course_repo: str
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="names.txt to use.")
 @click.option("--time-limit", type=click.FloatRange(min=0.1), default=None, help="Seconds per submission.")
 @click.option("--memory-limit", type=click.IntRange(min=64), default=None, help="MB per submission.")
+@click.option("--gradebook-format", type=click.Choice(GRADEBOOK_FORMATS), default="csv", show_default=True,
+              help="csv: a row per submission, a column per gradient; canvas, moodle, blackboard: the file that "
+                   "LMS's gradebook import takes.")
+@click.option("--roster", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="CSV of name, student_id, email, lms_id: who each submission (its file name) is.")
+@click.option("--gradebook-column", default=None, metavar="NAME",
+              help="The LMS's assignment column (default: the exercise id); Canvas's 'NAME (ID)' or "
+                   "Blackboard's 'NAME |ID' grades an existing one.")
 @click.pass_context
 def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple[Path, ...], jobs: int | None,
                   out: Path, gradebook: Path | None, force: bool, data: Path | None, time_limit: float | None,
-                  memory_limit: int | None) -> None:
-    """Grade many submissions (files, or folders of one student each) into a gradebook."""
+                  memory_limit: int | None, gradebook_format: str, roster: Path | None,
+                  gradebook_column: str | None) -> None:
+    """Grade many submissions (files, or folders of one student each) into a gradebook, with the class
+    page (class.html) beside it."""
     from grader.ci import batch
 
     course = course_or_exit(ctx)
@@ -114,6 +125,7 @@ def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple
         fail_setup(str(exc))
     limits = Limits(time_limit or exercise.limits.time_s, memory_limit or exercise.limits.memory_mb)
     check_batch_setup(data, out, gradebook)  # before anyone is graded: one line, exit 2, nothing written
+    people = roster_or_exit(roster)
     subs = batch.discover(list(submissions), exercise_id)
     course_arg = ctx.find_root().params.get("course")
     with click.progressbar(length=len(subs), label=f"grading {exercise_id}", file=sys.stderr,
@@ -130,9 +142,10 @@ def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple
             fail_setup(f"cannot write to {out}: {exc.strerror}")
     table, reports = batch.gradebook(course, exercise_id, subs, out, tally.reports)
     book = gradebook or out / "gradebook.csv"
-    write_atomic(book, table)
+    page = write_batch_outputs(course, exercise, students=[s.student for s in subs], table=table, reports=reports,
+                               book=book, fmt=gradebook_format, roster=people, column=gradebook_column)
     click.echo(f"{len(subs)} submissions: {tally}" + (f" ({tally.skipped} graded before)" if tally.skipped else ""))
-    click.echo(f"reports in {out}/, gradebook {book}")
+    click.echo(f"reports in {out}/, gradebook {book}" + (f", class page {page}" if page else ""))
     click.echo("\npass rate per gradient:")
     for name, passed, graded in batch.pass_rates(course, exercise_id, reports):
         share = passed / graded if graded else 0.0
