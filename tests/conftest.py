@@ -85,3 +85,31 @@ def wait_for_line(stream: IO[str], prefix: str, *, timeout: float) -> str:
             break  # the process ended without it
         _PENDING[fd] = pending + chunk.decode(errors="replace")
     pytest.fail(f"no line starting {prefix!r} within {timeout} s")
+
+
+OWN_DISTRIBUTION = ("backprop_ninja", "__editable__", "grader")  # this checkout, as the test interpreter sees it
+
+
+@pytest.fixture(scope="session")
+def offline_packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of this interpreter's installed packages (torch, click, pip, ...) without the grader: on
+    PYTHONPATH, with PIP_NO_INDEX=1, it stands in for the package index a platform downloads from (no
+    torch wheel is on this machine to install from), so a bundle's set-up runs whole, offline, and
+    installs only the grader, from the bundle's own wheel."""
+    import torch  # noqa: PLC0415 - its folder is the one holding every dependency
+
+    site = Path(torch.__file__).resolve().parents[1]
+    folder = tmp_path_factory.mktemp("offline-packages")
+    for entry in site.iterdir():
+        if not entry.name.startswith(OWN_DISTRIBUTION) and entry.suffix != ".pth":
+            (folder / entry.name).symlink_to(entry)
+    return folder
+
+
+def offline_env(packages: Path, **extra: str) -> dict[str, str]:
+    """The environment of a platform's process: no path to this checkout, no package index, no data but
+    what the bundle carries."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "NINJA_DATA", "NINJA_COURSE")}
+    return {**env, "PYTHONPATH": str(packages), "PIP_NO_INDEX": "1", "NINJA_OFFLINE": "1",
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+            **extra}

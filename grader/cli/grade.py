@@ -5,9 +5,10 @@ Torch is imported only when something is graded, so `--help` stays instant.
 
 from __future__ import annotations
 
-import base64
+import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -16,7 +17,7 @@ import click
 from grader.cli.common import EXIT_FAILED, EXIT_PASSED, course_or_exit, fail_setup
 from grader.courseware.course import Course, CourseError, Exercise, Limits
 from grader.files import write_atomic
-from grader.reporting.formats import FORMATS, render, render_annotations
+from grader.reporting.formats import FORMATS, PLATFORM_FORMATS, RETIRED_FORMATS, render, render_annotations
 
 PLAIN_PROGRESS_S = 10.0  # how often a training run says how far it is, where no bar can be drawn
 
@@ -28,8 +29,9 @@ def grade_command(exercise: Exercise) -> click.Command:
     @click.pass_context
     def command(ctx: click.Context, /, *, submission: Path | None, fmt: str, data: Path | None,
                 time_limit: float | None, memory_limit: int | None, feedback: bool, output: Path | None,
-                github: bool, watch: bool, **training: Any) -> None:
+                summary: Path | None, github: bool, watch: bool, **training: Any) -> None:
         course = course_or_exit(ctx)
+        check_platform(fmt, [exercise])
         from grader.confined.sandbox import SandboxError
         from grader.courseware.data import DataError
         from grader.intake.submission import SubmissionError
@@ -48,10 +50,14 @@ def grade_command(exercise: Exercise) -> click.Command:
                 full_command(course, exercise_id, submission, data, fmt=fmt, limits=limits, **training)
             started = time.monotonic()
             report = grade(course, exercise_id, submission, data, limits)
-        except (CourseError, SubmissionError, DataError, SandboxError) as exc:
+        except SubmissionError as exc:
+            keep_unreadable(str(exc), [exercise], submission or exercise.stub, fmt=fmt, output=output,
+                            summary=summary)
+            fail_setup(str(exc))
+        except (CourseError, DataError, SandboxError) as exc:
             fail_setup(str(exc))
         emit([report], fmt=fmt, output=output, github=github, seconds=time.monotonic() - started,
-             path=str(submission or exercise.stub))
+             path=str(submission or exercise.stub), summary=summary)
         if feedback:
             write_feedback_for(submission, [report])
         sys.exit(EXIT_PASSED if report.passed else EXIT_FAILED)
@@ -87,32 +93,60 @@ def grade_command(exercise: Exercise) -> click.Command:
                          help=f"{exercise.title}.\n\nGrade SUBMISSION (default: the exercise's stub).")
 
 
+class FormatChoice(click.Choice):  # type: ignore[type-arg]
+    """The formats; a retired one is said in one line (exit 2), not listed."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value in RETIRED_FORMATS:
+            fail_setup(RETIRED_FORMATS[value])
+        return super().convert(value, param, ctx)
+
+
 def report_options() -> list[click.Parameter]:
-    """--format, --output and --github, shared by every command that grades."""
+    """--format, --output, --summary and --github, shared by every command that grades."""
     return [
-        click.Option(["--format", "fmt"], type=click.Choice(FORMATS), default="text", show_default=True,
-                     help="text for people; json for tools (one object on stdout); junit, gradescope "
-                          "(results.json), markdown (a $GITHUB_STEP_SUMMARY table) and classroom (GitHub "
-                          "Classroom's runner result: base64 on stdout, plain JSON with --output) for CI."),
+        click.Option(["--format", "fmt"], type=FormatChoice(FORMATS), default="text", show_default=True,
+                     help="text for people; json for tools (one object on stdout); junit and markdown (a "
+                          "$GITHUB_STEP_SUMMARY table) for CI; gradescope, classroom50 and prairielearn for "
+                          "those platforms (their results file; Classroom 50's runner sets the submission's names)."),
         click.Option(["--output", "-o"], type=click.Path(path_type=Path, dir_okay=False), default=None,
-                     help="Write the report to this file (atomically) and the text report to stdout."),
+                     help="Write the report to this file (atomically) and the text report to stdout. For a "
+                          "platform's format it is written even when the submission cannot be read (exit 2)."),
+        click.Option(["--summary"], type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help="Also write the Markdown table to this file ($GITHUB_STEP_SUMMARY, or Classroom 50's "
+                          "release-body.md)."),
         click.Option(["--github"], is_flag=True,
                      help="Also print GitHub Actions annotations (::error) for each failing gradient."),
     ]
 
 
-def emit(reports: list[Any], *, fmt: str, output: Path | None, github: bool, seconds: float, path: str) -> None:
+def check_platform(fmt: str, exercises: Iterable[Exercise]) -> None:
+    """What would make a platform's results unusable, said before anything is graded."""
+    if fmt == "classroom50":
+        from grader.reporting.platforms import classroom50_problem
+
+        problem = classroom50_problem(exercises, os.environ)
+        if problem:
+            fail_setup(problem)
+
+
+def write_or_exit(path: Path, text: str) -> None:
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        fail_setup(f"cannot write {path}: {exc.strerror}")
+
+
+def emit(reports: list[Any], *, fmt: str, output: Path | None, github: bool, seconds: float, path: str,
+         summary: Path | None = None) -> None:
     """Render the reports where they were asked for."""
     if output is not None:
-        try:
-            write_atomic(output, render(fmt, reports, seconds=seconds))
-        except OSError as exc:
-            fail_setup(f"cannot write {output}: {exc.strerror}")
+        write_or_exit(output, render(fmt, reports, seconds=seconds, environ=os.environ))
         click.echo(render("text", reports))
-    elif fmt == "classroom":  # what the grading reporter reads from <ID>_RESULTS
-        click.echo(base64.b64encode(render(fmt, reports, seconds=seconds).encode()).decode(), color=False)
     else:
-        click.echo(render(fmt, reports, seconds=seconds), color=None if fmt == "text" else False)
+        click.echo(render(fmt, reports, seconds=seconds, environ=os.environ), color=None if fmt == "text" else False)
+    if summary is not None:
+        write_or_exit(summary, render("markdown", reports))
     if fmt == "text" and len(reports) > 1 and output is None:
         passed = sum(r.passed for r in reports)
         click.echo(click.style(f"\n{passed}/{len(reports)} exercises passed", bold=True))
@@ -120,6 +154,20 @@ def emit(reports: list[Any], *, fmt: str, output: Path | None, github: bool, sec
         annotations = render_annotations(reports, path)
         if annotations:
             click.echo(annotations, color=False)
+
+
+def keep_unreadable(reason: str, exercises: Iterable[Exercise], submission: Path, *, fmt: str,
+                    output: Path | None, summary: Path | None) -> None:
+    """A submission that cannot be read still leaves a platform a result to show (every gradient
+    `error`, the reason said; PrairieLearn: not gradable) in --output and --summary. The exit stays 2."""
+    from grader.judging.grade import display_path
+    from grader.reporting.platforms import unreadable_reports
+
+    reports = unreadable_reports(exercises, display_path(submission), reason)
+    if output is not None and fmt in PLATFORM_FORMATS:
+        write_or_exit(output, render(fmt, reports, environ=os.environ, unreadable=reason))
+    if summary is not None:
+        write_or_exit(summary, render("markdown", reports))
 
 
 def write_feedback_for(submission: Path | None, reports: list[Any]) -> None:
@@ -199,9 +247,14 @@ def full_command(course: Course, exercise_id: str, submission: Path | None, data
 
 @click.pass_context
 def all_callback(ctx: click.Context, /, *, submission: Path, fmt: str, data: Path | None, feedback: bool,
-                 output: Path | None, github: bool, exercise: tuple[str, ...]) -> None:
+                 output: Path | None, summary: Path | None, github: bool, exercise: tuple[str, ...]) -> None:
     """Grade every exercise found in one notebook (or script, or folder); exit 0 only if all pass."""
     course = course_or_exit(ctx)
+    try:
+        exercises = [course.exercise(e) for e in exercise or course.exercise_ids]
+    except CourseError as exc:
+        fail_setup(str(exc))
+    check_platform(fmt, exercises)
     from grader.confined.sandbox import SandboxError
     from grader.courseware.data import DataError
     from grader.intake.submission import SubmissionError
@@ -210,14 +263,18 @@ def all_callback(ctx: click.Context, /, *, submission: Path, fmt: str, data: Pat
     started = time.monotonic()
     try:
         reports = []
-        for exercise_id in exercise or course.exercise_ids:
-            path = submission_for(course.exercise(exercise_id), submission)
+        for one in exercises:
+            path = submission_for(one, submission)
             # One file for every exercise: read it by sections, as a notebook is.
-            reports.append(grade(course, exercise_id, path, data, sections=path == submission)
-                           if path is not None else grade_nothing(course, exercise_id, submission, data))
-    except (CourseError, SubmissionError, DataError, SandboxError) as exc:
+            reports.append(grade(course, one.id, path, data, sections=path == submission)
+                           if path is not None else grade_nothing(course, one.id, submission, data))
+    except SubmissionError as exc:
+        keep_unreadable(str(exc), exercises, submission, fmt=fmt, output=output, summary=summary)
         fail_setup(str(exc))
-    emit(reports, fmt=fmt, output=output, github=github, seconds=time.monotonic() - started, path=str(submission))
+    except (CourseError, DataError, SandboxError) as exc:
+        fail_setup(str(exc))
+    emit(reports, fmt=fmt, output=output, github=github, seconds=time.monotonic() - started, path=str(submission),
+         summary=summary)
     if feedback:
         write_feedback_for(submission, reports)
     sys.exit(EXIT_PASSED if all(r.passed for r in reports) else EXIT_FAILED)
