@@ -157,5 +157,5 @@ def test_init_classroom50_refuses_points_classroom50_cannot_count(tmp_path: Path
     result = CliRunner().invoke(main, ["--course", str(course / "course.yaml"), "init-classroom50",
                                        str(tmp_path / "out")])
     assert result.exit_code == 2 and not (tmp_path / "out").exists()
-    assert result.stderr.startswith("ninja-grade: Classroom 50 counts whole points, and course.yaml gives "
+    assert result.stderr.startswith("ninja-grade: Classroom 50 takes whole points only, and course.yaml gives "
                                     "exercise1 dlogits (0.5)") and result.stderr.count("\n") == 1

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
+from grader.courseware.course import load_course
 from tests.conftest import ROOT
 
 LAYERNORM = ROOT / "examples" / "layernorm"
@@ -138,8 +139,6 @@ def test_prairielearn_oversized_results_leave_the_last_pictures_out(tmp_path: Pa
     """Exercises 1 and 4 of the lecture's course with every gradient wrong: their pictures alone are over
     PrairieLearn's 1 MB. results.json stays under it, keeps the first wrong gradients' pictures (the
     ones to fix first), leaves the last ones out and says how many."""
-    from grader.courseware.course import load_course
-
     course = load_course(ROOT / "course.yaml")
     image = write_image_folder(tmp_path, ROOT / "course.yaml")
     files = {f"{e}.py": noisy(course.exercise(e).solution, list(course.exercise(e).gradient_names))

@@ -43,7 +43,7 @@ def classroom50_problem(exercises: Iterable[Exercise], environ: Mapping[str, str
     fractional = [f"{e.id} {g.name} ({g.points:g})" for e in exercises for g in e.gradients
                   if not float(g.points).is_integer()]
     if fractional:
-        return (f"Classroom 50 counts whole points, and course.yaml gives {', '.join(fractional[:3])}: give every "
+        return (f"Classroom 50 takes whole points only, and course.yaml gives {', '.join(fractional[:3])}: give every "
                 "gradient a whole number of points")
     missing = [name for name in CLASSROOM50_IDENTITY.values() if environ is not None and not environ.get(name)]
     if missing:
