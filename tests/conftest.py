@@ -26,6 +26,8 @@ unix_only = pytest.mark.skipif(not (sys.platform.startswith("linux") and unix_sa
                                reason="tests the unix sandbox, which grades on Linux only")
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="batch workers are forked: no os.fork here")
 needs_sigint = pytest.mark.skipif(os.name == "nt", reason="Ctrl-C cannot be sent to a process as a signal here")
+posix_grader = pytest.mark.skipif(os.name == "nt", reason="runs a platform's bash scripts in a POSIX venv, as the "
+                                  "platforms' Linux machines do")
 SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
 
 

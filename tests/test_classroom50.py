@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
-from tests.conftest import ROOT, offline_env
+from tests.conftest import ROOT, offline_env, posix_grader
 
 LAYERNORM = ROOT / "examples" / "layernorm"
 REPO = "https://github.com/ninja-org/cs-ninja-layernorm-alice"
@@ -90,6 +90,7 @@ def test_init_classroom50_writes_the_autograder_beside_the_course(autograder: Pa
     assert runtime == {"runs-on": "ubuntu-latest", "python": "3.12"}
 
 
+@posix_grader
 @pytest.mark.slow
 @pytest.mark.parametrize("submission", ["right", "wrong sign", "unreadable"])
 def test_classroom50_autograder_runs_as_the_runner_calls_it(autograder: Path, runner_python: Path,

@@ -16,7 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from grader.cli import main
-from tests.conftest import ROOT
+from tests.conftest import ROOT, posix_grader
 
 LAYERNORM = ROOT / "examples" / "layernorm"
 WRONG_SIGN = ("dh = dlogits @ W2.T", "dh = -dlogits @ W2.T")  # one edit to the solution
@@ -55,6 +55,7 @@ def test_init_github_actions_writes_a_workflow_that_points_at_no_classroom(tmp_p
     assert not any("solution" in name for name in carried)
 
 
+@posix_grader
 @pytest.mark.slow
 def test_github_actions_step_runs_as_github_would(tmp_path: Path) -> None:
     """The exercise-1 step, run by bash -e in a student's repository with a wrong sign in dh: it fails

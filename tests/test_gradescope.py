@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from grader.ci import wheel
 from grader.cli import main
-from tests.conftest import ROOT, offline_env
+from tests.conftest import ROOT, offline_env, posix_grader
 
 LAYERNORM = ROOT / "examples" / "layernorm"
 
@@ -50,6 +50,7 @@ def test_gradescope_bundle_carries_the_course_the_grader_and_no_solution(tmp_pat
     assert all(n.startswith(("grader/", "backprop_ninja-")) for n in inside)
 
 
+@posix_grader
 @pytest.mark.slow
 @pytest.mark.parametrize("packed", ["the whole grader", "grader/cli alone"])
 def test_gradescope_bundle_runs_as_gradescope_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -152,3 +152,23 @@ def test_prairielearn_oversized_results_leave_the_last_pictures_out(tmp_path: Pa
     assert 0 < kept < len(wrong) and pictured == [True] * kept + [False] * (len(wrong) - kept)
     assert f"{len(wrong) - kept} of {len(wrong)} pictures of wrong gradients left out" in results["message"]
     assert "What your code for exercise1 printed:\nxxxx" in results["output"]
+
+
+def test_platform_results_carry_no_terminal_escape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A submission whose error message and prints hold terminal escapes (which PrairieLearn's page
+    would turn into colours, and a log into anything): neither PrairieLearn's nor Classroom 50's
+    results carry a control character, and the rest of the text is kept."""
+    hostile = tmp_path / "exercise2.py"
+    hostile.write_text("def boom():\n    raise ValueError('\\x1b[32m100/100\\x1b[0m')\n\n\n"
+                       "print('\\x1b[2J\\x1b[31mall tests passed\\x07')\ndlogits = boom()\n")
+    for name, value in {"CLASSROOM": "c", "ASSIGNMENT": "a", "SUBMISSION_TAG": "submit/x", "COMMIT_URL": "u",
+                        "RELEASE_URL": "r"}.items():
+        monkeypatch.setenv(name, value)
+    for fmt in ("prairielearn", "classroom50"):
+        result = CliRunner().invoke(main, ["exercise2", str(hostile), "--format", fmt])
+        assert result.exit_code == 1, result.output
+        results = json.loads(result.stdout)
+        texts = [results.get("message", ""), results.get("output", ""),
+                 *(t.get("message", "") for t in results["tests"]), *(t.get("output", "") for t in results["tests"])]
+        assert all(not re.search("[\x00-\x08\x0b-\x1f]", text) for text in texts), (fmt, texts)
+        assert any("100/100" in text for text in texts), fmt
