@@ -16,6 +16,8 @@ from grader.courseware.course import Course, CourseError
 from grader.courseware.data import Dataset
 from grader.files import write_atomic
 
+CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"  # the CPU build: no CUDA libraries to download
+PYTHON = "3.12"  # the Python a platform's set-up asks for, where it can choose: CPU torch has wheels for it
 COURSE_DIR = "course"
 DATA_FILE = "data/names.txt"
 WHEELS_DIR = "wheels"

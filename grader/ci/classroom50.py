@@ -15,10 +15,8 @@ import json
 from pathlib import Path
 from string import Template
 
-from grader.ci.bundle import Bundle, write_tree
-from grader.ci.gradescope import CPU_TORCH_INDEX
+from grader.ci.bundle import CPU_TORCH_INDEX, PYTHON, Bundle, write_tree
 
-PYTHON = "3.12"  # what the runtime block asks for: CPU torch has wheels for it
 RUNTIME = {"runs-on": "ubuntu-latest", "python": PYTHON}
 
 AUTOGRADER = Template('''#!/usr/bin/env python3

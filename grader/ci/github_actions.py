@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grader.ci.bundle import Bundle, write_tree
-from grader.ci.classroom50 import PYTHON
-from grader.ci.gradescope import CPU_TORCH_INDEX
+from grader.ci.bundle import CPU_TORCH_INDEX, PYTHON, Bundle, write_tree
 from grader.courseware.course import Course
 
 WORKFLOW = ".github/workflows/ninja-grade.yml"

@@ -14,11 +14,9 @@ import stat
 import zipfile
 from pathlib import Path
 
-from grader.ci.bundle import Bundle
+from grader.ci.bundle import CPU_TORCH_INDEX, Bundle
 from grader.ci.wheel import ZIP_DATE
 from grader.files import write_atomic
-
-CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, to build the autograder's image (written by ninja-grade gradescope-bundle).

@@ -13,12 +13,11 @@ import json
 from pathlib import Path
 from string import Template
 
-from grader.ci.bundle import Bundle, write_tree
-from grader.ci.gradescope import CPU_TORCH_INDEX
+from grader.ci.bundle import CPU_TORCH_INDEX, PYTHON, Bundle, write_tree
 from grader.courseware.course import Course
 
 IMAGE_HOME = "/opt/ninja"  # where the image keeps the course, the data and the entrypoint
-PYTHON_IMAGE = "python:3.12-slim"
+PYTHON_IMAGE = f"python:{PYTHON}-slim"
 MAX_TIMEOUT_S = 600  # PrairieLearn's ceiling for externalGradingOptions.timeout
 START_S = 30  # torch's import, the data, the cases: before any student code runs
 

@@ -7,12 +7,15 @@ names.txt and the grader's own wheel, and writes what the platform runs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from grader.cli.common import course_or_exit, fail_setup
 from grader.courseware.course import Course, CourseError
+
+if TYPE_CHECKING:
+    from grader.ci.bundle import Bundle
 
 DISCONTINUED = ("GitHub Classroom was discontinued on 2026-08-28, and init-classroom's workflow reported to its "
                 "dashboard: use ninja-grade init-classroom50 (Classroom 50, points in scores.json) or ninja-grade "
@@ -25,7 +28,8 @@ data_option = click.option("--data", type=click.Path(path_type=Path), default=No
                            help="names.txt to bundle (default: $NINJA_DATA, ./names.txt, the cache, a download).")
 
 
-def bundle_or_exit(course: Course, exercises: tuple[str, ...], data: Path | None, *, need_data: str = "") -> Any:
+def bundle_or_exit(course: Course, exercises: tuple[str, ...], data: Path | None, *,
+                   need_data: str = "") -> Bundle:
     """The course's bundle, or one line and exit 2. Without a real names.txt the bundle grades on the
     platform's download of it (or, offline, a synthetic batch): said, or refused where `need_data` says why."""
     from grader.ci.bundle import course_bundle

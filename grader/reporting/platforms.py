@@ -19,7 +19,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from grader.courseware.course import Exercise
-from grader.judging.judge import all_error
 from grader.judging.results import GradientResult, Report
 from grader.reporting.formats import details, printable
 
@@ -33,6 +32,8 @@ TEXT_CAPS = (2000, 500, 100)  # how far texts are cut, in turn, when no picture 
 
 def unreadable_reports(exercises: Iterable[Exercise], submission: str, reason: str) -> list[Report]:
     """The reports of a submission that could not be read at all: every gradient `error`, for `reason`."""
+    from grader.judging.judge import all_error  # noqa: PLC0415 - torch, only where a report is made
+
     return [Report(exercise=e.id, title=e.title, submission=submission, gradients=all_error(e, reason),
                    notes=(reason,), start=e.start) for e in exercises]
 
