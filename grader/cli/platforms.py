@@ -57,7 +57,7 @@ def written(paths: list[Path], directory: Path) -> str:
     return f"{len(paths)} files in {directory}"
 
 
-@click.command(name="gradescope-bundle")
+@click.command(name="gradescope-bundle", short_help="Gradescope: the autograder zip, for any course.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("autograder.zip"),
               show_default=True, help="Where to write the zip.")
 @exercise_option
@@ -76,7 +76,7 @@ def gradescope_bundle_command(ctx: click.Context, out: Path, exercise: tuple[str
                "Ubuntu 22.04 or later); students submit exerciseN.py files or their notebook")
 
 
-@click.command(name="init-classroom50")
+@click.command(name="init-classroom50", short_help="Classroom 50: an assignment's autograder.py, for any course.")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
 @exercise_option
 @data_option
@@ -104,7 +104,7 @@ def init_classroom50_command(ctx: click.Context, directory: Path, exercise: tupl
     click.echo(runtime_block())
 
 
-@click.command(name="prairielearn")
+@click.command(name="prairielearn", short_help="PrairieLearn: the grader image and its question options.")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--image", default=None, metavar="NAME",
               help="The image's name, as PrairieLearn will pull it (default: ninja-grade-COURSEFOLDER).")
@@ -131,7 +131,7 @@ def prairielearn_command(ctx: click.Context, directory: Path, image: str | None,
     click.echo(info_json(course, name, exercise))
 
 
-@click.command(name="init-github-actions")
+@click.command(name="init-github-actions", short_help="GitHub Actions: a feedback workflow for students' repositories.")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=Path("."))
 @data_option
 @click.pass_context
