@@ -20,7 +20,8 @@ from click.testing import CliRunner
 
 from grader.cli import main
 from grader.courseware.course import load_course
-from tests.conftest import ROOT
+from grader.reporting.platforms import CUT, render_prairielearn
+from tests.conftest import ROOT, GradeSource
 
 LAYERNORM = ROOT / "examples" / "layernorm"
 LIMIT = 1_000_000  # bytes PrairieLearn takes
@@ -172,3 +173,24 @@ def test_platform_results_carry_no_terminal_escape(tmp_path: Path, monkeypatch: 
                  *(t.get("message", "") for t in results["tests"]), *(t.get("output", "") for t in results["tests"])]
         assert all(not re.search("[\x00-\x08\x0b-\x1f]", text) for text in texts), (fmt, texts)
         assert any("100/100" in text for text in texts), fmt
+
+
+def test_prairielearn_results_over_the_limit_lose_pictures_then_text(grade_source: GradeSource) -> None:
+    """Under a limit smaller than one picture, the renderer leaves the picture out and says so, then
+    cuts the texts until the results fit; the score and every test stay."""
+    source = (ROOT / "solutions" / "exercise1.py").read_text()
+    report = grade_source("exercise1", source.replace("dprobs = (1.0 / probs) * dlogprobs",
+                                                      "dprobs = -(1.0 / probs) * dlogprobs"))
+    whole = json.loads(render_prairielearn([report]))
+    assert [t["name"] for t in whole["tests"] if t.get("images")] == ["exercise1: dprobs"]
+    limit = len(json.dumps({**whole, "tests": [{k: v for k, v in t.items() if k != "images"}
+                                               for t in whole["tests"]]})) - 50
+    fitted = render_prairielearn([report], limit=limit)
+    assert len(fitted) <= limit
+    results = json.loads(fitted)
+    assert not any(t.get("images") for t in results["tests"]) and results["score"] == whole["score"]
+    assert [t["name"] for t in results["tests"]] == [t["name"] for t in whole["tests"]]
+    assert "1 of 1 pictures of wrong gradients left out" in results["message"]
+    cut = [t for t in results["tests"] if t["output"] != next(w["output"] for w in whole["tests"]
+                                                              if w["name"] == t["name"])]
+    assert cut and all(t["output"] == "" or t["output"].endswith(CUT) for t in cut)

@@ -27,7 +27,8 @@ CLASSROOM50_SCHEMA = "classroom50/result/v1"
 CLASSROOM50_IDENTITY = {"classroom": "CLASSROOM", "assignment": "ASSIGNMENT", "submission": "SUBMISSION_TAG",
                         "commit": "COMMIT_URL", "release": "RELEASE_URL"}
 PRAIRIELEARN_LIMIT = 1_000_000  # bytes of results.json PrairieLearn takes
-TEXT_CAPS = (2000, 500, 100)  # how far texts are cut, in turn, when no picture is left to leave out
+TEXT_CAPS = (2000, 500, 100, 0)  # how far texts are cut, in turn, when no picture is left to leave out
+CUT = " … (cut: PrairieLearn takes at most 1 MB of results)"
 
 
 def unreadable_reports(exercises: Iterable[Exercise], submission: str, reason: str) -> list[Report]:
@@ -99,17 +100,21 @@ def _picture_url(g: GradientResult) -> str:
 
 
 def _cut(text: str, cap: int) -> str:
-    return text if len(text) <= cap else text[:cap] + " … (cut: PrairieLearn takes at most 1 MB of results)"
+    if len(text) <= cap:
+        return text
+    return text[:cap] + CUT if cap else ""
 
 
 def _fit_texts(result: dict[str, Any], limit: int) -> None:
-    """Cut every text shorter, in turn, until the results fit."""
+    """Cut the printed output and every test's texts shorter, in turn, until the results fit (the
+    summary on top stays whole)."""
     for cap in TEXT_CAPS:
         if _size(result) <= limit:
             return
-        for holder in (result, *result["tests"]):
+        result["output"] = _cut(result["output"], cap)
+        for test in result["tests"]:
             for key in ("message", "output"):
-                holder[key] = _cut(holder[key], cap)
+                test[key] = _cut(test[key], cap)
 
 
 def render_prairielearn(reports: list[Report], *, unreadable: str | None = None,
