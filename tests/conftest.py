@@ -31,6 +31,8 @@ unix_only = pytest.mark.skipif(not (sys.platform.startswith("linux") and unix_sa
                                reason="tests the unix sandbox, which grades on Linux only")
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="batch workers are forked: no os.fork here")
 needs_sigint = pytest.mark.skipif(os.name == "nt", reason="Ctrl-C cannot be sent to a process as a signal here")
+posix_grader = pytest.mark.skipif(os.name == "nt", reason="runs a platform's bash scripts in a POSIX venv, as the "
+                                  "platforms' Linux machines do")
 SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
 
 
@@ -155,3 +157,31 @@ def unprivileged() -> Iterator[User]:
     finally:
         for folder, mode in changed:
             folder.chmod(mode)
+
+
+OWN_DISTRIBUTION = ("backprop_ninja", "__editable__", "grader")  # this checkout, as the test interpreter sees it
+
+
+@pytest.fixture(scope="session")
+def offline_packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of this interpreter's installed packages (torch, click, pip, ...) without the grader: on
+    PYTHONPATH, with PIP_NO_INDEX=1, it stands in for the package index a platform downloads from (no
+    torch wheel is on this machine to install from), so a bundle's set-up runs whole, offline, and
+    installs only the grader, from the bundle's own wheel."""
+    import torch  # noqa: PLC0415 - its folder is the one holding every dependency
+
+    site = Path(torch.__file__).resolve().parents[1]
+    folder = tmp_path_factory.mktemp("offline-packages")
+    for entry in site.iterdir():
+        if not entry.name.startswith(OWN_DISTRIBUTION) and entry.suffix != ".pth":
+            (folder / entry.name).symlink_to(entry)
+    return folder
+
+
+def offline_env(packages: Path, **extra: str) -> dict[str, str]:
+    """The environment of a platform's process: no path to this checkout, no package index, no data but
+    what the bundle carries."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "NINJA_DATA", "NINJA_COURSE")}
+    return {**env, "PYTHONPATH": str(packages), "PIP_NO_INDEX": "1", "NINJA_OFFLINE": "1",
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+            **extra}

@@ -60,3 +60,18 @@ def test_each_break_is_one_line(broken: Path) -> None:
     assert any(line.startswith(f"{solution} (solution): dlogprobs is wrong") for line in lines), lines
     assert any(line.startswith(f"{ex2} (stub): dlogits is ") and "not missing" in line for line in lines), lines
     assert len(lines) == 5, lines  # nothing else: swapped blanks are still missing, exercise 2's solution passes
+
+
+def test_a_missing_solution_is_one_line_and_the_course_still_grades(tmp_path: Path) -> None:
+    """A course whose solution file is not there (as in a platform's bundle) still loads and grades; only
+    check-course, which needs the solutions, says in one line which file is missing."""
+    shutil.copytree(ROOT / "examples" / "layernorm", tmp_path / "course")
+    (tmp_path / "course" / "solutions" / "exercise2.py").unlink()
+    course = str(tmp_path / "course" / "course.yaml")
+    graded = CliRunner().invoke(main, ["--course", course, "exercise2", str(ROOT / "examples" / "layernorm" /
+                                                                           "solutions" / "exercise2.py")])
+    assert graded.exit_code == 0, graded.output
+    checked = CliRunner().invoke(main, ["check-course", course])
+    assert checked.exit_code == 1
+    missing = tmp_path / "course" / "solutions" / "exercise2.py"
+    assert checked.stdout.splitlines() == [f"exercise2: {missing} does not exist (course.yaml names it)"]

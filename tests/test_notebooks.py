@@ -314,14 +314,12 @@ def test_notebook_course_repo_comes_from_the_checkouts_remote(tmp_path: Path) ->
     assert "!git clone -q --depth 1 https://example.org/our-course.git backprop-ninja" in nb.cells[1].source
 
 
-@pytest.mark.parametrize("command", [["notebook", "all"], ["init-classroom"]])
-def test_course_repo_is_asked_for_never_a_placeholder(tmp_path: Path, command: list[str]) -> None:
+def test_course_repo_is_asked_for_never_a_placeholder(tmp_path: Path) -> None:
     """A course with no git remote and no --course-repo: one line asking for the URL, exit 2, nothing
-    written (no YOUR-ORG placeholder in a notebook or workflow)."""
+    written (no YOUR-ORG placeholder in a notebook)."""
     course_file = course_copy(tmp_path, remote=None)
     out = tmp_path / "written"
-    args = [*command, "--out", str(out)] if command[0] == "notebook" else [*command, str(out)]
-    result = CliRunner().invoke(main, ["--course", str(course_file), *args])
+    result = CliRunner().invoke(main, ["--course", str(course_file), "notebook", "all", "--out", str(out)])
     assert result.exit_code == 2
     assert "which git URL should students fetch the course from? Say --course-repo URL" in result.output
     assert not out.exists()

@@ -1,1 +1,1 @@
-"""Grading a class: batches, CI and Classroom templates, and checking a course before students do."""
+"""Grading a class: batches, bundles for the grading platforms, and checking a course before students do."""

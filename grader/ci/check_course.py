@@ -83,6 +83,8 @@ def check_exercise(course: Course, exercise: Exercise, dataset: Dataset) -> list
     try:
         stub = assignments(exercise.stub)
         solution = assignments(exercise.solution)
+    except FileNotFoundError as exc:
+        return [*problems, f"{exercise.id}: {exc.filename} does not exist (course.yaml names it)"]
     except (OSError, SyntaxError, UnicodeDecodeError) as exc:
         return [*problems, f"{exercise.id}: cannot read its files: {exc}"]
     blanks = [a.name for a in stub if a.blank]

@@ -14,14 +14,14 @@ import click
 from grader.cli.class_report import class_report_command
 from grader.cli.common import course_of, course_or_exit
 from grader.cli.grade import all_command, grade_command
-from grader.cli.tools import (
-    batch_command,
-    check_course_command,
+from grader.cli.platforms import (
     gradescope_bundle_command,
-    hint_command,
+    init_classroom50_command,
     init_classroom_command,
-    notebook_command,
+    init_github_actions_command,
+    prairielearn_command,
 )
+from grader.cli.tools import batch_command, check_course_command, hint_command, notebook_command
 from grader.courseware.course import CourseError
 
 
@@ -61,7 +61,7 @@ class NinjaCLI(click.Group):
         if exercises:
             with formatter.section("Exercises"):
                 formatter.write_dl(list(exercises.items()))
-        rows = [(name, cmd.get_short_help_str()) for name, cmd in self.commands.items()]
+        rows = [(name, cmd.get_short_help_str()) for name, cmd in self.commands.items() if not cmd.hidden]
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
@@ -86,8 +86,9 @@ def main(course: Path | None, sandbox: str | None) -> None:
         os.environ["NINJA_SANDBOX"] = sandbox  # read where a sandbox is opened, batch workers included
 
 
-for command in (hint_command, notebook_command, all_command, batch_command, class_report_command,
-                init_classroom_command, gradescope_bundle_command, check_course_command):
+for command in (hint_command, notebook_command, all_command, batch_command, class_report_command, check_course_command,
+                init_github_actions_command, init_classroom50_command, prairielearn_command, gradescope_bundle_command,
+                init_classroom_command):
     main.add_command(command)
 
 

@@ -5,10 +5,11 @@ Torch is imported only when something is graded, so `--help` stays instant.
 
 from __future__ import annotations
 
-import base64
 import functools
+import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -17,7 +18,7 @@ import click
 from grader.cli.common import EXIT_FAILED, EXIT_PASSED, course_or_exit, fail_setup
 from grader.courseware.course import Course, CourseError, Exercise, Limits
 from grader.files import write_atomic
-from grader.reporting.formats import FORMATS, render, render_annotations
+from grader.reporting.formats import FORMATS, PLATFORM_FORMATS, RETIRED_FORMATS, render, render_annotations
 
 PLAIN_PROGRESS_S = 10.0  # how often a training run says how far it is, where no bar can be drawn
 
@@ -29,8 +30,10 @@ def grade_command(exercise: Exercise) -> click.Command:
     @click.pass_context
     def command(ctx: click.Context, /, *, submission: Path | None, fmt: str, data: Path | None,
                 time_limit: float | None, memory_limit: int | None, feedback: bool, output: Path | None,
-                github: bool, watch: bool, replay: Path | None, graph: Path | None, **training: Any) -> None:
+                summary: Path | None, github: bool, watch: bool, replay: Path | None, graph: Path | None,
+                **training: Any) -> None:
         course = course_or_exit(ctx)
+        check_platform(fmt, [exercise])
         check_graph_path(graph, training)
         from grader.confined.zygote import start_early
 
@@ -54,10 +57,14 @@ def grade_command(exercise: Exercise) -> click.Command:
             started = time.monotonic()
             draw = replayed(course, exercise, replay) if replay is not None else None
             report = grade(course, exercise_id, submission, data, limits, draw=draw)
-        except (CourseError, SubmissionError, DataError, SandboxError) as exc:
+        except SubmissionError as exc:
+            keep_unreadable(str(exc), [exercise], submission or exercise.stub, fmt=fmt, output=output,
+                            summary=summary)
+            fail_setup(str(exc))
+        except (CourseError, DataError, SandboxError) as exc:
             fail_setup(str(exc))
         emit([report], fmt=fmt, output=output, github=github, seconds=time.monotonic() - started,
-             path=str(submission or exercise.stub), graphs=graphs_of(course, [report]))
+             path=str(submission or exercise.stub), summary=summary, graphs=graphs_of(course, [report]))
         if feedback:
             write_feedback_for(submission, [report], course, data)
         if graph is not None:
@@ -117,33 +124,61 @@ def replayed(course: Course, exercise: Exercise, path: Path) -> Any:
         fail_setup(f"{path}: {exc}")
 
 
+class FormatChoice(click.Choice):  # type: ignore[type-arg]
+    """The formats; a retired one is said in one line (exit 2), not listed."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value in RETIRED_FORMATS:
+            fail_setup(RETIRED_FORMATS[value])
+        return super().convert(value, param, ctx)
+
+
 def report_options() -> list[click.Parameter]:
-    """--format, --output and --github, shared by every command that grades."""
+    """--format, --output, --summary and --github, shared by every command that grades."""
     return [
-        click.Option(["--format", "fmt"], type=click.Choice(FORMATS), default="text", show_default=True,
-                     help="text for people; json for tools (one object on stdout); junit, gradescope "
-                          "(results.json), markdown (a $GITHUB_STEP_SUMMARY table) and classroom (GitHub "
-                          "Classroom's runner result: base64 on stdout, plain JSON with --output) for CI."),
+        click.Option(["--format", "fmt"], type=FormatChoice(FORMATS), default="text", show_default=True,
+                     help="text for people; json for tools (one object on stdout); junit and markdown (a "
+                          "$GITHUB_STEP_SUMMARY table) for CI; gradescope, classroom50 and prairielearn for "
+                          "those platforms (their results file; Classroom 50's runner sets the submission's names)."),
         click.Option(["--output", "-o"], type=click.Path(path_type=Path, dir_okay=False), default=None,
-                     help="Write the report to this file (atomically) and the text report to stdout."),
+                     help="Write the report to this file (atomically) and the text report to stdout. For a "
+                          "platform's format it is written even when the submission cannot be read (exit 2)."),
+        click.Option(["--summary"], type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help="Also write the Markdown table to this file ($GITHUB_STEP_SUMMARY, or Classroom 50's "
+                          "release-body.md)."),
         click.Option(["--github"], is_flag=True,
                      help="Also print GitHub Actions annotations (::error) for each failing gradient."),
     ]
 
 
+def check_platform(fmt: str, exercises: Iterable[Exercise]) -> None:
+    """What would make a platform's results unusable, said before anything is graded."""
+    if fmt == "classroom50":
+        from grader.reporting.platforms import classroom50_problem
+
+        problem = classroom50_problem(exercises, os.environ)
+        if problem:
+            fail_setup(problem)
+
+
+def write_or_exit(path: Path, text: str) -> None:
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        fail_setup(f"cannot write {path}: {exc.strerror}")
+
+
 def emit(reports: list[Any], *, fmt: str, output: Path | None, github: bool, seconds: float, path: str,
-         graphs: dict[str, Any] | None = None) -> None:
+         summary: Path | None = None, graphs: dict[str, Any] | None = None) -> None:
     """Render the reports where they were asked for; `graphs` (by exercise) let the text say where to start."""
     if output is not None:
-        try:
-            write_atomic(output, render(fmt, reports, seconds=seconds))
-        except OSError as exc:
-            fail_setup(f"cannot write {output}: {exc.strerror}")
+        write_or_exit(output, render(fmt, reports, seconds=seconds, environ=os.environ))
         click.echo(render("text", reports, graphs=graphs))
-    elif fmt == "classroom":  # what the grading reporter reads from <ID>_RESULTS
-        click.echo(base64.b64encode(render(fmt, reports, seconds=seconds).encode()).decode(), color=False)
     else:
-        click.echo(render(fmt, reports, seconds=seconds, graphs=graphs), color=None if fmt == "text" else False)
+        click.echo(render(fmt, reports, seconds=seconds, environ=os.environ, graphs=graphs),
+                   color=None if fmt == "text" else False)
+    if summary is not None:
+        write_or_exit(summary, render("markdown", reports))
     if fmt == "text" and len(reports) > 1 and output is None:
         passed = sum(r.passed for r in reports)
         click.echo(click.style(f"\n{passed}/{len(reports)} exercises passed", bold=True))
@@ -151,6 +186,22 @@ def emit(reports: list[Any], *, fmt: str, output: Path | None, github: bool, sec
         annotations = render_annotations(reports, path)
         if annotations:
             click.echo(annotations, color=False)
+
+
+def keep_unreadable(reason: str, exercises: Iterable[Exercise], submission: Path, *, fmt: str,
+                    output: Path | None, summary: Path | None) -> None:
+    """A submission that cannot be read still leaves a platform a result to show (every gradient
+    `error`, the reason said; PrairieLearn: not gradable) in --output and --summary. The exit stays 2."""
+    from grader.judging.grade import display_path
+    from grader.reporting.platforms import unreadable_reports
+
+    reports = unreadable_reports(exercises, display_path(submission), reason)
+    if output is not None and fmt in PLATFORM_FORMATS:
+        write_or_exit(output, render(fmt, reports, environ=os.environ, unreadable=reason))
+    if summary is not None:
+        write_or_exit(summary, render("markdown", reports))
+
+
 
 
 def graphs_of(course: Course, reports: list[Any]) -> dict[str, Any]:
@@ -280,9 +331,17 @@ def full_command(course: Course, exercise_id: str, submission: Path | None, data
 
 @click.pass_context
 def all_callback(ctx: click.Context, /, *, submission: Path, fmt: str, data: Path | None, feedback: bool,
-                 output: Path | None, github: bool, exercise: tuple[str, ...]) -> None:
+                 output: Path | None, summary: Path | None, github: bool, exercise: tuple[str, ...]) -> None:
     """Grade every exercise found in one notebook (or script, or folder); exit 0 only if all pass."""
     course = course_or_exit(ctx)
+    try:
+        exercises = [course.exercise(e) for e in exercise or course.exercise_ids]
+    except CourseError as exc:
+        fail_setup(str(exc))
+    check_platform(fmt, exercises)
+    from grader.confined.zygote import start_early
+
+    start_early()  # the sandbox's zygote imports torch while this process does
     from grader.confined.sandbox import SandboxError
     from grader.courseware.data import DataError
     from grader.intake.submission import SubmissionError
@@ -291,15 +350,18 @@ def all_callback(ctx: click.Context, /, *, submission: Path, fmt: str, data: Pat
     started = time.monotonic()
     try:
         reports = []
-        for exercise_id in exercise or course.exercise_ids:
-            path = submission_for(course.exercise(exercise_id), submission)
+        for one in exercises:
+            path = submission_for(one, submission)
             # One file for every exercise: read it by sections, as a notebook is.
-            reports.append(grade(course, exercise_id, path, data, sections=path == submission)
-                           if path is not None else grade_nothing(course, exercise_id, submission, data))
-    except (CourseError, SubmissionError, DataError, SandboxError) as exc:
+            reports.append(grade(course, one.id, path, data, sections=path == submission)
+                           if path is not None else grade_nothing(course, one.id, submission, data))
+    except SubmissionError as exc:
+        keep_unreadable(str(exc), exercises, submission, fmt=fmt, output=output, summary=summary)
+        fail_setup(str(exc))
+    except (CourseError, DataError, SandboxError) as exc:
         fail_setup(str(exc))
     emit(reports, fmt=fmt, output=output, github=github, seconds=time.monotonic() - started, path=str(submission),
-         graphs=graphs_of(course, reports))
+         summary=summary, graphs=graphs_of(course, reports))
     if feedback:
         write_feedback_for(submission, reports, course, data)
     sys.exit(EXIT_PASSED if all(r.passed for r in reports) else EXIT_FAILED)

@@ -1,4 +1,4 @@
-"""The course's tools: hints, notebooks, batch grading, and templates for CI and Gradescope."""
+"""The course's tools: hints, notebooks, batch grading, and checking a course."""
 
 from __future__ import annotations
 
@@ -192,47 +192,6 @@ def check_batch_setup(data: Path | None, out: Path, gradebook: Path | None) -> N
         fail_setup(f"cannot write the reports to {out}: {existing} is not a folder you can write to")
     if gradebook is not None and not gradebook.parent.is_dir():
         fail_setup(f"cannot write the gradebook to {gradebook}: {gradebook.parent} is not a folder")
-
-
-@click.command(name="init-classroom")
-@click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=Path("."))
-@click.option("--course-repo", default=None, metavar="URL",
-              help="The git URL of your copy of this course, which the workflow checks out and installs "
-                   "(default: the git remote 'origin' of the course's checkout).")
-@click.pass_context
-def init_classroom_command(ctx: click.Context, directory: Path, course_repo: str | None) -> None:
-    """Write a GitHub Actions workflow that grades every exercise in a student's repository."""
-    from grader.ci.templates import write_workflow
-
-    course = course_or_exit(ctx)
-    course_repo = resolve_course_repo(course.root, course_repo)
-    try:
-        path = write_workflow(course, directory, course_repo)
-    except OSError as exc:
-        fail_setup(f"cannot write to {directory}: {exc.strerror}")
-    click.echo(f"wrote {path}: on every push it grades each exercise, writes the summary and annotations, "
-               "and reports the points to GitHub Classroom (its grading reporter)")
-
-
-@click.command(name="gradescope-bundle")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("autograder.zip"),
-              show_default=True, help="Where to write the zip.")
-@click.option("--exercise", multiple=True, help="Grade only these exercises (repeatable; default: all).")
-@click.pass_context
-def gradescope_bundle_command(ctx: click.Context, out: Path, exercise: tuple[str, ...]) -> None:
-    """Write the autograder zip Gradescope expects (setup.sh, run_autograder, the course)."""
-    from grader.ci.templates import gradescope_bundle
-
-    course = course_or_exit(ctx)
-    try:
-        for exercise_id in exercise:
-            course.exercise(exercise_id)
-        path = gradescope_bundle(course, out, exercises=exercise)
-    except CourseError as exc:
-        fail_setup(str(exc))
-    except OSError as exc:
-        fail_setup(f"cannot write {out}: {exc.strerror}")
-    click.echo(f"wrote {path}: upload it as the autograder of a Gradescope programming assignment")
 
 
 @click.command("check-course", short_help="Prove a course sound: stubs, solutions, hints, shapes.")

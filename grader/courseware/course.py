@@ -323,7 +323,8 @@ def parse_course(data: Any, root: Path) -> Course:
                 id=ex_id,
                 title=_field(spec, "title", str, where),
                 stub=_existing(root, _field(spec, "stub", str, where), where),
-                solution=_existing(root, _field(spec, "solution", str, where), where),
+                # only check-course reads it: a platform's bundle of the course carries no solutions
+                solution=(root / _field(spec, "solution", str, where)).resolve(),
                 start=_field(spec, "start", str, where).strip(),
                 gradients=tuple(gradients),
                 given=_given(spec, where),

@@ -1,1 +1,1 @@
-"""Reporting: the text table, JSON, JUnit, Gradescope, Markdown, Classroom and HTML."""
+"""Reporting: the text table, JSON, JUnit, Gradescope, Classroom 50, PrairieLearn, Markdown and HTML."""

@@ -2,7 +2,8 @@
 
 Every renderer takes one or more Reports (one per exercise of a submission) and holds no
 grading logic. Student-controlled text (exception messages, names of files) is escaped
-for each target, so it can never become markup, a workflow command or broken XML.
+for each target, so it can never become markup, a workflow command or broken XML. Classroom
+50's result.json and PrairieLearn's results.json are in grader/reporting/platforms.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from grader.judging.results import GradientResult, Report, Status, plain_number
+from grader.judging.results import GradientResult, Report, Status
 
 if TYPE_CHECKING:
     from grader.courseware.graph import Graph
@@ -35,11 +36,13 @@ def environment(reports: list[Report] | None = None) -> dict[str, Any]:
             "threads": torch.get_num_threads(), "sandbox": held or protections()}
 
 
-def _xml_text(text: str) -> str:
+def printable(text: str) -> str:
+    """Text without the control characters (terminal escapes included) no report should carry."""
     return _XML_BAD.sub("", text)
 
 
-def _details(g: GradientResult) -> str:
+def details(g: GradientResult) -> str:
+    """One gradient's verdict, diagnosis, deciding case and message, as lines of plain text."""
     lines = [f"status: {g.status.value} (chained: {g.chained.value})"]
     if g.diagnosis:
         lines.append(f"diagnosis: {g.diagnosis}")
@@ -68,12 +71,12 @@ def render_junit(reports: list[Report], seconds: float = 0.0) -> str:
             if not g.passed:
                 first = (g.message.splitlines()[0] if g.message else g.status.value)[:500]
                 kind = "error" if g.status is Status.ERROR else "failure"
-                element = ET.SubElement(case, kind, message=_xml_text(first), type=g.diagnosis or g.status.value)
-                element.text = _xml_text(_details(g))
+                element = ET.SubElement(case, kind, message=printable(first), type=g.diagnosis or g.status.value)
+                element.text = printable(details(g))
         if report.training is not None:
             case = ET.SubElement(suite, "testcase", classname=report.exercise, name="training run", time="0")
             if not report.training.agreed:
-                failure = ET.SubElement(case, "failure", message=_xml_text(report.training.stopped or
+                failure = ET.SubElement(case, "failure", message=printable(report.training.stopped or
                                         "the loss curve does not follow autograd's"), type="training")
                 failure.text = json.dumps(report.training.to_dict(), indent=2)
             suite.set("tests", str(int(suite.get("tests", "0")) + 1))
@@ -98,13 +101,14 @@ def render_gradescope(reports: list[Report], *, visibility: str = "visible") -> 
                 "score": g.score,
                 "max_score": g.points,
                 "status": "passed" if g.passed else "failed",
-                "output": _details(g),
+                "output": details(g),
                 "visibility": visibility,
                 **({"tags": [g.diagnosis]} if g.diagnosis else {}),
             })
     score = sum(r.score for r in reports)
     lines = [f"{r.exercise}: {sum(g.passed for g in r.gradients)}/{len(r.gradients)} gradients correct"
              for r in reports]
+    lines += [printable(note) for r in reports for note in r.notes]
     for r in reports:
         if r.training is not None:
             t = r.training
@@ -112,25 +116,6 @@ def render_gradescope(reports: list[Report], *, visibility: str = "visible") -> 
                          + (f" ({t.stopped})" if t.stopped else ""))
     return json.dumps({"score": score, "output": "\n".join(lines), "visibility": visibility,
                        "stdout_visibility": "hidden", "tests": tests}, indent=2)
-
-
-def render_classroom(reports: list[Report], seconds: float = 0.0) -> str:
-    """GitHub Classroom's runner result, as its grading reporter reads it (base64 in <ID>_RESULTS):
-    one test per gradient, worth its points; "error" when nothing could be judged at all."""
-    gradients = [(r, g) for r in reports for g in r.gradients]
-    per_test = round(seconds / max(1, len(gradients)), 3)
-    tests = [{"name": f"{r.exercise}: {g.name}",
-              "status": "pass" if g.passed else "error" if g.status is Status.ERROR else "fail",
-              "score": plain_number(g.score),
-              "message": (g.message.splitlines()[0] if g.message else g.status.value)[:500],
-              "line_no": g.line, "filename": r.submission, "execution_time": per_test}
-             for r, g in gradients]
-    if gradients and all(g.status is Status.ERROR for _, g in gradients):
-        status = "error"
-    else:
-        status = "pass" if all(r.passed for r in reports) else "fail"
-    return json.dumps({"version": 1, "status": status,
-                       "max_score": plain_number(sum(r.max_score for r in reports)), "tests": tests})
 
 
 def _md_cell(text: str) -> str:
@@ -186,13 +171,22 @@ def render_annotations(reports: list[Report], submission_path: str) -> str:
     return "\n".join(lines)
 
 
-FORMATS = ("text", "json", "junit", "gradescope", "markdown", "classroom")
+FORMATS = ("text", "json", "junit", "gradescope", "markdown", "classroom50", "prairielearn")
+PLATFORM_FORMATS = ("gradescope", "classroom50", "prairielearn")  # what a grading platform reads back
+RETIRED_FORMATS = {
+    "classroom": "--format classroom fed GitHub Classroom's grading reporter, and GitHub Classroom was "
+                 "discontinued on 2026-08-28: use --format classroom50 (Classroom 50), or junit and markdown "
+                 "(a plain GitHub Actions workflow: ninja-grade init-github-actions)",
+}
 
 
-def render(fmt: str, reports: list[Report], *, seconds: float = 0.0,
-           graphs: Mapping[str, Graph] | None = None) -> str:
-    """Any format, for the reports of one submission (one exercise, or all of them). `graphs` (by
-    exercise) lets the text say where to start."""
+def render(fmt: str, reports: list[Report], *, seconds: float = 0.0, environ: Mapping[str, str] | None = None,
+           unreadable: str | None = None, graphs: Mapping[str, Graph] | None = None) -> str:
+    """Any format, for the reports of one submission (one exercise, or all of them). `environ` is
+    where Classroom 50's runner says which submission this is; `unreadable`, the reason a
+    submission could not be read at all (the reports are then every gradient `error`); `graphs`
+    (by exercise) lets the text say where to start."""
+    from grader.reporting.platforms import render_classroom50, render_prairielearn  # noqa: PLC0415 - as below
     from grader.reporting.report import render_text  # noqa: PLC0415 - report imports nothing from here
 
     if fmt == "text":
@@ -210,6 +204,8 @@ def render(fmt: str, reports: list[Report], *, seconds: float = 0.0,
         return render_gradescope(reports)
     if fmt == "markdown":
         return render_markdown(reports)
-    if fmt == "classroom":
-        return render_classroom(reports, seconds)
+    if fmt == "classroom50":
+        return render_classroom50(reports, environ or {})
+    if fmt == "prairielearn":
+        return render_prairielearn(reports, unreadable=unreadable)
     raise ValueError(f"unknown format {fmt!r}")
