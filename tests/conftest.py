@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import select
 import sys
@@ -18,6 +19,7 @@ from grader.courseware.data import Dataset, find_names
 from grader.intake.submission import compile_program
 from grader.judging.grade import grade_program
 from grader.judging.results import Report
+from tests.helpers import Check, SwitchOff, check_fails_without
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,3 +87,13 @@ def wait_for_line(stream: IO[str], prefix: str, *, timeout: float) -> str:
             break  # the process ended without it
         _PENDING[fd] = pending + chunk.decode(errors="replace")
     pytest.fail(f"no line starting {prefix!r} within {timeout} s")
+
+
+MechanismOff = Callable[[Check, SwitchOff, str], None]
+
+
+@pytest.fixture
+def mechanism_off(monkeypatch: pytest.MonkeyPatch) -> MechanismOff:
+    """`mechanism_off(check, switch_off, "what")`: `check` fails once `switch_off` has monkeypatched the
+    mechanism away (tests/helpers.py); every test of a protection ends with it."""
+    return functools.partial(check_fails_without, monkeypatch)

@@ -1,4 +1,4 @@
-"""A class's gradebook never records a grade the grader did not really give (issue 18).
+"""A class's gradebook never records a grade the grader did not really give.
 
 Set-up problems stop the batch before anyone is graded; a grader fault leaves the
 submission ungraded (no report, no score) for the next run; a submission whose grading
@@ -24,6 +24,7 @@ import grader.judging.grade
 from grader.ci import batch
 from grader.cli import main
 from tests.conftest import ROOT, needs_fork
+from tests.helpers import assert_setup_error
 
 pytestmark = needs_fork
 
@@ -58,13 +59,12 @@ def gradebook_rows(out: Path) -> dict[str, dict[str, str]]:
 
 
 def test_batch_bad_data_is_a_setup_error_before_anyone_is_graded(tmp_path: Path) -> None:
-    """The issue's case: a typo in --data. One line, exit 2, no report, no gradebook, no OUT."""
+    """A typo in --data: one line, exit 2, no report, no gradebook, no OUT."""
     subs = class_of(tmp_path, "alice", "bob")
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["batch", "exercise2", *subs, "--jobs", "2", "--out", str(out),
                                        "--data", str(tmp_path / "nonexistent" / "names.txt")])
-    assert result.exit_code == 2
-    assert result.output.strip().splitlines() == [f"ninja-grade: no names.txt at {tmp_path}/nonexistent/names.txt"]
+    assert assert_setup_error(result) == f"ninja-grade: no names.txt at {tmp_path}/nonexistent/names.txt"
     assert not out.exists()
 
 
@@ -74,8 +74,7 @@ def test_batch_unwritable_out_is_a_setup_error(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     result = CliRunner().invoke(main, ["batch", "exercise2", *subs, "--out", str(blocker / "out")])
-    assert result.exit_code == 2
-    assert "cannot write the reports to" in result.output and "Traceback" not in result.output
+    assert_setup_error(result, "cannot write the reports to")
     assert blocker.read_text() == "not a folder"
 
 

@@ -22,6 +22,7 @@ from grader.judging.grade import train_full
 from grader.judging.results import Report
 from grader.judging.training import STEPS_PER_REQUEST, lr_at
 from tests.conftest import GradeSource, failing, needs_sigint, wait_for_line
+from tests.helpers import assert_setup_error
 
 STEP_COMMENT = "dW2 = h.T @ dlogits  # (200, 27)"
 
@@ -124,8 +125,7 @@ def test_cli_real_run_of_a_broken_backward_stops_with_reason(tmp_path: Path) -> 
 
 def test_full_is_only_for_training_exercises() -> None:
     """--full belongs to exercise 4; other exercises do not offer it."""
-    result = CliRunner().invoke(main, ["exercise1", "--full"])
-    assert result.exit_code == 2 and "No such option" in result.output
+    assert_setup_error(CliRunner().invoke(main, ["exercise1", "--full"]), "No such option '--full'")
 
 
 @needs_sigint
