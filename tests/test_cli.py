@@ -9,6 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
+from grader.courseware.course import Course
+from grader.courseware.data import Dataset
+from grader.judging.grade import grade
 from tests.conftest import ROOT, SUBMISSIONS
 from tests.helpers import assert_setup_error
 
@@ -38,20 +41,53 @@ def test_cli_stub_is_all_missing_with_hint_and_exit_1(runner: CliRunner) -> None
     assert "Traceback" not in result.output
 
 
-def test_cli_json_is_the_design_contract(runner: CliRunner, tmp_path: Path) -> None:
-    """--format json prints one object with the docs/DESIGN.md fields and nothing else."""
+# Every field the JSON report writes: a new field is added here, a field gone fails.
+REPORT_FIELDS = {"exercise", "submission", "passed", "score", "max_score", "gradients", "notes", "output", "cases",
+                 "environment"}
+GRADIENT_FIELDS = {"name", "tensor", "status", "chained", "exact", "approximate", "maxdiff", "message", "diagnosis",
+                   "points", "score", "line", "case", "judged", "isolated", "blame"}
+
+
+def design_contract() -> tuple[set[str], set[str]]:
+    """The fields of docs/DESIGN.md's JSON report example: the report's, and one gradient's."""
+    section = (ROOT / "docs" / "DESIGN.md").read_text().split("## The JSON report (**contract**)")[1]
+    example = json.loads(section.split("```json\n")[1].split("```")[0])
+    return set(example), set(example["gradients"][0])
+
+
+def test_cli_json_is_the_design_contract(runner: CliRunner, tmp_path: Path, course: Course, dataset: Dataset) -> None:
+    """--format json prints one object and nothing else: the docs/DESIGN.md fields and every other field
+    the results model writes, with the values of a right gradient and a wrong one; a print that looks
+    like a report is kept apart, in output."""
     sub = tmp_path / "printy.py"
-    sub.write_text(Path(SOLUTION).read_text() + "\nprint('{\"passed\": true}')\n")
+    source = Path(SOLUTION).read_text().replace("dprobs = (1.0 / probs)", "dprobs = -(1.0 / probs)")
+    sub.write_text(source + "\nprint('{\"passed\": true}')\n")
     result = runner.invoke(main, ["exercise1", str(sub), "--format", "json"])
-    assert result.exit_code == 0
+    assert result.exit_code == 1
     report = json.loads(result.stdout)
-    assert {"exercise", "submission", "passed", "score", "max_score", "gradients"} <= set(report)
-    assert report["exercise"] == "exercise1" and report["passed"] is True
-    assert (report["score"], report["max_score"]) == (26, 26)
-    first = report["gradients"][0]
-    assert {"name", "status", "chained", "maxdiff", "message", "diagnosis"} <= set(first)
-    assert first["name"] == "dlogprobs" and first["status"] == "exact" and first["maxdiff"] == 0.0
-    assert report["output"].strip() == '{"passed": true}'  # what it printed, kept apart
+    documented, documented_gradient = design_contract()
+    assert documented <= REPORT_FIELDS and documented_gradient <= GRADIENT_FIELDS
+    assert set(report) == REPORT_FIELDS
+    assert (report["exercise"], report["submission"], report["passed"]) == ("exercise1", str(sub), False)
+    assert (report["score"], report["max_score"]) == (25, 26)
+    assert report["output"].strip() == '{"passed": true}' and report["notes"] == []
+    assert [c["name"] for c in report["cases"]] == [c.name for c in course.cases]
+    assert set(report["environment"]) == {"torch", "python", "platform", "threads", "sandbox"}
+    assert all(set(g) == GRADIENT_FIELDS for g in report["gradients"])
+    lines = source.splitlines()
+    right, wrong = report["gradients"][0], report["gradients"][1]
+    assert right == {"name": "dlogprobs", "tensor": "logprobs", "status": "exact", "chained": "exact", "exact": True,
+                     "approximate": True, "maxdiff": 0.0, "message": "", "diagnosis": None, "points": 1, "score": 1,
+                     "line": lines.index("dlogprobs[range(n), Yb] = -1.0 / n") + 1, "case": None,
+                     "judged": "isolated", "isolated": "exact", "blame": None}
+    assert {k: v for k, v in wrong.items() if k not in ("maxdiff", "message")} == {
+        "name": "dprobs", "tensor": "probs", "status": "wrong", "chained": "wrong", "exact": False,
+        "approximate": False, "diagnosis": "sign", "points": 1, "score": 0,
+        "line": next(i for i, x in enumerate(lines, 1) if x.startswith("dprobs = -(1.0 / probs)")),
+        "case": course.cases[0].name, "judged": "isolated", "isolated": "wrong", "blame": None}
+    assert wrong["maxdiff"] > 1 and "opposite sign" in wrong["message"]
+    model = grade(course, "exercise1", sub, None if dataset.synthetic else dataset.source).to_dict()
+    assert report["gradients"] == model["gradients"]  # the results model's to_dict, field for field
 
 
 def test_cli_json_of_failing_submission_exit_1(runner: CliRunner) -> None:
