@@ -78,6 +78,44 @@ def test_batch_unwritable_out_is_a_setup_error(tmp_path: Path) -> None:
     assert blocker.read_text() == "not a folder"
 
 
+def test_batch_gradebook_goes_where_asked(tmp_path: Path) -> None:
+    """--gradebook writes the CSV there (and none in OUT): a row per student, with the score and each
+    gradient's status; the batch says where it is."""
+    subs = class_of(tmp_path, "alice", "bob")
+    (tmp_path / "subs" / "bob.py").write_text("dlogits = F.softmax(logits, 1)\n")
+    out, book = tmp_path / "out", tmp_path / "grades" / "exercise2.csv"
+    book.parent.mkdir()
+    result = CliRunner().invoke(main, ["batch", "exercise2", *subs, "--jobs", "1", "--out", str(out),
+                                       "--gradebook", str(book)])
+    assert result.exit_code == 1, result.output
+    assert f"reports in {out}/, gradebook {book}" in result.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["alice.json", "bob.json"]
+    rows = {row["student"]: row for row in csv.DictReader(book.open())}
+    assert {s: (r["score"], r["max_score"], r["passed"], r["dlogits"]) for s, r in rows.items()} == {
+        "alice": ("1", "1", "True", rows["alice"]["dlogits"]), "bob": ("0", "1", "False", "wrong")}
+    assert rows["alice"]["dlogits"] in ("exact", "approximate")
+    assert sorted(p.name for p in book.parent.iterdir()) == ["exercise2.csv"]
+
+
+def test_batch_gradebook_in_a_missing_folder_is_a_setup_error(tmp_path: Path) -> None:
+    """A --gradebook whose folder does not exist is said in one line before anyone is graded: no OUT."""
+    subs = class_of(tmp_path, "alice")
+    out, book = tmp_path / "out", tmp_path / "nowhere" / "grades.csv"
+    result = CliRunner().invoke(main, ["batch", "exercise2", *subs, "--out", str(out), "--gradebook", str(book)])
+    assert_setup_error(result, f"cannot write the gradebook to {book}: {book.parent} is not a folder")
+    assert not out.exists() and not book.parent.exists()
+
+
+def test_batch_out_that_is_a_file_is_a_setup_error(tmp_path: Path) -> None:
+    """An --out that is a file is said in one line, and the file is left as it was."""
+    subs = class_of(tmp_path, "alice")
+    blocker = tmp_path / "results"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(main, ["batch", "exercise2", *subs, "--out", str(blocker)])
+    assert_setup_error(result, "--out", str(blocker), "is a file")
+    assert blocker.read_text() == "not a folder"
+
+
 def test_batch_grader_fault_records_nothing_and_a_rerun_finishes(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A bug of the grader's on one submission: no report or score for it, the batch names it and

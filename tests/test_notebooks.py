@@ -59,7 +59,7 @@ EXPECTED: dict[str, dict[str, object]] = {
                    "exercise4": "none"},
     "commented_out_and_stale": {"exercise1": (26, {}), "exercise2": (1, {}), "exercise3": "none"},
     "changed_seed_and_batch": {"exercise1": (26, {}), "exercise2": (1, {}), "exercise3": (1, {})},
-    # issue 12: one bad line costs only what it touches
+    # one bad line costs only the gradients it touches
     "autograd_read_and_unfinished_line": {"exercise1": (24, {"dhpreact": ("error", None), "dC": ("error", None)}),
                                           "exercise2": (1, {}), "exercise3": "none", "exercise4": "none"},
     "indented_cells": {"exercise1": (26, {}), "exercise2": (1, {}), "exercise3": "none", "exercise4": "none"},
