@@ -1,13 +1,15 @@
-"""HTML pages hold the student's text as text: the --feedback page and check()'s Jupyter view.
+"""Student text stays text on every page and in every format: the HTML report (the --feedback page,
+check()'s Jupyter view), the Markdown summary, GitHub annotations and JUnit XML.
 
-Each test runs its own check twice: as the code is, and with the escaping (or the notebook's
-rebuilding) switched off, where the same check must fail.
+The tests of a protection run their own check twice: as the code is, and with the escaping (or the
+notebook's rebuilding) switched off, where the same check must fail.
 """
 
 from __future__ import annotations
 
 import re
 import types
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,8 +22,9 @@ from grader.cli import main
 from grader.courseware.data import synthetic_words
 from grader.inline import ReportView, check
 from grader.intake import notebooks
-from grader.judging.results import GradientResult, Report, Status
+from grader.judging.results import GradientResult, Picture, Report, Status
 from grader.reporting import report as report_module
+from grader.reporting.formats import render_annotations, render_junit, render_markdown
 from tests.conftest import MechanismOff
 from tests.helpers import no_escape
 
@@ -137,3 +140,50 @@ def test_feedback_page_shows_student_text_as_text(tmp_path: Path, mechanism_off:
     mechanism_off(check_page, switch_off_escaping, "html.escape in grader/reporting/report.py")
     mechanism_off(check_page, lambda m: m.setattr(notebooks, "inert_notebook", lambda nb: nb),
                   "the notebook rebuilt from its text")
+
+
+def test_html_report_rows_say_each_verdict_and_its_numbers() -> None:
+    """The HTML table: per gradient its numbers in their own columns, the verdict and label, the chained
+    verdict and why; a picture only under the wrong one; the count of correct ones; no printed section
+    when nothing was printed."""
+    right = GradientResult("dW2", "W2", Status.EXACT, Status.EXACT, True, True, 0.0, "", 1.0)
+    picture = Picture((1, 2), (0.5, -0.5), (0.25, 0.0), "lecture")
+    wrong = GradientResult("db2", "b2", Status.WRONG, Status.WRONG, False, True, 0.25, "why", 1.0, diagnosis="scale",
+                           picture=picture)
+    missing = GradientResult("dh", "h", Status.MISSING, Status.MISSING, False, False, None, "", 1.0)
+    page = report_module.render_html(Report("exercise1", "t", "s.py", (right, wrong, missing), notes=("a", "b")))
+    assert ("<tr><td><code>dW2</code></td><td>True</td><td>True</td><td>0.0e+00</td><td style='color:#1a7f37;"
+            "font-weight:bold'>exact</td><td>exact</td><td></td></tr>") in page
+    assert ("<tr><td><code>db2</code></td><td>False</td><td>True</td><td>2.5e-01</td><td style='color:#cf222e;"
+            "font-weight:bold'>wrong [scale]</td><td>wrong</td><td>why</td></tr><tr><td></td><td colspan='6'>"
+            '<img alt="db2: the truth, and your value minus it"') in page
+    assert ("<tr><td><code>dh</code></td><td></td><td></td><td></td><td style='color:#9a6700;font-weight:bold'>"
+            "missing</td><td>missing</td><td></td></tr></table><p><b>1/3 gradients correct</b></p>") in page
+    assert page.count("<img") == 1 and "printed" not in page
+    assert "<p><i>note: a</i></p><p><i>note: b</i></p><table>" in page
+
+
+HOSTILE_LINE = "a|b\r\nc <x> & `y` [l](u) *e* _u_ ~s~ \\ ::x 50% \x07end"
+
+
+def test_markdown_cell_makes_student_text_inert() -> None:
+    """A message in the Markdown summary: one line, no markup, links, emphasis, code, table cells,
+    workflow commands or control characters; each character still readable."""
+    g = GradientResult("dC", "C", Status.WRONG, Status.WRONG, False, False, 1.0, HOSTILE_LINE, 1.0)
+    table = render_markdown([Report("exercise1", "t", "s", (g,))])
+    (row,) = [line for line in table.splitlines() if line.startswith("| `dC` |")]
+    assert row == ("| `dC` | wrong | wrong | 1.0e+00 | a&#124;b  c &lt;x&gt; &amp; \\`y\\` \\[l\\]\\(u\\) \\*e\\* "
+                   "\\_u\\_ \\~s\\~ \\\\ :&#58;x 50&#37; end |")
+    assert len(table.splitlines()) == 5  # heading, blank, header, rule, the one row
+
+
+def test_annotations_and_junit_make_student_text_inert() -> None:
+    """An annotation's message is one line with %, CR and LF percent-encoded and control characters
+    dropped; JUnit XML drops what XML 1.0 cannot carry and keeps the rest as it was."""
+    g = GradientResult("dC", "C", Status.WRONG, Status.WRONG, False, False, 1.0, HOSTILE_LINE, 1.0, line=3)
+    report = Report("exercise1", "t", "s", (g,))
+    (line,) = render_annotations([report], "s.py").splitlines()
+    assert line.endswith("::a|b%0D%0Ac <x> & `y` [l](u) *e* _u_ ~s~ \\ ::x 50%25 end")
+    failure = ET.fromstring(render_junit([report]).split("\n", 1)[1]).find("testsuite/testcase/failure")
+    assert failure is not None and failure.get("message") == "a|b" and failure.text is not None
+    assert failure.text.endswith("c <x> & `y` [l](u) *e* _u_ ~s~ \\ ::x 50% end")
