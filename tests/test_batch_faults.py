@@ -23,6 +23,7 @@ from click.testing import CliRunner
 import grader.judging.grade
 from grader.ci import batch
 from grader.cli import main
+from grader.courseware.data import synthetic_words
 from tests.conftest import ROOT, needs_fork
 from tests.helpers import assert_setup_error
 
@@ -114,6 +115,32 @@ def test_batch_out_that_is_a_file_is_a_setup_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["batch", "exercise2", *subs, "--out", str(blocker)])
     assert_setup_error(result, "--out", str(blocker), "is a file")
     assert blocker.read_text() == "not a folder"
+
+
+def test_batch_settings_reach_every_worker_and_each_submission_is_recorded_once(tmp_path: Path) -> None:
+    """--data and --time-limit are what each worker grades with; an OUT that does not exist yet is made,
+    folders and all; a file that is not a submission gets its report with the reason; a rerun grades
+    none of them again."""
+    subs = class_of(tmp_path, "alice")
+    (tmp_path / "subs" / "loop.py").write_text("while True:\n    pass\n")
+    (tmp_path / "subs" / "notes.txt").write_text("not a submission")
+    subs += [str(tmp_path / "subs" / "loop.py"), str(tmp_path / "subs" / "notes.txt")]
+    names = tmp_path / "other-names.txt"
+    names.write_text("\n".join(synthetic_words()) + "\n")
+    out = tmp_path / "deep" / "er" / "out"
+    args = ["batch", "exercise2", *subs, "--jobs", "2", "--out", str(out), "--data", str(names), "--time-limit", "1"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    reports = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
+    assert set(reports) == {"alice", "loop", "notes"}
+    assert reports["alice"]["passed"] and f"{names} is not the lecture's names.txt" in reports["alice"]["notes"][0]
+    assert reports["loop"]["gradients"][0]["message"].startswith("time limit of 1 s reached")
+    assert reports["notes"]["error"] == "notes.txt is not a .py or .ipynb file" and reports["notes"]["score"] == 0
+    assert set(gradebook_rows(out)) == {"alice", "loop", "notes"}
+    before = {p.name: p.read_bytes() for p in out.glob("*.json")}
+    again = CliRunner().invoke(main, args)
+    assert "(3 graded before)" in again.stdout
+    assert {p.name: p.read_bytes() for p in out.glob("*.json")} == before
 
 
 def test_batch_grader_fault_records_nothing_and_a_rerun_finishes(tmp_path: Path,
