@@ -136,11 +136,25 @@ def test_batch_settings_reach_every_worker_and_each_submission_is_recorded_once(
     assert reports["alice"]["passed"] and f"{names} is not the lecture's names.txt" in reports["alice"]["notes"][0]
     assert reports["loop"]["gradients"][0]["message"].startswith("time limit of 1 s reached")
     assert reports["notes"]["error"] == "notes.txt is not a .py or .ipynb file" and reports["notes"]["score"] == 0
+    assert {r["exercise"] for r in reports.values()} == {"exercise2"}
     assert set(gradebook_rows(out)) == {"alice", "loop", "notes"}
     before = {p.name: p.read_bytes() for p in out.glob("*.json")}
     again = CliRunner().invoke(main, args)
     assert "(3 graded before)" in again.stdout
     assert {p.name: p.read_bytes() for p in out.glob("*.json")} == before
+
+
+def test_batch_workers_grade_the_course_asked_for(tmp_path: Path) -> None:
+    """`--course` reaches the workers: the LayerNorm example's solution, batch-graded as that course's
+    exercise, passes (graded against the lecture's course, it could not)."""
+    student = tmp_path / "alice.py"
+    student.write_text((ROOT / "examples" / "layernorm" / "solutions" / "exercise2.py").read_text())
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["--course", str(ROOT / "examples" / "layernorm" / "course.yaml"), "batch",
+                                       "exercise2", str(student), "--jobs", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "alice.json").read_text())
+    assert report["passed"] and [g["name"] for g in report["gradients"]] == ["dhpreln"]
 
 
 def test_batch_grader_fault_records_nothing_and_a_rerun_finishes(tmp_path: Path,
