@@ -2,6 +2,7 @@
 #   make grade   set everything up, then grade the exercise-1 stub
 #   make test    set everything up, then run the linters, the type checker and the tests
 #   make bench   (optional) measure grading speed and memory against their targets
+#   make mutants (optional) mutation testing of the protections that matter most (not in CI)
 #
 # Both create .venv here with python3. TORCH picks the torch version to install first
 # (torch==2.13.0, the one this project is tested with); from the public package index on
@@ -22,7 +23,7 @@ BIN := $(VENV)/bin
 endif
 SHARED_DATA := $(abspath ../shared/data/names.txt)
 
-.PHONY: setup grade test lint bench clean
+.PHONY: setup grade test lint bench mutants clean
 
 setup: $(VENV)/.installed
 
@@ -55,5 +56,19 @@ bench: setup
 	@if [ -z "$$NINJA_DATA" ] && [ -f "$(SHARED_DATA)" ]; then export NINJA_DATA="$(SHARED_DATA)"; fi; \
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
+# Mutation testing, a few minutes, not part of `make test` or CI: mutmut changes one thing at a time
+# in copies (under mutants/) of the functions named here (the policy, the escaping of student text,
+# the batch's resume), runs the tests that reach it ([tool.mutmut] in pyproject.toml), and lists
+# each change no test noticed. `$(BIN)/mutmut show NAME` prints one. mutmut counts any SIGKILL of its
+# worker as a "segfault" (💥), which some batch mutants get whether the tests caught them or not; to
+# tell, run the tests on one by hand: cd mutants && MUTANT_UNDER_TEST=NAME python -m pytest -x tests/test_batch*.py
+MUTANTS := "grader.confined.policy.*" "grader.reporting.formats.x__xml_text*" "grader.reporting.formats.x__md_cell*" \
+	"grader.reporting.formats.x__escape*" "grader.reporting.report.x_render_html*" "grader.ci.batch.x_run_batch*" \
+	"grader.ci.batch.x_record*"
+mutants: setup
+	@if [ -z "$$NINJA_DATA" ] && [ -f "$(SHARED_DATA)" ]; then export NINJA_DATA="$(SHARED_DATA)"; fi; \
+	export NINJA_OFFLINE=1; unset PYTHONPATH; \
+	$(BIN)/mutmut run $(MUTANTS); $(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info mutants

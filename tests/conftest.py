@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import select
 import shutil
@@ -23,6 +24,7 @@ from grader.courseware.draw import Draw, pinned
 from grader.intake.submission import compile_program
 from grader.judging.grade import grade_program
 from grader.judging.results import Report
+from tests.helpers import Check, SwitchOff, check_fails_without
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -185,3 +187,13 @@ def offline_env(packages: Path, **extra: str) -> dict[str, str]:
     return {**env, "PYTHONPATH": str(packages), "PIP_NO_INDEX": "1", "NINJA_OFFLINE": "1",
             "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
             **extra}
+
+
+MechanismOff = Callable[[Check, SwitchOff, str], None]
+
+
+@pytest.fixture
+def mechanism_off(monkeypatch: pytest.MonkeyPatch) -> MechanismOff:
+    """`mechanism_off(check, switch_off, "what")`: `check` fails once `switch_off` has monkeypatched the
+    mechanism away (tests/helpers.py); every test of a protection ends with it."""
+    return functools.partial(check_fails_without, monkeypatch)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
-from tests.conftest import ROOT, SUBMISSIONS, needs_fork
+from tests.conftest import ROOT, SUBMISSIONS, MechanismOff, needs_fork
+from tests.helpers import assert_setup_error
 
 pytestmark = needs_fork
 
@@ -112,33 +115,74 @@ def test_batch_of_a_hundred_mixed_submissions(tmp_path: Path) -> None:
     assert not list(out.glob(".*"))
 
 
-def test_batch_killed_and_rerun_grades_each_once(tmp_path: Path) -> None:
-    """SIGKILL partway, then rerun: every submission graded exactly once, no partial files."""
+# Runs the batch with a file-size limit that a report of 4,000 printed characters exceeds and the
+# others do not: the kernel then kills the batch (SIGXFSZ, which Python ignores unless told) in the
+# middle of writing that report, a kill at the one moment that tells an atomic write from a plain one.
+KILLED_WRITING = """
+import os, resource, signal, sys
+sys.dont_write_bytecode = True  # nothing but the reports is written under the limit
+signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(os.environ["REPORT_LIMIT"]), resource.RLIM_INFINITY))
+if os.environ.get("PLAIN_WRITE"):  # the mechanism switched off: each report written line by line, in place
+    import grader.ci.batch
+    def plain_write(path, data):
+        with open(path, "w") as f:
+            for line in data.splitlines(keepends=True):
+                f.write(line)
+    grader.ci.batch.write_atomic = plain_write
+from grader.cli import run
+run()
+"""
+REPORT_LIMIT = 3000  # bytes: a report here is about 1,100, the printing one over 5,000
+PRINTING = "s20-printing"  # graded about halfway through the class
+
+
+def whole_json(content: bytes) -> bool:
+    try:
+        json.loads(content)
+    except ValueError:
+        return False
+    return True
+
+
+def test_batch_killed_and_rerun_grades_each_once(tmp_path: Path, mechanism_off: MechanismOff) -> None:
+    """Killed in the middle of writing a report, then rerun: OUT never holds half a report (only the
+    temporary file beside it, which the rerun removes), and every submission is graded exactly once."""
     subs = tmp_path / "subs"
     subs.mkdir()
     for i in range(40):
         (subs / f"s{i:02}.py").write_text(CORRECT[i % len(CORRECT)])
+    (subs / f"{PRINTING}.py").write_text(SOLUTION + "print('x' * 4000)\n")
     out = tmp_path / "out"
     args = ["batch", "exercise2", *sorted(str(p) for p in subs.iterdir()), "--jobs", "2", "--out", str(out)]
-    process = subprocess.Popen([sys.executable, "-c", "from grader.cli import run; run()", *args],
-                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while len(list(out.glob("s*.json"))) < 8 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    before = {p.name: p.read_bytes() for p in out.glob("s*.json")}
-    assert 8 <= len(before) < 40, "the batch must be killed partway"
-    for content in before.values():
-        json.loads(content)  # whole reports only
+    before: dict[str, bytes] = {}
+
+    def killed_while_writing() -> None:
+        shutil.rmtree(out, ignore_errors=True)
+        env = {**os.environ, "REPORT_LIMIT": str(REPORT_LIMIT)}
+        batch = subprocess.run([sys.executable, "-c", KILLED_WRITING, *args], env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600, check=False)
+        assert batch.returncode == -signal.SIGXFSZ, "the batch must be killed writing the printing report"
+        left = {p.name: p.read_bytes() for p in out.iterdir()}
+        reports = {name: content for name, content in left.items() if not name.startswith(".")}
+        assert 8 <= len(reports) < 41, "the batch must be killed partway"
+        assert [name for name, content in reports.items() if not whole_json(content)] == []  # whole reports only
+        assert f"{PRINTING}.json" not in reports
+        assert [re.sub(r"\..{8}\.tmp$", ".RANDOM.tmp", name) for name in left if name.startswith(".")] == [
+            f".{PRINTING}.json.RANDOM.tmp"]  # write_atomic's own temporary file, as the kill left it
+        before.clear()
+        before.update(reports)
+
+    killed_while_writing()
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     after = {p.name: p.read_bytes() for p in out.glob("s*.json")}
-    assert len(after) == 40
+    assert len(after) == 41 and whole_json(after[f"{PRINTING}.json"])
     assert all(after[name] == content for name, content in before.items())  # not graded again
     assert f"({len(before)} graded before)" in result.output
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]
-    assert len(read_gradebook(out / "gradebook.csv")) == 40
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # the rerun removed the temporary file
+    assert len(read_gradebook(out / "gradebook.csv")) == 41
+    mechanism_off(killed_while_writing, lambda m: m.setenv("PLAIN_WRITE", "1"), "the batch's atomic write")
 
 
 def test_batch_force_regrades(tmp_path: Path) -> None:
@@ -159,5 +203,5 @@ def test_batch_force_regrades(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args", [["batch", "exercise9", "x.py"], ["batch", "exercise2"]])
 def test_batch_usage_errors_exit_2(args: list[str]) -> None:
-    """An unknown exercise or no submissions is a usage error."""
-    assert CliRunner().invoke(main, args).exit_code == 2
+    """An unknown exercise or no submissions is a usage error, said in one line."""
+    assert_setup_error(CliRunner().invoke(main, args), "exercise9" if "exercise9" in args else "SUBMISSIONS")

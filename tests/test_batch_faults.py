@@ -1,4 +1,4 @@
-"""A class's gradebook never records a grade the grader did not really give (issue 18).
+"""A class's gradebook never records a grade the grader did not really give.
 
 Set-up problems stop the batch before anyone is graded; a grader fault leaves the
 submission ungraded (no report, no score) for the next run; a submission whose grading
@@ -23,7 +23,9 @@ from click.testing import CliRunner
 import grader.judging.grade
 from grader.ci import batch
 from grader.cli import main
+from grader.courseware.data import synthetic_words
 from tests.conftest import ROOT, needs_fork
+from tests.helpers import assert_setup_error
 
 pytestmark = needs_fork
 
@@ -58,13 +60,12 @@ def gradebook_rows(out: Path) -> dict[str, dict[str, str]]:
 
 
 def test_batch_bad_data_is_a_setup_error_before_anyone_is_graded(tmp_path: Path) -> None:
-    """The issue's case: a typo in --data. One line, exit 2, no report, no gradebook, no OUT."""
+    """A typo in --data: one line, exit 2, no report, no gradebook, no OUT."""
     subs = class_of(tmp_path, "alice", "bob")
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["batch", "exercise2", *subs, "--jobs", "2", "--out", str(out),
                                        "--data", str(tmp_path / "nonexistent" / "names.txt")])
-    assert result.exit_code == 2
-    assert result.output.strip().splitlines() == [f"ninja-grade: no names.txt at {tmp_path}/nonexistent/names.txt"]
+    assert assert_setup_error(result) == f"ninja-grade: no names.txt at {tmp_path}/nonexistent/names.txt"
     assert not out.exists()
 
 
@@ -74,9 +75,86 @@ def test_batch_unwritable_out_is_a_setup_error(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     result = CliRunner().invoke(main, ["batch", "exercise2", *subs, "--out", str(blocker / "out")])
-    assert result.exit_code == 2
-    assert "cannot write the reports to" in result.output and "Traceback" not in result.output
+    assert_setup_error(result, "cannot write the reports to")
     assert blocker.read_text() == "not a folder"
+
+
+def test_batch_gradebook_goes_where_asked(tmp_path: Path) -> None:
+    """--gradebook writes the CSV there (and none in OUT): a row per student, with the score and each
+    gradient's status; the batch says where it is."""
+    subs = class_of(tmp_path, "alice", "bob")
+    (tmp_path / "subs" / "bob.py").write_text("dlogits = F.softmax(logits, 1)\n")
+    out, book = tmp_path / "out", tmp_path / "grades" / "exercise2.csv"
+    book.parent.mkdir()
+    result = CliRunner().invoke(main, ["batch", "exercise2", *subs, "--jobs", "1", "--out", str(out),
+                                       "--gradebook", str(book)])
+    assert result.exit_code == 1, result.output
+    assert f"reports in {out}/, gradebook {book}" in result.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["alice.json", "bob.json"]
+    rows = {row["student"]: row for row in csv.DictReader(book.open())}
+    assert {s: (r["score"], r["max_score"], r["passed"], r["dlogits"]) for s, r in rows.items()} == {
+        "alice": ("1", "1", "True", rows["alice"]["dlogits"]), "bob": ("0", "1", "False", "wrong")}
+    assert rows["alice"]["dlogits"] in ("exact", "approximate")
+    assert sorted(p.name for p in book.parent.iterdir()) == ["exercise2.csv"]
+
+
+def test_batch_gradebook_in_a_missing_folder_is_a_setup_error(tmp_path: Path) -> None:
+    """A --gradebook whose folder does not exist is said in one line before anyone is graded: no OUT."""
+    subs = class_of(tmp_path, "alice")
+    out, book = tmp_path / "out", tmp_path / "nowhere" / "grades.csv"
+    result = CliRunner().invoke(main, ["batch", "exercise2", *subs, "--out", str(out), "--gradebook", str(book)])
+    assert_setup_error(result, f"cannot write the gradebook to {book}: {book.parent} is not a folder")
+    assert not out.exists() and not book.parent.exists()
+
+
+def test_batch_out_that_is_a_file_is_a_setup_error(tmp_path: Path) -> None:
+    """An --out that is a file is said in one line, and the file is left as it was."""
+    subs = class_of(tmp_path, "alice")
+    blocker = tmp_path / "results"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(main, ["batch", "exercise2", *subs, "--out", str(blocker)])
+    assert_setup_error(result, "--out", str(blocker), "is a file")
+    assert blocker.read_text() == "not a folder"
+
+
+def test_batch_settings_reach_every_worker_and_each_submission_is_recorded_once(tmp_path: Path) -> None:
+    """--data and --time-limit are what each worker grades with; an OUT that does not exist yet is made,
+    folders and all; a file that is not a submission gets its report with the reason; a rerun grades
+    none of them again."""
+    subs = class_of(tmp_path, "alice")
+    (tmp_path / "subs" / "loop.py").write_text("while True:\n    pass\n")
+    (tmp_path / "subs" / "notes.txt").write_text("not a submission")
+    subs += [str(tmp_path / "subs" / "loop.py"), str(tmp_path / "subs" / "notes.txt")]
+    names = tmp_path / "other-names.txt"
+    names.write_text("\n".join(synthetic_words()) + "\n")
+    out = tmp_path / "deep" / "er" / "out"
+    args = ["batch", "exercise2", *subs, "--jobs", "2", "--out", str(out), "--data", str(names), "--time-limit", "1"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    reports = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
+    assert set(reports) == {"alice", "loop", "notes"}
+    assert reports["alice"]["passed"] and f"{names} is not the lecture's names.txt" in reports["alice"]["notes"][0]
+    assert reports["loop"]["gradients"][0]["message"].startswith("time limit of 1 s reached")
+    assert reports["notes"]["error"] == "notes.txt is not a .py or .ipynb file" and reports["notes"]["score"] == 0
+    assert {r["exercise"] for r in reports.values()} == {"exercise2"}
+    assert set(gradebook_rows(out)) == {"alice", "loop", "notes"}
+    before = {p.name: p.read_bytes() for p in out.glob("*.json")}
+    again = CliRunner().invoke(main, args)
+    assert "(3 graded before)" in again.stdout
+    assert {p.name: p.read_bytes() for p in out.glob("*.json")} == before
+
+
+def test_batch_workers_grade_the_course_asked_for(tmp_path: Path) -> None:
+    """`--course` reaches the workers: the LayerNorm example's solution, batch-graded as that course's
+    exercise, passes (graded against the lecture's course, it could not)."""
+    student = tmp_path / "alice.py"
+    student.write_text((ROOT / "examples" / "layernorm" / "solutions" / "exercise2.py").read_text())
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["--course", str(ROOT / "examples" / "layernorm" / "course.yaml"), "batch",
+                                       "exercise2", str(student), "--jobs", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "alice.json").read_text())
+    assert report["passed"] and [g["name"] for g in report["gradients"]] == ["dhpreln"]
 
 
 def test_batch_grader_fault_records_nothing_and_a_rerun_finishes(tmp_path: Path,

@@ -9,7 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
+from grader.courseware.course import Course
+from grader.courseware.data import Dataset
+from grader.judging.grade import grade
 from tests.conftest import ROOT, SUBMISSIONS
+from tests.helpers import assert_setup_error
 
 SOLUTION = str(ROOT / "solutions" / "exercise1.py")
 
@@ -37,20 +41,53 @@ def test_cli_stub_is_all_missing_with_hint_and_exit_1(runner: CliRunner) -> None
     assert "Traceback" not in result.output
 
 
-def test_cli_json_is_the_design_contract(runner: CliRunner, tmp_path: Path) -> None:
-    """--format json prints one object with the docs/DESIGN.md fields and nothing else."""
+# Every field the JSON report writes: a new field is added here, a field gone fails.
+REPORT_FIELDS = {"exercise", "submission", "passed", "score", "max_score", "gradients", "notes", "output", "cases",
+                 "environment"}
+GRADIENT_FIELDS = {"name", "tensor", "status", "chained", "exact", "approximate", "maxdiff", "message", "diagnosis",
+                   "points", "score", "line", "case", "judged", "isolated", "blame"}
+
+
+def design_contract() -> tuple[set[str], set[str]]:
+    """The fields of docs/DESIGN.md's JSON report example: the report's, and one gradient's."""
+    section = (ROOT / "docs" / "DESIGN.md").read_text().split("## The JSON report (**contract**)")[1]
+    example = json.loads(section.split("```json\n")[1].split("```")[0])
+    return set(example), set(example["gradients"][0])
+
+
+def test_cli_json_is_the_design_contract(runner: CliRunner, tmp_path: Path, course: Course, dataset: Dataset) -> None:
+    """--format json prints one object and nothing else: the docs/DESIGN.md fields and every other field
+    the results model writes, with the values of a right gradient and a wrong one; a print that looks
+    like a report is kept apart, in output."""
     sub = tmp_path / "printy.py"
-    sub.write_text(Path(SOLUTION).read_text() + "\nprint('{\"passed\": true}')\n")
+    source = Path(SOLUTION).read_text().replace("dprobs = (1.0 / probs)", "dprobs = -(1.0 / probs)")
+    sub.write_text(source + "\nprint('{\"passed\": true}')\n")
     result = runner.invoke(main, ["exercise1", str(sub), "--format", "json"])
-    assert result.exit_code == 0
+    assert result.exit_code == 1
     report = json.loads(result.stdout)
-    assert {"exercise", "submission", "passed", "score", "max_score", "gradients"} <= set(report)
-    assert report["exercise"] == "exercise1" and report["passed"] is True
-    assert (report["score"], report["max_score"]) == (26, 26)
-    first = report["gradients"][0]
-    assert {"name", "status", "chained", "maxdiff", "message", "diagnosis"} <= set(first)
-    assert first["name"] == "dlogprobs" and first["status"] == "exact" and first["maxdiff"] == 0.0
-    assert report["output"].strip() == '{"passed": true}'  # what it printed, kept apart
+    documented, documented_gradient = design_contract()
+    assert documented <= REPORT_FIELDS and documented_gradient <= GRADIENT_FIELDS
+    assert set(report) == REPORT_FIELDS
+    assert (report["exercise"], report["submission"], report["passed"]) == ("exercise1", str(sub), False)
+    assert (report["score"], report["max_score"]) == (25, 26)
+    assert report["output"].strip() == '{"passed": true}' and report["notes"] == []
+    assert [c["name"] for c in report["cases"]] == [c.name for c in course.cases]
+    assert set(report["environment"]) == {"torch", "python", "platform", "threads", "sandbox"}
+    assert all(set(g) == GRADIENT_FIELDS for g in report["gradients"])
+    lines = source.splitlines()
+    right, wrong = report["gradients"][0], report["gradients"][1]
+    assert right == {"name": "dlogprobs", "tensor": "logprobs", "status": "exact", "chained": "exact", "exact": True,
+                     "approximate": True, "maxdiff": 0.0, "message": "", "diagnosis": None, "points": 1, "score": 1,
+                     "line": lines.index("dlogprobs[range(n), Yb] = -1.0 / n") + 1, "case": None,
+                     "judged": "isolated", "isolated": "exact", "blame": None}
+    assert {k: v for k, v in wrong.items() if k not in ("maxdiff", "message")} == {
+        "name": "dprobs", "tensor": "probs", "status": "wrong", "chained": "wrong", "exact": False,
+        "approximate": False, "diagnosis": "sign", "points": 1, "score": 0,
+        "line": next(i for i, x in enumerate(lines, 1) if x.startswith("dprobs = -(1.0 / probs)")),
+        "case": course.cases[0].name, "judged": "isolated", "isolated": "wrong", "blame": None}
+    assert wrong["maxdiff"] > 1 and "opposite sign" in wrong["message"]
+    model = grade(course, "exercise1", sub, None if dataset.synthetic else dataset.source).to_dict()
+    assert report["gradients"] == model["gradients"]  # the results model's to_dict, field for field
 
 
 def test_cli_json_of_failing_submission_exit_1(runner: CliRunner) -> None:
@@ -65,25 +102,20 @@ def test_cli_json_of_failing_submission_exit_1(runner: CliRunner) -> None:
 def test_cli_unknown_exercise_lists_valid_ones_exit_2(runner: CliRunner) -> None:
     """An unknown exercise is a usage error that lists the real ones."""
     result = runner.invoke(main, ["exercise9"])
-    assert result.exit_code == 2
-    assert "exercise1, exercise2, exercise3" in result.output
+    assert_setup_error(result, "no exercise or command 'exercise9'", "exercise1, exercise2, exercise3")
 
 
 @pytest.mark.parametrize("bad", ["does_not_exist.py", "."])
 def test_cli_unreadable_submission_exit_2(runner: CliRunner, bad: str) -> None:
     """A missing file or a directory is a one-line set-up error, exit 2."""
-    result = runner.invoke(main, ["exercise1", bad])
-    assert result.exit_code == 2
-    assert result.output.startswith("ninja-grade: ")
-    assert len(result.output.strip().splitlines()) == 1
+    assert_setup_error(runner.invoke(main, ["exercise1", bad]), bad)
 
 
 def test_cli_non_utf8_submission_exit_2(runner: CliRunner, tmp_path: Path) -> None:
     """A submission that is not UTF-8 text is refused in one line."""
     sub = tmp_path / "latin1.py"
     sub.write_bytes(b"dlogits = None  # caf\xe9\n")
-    result = runner.invoke(main, ["exercise2", str(sub)])
-    assert result.exit_code == 2 and "not UTF-8" in result.output
+    assert_setup_error(runner.invoke(main, ["exercise2", str(sub)]), "not UTF-8")
 
 
 @pytest.mark.parametrize(
@@ -103,10 +135,7 @@ def test_cli_malformed_course_exit_2(runner: CliRunner, tmp_path: Path, content:
     """A broken course.yaml gives a one-line error naming the problem, exit 2."""
     course = tmp_path / "course.yaml"
     course.write_text(content)
-    result = runner.invoke(main, ["--course", str(course), "exercise1"])
-    assert result.exit_code == 2
-    assert expected in result.output
-    assert len(result.output.strip().splitlines()) == 1
+    assert_setup_error(runner.invoke(main, ["--course", str(course), "exercise1"]), expected)
 
 
 def test_cli_syntax_error_costs_only_its_line(runner: CliRunner, tmp_path: Path) -> None:
@@ -186,3 +215,43 @@ def test_cli_text_marks_gradients_wrong_only_when_chained(runner: CliRunner, tmp
     assert "| exact" in line and "(chained: wrong)" in line
     assert "chained: what the lecture's cmp prints" in result.output
     assert "25/26 gradients correct" in result.output
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["exercise2", "{tmp}/nope.py"], "no submission at {tmp}/nope.py"),
+    (["exercise2", "--data", "{tmp}/nope.txt"], "no names.txt at {tmp}/nope.txt"),
+    (["exercise2", "--watch", "--data", "{tmp}/nope.txt"], "no names.txt at {tmp}/nope.txt"),
+    (["exercise4", "--steps", "3", "--data", "{tmp}/nope.txt"], "no names.txt at {tmp}/nope.txt"),
+    (["exercise2", "--time-limit", "0"], "Invalid value for '--time-limit'"),
+    (["all", "{tmp}/nope"], "no submission at {tmp}/nope"),
+    (["batch", "exercise2", "{tmp}/afile", "--data", "{tmp}/nope.txt"], "no names.txt at {tmp}/nope.txt"),
+    (["batch", "exercise2", "{tmp}/afile", "--jobs", "0"], "Invalid value for '--jobs'"),
+    (["hint", "exercise2", "dX"], "exercise2 has no gradient 'dX'"),
+    (["notebook", "exercise9", "--out", "{tmp}/nb"], "no exercise 'exercise9'"),
+    (["notebook", "all", "--out", "{tmp}/afile/nb", "--course-repo", "https://example.org/c.git"],
+     "cannot write to {tmp}/afile/nb"),
+    (["init-classroom", "{tmp}/afile/repo", "--course-repo", "https://example.org/c.git"],
+     "cannot write to {tmp}/afile/repo"),
+    (["gradescope-bundle", "--exercise", "exercise9", "--out", "{tmp}/a.zip"], "no exercise 'exercise9'"),
+    (["check-course", "{tmp}/nope.yaml"], "no course file at {tmp}/nope.yaml"),
+    (["check-course", "--data", "{tmp}/nope.txt"], "no names.txt at {tmp}/nope.txt"),
+    (["--sandbox", "box", "exercise2"], "Invalid value for '--sandbox'"),
+    (["exercise2", "--format", "xml"], "Invalid value for '--format'"),
+])
+def test_cli_every_command_says_a_setup_error_in_one_line(runner: CliRunner, tmp_path: Path, args: list[str],
+                                                          words: str) -> None:
+    """Each command's set-up errors, click's own usage errors among them: exit 2, nothing on stdout, one
+    line on stderr that names the problem, nothing written."""
+    (tmp_path / "afile").write_text("dlogits = None\n")
+    before = sorted(tmp_path.rglob("*"))
+    result = runner.invoke(main, [arg.replace("{tmp}", str(tmp_path)) for arg in args])
+    assert_setup_error(result, words.replace("{tmp}", str(tmp_path)))
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_cli_usage_error_is_one_line_naming_the_help(runner: CliRunner) -> None:
+    """A missing argument, as click finds it, is said in one line that points at the command's --help,
+    not click's four lines of Usage, Try, blank and Error."""
+    result = runner.invoke(main, ["hint", "exercise2"], prog_name="ninja-grade")
+    line = assert_setup_error(result, "Missing argument 'GRADIENT'")
+    assert line.endswith("(see 'ninja-grade hint --help')")

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import io
+import itertools
+import json
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from grader.cli import main
 from grader.courseware import data
 from grader.courseware.data import NAMES_SHA256, DataError, find_names
+from tests.conftest import ROOT, MechanismOff
 
 REAL = b"".join(f"{w}\n".encode() for w in ["emma", "olivia", "ava"])
 ALPHABET_NAMES = b"abcdefghijklm\nnopqrstuvwxyz\nanna\n"
@@ -36,14 +45,84 @@ def test_explicit_path_wins_over_env(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert "not the lecture's names.txt" in found.note
 
 
-def test_env_then_local_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """$NINJA_DATA comes before ./names.txt, which comes before the cache."""
-    (tmp_path / "names.txt").write_bytes(ALPHABET_NAMES)
-    assert find_names().source == "names.txt"
-    other = tmp_path / "other.txt"
-    other.write_bytes(ALPHABET_NAMES + b"zed\n")
-    monkeypatch.setenv("NINJA_DATA", str(other))
-    assert find_names().source == str(other)
+# Five places, each with names of its own, so the words found say which place was used.
+PLACES = {"--data": b"abcdefghijklm\nnopqrstuvwxyz\ndata\n", "$NINJA_DATA": b"abcdefghijklm\nnopqrstuvwxyz\nenv\n",
+          "./names.txt": b"abcdefghijklm\nnopqrstuvwxyz\nlocal\n",
+          "the cache": b"abcdefghijklm\nnopqrstuvwxyz\ncache\n"}  # the download brings the cache's bytes
+
+
+def lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """With every place holding a names.txt, take them away one by one from the first: which place
+    each lookup used ("the download" when it fetched)."""
+    explicit, env = tmp_path / "data.txt", tmp_path / "env.txt"
+    explicit.write_bytes(PLACES["--data"])
+    env.write_bytes(PLACES["$NINJA_DATA"])
+    (tmp_path / "names.txt").write_bytes(PLACES["./names.txt"])
+    cached = tmp_path / "cache" / "backprop-ninja" / "names.txt"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(PLACES["the cache"])
+    monkeypatch.setattr(data, "NAMES_SHA256", data.sha256_of(PLACES["the cache"]))  # the cache and download: right
+    fetched: list[str] = []
+
+    def urlopen(url: str, timeout: float) -> io.BytesIO:
+        fetched.append(url)
+        return io.BytesIO(PLACES["the cache"])
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", urlopen)
+    monkeypatch.setenv("NINJA_DATA", str(env))
+    by_word = {content.split()[-1].decode(): place for place, content in PLACES.items()}
+    used = []
+    for take_away in (lambda: None, lambda: None, lambda: monkeypatch.delenv("NINJA_DATA"),
+                      (tmp_path / "names.txt").unlink, cached.unlink):  # the first lookup alone is given --data
+        take_away()
+        found = data.find_names(explicit if not used else None)
+        downloaded = len(fetched)
+        used.append("the download" if downloaded else by_word[found.words[-1]])
+        assert found.note == "" or not downloaded
+        if downloaded:
+            assert found.source == str(cached) and cached.read_bytes() == PLACES["the cache"]
+            break
+    return used
+
+
+def test_lookup_order_is_data_env_local_cache_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       mechanism_off: MechanismOff) -> None:
+    """--data, then $NINJA_DATA, ./names.txt, the user cache, and a download only when none has one; a
+    lookup with any two of the first four swapped gives another order."""
+    order = ["--data", "$NINJA_DATA", "./names.txt", "the cache", "the download"]
+
+    def check() -> None:
+        with monkeypatch.context() as m:
+            assert lookup_order(tmp_path, m) == order
+
+    check()
+    for i, j in itertools.combinations(range(4), 2):
+        mechanism_off(check, lambda m, i=i, j=j: m.setattr(data, "find_names", with_steps_swapped(i, j)),
+                      f"the lookup order (steps {i} and {j} swapped)")
+
+
+def with_steps_swapped(i: int, j: int) -> Callable[..., data.Dataset]:
+    """find_names with its i-th and j-th lookup swapped: each lookup is an `if` that returns, with the
+    statements just before it that it reads (the download, last, is not one of them)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(data.find_names)))
+    function = tree.body[0]
+    assert isinstance(function, ast.FunctionDef)
+    steps: list[list[ast.stmt]] = []
+    pending: list[ast.stmt] = []
+    rest = list(function.body[1:])  # after the docstring
+    while rest and not (isinstance(rest[0], ast.If) and rest[0].orelse):
+        statement = rest.pop(0)
+        pending.append(statement)
+        if isinstance(statement, ast.If):
+            steps.append(pending)
+            pending = []
+    assert len(steps) == 4 and not pending, "find_names no longer reads as four lookups and a download"
+    steps[i], steps[j] = steps[j], steps[i]
+    function.body[1:] = [statement for step in steps for statement in step] + rest
+    namespace = dict(vars(data))
+    exec(compile(tree, data.__file__, "exec"), namespace)
+    swapped: Callable[..., data.Dataset] = namespace["find_names"]
+    return swapped
 
 
 @pytest.mark.parametrize(
@@ -109,3 +188,34 @@ def test_real_names_sha256_is_the_documented_one() -> None:
     if not shared.is_file():
         pytest.skip("../shared/data/names.txt is not beside this checkout")
     assert data.sha256_of(shared.read_bytes()) == NAMES_SHA256
+
+
+OFFLINE_NOTE = ("note: no names.txt found: grading on a synthetic batch. Your verdicts are still right, but the "
+                "numbers are not the lecture's; pass --data PATH or set NINJA_DATA.")
+
+
+def test_offline_notice_as_the_cli_prints_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline with no copy anywhere: the CLI grades on the synthetic batch, prints the notice as its
+    own line above the verdicts (and in the JSON's notes), and tries no download."""
+    def boom(*a: object, **k: object) -> None:
+        raise AssertionError("downloaded while offline")
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", boom)
+    monkeypatch.setenv("NINJA_OFFLINE", "1")
+    solution = str(ROOT / "solutions" / "exercise2.py")
+    text = CliRunner().invoke(main, ["exercise2", solution])
+    assert text.exit_code == 0, text.output
+    lines = text.stdout.splitlines()
+    assert OFFLINE_NOTE in lines and lines.index(OFFLINE_NOTE) < next(
+        i for i, line in enumerate(lines) if line.startswith("dlogits"))
+    report = json.loads(CliRunner().invoke(main, ["exercise2", solution, "--format", "json"]).stdout)
+    assert report["notes"][0] == OFFLINE_NOTE.removeprefix("note: ") and report["passed"] is True
+
+
+def test_failed_download_notice_as_the_cli_prints_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No copy and no network: the CLI's notice says the download failed and why."""
+    monkeypatch.setattr(data.urllib.request, "urlopen", refuse_network)
+    result = CliRunner().invoke(main, ["exercise2", str(ROOT / "solutions" / "exercise2.py")])
+    assert result.exit_code == 0, result.output
+    assert ("note: could not download names.txt (network is unreachable): grading on a synthetic batch. "
+            "Your verdicts are still right") in result.stdout

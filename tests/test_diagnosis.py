@@ -19,6 +19,7 @@ from grader.judging.results import Status
 from grader.judging.vjp import VJPCheck, settle_with_vjp
 from grader.reporting.report import render_text
 from tests.conftest import GradeSource, pinned_draw, statuses
+from tests.helpers import assert_setup_error
 
 
 def test_random_tensors_get_no_label(course: Course, grade_source: GradeSource) -> None:
@@ -114,8 +115,7 @@ def test_hint_cli_levels() -> None:
                                              (["exercise7", "dC"], "no exercise 'exercise7'")])
 def test_hint_cli_unknown_names_exit_2(args: list[str], words: str) -> None:
     """Unknown exercises and gradients are one-line errors, exit 2."""
-    result = CliRunner().invoke(main, ["hint", *args])
-    assert result.exit_code == 2 and words in result.output
+    assert_setup_error(CliRunner().invoke(main, ["hint", *args]), words)
 
 
 def test_text_report_shows_label_and_hint(grade_source: GradeSource, course: Course) -> None:

@@ -28,6 +28,7 @@ from grader.intake.submission import compile_program
 from grader.judging.diagnose import ADVICE
 from grader.judging.grade import grade_program
 from tests.conftest import ROOT, failing, pinned_draw, statuses
+from tests.helpers import assert_setup_error
 
 EXAMPLE = ROOT / "examples" / "layernorm"
 
@@ -242,10 +243,7 @@ def test_a_broken_forward_file_is_one_sentence(copy_of_example: Path, name: str)
     forward.write_text(text.replace(old, new))
     result = CliRunner().invoke(main, ["--course", str(copy_of_example / "course.yaml"), "exercise2",
                                        str(copy_of_example / "solutions" / "exercise2.py")])
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and said in lines[0], lines
+    assert_setup_error(result, said)
 
 
 def test_a_graph_or_tensor_the_forward_file_lacks_is_one_line(copy_of_example: Path) -> None:
@@ -256,7 +254,7 @@ def test_a_graph_or_tensor_the_forward_file_lacks_is_one_line(copy_of_example: P
     course_file.write_text(text.replace("    graph: layernorm\n    stub: exercises/exercise2.py",
                                         "    graph: layernorm2\n    stub: exercises/exercise2.py"))
     result = CliRunner().invoke(main, ["--course", str(course_file), "exercise2"])
-    assert result.exit_code == 2 and "forward.py has no graph 'layernorm2'; it has layernorm" in result.output
+    assert_setup_error(result, "forward.py has no graph 'layernorm2'; it has layernorm")
     course_file.write_text(text.replace("      - name: dhpreln\n        tensor: hpreln\n        hints:\n"
                                         "          - \"Three", "      - name: dhprelm\n        tensor: hprelm\n"
                                         "        hints:\n          - \"Three"))
@@ -281,8 +279,5 @@ def test_a_broken_forward_file_stops_batch_and_notebook_before_anything_is_writt
     notebook = CliRunner().invoke(main, [*course, "notebook", "all", "--out", str(tmp_path / "nb"),
                                          "--course-repo", "https://example.org/course.git"])
     for result in (batch, notebook):
-        assert result.exit_code == 2, result.output
-        assert "Traceback" not in result.output
-        errors = [line for line in result.output.splitlines() if line.startswith("ninja-grade:")]
-        assert len(errors) == 1 and said in errors[0], result.output
+        assert_setup_error(result, said)
     assert not (tmp_path / "out").exists() and not list((tmp_path / "nb").glob("*.ipynb"))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
+import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.image
 import pytest
 import torch
 from click.testing import CliRunner
@@ -22,6 +23,7 @@ from grader.judging.grade import train_full
 from grader.judging.results import Report
 from grader.judging.training import STEPS_PER_REQUEST, lr_at
 from tests.conftest import GradeSource, failing, needs_sigint, wait_for_line
+from tests.helpers import assert_setup_error
 
 STEP_COMMENT = "dW2 = h.T @ dlogits  # (200, 27)"
 
@@ -124,13 +126,13 @@ def test_cli_real_run_of_a_broken_backward_stops_with_reason(tmp_path: Path) -> 
 
 def test_full_is_only_for_training_exercises() -> None:
     """--full belongs to exercise 4; other exercises do not offer it."""
-    result = CliRunner().invoke(main, ["exercise1", "--full"])
-    assert result.exit_code == 2 and "No such option" in result.output
+    assert_setup_error(CliRunner().invoke(main, ["exercise1", "--full"]), "No such option '--full'")
 
 
 @needs_sigint
 def test_full_run_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
-    """Ctrl-C during a real run ends it cleanly: the report of the steps done, exit 130."""
+    """Ctrl-C during a real run ends it cleanly: the report of the steps done, exit 130, and the loss curve
+    of those steps as a whole PNG, with nothing else left beside it."""
     solution = Path(__file__).resolve().parent.parent / "solutions" / "exercise4.py"
     process = subprocess.Popen(
         [sys.executable, "-c", "from grader.cli import run; run()", "exercise4", str(solution), "--steps", "100000",
@@ -141,9 +143,15 @@ def test_full_run_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     process.send_signal(signal.SIGINT)
     out, _ = process.communicate(timeout=120)
     assert process.returncode == 130, out
-    assert "interrupted after" in out and "val loss" in out
-    assert (tmp_path / "curve.png").is_file()
-    assert not os.path.exists(tmp_path / ".curve.png.tmp")
+    steps = int(re.search(r"full run: ([\d,]+) of 100,000 steps", out)[1].replace(",", ""))  # type: ignore[index]
+    assert 50 <= steps < 100_000, out
+    assert f"interrupted after {steps} steps" in out and "val loss" in out
+    plot = tmp_path / "curve.png"
+    assert f"loss curve: {plot}" in out
+    assert [p.name for p in tmp_path.iterdir()] == ["curve.png"]  # no temporary or partial file of any name
+    png = plot.read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and png.endswith(b"IEND\xaeB`\x82")  # whole, to its last chunk
+    assert matplotlib.image.imread(plot).shape[:2] == (400, 800)  # the 8 x 4 inch curve, readable
 
 
 # --- the real run's protocol: the child runs ahead, the grader computes every loss ------------------

@@ -1,4 +1,4 @@
-"""Exercise 4 scores what the student's backward pass really computes (issue 11).
+"""Exercise 4 scores what the student's backward pass really computes.
 
 In exercise 4 only the parameter gradients are graded; the intermediates (dlogits ...
 demb) are not. So a parameter gradient is judged on the value the code as written
@@ -144,8 +144,8 @@ def test_exercise4_wrong_under_other_names_still_fails_without_guessing(course: 
 
 
 def test_exercise4_every_format_tells_the_same_score(course: Course, tmp_path: Path) -> None:
-    """The issue's own case (dlogits without / n) through the real CLI: text, JSON, JUnit,
-    and Gradescope all give 1 of 7, never full marks."""
+    """dlogits without / n, a wrong intermediate that every parameter gradient reads, through the real
+    CLI: text, JSON, JUnit and Gradescope all give 1 of 7, never full marks."""
     wrong = tmp_path / "exercise4.py"
     wrong.write_text(with_mistake(course.exercise("exercise4").solution.read_text(),
                                   *MISTAKES["dlogits_without_1_over_n"][:2]))

@@ -68,7 +68,7 @@ MISTAKES: dict[str, tuple[str, str, str, str | None]] = {
     "view_scrambled": ("demb = dembcat.view(emb.shape)", "demb = dembcat.view(n, 10, 3).transpose(1, 2)", "demb",
                        "permutation"),
     "one_branch_scaled": ("dbndiff += (2 * bndiff) * dbndiff2", "dbndiff += bndiff * dbndiff2", "dbndiff", None),
-    # issue 13: mistakes a batch of another size hides, or that only raise there
+    # mistakes the lecture's batch hides, or that raise only on a batch of another size
     "bias_summed_over_the_wrong_dim": ("db2 = dlogits.sum(0)", "db2 = dlogits.sum(1)", "db2", "shape"),
     "column_sum_over_rows_keepdim": ("dcounts_sum_inv = (counts * dprobs).sum(1, keepdim=True)",
                                      "dcounts_sum_inv = (counts * dprobs).sum(0, keepdim=True)", "dcounts_sum_inv",

@@ -60,10 +60,20 @@ def test_float64_gradient_is_judged_with_a_note(grade_source: GradeSource) -> No
     assert g.passed and "dtype torch.float64 judged as torch.float32" in g.message
 
 
-def test_changed_in_place_after_assignment_is_judged_on_final_value(grade_source: GradeSource) -> None:
-    """Like cmp, a gradient is judged on its value when the code ends, not when first set."""
-    g = only(grade_source("exercise2", SOLUTION2 + "dlogits *= 2"))
-    assert g.status.value == "wrong"
+RIGHT_IN_ONE = "dlogits = (F.softmax(logits, 1) - F.one_hot(Yb, vocab_size).float()) / n\n"
+
+
+@pytest.mark.parametrize(("source", "passed"), [
+    (RIGHT_IN_ONE + "dlogits[0, 0] += 1\ndlogits *= 2\n", False),  # right where assigned, then spoilt in place
+    (SOLUTION2, True),  # wrong where assigned (softmax alone), then made right in place
+])
+def test_changed_in_place_after_assignment_is_judged_on_final_value(grade_source: GradeSource, source: str,
+                                                                    passed: bool) -> None:
+    """Like cmp, a gradient is judged on its value when the code ends, not where it is assigned: the
+    value at its only assignment gives the other verdict, so no other rule passes both."""
+    assert only(grade_source("exercise2", source)).passed is passed
+    assignment = source.splitlines(keepends=True)[0]
+    assert only(grade_source("exercise2", assignment)).passed is not passed  # the value where it was assigned
 
 
 def test_exercise3_gets_the_true_dhpreact(course: Course, grade_source: GradeSource) -> None:

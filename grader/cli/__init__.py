@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from grader.cli.class_report import class_report_command
-from grader.cli.common import course_of, course_or_exit
+from grader.cli.common import course_of, course_or_exit, usage_in_one_line
 from grader.cli.grade import all_command, grade_command
 from grader.cli.platforms import (
     gradescope_bundle_command,
@@ -55,6 +55,15 @@ class NinjaCLI(click.Group):
             valid = ", ".join(e.id for e in course_or_exit(ctx).exercises)
             raise click.UsageError(f"no exercise or command {name!r}. The exercises are: {valid}.", ctx)
         return super().resolve_command(ctx, args)
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        with usage_in_one_line():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with usage_in_one_line():  # a command's own arguments are parsed here
+            return super().invoke(ctx)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         exercises = self._exercises(ctx)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any, NoReturn
 
 import click
 
@@ -17,6 +19,25 @@ def fail_setup(message: str) -> NoReturn:
     """A usage or set-up problem: one line on stderr, exit 2 (docs/DESIGN.md)."""
     click.echo(f"ninja-grade: {message}", err=True)
     sys.exit(EXIT_USAGE)
+
+
+class OneLineUsageError(click.UsageError):
+    """A usage error (a missing argument, an unknown option) said as every set-up error is."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        where = f" (see '{self.ctx.command_path} --help')" if self.ctx is not None else ""
+        click.echo(f"ninja-grade: {' '.join(self.format_message().split())}{where}", file=file, err=file is None)
+
+
+@contextmanager
+def usage_in_one_line() -> Iterator[None]:
+    """Click's usage errors (Usage, Try, a blank line, Error) become one line on stderr, exit 2."""
+    try:
+        yield
+    except (OneLineUsageError, click.exceptions.NoArgsIsHelpError):  # the second shows the help, as it should
+        raise
+    except click.UsageError as exc:
+        raise OneLineUsageError(exc.format_message(), exc.ctx) from None
 
 
 def course_of(ctx: click.Context) -> Course:

@@ -53,6 +53,9 @@ def grade_command(exercise: Exercise) -> click.Command:
             watch_command(course, exercise, submission, data, limits, graph_path=graph)
         try:
             if training.get("full") or training.get("steps"):
+                from grader.courseware.data import find_names
+
+                find_names(data)  # a bad --data is said before the progress bar starts, in one line
                 full_command(course, exercise_id, submission, data, fmt=fmt, limits=limits, **training)
             started = time.monotonic()
             draw = replayed(course, exercise, replay) if replay is not None else None

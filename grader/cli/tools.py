@@ -38,12 +38,12 @@ def hint_command(ctx: click.Context, exercise_id: str, gradient: str, level: int
         click.echo(f"(more: ninja-grade hint {exercise_id} {gradient} --level {shown + 1})")
 
 
-def resolve_course_repo(root: Path, given: str | None) -> str:
-    """The course's git URL: as given, else the course checkout's remote 'origin'; says which.
-    Never a placeholder: with neither, it asks for one (exit 2)."""
+def resolve_course_repo(root: Path, given: str | None) -> tuple[str, str]:
+    """The course's git URL (as given, else the course checkout's remote 'origin') and where it came
+    from, said once the command has written its files. Never a placeholder: with neither, it asks
+    for one (exit 2)."""
     if given:
-        click.echo(f"course repository: {given} (--course-repo)", err=True)
-        return given
+        return given, f"course repository: {given} (--course-repo)"
     try:
         found = subprocess.run(["git", "-C", str(root), "config", "--get", "remote.origin.url"],
                                capture_output=True, text=True, timeout=10, check=False).stdout.strip()
@@ -52,8 +52,7 @@ def resolve_course_repo(root: Path, given: str | None) -> str:
     if not found:
         fail_setup(f"which git URL should students fetch the course from? Say --course-repo URL (the course at "
                    f"{root} has no git remote 'origin' to take it from)")
-    click.echo(f"course repository: {found} (the git remote 'origin' of {root})", err=True)
-    return found
+    return found, f"course repository: {found} (the git remote 'origin' of {root})"
 
 
 @click.command(name="notebook")
@@ -73,7 +72,7 @@ def notebook_command(ctx: click.Context, which: str, out: Path, course_repo: str
             course.exercise(exercise_id)
     except CourseError as exc:
         fail_setup(str(exc))
-    repo = resolve_course_repo(course.root, course_repo)
+    repo, source = resolve_course_repo(course.root, course_repo)
     try:
         from grader.intake.notebooks import write_notebooks
 
@@ -82,6 +81,7 @@ def notebook_command(ctx: click.Context, which: str, out: Path, course_repo: str
         fail_setup(str(exc))
     except OSError as exc:
         fail_setup(f"cannot write to {out}: {exc.strerror}")
+    click.echo(source, err=True)
     for path in written:
         click.echo(f"wrote {path}")
 
