@@ -17,6 +17,7 @@ killed it). The zygote ends when the grader's end closes, or the grader dies.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -147,13 +148,17 @@ class Zygote:
         return status if type(status) is int else None
 
     def close(self) -> None:
+        """End the zygote (its end of the socket closing is its cue; then it is killed); once."""
+        if self.owner != os.getpid():
+            return  # inherited through a fork: the process that started it ends it
         with contextlib.suppress(OSError):
             self.sock.close()
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
             self.proc.kill()
             self.proc.wait(timeout=5)
         if self._stderr is not None:
             self._stderr.close()
+            self._stderr = None
 
 
 _zygote: Zygote | None = None
@@ -167,6 +172,7 @@ def start() -> Zygote:
         if _zygote is not None and _zygote.owner == os.getpid():
             _zygote.close()
         _zygote = Zygote()
+        atexit.register(_zygote.close)  # ended with this process, not left to the garbage collector
     return _zygote
 
 
