@@ -95,7 +95,7 @@ def test_batch_gradebook_goes_where_asked(tmp_path: Path) -> None:
     assert {s: (r["score"], r["max_score"], r["passed"], r["dlogits"]) for s, r in rows.items()} == {
         "alice": ("1", "1", "True", rows["alice"]["dlogits"]), "bob": ("0", "1", "False", "wrong")}
     assert rows["alice"]["dlogits"] in ("exact", "approximate")
-    assert sorted(p.name for p in book.parent.iterdir()) == ["exercise2.csv"]
+    assert sorted(p.name for p in book.parent.iterdir()) == ["class.html", "exercise2.csv"]  # the page beside it
 
 
 def test_batch_gradebook_in_a_missing_folder_is_a_setup_error(tmp_path: Path) -> None:

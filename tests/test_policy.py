@@ -57,7 +57,8 @@ def test_policy_lets_plain_backward_code_through(source: str) -> None:
     ("from torch import autograd", "line 1: 'autograd' is autograd"),
     ("from torch import linalg, autograd", "line 1: 'autograd' is autograd"),  # hidden behind an allowed one
     ("match t:\n    case Tensor(grad=g):\n        pass", "line 2: 'grad' is autograd"),
-    ("match t:\n    case Tensor(_base=b):\n        pass", "line 2: a class pattern that reads '_base' is not available"),
+    ("match t:\n    case Tensor(_base=b):\n        pass",
+     "line 2: a class pattern that reads '_base' is not available"),
     ("match d:\n    case Point(x=a):\n        pass", "line 2: a class pattern that reads 'x' is not available"),
 ])
 def test_policy_refuses_each_rule_with_its_reason(source: str, said: str) -> None:
