@@ -520,9 +520,10 @@ class PortableSandbox(Sandbox):
         encoded, tensors = encode_world(self.world)
         from grader.confined.wire import pack  # noqa: PLC0415 - beside encode
 
-        self._write(pack({"source": self.source, "path": self.path, "time_s": self.limits.time_s,
-                          "memory_mb": self.limits.memory_mb, "world": encoded, "scratch": self.scratch}, tensors))
-        try:
+        try:  # a child that dies at once may be gone before this first write
+            self._write(pack({"source": self.source, "path": self.path, "time_s": self.limits.time_s,
+                              "memory_mb": self.limits.memory_mb, "world": encoded, "scratch": self.scratch},
+                             tensors))
             self._ready(self.START_TIMEOUT_S)
         except (TimeoutError, EOFError, OSError, WireError):
             timed_out = time.monotonic() >= self.deadline
