@@ -185,6 +185,30 @@ def test_batch_killed_and_rerun_grades_each_once(tmp_path: Path, mechanism_off: 
     mechanism_off(killed_while_writing, lambda m: m.setenv("PLAIN_WRITE", "1"), "the batch's atomic write")
 
 
+def test_batch_grades_no_link_to_a_classmate_or_the_solution(tmp_path: Path, mechanism_off: MechanismOff) -> None:
+    """A submission that is a symbolic link, to a classmate's file or to the course's solution, is a row
+    with that reason and no points; the classmate's own row stands."""
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "alice" / "exercise2.py").write_text(SOLUTION)
+    (tmp_path / "eve").mkdir()
+    (tmp_path / "eve" / "exercise2.py").symlink_to("../alice/exercise2.py")
+    (tmp_path / "mallory.py").symlink_to(ROOT / "solutions" / "exercise2.py")
+    out = tmp_path / "out"
+    subs = [str(tmp_path / name) for name in ("alice", "eve", "mallory.py")]
+
+    def check_rows() -> None:
+        shutil.rmtree(out, ignore_errors=True)
+        result = CliRunner().invoke(main, ["batch", "exercise2", *subs, "--out", str(out), "--jobs", "1"])
+        rows = read_gradebook(out / "gradebook.csv")
+        assert rows["alice"]["passed"] == "True", result.output
+        for student in ("eve", "mallory"):
+            assert rows[student]["score"] == "0" and "is a symbolic link" in rows[student]["error"], rows[student]
+
+    check_rows()
+    mechanism_off(check_rows, lambda m: m.setattr("grader.intake.submission.file_size", lambda p: p.stat().st_size),
+                  "file_size's refusal of links")
+
+
 def test_batch_force_regrades(tmp_path: Path) -> None:
     """--force grades again what is already in OUT."""
     sub = tmp_path / "alice.py"

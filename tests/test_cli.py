@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -251,6 +252,18 @@ def test_cli_every_command_says_a_setup_error_in_one_line(runner: CliRunner, tmp
     result = runner.invoke(main, [arg.replace("{tmp}", str(tmp_path)) for arg in args])
     assert_setup_error(result, words.replace("{tmp}", str(tmp_path)))
     assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+@pytest.mark.parametrize("name", ["pipe.py", "pipe.ipynb"])
+def test_cli_refuses_a_pipe_at_once(runner: CliRunner, tmp_path: Path, name: str) -> None:
+    """A submission that is a named pipe (or a link to a device) is a set-up error said at once: the
+    grader does not wait on it forever, nor read /dev/zero until its memory runs out."""
+    os.mkfifo(tmp_path / name)
+    (tmp_path / f"zero{Path(name).suffix}").symlink_to("/dev/zero")
+    assert_setup_error(runner.invoke(main, ["exercise2", str(tmp_path / name)]), "is not a file (a device or a pipe?)")
+    assert_setup_error(runner.invoke(main, ["exercise2", str(tmp_path / f"zero{Path(name).suffix}")]),
+                       "is a symbolic link")
 
 
 def test_cli_usage_error_is_one_line_naming_the_help(runner: CliRunner) -> None:

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
+from grader.confined import protocol
 from grader.courseware.data import synthetic_words
 from grader.inline import ReportView, check
 from grader.intake import notebooks
@@ -188,3 +189,29 @@ def test_annotations_and_junit_make_student_text_inert() -> None:
     failure = ET.fromstring(render_junit([report]).split("\n", 1)[1]).find("testsuite/testcase/failure")
     assert failure is not None and failure.get("message") == "a|b" and failure.text is not None
     assert failure.text.endswith("c <x> & `y` [l](u) *e* _u_ ~s~ \\ ::x 50% end")
+
+
+# What a terminal would obey: ESC ] 52 writes the reader's clipboard, ESC [ 2J clears the screen, BEL rings.
+TERMINAL = "\x1b]52;c;cHduZWQ=\x07\x1b[2J\x1b]0;graded\x07"
+HOSTILE_TERMINAL = ("def boom():\n"
+                    f"    print({TERMINAL + 'printed 26/26'!r})\n"
+                    f"    raise ValueError({TERMINAL + 'raised'!r})\n\n\n"
+                    "dlogits = boom()\n")
+
+
+def test_text_report_keeps_no_terminal_escape_of_graded_code(tmp_path: Path, mechanism_off: MechanismOff) -> None:
+    """What graded code prints and raises reaches the text report, even in colour on a terminal, without
+    its control characters: no clipboard write, cleared screen or bell; the words still read."""
+    submission = tmp_path / "exercise2.py"
+    submission.write_text(HOSTILE_TERMINAL)
+
+    def check_text() -> None:
+        result = CliRunner().invoke(main, ["exercise2", str(submission)], color=True)
+        assert result.exit_code == 1, result.output
+        assert "\x1b]" not in result.stdout and "\x1b[2J" not in result.stdout and "\x07" not in result.stdout
+        assert "]52;c;cHduZWQ=[2J]0;gradedprinted 26/26" in result.stdout
+        assert "ValueError: ]52;c;cHduZWQ=[2J]0;gradedraised" in result.stdout
+
+    check_text()
+    mechanism_off(check_text, lambda m: m.setattr(protocol, "_plain", lambda text: text),
+                  "_plain in grader/confined/protocol.py")

@@ -154,10 +154,18 @@ def test_replay_reproduces_a_report(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "a fresh batch of" in dlogprobs["message"] and "(the 32 on line" in dlogprobs["message"]
 
 
+LECTURE_CASE = {"name": "lecture", "seed": 2147483647, "batch_size": 32}
+
+
 @pytest.mark.parametrize("content", ["{not json", '{"exercise": "exercise2", "cases": [], "draw": {}}',
-                                     '{"cases": [{"name": "x", "seed": "one", "batch_size": 2}], "draw": {}}'])
+                                     '{"cases": [{"name": "x", "seed": "one", "batch_size": 2}], "draw": {}}',
+                                     json.dumps({"cases": [LECTURE_CASE], "draw": {"probe_seed": 2**70}}),
+                                     json.dumps({"cases": [{**LECTURE_CASE, "batch_size": 65}],
+                                                 "draw": {"probe_seed": 1}}),
+                                     json.dumps({"cases": [LECTURE_CASE] * 4, "draw": {"probe_seed": 1}})])
 def test_replay_of_something_else_is_one_line(tmp_path: Path, content: str) -> None:
-    """A file that is not a report of this exercise, or is malformed, is one line on stderr, exit 2."""
+    """A file that is not a report of this exercise, or is malformed, is one line on stderr, exit 2: a seed
+    no generator takes, a batch larger than the course draws, or more cases than it grades, among them."""
     bad = tmp_path / "bad.json"
     bad.write_text(content)
     result = CliRunner().invoke(main, ["exercise1", str(ROOT / "solutions" / "exercise1.py"), "--replay", str(bad)])

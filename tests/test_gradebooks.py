@@ -212,6 +212,20 @@ def test_gradebook_without_a_roster_uses_the_file_names(graded: Batch) -> None:
 
 
 @needs_fork
+def test_gradebook_csv_writes_a_formula_file_name_as_text(graded: Batch) -> None:
+    """The batch's own CSV gradebook, with or without a roster: a file name a spreadsheet would run as a
+    formula (`=cmd.py`) is written as text, in its student and submission columns alike."""
+    plain, with_roster = graded.root / "formula.csv", graded.root / "formula-roster.csv"
+    assert graded.run("--gradebook", str(plain))[0] == 1
+    assert graded.run("--gradebook", str(with_roster), "--roster", str(graded.root / "roster.csv"))[0] == 1
+    for book in (plain, with_roster):
+        rows = list(csv.DictReader(book.open()))
+        cells = [v for row in rows for v in row.values() if v]
+        assert [v for v in cells if v.startswith(("=", "+", "-", "@"))] == [], book
+        assert any(row["student"] == "'=cmd" and row["passed"] == "True" for row in rows), rows
+
+
+@needs_fork
 def test_gradebook_csv_gets_the_rosters_columns(graded: Batch) -> None:
     """csv with a roster: the batch's own columns and values kept, the roster's after `student`, and a row
     for the roster entry with no submission."""

@@ -92,6 +92,15 @@ ESCAPES = [
     ("builtin-breakpoint", "found = breakpoint", "NameError", lambda ns: ns.get("found") is not None),
     ("tensor-attribute-store", "logits.ninja_marker = 1", "may not change a Tensor's .ninja_marker",
      lambda ns: hasattr(ns["logits"], "ninja_marker")),
+    ("type-makes-a-metaclass",
+     "Meta = type('Meta', (type,), {'__instancecheck__': lambda cls, obj: True})\n"
+     "Reads = Meta('Reads', (), {'__match_args__': ('__globals__',)})\n"
+     "match torch.einsum:\n    case Reads(g):\n        found = g['__builtins__']",
+     "type() with three arguments is not available", lambda ns: "found" in ns),
+    ("type-of-a-class-is-its-metaclass", "found = type(int)('Made', (), {})",
+     "type() with three arguments is not available", lambda ns: "found" in ns),
+    ("super-skips-the-tensor-allow-list", "found = super(torch.Tensor, logits).untyped_storage()",
+     "Tensor.untyped_storage is not available", lambda ns: ns.get("found") is not None),
 ]
 
 

@@ -25,6 +25,7 @@ def refusals(source: str, forbidden: frozenset[str] = frozenset()) -> list[str]:
     "from torch.nn import functional\nfrom torch import linalg\nfrom torch.special import expit",
     "import torch.linalg\nimport torch.fft\nimport numpy.linalg",
     "x = torch.zeros(3).sum(0, keepdim=True)\ny = x.T @ x",
+    "match d:\n    case Point() as p:\n        pass",
     "class Helper:\n    pass",
 ])
 def test_policy_lets_plain_backward_code_through(source: str) -> None:
@@ -60,6 +61,8 @@ def test_policy_lets_plain_backward_code_through(source: str) -> None:
     ("match t:\n    case Tensor(_base=b):\n        pass",
      "line 2: a class pattern that reads '_base' is not available"),
     ("match d:\n    case Point(x=a):\n        pass", "line 2: a class pattern that reads 'x' is not available"),
+    ("match f:\n    case Reads(g):\n        pass", "line 2: a class pattern with positional parts (`case C(x)`) reads "
+                                                 "attributes the class names"),
 ])
 def test_policy_refuses_each_rule_with_its_reason(source: str, said: str) -> None:
     """Each rule's refusal names the line and says why, as the student reads it."""

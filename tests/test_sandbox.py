@@ -56,6 +56,8 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
     "spawns_process": ("wrong", "line 2 (not run: import of 'subprocess' is not allowed", "notes"),
     "torch_module_escape": ("wrong", "line 2 (not run: '.os' is a module graded code may not use", "notes"),
     "frame_walk": ("wrong", "line 2 (not run: 'gi_frame' is not available", "notes"),
+    "oversized_gradient": ("error", "dlogits is a tensor of shape (1000000,), larger than any tensor of the forward "
+                                    "pass", "message"),
     "uses_cross_entropy": ("error", "line 2: not run: 'cross_entropy' does the whole computation for you",
                            "message"),
 }

@@ -34,6 +34,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from grader.ci.gradebooks import spreadsheet_cell
 from grader.confined.sandbox import forking, prestart
 from grader.courseware.course import Course, Limits, load_course
 from grader.courseware.data import find_names
@@ -309,14 +310,16 @@ def gradebook(course: Course, exercise_id: str, subs: list[Submission], out: Pat
         try:
             report = (held or {}).get(sub.student) or json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):  # not graded: a row with no score, never a 0
-            writer.writerow([sub.student, str(sub.path or ""), "", plain_number(exercise.max_score), "",
+            writer.writerow([spreadsheet_cell(sub.student), spreadsheet_cell(str(sub.path or "")), "",
+                             plain_number(exercise.max_score), "",
                              "not graded yet: run the batch again", *("" for _ in names)])
             continue
         reports.append(report)
         statuses = {g["name"]: g["status"] for g in report.get("gradients", [])}
-        writer.writerow([sub.student, report.get("submission", ""), report.get("score", 0),
-                         report.get("max_score", exercise.max_score), report.get("passed", False),
-                         report.get("error") or "", *(statuses.get(n, "") for n in names)])
+        writer.writerow([spreadsheet_cell(sub.student), spreadsheet_cell(str(report.get("submission", ""))),
+                         report.get("score", 0), report.get("max_score", exercise.max_score),
+                         report.get("passed", False), spreadsheet_cell(str(report.get("error") or "")),
+                         *(statuses.get(n, "") for n in names)])
     return buffer.getvalue(), reports
 
 

@@ -286,7 +286,8 @@ def with_roster(table: str, matching: Matching) -> str:
     writer = csv.writer(out)
     writer.writerow([header[0], *extra, *header[1:]])
     for row in body:
-        p = person_of.get(row[0]) if row else None
+        student = row[0][1:] if row and row[0][:1] == "'" and row[0][1:].startswith(FORMULA) else row[0] if row else ""
+        p = person_of.get(student)
         writer.writerow([row[0] if row else "", *([_cell(p.name), _cell(p.student_id), _cell(p.email), _cell(p.lms_id)]
                                                   if p else ["", "", "", ""]), *row[1:]])
     error = header.index("error") if "error" in header else None
@@ -302,6 +303,9 @@ def _score(score: float | None) -> str:
     return "" if score is None else str(plain_number(score))
 
 
-def _cell(text: str) -> str:
+def spreadsheet_cell(text: str) -> str:
     """Text as a spreadsheet shows it, never as a formula (a file name is the student's to choose)."""
     return f"'{text}" if text.startswith(FORMULA) else text
+
+
+_cell = spreadsheet_cell  # the short name this module's writers use

@@ -13,10 +13,11 @@ is in the child before it has committed its own, grader/confined/protocol.py) an
 - every `except ... as e:` so that `e` is a copy of the exception carrying plain values only
   (no traceback, no `.obj`, no context).
 
-Builtins are an allow-list too, with a guarded `__import__` and a `__build_class__` that
+Builtins are an allow-list too, with a guarded `__import__`, a `__build_class__` that
 records the classes graded code defines (and refuses bases outside its own classes, object
-and the built-in exceptions). An audit hook refuses files, processes, sockets, ctypes and
-frame walks for whatever slips past all of this.
+and the built-in exceptions), and a `type` that makes no class and hands out no metaclass.
+An audit hook refuses files, processes, sockets, ctypes and frame walks for whatever slips
+past all of this.
 """
 
 from __future__ import annotations
@@ -160,6 +161,16 @@ def safe_import(name: str, globals: Any = None, locals: Any = None,
     return view_of(importlib.import_module(name.split(".", maxsplit=1)[0]))
 
 
+def safe_type(*args: Any, **kwargs: Any) -> Any:
+    """type() for graded code: an object's class. Never a metaclass (for a class, this function
+    stands in for it), and no three-argument form: a class is made by a class statement only,
+    through Jail.build_class and its checks."""
+    if len(args) != 1 or kwargs:
+        raise PolicyError("type() with three arguments is not available in graded code; write a class statement")
+    kind = type(args[0])
+    return safe_type if issubclass(kind, type) else kind
+
+
 # --- what attribute reads may reach ------------------------------------------------------
 
 CLOSED = (types.FrameType, types.TracebackType, types.CodeType, types.CellType)
@@ -195,8 +206,15 @@ def _safe_format_map(fmt: str, mapping: Any, /) -> str:
     return str.format_map(fmt, mapping)
 
 
+_SUPER_SELF_CLASS = vars(super)["__self_class__"]  # read past any attribute graded code's classes define
+
+
 def _allowed_for(obj: object, kind: type) -> frozenset[str] | None:
-    """The allow-list of attributes for a tensor or an array (or their classes); None for anything else."""
+    """The allow-list of attributes for a tensor or an array (or their classes); None for anything else.
+    `super(torch.Tensor, t)` answers for t, so the list of t's class holds for it too."""
+    if kind is super:
+        bound = _SUPER_SELF_CLASS.__get__(obj, super)
+        return _allowed_for(bound, bound) if isinstance(bound, type) else None
     target = obj if isinstance(obj, type) else kind
     if issubclass(target, torch.Tensor):
         return allowed.TENSOR_ATTRIBUTES
@@ -262,7 +280,8 @@ class Jail:
     def build_class(self, func: Any, name: Any, *bases: Any, **kwargs: Any) -> Any:
         if "metaclass" in kwargs:
             raise PolicyError("graded code may not give a class a metaclass")
-        for base in bases:
+        for named in bases:
+            base = type if named is safe_type else named  # `class Meta(type)` names the builtin graded code sees
             if not isinstance(base, type):
                 raise PolicyError("a class of graded code must derive from classes")
             builtin_error = issubclass(base, BaseException) and base.__module__ == "builtins"
@@ -293,7 +312,7 @@ class Jail:
     def builtins(self) -> dict[str, Any]:
         """The builtins graded code sees: the allow-list, a guarded import, the class builder."""
         names = {k: v for k, v in vars(builtins).items() if k in allowed.BUILTINS}
-        names.update(__import__=safe_import, __build_class__=self.build_class, __name__="__main__")
+        names.update(__import__=safe_import, __build_class__=self.build_class, __name__="__main__", type=safe_type)
         return names
 
     def names(self) -> dict[str, Any]:
@@ -362,7 +381,7 @@ class _Guard(ast.NodeTransformer):
 
     def visit_match_case(self, node: ast.match_case) -> ast.AST:
         # A pattern's dotted names (`case torch.float32:`) must stay as they are to compile; they read
-        # modules through their views, and class patterns with keywords are refused by the static check.
+        # modules through their views, and class patterns with sub-patterns are refused by the static check.
         if node.guard is not None:
             node.guard = self.visit(node.guard)
         node.body = [self.visit(stmt) for stmt in node.body]

@@ -100,6 +100,9 @@ class _Checker(ast.NodeVisitor):
         for attr in node.kwd_attrs:  # `case Tensor(grad=g)` reads an attribute, past the sandbox's guards
             self.flag(node, _why(attr, self.forbidden_calls) or (
                 f"a class pattern that reads '{attr}' is not available in graded code; read it after the match"))
+        if node.patterns:  # `case C(x)` reads the attributes C's __match_args__ names, past them too
+            self.flag(node, "a class pattern with positional parts (`case C(x)`) reads attributes the class names, "
+                            "which graded code may not do; write `case C() as x` and read what you need after it")
         self.generic_visit(node)
 
     def _check_import(self, node: ast.AST, module: str) -> None:

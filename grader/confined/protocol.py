@@ -18,6 +18,7 @@ child are decoded by `for_child`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -238,6 +239,15 @@ def for_child(header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> ToChi
 # --- what the child sends, checked -------------------------------------------------------
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # every control character but tab and newline
+
+
+def _plain(text: str) -> str:
+    """Text from the child as every report may show it: no terminal escapes, bells or carriage returns
+    (a student's print of ESC ] 52 would write to the clipboard of whoever reads the report)."""
+    return _CONTROL.sub("", text)
+
+
 def _is_int(x: object) -> bool:
     return type(x) is int and -(1 << 31) <= x < (1 << 31)
 
@@ -264,7 +274,7 @@ def _values_in(specs: object, tensors: dict[str, torch.Tensor], expected: tuple[
             values[name] = None
         elif (type(spec) is list and len(spec) == 2 and spec[0] == "other" and type(spec[1]) is str
               and len(spec[1]) <= MAX_TYPE_NAME):
-            values[name] = NotATensor(spec[1])
+            values[name] = NotATensor(_plain(spec[1]))
         else:
             raise WireError(f"no valid entry for {name[:40]}")
     if set(tensors) != {n for n, v in values.items() if isinstance(v, torch.Tensor)}:
@@ -294,7 +304,7 @@ def from_child(header: dict[str, Any], tensors: dict[str, torch.Tensor], *,
                 and all(type(v) is str and len(v) <= MAX_ERROR_CHARS for v in errors.values())):
             raise WireError("malformed errors")
         try:
-            error_map = {int(k): v for k, v in errors.items()}
+            error_map = {int(k): _plain(v) for k, v in errors.items()}
         except ValueError as exc:
             raise WireError("malformed errors") from exc
         if not all(_is_int(k) for k in error_map):
@@ -302,7 +312,7 @@ def from_child(header: dict[str, Any], tensors: dict[str, torch.Tensor], *,
         if not (type(output) is str and len(output) <= MAX_OUTPUT_CHARS and (halted is None or _is_int(halted))
                 and type(seconds) in (int, float) and 0 <= seconds < 1e9):
             raise WireError("malformed header")
-        return End(_values_in(header["values"], tensors, expected), error_map, output, halted, float(seconds))
+        return End(_values_in(header["values"], tensors, expected), error_map, _plain(output), halted, float(seconds))
     if kind == "step" and keys == {"type"} and set(tensors) == {"grads"}:
         return Step(tensors["grads"])
     raise WireError("malformed header")

@@ -47,6 +47,7 @@ from grader.confined.protocol import (
     Done,
     End,
     FromChild,
+    NotATensor,
     Ready,
     Reveal,
     Run,
@@ -203,6 +204,7 @@ class Sandbox(ABC):
         self.held: dict[str, str] = {}
         self._case: Case | None = None  # sent with the next run
         self._wanted: tuple[str, ...] = ()  # what a run reads back by default, on the current case
+        self._largest: int | None = None  # elements of the case's largest tensor: no gradient of it is larger
 
     # --- what a transport does --------------------------------------------------------
 
@@ -305,6 +307,16 @@ class Sandbox(ABC):
         """The case the next runs are on (sent with the first of them)."""
         self._case = case
         self._wanted = case.wanted
+        self._largest = max((t.numel() for t in (*case.tensors.values(), *case.given_gradients.values())),
+                            default=None)
+
+    def _bounded(self, values: dict[str, Value]) -> dict[str, Value]:
+        """The values as the grader keeps them: a tensor larger than every tensor of the forward pass is no
+        gradient of one, and is kept as its shape only (26 of them, each a frame of 200 MB, in every run,
+        would fill the grader's memory)."""
+        return {name: NotATensor(f"tensor of shape {tuple(v.shape)}, larger than any tensor of the forward pass")
+                if isinstance(v, torch.Tensor) and self._largest is not None and v.numel() > self._largest else v
+                for name, v in values.items()}
 
     def run(self, request: Run, decide: Decide | None = None) -> RunResult:
         """One run on the current case. At each of the request's points the child commits; where the
@@ -326,13 +338,14 @@ class Sandbox(ABC):
                         point = points[len(commits)]
                         if set(message.values) != set(point.names):
                             raise WireError("a commit of other variables than asked")
-                        commits[message.index] = message.values
+                        commits[message.index] = self._bounded(message.values)
                         if point.waits:
-                            self._send(Reveal(decide(message) if decide is not None else {}))
+                            commit = Commit(message.index, commits[message.index])
+                            self._send(Reveal(decide(commit) if decide is not None else {}))
                     elif isinstance(message, End):
                         if set(message.values) != set(wanted):
                             raise WireError("values for other variables than asked")
-                        return RunResult(message.values, commits, message.errors, message.output,
+                        return RunResult(self._bounded(message.values), commits, message.errors, message.output,
                                          message.halted_at, seconds=message.seconds)
                     else:
                         raise WireError("an answer the run did not ask for")

@@ -107,15 +107,26 @@ def replay(report: Any, course: Course, exercise: Exercise) -> Draw:
     raw_cases, draw_info = report.get("cases"), report.get("draw")
     if not isinstance(raw_cases, list) or not raw_cases or not isinstance(draw_info, dict):
         raise CourseError("the report to replay names no cases and no draw: is it a JSON report of ninja-grade?")
+    # A report of this course names its pinned cases and `count` fresh ones, each of a batch size the
+    # course can draw: a file that names more, or larger, would have the grader build them all.
+    if len(raw_cases) > len(course.cases) + course.fresh.count:
+        raise CourseError(f"the report to replay names {len(raw_cases)} cases; this course grades on "
+                          f"{len(course.cases) + course.fresh.count}")
+    largest = max(course.fresh.batch_sizes[1], *(c.batch_size for c in course.cases))
     cases = []
     for i, raw in enumerate(raw_cases):
-        if not (isinstance(raw, dict) and isinstance(raw.get("name"), str) and type(raw.get("seed")) is int
-                and type(raw.get("batch_size")) is int and raw["batch_size"] >= 2
+        if not (isinstance(raw, dict) and isinstance(raw.get("name"), str) and _seed(raw.get("seed"))
+                and type(raw.get("batch_size")) is int and 2 <= raw["batch_size"] <= largest
                 and raw.get("dtype", "float32") in ("float32", "float64")):
             raise CourseError(f"the report to replay has a malformed case (cases[{i}])")
         cases.append(CaseSpec(raw["name"], raw["seed"], raw["batch_size"], raw.get("dtype", "float32"),
                               bool(raw.get("fresh", False))))
     probe, training = draw_info.get("probe_seed"), draw_info.get("training_seed")
-    if type(probe) is not int or (training is not None and type(training) is not int):
+    if type(probe) is not int or not _seed(probe) or (training is not None and not _seed(training)):
         raise CourseError("the report to replay has no usable probe or training seed")
     return Draw(tuple(cases), probe, training, "replay")
+
+
+def _seed(value: Any) -> bool:
+    """Whether a report's seed is one a torch.Generator takes (a plain int, 0 to 2**63 - 1)."""
+    return type(value) is int and 0 <= value < 1 << 63

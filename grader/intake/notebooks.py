@@ -15,7 +15,7 @@ import nbformat
 from grader.courseware.course import Course, Exercise
 from grader.files import write_atomic
 from grader.intake.extract import Cell, clean_code
-from grader.intake.submission import SubmissionError
+from grader.intake.submission import SubmissionError, file_size
 
 MAX_NOTEBOOK_BYTES = 100 * 1024 * 1024  # outputs can be large; beyond this it is not a course notebook
 # Where the Colab cell fetches the course when the grader is missing: the course's files live
@@ -24,8 +24,8 @@ MAX_NOTEBOOK_BYTES = 100 * 1024 * 1024  # outputs can be large; beyond this it i
 
 def read_cells(path: Path) -> list[Cell]:
     """The notebook's cells, with magics neutralised; SubmissionError (one line) if it is not one."""
+    size = file_size(path)
     try:
-        size = path.stat().st_size
         if size > MAX_NOTEBOOK_BYTES:
             raise SubmissionError(f"{path} is {size:,} bytes, over the {MAX_NOTEBOOK_BYTES // 2**20} MB a notebook "
                                   "to grade may have: clear its outputs and save it again")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import copy
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,16 +272,27 @@ def compile_program(source: str, path: str, *, origins: tuple[str, ...] = (), no
     return Program(path, source, tuple(statements), None, origins, notes, left_out)
 
 
-def read_source(path: Path) -> str:
-    """The submission's text, or a SubmissionError that says why not."""
+def file_size(path: Path) -> int:
+    """The size of a submission that is a file of its own, or a SubmissionError: a symbolic link could
+    name another student's work or the course's solution, and a device or a pipe never ends."""
     try:
-        size = path.stat().st_size
+        info = path.lstat()
     except FileNotFoundError:
         raise SubmissionError(f"no submission at {path}") from None
     except OSError as exc:
         raise SubmissionError(f"cannot read {path}: {exc.strerror}") from None
-    if path.is_dir():
+    if stat.S_ISDIR(info.st_mode):
         raise SubmissionError(f"{path} is a directory; name the .py file to grade")
+    if stat.S_ISLNK(info.st_mode):
+        raise SubmissionError(f"{path} is a symbolic link; grade the file it names, not the link")
+    if not stat.S_ISREG(info.st_mode):
+        raise SubmissionError(f"{path} is not a file (a device or a pipe?); grade a .py or .ipynb file")
+    return info.st_size
+
+
+def read_source(path: Path) -> str:
+    """The submission's text, or a SubmissionError that says why not."""
+    size = file_size(path)
     if size > MAX_SUBMISSION_BYTES:
         raise SubmissionError(f"{path} is {size:,} bytes; a submission is at most {MAX_SUBMISSION_BYTES:,}")
     try:

@@ -1,0 +1,38 @@
+# OPEN (no test grades this file): it scores 26/26 on exercise 1 with no derivative written.
+# Each gradient is a central difference, in float64, of the forward line it flows back through,
+# dotted with the consumer's gradient: a numerical vector-Jacobian product. Only the forward pass,
+# which the lecture hands out, is written; the VJP check passes, since it reads its consumers.
+def nvjp(f, x, dy, eps=1e-6):
+    count = x.numel()
+    step = (torch.eye(count, dtype=torch.float64) * eps).view(count, *x.shape)
+    x64 = x.double()
+    change = (f(x64 + step) - f(x64 - step)) * dy.double()
+    return (change.reshape(count, -1).sum(1) / (2 * eps)).view(x.shape).to(x.dtype)
+
+rows = torch.arange(n)
+dlogprobs = nvjp(lambda L: -L[:, rows, Yb].mean(-1), logprobs, torch.ones(()))
+dprobs = nvjp(lambda P: P.log(), probs, dlogprobs)
+dcounts_sum_inv = nvjp(lambda S: counts * S, counts_sum_inv, dprobs)
+dcounts_sum = nvjp(lambda S: S**-1, counts_sum, dcounts_sum_inv)
+dcounts = nvjp(lambda K: K * counts_sum_inv, counts, dprobs) + nvjp(lambda K: K.sum(-1, keepdims=True), counts, dcounts_sum)
+dnorm_logits = nvjp(lambda Z: Z.exp(), norm_logits, dcounts)
+dlogit_maxes = nvjp(lambda M: logits - M, logit_maxes, dnorm_logits)
+dlogits = nvjp(lambda L: L - logit_maxes, logits, dnorm_logits) + nvjp(lambda L: L.max(-1, keepdim=True).values, logits, dlogit_maxes)
+dh = nvjp(lambda H: H @ W2.double() + b2, h, dlogits)
+dW2 = nvjp(lambda W: h.double() @ W + b2, W2, dlogits)
+db2 = nvjp(lambda b: h @ W2 + b.unsqueeze(-2), b2, dlogits)
+dhpreact = nvjp(lambda x: torch.tanh(x), hpreact, dh)
+dbngain = nvjp(lambda g: g * bnraw + bnbias, bngain, dhpreact)
+dbnbias = nvjp(lambda c: bngain * bnraw + c, bnbias, dhpreact)
+dbnraw = nvjp(lambda r: bngain * r + bnbias, bnraw, dhpreact)
+dbnvar_inv = nvjp(lambda v: bndiff * v, bnvar_inv, dbnraw)
+dbnvar = nvjp(lambda v: (v + 1e-5)**-0.5, bnvar, dbnvar_inv)
+dbndiff2 = nvjp(lambda d2: 1/(n-1)*d2.sum(-2, keepdim=True), bndiff2, dbnvar)
+dbndiff = nvjp(lambda d: d * bnvar_inv, bndiff, dbnraw) + nvjp(lambda d: d**2, bndiff, dbndiff2)
+dbnmeani = nvjp(lambda m: hprebn - m, bnmeani, dbndiff)
+dhprebn = nvjp(lambda x: x - bnmeani, hprebn, dbndiff) + nvjp(lambda x: 1/n*x.sum(-2, keepdim=True), hprebn, dbnmeani)
+dembcat = nvjp(lambda e: e @ W1.double() + b1, embcat, dhprebn)
+dW1 = nvjp(lambda w: embcat.double() @ w + b1, W1, dhprebn)
+db1 = nvjp(lambda b: embcat @ W1 + b.unsqueeze(-2), b1, dhprebn)
+demb = nvjp(lambda e: e.reshape(e.shape[0], n, -1), emb, dembcat)
+dC = nvjp(lambda c: c[:, Xb], C, demb)
