@@ -80,7 +80,7 @@ def test_batch_unwritable_out_is_a_setup_error(tmp_path: Path) -> None:
 
 
 def test_batch_gradebook_goes_where_asked(tmp_path: Path) -> None:
-    """--gradebook writes the CSV there (and none in OUT): a row per student, with the score and each
+    """--gradebook writes the CSV there, the class page beside it (and neither in OUT): a row per student, with the score and each
     gradient's status; the batch says where it is."""
     subs = class_of(tmp_path, "alice", "bob")
     (tmp_path / "subs" / "bob.py").write_text("dlogits = F.softmax(logits, 1)\n")
@@ -90,12 +90,12 @@ def test_batch_gradebook_goes_where_asked(tmp_path: Path) -> None:
                                        "--gradebook", str(book)])
     assert result.exit_code == 1, result.output
     assert f"reports in {out}/, gradebook {book}" in result.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["alice.json", "bob.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["alice.json", "bob.json", "ninja-batch.manifest"]
     rows = {row["student"]: row for row in csv.DictReader(book.open())}
     assert {s: (r["score"], r["max_score"], r["passed"], r["dlogits"]) for s, r in rows.items()} == {
         "alice": ("1", "1", "True", rows["alice"]["dlogits"]), "bob": ("0", "1", "False", "wrong")}
     assert rows["alice"]["dlogits"] in ("exact", "approximate")
-    assert sorted(p.name for p in book.parent.iterdir()) == ["exercise2.csv"]
+    assert sorted(p.name for p in book.parent.iterdir()) == ["class.html", "exercise2.csv"]  # the page beside it
 
 
 def test_batch_gradebook_in_a_missing_folder_is_a_setup_error(tmp_path: Path) -> None:
