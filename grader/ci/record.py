@@ -29,8 +29,8 @@ DISTRIBUTION = "backprop-ninja"
 # Why a submission is graded (again), in the order a rerun lists them.
 REASONS = {
     "force": "--force",
-    "new": "new",
     "changed": "changed since their report",
+    "new": "new",
     "unreadable": "with a report whose record could not be read",
     "exercise": "graded as another exercise",
     "grader": "graded by another grader version",
