@@ -186,6 +186,8 @@ class Plan:
     def said(self) -> str:
         """`grading 4 of 100: 3 changed since their report, 1 new; 96 graded before and unchanged`."""
         kept = f"; {len(self.kept)} graded before and unchanged" if self.kept and self.todo else ""
+        if not self.share:
+            return "grading 0: none of the submissions is this shard's"
         if not self.todo:
             return f"grading 0 of {len(self.share)}: all graded before and unchanged"
         return f"grading {len(self.todo)} of {len(self.share)}: {reasons_said(self.why)}{kept}"
