@@ -1,9 +1,12 @@
 """Grading speed and memory, measured side by side in one run (not part of the test suite).
 
-    .venv/bin/python benchmarks/run.py [--json results.json] [--repeats 5] [--batch 200]
+    .venv/bin/python benchmarks/run.py [--baseline REF] [--write docs/benchmarks.md] [--json F]
 
-Needs names.txt where the grader finds it (NINJA_DATA, ./names.txt or the cache). Prints
-one line per figure with its target and whether it is met; --json writes the same.
+Needs names.txt where the grader finds it (NINJA_DATA, ./names.txt or the cache). Every figure
+is measured for this checkout and, with --baseline, for another commit of the project as well
+(exported to a temporary folder and run with the same interpreter), the two alternating so that
+both see the same machine. The result is one table with the date, the machine and its load;
+--write replaces the file with it (the next run replaces it again), --json writes the numbers.
 """
 
 from __future__ import annotations
@@ -11,18 +14,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-NINJA = str(BIN / "ninja-grade")
 # Mistakes students make, as edits of the course's solution (the tests hold the full list).
 MISTAKES = [
     ("dprobs = (1.0 / probs) * dlogprobs", "dprobs = -(1.0 / probs) * dlogprobs"),
@@ -35,44 +39,80 @@ MISTAKES = [
 ]
 
 
-def timed(cmd: list[str]) -> tuple[float, int, str]:
+@dataclass(frozen=True)
+class Tree:
+    """A checkout of the project to measure: its folder, and how to run its grader."""
+
+    name: str
+    root: Path
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "PYTHONPATH": str(self.root)}
+
+    def ninja(self, *args: str) -> list[str]:
+        return [sys.executable, "-c", "from grader.cli import run; run()", *args]
+
+
+def timed(tree: Tree, cmd: list[str], cwd: Path | None = None) -> tuple[float, int, str]:
     """Wall seconds, the peak RSS (MB) of the command and everything it started, and stdout."""
     probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
              "p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
              "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
              "sys.stderr.write(p.stdout)")
-    out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True, check=True,
+                         env=tree.env(), cwd=cwd or tree.root)
     seconds, rss_kb = out.stdout.split()
     return float(seconds), int(rss_kb) // 1024, out.stderr
 
 
-def median_of(cmd: list[str], repeats: int) -> tuple[float, int]:
-    runs = [timed(cmd) for _ in range(repeats)]
-    return statistics.median(r[0] for r in runs), max(r[1] for r in runs)
+@dataclass
+class Figure:
+    name: str
+    target: str
+    ok: Callable[[float], bool]
+    unit: str = ""
+    values: dict[str, float] = field(default_factory=dict)  # by tree
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def cell(self, tree: str) -> str:
+        if tree not in self.values:
+            return "—"
+        value = self.values[tree]
+        text = f"{value:.2f}{self.unit}" if value < 100 else f"{value:.0f}{self.unit}"
+        return text + (f" ({self.notes[tree]})" if self.notes.get(tree) else "")
 
 
-def make_class(folder: Path, count: int) -> list[str]:
-    solution = (ROOT / "solutions" / "exercise1.py").read_text()
+def alternate(trees: list[Tree], repeats: int, measure: Callable[[Tree], tuple[float, str]]) -> dict[str, list[float]]:
+    """`measure` for each tree in turn, `repeats` rounds, so that both see the same machine."""
+    seen: dict[str, list[float]] = {t.name: [] for t in trees}
+    for _ in range(repeats):
+        for tree in trees:
+            seen[tree.name].append(measure(tree)[0])
+    return seen
+
+
+def make_class(folder: Path, count: int, tree: Tree) -> list[str]:
+    """A class like a real one: half correct, a third with a real mistake, the rest the stub."""
+    solution = (tree.root / "solutions" / "exercise1.py").read_text()
+    stub = (tree.root / "exercises" / "exercise1.py").read_text()
     paths = []
     for i in range(count):
-        source = solution
-        if i % 2:
-            old, new = MISTAKES[(i // 2) % len(MISTAKES)]
-            source = solution.replace(old, new)
+        source = solution if i % 6 in (0, 2, 4) else stub if i % 6 == 5 else \
+            solution.replace(*MISTAKES[(i // 6) % len(MISTAKES)])
         path = folder / f"student{i:03}.py"
         path.write_text(source)
         paths.append(str(path))
     return paths
 
 
-def watch_regrade_s(repeats: int) -> float:
+def watch_regrade_s(tree: Tree, repeats: int) -> float:
     """Median time from a save of an exercise-1 file to the end of its new table under --watch."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "exercise1.py"
-        solution = (ROOT / "solutions" / "exercise1.py").read_text()
+        solution = (tree.root / "solutions" / "exercise1.py").read_text()
         path.write_text(solution)
-        process = subprocess.Popen([NINJA, "exercise1", str(path), "--watch"], stdout=subprocess.PIPE,
-                                   stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(tree.ninja("exercise1", str(path), "--watch"), stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL, env=tree.env(), cwd=tree.root)
         assert process.stdout is not None
         fd, pending, times = process.stdout.fileno(), b"", []
 
@@ -107,31 +147,110 @@ def busy_core() -> Iterator[None]:
         spinner.wait()
 
 
-def training_figures(steps: int, repeats: int) -> list[tuple[str, float, str, bool, str]]:
-    """Exercise 4's real run against the plain loop (benchmarks/plain_training.py), quiet and beside
-    a busy process; runs alternate so that both see the same machine."""
-    solution = str(ROOT / "solutions" / "exercise4.py")
-    grader = [NINJA, "exercise4", solution, "--steps", str(steps), "--format", "json", "--plot", os.devnull]
-    plain = [sys.executable, str(ROOT / "benchmarks" / "plain_training.py"), str(steps), solution]
-    figures = []
+def export(ref: str, folder: Path) -> Tree:
+    """Another commit of this project, as files (git archive), to run beside this checkout."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(folder / "grader")], check=True)
+    return Tree(ref, folder)
+
+
+def measure(trees: list[Tree], args: argparse.Namespace) -> list[Figure]:
+    figures: list[Figure] = []
+    repeats = args.repeats
+
+    def fig(name: str, target: str, ok: Callable[[float], bool], unit: str = "") -> Figure:
+        figures.append(Figure(name, target, ok, unit))
+        return figures[-1]
+
+    torch_s = statistics.median(alternate(trees[:1], repeats, lambda t: timed(t, [sys.executable, "-c",
+                                                                                  "import torch"])[:2])[trees[0].name])
+    grading = fig("exercise 1 graded: wall time (s)", "—", lambda v: True, " s")
+    ratio = fig("the same / `python -c 'import torch'`", "≤ 1.25", lambda v: v <= 1.25)
+    rss = fig("peak RSS of one grading (MB)", "≤ 400", lambda v: v <= 400, " MB")
+    for tree in trees:
+        runs = [timed(tree, tree.ninja("exercise1", str(tree.root / "solutions" / "exercise1.py"))) for _ in
+                range(repeats)]
+        grading.values[tree.name] = statistics.median(r[0] for r in runs)
+        ratio.values[tree.name] = grading.values[tree.name] / torch_s
+        rss.values[tree.name] = max(r[1] for r in runs)
+    ratio.notes[trees[0].name] = f"import torch: {torch_s:.2f} s"
+
+    helped = fig("`ninja-grade --help` (s)", "≤ 0.3", lambda v: v <= 0.3, " s")
+    for name, times in alternate(trees, repeats, lambda t: timed(t, t.ninja("--help"))[:2]).items():
+        helped.values[name] = statistics.median(times)
+
+    batch = fig(f"batch of {args.batch} (half right, a third mistakes, a sixth stubs), --jobs 2: submissions/s",
+                "≥ 40", lambda v: v >= 40, "/s")
+    batch_rss = fig("peak RSS of any batch process (MB)", "≤ 400", lambda v: v <= 400, " MB")
+    for tree in trees:
+        with tempfile.TemporaryDirectory() as tmp:
+            subs = make_class(Path(tmp), args.batch, tree)
+            seconds, peak, _ = timed(tree, tree.ninja("batch", "exercise1", *subs, "--jobs", "2", "--out",
+                                                      f"{tmp}/out"))
+        batch.values[tree.name] = args.batch / seconds
+        batch.notes[tree.name] = f"{seconds:.1f} s, start-up included"
+        batch_rss.values[tree.name] = peak
+
+    watch = fig("`--watch`: a save of exercise 1 to its new table (s)", "≤ 0.3", lambda v: v <= 0.3, " s")
+    for tree in trees:
+        watch.values[tree.name] = watch_regrade_s(tree, repeats)
+
+    solution4 = "solutions/exercise4.py"
     for label, target, context in (("", 1.5, nullcontext), (", one busy process beside", 2.0, busy_core)):
-        ours, floor, threads = [], [], {}
+        train = fig(f"exercise 4 `--steps {args.steps}` / the plain loop{label}", f"≤ {target:g}",
+                    lambda v, target=target: v <= target)
         with context():
-            for _ in range(repeats):
-                seconds, _, out = timed(grader)
-                ours.append(seconds)
-                threads = json.loads(out).get("threads", {})
-                floor.append(timed(plain)[0])
-        ratio = statistics.median(ours) / statistics.median(floor)
-        used = ", ".join(f"{who} {n}" for who, n in threads.items())
-        figures.append((f"exercise4 --steps {steps} / plain loop{label}", ratio, f"<= {target:g}", ratio <= target,
-                        f"{statistics.median(ours):.1f} s vs {statistics.median(floor):.1f} s; torch threads: {used}, "
-                        "plain 1"))
+            for tree in trees:
+                ours, floor = [], []
+                for _ in range(args.train_repeats):
+                    ours.append(timed(tree, tree.ninja("exercise4", solution4, "--steps", str(args.steps),
+                                                       "--format", "json", "--plot", os.devnull))[0])
+                    floor.append(timed(tree, [sys.executable, str(tree.root / "benchmarks" / "plain_training.py"),
+                                              str(args.steps), str(tree.root / solution4)])[0])
+                train.values[tree.name] = statistics.median(ours) / statistics.median(floor)
+                train.notes[tree.name] = f"{statistics.median(ours):.1f} s vs {statistics.median(floor):.1f} s"
+
+    backward = fig("exercise 4: the solution's backward per step / autograd's", "< 1", lambda v: v < 1)
+    for tree in trees:
+        out = timed(tree, tree.ninja("exercise4", solution4, "--format", "json"))[2]
+        training = json.loads(out)["training"]
+        backward.values[tree.name] = training["backward_ms"] / training["autograd_backward_ms"]
     return figures
+
+
+def table(figures: list[Figure], trees: list[Tree], load: tuple[float, float], started: str) -> str:
+    """The one table, with what it was measured on."""
+    cpu = platform.processor() or platform.machine()
+    with open("/proc/cpuinfo") if Path("/proc/cpuinfo").exists() else open(os.devnull) as f:
+        models = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    import torch  # noqa: PLC0415 - only for its version, once measuring is over
+
+    header = ["figure", "target", *(f"`{t.name}`" for t in trees), "met"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (benchmarks/run.py), which replaces this file with each run. Speed",
+        "and memory are never checked by a test: the machines are shared and noisy.",
+        "",
+        f"Measured {started} on {os.cpu_count()} cores ({models[0] if models else cpu}), Python "
+        f"{platform.python_version()}, torch {torch.__version__}; load average {load[0]:.2f} before "
+        f"and {load[1]:.2f} after. "
+        + (f"`{trees[0].name}` and `{trees[1].name}` alternate within each figure." if len(trees) > 1 else ""),
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for f in figures:
+        met = "yes" if f.ok(f.values[trees[0].name]) else "**no**"
+        lines.append(f"| {f.name} | {f.target} | " + " | ".join(f.cell(t.name) for t in trees) + f" | {met} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", help="a git ref of this project to measure beside this checkout")
+    parser.add_argument("--write", type=Path, help="replace this file with the table (docs/benchmarks.md)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", type=int, default=200, help="submissions in the batch figure")
@@ -139,54 +258,26 @@ def main() -> int:
     parser.add_argument("--train-repeats", type=int, default=3, help="runs of each, for the training figures")
     args = parser.parse_args()
     # Time the grader as installed: a regular pip install compiles its bytecode; an editable one is
-    # compiled on first import, unless PYTHONDONTWRITEBYTECODE is set (then on every run, ~0.4 s here).
+    # compiled on first import, unless PYTHONDONTWRITEBYTECODE is set (then on every run).
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "grader")], check=True)
-    load_before = os.getloadavg()
-    solution = str(ROOT / "solutions" / "exercise1.py")
-    figures = []
-
-    torch_s, _ = median_of([sys.executable, "-c", "import torch"], args.repeats)
-    grade_s, grade_mb = median_of([NINJA, "exercise1", solution], args.repeats)
-    figures.append(("exercise1 grading / python -c 'import torch'", grade_s / torch_s, "<= 1.25",
-                    grade_s / torch_s <= 1.25, f"{grade_s:.2f} s vs {torch_s:.2f} s"))
-    help_s, _ = median_of([NINJA, "--help"], args.repeats)
-    figures.append(("ninja-grade --help (s)", help_s, "<= 0.3", help_s <= 0.3, ""))
-
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load_before = os.getloadavg()[0]
+    trees = [Tree("this checkout", ROOT)]
     with tempfile.TemporaryDirectory() as tmp:
-        subs = make_class(Path(tmp), args.batch)
-        started = time.perf_counter()
-        batch_s, batch_mb, _ = timed([NINJA, "batch", "exercise1", *subs, "--jobs", "2", "--out", f"{tmp}/out"])
-        rate = args.batch / batch_s
-        figures.append((f"batch of {args.batch}, --jobs 2 (submissions/s)", rate, ">= 10", rate >= 10,
-                        f"{batch_s:.1f} s in all, start-up included"))
-        del started
-    figures.append(("peak RSS, one grading (MB)", grade_mb, "<= 400", grade_mb <= 400, ""))
-    figures.append(("peak RSS, any batch process (MB)", batch_mb, "<= 400", batch_mb <= 400,
-                    "the largest of the batch, its workers and their sandboxes"))
-
-    regrade = watch_regrade_s(args.repeats)
-    figures.append(("--watch: a save of exercise1 to its table printed (s)", regrade, "<= 0.3", regrade <= 0.3,
-                    f"median of {args.repeats} saves, one process"))
-
-    figures += training_figures(args.steps, args.train_repeats)
-
-    _, _, report = timed([NINJA, "exercise4", str(ROOT / "solutions" / "exercise4.py"), "--format", "json"])
-    training = json.loads(report)["training"]
-    ratio = training["backward_ms"] / training["autograd_backward_ms"]
-    figures.append(("exercise4 solution backward / autograd's, per step", ratio, "< 1", ratio < 1,
-                    f"{training['backward_ms']:.3f} ms vs {training['autograd_backward_ms']:.3f} ms"))
-
-    load_after = os.getloadavg()
-    width = max(len(f[0]) for f in figures)
-    print(f"machine: {os.cpu_count()} cores, load {load_before[0]:.2f} before, {load_after[0]:.2f} after")
-    for name, value, target, met, note in figures:
-        print(f"{name:{width}}  {value:8.3f}  target {target:7}  {'met' if met else 'NOT MET'}  {note}")
+        if args.baseline:
+            trees.append(export(args.baseline, Path(tmp)))
+        figures = measure(trees, args)
+        shutil.rmtree(tmp, ignore_errors=True)
+    text = table(figures, trees, (load_before, os.getloadavg()[0]), started)
+    print(text)
+    if args.write:
+        args.write.write_text(text)
     if args.json:
         args.json.write_text(json.dumps({
-            "load": {"before": load_before, "after": load_after}, "cores": os.cpu_count(),
-            "figures": [{"name": n, "value": v, "target": t, "met": m, "note": note} for n, v, t, m, note in figures],
-        }, indent=2))
-    return 0 if all(f[3] for f in figures) else 1
+            "started": started, "load": [load_before, os.getloadavg()[0]], "cores": os.cpu_count(),
+            "figures": [{"name": f.name, "target": f.target, "values": f.values, "notes": f.notes,
+                         "met": f.ok(f.values[trees[0].name])} for f in figures]}, indent=2))
+    return 0 if all(f.ok(f.values[trees[0].name]) for f in figures) else 1
 
 
 if __name__ == "__main__":

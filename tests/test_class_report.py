@@ -69,7 +69,7 @@ def deserved(kind: str, gradients: tuple[str, ...]) -> tuple[float, Failing | No
         score, failing = EXPECTED[kind.split(":", 1)[1]]["exercise1"]  # type: ignore[misc]
         return score, failing
     _, _, broken, label = MISTAKES[kind]
-    return 25, {broken: ("error" if kind.endswith("raises_elsewhere") else "wrong", label)}
+    return 25, {broken: ("error" if kind.endswith(("raises_elsewhere", "_raises")) else "wrong", label)}
 
 
 def label(status: str, diagnosis: str | None) -> str:

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from grader.cli import main
 from grader.courseware.course import Course
 from grader.courseware.data import Dataset
+from grader.courseware.draw import replay
 from grader.judging.grade import grade
 from tests.conftest import ROOT, SUBMISSIONS
 from tests.helpers import assert_setup_error
@@ -43,9 +44,9 @@ def test_cli_stub_is_all_missing_with_hint_and_exit_1(runner: CliRunner) -> None
 
 # Every field the JSON report writes: a new field is added here, a field gone fails.
 REPORT_FIELDS = {"exercise", "submission", "passed", "score", "max_score", "gradients", "notes", "output", "cases",
-                 "environment"}
+                 "draw", "environment"}
 GRADIENT_FIELDS = {"name", "tensor", "status", "chained", "exact", "approximate", "maxdiff", "message", "diagnosis",
-                   "points", "score", "line", "case", "judged", "isolated", "blame"}
+                   "points", "score", "line", "case", "judged", "isolated", "blame", "missing_branches"}
 
 
 def design_contract() -> tuple[set[str], set[str]]:
@@ -71,7 +72,9 @@ def test_cli_json_is_the_design_contract(runner: CliRunner, tmp_path: Path, cour
     assert (report["exercise"], report["submission"], report["passed"]) == ("exercise1", str(sub), False)
     assert (report["score"], report["max_score"]) == (25, 26)
     assert report["output"].strip() == '{"passed": true}' and report["notes"] == []
-    assert [c["name"] for c in report["cases"]] == [c.name for c in course.cases]
+    assert [c["name"] for c in report["cases"][:len(course.cases)]] == [c.name for c in course.cases]
+    assert len(report["cases"]) == len(course.cases) + course.fresh.count
+    assert set(report["draw"]) == {"drawn", "probe_seed", "training_seed"}
     assert set(report["environment"]) == {"torch", "python", "platform", "threads", "sandbox"}
     assert all(set(g) == GRADIENT_FIELDS for g in report["gradients"])
     lines = source.splitlines()
@@ -79,14 +82,16 @@ def test_cli_json_is_the_design_contract(runner: CliRunner, tmp_path: Path, cour
     assert right == {"name": "dlogprobs", "tensor": "logprobs", "status": "exact", "chained": "exact", "exact": True,
                      "approximate": True, "maxdiff": 0.0, "message": "", "diagnosis": None, "points": 1, "score": 1,
                      "line": lines.index("dlogprobs[range(n), Yb] = -1.0 / n") + 1, "case": None,
-                     "judged": "isolated", "isolated": "exact", "blame": None}
+                     "judged": "isolated", "isolated": "exact", "blame": None, "missing_branches": []}
     assert {k: v for k, v in wrong.items() if k not in ("maxdiff", "message")} == {
         "name": "dprobs", "tensor": "probs", "status": "wrong", "chained": "wrong", "exact": False,
         "approximate": False, "diagnosis": "sign", "points": 1, "score": 0,
         "line": next(i for i, x in enumerate(lines, 1) if x.startswith("dprobs = -(1.0 / probs)")),
-        "case": course.cases[0].name, "judged": "isolated", "isolated": "wrong", "blame": None}
+        "case": course.cases[0].name, "judged": "isolated", "isolated": "wrong", "blame": None,
+        "missing_branches": []}
     assert wrong["maxdiff"] > 1 and "opposite sign" in wrong["message"]
-    model = grade(course, "exercise1", sub, None if dataset.synthetic else dataset.source).to_dict()
+    model = grade(course, "exercise1", sub, None if dataset.synthetic else dataset.source,
+                  draw=replay(report, course, course.exercise("exercise1"))).to_dict()
     assert report["gradients"] == model["gradients"]  # the results model's to_dict, field for field
 
 
@@ -230,8 +235,7 @@ def test_cli_text_marks_gradients_wrong_only_when_chained(runner: CliRunner, tmp
     (["notebook", "exercise9", "--out", "{tmp}/nb"], "no exercise 'exercise9'"),
     (["notebook", "all", "--out", "{tmp}/afile/nb", "--course-repo", "https://example.org/c.git"],
      "cannot write to {tmp}/afile/nb"),
-    (["init-classroom", "{tmp}/afile/repo", "--course-repo", "https://example.org/c.git"],
-     "cannot write to {tmp}/afile/repo"),
+    (["init-github-actions", "{tmp}/afile/repo"], "cannot write to {tmp}/afile/repo"),
     (["gradescope-bundle", "--exercise", "exercise9", "--out", "{tmp}/a.zip"], "no exercise 'exercise9'"),
     (["check-course", "{tmp}/nope.yaml"], "no course file at {tmp}/nope.yaml"),
     (["check-course", "--data", "{tmp}/nope.txt"], "no names.txt at {tmp}/nope.txt"),

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from grader.courseware.course import Course, CourseError, load_course, parse_course
+from grader.courseware.draw import draw
 
 
 def test_course_has_the_lecture_exercises(course: Course) -> None:
@@ -21,11 +22,14 @@ def test_course_has_the_lecture_exercises(course: Course) -> None:
 
 
 def test_course_cases_include_lecture_and_other_batch_sizes(course: Course) -> None:
-    """The lecture's case comes first and at least two others use other seeds and batch sizes."""
-    first, *others = course.cases
+    """The lecture's case is pinned first, and at least two more, of other batch sizes, are drawn fresh for
+    each grading."""
+    (first,) = course.cases
     assert (first.seed, first.batch_size) == (2147483647, 32)
-    assert len(others) >= 2
-    assert all(c.batch_size != 32 and c.seed != first.seed for c in others)
+    assert course.fresh.count >= 2
+    drawn = draw(course, course.exercise("exercise1")).cases
+    assert drawn[0] == first and len(drawn) == 1 + course.fresh.count
+    assert all(c.fresh and c.batch_size != 32 and c.seed != first.seed for c in drawn[1:])
 
 
 def test_unknown_exercise_names_the_valid_ones(course: Course) -> None:

@@ -130,7 +130,8 @@ def test_feedback_page_shows_student_text_as_text(tmp_path: Path, mechanism_off:
         result = CliRunner().invoke(main, ["exercise2", str(notebook), "--feedback", "--data", str(data)])
         assert result.exit_code == 1, result.output
         page = page_path.read_text()
-        assert re.findall(r"<script>alert|<svg|<img src=x|<b>mine|<i>names|(?:href|src)=.?javascript:", page) == []
+        live = r"<script>alert|<svg onload|onload=|<img src=x|<b>mine|<i>names|(?:href|src)=.?javascript:"
+        assert re.findall(live, page) == []
         assert shown(page, MESSAGE) and shown(page, PRINTED)  # the report says them, as text
         assert shown(page, f"{data} is not the lecture's names.txt")  # a note holding a path
         assert shown(page, "<script>alert('markdown')</script>")  # the student's Markdown, as written

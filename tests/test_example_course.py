@@ -126,8 +126,8 @@ MISTAKES = {
     # the epsilon, not the batch size
     "eps_dropped": (
         "exercise1", "dlnvar = -0.5 * (lnvar + 1e-5) ** -1.5", "dlnvar = -0.5 * lnvar ** -1.5", "dlnvar", "eps",
-        "but wrong on 'seed 1337, batch 27': there it is the truth without the forward pass's epsilon: lnvar_inv = "
-        "(lnvar + 1e-5)**-0.5 adds 1e-5 to lnvar, and your formula leaves it out"),
+        "but wrong on a fresh batch of 27 (seed 1337): there it is the truth without the forward pass's epsilon: "
+        "lnvar_inv = (lnvar + 1e-5)**-0.5 adds 1e-5 to lnvar, and your formula leaves it out"),
     "view_scrambled": (
         "exercise1", "demb = dembcat.view(emb.shape)", "demb = dembcat.view(n, n_embd, block_size).transpose(1, 2)",
         "demb", "permutation", "then with dims 1 and 2 swapped: a view keeps the numbers in their order"),

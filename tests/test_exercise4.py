@@ -87,7 +87,7 @@ def test_right_at_step_0_but_wrong_later_fails_at_the_step_it_breaks(course: Cou
     dW2 = report.gradients[0]
     assert dW2.case == f"step {breaks}"
     assert [c["name"] for c in report.cases] == ["step 0", f"step {breaks}", "step 250", "step 499"]
-    assert f"right on 'step 0' but wrong on 'step {breaks}'" in dW2.message
+    assert f"right on 'step 0' (batch of 32) but wrong on 'step {breaks}' (batch of 32)" in dW2.message
 
 
 def test_cli_json_for_exercise4(tmp_path: Path) -> None:

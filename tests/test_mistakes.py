@@ -194,9 +194,9 @@ WORDING: dict[str, str] = {
     "logit_maxes_assumed_zero": r"right only because the true dlogit_maxes is ~0",
     "db1_sign_hidden_by_zero": r"it is the truth with the opposite sign",
     "sign_flipped": r"it is the truth with the opposite sign",
-    "hard_coded_32": r"right on 'lecture' \(batch of 32\) but wrong on '[^']+' \(batch of \d+\): there it is "
+    "hard_coded_32": r"right on 'lecture' \(batch of 32\) but wrong on a fresh batch of \d+ \(seed \d+\): there it is "
                      r"[\d.]+ times the truth",
-    "hard_coded_31": r"right on 'lecture' \(batch of 32\) but wrong on '[^']+' \(batch of \d+\)",
+    "hard_coded_31": r"right on 'lecture' \(batch of 32\) but wrong on a fresh batch of \d+ \(seed \d+\)",
     "log_derivative_divides_by_zero": r"dprobs contains NaN \(\d+ of \d+ entries\)",
     "lost_duplicate_indices_in_dC": r"rows of C picked more than once \(like row \d+, \d+ times in this batch\) "
                                     r"hold one contribution instead of their sum",
@@ -218,10 +218,12 @@ WORDING: dict[str, str] = {
                                       r"along dim 0, so sum over dim 0",
     "column_sum_over_rows_keepdim": r"dcounts_sum_inv has shape \(1, 27\); counts_sum_inv is \(32, 1\): summed over "
                                     r"dim 0 with keepdim=True; counts_sum_inv was broadcast along dim 1",
-    "range_32_raises_elsewhere": r"right on 'lecture' \(batch of 32\) but raises on '[^']+' \(batch of \d+\): line "
-                                 r"\d+: IndexError: .* \(the 32 on line \d+ is the batch size: write n",
-    "view_32_raises_elsewhere": r"right on 'lecture' \(batch of 32\) but raises on '[^']+' \(batch of \d+\): line "
-                                r"\d+: RuntimeError: .* \(the 32 on line \d+ is the batch size: write n",
+    "range_32_raises_elsewhere": r"right on 'lecture' \(batch of 32\) but raises on a fresh batch of \d+ "
+                                 r"\(seed \d+\): line \d+: IndexError: .* "
+                                 r"\(the 32 on line \d+ is the batch size: write n",
+    "view_32_raises_elsewhere": r"right on 'lecture' \(batch of 32\) but raises on a fresh batch of \d+ "
+                                r"\(seed \d+\): line \d+: RuntimeError: .* "
+                                r"\(the 32 on line \d+ is the batch size: write n",
     "right_only_through_broadcasting": r"dbndiff2 has shape \(1, 64\); bndiff2 is \(32, 64\): its values are right, "
                                        r"repeated along dim 0, which is why the lecture's cmp passes it",
     "view_scrambled": r"it holds the truth's numbers viewed as \(\d+, 10, 3\), then with dims 1 and 2 swapped: a view "
