@@ -261,3 +261,22 @@ def test_merge_lists_students_missing_or_graded_twice(tiny_class: Path) -> None:
     shard("b", "1/2")
     code, _, stderr = merged("a", "b", "--out", "merged")
     assert code == 3 and "  bob: not graded by shard 0/2: run it again" in stderr
+
+
+@needs_fork
+def test_shard_removes_only_its_own_half_written_reports(tiny_class: Path, mechanism_off: MechanismOff) -> None:
+    """Shards sharing a folder: a shard clears the temporary files a killed run of its own left, and never
+    one of another shard's students (that shard may be writing it right now)."""
+    out = tiny_class / "shared"
+
+    def runs_beside_another() -> None:
+        out.mkdir(exist_ok=True)
+        theirs, ours = out / ".alice.json.k2j4h1x0.tmp", out / ".bob.json.q8w7e6r5.tmp"  # shards 1 and 0 of 2
+        theirs.write_text("{\"half")
+        ours.write_text("{\"half")
+        shard("shared", "0/2")
+        assert theirs.is_file() and theirs.read_text() == "{\"half" and not ours.exists()
+
+    runs_beside_another()
+    mechanism_off(runs_beside_another, lambda m: m.setattr("grader.ci.batch.glob_escape", lambda name: "*"),
+                  "clearing only the shard's own temporary files")
