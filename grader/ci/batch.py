@@ -249,9 +249,9 @@ def run_batch(course: Course, exercise_id: str, plan: Plan, students: list[str],
     manifest beside them says what this run graded with (written before and after)."""
     exercise = course.exercise(exercise_id)
     out.mkdir(parents=True, exist_ok=True)
-    for planned in plan.share:  # left by a batch killed mid-write; another shard's in the same OUT are its own
-        for stale in out.glob(f".{glob_escape(planned.sub.student)}.json.*.tmp"):
-            stale.unlink(missing_ok=True)
+    ours = {f"{p.sub.student}.json" for p in plan.share} | {plan.shard.manifest_name, plan.shard.gradebook_name}
+    for stale in leftovers(out, ours):  # left by a run killed mid-write; another shard's in the same OUT are its own
+        stale.unlink(missing_ok=True)
     share = {p.sub.student: p.submission for p in plan.share}
 
     def manifest(*, complete: bool) -> None:
@@ -273,9 +273,14 @@ def run_batch(course: Course, exercise_id: str, plan: Plan, students: list[str],
     return tally
 
 
-def glob_escape(name: str) -> str:
-    """A student id as a glob pattern that matches only itself."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+def leftovers(out: Path, names: set[str]) -> list[Path]:
+    """The temporary files in `out` that write_atomic left for the files named (`.NAME.RANDOM.tmp`)."""
+    found = []
+    for path in out.iterdir():  # once: a class's folder may hold a hundred thousand reports
+        name = path.name
+        if name.startswith(".") and name.endswith(".tmp") and name[1:-4].rpartition(".")[0] in names:
+            found.append(path)
+    return found
 
 
 def record(outcome: Graded | Fault, planned: Planned, *, from_: BatchRecord, out: Path, tally: Tally,
