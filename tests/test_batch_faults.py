@@ -2,7 +2,8 @@
 
 Set-up problems stop the batch before anyone is graded; a grader fault leaves the
 submission ungraded (no report, no score) for the next run; a submission whose grading
-kills its worker is identified and graded `error`, and the others are graded normally.
+kills its worker is identified and graded `error`, one whose worker hangs is stopped at a deadline and
+left ungraded, and the others are graded normally.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import ctypes
 import faulthandler
 import json
 import os
-import time
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,10 +24,9 @@ import pytest
 from click.testing import CliRunner
 
 import grader.judging.grade
-from grader.ci import batch
 from grader.cli import main
 from grader.courseware.data import synthetic_words
-from tests.conftest import ROOT, needs_fork
+from tests.conftest import ROOT, MechanismOff, needs_fork
 from tests.helpers import assert_setup_error
 
 pytestmark = needs_fork
@@ -80,8 +82,8 @@ def test_batch_unwritable_out_is_a_setup_error(tmp_path: Path) -> None:
 
 
 def test_batch_gradebook_goes_where_asked(tmp_path: Path) -> None:
-    """--gradebook writes the CSV there (and none in OUT): a row per student, with the score and each
-    gradient's status; the batch says where it is."""
+    """--gradebook writes the CSV there, the class page beside it (and neither in OUT): a row per student,
+    with the score and each gradient's status; the batch says where it is."""
     subs = class_of(tmp_path, "alice", "bob")
     (tmp_path / "subs" / "bob.py").write_text("dlogits = F.softmax(logits, 1)\n")
     out, book = tmp_path / "out", tmp_path / "grades" / "exercise2.csv"
@@ -90,7 +92,7 @@ def test_batch_gradebook_goes_where_asked(tmp_path: Path) -> None:
                                        "--gradebook", str(book)])
     assert result.exit_code == 1, result.output
     assert f"reports in {out}/, gradebook {book}" in result.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["alice.json", "bob.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["alice.json", "bob.json", "ninja-batch.manifest"]
     rows = {row["student"]: row for row in csv.DictReader(book.open())}
     assert {s: (r["score"], r["max_score"], r["passed"], r["dlogits"]) for s, r in rows.items()} == {
         "alice": ("1", "1", "True", rows["alice"]["dlogits"]), "bob": ("0", "1", "False", "wrong")}
@@ -189,8 +191,9 @@ def test_batch_grader_fault_records_nothing_and_a_rerun_finishes(tmp_path: Path,
 
 def test_batch_submission_that_kills_its_worker_is_identified(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """A crash in native code (a real SIGSEGV) while grading one submission takes its pool down;
-    that submission is found, graded `error` with how its worker died, and the others pass."""
+    """A crash in native code (a real SIGSEGV) while grading one submission kills its worker; that
+    submission is tried once more in a fresh worker, graded `error` with how the worker died, and the
+    others pass."""
     subs = class_of(tmp_path, "alice", "bob", "carol", "dave")
     out = tmp_path / "out"
 
@@ -210,16 +213,46 @@ def test_batch_submission_that_kills_its_worker_is_identified(tmp_path: Path,
     assert "3 passed · 0 failed · 1 errored" in result.output
 
 
-def test_a_worker_of_its_own_that_hangs_is_a_fault_not_a_grade(tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """Graded one per process (after a pool broke), a worker that never answers (the grader's own code
-    hanging: the student's is stopped by the sandbox) is killed in bounded time and recorded as a
-    Fault, so no report is written and the next run grades it again."""
-    (path,) = class_of(tmp_path, "erin")
-    misbehave_on(monkeypatch, "erin", lambda: time.sleep(120))
-    monkeypatch.setattr("grader.ci.batch.answer_within", lambda limits: 3.0)
-    started = time.monotonic()
-    outcome = batch._grade_alone("exercise2", batch.Submission("erin", Path(path)), course_path=None,
-                                 data=os.environ.get("NINJA_DATA"), limits=None, max_score=1)
-    assert isinstance(outcome, batch.Fault) and outcome.reason == "the grader's worker gave no answer in 3 s"
-    assert time.monotonic() - started < 30
+# The batch, run as its own process, with the grader made to hang on one student's submission (the
+# worker sleeps for an hour: the student's code is correct and never runs that long) and the deadline
+# for a worker's answer cut from minutes to ANSWER_WITHIN seconds.
+HANGS_ON_ERIN = """
+import os, sys, time
+import grader.ci.batch, grader.judging.grade
+real = grader.judging.grade.grade_program
+def hanging(*args, **kwargs):
+    if "erin.py" in kwargs["submission_label"]:
+        time.sleep(3600)
+    return real(*args, **kwargs)
+grader.judging.grade.grade_program = hanging
+grader.ci.batch.answer_within = lambda limits: float(os.environ["ANSWER_WITHIN"])
+from grader.cli import run
+run()
+"""
+
+
+def test_batch_worker_that_hangs_in_the_pool_is_killed_and_named(tmp_path: Path,
+                                                                 mechanism_off: MechanismOff) -> None:
+    """A worker of the pool that never answers (the grader's own code hanging on erin's, the third of four,
+    so never a worker's first) is killed at the deadline: the batch ends, names erin as not graded (no
+    report, exit 3), and the other worker grades the rest."""
+    subs = class_of(tmp_path, "alice", "bob", "erin", "frank")
+    out = tmp_path / "out"
+
+    def hangs_and_ends() -> None:
+        shutil.rmtree(out, ignore_errors=True)
+        try:
+            done = subprocess.run([sys.executable, "-c", HANGS_ON_ERIN, "batch", "exercise2", *subs, "--jobs", "2",
+                                   "--out", str(out)], env={**os.environ, "ANSWER_WITHIN": os.environ.get(
+                                       "TEST_ANSWER_WITHIN", "15")}, capture_output=True, text=True, timeout=45,
+                                  check=False)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the batch did not end: a hung worker held it") from None
+        assert done.returncode == 3, done.stderr
+        assert "  erin (" in done.stderr and "the grader's worker gave no answer in 15 s" in done.stderr
+        assert sorted(p.name for p in out.glob("*.json")) == ["alice.json", "bob.json", "frank.json"]
+        assert all(json.loads((out / f"{s}.json").read_text())["passed"] for s in ("alice", "bob", "frank"))
+
+    hangs_and_ends()
+    mechanism_off(hangs_and_ends, lambda m: m.setenv("TEST_ANSWER_WITHIN", "100000"),
+                  "the deadline of a worker's answer")

@@ -1,43 +1,49 @@
-"""Grade a class: many submissions, in parallel, resumable, into a gradebook.
+"""Grade a class: many submissions, in parallel, resumable, never stale, into a gradebook.
 
 Each submission's report is written to OUT/<student>.json atomically as soon as it is
-graded, so a batch that is killed and rerun grades only what is missing, and a file in
-OUT is either a whole report or absent. Workers are forked from a process that has torch
-loaded, and each keeps its data set between submissions; student code still runs in a
-fresh sandbox per submission, forked by the worker's zygote (never by the worker, which
-holds the truths of every submission it has graded). A report is written by the batch
-itself, once the worker has answered and the sandbox's child is dead, and the gradebook is
-built from the reports the batch holds, not read back from files.
+graded, so a batch that is killed and rerun loses nothing, and a file in OUT is either a
+whole report or absent. Each report records what it was graded from (grader/ci/record.py):
+a rerun grades again exactly the submissions whose record differs, and says why. A shard
+(grader/ci/shards.py) takes its share of the class and writes its manifest beside its reports.
 
-Only what a student's code did can put a score in a report. A worker answers with a
-typed outcome: Graded (a report) or Fault (the grader itself failed: no report, so the
-next run grades it again). A worker that dies takes its pool down without saying which
-submission it was on; the submissions not finished are then graded one per process, so
-one that kills its worker again (memory, a crash in native code) is identified and
-graded `error`, and the others are graded normally.
+Workers are forked from a process that has torch loaded, each keeps its course and data set
+between submissions, and each grades one submission at a time (grader/ci/pool.py): student
+code runs in a fresh sandbox per submission, forked by the worker's zygote (never by the
+worker, which holds the truths of every submission it has graded). A report is written by
+the batch itself, once the worker has answered and the sandbox's child is dead, and the
+gradebook is built from the reports the batch holds (graded in this run, or read and checked
+before it began), never read back from a file afterwards.
+
+Only what a student's code did can put a score in a report. A worker answers with a typed
+outcome: Graded (a report) or Fault (the grader itself failed: no report, so the next run
+grades it again). A worker that dies is the death of the one submission it was on: that one
+is tried again in a fresh worker, and one that kills its worker twice (memory, a crash in
+native code) is graded `error`. A worker that gives no answer in bounded time is killed and
+its submission left ungraded, as a Fault.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
-import multiprocessing
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from grader.ci.gradebooks import spreadsheet_cell
-from grader.confined.sandbox import forking, prestart
+from grader.ci.pool import Died, Hung, Pool
+from grader.ci.record import BatchRecord, batch_record, fingerprint, reasons_said, why_grade
+from grader.ci.shards import WHOLE, Shard, write_manifest
+from grader.confined.sandbox import prestart
 from grader.courseware.course import Course, Limits, load_course
-from grader.courseware.data import find_names
+from grader.courseware.data import Dataset, find_names
 from grader.files import write_atomic
 from grader.intake.submission import SubmissionError
 from grader.judging.results import plain_number
@@ -95,9 +101,12 @@ def _start_worker(course_path: str | None, data: str | None) -> None:
     import torch  # noqa: PLC0415 - already loaded by the batch before it forked
 
     torch.set_num_threads(1)  # the tensors are tiny; one thread per worker keeps the cores for the workers
-    prestart()  # the worker's zygote imports torch while the worker loads the course
-    _worker["course"] = load_course(course_path)
-    _worker["dataset"] = find_names(data)
+    try:
+        prestart()  # the worker's zygote imports torch while the worker loads the course
+        _worker["course"] = load_course(course_path)
+        _worker["dataset"] = find_names(data)
+    except Exception as exc:  # said as each job's Fault: the grader's failure, never a student's
+        _worker["broken"] = f"the grader's worker could not start ({type(exc).__name__}: {exc})"[:300]
 
 
 @dataclass(frozen=True)
@@ -125,6 +134,8 @@ def grade_one(exercise_id: str, student: str, path: str, limits: Limits | None) 
     """One submission's report; a submission that cannot be read is a report (the student's file
     is at fault), a failure of the grader's own code is a Fault."""
     started = time.monotonic()
+    if "broken" in _worker:
+        return Fault(student, path, _worker["broken"])
     try:
         from grader.judging.grade import grade_program, load_submission  # noqa: PLC0415 - loads torch, in workers only
 
@@ -146,19 +157,41 @@ def grade_one(exercise_id: str, student: str, path: str, limits: Limits | None) 
 Job = tuple[str, str, str, Limits | None]  # exercise, student, path, limits
 
 
-def _grade_in_child(conn: Connection, course_path: str | None, data: str | None, job: Job) -> None:
-    """A worker of its own for one submission: its outcome goes back through `conn`."""
-    exercise_id, student, path, limits = job
-    try:
-        _start_worker(course_path, data)
-        outcome: Graded | Fault = grade_one(exercise_id, student, path, limits)
-    except Exception as exc:
-        outcome = grader_fault(student, path, exc)
-    conn.send(outcome)
-    conn.close()
+def _work(job: Job) -> Graded | Fault:
+    return grade_one(*job)
 
 
 # --- in the batch --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One submission of this run's share, with its fingerprint now."""
+
+    sub: Submission
+    submission: str  # record.fingerprint
+
+
+@dataclass
+class Plan:
+    """What a run will grade, and why; and the reports it keeps, as read and checked now."""
+
+    record: BatchRecord
+    shard: Shard
+    share: list[Planned]
+    todo: list[Planned] = field(default_factory=list)
+    kept: dict[str, dict[str, Any]] = field(default_factory=dict)  # graded before, from this very record
+    why: Counter[str] = field(default_factory=Counter)  # reason -> how many are graded for it
+
+    @property
+    def said(self) -> str:
+        """`grading 4 of 100: 3 changed since their report, 1 new; 96 graded before and unchanged`."""
+        kept = f"; {len(self.kept)} graded before and unchanged" if self.kept and self.todo else ""
+        if not self.share:
+            return "grading 0: none of the submissions is this shard's"
+        if not self.todo:
+            return f"grading 0 of {len(self.share)}: all graded before and unchanged"
+        return f"grading {len(self.todo)} of {len(self.share)}: {reasons_said(self.why)}{kept}"
 
 
 @dataclass
@@ -166,7 +199,7 @@ class Tally:
     passed: int = 0
     failed: int = 0
     errored: int = 0
-    skipped: int = 0  # graded by an earlier run
+    skipped: int = 0  # graded by an earlier run, from the same record
     faults: list[Fault] = field(default_factory=list)  # not graded: the grader failed on them
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)  # graded in this run, by student
 
@@ -193,134 +226,130 @@ def unreadable(exercise_id: str, sub: Submission, max_score: float) -> dict[str,
 Progress = Callable[[dict[str, Any] | None, Tally], None]  # a report written, or None for a fault
 
 
-def run_batch(course: Course, exercise_id: str, subs: list[Submission], *, out: Path, jobs: int, force: bool,
-              course_path: str | None, data: str | None, limits: Limits | None, progress: Progress) -> Tally:
-    """Grade what is not graded yet; each report lands in out/<student>.json as it is done."""
+def plan_batch(course: Course, exercise_id: str, subs: list[Submission], *, out: Path, force: bool,
+               dataset: Dataset, limits: Limits, shard: Shard = WHOLE) -> Plan:
+    """This run's share of `subs`, and which of them to grade: those whose report in `out` is missing,
+    unreadable, or graded from another record than this run's (everything with `force`)."""
+    plan = Plan(batch_record(course, exercise_id, dataset, limits), shard,
+                [Planned(sub, fingerprint(sub.path, sub.problem)) for sub in subs if shard.takes(sub.student)])
+    for planned in plan.share:
+        student = planned.sub.student
+        reason, report = ("force", None) if force else why_grade(out / f"{student}.json", student, plan.record,
+                                                                 planned.submission)
+        if reason is None and report is not None:
+            plan.kept[student] = report
+        else:
+            plan.todo.append(planned)
+            plan.why[reason or "unreadable"] += 1
+    return plan
+
+
+def run_batch(course: Course, exercise_id: str, plan: Plan, students: list[str], *, out: Path, jobs: int,
+              course_path: str | None, data: str | None, limits: Limits, progress: Progress) -> Tally:
+    """Grade what the plan says; each report lands in out/<student>.json as it is done, and the shard's
+    manifest beside them says what this run graded with (written before and after)."""
     exercise = course.exercise(exercise_id)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".*.tmp"):  # left by a batch that was killed mid-write
+    ours = {f"{p.sub.student}.json" for p in plan.share} | {plan.shard.manifest_name, plan.shard.gradebook_name}
+    for stale in leftovers(out, ours):  # left by a run killed mid-write; another shard's in the same OUT are its own
         stale.unlink(missing_ok=True)
-    tally = Tally()
-    todo = []
-    for sub in subs:
-        if not force and (out / f"{sub.student}.json").is_file():
-            tally.skipped += 1
-        elif sub.problem is not None:
-            record(Graded(unreadable(exercise_id, sub, exercise.max_score)), out, tally, progress)
+    share = {p.sub.student: p.submission for p in plan.share}
+
+    def manifest(*, complete: bool) -> None:
+        write_manifest(out, plan.shard, plan.record.to_dict(), students, share, complete=complete)
+
+    manifest(complete=False)
+    tally = Tally(skipped=len(plan.kept))
+    todo: dict[str, Planned] = {}
+    for planned in plan.todo:
+        if planned.sub.problem is not None:
+            graded = Graded(unreadable(exercise_id, planned.sub, exercise.max_score))
+            record(graded, planned, from_=plan.record, out=out, tally=tally, progress=progress)
         else:
-            todo.append(sub)
-    left = _grade_in_pool(exercise_id, todo, out=out, jobs=jobs, course_path=course_path, data=data,
-                          limits=limits, tally=tally, progress=progress)
-    for sub in left:  # a worker died in the pool, on one of these: find which, one per process
-        record(_grade_alone(exercise_id, sub, course_path=course_path, data=data, limits=limits,
-                            max_score=exercise.max_score), out, tally, progress)
+            todo[planned.sub.student] = planned
+    if todo:
+        _grade_in_pool(exercise_id, todo, plan.record, out=out, jobs=jobs, course_path=course_path, data=data,
+                       limits=limits, tally=tally, progress=progress, max_score=exercise.max_score)
+    manifest(complete=True)
     return tally
 
 
-def record(outcome: Graded | Fault, out: Path, tally: Tally, progress: Progress) -> None:
-    """Write a report, or keep a fault to say at the end (and write nothing, so a rerun grades it)."""
+def leftovers(out: Path, names: set[str]) -> list[Path]:
+    """The temporary files in `out` that write_atomic left for the files named (`.NAME.RANDOM.tmp`)."""
+    found = []
+    for path in out.iterdir():  # once: a class's folder may hold a hundred thousand reports
+        name = path.name
+        if name.startswith(".") and name.endswith(".tmp") and name[1:-4].rpartition(".")[0] in names:
+            found.append(path)
+    return found
+
+
+def record(outcome: Graded | Fault, planned: Planned, *, from_: BatchRecord, out: Path, tally: Tally,
+           progress: Progress) -> None:
+    """Write a report with what it was graded from, or keep a fault to say at the end (and write
+    nothing, so a rerun grades it)."""
     if isinstance(outcome, Fault):
         tally.faults.append(outcome)
         progress(None, tally)
         return
-    write_atomic(out / f"{outcome.report['student']}.json", json.dumps(outcome.report, indent=2))
-    tally.add(outcome.report)
-    progress(outcome.report, tally)
-
-
-def _grade_in_pool(exercise_id: str, todo: list[Submission], *, out: Path, jobs: int, course_path: str | None,
-                   data: str | None, limits: Limits | None, tally: Tally, progress: Progress) -> list[Submission]:
-    """Grade `todo` with `jobs` workers; return the submissions that were not graded because a
-    worker died (which one it was on, the pool does not say)."""
-    if not todo:
-        return []
-    import grader.judging.grade  # noqa: F401, PLC0415 - torch loaded once here, shared by every forked worker
-
-    left = {sub.student: sub for sub in todo}
-    context = multiprocessing.get_context("fork")
-    with forking(), ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
-                                        initargs=(course_path, data)) as pool:
-        futures: dict[Future[Graded | Fault], Submission] = {
-            pool.submit(grade_one, exercise_id, sub.student, str(sub.path), limits): sub for sub in todo}
-        try:
-            for future in as_completed(futures):
-                outcome = future.result()
-                left.pop(futures[future].student, None)
-                record(outcome, out, tally, progress)
-        except BrokenProcessPool:
-            pass
-    return list(left.values())
-
-
-ATTEMPTS_ALONE = 2  # a submission that kills a worker of its own this many times is its own doing
+    report = {**outcome.report, "graded_from": from_.of(planned.submission)}
+    write_atomic(out / f"{report['student']}.json", json.dumps(report, indent=2))
+    tally.add(report)
+    progress(report, tally)
 
 
 def answer_within(limits: Limits | None) -> float:
-    """How long a worker of its own may take on one submission: the student's code is stopped by the
-    sandbox at its time limit, so far beyond that only the grader itself can be hanging."""
+    """How long a worker may take on one submission: the student's code is stopped by the sandbox at
+    its time limit, so far beyond that only the grader itself can be hanging."""
     return 3 * (limits.time_s if limits is not None else Limits().time_s) + 120
 
 
-def _grade_alone(exercise_id: str, sub: Submission, *, course_path: str | None, data: str | None,
-                 limits: Limits | None, max_score: float) -> Graded | Fault:
-    """Grade one submission in a worker of its own. A worker that dies every time is the
-    submission's doing (graded `error`, with how it died); once is a fluke, tried again."""
-    context = multiprocessing.get_context("fork")
-    how = ""
-    for _attempt in range(ATTEMPTS_ALONE):
-        receive, send = context.Pipe(duplex=False)
-        job: Job = (exercise_id, sub.student, str(sub.path), limits)
-        child = context.Process(target=_grade_in_child, args=(send, course_path, data, job), daemon=True)
-        with forking():
-            child.start()
-        send.close()
-        try:
-            if not receive.poll(answer_within(limits)):  # the grader's own code hung: not the student's doing
-                child.kill()
-                child.join()
-                return Fault(sub.student, str(sub.path), f"the grader's worker gave no answer in "
-                             f"{answer_within(limits):.0f} s")
-            outcome: Graded | Fault = receive.recv()
-        except EOFError:  # died before it answered
-            child.join()
-            code = child.exitcode or 0
-            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-            continue
-        finally:
-            receive.close()
-        child.join()
-        return outcome
-    problem = (f"grading it killed the grader's worker {ATTEMPTS_ALONE} times ({how}): your code made the "
-               "grader's process crash or run out of memory, so no gradient could be judged")
-    return Graded(unreadable(exercise_id, Submission(sub.student, sub.path, problem), max_score))
+def _grade_in_pool(exercise_id: str, todo: dict[str, Planned], from_: BatchRecord, *, out: Path, jobs: int,
+                   course_path: str | None, data: str | None, limits: Limits, tally: Tally, progress: Progress,
+                   max_score: float) -> None:
+    import grader.judging.grade  # noqa: F401, PLC0415 - torch loaded once here, shared by every forked worker
+
+    def done(job: Job, answer: Graded | Fault | Died | Hung) -> None:
+        planned = todo[job[1]]
+        sub = planned.sub
+        if isinstance(answer, Died):  # the worker died on this one, each time it was tried: its own doing
+            problem = (f"grading it killed the grader's worker {answer.times} times ({answer.how}): your code made "
+                       "the grader's process crash or run out of memory, so no gradient could be judged")
+            answer = Graded(unreadable(exercise_id, Submission(sub.student, sub.path, problem), max_score))
+        elif isinstance(answer, Hung):  # the grader's own code hung: not the student's doing
+            answer = Fault(sub.student, str(sub.path), f"the grader's worker gave no answer in {answer.seconds:.0f} s")
+        record(answer, planned, from_=from_, out=out, tally=tally, progress=progress)
+
+    pool: Pool[Job] = Pool(min(jobs, len(todo)), functools.partial(_start_worker, course_path, data), _work,
+                           answer_within(limits))
+    pool.run([(exercise_id, p.sub.student, str(p.sub.path), limits) for p in todo.values()], done)
 
 
-def gradebook(course: Course, exercise_id: str, subs: list[Submission], out: Path,
-              held: dict[str, dict[str, Any]] | None = None) -> tuple[str, list[dict[str, Any]]]:
-    """The CSV gradebook, and the reports themselves: those `held` by this run (as graded, never read
-    back from a file a child could have reached), else those in `out` from an earlier run."""
+def gradebook(course: Course, exercise_id: str, subs: list[Submission],
+              reports: dict[str, dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """The CSV gradebook of `subs`, and their reports, from `reports` alone: those graded in this run
+    (as graded, never read back from a file a child could have reached) and those read and checked
+    before it began. A student with none has a row with no score, never a 0."""
     exercise = course.exercise(exercise_id)
     names = list(exercise.gradient_names)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["student", "submission", "score", "max_score", "passed", "error", *names])
-    reports = []
+    held = []
     for sub in subs:
-        path = out / f"{sub.student}.json"
-        try:
-            report = (held or {}).get(sub.student) or json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):  # not graded: a row with no score, never a 0
+        report = reports.get(sub.student)
+        if report is None:
             writer.writerow([spreadsheet_cell(sub.student), spreadsheet_cell(str(sub.path or "")), "",
                              plain_number(exercise.max_score), "",
                              "not graded yet: run the batch again", *("" for _ in names)])
             continue
-        reports.append(report)
+        held.append(report)
         statuses = {g["name"]: g["status"] for g in report.get("gradients", [])}
         writer.writerow([spreadsheet_cell(sub.student), spreadsheet_cell(str(report.get("submission", ""))),
                          report.get("score", 0), report.get("max_score", exercise.max_score),
                          report.get("passed", False), spreadsheet_cell(str(report.get("error") or "")),
                          *(statuses.get(n, "") for n in names)])
-    return buffer.getvalue(), reports
+    return buffer.getvalue(), held
 
 
 def pass_rates(course: Course, exercise_id: str, reports: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
@@ -330,4 +359,3 @@ def pass_rates(course: Course, exercise_id: str, reports: list[dict[str, Any]]) 
         graded = [g for r in reports for g in r.get("gradients", []) if g["name"] == name]
         rates.append((name, sum(g["status"] in ("exact", "approximate") for g in graded), len(graded)))
     return rates
-

@@ -11,9 +11,11 @@ from typing import Any
 
 import click
 
+from grader import __version__
 from grader.cli.class_report import class_report_command
 from grader.cli.common import course_of, course_or_exit, usage_in_one_line
 from grader.cli.grade import all_command, grade_command
+from grader.cli.merge import merge_command
 from grader.cli.platforms import (
     gradescope_bundle_command,
     init_classroom50_command,
@@ -82,7 +84,7 @@ class NinjaCLI(click.Group):
 @click.option("--sandbox", type=click.Choice(["auto", "unix", "portable"]), default=None, envvar="NINJA_SANDBOX",
               help="Where graded code runs: 'unix' forks a confined child (Linux, macOS), 'portable' starts a fresh "
                    "Python (any system, Windows too), 'auto' (the default) picks unix wherever it works.")
-@click.version_option(package_name="backprop-ninja")
+@click.version_option(version=__version__, package_name="backprop-ninja")
 def main(course: Path | None, sandbox: str | None) -> None:
     """Grade your hand-written backprop against PyTorch autograd.
 
@@ -95,9 +97,9 @@ def main(course: Path | None, sandbox: str | None) -> None:
         os.environ["NINJA_SANDBOX"] = sandbox  # read where a sandbox is opened, batch workers included
 
 
-for command in (hint_command, notebook_command, all_command, batch_command, class_report_command, check_course_command,
-                init_github_actions_command, init_classroom50_command, prairielearn_command, gradescope_bundle_command,
-                init_classroom_command):
+for command in (hint_command, notebook_command, all_command, batch_command, merge_command, class_report_command,
+                check_course_command, init_github_actions_command, init_classroom50_command, prairielearn_command,
+                gradescope_bundle_command, init_classroom_command):
     main.add_command(command)
 
 

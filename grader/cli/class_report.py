@@ -74,10 +74,10 @@ def roster_or_exit(roster: Path | None) -> Roster | None:
 
 def write_batch_outputs(course: Course, exercise: Exercise, *, students: list[str], table: str,
                         reports: list[dict[str, Any]], book: Path, fmt: str, roster: Roster | None,
-                        column: str | None) -> Path | None:
+                        column: str | None, page: bool = True) -> Path | None:
     """After a batch: its gradebook at `book` in `fmt` (the batch's CSV `table` as it is for csv),
-    each student and roster entry it could not place said on stderr, and the class page beside the
-    gradebook (its path; None when it could not be made, which is said)."""
+    each student and roster entry it could not place said on stderr, and, with `page`, the class page
+    beside the gradebook (its path; None when it could not be made, which is said, or not asked for)."""
     from grader.ci.class_page import class_html
     from grader.ci.class_report import class_report
 
@@ -93,15 +93,17 @@ def write_batch_outputs(course: Course, exercise: Exercise, *, students: list[st
         many = written.unplaced > 1
         click.echo(f"  ({'these' if many else 'this'} {written.unplaced} submission{'s' * many} without a roster "
                    f"entry {'are' if many else 'is'} not in {book}: the reports are in the batch's folder)", err=True)
-    page = book.parent / "class.html"
+    if not page:
+        return None
+    class_page = book.parent / "class.html"
     try:
         counted = class_report(course, exercise.id, reports, ungraded=len(students) - len(reports))
-        write_atomic(page, class_html(counted))
+        write_atomic(class_page, class_html(counted))
     except OSError as exc:
-        click.echo(f"could not write the class page {page}: {exc.strerror}", err=True)
+        click.echo(f"could not write the class page {class_page}: {exc.strerror}", err=True)
         return None
     except Exception as exc:  # the page is the grader's own extra: its failure must not cost the batch's ending
         click.echo(f"could not make the class page ({type(exc).__name__}: {exc}); the reports and the gradebook "
                    "are written: ninja-grade class-report on the reports' folder tries again", err=True)
         return None
-    return page
+    return class_page

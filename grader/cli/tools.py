@@ -7,14 +7,17 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from grader.ci.gradebooks import FORMATS as GRADEBOOK_FORMATS
 from grader.cli.class_report import roster_or_exit, write_batch_outputs
 from grader.cli.common import EXIT_FAILED, EXIT_GRADER_FAULT, EXIT_PASSED, course_of, course_or_exit, fail_setup
-from grader.courseware.course import CourseError, Limits
+from grader.courseware.course import Course, CourseError, Limits
+
+if TYPE_CHECKING:
+    from grader.courseware.data import Dataset
 
 
 @click.command(name="hint")
@@ -91,10 +94,15 @@ def notebook_command(ctx: click.Context, which: str, out: Path, course_repo: str
 @click.argument("submissions", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Workers in parallel (default: cores).")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("ninja-batch"), show_default=True,
-              help="Folder for one JSON report per student; a rerun skips those already there.")
+              help="Folder for one JSON report per student; a rerun grades again only what changed since.")
 @click.option("--gradebook", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Where to write the CSV gradebook (default: OUT/gradebook.csv).")
-@click.option("--force", is_flag=True, help="Grade again what is already graded in OUT.")
+              help="Where to write the CSV gradebook (default: OUT/gradebook.csv; a shard's: "
+                   "OUT/gradebook-shard-I-of-N.csv).")
+@click.option("--force", is_flag=True, help="Grade again everything, even what is graded and unchanged in OUT.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Grade shard I of N (counted from 0): the students whose id hashes to I. 'N' alone takes I "
+                   "from JOB_COMPLETION_INDEX, AWS_BATCH_JOB_ARRAY_INDEX or SLURM_ARRAY_TASK_ID; without "
+                   "--shard, an AWS Batch or SLURM array's index and size are used. ninja-grade merge joins them.")
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="names.txt to use.")
 @click.option("--time-limit", type=click.FloatRange(min=0.1), default=None, help="Seconds per submission.")
 @click.option("--memory-limit", type=click.IntRange(min=64), default=None, help="MB per submission.")
@@ -108,12 +116,14 @@ def notebook_command(ctx: click.Context, which: str, out: Path, course_repo: str
                    "Blackboard's 'NAME |ID' grades an existing one.")
 @click.pass_context
 def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple[Path, ...], jobs: int | None,
-                  out: Path, gradebook: Path | None, force: bool, data: Path | None, time_limit: float | None,
-                  memory_limit: int | None, gradebook_format: str, roster: Path | None,
+                  out: Path, gradebook: Path | None, force: bool, shard: str | None, data: Path | None,
+                  time_limit: float | None, memory_limit: int | None, gradebook_format: str, roster: Path | None,
                   gradebook_column: str | None) -> None:
     """Grade many submissions (files, or folders of one student each) into a gradebook, with the class
-    page (class.html) beside it."""
+    page (class.html) beside it. A rerun grades again exactly the submissions whose file, course,
+    data, limits or grader differ from what their report records."""
     from grader.ci import batch
+    from grader.ci.shards import ShardError, shard_from
 
     course = course_or_exit(ctx)
     try:
@@ -124,52 +134,75 @@ def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple
     except CourseError as exc:
         fail_setup(str(exc))
     limits = Limits(time_limit or exercise.limits.time_s, memory_limit or exercise.limits.memory_mb)
-    check_batch_setup(data, out, gradebook)  # before anyone is graded: one line, exit 2, nothing written
+    try:
+        part = shard_from(shard, os.environ)
+    except ShardError as exc:
+        fail_setup(str(exc))
+    dataset = check_batch_setup(data, out, gradebook)  # before anyone is graded: one line, exit 2, nothing written
     people = roster_or_exit(roster)
     subs = batch.discover(list(submissions), exercise_id)
     course_arg = ctx.find_root().params.get("course")
-    with click.progressbar(length=len(subs), label=f"grading {exercise_id}", file=sys.stderr,
+    try:
+        plan = batch.plan_batch(course, exercise_id, subs, out=out, force=force, dataset=dataset, limits=limits,
+                                shard=part)
+    except OSError as exc:  # the course's own files, read for the record
+        fail_setup(f"cannot read the course to record what is graded: {exc}")
+    if not part.whole:
+        click.echo(f"shard {part.name} ({part.source}): {len(plan.share)} of the {len(subs)} submissions")
+    click.echo(plan.said)
+    with click.progressbar(length=len(plan.todo), label=f"grading {exercise_id}", file=sys.stderr,
                            item_show_func=lambda item: item) as bar:
         def progress(report: dict[str, Any] | None, tally: Any) -> None:
             bar.current_item = str(tally)  # type: ignore[attr-defined]
             bar.update(1)
 
         try:
-            tally = batch.run_batch(course, exercise_id, subs, out=out, jobs=jobs or os.cpu_count() or 1, force=force,
+            tally = batch.run_batch(course, exercise_id, plan, [s.student for s in subs], out=out,
+                                    jobs=jobs or os.cpu_count() or 1,
                                     course_path=str(course_arg) if course_arg else None,
                                     data=str(data) if data else None, limits=limits, progress=progress)
         except OSError as exc:
             fail_setup(f"cannot write to {out}: {exc.strerror}")
-    table, reports = batch.gradebook(course, exercise_id, subs, out, tally.reports)
-    book = gradebook or out / "gradebook.csv"
-    page = write_batch_outputs(course, exercise, students=[s.student for s in subs], table=table, reports=reports,
-                               book=book, fmt=gradebook_format, roster=people, column=gradebook_column)
-    click.echo(f"{len(subs)} submissions: {tally}" + (f" ({tally.skipped} graded before)" if tally.skipped else ""))
-    click.echo(f"reports in {out}/, gradebook {book}" + (f", class page {page}" if page else ""))
+    share = [p.sub for p in plan.share]
+    table, reports = batch.gradebook(course, exercise_id, share, {**plan.kept, **tally.reports})
+    book = gradebook or out / part.gradebook_name
+    page = write_batch_outputs(course, exercise, students=[s.student for s in share], table=table, reports=reports,
+                               book=book, fmt=gradebook_format, roster=people, column=gradebook_column,
+                               page=part.whole)
+    click.echo(f"{len(share)} submissions: {tally}" + (f" ({tally.skipped} graded before)" if tally.skipped else ""))
+    click.echo(f"reports in {out}/, gradebook {book}" + (f", class page {page}" if page else "")
+               + ("" if part.whole else "; ninja-grade merge joins the shards' folders"))
+    say_rates_and_faults(course, exercise_id, reports, tally.faults)
+    all_passed = len(reports) == len(share) and all(r.get("passed") for r in reports)
+    sys.exit(EXIT_GRADER_FAULT if tally.faults else EXIT_PASSED if all_passed else EXIT_FAILED)
+
+
+def say_rates_and_faults(course: Course, exercise_id: str, reports: list[dict[str, Any]], faults: list[Any]) -> None:
+    """The end of a batch: the pass rate per gradient, then (on stderr) what the grader failed on."""
+    from grader.ci.batch import pass_rates
+
     click.echo("\npass rate per gradient:")
-    for name, passed, graded in batch.pass_rates(course, exercise_id, reports):
+    for name, passed, graded in pass_rates(course, exercise_id, reports):
         share = passed / graded if graded else 0.0
         click.echo(f"  {name:16} {'█' * round(share * 20):20} {passed:4}/{graded} ({share:.0%})")
-    if tally.faults:
-        click.echo(f"\n{len(tally.faults)} submission{'s were' if len(tally.faults) != 1 else ' was'} not graded: "
+    if faults:
+        click.echo(f"\n{len(faults)} submission{'s were' if len(faults) != 1 else ' was'} not graded: "
                    "the grader failed on them, not the students. No report or score was recorded for them.",
                    err=True)
-        for fault in tally.faults:
+        for fault in faults:
             click.echo(f"  {fault.student} ({fault.path}): {fault.reason}", err=True)
         retry = " ".join(shlex.quote(arg) for arg in ["ninja-grade", *sys.argv[1:]]) if sys.argv[1:] else \
             "the same ninja-grade batch command"
         click.echo(f"Run {retry} again to grade just these (the others are kept).", err=True)
-        sys.exit(EXIT_GRADER_FAULT)
-    all_passed = len(reports) == len(subs) and all(r.get("passed") for r in reports)
-    sys.exit(EXIT_PASSED if all_passed else EXIT_FAILED)
 
 
 BATCH_NEEDS_FORK = ("batch grading forks its workers, which needs Linux or macOS (as on CI runners); here, grade "
                     "one submission at a time, or run the batch in WSL")
 
 
-def check_batch_setup(data: Path | None, out: Path, gradebook: Path | None) -> None:
-    """What would make every student's grade wrong or lost, found before the first is graded."""
+def check_batch_setup(data: Path | None, out: Path, gradebook: Path | None) -> Dataset:
+    """What would make every student's grade wrong or lost, found before the first is graded; the data
+    set it found."""
     from grader.confined.sandbox import UNIX_NEEDED, SandboxError, chosen_kind, unix_sandbox_available
     from grader.courseware.data import DataError, find_names
 
@@ -182,7 +215,7 @@ def check_batch_setup(data: Path | None, out: Path, gradebook: Path | None) -> N
         fail_setup(str(exc))
 
     try:
-        find_names(data)
+        dataset = find_names(data)
     except DataError as exc:
         fail_setup(str(exc))
     if out.exists() and not out.is_dir():
@@ -192,6 +225,7 @@ def check_batch_setup(data: Path | None, out: Path, gradebook: Path | None) -> N
         fail_setup(f"cannot write the reports to {out}: {existing} is not a folder you can write to")
     if gradebook is not None and not gradebook.parent.is_dir():
         fail_setup(f"cannot write the gradebook to {gradebook}: {gradebook.parent} is not a folder")
+    return dataset
 
 
 @click.command("check-course", short_help="Prove a course sound: stubs, solutions, hints, shapes.")

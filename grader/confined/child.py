@@ -281,7 +281,8 @@ def _run(channel: Channel, program: Program, case: Case, world: dict[str, object
     def at(index: int, names: dict[str, object]) -> None:
         point = points.get(index)
         if point is not None:
-            send(channel, Commit(index, {n: read_value(names, n) for n in point.names}))
+            # no copy: the values are turned into bytes right here, before another line of graded code runs
+            send(channel, Commit(index, {n: read_value(names, n, copy=False) for n in point.names}))
             if point.waits:
                 reveal = receive(channel)
                 if not isinstance(reveal, Reveal):
@@ -292,7 +293,7 @@ def _run(channel: Channel, program: Program, case: Case, world: dict[str, object
 
     errors, printed, halted, seconds = execute(program, ns, at, memory_mb=memory_mb)
     wanted = request.read_back if request.read_back is not None else case.wanted
-    send(channel, End({n: read_value(ns, n) for n in wanted}, errors, printed, halted, seconds))
+    send(channel, End({n: read_value(ns, n, copy=False) for n in wanted}, errors, printed, halted, seconds))
 
 
 def serve(channel: Channel, source: str, path: str, *, limits: Limits, confine: Callable[[], dict[str, str]],

@@ -25,6 +25,7 @@ DTYPES = {
     "int32": torch.int32, "int64": torch.int64, "bool": torch.bool,
 }
 DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+ITEM_BYTES = {name: torch.empty((), dtype=dtype).element_size() for name, dtype in DTYPES.items()}
 
 
 class WireError(ValueError):
@@ -81,7 +82,7 @@ def _tensor(spec: Any, payload: bytes, offset: int, name: str) -> tuple[torch.Te
     numel = 1
     for d in spec[1]:
         numel *= d
-    size = numel * torch.empty((), dtype=dtype).element_size()
+    size = numel * ITEM_BYTES[spec[0]]
     if size != spec[2] or offset + size > len(payload):
         raise WireError(f"{name[:40]!r} has the wrong number of bytes")
     if size == 0:

@@ -94,6 +94,12 @@ class Graph:
         computed = set(self.nodes)
         # The names the lines read that no line computes: the parameters, the batch, n, the sizes.
         self.leaves = tuple(dict.fromkeys(i for ins in self.inputs.values() for i in ins if i not in computed))
+        consumers: dict[str, list[str]] = {}
+        for out, ins in self.inputs.items():
+            for name in ins:
+                consumers.setdefault(name, []).append(out)
+        self._consumers = {name: tuple(outs) for name, outs in consumers.items()}
+        self._downstream: dict[str, frozenset[str]] = {}
 
     def forward(self, params: Values, Xb: torch.Tensor, Yb: torch.Tensor,
                 sizes: Mapping[str, int] | None = None) -> Values:
@@ -111,18 +117,21 @@ class Graph:
 
     def consumers(self, tensor: str) -> tuple[str, ...]:
         """The tensors computed directly from `tensor`."""
-        return tuple(out for out, ins in self.inputs.items() if tensor in ins)
+        return self._consumers.get(tensor, ())
 
     def downstream(self, tensor: str) -> frozenset[str]:
         """Every tensor that depends on `tensor`: its gradient flows back through these."""
-        seen: set[str] = set()
-        todo = list(self.consumers(tensor))
-        while todo:
-            t = todo.pop()
-            if t not in seen:
-                seen.add(t)
-                todo.extend(self.consumers(t))
-        return frozenset(seen)
+        found = self._downstream.get(tensor)
+        if found is None:
+            seen: set[str] = set()
+            todo = list(self.consumers(tensor))
+            while todo:
+                t = todo.pop()
+                if t not in seen:
+                    seen.add(t)
+                    todo.extend(self.consumers(t))
+            found = self._downstream[tensor] = frozenset(seen)  # asked per gradient, per case, per grading
+        return found
 
     def indexes(self, tensor: str, consumer: str) -> str | None:
         """The index tensor's name when `consumer` is `tensor[index]` (an embedding lookup), else None."""

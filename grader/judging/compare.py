@@ -70,6 +70,8 @@ def compare(grad: Gradient, value: Value, truth: torch.Tensor, error: str | None
         notes.append(f"dtype {value.dtype} judged as {truth.dtype}")
         value = value.to(truth.dtype)
     note = "; ".join(notes)
+    if torch.equal(value, truth) and bool(torch.isfinite(truth).all()):  # the commonest answer, in two ops
+        return Check(Status.EXACT, "", 0.0, True, True, note)
     finite = torch.isfinite(value)
     if not bool(finite.all()):
         kind = "NaN" if bool(torch.isnan(value).any()) else "inf"
@@ -77,13 +79,10 @@ def compare(grad: Gradient, value: Value, truth: torch.Tensor, error: str | None
                      f"{value.numel()} entries); look for a division by zero or a log of 0", note=note)
     difference = value - truth
     maxdiff = difference.abs().max().item()
-    exact = bool(torch.equal(value, truth))
     rtol, atol = grad.tolerance.rtol, grad.tolerance.atol
     if through_chain and truth.numel():
         atol = max(atol, rtol * float(truth.abs().max()))
     approx = bool(torch.allclose(value, truth, rtol=rtol, atol=atol))
-    if exact:
-        return Check(Status.EXACT, "", maxdiff, True, True, note)
     if approx:
         return Check(Status.APPROXIMATE, "", maxdiff, False, True, note)
     return Check(Status.WRONG, f"maxdiff {maxdiff:.1e} is over the tolerance "
