@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__version__ = "0.2.0"
+
 
 def check(exercise_id: str, **kwargs: Any) -> Any:
     """Grade this notebook's code for one exercise (see grader.inline.check)."""

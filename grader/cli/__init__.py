@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from grader import __version__
 from grader.cli.class_report import class_report_command
 from grader.cli.common import course_of, course_or_exit, usage_in_one_line
 from grader.cli.grade import all_command, grade_command
@@ -82,7 +83,7 @@ class NinjaCLI(click.Group):
 @click.option("--sandbox", type=click.Choice(["auto", "unix", "portable"]), default=None, envvar="NINJA_SANDBOX",
               help="Where graded code runs: 'unix' forks a confined child (Linux, macOS), 'portable' starts a fresh "
                    "Python (any system, Windows too), 'auto' (the default) picks unix wherever it works.")
-@click.version_option(package_name="backprop-ninja")
+@click.version_option(version=__version__, prog_name="ninja-grade")
 def main(course: Path | None, sandbox: str | None) -> None:
     """Grade your hand-written backprop against PyTorch autograd.
 
