@@ -59,3 +59,24 @@ def test_docs_label_table_holds_every_diagnosis(doc: Path) -> None:
     no row names a label it cannot give."""
     rows = table_rows(doc.read_text(encoding="utf-8"), "label")
     assert list(rows) == list(LABELS)
+
+
+def slug(heading: str) -> str:
+    """A heading's anchor as GitHub and MkDocs make it, for the headings used here."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", ""))
+    return text.replace(" ", "-")
+
+
+def test_docs_readme_links_resolve() -> None:
+    """Every relative link and picture in README.md (which the site's --strict build never reads) names
+    a file that is there, and every #anchor a heading of that file."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)\s]+)\)", readme) + re.findall(r'<img src="([^"]+)"', readme)
+    local = [t for t in targets if not re.match(r"[a-z]+:", t)]
+    assert len(local) >= 10, local
+    for target in local:
+        path, _, anchor = target.partition("#")
+        assert (ROOT / path).is_file(), f"README links to {path}, which is not there"
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", (ROOT / path).read_text(encoding="utf-8"), re.MULTILINE)
+            assert anchor in {slug(h) for h in headings}, f"README links to {target}: no such heading"
