@@ -1,6 +1,7 @@
 # Two commands for a fresh checkout:
 #   make grade   set everything up, then grade the exercise-1 stub
-#   make test    set everything up, then run the linters, the type checker and the tests
+#   make test    set everything up, then run the linters, the type checker, the docs build and the tests
+#   make docs    (optional) regenerate the command reference and build the docs site into site/
 #   make bench   (optional) measure grading speed and memory against their targets
 #   make mutants (optional) mutation testing of the protections that matter most (not in CI)
 #
@@ -23,7 +24,7 @@ BIN := $(VENV)/bin
 endif
 SHARED_DATA := $(abspath ../shared/data/names.txt)
 
-.PHONY: setup grade test lint bench mutants clean
+.PHONY: setup grade test lint docs bench mutants clean
 
 setup: $(VENV)/.installed
 
@@ -41,9 +42,17 @@ grade: setup
 	@if [ -z "$$NINJA_DATA" ] && [ -f "$(SHARED_DATA)" ]; then export NINJA_DATA="$(SHARED_DATA)"; fi; \
 	$(BIN)/ninja-grade $(EX) $(SUB); status=$$?; [ $$status -le 1 ]
 
+# The docs site is built with --strict (mkdocs.yml): a broken link or anchor, or a page missing from
+# the nav, fails. NO_MKDOCS_2_WARNING quiets Material's notice about MkDocs' future.
 lint: setup
 	$(BIN)/ruff check grader tests benchmarks lecture.py examples
 	$(BIN)/mypy
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# The command reference (docs/cli.md) is rendered from the CLI itself; tests/test_docs.py checks it.
+docs: setup
+	$(BIN)/python -m grader.cli.reference docs/cli.md
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # The tests use ../shared/data/names.txt when it is there (as in CI), else a synthetic
 # data set; they never download anything.
@@ -72,4 +81,4 @@ mutants: setup
 	$(BIN)/mutmut run $(MUTANTS); $(BIN)/mutmut results
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info mutants
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info mutants site

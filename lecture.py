@@ -3,8 +3,7 @@
 course.yaml names this file (`forward: lecture.py`) and each exercise one of its GRAPHS.
 The grader reads the forward pass from here and nowhere else: it runs it to build each
 case and autograd's truth, walks it for isolated verdicts, diagnoses and vector-Jacobian
-checks, and the notebooks show its code. How to write one: README, "Writing your own
-exercise".
+checks, and the notebooks show its code. How to write one: docs/authoring.md.
 
 Everything here follows the lecture line by line, except that bngain and bnbias are drawn
 from the seeded generator too (the lecture draws them from the unseeded global one, which

@@ -9,7 +9,10 @@ says so.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import Result
@@ -47,3 +50,35 @@ def no_escape(text: str, quote: bool = True) -> str:
     """html.escape switched off: the text as it came."""
     return text
 
+
+
+DESIGN = Path(__file__).resolve().parent.parent / "docs" / "DESIGN.md"
+
+
+def design_json_examples() -> list[Any]:
+    """The JSON examples of docs/DESIGN.md's "The JSON report" contract, in order: a report, then a
+    training exercise's `training`."""
+    section = DESIGN.read_text(encoding="utf-8").split("## The JSON report (**contract**)")[1].split("\n## ")[0]
+    return [json.loads(block.split("```")[0]) for block in section.split("```json\n")[1:]]
+
+
+def _kind(value: object) -> str:
+    return {bool: "boolean", int: "number", float: "number", str: "string", list: "array", dict: "object",
+            type(None): "null"}[type(value)]
+
+
+def assert_shaped_as(documented: object, actual: object, where: str = "report") -> None:
+    """`actual` (a report as the CLI wrote it) has exactly the documented fields at every level, and
+    the documented field's JSON type wherever the documented value is not null; each item of a list
+    is shaped as the documented list's first item."""
+    if documented is not None:
+        assert _kind(actual) == _kind(documented), f"{where} is {_kind(actual)}, documented as {_kind(documented)}"
+    if isinstance(documented, dict) and isinstance(actual, dict):
+        assert set(actual) == set(documented), (
+            f"{where}: written but not documented {sorted(set(actual) - set(documented))}, "
+            f"documented but not written {sorted(set(documented) - set(actual))}")
+        for key, value in documented.items():
+            assert_shaped_as(value, actual[key], f"{where}.{key}")
+    elif isinstance(documented, list) and documented and isinstance(actual, list):
+        for i, item in enumerate(actual):
+            assert_shaped_as(documented[0], item, f"{where}[{i}]")

@@ -39,7 +39,7 @@ def test_splits_match_the_lecture(real_dataset: Dataset) -> None:
 
 
 def test_lecture_case_is_deterministic_with_documented_loss(course: Course, real_dataset: Dataset) -> None:
-    """The lecture's case gives the loss the README quotes, and the same one every time."""
+    """The lecture's case gives the loss docs/students.md quotes, and the same one every time."""
     setting = setting_of(course.exercise("exercise1"), real_dataset)
     a, b = build_case(LECTURE, setting), build_case(LECTURE, setting)
     assert torch.equal(a.given["Xb"], b.given["Xb"])

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+import grader
 from grader.cli import main
 from grader.courseware.course import Course
 from grader.courseware.data import Dataset
 from grader.courseware.draw import replay
 from grader.judging.grade import grade
 from tests.conftest import ROOT, SUBMISSIONS
-from tests.helpers import assert_setup_error
+from tests.helpers import assert_setup_error, assert_shaped_as, design_json_examples
 
 SOLUTION = str(ROOT / "solutions" / "exercise1.py")
 
@@ -43,57 +45,62 @@ def test_cli_stub_is_all_missing_with_hint_and_exit_1(runner: CliRunner) -> None
     assert "Traceback" not in result.output
 
 
-# Every field the JSON report writes: a new field is added here, a field gone fails.
-REPORT_FIELDS = {"exercise", "submission", "passed", "score", "max_score", "gradients", "notes", "output", "cases",
-                 "draw", "environment"}
-GRADIENT_FIELDS = {"name", "tensor", "status", "chained", "exact", "approximate", "maxdiff", "message", "diagnosis",
-                   "points", "score", "line", "case", "judged", "isolated", "blame", "missing_branches"}
-
-
-def design_contract() -> tuple[set[str], set[str]]:
-    """The fields of docs/DESIGN.md's JSON report example: the report's, and one gradient's."""
-    section = (ROOT / "docs" / "DESIGN.md").read_text().split("## The JSON report (**contract**)")[1]
-    example = json.loads(section.split("```json\n")[1].split("```")[0])
-    return set(example), set(example["gradients"][0])
-
-
 def test_cli_json_is_the_design_contract(runner: CliRunner, tmp_path: Path, course: Course, dataset: Dataset) -> None:
-    """--format json prints one object and nothing else: the docs/DESIGN.md fields and every other field
-    the results model writes, with the values of a right gradient and a wrong one; a print that looks
-    like a report is kept apart, in output."""
+    """--format json prints one object and nothing else: every field docs/DESIGN.md's example shows and
+    no other, at every level (gradients, cases, draw, environment and its sandbox), with the example's
+    values for a right gradient and a wrong one; a print that looks like a report is kept apart, in
+    output."""
     sub = tmp_path / "printy.py"
     source = Path(SOLUTION).read_text().replace("dprobs = (1.0 / probs)", "dprobs = -(1.0 / probs)")
     sub.write_text(source + "\nprint('{\"passed\": true}')\n")
     result = runner.invoke(main, ["exercise1", str(sub), "--format", "json"])
     assert result.exit_code == 1
     report = json.loads(result.stdout)
-    documented, documented_gradient = design_contract()
-    assert documented <= REPORT_FIELDS and documented_gradient <= GRADIENT_FIELDS
-    assert set(report) == REPORT_FIELDS
+    documented = design_json_examples()[0]
+    assert_shaped_as(documented, report)
     assert (report["exercise"], report["submission"], report["passed"]) == ("exercise1", str(sub), False)
-    assert (report["score"], report["max_score"]) == (25, 26)
+    assert (report["score"], report["max_score"]) == (documented["score"], documented["max_score"]) == (25, 26)
     assert report["output"].strip() == '{"passed": true}' and report["notes"] == []
-    assert [c["name"] for c in report["cases"][:len(course.cases)]] == [c.name for c in course.cases]
-    assert len(report["cases"]) == len(course.cases) + course.fresh.count
-    assert set(report["draw"]) == {"drawn", "probe_seed", "training_seed"}
-    assert set(report["environment"]) == {"torch", "python", "platform", "threads", "sandbox"}
-    assert all(set(g) == GRADIENT_FIELDS for g in report["gradients"])
     lines = source.splitlines()
     right, wrong = report["gradients"][0], report["gradients"][1]
     assert right == {"name": "dlogprobs", "tensor": "logprobs", "status": "exact", "chained": "exact", "exact": True,
                      "approximate": True, "maxdiff": 0.0, "message": "", "diagnosis": None, "points": 1, "score": 1,
                      "line": lines.index("dlogprobs[range(n), Yb] = -1.0 / n") + 1, "case": None,
                      "judged": "isolated", "isolated": "exact", "blame": None, "missing_branches": []}
-    assert {k: v for k, v in wrong.items() if k not in ("maxdiff", "message")} == {
+    assert right == documented["gradients"][0]
+    decided = {k: v for k, v in wrong.items() if k not in ("maxdiff", "message")}
+    assert decided == {
         "name": "dprobs", "tensor": "probs", "status": "wrong", "chained": "wrong", "exact": False,
         "approximate": False, "diagnosis": "sign", "points": 1, "score": 0,
         "line": next(i for i, x in enumerate(lines, 1) if x.startswith("dprobs = -(1.0 / probs)")),
         "case": course.cases[0].name, "judged": "isolated", "isolated": "wrong", "blame": None,
         "missing_branches": []}
-    assert wrong["maxdiff"] > 1 and "opposite sign" in wrong["message"]
+    assert decided == {k: v for k, v in documented["gradients"][1].items() if k not in ("maxdiff", "message")}
+    said = documented["gradients"][1]["message"].split(" (maxdiff")[0]  # the example's words, before its numbers
+    assert wrong["maxdiff"] > 1 and wrong["message"].startswith(said) and "opposite sign" in said
+    assert [c["name"] for c in report["cases"][:len(course.cases)]] == [c.name for c in course.cases]
+    assert report["cases"][0] == documented["cases"][0]  # the pinned lecture case, as documented
+    assert len(report["cases"]) == len(course.cases) + course.fresh.count
+    assert all(c["fresh"] and c["name"] == f"fresh batch of {c['batch_size']} (seed {c['seed']})"
+               for c in report["cases"][len(course.cases):])
+    assert report["draw"]["drawn"] == documented["draw"]["drawn"] == "fresh"
+    assert report["draw"]["training_seed"] is documented["draw"]["training_seed"] is None
+    assert report["environment"]["sandbox"]["protocol"] == documented["environment"]["sandbox"]["protocol"]
     model = grade(course, "exercise1", sub, None if dataset.synthetic else dataset.source,
                   draw=replay(report, course, course.exercise("exercise1"))).to_dict()
     assert report["gradients"] == model["gradients"]  # the results model's to_dict, field for field
+
+
+def test_cli_version_is_the_package_version(runner: CliRunner) -> None:
+    """`ninja-grade --version` prints grader.__version__, which is the version pyproject.toml reads and the
+    newest release CHANGELOG.md names."""
+    result = runner.invoke(main, ["--version"])
+    assert result.exit_code == 0 and result.stdout == f"ninja-grade, version {grader.__version__}\n"
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'^dynamic = \["version"\]$', pyproject, re.MULTILINE)
+    assert re.search(r'^version = \{attr = "grader.__version__"\}$', pyproject, re.MULTILINE)
+    releases = re.findall(r"^## \[(\d[^\]]*)\] - \d{4}-\d{2}-\d{2}$", (ROOT / "CHANGELOG.md").read_text(), re.MULTILINE)
+    assert releases[0] == grader.__version__
 
 
 def test_cli_json_of_failing_submission_exit_1(runner: CliRunner) -> None:

@@ -116,7 +116,7 @@ def with_steps_swapped(i: int, j: int) -> Callable[..., data.Dataset]:
         if isinstance(statement, ast.If):
             steps.append(pending)
             pending = []
-    assert len(steps) == 4 and not pending, "find_names no longer reads as four lookups and a download"
+    assert len(steps) == 4 and not pending, "find_names does not read as four lookups and a download"
     steps[i], steps[j] = steps[j], steps[i]
     function.body[1:] = [statement for step in steps for statement in step] + rest
     namespace = dict(vars(data))

@@ -23,7 +23,7 @@ from grader.judging.grade import train_full
 from grader.judging.results import Report
 from grader.judging.training import STEPS_PER_REQUEST, lr_at
 from tests.conftest import GradeSource, failing, needs_sigint, wait_for_line
-from tests.helpers import assert_setup_error
+from tests.helpers import assert_setup_error, assert_shaped_as, design_json_examples
 
 STEP_COMMENT = "dW2 = h.T @ dlogits  # (200, 27)"
 
@@ -91,11 +91,15 @@ def test_right_at_step_0_but_wrong_later_fails_at_the_step_it_breaks(course: Cou
 
 
 def test_cli_json_for_exercise4(tmp_path: Path) -> None:
-    """--format json carries the training run beside the docs/DESIGN.md fields."""
+    """--format json carries the training run beside the docs/DESIGN.md fields, each field of both as
+    the contract's examples show them."""
     solution = Path(__file__).resolve().parent.parent / "solutions" / "exercise4.py"
     result = CliRunner().invoke(main, ["exercise4", str(solution), "--format", "json"])
     assert result.exit_code == 0
     report = json.loads(result.stdout)
+    documented, training = design_json_examples()
+    assert_shaped_as({**documented, **training}, report)
+    assert report["draw"]["training_seed"] is not None  # the quick run's seed, replayed by --replay
     assert report["passed"] is True and report["score"] == 7
     assert report["training"]["agreed"] is True and report["training"]["steps"] == 500
 

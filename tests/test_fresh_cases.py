@@ -4,7 +4,7 @@ The lookup-table attack is written here as a student would write it at home, wit
 the grader's public code: for every case course.yaml names and the probes seeded from it, the
 true answer of each gradient line, keyed by what that line receives. Graded on those public
 inputs (the draw pinned to them), it scores full marks, every gradient exact; graded as every
-grading now is, on fresh cases and probes, it scores nothing.
+grading is, on fresh cases and probes, it scores nothing.
 """
 
 from __future__ import annotations

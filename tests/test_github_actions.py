@@ -1,4 +1,4 @@
-"""A plain GitHub Actions workflow now that GitHub Classroom is gone: init-github-actions writes it for any
+"""A plain GitHub Actions workflow, with GitHub Classroom retired: init-github-actions writes it for any
 course (examples/layernorm), a step of it run as GitHub runs it gives the summary table, the annotations
 and a JUnit report from one grading, and the retired Classroom command and format say, in one line,
 what to use instead."""

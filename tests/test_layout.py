@@ -64,7 +64,7 @@ def test_imports_flow_one_way() -> None:
     assert wrong == []
 
 
-def test_the_public_names_still_work() -> None:
+def test_layout_public_names_are_importable() -> None:
     """The notebook's `from grader import setup, check`, and the entry point `grader.cli:run`."""
     assert grader.setup.__doc__ and "grader.inline.setup" in grader.setup.__doc__ and callable(setup)
     assert grader.check.__doc__ and "grader.inline.check" in grader.check.__doc__ and callable(check)

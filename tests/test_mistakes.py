@@ -113,7 +113,7 @@ MISTAKES: dict[str, tuple[str, str, str, str | None]] = {
 
 
 def with_mistake(solution: str, correct: str, wrong: str) -> str:
-    assert solution.count(correct) == 1, f"the solution no longer contains {correct!r} exactly once"
+    assert solution.count(correct) == 1, f"the solution does not contain {correct!r} exactly once"
     return solution.replace(correct, wrong)
 
 

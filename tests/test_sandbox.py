@@ -295,7 +295,7 @@ def test_forbid_in_course_yaml_takes_effect(course: Course, grade_source: GradeS
 
 
 def test_forbid_lists_are_the_documented_ones(course: Course) -> None:
-    """The fused calls each exercise forbids, as the README promises them."""
+    """Each exercise forbids (course.yaml's forbid:) exactly the fused calls that would do its graded work."""
     assert {e.id: e.forbid for e in course.exercises} == {
         "exercise1": {"cross_entropy", "nll_loss", "log_softmax", "batch_norm"},
         "exercise2": {"cross_entropy", "nll_loss"},

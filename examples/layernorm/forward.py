@@ -2,9 +2,9 @@
 
 The same data, embedding and layers as makemore part 4; the hidden layer is normalised
 across its features, per example (as nn.LayerNorm does, with the biased variance), not
-across the batch. So b1 is no longer useless, and no example's gradient depends on the
-others'. Written only through the forward-file interface (README, "Writing your own
-exercise"); the grader knows nothing of it.
+across the batch. So b1 matters (BatchNorm's mean cancels it), and no example's gradient
+depends on the others'. Written only through the forward-file interface (docs/authoring.md);
+the grader knows nothing of it.
 """
 
 from __future__ import annotations

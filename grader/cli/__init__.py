@@ -84,7 +84,7 @@ class NinjaCLI(click.Group):
 @click.option("--sandbox", type=click.Choice(["auto", "unix", "portable"]), default=None, envvar="NINJA_SANDBOX",
               help="Where graded code runs: 'unix' forks a confined child (Linux, macOS), 'portable' starts a fresh "
                    "Python (any system, Windows too), 'auto' (the default) picks unix wherever it works.")
-@click.version_option(version=__version__, package_name="backprop-ninja")
+@click.version_option(version=__version__, prog_name="ninja-grade")
 def main(course: Path | None, sandbox: str | None) -> None:
     """Grade your hand-written backprop against PyTorch autograd.
 

@@ -21,7 +21,7 @@ from grader.courseware.cases import Case
 from grader.judging.shapes import matmul_fix, rearranged
 from grader.judging.slips import dropped_eps, factor
 
-# Every label the grader can give; README.md explains each.
+# Every label the grader can give; docs/students.md explains each (tests/test_docs.py holds the tables to it).
 LABELS = ("sign", "scale", "bessel", "transpose", "shape", "missing-branch", "duplicate-indices",
           "aliasing", "hard-coded-batch", "offset", "not-finite", "coincidence", "factor", "eps", "permutation",
           "matmul")

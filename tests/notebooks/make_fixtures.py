@@ -396,7 +396,7 @@ def write(name: str, nb: nbformat.NotebookNode) -> None:
 
 
 def one_bad_line_fixtures() -> None:
-    """Issue 12's patterns: one bad line, or one quirk of Jupyter, that must cost only what it touches."""
+    """Notebooks with one bad line, or one quirk of Jupyter, that must cost only what it touches."""
     # 11. One autograd read ("the formula is right but float noise cascades") and dC left
     #     half-written at the end of the cell: each costs its own gradient only.
     ex1 = with_mistakes(EX1, {"dhpreact = (1.0 - h**2) * dh": "dhpreact = hpreact.grad  # float noise cascades"})
