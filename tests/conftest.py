@@ -60,6 +60,17 @@ def pinned_draw(course: Course) -> Draw:
                            CaseSpec("seed 4242, batch 48", 4242, 48, fresh=True)), probe_seed=first.seed + 1)
 
 
+@pytest.fixture
+def one_draw(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every grading in this process draws the same fresh cases and seeds, whatever its code: those a
+    class's secret gives no code (a .py and its notebook hold different code, so a secret alone would
+    draw them different cases)."""
+    from grader.courseware import draw  # noqa: PLC0415
+
+    monkeypatch.setattr("grader.judging.grade.draw_cases",
+                        lambda course, exercise, **_: draw.draw(course, exercise, secret="one class"))
+
+
 @pytest.fixture(scope="session")
 def grade_source(course: Course, dataset: Dataset) -> GradeSource:
     """Grade source text as a submission of an exercise, in this process, on the pinned draw."""

@@ -215,3 +215,34 @@ def test_text_report_keeps_no_terminal_escape_of_graded_code(tmp_path: Path, mec
     check_text()
     mechanism_off(check_text, lambda m: m.setattr(protocol, "_plain", lambda text: text),
                   "_plain in grader/confined/protocol.py")
+
+
+# What a CI log would obey: a mask, a fake annotation, the grader's own commands switched off.
+LOG_COMMANDS = ("::add-mask::26/26", "  ::error title=graded::all exact", "::stop-commands::token",
+                "a ##[error]b ##vso[task.complete result=Succeeded]c ##teamcity[buildStatus text='ok']")
+HOSTILE_LOG = ("def boom():\n"
+               + "".join(f"    print({line!r})\n" for line in LOG_COMMANDS)
+               + "    raise ValueError('::notice::raised ' * 12)\n\n\n"
+               "dlogits = boom()\n")
+
+
+def test_text_report_gives_a_ci_log_no_command_of_graded_code(tmp_path: Path, mechanism_off: MechanismOff) -> None:
+    """What graded code prints or raises, shown in the text report (which CI logs carry), is no command
+    of GitHub Actions (`::name::` first on a line, `##[`), Azure Pipelines or TeamCity: each still reads,
+    with a space inside."""
+    submission = tmp_path / "exercise2.py"
+    submission.write_text(HOSTILE_LOG)
+
+    def check_text() -> None:
+        result = CliRunner().invoke(main, ["exercise2", str(submission)])
+        assert result.exit_code == 1, result.output
+        lines = result.stdout.splitlines()
+        assert not [line for line in lines if line.lstrip().startswith("::")], result.stdout
+        assert not [line for line in lines if "##[" in line or "##vso[" in line or "##teamcity[" in line]
+        assert "  : :add-mask::26/26" in lines and "    : :error title=graded::all exact" in lines
+        assert "  a # #[error]b # #vso[task.complete result=Succeeded]c # #teamcity[buildStatus text='ok']" in lines
+        assert [line for line in lines if line.lstrip().startswith(": :notice::raised")]  # wrapped lines
+
+    check_text()
+    mechanism_off(check_text, lambda m: m.setattr(report_module, "inert_in_ci_logs", lambda text: text),
+                  "inert_in_ci_logs in grader/reporting/report.py")

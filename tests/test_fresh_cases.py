@@ -17,21 +17,24 @@ import torch
 from click.testing import CliRunner
 
 from grader.cli import main
+from grader.courseware import draw as draw_module
 from grader.courseware.cases import build_case, setting_of
-from grader.courseware.course import Course
+from grader.courseware.course import CaseSpec, Course
 from grader.courseware.data import Dataset
-from grader.courseware.draw import SECRET_ENV, draw, pinned
-from grader.intake.submission import compile_program
+from grader.courseware.draw import SECRET_ENV, Draw, draw, pinned
+from grader.intake.submission import Program, compile_program
 from grader.judging.grade import grade_program
 from grader.judging.vjp import unit_randoms, vjp_plan
-from tests.conftest import ROOT
+from tests.conftest import ROOT, MechanismOff
 
 FINGERPRINT = "def fp(t):\n    return round(float(t.double().sum()), 5) if isinstance(t, torch.Tensor) else None\n"
 
 
-def lookup_table_submission(course: Course, dataset: Dataset) -> str:
+def lookup_table_submission(course: Course, dataset: Dataset, cases: tuple[CaseSpec, ...] | None = None,
+                            probe_seed: int | None = None) -> str:
     """Exercise 1 answered from a table: each gradient's line looks up (the batch, the fingerprints of
-    its consumers' gradients) among answers computed in advance for every public case and probe."""
+    its consumers' gradients) among answers computed in advance for every public case and probe (or
+    for the `cases` and probe seed a report names)."""
     exercise = course.exercise("exercise1")
     setting = setting_of(exercise, dataset)
     table: dict[str, list[float]] = {}
@@ -41,10 +44,10 @@ def lookup_table_submission(course: Course, dataset: Dataset) -> str:
     def consumers_of(tensor: str) -> list[str]:
         return [c for c in setting.graph.consumers(tensor) if c in name_of]
 
-    for spec in course.cases:  # what the public course.yaml names, and the probes public code seeds from it
+    for spec in cases or course.cases:  # what the public course.yaml names, and the probes seeded from it
         case = build_case(spec, setting)
         batch = tuple(case.given["Xb"].flatten()[:6].tolist())  # type: ignore[union-attr]
-        randoms = unit_randoms(exercise, case, spec.seed + 1)
+        randoms = unit_randoms(exercise, case, probe_seed if probe_seed is not None else spec.seed + 1)
         for g in order:
             consumers = consumers_of(g.tensor)
             truths = tuple(round(float(case.truth[c].double().sum()), 5) for c in consumers)
@@ -107,17 +110,52 @@ def test_fresh_batch_sizes_stay_in_the_range(course: Course) -> None:
     assert sizes <= set(range(low, high + 1)) - {32} and len(sizes) > 20
 
 
-def test_a_course_secret_gives_a_class_the_same_cases(course: Course, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With a class's secret every grading of an exercise draws the same cases and probes, unknown without
-    it; another secret draws others; no report names the secret."""
+def test_a_course_secret_gives_the_same_code_the_same_cases(course: Course, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a class's secret every grading of the same code draws the same cases and probes, unknown
+    without it; other code (one character more), another secret or none draws others; no report names
+    the secret."""
+    exercise = course.exercise("exercise1")
+    code = exercise.solution.read_text()
     monkeypatch.setenv(SECRET_ENV, "the class of 2026")
-    one, two = draw(course, course.exercise("exercise1")), draw(course, course.exercise("exercise1"))
+    one, two = draw(course, exercise, source=code), draw(course, exercise, source=code)
     assert one == two and one.drawn == "secret"
+    assert draw(course, exercise, source=code + " ").cases != one.cases
     monkeypatch.setenv(SECRET_ENV, "another class")
-    assert draw(course, course.exercise("exercise1")).cases != one.cases
+    assert draw(course, exercise, source=code).cases != one.cases
     monkeypatch.delenv(SECRET_ENV)
-    assert draw(course, course.exercise("exercise1")).cases != one.cases
+    assert draw(course, exercise, source=code).cases != one.cases
     assert "class of 2026" not in json.dumps(one.to_dict()) + json.dumps([c.to_dict() for c in one.cases])
+
+
+def test_a_table_made_from_a_report_under_a_secret_scores_nothing(course: Course, dataset: Dataset,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   mechanism_off: MechanismOff) -> None:
+    """A student graded under the class's secret builds, at home with the public code, a table of
+    answers for the cases and probes their report names. The table would earn every point on those;
+    handed in, it is other code, judged on other cases, and earns none."""
+    monkeypatch.setenv(SECRET_ENV, "the class of 2026")
+    exercise = course.exercise("exercise1")
+
+    def table_from_a_report() -> tuple[Program, Draw]:
+        first = grade_program(course, exercise, compile_program(exercise.stub.read_text(), "stub.py"), dataset,
+                              submission_label="stub.py")
+        named = tuple(CaseSpec(c["name"], c["seed"], c["batch_size"], fresh=c["fresh"]) for c in first.cases)
+        source = lookup_table_submission(course, dataset, named, first.draw["probe_seed"])
+        return compile_program(source, "table.py"), pinned(course, named, probe_seed=first.draw["probe_seed"])
+
+    table, named = table_from_a_report()
+    on_those = grade_program(course, exercise, table, dataset, submission_label="table.py", draw=named)
+    assert on_those.score == on_those.max_score, [g.name for g in on_those.gradients if not g.passed]
+
+    def handed_in() -> None:
+        table, _ = table_from_a_report()
+        report = grade_program(course, exercise, table, dataset, submission_label="table.py")
+        assert report.draw["drawn"] == "secret"
+        assert report.score == 0, [g.name for g in report.gradients if g.passed]
+
+    handed_in()
+    mechanism_off(handed_in, lambda m: m.setattr(draw_module, "code_key", lambda source: ""),
+                  "the graded code's part in a secret's draw (code_key in grader/courseware/draw.py)")
 
 
 def test_a_course_secret_file_kept_off_the_students_copy(tmp_path: Path, course: Course) -> None:

@@ -108,10 +108,10 @@ def test_renamed_gradients_are_reported() -> None:
     assert "read dcsi as dcounts_sum_inv, as your cmp call says" in notes  # type: ignore[operator]
 
 
-def test_transcript_script_is_read_like_its_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("one_draw")
+def test_transcript_script_is_read_like_its_notebook() -> None:
     """A .py transcribing the lecture's notebook gets the same verdicts as the notebook itself (both on
-    the same cases: a class's secret pins them)."""
-    monkeypatch.setenv(SECRET_ENV, "one class")
+    the same cases)."""
     from_notebook = grade_all(NOTEBOOKS / "lecture_mixed.ipynb")
     from_script = grade_all(NOTEBOOKS / "lecture_mixed_transcript.py")
     for exercise, report in from_notebook.items():
@@ -133,11 +133,9 @@ def test_messages_point_at_notebook_cells(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("exercise_id", ["exercise1", "exercise2", "exercise3", "exercise4"])
-def test_same_submission_as_py_and_notebook_same_report(course: Course, tmp_path: Path, exercise_id: str,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The solution graded as a .py and as a course notebook gets the same verdicts (on the same cases: a
-    class's secret pins them)."""
-    monkeypatch.setenv(SECRET_ENV, "one class")
+@pytest.mark.usefixtures("one_draw")
+def test_same_submission_as_py_and_notebook_same_report(course: Course, tmp_path: Path, exercise_id: str) -> None:
+    """The solution graded as a .py and as a course notebook gets the same verdicts (on the same cases)."""
     exercise = course.exercise(exercise_id)
     path = tmp_path / f"{exercise_id}.ipynb"
     nbformat.write(build_notebook(course, exercise, exercise.solution), str(path))
@@ -285,7 +283,7 @@ def test_feedback_html_written_beside_notebook(tmp_path: Path) -> None:
 def test_top_level_check_is_the_inline_one(course: Course, capsys: pytest.CaptureFixture[str],
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """`from grader import check` grades exactly like grader.inline.check: the same report, right or wrong
-    (on the same cases: a class's secret pins them)."""
+    (on the same cases: a class's secret pins them for the same code)."""
     monkeypatch.setenv(SECRET_ENV, "one class")
     for source in (course.exercise("exercise2").solution.read_text(),
                    "dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\n"):

@@ -71,7 +71,7 @@ class CaseSpec:
 class FreshCases:
     """The cases each grading draws anew, so that no table of answers made from the public course can
     match them: how many, their batch sizes (never one of a pinned case), and where a secret that
-    pins them for a whole class may be (a file kept off the students' copy, or $NINJA_CASE_SECRET)."""
+    derives them from the graded code may be (a file kept off the students' copy, or $NINJA_CASE_SECRET)."""
 
     count: int = 2
     batch_sizes: tuple[int, int] = (20, 64)  # inclusive

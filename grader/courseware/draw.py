@@ -10,8 +10,10 @@ answers made at home with the grader's own code matches none of them.
 Where the randomness comes from:
 - fresh (the default): the operating system's randomness, anew each grading;
 - a course secret ($NINJA_CASE_SECRET, or the file `fresh_cases.secret_file` that the course
-  keeps off the students' copy): derived from it by HMAC, the same for every student of a
-  class and unknown to each; the report names the cases, never the secret;
+  keeps off the students' copy): derived by HMAC from it and from the graded code, so the same
+  code draws the same cases at every grading (a rerun, a regrade) and any other code draws
+  others, unknown to anyone without the secret. A report names its cases, never the secret, and
+  a table of answers built for them is other code: it is judged on other cases;
 - a replay (`--replay REPORT.json`): the cases, probe seed and training seed a report names,
   so that an appeal or a bug report grades exactly as it was graded.
 """
@@ -61,22 +63,28 @@ def course_secret(course: Course) -> str | None:
 class _Numbers:
     """Integers below a bound: from the OS, or derived from a secret and a name (never the secret itself)."""
 
-    def __init__(self, secret: str | None, exercise: Exercise) -> None:
+    def __init__(self, secret: str | None, exercise: Exercise, code: str) -> None:
         self.key = secret.encode() if secret is not None else None
-        self.exercise = exercise.id
+        self.name = f"{exercise.id}/{code}"
         self.system = secrets.SystemRandom()
 
     def below(self, bound: int, what: str) -> int:
         if self.key is None:
             return self.system.randrange(bound)
-        digest = hmac.new(self.key, f"{self.exercise}/{what}".encode(), hashlib.sha256).digest()
+        digest = hmac.new(self.key, f"{self.name}/{what}".encode(), hashlib.sha256).digest()
         return int.from_bytes(digest[:8], "big") % bound
 
 
-def draw(course: Course, exercise: Exercise, *, secret: str | None = None) -> Draw:
-    """The cases of one grading: the pinned ones, then `count` fresh ones; the probe and training seeds."""
+def code_key(source: str) -> str:
+    """What names the graded code in a secret's draw: the sha256 of its text."""
+    return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def draw(course: Course, exercise: Exercise, *, secret: str | None = None, source: str = "") -> Draw:
+    """The cases of one grading of `source` (the graded code): the pinned ones, then `count` fresh
+    ones; the probe and training seeds."""
     secret = secret if secret is not None else course_secret(course)
-    numbers = _Numbers(secret, exercise)
+    numbers = _Numbers(secret, exercise, code_key(source))
     lo, hi = course.fresh.batch_sizes
     pinned = {c.batch_size for c in course.cases}
     sizes = [n for n in range(lo, hi + 1) if n not in pinned]

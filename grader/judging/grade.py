@@ -98,7 +98,7 @@ def grade_program(course: Course, exercise: Exercise, program: Program, dataset:
                   submission_label: str, limits: Limits | None = None, draw: Draw | None = None) -> Report:
     """Judge a compiled program on the pinned cases and fresh ones (`draw`: default, drawn now).
     Its code runs only in the sandbox, never here."""
-    draw = draw if draw is not None else draw_cases(course, exercise)
+    draw = draw if draw is not None else draw_cases(course, exercise, source=program.source)
     program = refuse_by_statement(program, exercise)
     notes = [dataset.note] if dataset.note else []
     notes += [*program.notes, *left_out_note(program)]

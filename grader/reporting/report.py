@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import textwrap
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -98,7 +99,21 @@ def render_text(report: Report, graph: Graph | None = None) -> str:
     lines += ["", click.style(score, fg="green" if report.passed else "red", bold=True)]
     if untouched and report.start:
         lines.append(f"Nothing written yet. {report.start}")
-    return "\n".join(lines)
+    return inert_in_ci_logs("\n".join(lines))
+
+
+# What a CI log obeys as a command, for the text report is read in CI logs and shows what graded code
+# printed and raised: GitHub Actions' `::name::` (a line's first word) and `##[name]`, Azure Pipelines'
+# `##vso[`, TeamCity's `##teamcity[` (anywhere in a line).
+LOG_COMMAND_START = re.compile(r"^(\s*):(?=:)", re.MULTILINE)
+LOG_COMMAND_INSIDE = re.compile(r"#(?=#(?:\[|vso\[|teamcity\[))", re.IGNORECASE)
+
+
+def inert_in_ci_logs(text: str) -> str:
+    """The text with a space inside each CI log command (`: :add-mask::`, `# #[error]`): the words stay
+    readable, and no runner takes a submission's print for its own command (a mask, a fake annotation,
+    `::stop-commands::` hiding the grader's own)."""
+    return LOG_COMMAND_INSIDE.sub("# ", LOG_COMMAND_START.sub(r"\1: ", text))
 
 
 def training_lines(t: TrainingResult) -> list[str]:
