@@ -33,6 +33,12 @@ unix_only = pytest.mark.skipif(not (sys.platform.startswith("linux") and unix_sa
                                reason="tests the unix sandbox, which grades on Linux only")
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="batch workers are forked: no os.fork here")
 needs_sigint = pytest.mark.skipif(os.name == "nt", reason="Ctrl-C cannot be sent to a process as a signal here")
+
+# The CLI as `python -c` runs it, taking Ctrl-C (SIGINT) as a terminal would, even where the suite
+# itself was started with SIGINT ignored (`nohup`, a shell's background job): every program started
+# from it inherits that, and Python then never raises KeyboardInterrupt.
+CLI_TAKING_CTRL_C = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                     "from grader.cli import run; run()")
 posix_grader = pytest.mark.skipif(os.name == "nt", reason="runs a platform's bash scripts in a POSIX venv, as the "
                                   "platforms' Linux machines do")
 SUBMISSIONS = Path(__file__).resolve().parent / "submissions"

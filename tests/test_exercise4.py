@@ -22,7 +22,7 @@ from grader.courseware.data import Dataset
 from grader.judging.grade import train_full
 from grader.judging.results import Report
 from grader.judging.training import STEPS_PER_REQUEST, lr_at
-from tests.conftest import GradeSource, failing, needs_sigint, wait_for_line
+from tests.conftest import CLI_TAKING_CTRL_C, GradeSource, failing, needs_sigint, wait_for_line
 from tests.helpers import assert_setup_error, assert_shaped_as, design_json_examples
 
 STEP_COMMENT = "dW2 = h.T @ dlogits  # (200, 27)"
@@ -139,7 +139,7 @@ def test_full_run_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     of those steps as a whole PNG, with nothing else left beside it."""
     solution = Path(__file__).resolve().parent.parent / "solutions" / "exercise4.py"
     process = subprocess.Popen(
-        [sys.executable, "-c", "from grader.cli import run; run()", "exercise4", str(solution), "--steps", "100000",
+        [sys.executable, "-c", CLI_TAKING_CTRL_C, "exercise4", str(solution), "--steps", "100000",
          "--plot", str(tmp_path / "curve.png")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stderr is not None
     first = wait_for_line(process.stderr, "training: step ", timeout=120)  # steps are being taken: Ctrl-C now

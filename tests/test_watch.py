@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, needs_sigint, wait_for_line
+from tests.conftest import CLI_TAKING_CTRL_C, ROOT, needs_sigint, wait_for_line
 
 RIGHT = (ROOT / "solutions" / "exercise2.py").read_text()
 WRONG = "dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\n"  # no / n
@@ -20,7 +20,7 @@ def test_watch_grades_every_save_until_ctrl_c(tmp_path: Path) -> None:
     (now failing), then right again; Ctrl-C exits 0, the last verdict's code. One process throughout."""
     path = tmp_path / "exercise2.py"
     path.write_text(WRONG)
-    process = subprocess.Popen([sys.executable, "-c", "from grader.cli import run; run()", "exercise2", str(path),
+    process = subprocess.Popen([sys.executable, "-c", CLI_TAKING_CTRL_C, "exercise2", str(path),
                                 "--watch"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
     try:
