@@ -61,10 +61,11 @@ test: lint
 	NINJA_OFFLINE=1 $(BIN)/python -m pytest
 
 # Speed and memory against their targets (not part of the tests), as one table that replaces
-# docs/benchmarks.md; BASELINE=REF measures another commit beside this checkout, alternating.
+# docs/benchmarks.md: this checkout, the same judging on its pinned cases alone (what fresh cases
+# cost) and, with BASELINE=REF, another commit, alternating.
 bench: setup
 	@if [ -z "$$NINJA_DATA" ] && [ -f "$(SHARED_DATA)" ]; then export NINJA_DATA="$(SHARED_DATA)"; fi; \
-	$(BIN)/python benchmarks/run.py --write docs/benchmarks.md $(if $(BASELINE),--baseline $(BASELINE)) $(BENCH_ARGS)
+	$(BIN)/python benchmarks/run.py --write docs/benchmarks.md --pinned-only $(if $(BASELINE),--baseline $(BASELINE)) $(BENCH_ARGS)
 
 # Mutation testing, a few minutes, not part of `make test` or CI: mutmut changes one thing at a time
 # in copies (under mutants/) of the functions named here (the policy, the escaping of student text,

@@ -1,11 +1,12 @@
 """Grading speed and memory, measured side by side in one run (not part of the test suite).
 
-    .venv/bin/python benchmarks/run.py [--baseline REF] [--write docs/benchmarks.md] [--json F]
+    .venv/bin/python benchmarks/run.py [--baseline REF] [--pinned-only] [--write docs/benchmarks.md] [--json F]
 
 Needs names.txt where the grader finds it (NINJA_DATA, ./names.txt or the cache). Every figure
 is measured for this checkout and, with --baseline, for another commit of the project as well
-(exported to a temporary folder and run with the same interpreter), the two alternating so that
-both see the same machine. The result is one table with the date, the machine and its load;
+(exported to a temporary folder and run with the same interpreter), and with --pinned-only for
+this checkout judging on the course's pinned cases alone (what fresh cases cost), alternating so
+that all see the same machine. The result is one table with the date, the machine and its load;
 --write replaces the file with it (the next run replaces it again), --json writes the numbers.
 """
 
@@ -147,6 +148,22 @@ def busy_core() -> Iterator[None]:
         spinner.wait()
 
 
+def pinned_only(folder: Path) -> Tree:
+    """This checkout with its course judged on the pinned cases alone (`fresh_cases: count: 0`): beside
+    this checkout, what the fresh cases cost."""
+    for name in ("grader", "exercises", "solutions", "benchmarks"):
+        shutil.copytree(ROOT / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("lecture.py", "pyproject.toml"):
+        shutil.copy2(ROOT / name, folder / name)
+    course = (ROOT / "course.yaml").read_text()
+    head, marker, rest = course.partition("fresh_cases:\n")
+    if not marker or "  count: " not in rest:
+        raise SystemExit("course.yaml names no fresh_cases count to set to 0")
+    before, _, after = rest.partition("  count: ")
+    (folder / "course.yaml").write_text(head + marker + before + "  count: 0\n" + after.split("\n", 1)[1])
+    return Tree("this checkout, pinned cases only", folder)
+
+
 def export(ref: str, folder: Path) -> Tree:
     """Another commit of this project, as files (git archive), to run beside this checkout."""
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True).stdout
@@ -250,6 +267,8 @@ def table(figures: list[Figure], trees: list[Tree], load: tuple[float, float], s
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", help="a git ref of this project to measure beside this checkout")
+    parser.add_argument("--pinned-only", action="store_true",
+                        help="also measure this checkout judging on the course's pinned cases alone")
     parser.add_argument("--write", type=Path, help="replace this file with the table (docs/benchmarks.md)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--repeats", type=int, default=5)
@@ -264,8 +283,12 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     trees = [Tree("this checkout", ROOT)]
     with tempfile.TemporaryDirectory() as tmp:
+        if args.pinned_only:
+            (Path(tmp) / "pinned").mkdir()
+            trees.append(pinned_only(Path(tmp) / "pinned"))
         if args.baseline:
-            trees.append(export(args.baseline, Path(tmp)))
+            (Path(tmp) / "baseline").mkdir()
+            trees.append(export(args.baseline, Path(tmp) / "baseline"))
         figures = measure(trees, args)
         shutil.rmtree(tmp, ignore_errors=True)
     text = table(figures, trees, (load_before, os.getloadavg()[0]), started)
