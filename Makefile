@@ -68,14 +68,15 @@ bench: setup
 	$(BIN)/python benchmarks/run.py --write docs/benchmarks.md --pinned-only $(if $(BASELINE),--baseline $(BASELINE)) $(BENCH_ARGS)
 
 # Mutation testing, a few minutes, not part of `make test` or CI: mutmut changes one thing at a time
-# in copies (under mutants/) of the functions named here (the policy, the escaping of student text,
+# in copies (under mutants/) of the functions named here (the policy, the wire format, the escaping of student text,
 # the batch's resume and what a rerun regrades), runs the tests that reach it ([tool.mutmut] in
 # pyproject.toml), and lists each change no test noticed. `$(BIN)/mutmut show NAME` prints one.
 # mutmut counts any SIGKILL of its worker as a "segfault" (💥), which some batch mutants get whether
 # the tests caught them or not; to tell, run the tests on one by hand: cd mutants && MUTANT_UNDER_TEST=NAME python -m pytest -x tests/test_batch*.py
-MUTANTS := "grader.confined.policy.*" "grader.reporting.formats.x__xml_text*" "grader.reporting.formats.x__md_cell*" \
-	"grader.reporting.formats.x__escape*" "grader.reporting.report.x_render_html*" "grader.ci.batch.x_run_batch*" \
-	"grader.ci.batch.x_record*" "grader.ci.batch.x_plan_batch*" "grader.ci.record.x_why_grade*"
+MUTANTS := "grader.confined.policy.*" "grader.confined.wire.*" "grader.reporting.formats.x__xml_text*" \
+	"grader.reporting.formats.x__md_cell*" \
+	"grader.reporting.formats.x__escape*" "grader.reporting.report.x_render_html*" "grader.reporting.report.x_inert_in_ci_logs*" \
+	"grader.ci.batch.x_run_batch*" "grader.ci.batch.x_record*" "grader.ci.batch.x_plan_batch*" "grader.ci.record.x_why_grade*"
 mutants: setup
 	@if [ -z "$$NINJA_DATA" ] && [ -f "$(SHARED_DATA)" ]; then export NINJA_DATA="$(SHARED_DATA)"; fi; \
 	export NINJA_OFFLINE=1; unset PYTHONPATH; \

@@ -42,7 +42,7 @@ from grader.confined.protocol import (
     for_child,
 )
 from grader.confined.runner import execute, namespace, read_value
-from grader.confined.wire import unpack
+from grader.confined.wire import exact_reader, unpack
 from grader.courseware.cases import namespace_for
 from grader.courseware.course import Limits
 from grader.courseware.graph import Graph
@@ -80,22 +80,13 @@ class Channel(Protocol):
     def recv(self, n: int, /) -> bytes: ...
 
 
-def _recv_exact(sock: Channel, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(min(n - len(buf), 1 << 20))
-        if not chunk:
-            raise EOFError
-        buf += chunk
-    return bytes(buf)
-
 
 def send(channel: Channel, message: FromChild) -> None:
     channel.sendall(encode(message))
 
 
 def receive(channel: Channel) -> ToChild:
-    header, tensors = unpack(lambda n: _recv_exact(channel, n))
+    header, tensors = unpack(exact_reader(channel.recv))
     return for_child(header, tensors)
 
 

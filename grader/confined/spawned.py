@@ -17,8 +17,8 @@ import os
 import traceback
 from typing import Any
 
-from grader.confined.child import Pipes, _recv_exact, confine, serve, warm_up
-from grader.confined.wire import unpack
+from grader.confined.child import Pipes, confine, serve, warm_up
+from grader.confined.wire import exact_reader, unpack
 from grader.courseware.course import Limits
 
 
@@ -32,7 +32,7 @@ def decode_world(encoded: dict[str, Any], tensors: dict[str, Any]) -> dict[str, 
 
 def main() -> None:
     channel = Pipes(os.dup(0), os.dup(1))
-    header, tensors = unpack(lambda n: _recv_exact(channel, n))
+    header, tensors = unpack(exact_reader(channel.recv))
     limits = Limits(float(header["time_s"]), int(header["memory_mb"]))
     world = decode_world(header["world"], tensors)
     scratch = str(header.get("scratch") or os.getcwd())

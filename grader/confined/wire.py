@@ -32,6 +32,22 @@ class WireError(ValueError):
     """A frame that does not check out."""
 
 
+def exact_reader(recv: Callable[[int], bytes]) -> Callable[[int], bytes]:
+    """What unpack reads through: exactly n bytes from `recv` (a socket's or a pipe's, up to n bytes
+    a call, b"" at the end), or EOFError."""
+
+    def read(n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = recv(min(n - len(buf), 1 << 20))
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        return bytes(buf)
+
+    return read
+
+
 def sendable(t: torch.Tensor) -> bool:
     return t.dtype in DTYPE_NAMES
 

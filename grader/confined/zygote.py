@@ -82,11 +82,11 @@ class Zygote:
         self.sock.sendall(pack(header, tensors or {}))
 
     def _answer(self, timeout: float = 30.0) -> dict[str, Any]:
-        from grader.confined.wire import WireError, unpack  # noqa: PLC0415
+        from grader.confined.wire import WireError, exact_reader, unpack  # noqa: PLC0415
 
         self.sock.settimeout(timeout)
         try:
-            header, _ = unpack(lambda n: _recv_exact(self.sock, n))
+            header, _ = unpack(exact_reader(self.sock.recv))
         except (OSError, EOFError, WireError) as exc:
             raise ZygoteError(f"the sandbox's zygote stopped answering ({type(exc).__name__})") from None
         return header
@@ -185,15 +185,6 @@ def start_early() -> None:
             start()
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(min(n - len(buf), 1 << 20))
-        if not chunk:
-            raise EOFError
-        buf += chunk
-    return bytes(buf)
-
 
 # --- the zygote itself -----------------------------------------------------------------------
 
@@ -230,7 +221,7 @@ def main(fd: int) -> None:
     from grader.confined import kernel  # noqa: PLC0415
     from grader.confined.child import warm_up  # noqa: PLC0415
     from grader.confined.spawned import decode_world  # noqa: PLC0415
-    from grader.confined.wire import pack, unpack  # noqa: PLC0415
+    from grader.confined.wire import exact_reader, pack, unpack  # noqa: PLC0415
 
     kernel.die_with_parent()
     kernel.not_dumpable()
@@ -246,7 +237,7 @@ def main(fd: int) -> None:
     try:
         while True:
             _, fds, _, _ = socket.recv_fds(control, 1, 1) if _peek_fd(control) else (b"", [], 0, None)
-            header, tensors = unpack(lambda n: _recv_exact(control, n))
+            header, tensors = unpack(exact_reader(control.recv))
             kind = header.get("type")
             if kind == "world":
                 worlds[str(header["key"])] = decode_world(header["world"], tensors)
