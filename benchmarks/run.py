@@ -253,7 +253,8 @@ def table(figures: list[Figure], trees: list[Tree], load: tuple[float, float], s
         f"Measured {started} on {os.cpu_count()} cores ({models[0] if models else cpu}), Python "
         f"{platform.python_version()}, torch {torch.__version__}; load average {load[0]:.2f} before "
         f"and {load[1]:.2f} after. "
-        + (f"`{trees[0].name}` and `{trees[1].name}` alternate within each figure." if len(trees) > 1 else ""),
+        + (f"{', '.join(f'`{t.name}`' for t in trees[:-1])} and `{trees[-1].name}` alternate within each figure."
+           if len(trees) > 1 else ""),
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
