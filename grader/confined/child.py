@@ -80,7 +80,6 @@ class Channel(Protocol):
     def recv(self, n: int, /) -> bytes: ...
 
 
-
 def send(channel: Channel, message: FromChild) -> None:
     channel.sendall(encode(message))
 
