@@ -17,7 +17,7 @@ import torch
 
 from grader.confined.protocol import Case, Ready, Run, encode
 from grader.confined.sandbox import UnixSandbox
-from grader.confined.wire import FRAME, MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES, WireError, pack, unpack
+from grader.confined.wire import FRAME, MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES, WireError, exact_reader, pack, unpack
 from grader.courseware.course import Limits
 from tests.conftest import unix_only
 from tests.forked import forked_here
@@ -47,11 +47,38 @@ def frame(header: Any, payload: bytes = b"") -> bytes:
 def test_wire_round_trip_keeps_values_dtypes_and_shapes() -> None:
     """What pack sends, unpack reads back bit for bit, empty and 0-d tensors included."""
     tensors = {"a": torch.randn(3, 4), "b": torch.arange(5), "c": torch.empty(0, 2), "d": torch.tensor(2.5,
-                                                                                                  dtype=torch.float64)}
+                                                                                                  dtype=torch.float64),
+               "e": torch.empty(0, 3, dtype=torch.int64)}
     header, back = unpack(reader(pack({"values": {"x": 1}}, tensors)))
     assert header == {"values": {"x": 1}}
     for name, t in tensors.items():
         assert back[name].dtype == t.dtype and back[name].shape == t.shape and torch.equal(back[name], t)
+
+
+class Trickle:
+    """A stream's recv that hands at most `most` bytes a call, never more than asked: a socket under load."""
+
+    def __init__(self, data: bytes, most: int) -> None:
+        self.data, self.most, self.position = data, most, 0
+
+    def recv(self, n: int) -> bytes:
+        chunk = self.data[self.position:self.position + min(n, self.most)]
+        self.position += len(chunk)
+        return chunk
+
+
+@pytest.mark.parametrize("most", [1, 7, 1 << 16])
+def test_exact_reader_joins_a_frame_from_pieces_and_reads_no_further(most: int) -> None:
+    """Frames that arrive in pieces (one byte a call, seven, or whole) are read whole and one by one,
+    none of the next frame's bytes taken with them; the stream's end is an EOFError."""
+    first = pack({"n": 1}, {"x": torch.arange(300, dtype=torch.float32)})
+    second = pack({"n": 2}, {"y": torch.ones(2, 2, dtype=torch.int64)})
+    read = exact_reader(Trickle(first + second, most).recv)
+    one, two = unpack(read), unpack(read)
+    assert one[0] == {"n": 1} and torch.equal(one[1]["x"], torch.arange(300, dtype=torch.float32))
+    assert two[0] == {"n": 2} and torch.equal(two[1]["y"], torch.ones(2, 2, dtype=torch.int64))
+    with pytest.raises(EOFError):
+        read(1)
 
 
 @pytest.mark.parametrize(("data", "words"), [
