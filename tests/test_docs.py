@@ -5,6 +5,8 @@ the grader gives, with the verdicts that pass marked as passing."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,14 @@ def test_docs_readme_links_resolve() -> None:
         if anchor:
             headings = re.findall(r"^#+ (.+)$", (ROOT / path).read_text(encoding="utf-8"), re.MULTILINE)
             assert anchor in {slug(h) for h in headings}, f"README links to {target}: no such heading"
+
+
+def test_reference_tool_takes_no_option_for_a_file(tmp_path: Path) -> None:
+    """`python -m grader.cli.reference --help` says its usage and writes nothing (no file named `--help`);
+    another option is a usage error, exit 2."""
+    run = [sys.executable, "-m", "grader.cli.reference"]
+    helped = subprocess.run([*run, "--help"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: python -m grader.cli.reference [FILE]")
+    wrong = subprocess.run([*run, "-o"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert wrong.returncode == 2 and wrong.stderr.startswith("usage:") and not wrong.stdout
+    assert not list(tmp_path.iterdir())
