@@ -63,10 +63,13 @@ def render() -> str:
 USAGE = "usage: python -m grader.cli.reference [FILE]  (the command reference, written to FILE or printed)"
 
 if __name__ == "__main__":
-    if len(sys.argv) > 2 or (len(sys.argv) == 2 and sys.argv[1].startswith("-")):
-        click.echo(USAGE, err=sys.argv[1:] not in (["-h"], ["--help"]))
-        sys.exit(0 if sys.argv[1:] in (["-h"], ["--help"]) else 2)
-    if len(sys.argv) == 2:
-        write_atomic(Path(sys.argv[1]), render().encode("utf-8"))
+    args = sys.argv[1:]
+    if args in (["-h"], ["--help"]):
+        click.echo(USAGE)
+    elif len(args) > 1 or (args and args[0].startswith("-")):
+        click.echo(USAGE, err=True)
+        sys.exit(2)
+    elif args:
+        write_atomic(Path(args[0]), render().encode("utf-8"))
     else:
         click.echo(render(), nl=False)
