@@ -63,9 +63,9 @@ def course_secret(course: Course) -> str | None:
 class _Numbers:
     """Integers below a bound: from the OS, or derived from a secret and a name (never the secret itself)."""
 
-    def __init__(self, secret: str | None, exercise: Exercise, code: str) -> None:
+    def __init__(self, secret: str | None, exercise: Exercise, source: str) -> None:
         self.key = secret.encode() if secret is not None else None
-        self.name = f"{exercise.id}/{code}"
+        self.name = f"{exercise.id}/{code_key(source)}" if secret is not None else exercise.id
         self.system = secrets.SystemRandom()
 
     def below(self, bound: int, what: str) -> int:
@@ -84,7 +84,7 @@ def draw(course: Course, exercise: Exercise, *, secret: str | None = None, sourc
     """The cases of one grading of `source` (the graded code): the pinned ones, then `count` fresh
     ones; the probe and training seeds."""
     secret = secret if secret is not None else course_secret(course)
-    numbers = _Numbers(secret, exercise, code_key(source))
+    numbers = _Numbers(secret, exercise, source)
     lo, hi = course.fresh.batch_sizes
     pinned = {c.batch_size for c in course.cases}
     sizes = [n for n in range(lo, hi + 1) if n not in pinned]
