@@ -50,6 +50,7 @@ from grader.intake.submission import Program, compile_program
 
 HAS_LIMITS = resource is not None and pwd is not None  # what confining the child needs
 FILE_SIZE_LIMIT = 16 << 20
+UNSENT_BYTES = 1 << 20  # commits held back to go in one write are sent once they are this large
 SANDBOX_THREADS = 1  # torch's threads in the child: no thread pool to fork into, fair timing, no fight for cores
 
 
@@ -267,12 +268,16 @@ def _run(channel: Channel, program: Program, case: Case, world: dict[str, object
     """One run: commit at each point, wait where it says so, set the presets; then its End."""
     ns = namespace({**world, **case.scalars, **case.tensors}, case.given_gradients, program.path)
     points = {p.index: p for p in request.points}
+    unsent: list[bytes] = []  # commits that wait for nothing go with the next one that waits, or with the End
 
     def at(index: int, names: dict[str, object]) -> None:
         point = points.get(index)
         if point is not None:
             # no copy: the values are turned into bytes right here, before another line of graded code runs
-            send(channel, Commit(index, {n: read_value(names, n, copy=False) for n in point.names}))
+            unsent.append(encode(Commit(index, {n: read_value(names, n, copy=False) for n in point.names})))
+            if point.waits or sum(map(len, unsent)) > UNSENT_BYTES:
+                channel.sendall(b"".join(unsent))
+                unsent.clear()
             if point.waits:
                 reveal = receive(channel)
                 if not isinstance(reveal, Reveal):
@@ -283,7 +288,8 @@ def _run(channel: Channel, program: Program, case: Case, world: dict[str, object
 
     errors, printed, halted, seconds = execute(program, ns, at, memory_mb=memory_mb)
     wanted = request.read_back if request.read_back is not None else case.wanted
-    send(channel, End({n: read_value(ns, n, copy=False) for n in wanted}, errors, printed, halted, seconds))
+    unsent.append(encode(End({n: read_value(ns, n, copy=False) for n in wanted}, errors, printed, halted, seconds)))
+    channel.sendall(b"".join(unsent))
 
 
 def serve(channel: Channel, source: str, path: str, *, limits: Limits, confine: Callable[[], dict[str, str]],

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -196,6 +198,7 @@ def _fork_child(control: socket.socket, channel_fd: int, header: dict[str, Any],
     limits = Limits(float(header["time_s"]), int(header["memory_mb"]))
     world = worlds.get(header["world"]) if header.get("world") else None
     debug = os.environ.get("NINJA_SANDBOX_DEBUG")
+    gc.freeze()  # the child's collections leave the zygote's objects alone: their pages stay shared, not copied
     pid = os.fork()
     if pid:
         return pid
@@ -279,6 +282,12 @@ def _peek_fd(control: socket.socket) -> bool:
 def _wait(pid: int) -> int:
     """The child's wait status; it has been killed, so this is quick, but never forever."""
     deadline = time.monotonic() + 10
+    with contextlib.suppress(OSError, AttributeError):  # a pidfd (Linux 5.3+) is readable once the child has ended
+        pidfd = os.pidfd_open(pid)
+        try:
+            select.select([pidfd], [], [], 10)
+        finally:
+            os.close(pidfd)
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:

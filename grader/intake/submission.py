@@ -7,7 +7,6 @@ grader can tell which statement last produced a gradient, and where.
 from __future__ import annotations
 
 import ast
-import copy
 import re
 import stat
 from collections.abc import Callable
@@ -261,14 +260,13 @@ def compile_program(source: str, path: str, *, origins: tuple[str, ...] = (), no
     except (RecursionError, MemoryError):  # the student's code, not the grader, is at fault
         return Program(path, source, (), TOO_DEEP, origins, notes)
     statements = []
-    for i, node in enumerate(tree.body):
+    for i, node in enumerate(tree.body):  # what a statement assigns and reads is read before `rewrite` changes it
+        lineno, end, assigns, rebinds = node.lineno, node.end_lineno or node.lineno, assigned_names(node), \
+            rebound_names(node)
+        reads = frozenset(n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load))
         module = ast.Module(body=[node], type_ignores=[])
-        code = compile(module if rewrite is None else rewrite(copy.deepcopy(module)), path, "exec")
-        statements.append(
-            Statement(i, node.lineno, node.end_lineno or node.lineno, code, assigned_names(node),
-                      rebound_names(node), frozenset(n.id for n in ast.walk(node)
-                                                     if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)))
-        )
+        code = compile(module if rewrite is None else rewrite(module), path, "exec")
+        statements.append(Statement(i, lineno, end, code, assigns, rebinds, reads))
     return Program(path, source, tuple(statements), None, origins, notes, left_out)
 
 
