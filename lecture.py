@@ -61,6 +61,7 @@ loss = F.cross_entropy(logits, Yb)
 
 # The sizes every exercise shares; an exercise may change one (course.yaml `sizes:`).
 SIZES = {"block_size": 3, "n_embd": 10, "n_hidden": 64}
+ALPHABET = "abcdefghijklmnopqrstuvwxyz"  # names.txt's letters: a vocabulary of 27 with the '.' that ends a name
 BN_EPS = 1e-5
 
 

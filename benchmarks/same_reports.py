@@ -5,7 +5,7 @@
 Grades every solution, stub, test submission and notebook fixture with this checkout and with
 REF (exported to a temporary folder, run with the same interpreter), each on the same draw:
 a fixed course secret makes the cases a function of the graded code alone, so both versions
-judge each file on the same cases. Compares the JSON report and the text report of each, less
+judge each file on the same cases. Compares the JSON report (its environment too) and the text report of each, less
 what is measured rather than decided (timings), and lists every file whose reports differ.
 Exit 0 when all are the same. Needs names.txt where the grader finds it (NINJA_DATA).
 """
@@ -53,6 +53,7 @@ def collect(out: Path, only: set[str] | None = None) -> None:
 
     from grader.courseware.course import load_course  # noqa: PLC0415
     from grader.judging.grade import grade  # noqa: PLC0415
+    from grader.reporting.formats import render  # noqa: PLC0415
     from grader.reporting.report import render_text  # noqa: PLC0415
 
     torch.set_num_threads(1)
@@ -63,7 +64,7 @@ def collect(out: Path, only: set[str] | None = None) -> None:
             continue
         try:
             report = grade(course, exercise, path)
-            decided = {"json": without_measured(report.to_dict()),
+            decided = {"json": without_measured(json.loads(render("json", [report]))),
                        "text": [line for line in render_text(report).splitlines() if " ms" not in line]}
         except Exception as exc:  # a set-up error is an outcome too, and must be the same
             decided = {"error": f"{type(exc).__name__}: {exc}"}

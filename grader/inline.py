@@ -18,7 +18,7 @@ import torch
 
 from grader.courseware.cases import first_case, graph_with_shapes, setting_of
 from grader.courseware.course import Course, load_course
-from grader.courseware.data import find_names
+from grader.courseware.forward import dataset_of
 from grader.courseware.graph import Graph
 from grader.intake.extract import Cell, clean_code
 from grader.judging.grade import grade_program, load_submission, program_from_cells
@@ -40,7 +40,7 @@ def setup(exercise_id: str, namespace: dict[str, Any], *, course: Course | str |
     course's first case, or a training exercise's first step."""
     course = course if isinstance(course, Course) else load_course(course)
     exercise = course.exercise(exercise_id)
-    dataset = find_names()
+    dataset = dataset_of(course)
     setting = setting_of(exercise, dataset)
     case = first_case(exercise, setting, course.cases)
     namespace.update(setting.world)
@@ -86,7 +86,7 @@ def check(exercise_id: str, *, source: str | None = None, course: Course | str |
         program = program_from_cells(course, exercise, cells, "this notebook")
     else:
         program = load_submission(course, exercise, Path(sys.argv[0]))
-    dataset = find_names()
+    dataset = dataset_of(course)
     report = grade_program(course, exercise, program, dataset, submission_label=program.path)
     graph, shapes = graph_with_shapes(exercise, dataset, course.cases)
     if ip is not None:

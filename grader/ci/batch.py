@@ -43,10 +43,11 @@ from grader.ci.record import BatchRecord, batch_record, fingerprint, reasons_sai
 from grader.ci.shards import WHOLE, Shard, write_manifest
 from grader.confined.sandbox import prestart
 from grader.courseware.course import Course, Limits, load_course
-from grader.courseware.data import Dataset, find_names
+from grader.courseware.data import Dataset
+from grader.courseware.forward import dataset_of
 from grader.files import write_atomic
 from grader.intake.submission import SubmissionError
-from grader.judging.results import plain_number
+from grader.judging.results import error_report, passing, plain_number
 
 SUFFIXES = (".ipynb", ".py")
 
@@ -104,7 +105,7 @@ def _start_worker(course_path: str | None, data: str | None) -> None:
     try:
         prestart()  # the worker's zygote imports torch while the worker loads the course
         _worker["course"] = load_course(course_path)
-        _worker["dataset"] = find_names(data)
+        _worker["dataset"] = dataset_of(_worker["course"], data)
     except Exception as exc:  # said as each job's Fault: the grader's failure, never a student's
         _worker["broken"] = f"the grader's worker could not start ({type(exc).__name__}: {exc})"[:300]
 
@@ -146,8 +147,7 @@ def grade_one(exercise_id: str, student: str, path: str, limits: Limits | None) 
             result = grade_program(course, exercise, program, _worker["dataset"], submission_label=path,
                                    limits=limits).to_dict()
         except SubmissionError as exc:
-            result = {"exercise": exercise_id, "submission": path, "passed": False, "score": 0,
-                      "max_score": plain_number(exercise.max_score), "gradients": [], "error": str(exc)}
+            result = error_report(exercise_id, path, exercise.max_score, str(exc))
     except Exception as exc:  # the grader's own failure (a bug, a lost data set): never a student's grade
         return grader_fault(student, path, exc)
     return Graded({**result, "student": student, "seconds": round(time.monotonic() - started, 3),
@@ -218,8 +218,7 @@ class Tally:
 
 
 def unreadable(exercise_id: str, sub: Submission, max_score: float) -> dict[str, Any]:
-    return {"exercise": exercise_id, "submission": str(sub.path or ""), "passed": False, "score": 0,
-            "max_score": plain_number(max_score), "gradients": [], "error": sub.problem, "student": sub.student,
+    return {**error_report(exercise_id, str(sub.path or ""), max_score, sub.problem or ""), "student": sub.student,
             "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
@@ -357,5 +356,5 @@ def pass_rates(course: Course, exercise_id: str, reports: list[dict[str, Any]]) 
     rates = []
     for name in course.exercise(exercise_id).gradient_names:
         graded = [g for r in reports for g in r.get("gradients", []) if g["name"] == name]
-        rates.append((name, sum(g["status"] in ("exact", "approximate") for g in graded), len(graded)))
+        rates.append((name, sum(passing(g["status"]) for g in graded), len(graded)))
     return rates

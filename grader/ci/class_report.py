@@ -25,10 +25,8 @@ from typing import Any
 
 from grader.ci.anonymise import ExampleReader, submission_reader, without_student
 from grader.courseware.course import Course, CourseError, Exercise
-from grader.judging.results import plain_number
+from grader.judging.results import PASSING, STATUSES, plain_number
 
-PASSING = ("exact", "approximate")
-STATUSES = ("exact", "approximate", "wrong", "missing", "error")
 UNEXPLAINED = "unexplained"
 UNDIAGNOSED = (UNEXPLAINED, "error", "missing")  # labels that are a status, not a diagnosis
 TOP_MISTAKES = 3

@@ -53,9 +53,9 @@ def grade_command(exercise: Exercise) -> click.Command:
             watch_command(course, exercise, submission, data, limits, graph_path=graph)
         try:
             if training.get("full") or training.get("steps"):
-                from grader.courseware.data import find_names
+                from grader.courseware.forward import dataset_of
 
-                find_names(data)  # a bad --data is said before the progress bar starts, in one line
+                dataset_of(course, data)  # a bad --data is said before the progress bar starts, in one line
                 full_command(course, exercise_id, submission, data, fmt=fmt, limits=limits, **training)
             started = time.monotonic()
             draw = replayed(course, exercise, replay) if replay is not None else None
@@ -232,10 +232,10 @@ def check_graph_path(graph: Path | None, training: dict[str, Any]) -> None:
 def write_graph(path: Path, report: Any, course: Course, data: Path | None) -> None:
     """--graph: the forward graph with the report's verdicts, written whole or not at all."""
     from grader.courseware.cases import graph_with_shapes
-    from grader.courseware.data import find_names
+    from grader.courseware.forward import dataset_of
     from grader.reporting.graph_picture import SUFFIXES, graph_picture
 
-    graph, shapes = graph_with_shapes(course.exercise(report.exercise), find_names(data), course.cases)
+    graph, shapes = graph_with_shapes(course.exercise(report.exercise), dataset_of(course, data), course.cases)
     try:
         write_atomic(path, graph_picture(report, graph, shapes, SUFFIXES[path.suffix.lower()]))
     except OSError as exc:
@@ -246,7 +246,7 @@ def write_graph(path: Path, report: Any, course: Course, data: Path | None) -> N
 def write_feedback_for(submission: Path | None, reports: list[Any], course: Course, data: Path | None) -> None:
     """--feedback: the notebook as HTML with the report on top (each exercise's graph first), beside it."""
     from grader.courseware.cases import graph_with_shapes
-    from grader.courseware.data import find_names
+    from grader.courseware.forward import dataset_of
     from grader.intake.notebooks import write_feedback
     from grader.reporting.report import render_html
 
@@ -254,7 +254,7 @@ def write_feedback_for(submission: Path | None, reports: list[Any], course: Cour
         click.echo("ninja-grade: --feedback is for notebooks; no feedback file written", err=True)
         return
     out = submission.with_name(f"{submission.stem}.feedback.html")
-    dataset = find_names(data)
+    dataset = dataset_of(course, data)
     pages = [render_html(r, *graph_with_shapes(course.exercise(r.exercise), dataset, course.cases)) for r in reports]
     try:
         write_feedback(submission, "".join(pages), out)
@@ -270,7 +270,8 @@ def watch_command(course: Course, exercise: Exercise, submission: Path | None, d
     from grader.cli.watch import watch
     from grader.confined.sandbox import SandboxError
     from grader.courseware.cases import graph_with_shapes
-    from grader.courseware.data import DataError, find_names
+    from grader.courseware.data import DataError
+    from grader.courseware.forward import dataset_of
     from grader.intake.submission import SubmissionError
     from grader.judging.grade import display_path, grade_program, load_submission
     from grader.reporting.graph_picture import SUFFIXES, graph_picture
@@ -278,7 +279,7 @@ def watch_command(course: Course, exercise: Exercise, submission: Path | None, d
 
     path = submission or exercise.stub
     try:
-        dataset = find_names(data)
+        dataset = dataset_of(course, data)
     except DataError as exc:
         fail_setup(str(exc))
 

@@ -34,12 +34,13 @@ def bundle_or_exit(course: Course, exercises: tuple[str, ...], data: Path | None
     platform's download of it (or, offline, a synthetic batch): said, or refused where `need_data` says why."""
     from grader.ci.bundle import course_bundle
     from grader.ci.wheel import WheelError
-    from grader.courseware.data import DataError, find_names
+    from grader.courseware.data import DataError
+    from grader.courseware.forward import dataset_of
 
     try:
         for exercise_id in exercises:
             course.exercise(exercise_id)
-        dataset = find_names(data)
+        dataset = dataset_of(course, data)
         if dataset.synthetic and need_data:
             fail_setup(f"{need_data}: give --data PATH to the makemore names.txt (or set NINJA_DATA)")
         bundle = course_bundle(course, dataset)

@@ -138,7 +138,8 @@ def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple
         part = shard_from(shard, os.environ)
     except ShardError as exc:
         fail_setup(str(exc))
-    dataset = check_batch_setup(data, out, gradebook)  # before anyone is graded: one line, exit 2, nothing written
+    # before anyone is graded: one line, exit 2, nothing written
+    dataset = check_batch_setup(course, data, out, gradebook)
     people = roster_or_exit(roster)
     subs = batch.discover(list(submissions), exercise_id)
     course_arg = ctx.find_root().params.get("course")
@@ -200,11 +201,12 @@ BATCH_NEEDS_FORK = ("batch grading forks its workers, which needs Linux or macOS
                     "one submission at a time, or run the batch in WSL")
 
 
-def check_batch_setup(data: Path | None, out: Path, gradebook: Path | None) -> Dataset:
+def check_batch_setup(course: Course, data: Path | None, out: Path, gradebook: Path | None) -> Dataset:
     """What would make every student's grade wrong or lost, found before the first is graded; the data
     set it found."""
     from grader.confined.sandbox import UNIX_NEEDED, SandboxError, chosen_kind, unix_sandbox_available
-    from grader.courseware.data import DataError, find_names
+    from grader.courseware.data import DataError
+    from grader.courseware.forward import dataset_of
 
     if not hasattr(os, "fork"):
         fail_setup(BATCH_NEEDS_FORK)
@@ -215,7 +217,7 @@ def check_batch_setup(data: Path | None, out: Path, gradebook: Path | None) -> D
         fail_setup(str(exc))
 
     try:
-        dataset = find_names(data)
+        dataset = dataset_of(course, data)
     except DataError as exc:
         fail_setup(str(exc))
     if out.exists() and not out.is_dir():
@@ -241,12 +243,13 @@ def check_course_command(ctx: click.Context, course_file: Path | None, data: Pat
     from grader.ci.check_course import check_course
     from grader.confined.sandbox import SandboxError
     from grader.courseware.course import load_course
-    from grader.courseware.data import DataError, find_names
+    from grader.courseware.data import DataError
+    from grader.courseware.forward import dataset_of
     from grader.intake.submission import SubmissionError
 
     try:
         course = load_course(course_file) if course_file is not None else course_of(ctx)
-        problems = check_course(course, find_names(data))
+        problems = check_course(course, dataset_of(course, data))
     except (CourseError, DataError, SandboxError, SubmissionError) as exc:
         fail_setup(str(exc))
     for problem in problems:

@@ -7,6 +7,7 @@ imports it, in its own process only; the student's sandbox receives the graph's 
 
     GRAPHS      {name: code}   each forward pass, one `name = expression` per line, last `loss`
     SIZES       {name: int}    sizes every exercise shares (optional; course.yaml `sizes:` overrides)
+    ALPHABET    str            the letters names.txt's names are written in (optional; default a-z)
     world(words)               the data graded code may read, from names.txt's words; its ints are sizes
     parameters(g, sizes, dtype)        the parameters, drawn from the generator g
     batch(g, world, batch_size)        one minibatch (Xb, Yb), drawn from the same generator
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -29,8 +31,8 @@ from typing import Any
 
 import torch
 
-from grader.courseware.course import CourseError, Exercise
-from grader.courseware.data import Dataset, synthetic_words
+from grader.courseware.course import Course, CourseError, Exercise
+from grader.courseware.data import LETTERS, Dataset, find_names, synthetic_words
 from grader.courseware.graph import Graph
 
 REQUIRED = ("GRAPHS", "world", "parameters", "batch")
@@ -44,6 +46,7 @@ class Forward:
     module: ModuleType
     graphs: dict[str, Graph]
     sizes: dict[str, int]
+    alphabet: str = LETTERS  # the letters of the data set's names
     _worlds: dict[tuple[str, int], dict[str, object]] = field(default_factory=dict, repr=False)
 
     def graph(self, name: str) -> Graph:
@@ -64,7 +67,7 @@ class Forward:
     @functools.cached_property
     def data_names(self) -> frozenset[str]:
         """The names world() gives, whatever the words (read once, from a few stand-in words)."""
-        return frozenset(self.world(Dataset(synthetic_words(), "synthetic")))
+        return frozenset(self.world(Dataset(synthetic_words(self.alphabet), "synthetic")))
 
     def sizes_for(self, exercise: Exercise, world: dict[str, object]) -> dict[str, int]:
         """The sizes an exercise's code is given: the data's, the file's, the exercise's own."""
@@ -167,9 +170,27 @@ def load_forward(path: Path) -> Forward:
     sizes = getattr(module, "SIZES", {})
     if not isinstance(sizes, dict) or not all(isinstance(k, str) and type(v) is int for k, v in sizes.items()):
         raise CourseError(f"{path.name}: SIZES must map names to ints")
-    forward = Forward(path, module, graphs, dict(sizes))
+    alphabet = getattr(module, "ALPHABET", LETTERS)
+    if not (isinstance(alphabet, str) and alphabet and len(set(alphabet)) == len(alphabet)
+            and not any(c.isspace() or c == "." for c in alphabet)):
+        raise CourseError(f"{path.name}: ALPHABET must be a string of distinct letters (no spaces, no '.')")
+    forward = Forward(path, module, graphs, dict(sizes), alphabet)
     _loaded[key] = forward
     return forward
+
+
+def alphabet_of(course: Course) -> str:
+    """The letters of the course's data set, as its forward files say (one data set serves the course)."""
+    found = {load_forward(e.forward).alphabet for e in course.exercises}
+    if len(found) > 1:
+        raise CourseError("the course's forward files name different ALPHABETs; one names.txt serves the course")
+    return found.pop() if found else LETTERS
+
+
+def dataset_of(course: Course, explicit: str | os.PathLike[str] | None = None) -> Dataset:
+    """The course's data set: names.txt where data.find_names looks (`explicit`: --data), its names
+    written in the course's alphabet."""
+    return find_names(explicit, alphabet=alphabet_of(course))
 
 
 def forward_of(exercise: Exercise) -> tuple[Forward, Graph]:

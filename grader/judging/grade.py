@@ -12,11 +12,13 @@ from grader.confined.policy import check_policy
 from grader.confined.sandbox import limits_note, open_sandbox
 from grader.courseware.cases import build_case, setting_of
 from grader.courseware.course import Course, CourseError, Exercise, Limits
-from grader.courseware.data import Dataset, find_names
+from grader.courseware.data import Dataset
 from grader.courseware.draw import Draw
 from grader.courseware.draw import draw as draw_cases
+from grader.courseware.forward import dataset_of
 from grader.intake.extract import Cell, extract, layout_of, looks_like_transcript, script_cells
 from grader.intake.submission import LeftOut, Program, assigned_names, compile_program, read_source
+from grader.judging.environment import captured
 from grader.judging.judge import all_error, judge, summarize, with_left_out
 from grader.judging.results import FullRun, Report, Status
 from grader.judging.training import full_run, quick_check, training_result
@@ -129,6 +131,7 @@ def grade_program(course: Course, exercise: Exercise, program: Program, dataset:
         start=exercise.start,
         cases=tuple(spec.to_dict() for spec in draw.cases),
         sandbox=held,
+        environment=captured(held),
         draw=draw.to_dict(),
     )
 
@@ -157,6 +160,7 @@ def grade_training(exercise: Exercise, program: Program, dataset: Dataset, *, su
         cases=tuple(c.spec.to_dict() for c in run.cases),
         training=training,
         sandbox=sandbox.protections,
+        environment=captured(sandbox.protections),
         draw=draw.to_dict(),
     )
 
@@ -178,7 +182,7 @@ def grade(course: Course, exercise_id: str, submission: str | os.PathLike[str] |
     path = Path(submission) if submission is not None else exercise.stub
     label = display_path(path)
     program = load_submission(course, exercise, path, sections=sections)
-    dataset = find_names(data)
+    dataset = dataset_of(course, data)
     return grade_program(course, exercise, program, dataset, submission_label=label, limits=limits, draw=draw)
 
 
@@ -192,7 +196,7 @@ def train_full(course: Course, exercise_id: str, submission: str | os.PathLike[s
         raise CourseError(f"{exercise_id} is not a training exercise; --full is for exercise 4")
     path = Path(submission) if submission is not None else exercise.stub
     program = load_submission(course, exercise, path)
-    dataset = find_names(data)
+    dataset = dataset_of(course, data)
     planned = steps or exercise.training.full_steps
     program = refuse_by_statement(program, exercise)
     if program.syntax_error is not None:
@@ -222,4 +226,4 @@ def grade_nothing(course: Course, exercise_id: str, where: Path, data: str | os.
     label = display_path(where)
     program = compile_program("", label, notes=(f"no submission for {exercise_id} in {label}: expected "
                                                 f"{exercise_id}.py or {exercise_id}.ipynb",))
-    return grade_program(course, exercise, program, find_names(data), submission_label=label)
+    return grade_program(course, exercise, program, dataset_of(course, data), submission_label=label)

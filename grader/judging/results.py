@@ -25,6 +25,15 @@ class Status(str, Enum):
         return list(Status).index(self)
 
 
+PASSING = tuple(s.value for s in Status if s.passed)  # the statuses a report's JSON says pass
+STATUSES = tuple(s.value for s in Status)  # every status, in order of severity
+
+
+def passing(status: object) -> bool:
+    """Whether a status read from a report's JSON passes (an unknown one does not)."""
+    return status in PASSING
+
+
 def worst(statuses: list[Status]) -> Status:
     return max(statuses, key=lambda s: s.severity)
 
@@ -169,6 +178,8 @@ class Report:
     cases: tuple[dict[str, Any], ...] = field(default=())
     training: TrainingResult | None = None  # exercise 4: the run with the student's gradients
     sandbox: dict[str, str] = field(default_factory=dict)  # what confined the code, as it held at grading
+    # where it was graded, captured then (judging/environment.py): torch, python, platform, threads, sandbox
+    environment: dict[str, Any] = field(default_factory=dict)
     draw: dict[str, Any] = field(default_factory=dict)  # where its cases and probes came from (draw.py)
 
     @property
@@ -201,3 +212,21 @@ class Report:
             **({"draw": dict(self.draw)} if self.draw else {}),
             **({"training": self.training.to_dict()} if self.training else {}),
         }
+
+
+# --- the JSON report: its one builder, for every writer ----------------------------------
+
+
+def json_report(reports: list[Report], environment: dict[str, Any]) -> dict[str, Any]:
+    """The JSON report of one submission: one exercise's report with its environment, or, for several
+    exercises, the submission, whether all passed, each exercise's report, and the environment."""
+    if len(reports) == 1:
+        return {**reports[0].to_dict(), "environment": environment}
+    return {"submission": reports[0].submission if reports else "", "passed": all(r.passed for r in reports),
+            "exercises": [r.to_dict() for r in reports], "environment": environment}
+
+
+def error_report(exercise: str, submission: str, max_score: float, error: str) -> dict[str, Any]:
+    """The JSON report of a submission that could not be graded at all: no gradients, no points, and why."""
+    return {"exercise": exercise, "submission": submission, "passed": False, "score": 0,
+            "max_score": plain_number(max_score), "gradients": [], "error": error}

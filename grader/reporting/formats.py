@@ -9,13 +9,12 @@ for each target, so it can never become markup, a workflow command or broken XML
 from __future__ import annotations
 
 import json
-import platform
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from grader.judging.results import GradientResult, Report, Status
+from grader.judging.results import GradientResult, Report, Status, json_report
 
 if TYPE_CHECKING:
     from grader.courseware.graph import Graph
@@ -24,16 +23,17 @@ if TYPE_CHECKING:
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
-def environment(reports: list[Report] | None = None) -> dict[str, Any]:
-    """Where the verdicts were made: they depend on the torch build (docs/DESIGN.md), and on what
-    confined the code when it was graded (the first report's sandbox, as its child said)."""
-    import torch  # noqa: PLC0415 - already loaded whenever something was graded
+def environment(reports: list[Report]) -> dict[str, Any]:
+    """Where the verdicts were made, as the first report captured it when graded, with what confined
+    the code as the first report whose code ran says it held. A report made by hand, never graded,
+    has no environment: this machine's, now, stands in for it."""
+    held = next((r.sandbox for r in reports if r.sandbox), None)
+    first = next((r.environment for r in reports if r.environment), None)
+    if first is None:
+        from grader.judging.environment import captured  # noqa: PLC0415 - torch, for a report never graded
 
-    from grader.confined.sandbox import protections  # noqa: PLC0415 - as torch
-
-    held = next((r.sandbox for r in reports or [] if r.sandbox), None)
-    return {"torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
-            "threads": torch.get_num_threads(), "sandbox": held or protections()}
+        first = captured()
+    return {**first, "sandbox": held or first["sandbox"]}
 
 
 def printable(text: str) -> str:
@@ -192,12 +192,7 @@ def render(fmt: str, reports: list[Report], *, seconds: float = 0.0, environ: Ma
     if fmt == "text":
         return "\n\n".join(render_text(r, (graphs or {}).get(r.exercise)) for r in reports)
     if fmt == "json":
-        env = environment(reports)
-        if len(reports) == 1:
-            return json.dumps({**reports[0].to_dict(), "environment": env}, indent=2)
-        return json.dumps({"submission": reports[0].submission if reports else "",
-                           "passed": all(r.passed for r in reports), "exercises": [r.to_dict() for r in reports],
-                           "environment": env}, indent=2)
+        return json.dumps(json_report(reports, environment(reports)), indent=2)
     if fmt == "junit":
         return render_junit(reports, seconds)
     if fmt == "gradescope":

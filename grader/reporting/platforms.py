@@ -33,10 +33,11 @@ CUT = " … (cut: PrairieLearn takes at most 1 MB of results)"
 
 def unreadable_reports(exercises: Iterable[Exercise], submission: str, reason: str) -> list[Report]:
     """The reports of a submission that could not be read at all: every gradient `error`, for `reason`."""
-    from grader.judging.judge import all_error  # noqa: PLC0415 - torch, only where a report is made
+    from grader.judging.environment import captured  # noqa: PLC0415 - torch, only where a report is made
+    from grader.judging.judge import all_error  # noqa: PLC0415 - as above
 
     return [Report(exercise=e.id, title=e.title, submission=submission, gradients=all_error(e, reason),
-                   notes=(reason,), start=e.start) for e in exercises]
+                   notes=(reason,), start=e.start, environment=captured()) for e in exercises]
 
 
 def classroom50_problem(exercises: Iterable[Exercise], environ: Mapping[str, str] | None = None) -> str | None:
