@@ -89,7 +89,7 @@ def left_out_note(program: Program) -> tuple[str, ...]:
     """Said once: which lines were left out, and why."""
     if not program.left_out:
         return ()
-    lines = "; ".join(f"{lo.where} ({lo.reason})" for lo in program.left_out)
+    lines = "; ".join(f"{lo.where.described} ({lo.reason})" for lo in program.left_out)
     them = "them" if len(program.left_out) > 1 else "it"
     return (f"left out, each on its own, and everything else graded without {them}: {lines}",)
 

@@ -267,7 +267,7 @@ def batch_literals(program: Program, name: str, n: int) -> str:
     literal, lineno = found[0]
     what = "the batch size" if literal == str(n) else "the batch size minus 1"
     fix = "n" if literal == str(n) else "n - 1"
-    return f" (the {literal} on {program.where(lineno)} is {what}: write {fix}, or the tensor's own shape)"
+    return f" (the {literal} on {program.where(lineno).described} is {what}: write {fix}, or the tensor's own shape)"
 
 
 def first_wrong_helper(exercise: Exercise, grad: Gradient, graph: Graph, checks: CaseChecks) -> Gradient | None:
@@ -284,7 +284,7 @@ def first_wrong_helper(exercise: Exercise, grad: Gradient, graph: Graph, checks:
 def blame_text(helper: Gradient, check: Check, program: Program) -> str:
     """`dlogits (line 9) is wrong: it is n = 32 times the truth [scale]`."""
     stmt = program.last_assignment(helper.name)
-    where = f" ({program.where(stmt.lineno)})" if stmt is not None else ""
+    where = f" ({program.where(stmt.lineno).described})" if stmt is not None else ""
     why = f"{check.diagnosis.message} [{check.diagnosis.label}]" if check.diagnosis else check.message
     return f"{helper.name}{where} is wrong: {why}"
 
@@ -396,7 +396,7 @@ def with_left_out(results: tuple[GradientResult, ...], program: Program) -> tupl
         if lost is None:
             out.append(g)
             continue
-        message = (f"{lost.where}: {lost.reason}. That line was left out, so {g.name} was never computed; "
+        message = (f"{lost.where.described}: {lost.reason}. That line was left out, so {g.name} was never computed; "
                    "the other gradients were judged without it")
         out.append(replace(g, status=Status.ERROR, chained=Status.ERROR, exact=False, approximate=False,
                            maxdiff=None, message=message, case=None, diagnosis=None, isolated=Status.ERROR,
