@@ -77,12 +77,6 @@ class Program:
         taken from a notebook."""
         return line_origin(self.origins, lineno)
 
-    def locate(self, message: str) -> str:
-        """Rewrite the `line N` mentions of a message to where the line came from."""
-        if not self.origins:
-            return message
-        return re.sub(r"\bline (\d+)\b", lambda m: self.where(int(m.group(1))).described, message)
-
     def gradient_inputs(self, gradients: frozenset[str]) -> dict[str, frozenset[str]]:
         """For each gradient, the gradients its statements read, directly or through helper
         variables and functions assigned before them (a static, conservative reading)."""
@@ -255,7 +249,7 @@ def compile_program(source: str, path: str, *, origins: tuple[Location, ...] = (
             more = tuple(LeftOut(line_origin(origins, n), names, why) for n, why, names in broken)
             return compile_program(fixed, path, origins=origins, notes=notes, left_out=(*left_out, *more),
                                    rewrite=rewrite)
-        where = f"line {exc.lineno}" if exc.lineno else "the file"
+        where = line_origin(origins, exc.lineno).described if exc.lineno else "the file"
         if exc.lineno and exc.offset:
             where += f", column {exc.offset}"
         error = f"syntax error at {where}: {exc.msg}"

@@ -102,7 +102,7 @@ def grade_program(course: Course, exercise: Exercise, program: Program, dataset:
     program = refuse_by_statement(program, exercise)
     notes = [dataset.note] if dataset.note else []
     notes += [*program.notes, *left_out_note(program)]
-    blocker = program.locate(program.syntax_error) if program.syntax_error else None
+    blocker = program.syntax_error or None
     output = ""
     held: dict[str, str] = {}
     if blocker is not None:

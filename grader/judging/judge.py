@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from grader.confined.protocol import Value
+from grader.confined.protocol import Raised, Value
 from grader.confined.sandbox import RunResult, Sandbox
 from grader.courseware.cases import Case
 from grader.courseware.course import Exercise, Gradient
@@ -69,18 +69,13 @@ def snapshot_of(result: RunResult, program: Program, name: str) -> Value:
 
 
 def error_for(program: Program, name: str, result: RunResult) -> str | None:
-    """The exception of a statement that assigns `name`, or the exit that cut it off."""
-    error = _error_for(program, name, result)
-    return program.locate(error) if error is not None else None
-
-
-def _error_for(program: Program, name: str, result: RunResult) -> str | None:
+    """The exception of a statement that assigns `name`, or the exit that cut it off, as the student reads it."""
     if result.died is not None:
         return result.died
     if result.halted_at is not None:
         last = program.last_assignment(name)
         if last is None or last.index >= result.halted_at:
-            stopper = result.errors[result.halted_at]
+            stopper = error_text(program, result.halted_at, result.errors[result.halted_at])
             return f"your code ended early ({stopper}) before {name} was written"
     # Like the code's final value: a later statement that binds the name afresh and runs
     # clears an earlier failure; one that raises, or changes it in place after one, does not.
@@ -88,10 +83,34 @@ def _error_for(program: Program, name: str, result: RunResult) -> str | None:
     for stmt in program.statements:
         if name in stmt.assigns:
             if stmt.index in result.errors:
-                error = result.errors[stmt.index]
+                error = error_text(program, stmt.index, result.errors[stmt.index])
             elif stmt.rebinds and name in stmt.rebinds:
                 error = None
     return error
+
+
+def error_text(program: Program, index: int, raised: Raised) -> str:
+    """What stopped statement `index`, where the student finds it: `line 12: ZeroDivisionError: ...`, or
+    `cell 5, line 3: ...` for code taken from a notebook. Only the grader's own line numbers are mapped:
+    what the exception says is shown as it is."""
+    if raised.unbound is not None:
+        sentence = used_before_assigned(program, index, raised.unbound)
+        if sentence is not None:
+            return sentence
+    where = f"{program.where(raised.line).described}: " if raised.line is not None else ""
+    return f"{where}{raised.text}"
+
+
+def used_before_assigned(program: Program, index: int, name: str) -> str | None:
+    """For a NameError at statement `index` for a name a later line assigns: in a notebook it ran only
+    because the kernel still held a value from an earlier run. Names both lines."""
+    stmt = next((s for s in program.statements if s.index == index), None)
+    later = next((s for s in program.statements if s.index > index and name in s.assigns), None)
+    if stmt is None or later is None:
+        return None
+    return (f"{program.where(stmt.lineno).described}: {name} is used before {program.where(later.lineno).described} "
+            "assigns it (in a notebook this runs only while the kernel still holds an older value; restart and run "
+            f"all to see it). Move the line that assigns {name} above this one")
 
 
 def backprop_order(exercise: Exercise, graph: Graph) -> list[Gradient]:
