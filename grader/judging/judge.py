@@ -224,8 +224,8 @@ class Verdict:
 
     status: Status
     at: int  # the index of the case that decided
-    message: str
-    diagnosis: Diagnosis | None
+    what: str  # what is wrong ("" when nothing is), before any advice
+    diagnosis: Diagnosis | None  # why, when that can be shown; its label says what to try
     case_label: str | None
 
 
@@ -240,17 +240,17 @@ def fold(checks: list[Check], cases: list[Case]) -> Verdict:
     at = min((i for i, c in enumerate(checks) if c.status is status),
              key=lambda i: (checks[i].diagnosis is None, i != 0, -(checks[i].maxdiff or 0.0)))
     decisive = checks[at]
-    message, diagnosis, case_label = decisive.message, None, None
+    what, diagnosis, case_label = decisive.message, None, None
     if not status.passed and status is not Status.MISSING and len(cases) > 1:
         case_label = cases[at].label
     if status is Status.ERROR and checks[0].status.passed and cases[at].spec.batch_size != cases[0].spec.batch_size:
         first, there = cases[0].spec.described, cases[at].spec.described
         diagnosis = Diagnosis("hard-coded-batch", f"right on {first} but raises on {there}: "
                               f"{decisive.message}")
-        message = f"{diagnosis.message}. Try: {ADVICE[diagnosis.label]}"
+        what = diagnosis.message
     elif status is Status.ERROR and decisive.diagnosis is not None:
         diagnosis = decisive.diagnosis
-        message = f"{decisive.message}: {diagnosis.message}. Try: {ADVICE[diagnosis.label]}"
+        what = f"{decisive.message}: {diagnosis.message}"
     if status is Status.WRONG:
         prefix = ""
         if checks[0].status.passed and decisive.diagnosis is not None and decisive.diagnosis.label in FROM_FORWARD:
@@ -262,13 +262,13 @@ def fold(checks: list[Check], cases: list[Case]) -> Verdict:
             diagnosis = Diagnosis("hard-coded-batch", f"right on {first} but wrong on {where}"
                                   f"{there}")
         elif checks[0].status.passed:
-            message = f"right on {cases[0].spec.described} but wrong on {cases[at].spec.described}: {message}"
+            what = f"right on {cases[0].spec.described} but wrong on {cases[at].spec.described}: {what}"
         elif decisive.diagnosis is not None:  # it explains the value of the case reported, exactly
             diagnosis = decisive.diagnosis
         if diagnosis is not None:
             diff = f" (maxdiff {decisive.maxdiff:.1e})" if decisive.maxdiff is not None else ""
-            message = f"{prefix}{diagnosis.message}{diff}. Try: {ADVICE[diagnosis.label]}"
-    return Verdict(status, at, message, diagnosis, case_label)
+            what = f"{prefix}{diagnosis.message}{diff}"
+    return Verdict(status, at, what, diagnosis, case_label)
 
 
 def batch_literals(program: Program, name: str, n: int) -> str:
@@ -319,7 +319,10 @@ def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[
     if as_written:
         checks, vjp_note = settle_with_vjp(grad, [c.chained[grad.name] for c in per_case], vjp)
     verdict = fold(checks, cases) if as_written else own
-    message, diagnosis, blame = verdict.message, verdict.diagnosis, None
+    # The message, from its parts: what is wrong; with a diagnosis's advice, where the batch size is
+    # written as a number and what to try; what else is wrong; the hints; the notes.
+    what, diagnosis, blame = verdict.what, verdict.diagnosis, None
+    advice, also = verdict.diagnosis, ""
     if as_written and verdict.status is Status.WRONG:
         culprit = first_wrong_helper(exercise, grad, cases[verdict.at].graph, per_case[verdict.at])
         culprit_check = per_case[verdict.at].helpers[culprit.name] if culprit else None
@@ -330,29 +333,23 @@ def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[
         culprit_text = blame_text(culprit, culprit_check, program) if culprit and culprit_check else ""
         if own.status.passed and culprit is not None and culprit_check is not None:
             blame = culprit.name
-            culprit_diagnosis = culprit_check.diagnosis
-            diagnosis = culprit_diagnosis
-            message = f"{grad.name}'s own line is right; it is wrong because {culprit_text}"
-            if culprit_diagnosis is not None:
-                message += f". Try: {ADVICE[culprit_diagnosis.label]}"
-            message += f" (hints: ninja-grade hint {exercise.id} {grad.name})"
+            diagnosis = advice = culprit_check.diagnosis
+            what = f"{grad.name}'s own line is right; it is wrong because {culprit_text}"
         elif own.status.passed:
-            message = (f"{grad.name}'s own line is right given the true gradients it is computed from, so the "
-                       f"mistake is upstream of it; name your intermediate gradients as the lecture does "
-                       f"({', '.join(h.name for h in exercise.helpers)}) and the grader will say which is wrong")
+            advice = None
+            what = (f"{grad.name}'s own line is right given the true gradients it is computed from, so the "
+                    f"mistake is upstream of it; name your intermediate gradients as the lecture does "
+                    f"({', '.join(h.name for h in exercise.helpers)}) and the grader will say which is wrong")
         else:
-            diagnosis = own.diagnosis
-            message = own.message + (f"; {culprit_text} too" if culprit else "")
+            diagnosis = advice = own.diagnosis
+            what, also = own.what, (f"; {culprit_text} too" if culprit else "")
     hard_coded = diagnosis is not None and diagnosis.label == "hard-coded-batch"
-    if hard_coded:
-        where = batch_literals(program, grad.name, cases[0].spec.batch_size)
-        message = message.replace(". Try:", f"{where}. Try:", 1)
-    if (verdict.status is Status.WRONG and blame is None) or hard_coded or (
-            verdict.status is Status.ERROR and diagnosis is not None):
-        message += f" (hints: ninja-grade hint {exercise.id} {grad.name})"
+    where = batch_literals(program, grad.name, cases[0].spec.batch_size) if hard_coded else ""
+    to_try = f"{where}. Try: {ADVICE[advice.label]}" if advice is not None else ""
+    hinted = verdict.status is Status.WRONG or hard_coded or (verdict.status is Status.ERROR and diagnosis is not None)
+    hints = f" (hints: ninja-grade hint {exercise.id} {grad.name})" if hinted else ""
     notes = sorted({c.note for c in checks if c.note} | ({vjp_note} if vjp_note else set()))
-    if notes:
-        message = "; ".join(filter(None, [message, *notes]))
+    message = "; ".join(filter(None, [f"{what}{to_try}{also}{hints}", *notes]))
     diffs = [c.maxdiff for c in checks if c.maxdiff is not None]
     stmt = program.last_assignment(grad.name)
     drawn = checks[verdict.at].picture if verdict.status is Status.WRONG else None
