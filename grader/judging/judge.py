@@ -173,16 +173,15 @@ def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbo
              if p is not None and any(c in helper_tensors - assigned for c in p.parts)}
     plans = {name: p for name, p in plans.items() if name not in unrun}
     vjp_values: dict[str, Value] = {}
-    vjp_results: dict[str, RunResult] = {}
     if vjp:
         shared = vjp_run(plan, sandbox, randoms, set(plan.graded))
         for g in exercise.gradients:
-            vjp_values[g.name], vjp_results[g.name] = snapshot_of(shared, program, g.name), shared
+            vjp_values[g.name] = snapshot_of(shared, program, g.name)
         for g in plan.order:
             if g.name in own and plans.get(g.name) is not None:
                 mine = vjp_run(plan, sandbox, randoms, {g.name}, given_to=set(plan.closure[g.name]))
-                vjp_values[g.name], vjp_results[g.name] = mine.values.get(g.name), mine
-    judged, _ = isolated_runs(plan, sandbox, at_end)
+                vjp_values[g.name] = mine.values.get(g.name)
+    judged = isolated_runs(plan, sandbox, at_end).judged
     as_written = scored_as_written(exercise, case.graph)
     isolated, chained, vjp_checks = {}, {}, {}
     for grad in exercise.gradients:
