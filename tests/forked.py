@@ -25,6 +25,7 @@ import pytest
 
 from grader.confined import child as child_module
 from grader.confined import sandbox as sandbox_module
+from grader.confined.protocol import Raised
 from grader.courseware.course import Limits
 
 _setgroups = getattr(os, "setgroups", None)  # kept, so that a test switching setgroups off still sets these
@@ -87,8 +88,8 @@ def forked_here(monkeypatch: pytest.MonkeyPatch, *, as_user: tuple[int, int] | N
 def replace_run(monkeypatch: pytest.MonkeyPatch, body: Any) -> None:
     """What the child runs for each run: `body(ns)` instead of the program, in the child (after it is
     confined); what it returns is the run's errors (statement index -> text)."""
-    def execute(program: Any, ns: dict[str, object], at: Any = None, **_kwargs: Any) -> tuple[dict[int, str], str,
+    def execute(program: Any, ns: dict[str, object], at: Any = None, **_kwargs: Any) -> tuple[dict[int, Raised], str,
                                                                                                None, float]:
-        return dict(body(ns) or {}), "", None, 0.0
+        return {i: Raised(None, text) for i, text in (body(ns) or {}).items()}, "", None, 0.0
 
     monkeypatch.setattr("grader.confined.child.execute", execute)

@@ -75,7 +75,7 @@ def in_child(monkeypatch: pytest.MonkeyPatch, body: Body, *, as_user: User | Non
             box.deadline = time.monotonic() + deadline_s
         box.case(Case({}, {}, {}, ()))
         result = box.run(Run())
-    return result.errors, result.died, box
+    return {i: error.text for i, error in result.errors.items()}, result.died, box
 
 
 @pytest.fixture(params=["root", "user"])

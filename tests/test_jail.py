@@ -36,7 +36,7 @@ def run(source: str, given: dict[str, Any] | None = None, *, jailed: bool = True
     else:
         ns = {**(given or {}), "torch": torch, "F": F, "__builtins__": builtins, "__name__": "__main__"}
     errors, _output, _halted, _seconds = execute(program, ns)
-    return ns, list(errors.values())
+    return ns, [error.text for error in errors.values()]
 
 
 @pytest.fixture

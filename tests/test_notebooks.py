@@ -36,7 +36,8 @@ from grader.intake.extract import (
     section_of,
 )
 from grader.intake.notebooks import build_notebook
-from tests.conftest import ROOT, GradeSource
+from grader.judging.grade import grade
+from tests.conftest import ROOT, GradeSource, pinned_draw
 from tests.helpers import assert_setup_error
 
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
@@ -130,6 +131,19 @@ def test_messages_point_at_notebook_cells(tmp_path: Path) -> None:
     report = grade_all(path)["exercise2"]
     message = report["gradients"][0]["message"]  # type: ignore[index]
     assert message.startswith(f"cell {i + 1}, line 5: RuntimeError")
+
+
+def test_messages_map_only_the_graders_own_line_numbers(course: Course, tmp_path: Path) -> None:
+    """A student's exception text that names a line reaches the report as written; the line the grader
+    names, where it was raised, is the notebook cell's."""
+    nb = nbformat.read(str(NOTEBOOKS / "lecture_all_correct.ipynb"), as_version=4)
+    i = next(i for i, c in enumerate(nb.cells) if c.source.startswith("# backward pass\n\ndlogits"))
+    raising = 'def divided(d):\n    raise ValueError("see line 3")\ndlogits = divided(dlogits)'
+    nb.cells[i].source = nb.cells[i].source.replace("dlogits /= n", raising)
+    path = tmp_path / "raises.ipynb"
+    nbformat.write(nb, str(path))
+    report = grade(course, "exercise2", path, draw=pinned_draw(course))
+    assert report.gradients[0].message == f"cell {i + 1}, line 6: ValueError: see line 3"
 
 
 @pytest.mark.parametrize("exercise_id", ["exercise1", "exercise2", "exercise3", "exercise4"])

@@ -206,7 +206,7 @@ def test_sandbox_runtime_blocks_autograd_and_escapes_without_static_check() -> N
         "d = a * 2\n"
     )
     result = run_in_sandbox(source, {}, ("d",))
-    messages = list(result.errors.values())
+    messages = [error.text for error in result.errors.values()]
     assert "requires_grad_ is not available" in messages[0]  # the jail's allow-list, before autograd is reached
     assert "import of 'os' is not allowed" in messages[1]
     assert "torch.os is not available" in messages[2]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 
-from grader.confined.protocol import Case, Ready, Run, encode
+from grader.confined.protocol import Case, Raised, Ready, Run, encode
 from grader.confined.sandbox import UnixSandbox
 from grader.confined.wire import FRAME, MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES, WireError, exact_reader, pack, unpack
 from grader.courseware.course import Limits
@@ -154,10 +154,20 @@ NESTED = b'{"type": "end", "values": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
      "the sandbox sent an invalid answer (values that are not an object of names)"),
     (lambda sock: sock.sendall(frame(end(values={"x": "tensor"}))),
      "the sandbox sent an invalid answer (no tensor sent for x)"),
-    (lambda sock: sock.sendall(frame(end(errors={"one": "x"}))), "the sandbox sent an invalid answer (malformed "
-                                                                 "errors)"),
+    (lambda sock: sock.sendall(frame(end(errors={"one": [2, "x", None]}))),
+     "the sandbox sent an invalid answer (malformed errors)"),
+    (lambda sock: sock.sendall(frame(end(errors={"1": [2, ["x"], None]}))),
+     "the sandbox sent an invalid answer (malformed errors)"),
     (lambda sock: sock.sendall(frame(end(errors={"1": ["x"]}))), "the sandbox sent an invalid answer (malformed "
                                                                  "errors)"),
+    (lambda sock: sock.sendall(frame(end(errors={"1": ["2", "x", None]}))),
+     "the sandbox sent an invalid answer (malformed errors)"),
+    (lambda sock: sock.sendall(frame(end(errors={"1": [0, "x", None]}))),
+     "the sandbox sent an invalid answer (malformed errors)"),
+    (lambda sock: sock.sendall(frame(end(errors={"1": [2, "x" * 493, None]}))),
+     "the sandbox sent an invalid answer (malformed errors)"),
+    (lambda sock: sock.sendall(frame(end(errors={"1": [2, "x", 3]}))),
+     "the sandbox sent an invalid answer (malformed errors)"),
     (lambda sock: sock.sendall(frame(end(values={"x": ["other", "T" * 1000]}))),
      "the sandbox sent an invalid answer (no valid entry for x)"),
     (lambda sock: sock.sendall(frame(end(values={"y": "missing"}))),
@@ -170,8 +180,9 @@ NESTED = b'{"type": "end", "values": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     (lambda sock: sock.sendall(struct.pack("!IQ", MAX_HEADER_BYTES + 1, 0)),
      "the sandbox sent an invalid answer (frame too large)"),
 ], ids=["not-json", "nested-deep", "values-not-a-dict", "tensor-not-sent", "errors-badly-keyed",
-        "errors-not-text", "type-name-too-long", "values-of-other-names", "halted-not-a-number", "commit-unasked",
-        "truncated", "oversized"])
+        "errors-not-text", "errors-not-three-parts", "errors-line-not-a-number", "errors-line-not-a-line",
+        "errors-longer-than-a-report-says", "errors-name-not-text", "type-name-too-long", "values-of-other-names",
+        "halted-not-a-number", "commit-unasked", "truncated", "oversized"])
 def test_sandbox_refuses_a_bad_answer(monkeypatch: pytest.MonkeyPatch, send: Callable[[Any], None],
                                       died: str) -> None:
     """Whatever the child sends back, the grader believes only a message that checks out in every field:
@@ -187,11 +198,12 @@ def test_sandbox_refuses_a_bad_answer(monkeypatch: pytest.MonkeyPatch, send: Cal
 @unix_only
 def test_sandbox_takes_a_good_answer(monkeypatch: pytest.MonkeyPatch) -> None:
     """The same fake child, answering right, is believed: the bad answers above fail for their one fault."""
-    good = pack({"type": "end", "values": {"x": "tensor"}, "errors": {"1": "line 2: oops"}, "output": "hi",
-                 "halted_at": None, "seconds": 0.5}, {"x": torch.ones(3)})
+    good = pack({"type": "end", "values": {"x": "tensor"}, "errors": {"1": [2, "oops", None], "3": [None, "x", "y"]},
+                 "output": "hi", "halted_at": None, "seconds": 0.5}, {"x": torch.ones(3)})
     monkeypatch.setattr("grader.confined.child.serve", answering_with(lambda sock: sock.sendall(good)))
     with forked_here(monkeypatch), UnixSandbox("x = 1", "<test>", Limits(time_s=5, memory_mb=256)) as box:
         box.case(Case({}, {}, {}, ("x",)))
         result = box.run(Run())
-    assert result.died is None and result.errors == {1: "line 2: oops"} and result.output == "hi"
+    assert result.died is None and result.output == "hi"
+    assert result.errors == {1: Raised(2, "oops"), 3: Raised(None, "x", "y")}
     assert torch.equal(result.values["x"], torch.ones(3))  # type: ignore[arg-type]

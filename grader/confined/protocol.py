@@ -30,7 +30,7 @@ BEFORE_ALL = -1  # a point or a preset before the first statement runs
 MAX_NAME = 200  # characters of a variable name on the wire
 MAX_NAMES = 4096
 MAX_ERRORS = 1000  # statements with an error, said in one run's end
-MAX_ERROR_CHARS = 500
+MAX_ERROR_CHARS = 500  # of an error as a report says it, its `line 12: ` included
 MAX_OUTPUT_CHARS = 5000
 MAX_TYPE_NAME = 80
 
@@ -134,9 +134,19 @@ class Commit:
 
 
 @dataclass(frozen=True)
+class Raised:
+    """What stopped one statement, as the child saw it. The line is a number of the submission's own
+    file, never written into the text: the grader says where it is (in a notebook, its cell)."""
+
+    line: int | None  # the last line of the submission's file it was raised in; None where none was
+    text: str  # "ZeroDivisionError: division by zero", "memory limit of 512 MB reached"
+    unbound: str | None = None  # a NameError's name: the grader says whether a later line assigns it
+
+
+@dataclass(frozen=True)
 class End:
     values: dict[str, Value]
-    errors: dict[int, str]  # statement index -> "line 12: ZeroDivisionError: ..."
+    errors: dict[int, Raised]  # statement index -> what stopped it
     output: str = ""
     halted_at: int | None = None  # the statement that ended the program (sys.exit, out of memory)
     seconds: float = 0.0  # how long the statements took
@@ -171,6 +181,17 @@ def _values_out(values: dict[str, Value]) -> tuple[dict[str, Any], dict[str, tor
     return specs, tensors
 
 
+def _text_room(line: int | None) -> int:
+    """How many characters an error's text may have: what a report says, `line 12: ` and the text,
+    is at most MAX_ERROR_CHARS."""
+    return MAX_ERROR_CHARS - (len(f"line {line}: ") if line else 0)
+
+
+def _raised_out(error: Raised) -> list[Any]:
+    unbound = error.unbound if error.unbound is not None and 0 < len(error.unbound) <= MAX_NAME else None
+    return [error.line or None, error.text[:_text_room(error.line)], unbound]
+
+
 def encode(message: ToChild | FromChild) -> bytes:
     """One frame for a message of either side."""
     if isinstance(message, Case):
@@ -202,7 +223,7 @@ def encode(message: ToChild | FromChild) -> bytes:
     if isinstance(message, End):
         specs, tensors = _values_out(message.values)
         return pack({"type": "end", "values": specs,
-                     "errors": {str(k): v[:MAX_ERROR_CHARS] for k, v in list(message.errors.items())[:MAX_ERRORS]},
+                     "errors": {str(k): _raised_out(v) for k, v in list(message.errors.items())[:MAX_ERRORS]},
                      "output": message.output[:MAX_OUTPUT_CHARS], "halted_at": message.halted_at,
                      "seconds": message.seconds}, tensors)
     if isinstance(message, Step):
@@ -282,6 +303,16 @@ def _values_in(specs: object, tensors: dict[str, torch.Tensor], expected: tuple[
     return values
 
 
+def _is_raised(x: object) -> bool:
+    """An error as the child sends it: [line or null, text, a NameError's name or null]."""
+    if type(x) is not list or len(x) != 3:
+        return False
+    line, text, unbound = x
+    return ((line is None or (_is_int(line) and line > 0)) and type(text) is str
+            and len(text) <= _text_room(line)
+            and (unbound is None or (type(unbound) is str and 0 < len(unbound) <= MAX_NAME)))
+
+
 def from_child(header: dict[str, Any], tensors: dict[str, torch.Tensor], *,
                expected: tuple[str, ...] | None = None) -> FromChild:
     """The child's message, believed only as far as it checks out: exact keys, types and sizes.
@@ -300,11 +331,10 @@ def from_child(header: dict[str, Any], tensors: dict[str, torch.Tensor], *,
         return Commit(header["index"], _values_in(header["values"], tensors, expected))
     if kind == "end" and keys == {"type", "values", "errors", "output", "halted_at", "seconds"}:
         errors, output, halted, seconds = header["errors"], header["output"], header["halted_at"], header["seconds"]
-        if not (type(errors) is dict and len(errors) <= MAX_ERRORS
-                and all(type(v) is str and len(v) <= MAX_ERROR_CHARS for v in errors.values())):
+        if not (type(errors) is dict and len(errors) <= MAX_ERRORS and all(_is_raised(v) for v in errors.values())):
             raise WireError("malformed errors")
         try:
-            error_map = {int(k): _plain(v) for k, v in errors.items()}
+            error_map = {int(k): Raised(line, _plain(text), unbound) for k, (line, text, unbound) in errors.items()}
         except ValueError as exc:
             raise WireError("malformed errors") from exc
         if not all(_is_int(k) for k in error_map):

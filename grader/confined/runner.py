@@ -19,8 +19,8 @@ import torch.nn.functional as F
 
 from grader.confined.jail import graded_code, guarded_names, safe_builtins, type_name, view_of
 from grader.confined.policy import PolicyError
-from grader.confined.protocol import BEFORE_ALL, NotATensor, Value
-from grader.intake.submission import Program, Statement
+from grader.confined.protocol import BEFORE_ALL, NotATensor, Raised, Value
+from grader.intake.submission import Program
 
 MAX_OUTPUT_CHARS = 4000  # what the student's prints may show in a report
 
@@ -63,35 +63,24 @@ def _text_of(exc: BaseException) -> str:
     return first.strip().splitlines()[0] if type(first) is str and first.strip() else ""
 
 
-def describe_exception(exc: BaseException, path: str, memory_mb: int | None = None) -> str:
-    """`line 12: ZeroDivisionError: division by zero`, with the student's own line."""
+def describe_exception(exc: BaseException, path: str, memory_mb: int | None = None) -> Raised:
+    """What stopped a statement: the student's own line it was raised in, apart from what it says
+    (`ZeroDivisionError: division by zero`), which is never read for a line number."""
     lineno = None
     with contextlib.suppress(Exception):
         for frame in traceback.extract_tb(exc.__traceback__, limit=200):
             if frame.filename == path:
                 lineno = frame.lineno
-    where = f"line {lineno}: " if lineno else ""
+    line = lineno or None
     text = _text_of(exc)
+    name = exc.name if type(exc) is NameError else None  # exactly NameError: a subclass could make .name a property
+    unbound = name if type(name) is str else None
     if out_of_memory(exc):
         limit = f" of {memory_mb} MB" if memory_mb else ""
-        return f"{where}memory limit{limit} reached"
+        return Raised(line, f"memory limit{limit} reached")
     if isinstance(exc, PolicyError):
-        return f"{where}{text}"
-    return f"{where}{type_name(type(exc))}{': ' + text if text else ''}"[:500]
-
-
-def used_before_assigned(exc: BaseException, program: Program, stmt: Statement) -> str | None:
-    """A NameError for a name a later line assigns: in a notebook it ran only because the kernel
-    still held a value from an earlier run. Names both lines (the parent maps them to cells)."""
-    name = exc.name if type(exc) is NameError else None
-    if type(name) is not str:
-        return None
-    later = next((s for s in program.statements if s.index > stmt.index and name in s.assigns), None)
-    if later is None:
-        return None
-    return (f"line {stmt.lineno}: {name} is used before line {later.lineno} assigns it (in a notebook this runs "
-            "only while the kernel still holds an older value; restart and run all to see it). Move the line "
-            f"that assigns {name} above this one")
+        return Raised(line, text)
+    return Raised(line, f"{type_name(type(exc))}{': ' + text if text else ''}", unbound)
 
 
 def read_value(ns: dict[str, object], name: str, *, copy: bool = True) -> Value:
@@ -124,10 +113,10 @@ At = Callable[[int, dict[str, object]], None]  # called after each statement (an
 
 
 def execute(program: Program, ns: dict[str, object], at: At | None = None, *,
-            memory_mb: int | None = None) -> tuple[dict[int, str], str, int | None, float]:
+            memory_mb: int | None = None) -> tuple[dict[int, Raised], str, int | None, float]:
     """Run the program's statements in `ns`, calling `at` after each one (and once before the
     first): the errors by statement, what it printed, where it halted, and how long it took."""
-    errors: dict[int, str] = {}
+    errors: dict[int, Raised] = {}
     halted_at = None
     out = _CappedBuffer()
     if at is not None:
@@ -139,8 +128,7 @@ def execute(program: Program, ns: dict[str, object], at: At | None = None, *,
                 with graded_code():
                     exec(stmt.code, ns)
             except BaseException as exc:  # student code may raise anything, KeyboardInterrupt too
-                errors[stmt.index] = used_before_assigned(exc, program, stmt) or describe_exception(
-                    exc, program.path, memory_mb)
+                errors[stmt.index] = describe_exception(exc, program.path, memory_mb)
                 if isinstance(exc, SystemExit) or out_of_memory(exc):
                     halted_at = stmt.index  # the program ends here; later statements never run
                     break

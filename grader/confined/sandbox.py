@@ -48,6 +48,7 @@ from grader.confined.protocol import (
     End,
     FromChild,
     NotATensor,
+    Raised,
     Ready,
     Reveal,
     Run,
@@ -81,7 +82,7 @@ class RunResult:
 
     values: dict[str, Value]
     commits: dict[int, dict[str, Value]] = field(default_factory=dict)
-    errors: dict[int, str] = field(default_factory=dict)
+    errors: dict[int, Raised] = field(default_factory=dict)
     output: str = ""
     halted_at: int | None = None
     died: str | None = None

@@ -26,7 +26,14 @@ import textwrap
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from grader.intake.submission import TOO_DEEP, LeftOut, assigned_names, rebound_names, without_broken_lines
+from grader.intake.submission import (
+    TOO_DEEP,
+    LeftOut,
+    Location,
+    assigned_names,
+    rebound_names,
+    without_broken_lines,
+)
 
 if TYPE_CHECKING:
     from grader.courseware.course import Course
@@ -104,7 +111,7 @@ class Cell:
 @dataclass(frozen=True)
 class Extracted:
     source: str  # the program to grade
-    origins: tuple[str, ...]  # for each line of `source`: "cell 12, line 3"
+    origins: tuple[Location, ...]  # for each line of `source`: its cell and its line there
     renames: dict[str, str]  # student's name -> gradient name, from cmp calls
     notes: tuple[str, ...] = ()
     syntax_error: str | None = None  # a cell of the exercise's own that does not parse, even line by line
@@ -351,9 +358,9 @@ def extract(cells: list[Cell], exercise: int, wanted: frozenset[str], layout: La
                 fixed, broken = recovered
                 cell = replace(cell, source=fixed)  # noqa: PLW2901
                 trees.append((cell, ast.parse(fixed)))
-                left_out += [LeftOut(f"cell {cell.number}, line {n}", names, why) for n, why, names in broken]
+                left_out += [LeftOut(Location(cell.number, n), names, why) for n, why, names in broken]
             elif cell in own:
-                where = f"cell {cell.number}, line {exc.lineno}" if exc.lineno else f"cell {cell.number}"
+                where = Location(cell.number, exc.lineno).described if exc.lineno else f"cell {cell.number}"
                 return Extracted("", (), {}, (), f"syntax error in {where}: {exc.msg}")
             else:
                 skipped.append(f"cell {cell.number} (before the exercises) does not parse and was left out")
@@ -373,12 +380,12 @@ def extract(cells: list[Cell], exercise: int, wanted: frozenset[str], layout: La
         return None
     kept = backward_slice(pieces, wanted, layout.provided)
     lines: list[str] = []
-    origins: list[str] = []
+    origins: list[Location] = []
     for piece in kept:
         first = getattr(piece.node, "lineno", 1)
         for offset, line in enumerate(piece.text.splitlines()):
             lines.append(line)
-            origins.append(f"cell {piece.cell.number}, line {first + offset}")
+            origins.append(Location(piece.cell.number, first + offset))
     read_as = [f"read {name} as {target}, " + ("the grader's batch, as your batch line says"
                                                if batch.get(name) == target else "as your cmp call says")
                for name, target in renames.items()]

@@ -31,29 +31,33 @@ class Statement:
     rebinds: frozenset[str] = frozenset()  # names it binds afresh (`x = ...`), not in place
     loads: frozenset[str] = frozenset()  # names it reads, function bodies included
 
+@dataclass(frozen=True, order=True)
+class Location:
+    """Where a line of a submission is: its cell and its line there, for code taken from a notebook
+    (or a script cut into cells), else its line in the file. Ordered as the student reads them."""
+
+    cell: int  # as a person counts cells (1 for the first); 0 for a file of its own
+    line: int  # 1-based, in the cell or in the file
+
+    @property
+    def described(self) -> str:
+        """As a message names it: `cell 14, line 5`, or `line 12`."""
+        return f"cell {self.cell}, line {self.line}" if self.cell else f"line {self.line}"
+
+
 @dataclass(frozen=True)
 class LeftOut:
     """A statement that is not run: it does not parse, or it breaks the rules. A gradient whose last
     assignment it is gets `error` with its reason; everything else is judged without it."""
 
-    where: str  # "line 12", or "cell 14, line 5"
+    where: Location
     assigns: frozenset[str]
     reason: str  # "syntax error: invalid syntax", "not run: 'grad' is autograd; ..."
 
-    @property
-    def at(self) -> tuple[int, int]:
-        return position(self.where)
 
-
-def line_origin(origins: tuple[str, ...], lineno: int) -> str:
-    """Where a line of a program came from: `cell 5, line 3` for code taken from a notebook, else `line 12`."""
-    return origins[lineno - 1] if origins and 1 <= lineno <= len(origins) else f"line {lineno}"
-
-
-def position(where: str) -> tuple[int, int]:
-    """(cell, line) of `cell 14, line 5` or (0, line) of `line 12`: for ordering statements."""
-    found = re.fullmatch(r"(?:cell (\d+), )?line (\d+)", where)
-    return (int(found[1] or 0), int(found[2])) if found else (0, 0)
+def line_origin(origins: tuple[Location, ...], lineno: int) -> Location:
+    """Where a line of a program came from: its cell's line for code taken from a notebook, else itself."""
+    return origins[lineno - 1] if origins and 1 <= lineno <= len(origins) else Location(0, lineno)
 
 
 @dataclass(frozen=True)
@@ -64,19 +68,14 @@ class Program:
     source: str
     statements: tuple[Statement, ...]
     syntax_error: str | None = None
-    origins: tuple[str, ...] = ()  # for code taken from a notebook: where each line came from
+    origins: tuple[Location, ...] = ()  # for code taken from a notebook: where each line came from
     notes: tuple[str, ...] = ()  # said to the student about how the code was read
     left_out: tuple[LeftOut, ...] = ()  # statements not run, each on its own
 
-    def where(self, lineno: int) -> str:
-        """`line 12`, or `cell 5, line 3` for code taken from a notebook."""
+    def where(self, lineno: int) -> Location:
+        """Where line `lineno` of the program came from: the student's own line, in its cell for code
+        taken from a notebook."""
         return line_origin(self.origins, lineno)
-
-    def locate(self, message: str) -> str:
-        """Rewrite the `line N` mentions of a message to where the line came from."""
-        if not self.origins:
-            return message
-        return re.sub(r"\bline (\d+)\b", lambda m: self.where(int(m.group(1))), message)
 
     def gradient_inputs(self, gradients: frozenset[str]) -> dict[str, frozenset[str]]:
         """For each gradient, the gradients its statements read, directly or through helper
@@ -94,8 +93,8 @@ class Program:
     def lost(self, name: str) -> LeftOut | None:
         """The left-out statement that was `name`'s last assignment, if one was: the value the
         student meant is in a line that did not run."""
-        kept = [position(self.where(s.lineno)) for s in self.statements if name in s.assigns]
-        later = [lo for lo in self.left_out if name in lo.assigns and all(lo.at > k for k in kept)]
+        kept = [self.where(s.lineno) for s in self.statements if name in s.assigns]
+        later = [lo for lo in self.left_out if name in lo.assigns and all(lo.where > k for k in kept)]
         return later[-1] if later else None
 
     def last_assignment(self, name: str) -> Statement | None:
@@ -233,7 +232,7 @@ def without_broken_lines(source: str) -> tuple[str, tuple[tuple[int, str, frozen
     return None
 
 
-def compile_program(source: str, path: str, *, origins: tuple[str, ...] = (), notes: tuple[str, ...] = (),
+def compile_program(source: str, path: str, *, origins: tuple[Location, ...] = (), notes: tuple[str, ...] = (),
                     left_out: tuple[LeftOut, ...] = (),
                     rewrite: Callable[[ast.Module], ast.Module] | None = None) -> Program:
     """Split source into top-level statements and compile each on its own. Lines that do not parse
@@ -250,7 +249,7 @@ def compile_program(source: str, path: str, *, origins: tuple[str, ...] = (), no
             more = tuple(LeftOut(line_origin(origins, n), names, why) for n, why, names in broken)
             return compile_program(fixed, path, origins=origins, notes=notes, left_out=(*left_out, *more),
                                    rewrite=rewrite)
-        where = f"line {exc.lineno}" if exc.lineno else "the file"
+        where = line_origin(origins, exc.lineno).described if exc.lineno else "the file"
         if exc.lineno and exc.offset:
             where += f", column {exc.offset}"
         error = f"syntax error at {where}: {exc.msg}"

@@ -91,7 +91,7 @@ def left_out_note(program: Program) -> tuple[str, ...]:
     """Said once: which lines were left out, and why."""
     if not program.left_out:
         return ()
-    lines = "; ".join(f"{lo.where} ({lo.reason})" for lo in program.left_out)
+    lines = "; ".join(f"{lo.where.described} ({lo.reason})" for lo in program.left_out)
     them = "them" if len(program.left_out) > 1 else "it"
     return (f"left out, each on its own, and everything else graded without {them}: {lines}",)
 
@@ -104,7 +104,7 @@ def grade_program(course: Course, exercise: Exercise, program: Program, dataset:
     program = refuse_by_statement(program, exercise)
     notes = [dataset.note] if dataset.note else []
     notes += [*program.notes, *left_out_note(program)]
-    blocker = program.locate(program.syntax_error) if program.syntax_error else None
+    blocker = program.syntax_error or None
     output = ""
     held: dict[str, str] = {}
     if blocker is not None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from grader.confined.protocol import Value
+from grader.confined.protocol import Raised, Value
 from grader.confined.sandbox import RunResult, Sandbox
 from grader.courseware.cases import Case
 from grader.courseware.course import Exercise, Gradient
@@ -69,18 +69,13 @@ def snapshot_of(result: RunResult, program: Program, name: str) -> Value:
 
 
 def error_for(program: Program, name: str, result: RunResult) -> str | None:
-    """The exception of a statement that assigns `name`, or the exit that cut it off."""
-    error = _error_for(program, name, result)
-    return program.locate(error) if error is not None else None
-
-
-def _error_for(program: Program, name: str, result: RunResult) -> str | None:
+    """The exception of a statement that assigns `name`, or the exit that cut it off, as the student reads it."""
     if result.died is not None:
         return result.died
     if result.halted_at is not None:
         last = program.last_assignment(name)
         if last is None or last.index >= result.halted_at:
-            stopper = result.errors[result.halted_at]
+            stopper = error_text(program, result.halted_at, result.errors[result.halted_at])
             return f"your code ended early ({stopper}) before {name} was written"
     # Like the code's final value: a later statement that binds the name afresh and runs
     # clears an earlier failure; one that raises, or changes it in place after one, does not.
@@ -88,10 +83,34 @@ def _error_for(program: Program, name: str, result: RunResult) -> str | None:
     for stmt in program.statements:
         if name in stmt.assigns:
             if stmt.index in result.errors:
-                error = result.errors[stmt.index]
+                error = error_text(program, stmt.index, result.errors[stmt.index])
             elif stmt.rebinds and name in stmt.rebinds:
                 error = None
     return error
+
+
+def error_text(program: Program, index: int, raised: Raised) -> str:
+    """What stopped statement `index`, where the student finds it: `line 12: ZeroDivisionError: ...`, or
+    `cell 5, line 3: ...` for code taken from a notebook. Only the grader's own line numbers are mapped:
+    what the exception says is shown as it is."""
+    if raised.unbound is not None:
+        sentence = used_before_assigned(program, index, raised.unbound)
+        if sentence is not None:
+            return sentence
+    where = f"{program.where(raised.line).described}: " if raised.line is not None else ""
+    return f"{where}{raised.text}"
+
+
+def used_before_assigned(program: Program, index: int, name: str) -> str | None:
+    """For a NameError at statement `index` for a name a later line assigns: in a notebook it ran only
+    because the kernel still held a value from an earlier run. Names both lines."""
+    stmt = next((s for s in program.statements if s.index == index), None)
+    later = next((s for s in program.statements if s.index > index and name in s.assigns), None)
+    if stmt is None or later is None:
+        return None
+    return (f"{program.where(stmt.lineno).described}: {name} is used before {program.where(later.lineno).described} "
+            "assigns it (in a notebook this runs only while the kernel still holds an older value; restart and run "
+            f"all to see it). Move the line that assigns {name} above this one")
 
 
 def backprop_order(exercise: Exercise, graph: Graph) -> list[Gradient]:
@@ -154,16 +173,15 @@ def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbo
              if p is not None and any(c in helper_tensors - assigned for c in p.parts)}
     plans = {name: p for name, p in plans.items() if name not in unrun}
     vjp_values: dict[str, Value] = {}
-    vjp_results: dict[str, RunResult] = {}
     if vjp:
         shared = vjp_run(plan, sandbox, randoms, set(plan.graded))
         for g in exercise.gradients:
-            vjp_values[g.name], vjp_results[g.name] = snapshot_of(shared, program, g.name), shared
+            vjp_values[g.name] = snapshot_of(shared, program, g.name)
         for g in plan.order:
             if g.name in own and plans.get(g.name) is not None:
                 mine = vjp_run(plan, sandbox, randoms, {g.name}, given_to=set(plan.closure[g.name]))
-                vjp_values[g.name], vjp_results[g.name] = mine.values.get(g.name), mine
-    judged, _ = isolated_runs(plan, sandbox, at_end)
+                vjp_values[g.name] = mine.values.get(g.name)
+    judged = isolated_runs(plan, sandbox, at_end).judged
     as_written = scored_as_written(exercise, case.graph)
     isolated, chained, vjp_checks = {}, {}, {}
     for grad in exercise.gradients:
@@ -205,8 +223,8 @@ class Verdict:
 
     status: Status
     at: int  # the index of the case that decided
-    message: str
-    diagnosis: Diagnosis | None
+    what: str  # what is wrong ("" when nothing is), before any advice
+    diagnosis: Diagnosis | None  # why, when that can be shown; its label says what to try
     case_label: str | None
 
 
@@ -221,17 +239,17 @@ def fold(checks: list[Check], cases: list[Case]) -> Verdict:
     at = min((i for i, c in enumerate(checks) if c.status is status),
              key=lambda i: (checks[i].diagnosis is None, i != 0, -(checks[i].maxdiff or 0.0)))
     decisive = checks[at]
-    message, diagnosis, case_label = decisive.message, None, None
+    what, diagnosis, case_label = decisive.message, None, None
     if not status.passed and status is not Status.MISSING and len(cases) > 1:
         case_label = cases[at].label
     if status is Status.ERROR and checks[0].status.passed and cases[at].spec.batch_size != cases[0].spec.batch_size:
         first, there = cases[0].spec.described, cases[at].spec.described
         diagnosis = Diagnosis("hard-coded-batch", f"right on {first} but raises on {there}: "
                               f"{decisive.message}")
-        message = f"{diagnosis.message}. Try: {ADVICE[diagnosis.label]}"
+        what = diagnosis.message
     elif status is Status.ERROR and decisive.diagnosis is not None:
         diagnosis = decisive.diagnosis
-        message = f"{decisive.message}: {diagnosis.message}. Try: {ADVICE[diagnosis.label]}"
+        what = f"{decisive.message}: {diagnosis.message}"
     if status is Status.WRONG:
         prefix = ""
         if checks[0].status.passed and decisive.diagnosis is not None and decisive.diagnosis.label in FROM_FORWARD:
@@ -243,13 +261,13 @@ def fold(checks: list[Check], cases: list[Case]) -> Verdict:
             diagnosis = Diagnosis("hard-coded-batch", f"right on {first} but wrong on {where}"
                                   f"{there}")
         elif checks[0].status.passed:
-            message = f"right on {cases[0].spec.described} but wrong on {cases[at].spec.described}: {message}"
+            what = f"right on {cases[0].spec.described} but wrong on {cases[at].spec.described}: {what}"
         elif decisive.diagnosis is not None:  # it explains the value of the case reported, exactly
             diagnosis = decisive.diagnosis
         if diagnosis is not None:
             diff = f" (maxdiff {decisive.maxdiff:.1e})" if decisive.maxdiff is not None else ""
-            message = f"{prefix}{diagnosis.message}{diff}. Try: {ADVICE[diagnosis.label]}"
-    return Verdict(status, at, message, diagnosis, case_label)
+            what = f"{prefix}{diagnosis.message}{diff}"
+    return Verdict(status, at, what, diagnosis, case_label)
 
 
 def batch_literals(program: Program, name: str, n: int) -> str:
@@ -267,7 +285,7 @@ def batch_literals(program: Program, name: str, n: int) -> str:
     literal, lineno = found[0]
     what = "the batch size" if literal == str(n) else "the batch size minus 1"
     fix = "n" if literal == str(n) else "n - 1"
-    return f" (the {literal} on {program.where(lineno)} is {what}: write {fix}, or the tensor's own shape)"
+    return f" (the {literal} on {program.where(lineno).described} is {what}: write {fix}, or the tensor's own shape)"
 
 
 def first_wrong_helper(exercise: Exercise, grad: Gradient, graph: Graph, checks: CaseChecks) -> Gradient | None:
@@ -284,7 +302,7 @@ def first_wrong_helper(exercise: Exercise, grad: Gradient, graph: Graph, checks:
 def blame_text(helper: Gradient, check: Check, program: Program) -> str:
     """`dlogits (line 9) is wrong: it is n = 32 times the truth [scale]`."""
     stmt = program.last_assignment(helper.name)
-    where = f" ({program.where(stmt.lineno)})" if stmt is not None else ""
+    where = f" ({program.where(stmt.lineno).described})" if stmt is not None else ""
     why = f"{check.diagnosis.message} [{check.diagnosis.label}]" if check.diagnosis else check.message
     return f"{helper.name}{where} is wrong: {why}"
 
@@ -300,7 +318,10 @@ def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[
     if as_written:
         checks, vjp_note = settle_with_vjp(grad, [c.chained[grad.name] for c in per_case], vjp)
     verdict = fold(checks, cases) if as_written else own
-    message, diagnosis, blame = verdict.message, verdict.diagnosis, None
+    # The message, from its parts: what is wrong; with a diagnosis's advice, where the batch size is
+    # written as a number and what to try; what else is wrong; the hints; the notes.
+    what, diagnosis, blame = verdict.what, verdict.diagnosis, None
+    advice, also = verdict.diagnosis, ""
     if as_written and verdict.status is Status.WRONG:
         culprit = first_wrong_helper(exercise, grad, cases[verdict.at].graph, per_case[verdict.at])
         culprit_check = per_case[verdict.at].helpers[culprit.name] if culprit else None
@@ -311,29 +332,23 @@ def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[
         culprit_text = blame_text(culprit, culprit_check, program) if culprit and culprit_check else ""
         if own.status.passed and culprit is not None and culprit_check is not None:
             blame = culprit.name
-            culprit_diagnosis = culprit_check.diagnosis
-            diagnosis = culprit_diagnosis
-            message = f"{grad.name}'s own line is right; it is wrong because {culprit_text}"
-            if culprit_diagnosis is not None:
-                message += f". Try: {ADVICE[culprit_diagnosis.label]}"
-            message += f" (hints: ninja-grade hint {exercise.id} {grad.name})"
+            diagnosis = advice = culprit_check.diagnosis
+            what = f"{grad.name}'s own line is right; it is wrong because {culprit_text}"
         elif own.status.passed:
-            message = (f"{grad.name}'s own line is right given the true gradients it is computed from, so the "
-                       f"mistake is upstream of it; name your intermediate gradients as the lecture does "
-                       f"({', '.join(h.name for h in exercise.helpers)}) and the grader will say which is wrong")
+            advice = None
+            what = (f"{grad.name}'s own line is right given the true gradients it is computed from, so the "
+                    f"mistake is upstream of it; name your intermediate gradients as the lecture does "
+                    f"({', '.join(h.name for h in exercise.helpers)}) and the grader will say which is wrong")
         else:
-            diagnosis = own.diagnosis
-            message = own.message + (f"; {culprit_text} too" if culprit else "")
+            diagnosis = advice = own.diagnosis
+            what, also = own.what, (f"; {culprit_text} too" if culprit else "")
     hard_coded = diagnosis is not None and diagnosis.label == "hard-coded-batch"
-    if hard_coded:
-        where = batch_literals(program, grad.name, cases[0].spec.batch_size)
-        message = message.replace(". Try:", f"{where}. Try:", 1)
-    if (verdict.status is Status.WRONG and blame is None) or hard_coded or (
-            verdict.status is Status.ERROR and diagnosis is not None):
-        message += f" (hints: ninja-grade hint {exercise.id} {grad.name})"
+    where = batch_literals(program, grad.name, cases[0].spec.batch_size) if hard_coded else ""
+    to_try = f"{where}. Try: {ADVICE[advice.label]}" if advice is not None else ""
+    hinted = verdict.status is Status.WRONG or hard_coded or (verdict.status is Status.ERROR and diagnosis is not None)
+    hints = f" (hints: ninja-grade hint {exercise.id} {grad.name})" if hinted else ""
     notes = sorted({c.note for c in checks if c.note} | ({vjp_note} if vjp_note else set()))
-    if notes:
-        message = "; ".join(filter(None, [message, *notes]))
+    message = "; ".join(filter(None, [f"{what}{to_try}{also}{hints}", *notes]))
     diffs = [c.maxdiff for c in checks if c.maxdiff is not None]
     stmt = program.last_assignment(grad.name)
     drawn = checks[verdict.at].picture if verdict.status is Status.WRONG else None
@@ -396,7 +411,7 @@ def with_left_out(results: tuple[GradientResult, ...], program: Program) -> tupl
         if lost is None:
             out.append(g)
             continue
-        message = (f"{lost.where}: {lost.reason}. That line was left out, so {g.name} was never computed; "
+        message = (f"{lost.where.described}: {lost.reason}. That line was left out, so {g.name} was never computed; "
                    "the other gradients were judged without it")
         out.append(replace(g, status=Status.ERROR, chained=Status.ERROR, exact=False, approximate=False,
                            maxdiff=None, message=message, case=None, diagnosis=None, isolated=Status.ERROR,

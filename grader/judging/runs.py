@@ -20,7 +20,7 @@ order; code in another order takes one more run per gradient at most.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -42,15 +42,12 @@ class Judged:
     snapshot: Value  # right after its last assignment, in the same run
 
 
-@dataclass
-class CaseRuns:
-    """What the runs of one case left, for the judge."""
+@dataclass(frozen=True)
+class Isolated:
+    """What the isolated runs of one case left: each graded gradient's value, and how many runs it took."""
 
-    chained: RunResult
-    isolated: dict[str, Judged] = field(default_factory=dict)
-    vjp: dict[str, Value] = field(default_factory=dict)  # a gradient from random consumer gradients
-    vjp_ran: bool = False
-    runs: int = 0  # how many runs the case took
+    judged: dict[str, Judged]
+    runs: int
 
 
 def message_for(exercise: Exercise, case: CaseData) -> Case:
@@ -190,7 +187,7 @@ class Reveals:
         return result
 
 
-def isolated_runs(plan: Plan, sandbox: Sandbox, at_end: set[str]) -> tuple[dict[str, Judged], int]:
+def isolated_runs(plan: Plan, sandbox: Sandbox, at_end: set[str]) -> Isolated:
     """Every graded gradient's isolated value, in as few runs as the program's order allows."""
     ledger = Reveals(plan, at_end)
     everything = frozenset(g.name for g in plan.every)
@@ -207,4 +204,4 @@ def isolated_runs(plan: Plan, sandbox: Sandbox, at_end: set[str]) -> tuple[dict[
         first = pending[0]
         kept_back = frozenset().union(*(plan.reads.get(p.name, frozenset()) - plan.closure[p.name] for p in pending))
         allowed = plan.closure[first.name] | (everything - kept_back)
-    return ledger.judged, runs
+    return Isolated(ledger.judged, runs)
