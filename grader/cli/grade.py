@@ -247,7 +247,7 @@ def write_feedback_for(submission: Path | None, reports: list[Any], course: Cour
     """--feedback: the notebook as HTML with the report on top (each exercise's graph first), beside it."""
     from grader.courseware.cases import graph_with_shapes
     from grader.courseware.data import find_names
-    from grader.intake.notebooks import write_feedback
+    from grader.reporting.feedback import write_feedback
     from grader.reporting.report import render_html
 
     if submission is None or submission.suffix != ".ipynb":

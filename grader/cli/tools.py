@@ -77,7 +77,7 @@ def notebook_command(ctx: click.Context, which: str, out: Path, course_repo: str
         fail_setup(str(exc))
     repo, source = resolve_course_repo(course.root, course_repo)
     try:
-        from grader.intake.notebooks import write_notebooks
+        from grader.courseware.notebooks import write_notebooks
 
         written = write_notebooks(course, ids, out, course_repo=repo)
     except CourseError as exc:  # its forward file, read for the forward cell
