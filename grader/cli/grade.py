@@ -301,7 +301,7 @@ def full_command(course: Course, exercise_id: str, submission: Path | None, data
                  limits: Limits | None, full: bool, steps: int | None, plot: Path | None) -> NoReturn:
     """Exercise 4's real training run, with a progress bar; the exit code says how it ended."""
     from grader.judging.grade import train_full
-    from grader.judging.training import save_loss_plot
+    from grader.reporting.loss_plot import save_loss_plot
     from grader.reporting.report import render_full
 
     planned = steps or (course.exercise(exercise_id).training.full_steps  # type: ignore[union-attr]
