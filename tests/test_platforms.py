@@ -22,7 +22,9 @@ from click.testing import CliRunner
 
 from grader.cli import main
 from grader.cli.tools import BATCH_NEEDS_FORK
-from grader.confined.sandbox import UNIX_NEEDED, PortableSandbox, protections
+from grader.confined.choice import protections
+from grader.confined.portable import PortableSandbox
+from grader.confined.unix import UNIX_NEEDED
 from grader.courseware.course import Limits
 from tests.conftest import ROOT, SUBMISSIONS
 
@@ -256,7 +258,7 @@ def test_a_portable_child_that_cannot_start_is_one_sentence(monkeypatch: pytest.
     def broken_python(cmd: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
         return real([cmd[0], "-c", "import sys; sys.exit(3)"], **kwargs)  # type: ignore[call-overload,no-any-return]
 
-    monkeypatch.setattr("grader.confined.sandbox.subprocess.Popen", broken_python)
+    monkeypatch.setattr("grader.confined.portable.subprocess.Popen", broken_python)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NINJA_SANDBOX", "auto")  # restored at teardown: --sandbox sets it for the process
     result = CliRunner().invoke(main, ["--sandbox", "portable", "exercise2", str(ROOT / "solutions" / "exercise2.py")])

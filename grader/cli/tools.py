@@ -203,7 +203,9 @@ BATCH_NEEDS_FORK = ("batch grading forks its workers, which needs Linux or macOS
 def check_batch_setup(data: Path | None, out: Path, gradebook: Path | None) -> Dataset:
     """What would make every student's grade wrong or lost, found before the first is graded; the data
     set it found."""
-    from grader.confined.sandbox import UNIX_NEEDED, SandboxError, chosen_kind, unix_sandbox_available
+    from grader.confined.choice import chosen_kind
+    from grader.confined.sandbox import SandboxError
+    from grader.confined.unix import UNIX_NEEDED, unix_sandbox_available
     from grader.courseware.data import DataError, find_names
 
     if not hasattr(os, "fork"):

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from grader.confined.choice import limits_note, open_sandbox, protections
 from grader.confined.policy import check_policy
-from grader.confined.sandbox import limits_note, open_sandbox
 from grader.courseware.cases import build_case, setting_of
 from grader.courseware.course import Course, CourseError, Exercise, Limits
 from grader.courseware.data import Dataset, find_names
@@ -84,7 +84,7 @@ def grade_program(course: Course, exercise: Exercise, program: Program, dataset:
         with open_sandbox(program.source, program.path, limits or exercise.limits, world=setting.world) as sandbox:
             cases = [build_case(spec, setting) for spec in draw.cases]
             gradients, output = judge(exercise, program, cases, sandbox, probe_seed=draw.probe_seed)
-        held = sandbox.protections
+        held = protections(sandbox.kind, sandbox.held)
         notes += [n for n in (limits_note(sandbox.held),) if n]
         gradients = with_left_out(gradients, program)
     return Report(
@@ -124,7 +124,7 @@ def grade_training(exercise: Exercise, program: Program, dataset: Dataset, *, su
         start=exercise.start,
         cases=tuple(c.spec.to_dict() for c in run.cases),
         training=training,
-        sandbox=sandbox.protections,
+        sandbox=protections(sandbox.kind, sandbox.held),
         draw=draw.to_dict(),
     )
 

@@ -29,7 +29,7 @@ def environment(reports: list[Report] | None = None) -> dict[str, Any]:
     confined the code when it was graded (the first report's sandbox, as its child said)."""
     import torch  # noqa: PLC0415 - already loaded whenever something was graded
 
-    from grader.confined.sandbox import protections  # noqa: PLC0415 - as torch
+    from grader.confined.choice import protections  # noqa: PLC0415 - as torch
 
     held = next((r.sandbox for r in reports or [] if r.sandbox), None)
     return {"torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
