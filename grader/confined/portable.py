@@ -16,7 +16,7 @@ import time
 
 from grader.confined.child import portable_limits
 from grader.confined.memory import resident_mb
-from grader.confined.sandbox import Sandbox, SandboxError
+from grader.confined.sandbox import Ending, Sandbox, SandboxError
 from grader.confined.wire import WireError, pack
 from grader.confined.world import encode_world
 from grader.confined.zygote import minimal_environment
@@ -154,13 +154,10 @@ class PortableSandbox(Sandbox):
             self.proc.kill()
         return self.proc.wait()
 
-    def _ended(self, status: int | None) -> tuple[int | None, int | None]:
-        code = status if status is not None else self.proc.returncode  # reaped by the memory watch
+    def _ended(self, status: int | None) -> Ending:
+        if self._memory_killed:  # the memory watch has killed and reaped it
+            return Ending(over_memory=True)
+        code = status if status is not None else self.proc.returncode  # reaped already: its code is kept
         if code is None:
-            return None, None
-        return (-code, None) if code < 0 else (None, code)  # Popen: a negative code is the ending signal
-
-    def _why_dead(self, timed_out: bool) -> str:
-        if self._memory_killed and not timed_out:  # the memory watch has killed and reaped it
-            return f"memory limit of {self.limits.memory_mb} MB reached"
-        return super()._why_dead(timed_out)
+            return Ending()
+        return Ending(signal=-code) if code < 0 else Ending(code=code)  # Popen: a negative code is the ending signal

@@ -80,6 +80,16 @@ class RunResult:
 Decide = Callable[[Commit], dict[str, torch.Tensor]]  # what to reveal after a commit that waits
 
 
+@dataclass(frozen=True)
+class Ending:
+    """How a child ended, as far as its sandbox can tell: the signal that ended it, or its exit code;
+    `over_memory` when the grader killed it past its memory limit."""
+
+    signal: int | None = None
+    code: int | None = None
+    over_memory: bool = False
+
+
 class Sandbox(ABC):
     """One child process for one submission. Use as a context manager.
 
@@ -121,8 +131,8 @@ class Sandbox(ABC):
         """Kill the child and everything it started, once; its wait status (or exit code)."""
 
     @abstractmethod
-    def _ended(self, status: int | None) -> tuple[int | None, int | None]:
-        """The signal that ended the child, or its exit code, from what _kill returned."""
+    def _ended(self, status: int | None) -> Ending:
+        """How the child ended, from what _kill returned."""
 
     @abstractmethod
     def _close(self) -> None:
@@ -175,9 +185,12 @@ class Sandbox(ABC):
         return from_child(header, tensors)
 
     def _why_dead(self, timed_out: bool) -> str:
-        sig, code = self._ended(self._end())
+        ending = self._ended(self._end())
+        sig, code = ending.signal, ending.code
         if timed_out:
             return f"time limit of {self.limits.time_s:g} s reached (wall clock)"
+        if ending.over_memory:
+            return f"memory limit of {self.limits.memory_mb} MB reached"
         if sig is not None:
             if sig == getattr(signal, "SIGXCPU", None):
                 return f"CPU time limit of {self.limits.time_s:g} s reached"

@@ -14,7 +14,7 @@ import signal
 import time
 
 from grader.confined.child import HAS_LIMITS
-from grader.confined.sandbox import Sandbox, SandboxError
+from grader.confined.sandbox import Ending, Sandbox, SandboxError
 from grader.confined.wire import WireError
 from grader.confined.zygote import ZygoteError
 from grader.confined.zygote import start as start_zygote
@@ -51,8 +51,9 @@ class UnixSandbox(Sandbox):
         except (TimeoutError, EOFError, OSError, WireError):
             status = self._end()
             self.sock.close()
-            sig, code = self._ended(status)
-            why = f"signal {sig}" if sig else f"exit code {code}" if code is not None else "no answer"
+            ending = self._ended(status)
+            why = (f"signal {ending.signal}" if ending.signal else
+                   f"exit code {ending.code}" if ending.code is not None else "no answer")
             raise SandboxError(f"cannot start the sandbox: its child ended before it was ready ({why}); set "
                                "NINJA_SANDBOX_DEBUG=FILE to see why in FILE") from None
 
@@ -86,12 +87,12 @@ class UnixSandbox(Sandbox):
             os.kill(self.pid, signal.SIGKILL)  # before it has its own session
         return self._zygote.reap(self.pid)
 
-    def _ended(self, status: int | None) -> tuple[int | None, int | None]:
+    def _ended(self, status: int | None) -> Ending:
         if status is not None and os.WIFSIGNALED(status):
-            return os.WTERMSIG(status), None
+            return Ending(signal=os.WTERMSIG(status))
         if status is not None and os.WIFEXITED(status):
-            return None, os.WEXITSTATUS(status)
-        return None, None
+            return Ending(code=os.WEXITSTATUS(status))
+        return Ending()
 
     def _close(self) -> None:
         with contextlib.suppress(OSError):
