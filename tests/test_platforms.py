@@ -24,7 +24,8 @@ from grader.cli import main
 from grader.cli.tools import BATCH_NEEDS_FORK
 from grader.confined.choice import protections
 from grader.confined.portable import PortableSandbox
-from grader.confined.unix import UNIX_NEEDED
+from grader.confined.sandbox import Sandbox
+from grader.confined.unix import UNIX_NEEDED, UnixSandbox
 from grader.courseware.course import Limits
 from tests.conftest import ROOT, SUBMISSIONS
 
@@ -238,6 +239,17 @@ def test_protections_name_each_sandbox() -> None:
     assert unix["sandbox"] == "unix" and portable["sandbox"] == "portable"
     assert set(unix) == set(portable)
     assert "RLIMIT_CPU" in unix["time"] and unix["memory"] == "RLIMIT_AS"
+
+
+def test_sandboxes_override_nothing_they_share() -> None:
+    """The unix and portable sandboxes implement Sandbox's abstract parts and nothing more of it: how
+    the child starts, is spoken to and ends; the protocol, the clock and the checks are one code."""
+    shared = {name for name, value in vars(Sandbox).items()
+              if callable(value) and not getattr(value, "__isabstractmethod__", False)}
+    assert shared and Sandbox.__abstractmethods__
+    for kind in (UnixSandbox, PortableSandbox):
+        assert shared & set(vars(kind)) == set(), kind.__name__
+        assert Sandbox.__abstractmethods__ <= set(vars(kind)), kind.__name__
 
 
 def test_a_bad_sandbox_choice_is_one_line(tmp_path: Path) -> None:
