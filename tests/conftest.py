@@ -17,7 +17,7 @@ from typing import IO
 
 import pytest
 
-from grader.confined.sandbox import unix_sandbox_available
+from grader.confined.unix import unix_sandbox_available
 from grader.courseware.course import CaseSpec, Course, load_course
 from grader.courseware.data import Dataset, find_names
 from grader.courseware.draw import Draw, pinned

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from grader.confined import child as child_module
-from grader.confined import sandbox as sandbox_module
+from grader.confined import unix as unix_module
 from grader.confined.protocol import Raised
 from grader.courseware.course import Limits
 
@@ -81,7 +81,7 @@ def forked_here(monkeypatch: pytest.MonkeyPatch, *, as_user: tuple[int, int] | N
                 groups: list[int] | None = None) -> Iterator[ForkHere]:
     """Every unix sandbox opened inside forks its child from this process."""
     fork = ForkHere(as_user, groups)
-    monkeypatch.setattr(sandbox_module, "start_zygote", lambda: fork)
+    monkeypatch.setattr(unix_module, "start_zygote", lambda: fork)
     yield fork
 
 

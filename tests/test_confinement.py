@@ -31,9 +31,11 @@ import pytest
 
 from grader.confined import child as child_module
 from grader.confined import kernel
-from grader.confined import sandbox as sandbox_module
+from grader.confined import unix as unix_module
+from grader.confined.choice import protections
 from grader.confined.protocol import Case, Run
-from grader.confined.sandbox import Sandbox, UnixSandbox
+from grader.confined.sandbox import Sandbox
+from grader.confined.unix import UnixSandbox
 from grader.courseware.course import Limits
 from tests.conftest import ROOT, User, unix_only
 from tests.forked import forked_here, replace_run
@@ -361,7 +363,7 @@ def test_sandbox_leaves_no_process_behind(monkeypatch: pytest.MonkeyPatch) -> No
     while alive(grandchild) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(grandchild)
-    monkeypatch.setattr(sandbox_module.os, "killpg", lambda pid, sig: None)
+    monkeypatch.setattr(unix_module.os, "killpg", lambda pid, sig: None)
     said, _, _ = in_child(monkeypatch, starts_a_process)
     survivor = int(said[0].split()[1])
     time.sleep(0.3)
@@ -462,7 +464,7 @@ def test_not_dumpable_keeps_a_same_user_process_out(unprivileged: User) -> None:
 def test_confine_reports_what_held(monkeypatch: pytest.MonkeyPatch, who: User | None) -> None:
     """What the child says held is what this kernel offers (Landlock's ABI, seccomp), named in the report."""
     _, _, box = in_child(monkeypatch, lambda ns: {}, as_user=who)
-    held: dict[str, Any] = box.protections
+    held: dict[str, Any] = protections(box.kind, box.held)
     assert held["landlock"].startswith(f"Landlock ABI {kernel.landlock_abi()}") if kernel.landlock_abi() else True
     assert held["seccomp"].startswith("seccomp") and held["no_new_privs"] == "no_new_privs"
     assert held["files"].startswith("chroot") == (who is None and os.geteuid() == 0)

@@ -22,8 +22,8 @@ from grader.cli import main
 from grader.confined import protocol
 from grader.courseware.data import synthetic_words
 from grader.inline import ReportView, check
-from grader.intake import notebooks
 from grader.judging.results import GradientResult, Picture, Report, Status
+from grader.reporting import feedback
 from grader.reporting import report as report_module
 from grader.reporting.formats import render_annotations, render_junit, render_markdown
 from tests.conftest import MechanismOff
@@ -140,7 +140,7 @@ def test_feedback_page_shows_student_text_as_text(tmp_path: Path, mechanism_off:
 
     check_page()
     mechanism_off(check_page, switch_off_escaping, "html.escape in grader/reporting/report.py")
-    mechanism_off(check_page, lambda m: m.setattr(notebooks, "inert_notebook", lambda nb: nb),
+    mechanism_off(check_page, lambda m: m.setattr(feedback, "inert_notebook", lambda nb: nb),
                   "the notebook rebuilt from its text")
 
 

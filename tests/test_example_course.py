@@ -23,7 +23,7 @@ from grader.courseware.cases import build_case, setting_of
 from grader.courseware.course import Course, load_course
 from grader.courseware.data import Dataset
 from grader.courseware.forward import load_forward
-from grader.intake.notebooks import build_notebook
+from grader.courseware.notebooks import build_notebook
 from grader.intake.submission import compile_program
 from grader.judging.diagnose import ADVICE
 from grader.judging.grade import grade_program

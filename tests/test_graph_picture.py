@@ -27,8 +27,8 @@ from grader.courseware.cases import graph_with_shapes
 from grader.courseware.course import Course, load_course
 from grader.courseware.data import Dataset
 from grader.courseware.graph import Graph
+from grader.courseware.notebooks import build_notebook
 from grader.inline import ReportView
-from grader.intake.notebooks import build_notebook
 from grader.intake.submission import compile_program
 from grader.judging.grade import grade_program
 from grader.judging.results import Report, Status

@@ -24,6 +24,7 @@ from grader.courseware.cases import build_case, setting_of
 from grader.courseware.course import Course, default_course_path
 from grader.courseware.data import find_names
 from grader.courseware.draw import SECRET_ENV
+from grader.courseware.notebooks import build_notebook
 from grader.inline import check
 from grader.intake.extract import (
     Cell,
@@ -35,7 +36,6 @@ from grader.intake.extract import (
     renames_from_batch,
     section_of,
 )
-from grader.intake.notebooks import build_notebook
 from grader.judging.grade import grade
 from tests.conftest import ROOT, GradeSource, pinned_draw
 from tests.helpers import assert_setup_error

@@ -22,7 +22,10 @@ from click.testing import CliRunner
 
 from grader.cli import main
 from grader.cli.tools import BATCH_NEEDS_FORK
-from grader.confined.sandbox import UNIX_NEEDED, PortableSandbox, protections
+from grader.confined.choice import protections
+from grader.confined.portable import PortableSandbox
+from grader.confined.sandbox import Sandbox
+from grader.confined.unix import UNIX_NEEDED, UnixSandbox
 from grader.courseware.course import Limits
 from tests.conftest import ROOT, SUBMISSIONS
 
@@ -238,6 +241,17 @@ def test_protections_name_each_sandbox() -> None:
     assert "RLIMIT_CPU" in unix["time"] and unix["memory"] == "RLIMIT_AS"
 
 
+def test_sandboxes_override_nothing_they_share() -> None:
+    """The unix and portable sandboxes implement Sandbox's abstract parts and nothing more of it: how
+    the child starts, is spoken to and ends; the protocol, the clock and the checks are one code."""
+    shared = {name for name, value in vars(Sandbox).items()
+              if callable(value) and not getattr(value, "__isabstractmethod__", False)}
+    assert shared and Sandbox.__abstractmethods__
+    for kind in (UnixSandbox, PortableSandbox):
+        assert shared & set(vars(kind)) == set(), kind.__name__
+        assert Sandbox.__abstractmethods__ <= set(vars(kind)), kind.__name__
+
+
 def test_a_bad_sandbox_choice_is_one_line(tmp_path: Path) -> None:
     """A typo in NINJA_SANDBOX (or --sandbox) is refused by name before anything is graded."""
     env = {**os.environ, "NINJA_SANDBOX": "portabel"}
@@ -256,7 +270,7 @@ def test_a_portable_child_that_cannot_start_is_one_sentence(monkeypatch: pytest.
     def broken_python(cmd: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
         return real([cmd[0], "-c", "import sys; sys.exit(3)"], **kwargs)  # type: ignore[call-overload,no-any-return]
 
-    monkeypatch.setattr("grader.confined.sandbox.subprocess.Popen", broken_python)
+    monkeypatch.setattr("grader.confined.portable.subprocess.Popen", broken_python)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NINJA_SANDBOX", "auto")  # restored at teardown: --sandbox sets it for the process
     result = CliRunner().invoke(main, ["--sandbox", "portable", "exercise2", str(ROOT / "solutions" / "exercise2.py")])

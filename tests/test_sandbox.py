@@ -25,7 +25,8 @@ from grader.confined import zygote as grader_zygote
 from grader.confined.jail import safe_import, view_of
 from grader.confined.policy import PolicyError, check_policy
 from grader.confined.protocol import Case, Run
-from grader.confined.sandbox import RunResult, UnixSandbox
+from grader.confined.sandbox import RunResult
+from grader.confined.unix import UnixSandbox
 from grader.courseware.course import Course, Limits
 from tests.conftest import SUBMISSIONS, GradeSource, unix_only
 from tests.forked import forked_here, replace_run

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from grader.cli import main
 from grader.courseware.course import Course, load_course
 from grader.courseware.data import Dataset
-from grader.intake.notebooks import build_notebook
+from grader.courseware.notebooks import build_notebook
 from grader.intake.submission import compile_program
 from grader.judging.grade import grade_program
 from tests.conftest import ROOT, GradeSource, pinned_draw

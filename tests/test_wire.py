@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from grader.confined.protocol import Case, Raised, Ready, Run, encode
-from grader.confined.sandbox import UnixSandbox
+from grader.confined.unix import UnixSandbox
 from grader.confined.wire import FRAME, MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES, WireError, exact_reader, pack, unpack
 from grader.courseware.course import Limits
 from tests.conftest import unix_only

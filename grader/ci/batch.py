@@ -41,7 +41,7 @@ from grader.ci.gradebooks import spreadsheet_cell
 from grader.ci.pool import Died, Hung, Pool
 from grader.ci.record import BatchRecord, batch_record, fingerprint, reasons_said, why_grade
 from grader.ci.shards import WHOLE, Shard, write_manifest
-from grader.confined.sandbox import prestart
+from grader.confined.choice import prestart
 from grader.courseware.course import Course, Limits, load_course
 from grader.courseware.data import Dataset
 from grader.courseware.forward import dataset_of

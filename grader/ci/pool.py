@@ -16,17 +16,27 @@ import multiprocessing
 import os
 import signal
 import time
+import warnings
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any, Generic, TypeVar
 
-from grader.confined.sandbox import forking
-
 Job = TypeVar("Job", bound=Hashable)
 ATTEMPTS = 2  # a job that kills a fresh worker this many times is its own doing
+
+
+@contextlib.contextmanager
+def forking() -> Iterator[None]:
+    """Around the grader's own forks (a batch's workers): Python 3.12+ warns at every fork of a
+    process with threads, and a process that has imported torch always has some. The workers
+    forked here take none of their locks, so that warning would only be noise."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"This process \(pid=\d+\) is multi-threaded",
+                                category=DeprecationWarning)
+        yield
 
 
 @dataclass(frozen=True)

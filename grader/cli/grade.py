@@ -247,7 +247,7 @@ def write_feedback_for(submission: Path | None, reports: list[Any], course: Cour
     """--feedback: the notebook as HTML with the report on top (each exercise's graph first), beside it."""
     from grader.courseware.cases import graph_with_shapes
     from grader.courseware.forward import dataset_of
-    from grader.intake.notebooks import write_feedback
+    from grader.reporting.feedback import write_feedback
     from grader.reporting.report import render_html
 
     if submission is None or submission.suffix != ".ipynb":
@@ -302,7 +302,7 @@ def full_command(course: Course, exercise_id: str, submission: Path | None, data
                  limits: Limits | None, full: bool, steps: int | None, plot: Path | None) -> NoReturn:
     """Exercise 4's real training run, with a progress bar; the exit code says how it ended."""
     from grader.judging.grade import train_full
-    from grader.judging.training import save_loss_plot
+    from grader.reporting.loss_plot import save_loss_plot
     from grader.reporting.report import render_full
 
     planned = steps or (course.exercise(exercise_id).training.full_steps  # type: ignore[union-attr]

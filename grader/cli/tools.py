@@ -77,7 +77,7 @@ def notebook_command(ctx: click.Context, which: str, out: Path, course_repo: str
         fail_setup(str(exc))
     repo, source = resolve_course_repo(course.root, course_repo)
     try:
-        from grader.intake.notebooks import write_notebooks
+        from grader.courseware.notebooks import write_notebooks
 
         written = write_notebooks(course, ids, out, course_repo=repo)
     except CourseError as exc:  # its forward file, read for the forward cell
@@ -204,7 +204,9 @@ BATCH_NEEDS_FORK = ("batch grading forks its workers, which needs Linux or macOS
 def check_batch_setup(course: Course, data: Path | None, out: Path, gradebook: Path | None) -> Dataset:
     """What would make every student's grade wrong or lost, found before the first is graded; the data
     set it found."""
-    from grader.confined.sandbox import UNIX_NEEDED, SandboxError, chosen_kind, unix_sandbox_available
+    from grader.confined.choice import chosen_kind
+    from grader.confined.sandbox import SandboxError
+    from grader.confined.unix import UNIX_NEEDED, unix_sandbox_available
     from grader.courseware.data import DataError
     from grader.courseware.forward import dataset_of
 

@@ -3,7 +3,7 @@
 The grader checks a backward pass written by hand, so student code must not reach
 autograd, the fused library calls an exercise forbids, the file system, processes or
 the interpreter's internals. `check_policy` reads each statement and names the line that
-breaks the rules; such a statement is left out on its own (grader/judging/grade.py), so
+breaks the rules; such a statement is left out on its own (grader/intake/refuse.py), so
 the student learns why before anything runs. This is a courtesy and the first filter, not
 the boundary: at run time the sandbox's child holds allow-lists of its own
 (grader/confined/jail.py), and the kernel and the protocol hold the rest.

@@ -1,4 +1,4 @@
-"""The portable sandbox's child: a fresh interpreter that grader/confined/sandbox.py starts.
+"""The portable sandbox's child: a fresh interpreter that grader/confined/portable.py starts.
 
     python -s -m grader.confined.spawned      (started by PortableSandbox; not a command for people)
 
@@ -15,19 +15,11 @@ from __future__ import annotations
 
 import os
 import traceback
-from typing import Any
 
 from grader.confined.child import Pipes, confine, serve, warm_up
 from grader.confined.wire import exact_reader, unpack
+from grader.confined.world import decode_world
 from grader.courseware.course import Limits
-
-
-def decode_world(encoded: dict[str, Any], tensors: dict[str, Any]) -> dict[str, object]:
-    """The data graded code may read, from its JSON form (sandbox.encode_world) and its tensors."""
-    world: dict[str, object] = dict(tensors)
-    for name, (kind, value) in encoded.items():
-        world[name] = dict((k, v) for k, v in value) if kind == "dict" else value
-    return world
 
 
 def main() -> None:

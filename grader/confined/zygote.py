@@ -131,7 +131,7 @@ class Zygote:
         known = self.worlds.get(id(world))
         if known is not None and known[1] is world:
             return known[0]
-        from grader.confined.sandbox import encode_world  # noqa: PLC0415 - torch
+        from grader.confined.world import encode_world  # noqa: PLC0415 - torch
 
         key = f"w{len(self.worlds)}"
         encoded, tensors = encode_world(world)
@@ -222,8 +222,8 @@ def _fork_child(control: socket.socket, channel_fd: int, header: dict[str, Any],
 def main(fd: int) -> None:
     from grader.confined import kernel  # noqa: PLC0415
     from grader.confined.child import warm_up  # noqa: PLC0415
-    from grader.confined.spawned import decode_world  # noqa: PLC0415
     from grader.confined.wire import exact_reader, pack, unpack  # noqa: PLC0415
+    from grader.confined.world import decode_world  # noqa: PLC0415
 
     kernel.die_with_parent()
     kernel.not_dumpable()

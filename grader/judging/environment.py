@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from grader.confined.sandbox import protections
+from grader.confined.choice import protections
 
 
 def captured(held: dict[str, str] | None = None) -> dict[str, Any]:

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from grader.confined.choice import limits_note, open_sandbox, protections
 from grader.confined.policy import check_policy
-from grader.confined.sandbox import limits_note, open_sandbox
 from grader.courseware.cases import build_case, setting_of
 from grader.courseware.course import Course, CourseError, Exercise, Limits
 from grader.courseware.data import Dataset
@@ -17,7 +17,8 @@ from grader.courseware.draw import Draw
 from grader.courseware.draw import draw as draw_cases
 from grader.courseware.forward import dataset_of
 from grader.intake.extract import Cell, extract, layout_of, looks_like_transcript, script_cells
-from grader.intake.submission import LeftOut, Program, assigned_names, compile_program, read_source
+from grader.intake.refuse import Refusals, left_out_note, refuse_by_statement
+from grader.intake.submission import Program, compile_program, read_source
 from grader.judging.environment import captured
 from grader.judging.judge import all_error, judge, summarize, with_left_out
 from grader.judging.results import FullRun, Report, Status
@@ -56,44 +57,11 @@ def program_from_cells(course: Course, exercise: Exercise, cells: list[Cell], la
     return compile_program(found.source, label, origins=found.origins, notes=found.notes, left_out=found.left_out)
 
 
-def refuse_by_statement(program: Program, exercise: Exercise) -> Program:
-    """The program without the top-level statements that break the rules (grader/confined/policy.py), each
-    left out on its own (LeftOut): one autograd read does not cost the other gradients."""
-    if program.syntax_error is not None:
-        return program
-    lines = program.source.split("\n")
-    nodes = ast.parse(program.source).body
-    refused: list[LeftOut] = []
-    blanked: set[int] = set()
-    refused_nodes: set[int] = set()
-    for i, node in enumerate(nodes):
-        violations = check_policy(ast.Module(body=[node], type_ignores=[]), exercise.forbid)
-        if violations:
-            refused_nodes.add(i)
-            more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
-            refused.append(LeftOut(program.where(node.lineno), assigned_names(node),
-                                   f"not run: {violations[0].message}{more}"))
-            blanked |= set(range(node.lineno, (node.end_lineno or node.lineno) + 1))
-    if not refused:
-        return program
-    for i, node in enumerate(nodes):  # a statement sharing a line with a refused one goes with it, and is said to
-        span = set(range(node.lineno, (node.end_lineno or node.lineno) + 1))
-        if span & blanked and i not in refused_nodes:
-            refused.append(LeftOut(program.where(node.lineno), assigned_names(node),
-                                   "not run: it shares its line with a statement that was refused"))
-    for lineno in blanked:
-        lines[lineno - 1] = ""
-    return compile_program("\n".join(lines), program.path, origins=program.origins, notes=program.notes,
-                           left_out=(*program.left_out, *refused))
-
-
-def left_out_note(program: Program) -> tuple[str, ...]:
-    """Said once: which lines were left out, and why."""
-    if not program.left_out:
-        return ()
-    lines = "; ".join(f"{lo.where.described} ({lo.reason})" for lo in program.left_out)
-    them = "them" if len(program.left_out) > 1 else "it"
-    return (f"left out, each on its own, and everything else graded without {them}: {lines}",)
+def refusals_of(exercise: Exercise) -> Refusals:
+    """Why the policy refuses one statement of graded code (grader/confined/policy.py), under the exercise's rules."""
+    def refusals(statement: ast.stmt) -> list[str]:
+        return [v.message for v in check_policy(ast.Module(body=[statement], type_ignores=[]), exercise.forbid)]
+    return refusals
 
 
 def grade_program(course: Course, exercise: Exercise, program: Program, dataset: Dataset, *,
@@ -101,7 +69,7 @@ def grade_program(course: Course, exercise: Exercise, program: Program, dataset:
     """Judge a compiled program on the pinned cases and fresh ones (`draw`: default, drawn now).
     Its code runs only in the sandbox, never here."""
     draw = draw if draw is not None else draw_cases(course, exercise, source=program.source)
-    program = refuse_by_statement(program, exercise)
+    program = refuse_by_statement(program, refusals_of(exercise))
     notes = [dataset.note] if dataset.note else []
     notes += [*program.notes, *left_out_note(program)]
     blocker = program.syntax_error or None
@@ -118,7 +86,7 @@ def grade_program(course: Course, exercise: Exercise, program: Program, dataset:
         with open_sandbox(program.source, program.path, limits or exercise.limits, world=setting.world) as sandbox:
             cases = [build_case(spec, setting) for spec in draw.cases]
             gradients, output = judge(exercise, program, cases, sandbox, probe_seed=draw.probe_seed)
-        held = sandbox.protections
+        held = protections(sandbox.kind, sandbox.held)
         notes += [n for n in (limits_note(sandbox.held),) if n]
         gradients = with_left_out(gradients, program)
     return Report(
@@ -159,8 +127,8 @@ def grade_training(exercise: Exercise, program: Program, dataset: Dataset, *, su
         start=exercise.start,
         cases=tuple(c.spec.to_dict() for c in run.cases),
         training=training,
-        sandbox=sandbox.protections,
-        environment=captured(sandbox.protections),
+        sandbox=protections(sandbox.kind, sandbox.held),
+        environment=captured(protections(sandbox.kind, sandbox.held)),
         draw=draw.to_dict(),
     )
 
@@ -198,7 +166,7 @@ def train_full(course: Course, exercise_id: str, submission: str | os.PathLike[s
     program = load_submission(course, exercise, path)
     dataset = dataset_of(course, data)
     planned = steps or exercise.training.full_steps
-    program = refuse_by_statement(program, exercise)
+    program = refuse_by_statement(program, refusals_of(exercise))
     if program.syntax_error is not None:
         return FullRun(0, planned, (), None, None, (), 0.0, program.syntax_error), dataset
     limits = limits or Limits(exercise.training.full_time_s, exercise.limits.memory_mb)
