@@ -167,6 +167,20 @@ def test_cli_syntax_error_costs_only_its_line(runner: CliRunner, tmp_path: Path)
     assert any("left out, each on its own" in note and "line 1 (syntax error" in note for note in report["notes"])
 
 
+def test_cli_a_line_only_the_compiler_refuses_costs_only_its_line(runner: CliRunner, tmp_path: Path) -> None:
+    """`return` outside a function parses but does not compile: that line is left out on its own, like
+    one that does not parse, and the rest is graded (no traceback)."""
+    sub = tmp_path / "returns.py"
+    sub.write_text("dlogprobs = 1\nreturn dlogprobs\ndprobs = 1\n")
+    result = runner.invoke(main, ["exercise1", str(sub), "--format", "json"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output[-500:]
+    report = json.loads(result.stdout)
+    gradients = {g["name"]: g for g in report["gradients"]}
+    assert [gradients[n]["status"] for n in ("dlogprobs", "dprobs")] == ["error", "error"]
+    assert "is a int, not a torch.Tensor" in gradients["dprobs"]["message"]
+    assert any("line 2 (syntax error: 'return' outside function)" in note for note in report["notes"])
+
+
 def test_cli_file_too_broken_to_read_line_by_line_is_all_error(runner: CliRunner, tmp_path: Path) -> None:
     """A file with more broken lines than can be left out one by one: every gradient error with the
     first syntax error's location."""

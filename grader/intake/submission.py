@@ -214,7 +214,7 @@ def without_broken_lines(source: str) -> tuple[str, tuple[tuple[int, str, frozen
     broken: list[tuple[int, str, frozenset[str]]] = []
     while len(broken) <= MAX_BROKEN_LINES:
         try:
-            compile("\n".join(lines), "<recovering>", "exec", flags=ast.PyCF_ONLY_AST)
+            compile("\n".join(lines), "<recovering>", "exec")  # the compiler's errors too: `return` outside a def
             return "\n".join(lines), tuple(broken)
         except SyntaxError as exc:
             n = min(exc.lineno or len(lines), len(lines))
@@ -244,7 +244,7 @@ def compile_program(source: str, path: str, *, origins: tuple[Location, ...] = (
         compile(tree, path, "exec")  # errors only the compiler sees: `return` outside a def
     except SyntaxError as exc:
         recovered = without_broken_lines(source)
-        if recovered is not None:
+        if recovered is not None and recovered[0] != source:
             fixed, broken = recovered
             more = tuple(LeftOut(line_origin(origins, n), names, why) for n, why, names in broken)
             return compile_program(fixed, path, origins=origins, notes=notes, left_out=(*left_out, *more),
