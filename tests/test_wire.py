@@ -8,18 +8,21 @@ sandbox turns any refusal or a cut-off answer into a `died` reason, in a sentenc
 from __future__ import annotations
 
 import json
+import os
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import torch
 
+from grader.confined import sandbox as sandbox_module
 from grader.confined.protocol import Case, Raised, Ready, Run, encode
 from grader.confined.unix import UnixSandbox
 from grader.confined.wire import FRAME, MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES, WireError, exact_reader, pack, unpack
 from grader.courseware.course import Limits
-from tests.conftest import unix_only
+from tests.conftest import MechanismOff, unix_only
 from tests.forked import forked_here
 
 
@@ -193,6 +196,28 @@ def test_sandbox_refuses_a_bad_answer(monkeypatch: pytest.MonkeyPatch, send: Cal
         result = box.run(Run())
     assert result.died == died
     assert result.values == {"x": None}
+
+
+@unix_only
+def test_a_child_that_ends_itself_is_said_to_have_ended_so(monkeypatch: pytest.MonkeyPatch,
+                                                           mechanism_off: MechanismOff) -> None:
+    """A child that closes its channel and then takes a moment to exit is said to have exited with its
+    own code, not to have been killed (over memory?) by the grader that did not wait for it."""
+    def send(sock: Any) -> None:
+        sock.close()
+        time.sleep(0.2)
+        os._exit(3)
+
+    def check() -> None:
+        monkeypatch.setattr("grader.confined.child.serve", answering_with(send))
+        with forked_here(monkeypatch), UnixSandbox("x = 1", "<test>", Limits(time_s=5, memory_mb=256)) as box:
+            box.case(Case({}, {}, {}, ("x",)))
+            result = box.run(Run())
+        assert result.died == "your code ended the sandbox early (exit code 3)"
+
+    check()
+    mechanism_off(check, lambda m: m.setattr(sandbox_module, "ENDING_GRACE_S", 0.0),
+                  "waiting for a child whose channel closed to end by itself")
 
 
 @unix_only

@@ -154,6 +154,10 @@ class PortableSandbox(Sandbox):
             self.proc.kill()
         return self.proc.wait()
 
+    def _ends_within(self, seconds: float) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(seconds)
+
     def _ended(self, status: int | None) -> Ending:
         if self._memory_killed:  # the memory watch has killed and reaped it
             return Ending(over_memory=True)

@@ -59,6 +59,8 @@ from grader.confined.protocol import (
 from grader.confined.wire import WireError, unpack
 from grader.courseware.course import Limits
 
+ENDING_GRACE_S = 0.5  # how long a child whose channel closed may take to end by itself before it is killed
+
 
 class SandboxError(Exception):
     """The child process could not be started."""
@@ -130,6 +132,10 @@ class Sandbox(ABC):
     @abstractmethod
     def _kill(self) -> int | None:
         """Kill the child and everything it started, once; its wait status (or exit code)."""
+
+    @abstractmethod
+    def _ends_within(self, seconds: float) -> None:
+        """Wait up to `seconds` for the child to end by itself (it closed its end of the channel)."""
 
     @abstractmethod
     def _ended(self, status: int | None) -> Ending:
@@ -211,7 +217,8 @@ class Sandbox(ABC):
         elif isinstance(exc, WireError):
             self._end()
             self.died = f"the sandbox sent an invalid answer ({exc})"
-        else:
+        else:  # its channel closed: it ended, or is ending; its own way of ending is what it is told
+            self._ends_within(max(0.0, min(ENDING_GRACE_S, self.deadline - time.monotonic())))
             self.died = self._why_dead(timed_out=False)
 
     def case(self, case: Case) -> None:

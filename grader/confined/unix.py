@@ -87,6 +87,14 @@ class UnixSandbox(Sandbox):
             os.kill(self.pid, signal.SIGKILL)  # before it has its own session
         return self._zygote.reap(self.pid)
 
+    def _ends_within(self, seconds: float) -> None:
+        with contextlib.suppress(OSError, AttributeError):  # a pidfd (Linux 5.3+) is readable once the child has ended
+            pidfd = os.pidfd_open(self.pid)
+            try:
+                select.select([pidfd], [], [], seconds)
+            finally:
+                os.close(pidfd)
+
     def _ended(self, status: int | None) -> Ending:
         if status is not None and os.WIFSIGNALED(status):
             return Ending(signal=os.WTERMSIG(status))
