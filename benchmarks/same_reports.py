@@ -52,7 +52,10 @@ def collect(out: Path, only: set[str] | None = None) -> None:
     import torch  # noqa: PLC0415 - in the collecting process only
 
     from grader.courseware.course import load_course  # noqa: PLC0415
-    from grader.judging.grade import grade  # noqa: PLC0415
+    try:  # where the pipeline lives in this tree
+        from grader.pipeline import grade  # noqa: PLC0415
+    except ImportError:
+        from grader.judging.grade import grade  # type: ignore[no-redef]  # noqa: PLC0415
     from grader.reporting.formats import render  # noqa: PLC0415
     from grader.reporting.report import render_text  # noqa: PLC0415
 

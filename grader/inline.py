@@ -21,8 +21,8 @@ from grader.courseware.course import Course, load_course
 from grader.courseware.forward import dataset_of
 from grader.courseware.graph import Graph
 from grader.intake.extract import Cell, clean_code
-from grader.judging.grade import grade_program, load_submission, program_from_cells
 from grader.judging.results import Report
+from grader.pipeline import grade_program, load_submission, program_from_cells
 from grader.reporting.report import render_html, render_text
 
 

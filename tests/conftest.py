@@ -22,8 +22,8 @@ from grader.courseware.course import CaseSpec, Course, load_course
 from grader.courseware.data import Dataset, find_names
 from grader.courseware.draw import Draw, pinned
 from grader.intake.submission import compile_program
-from grader.judging.grade import grade_program
 from grader.judging.results import Report
+from grader.pipeline import grade_program
 from tests.helpers import Check, SwitchOff, check_fails_without
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +73,7 @@ def one_draw(monkeypatch: pytest.MonkeyPatch) -> None:
     draw them different cases)."""
     from grader.courseware import draw  # noqa: PLC0415
 
-    monkeypatch.setattr("grader.judging.grade.draw_cases",
+    monkeypatch.setattr("grader.pipeline.draw_cases",
                         lambda course, exercise, **_: draw.draw(course, exercise, secret="one class"))
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import grader.judging.grade
+import grader.pipeline
 from grader.cli import main
 from grader.courseware.data import synthetic_words
 from tests.conftest import ROOT, MechanismOff, needs_fork
@@ -46,14 +46,14 @@ def class_of(tmp_path: Path, *students: str) -> list[str]:
 def misbehave_on(monkeypatch: pytest.MonkeyPatch, student: str, action: Callable[[], Any]) -> None:
     """Make the grader itself fail on one student's submission. Workers are forked from this
     process, so they inherit the patch; the student's own code is correct."""
-    real = grader.judging.grade.grade_program
+    real = grader.pipeline.grade_program
 
     def patched(*args: Any, **kwargs: Any) -> Any:
         if f"{student}.py" in kwargs["submission_label"]:
             action()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(grader.judging.grade, "grade_program", patched)
+    monkeypatch.setattr(grader.pipeline, "grade_program", patched)
 
 
 def gradebook_rows(out: Path) -> dict[str, dict[str, str]]:
@@ -218,13 +218,13 @@ def test_batch_submission_that_kills_its_worker_is_identified(tmp_path: Path,
 # for a worker's answer cut from minutes to ANSWER_WITHIN seconds.
 HANGS_ON_ERIN = """
 import os, sys, time
-import grader.ci.batch, grader.judging.grade
-real = grader.judging.grade.grade_program
+import grader.ci.batch, grader.pipeline
+real = grader.pipeline.grade_program
 def hanging(*args, **kwargs):
     if "erin.py" in kwargs["submission_label"]:
         time.sleep(3600)
     return real(*args, **kwargs)
-grader.judging.grade.grade_program = hanging
+grader.pipeline.grade_program = hanging
 grader.ci.batch.answer_within = lambda limits: float(os.environ["ANSWER_WITHIN"])
 from grader.cli import run
 run()

@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 import grader
-import grader.judging.grade
+import grader.pipeline
 from grader.ci import batch
 from grader.ci.record import BatchRecord
 from grader.ci.shards import WHOLE
@@ -187,7 +187,7 @@ def test_batch_stale_report_whose_regrade_fails_is_no_grade(tmp_path: Path, monk
     assert run(args).exit_code == 1
     stale = (out / "alice.json").read_bytes()
     (subs / "alice.py").write_text(SOLUTION)
-    real = grader.judging.grade.grade_program
+    real = grader.pipeline.grade_program
 
     def bug_on_alice(*a: Any, **k: Any) -> Any:
         if "alice.py" in k["submission_label"]:
@@ -197,7 +197,7 @@ def test_batch_stale_report_whose_regrade_fails_is_no_grade(tmp_path: Path, monk
     def faulted_rerun() -> None:
         (out / "alice.json").write_bytes(stale)
         with monkeypatch.context() as m:
-            m.setattr(grader.judging.grade, "grade_program", bug_on_alice)
+            m.setattr(grader.pipeline, "grade_program", bug_on_alice)
             faulted = run(args)
         assert faulted.exit_code == 3, faulted.output
         with (out / "gradebook.csv").open() as f:

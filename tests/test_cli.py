@@ -15,7 +15,7 @@ from grader.cli import main
 from grader.courseware.course import Course
 from grader.courseware.data import Dataset
 from grader.courseware.draw import replay
-from grader.judging.grade import grade
+from grader.pipeline import grade
 from tests.conftest import ROOT, SUBMISSIONS
 from tests.helpers import assert_setup_error, assert_shaped_as, design_json_examples
 

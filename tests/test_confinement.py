@@ -534,7 +534,7 @@ def test_a_sandbox_ended_mid_grading_gives_no_point(monkeypatch: pytest.MonkeyPa
     """Exercise 1: a child that dies in the middle of its runs (the isolated run of the first case) leaves
     every gradient error with the reason, never a pass on the runs before."""
     from grader.intake.submission import compile_program  # noqa: PLC0415
-    from grader.judging.grade import grade_program  # noqa: PLC0415
+    from grader.pipeline import grade_program  # noqa: PLC0415
 
     exercise = course.exercise("exercise1")
     replace_run(monkeypatch, dies_on_run(3))
@@ -552,7 +552,7 @@ def test_a_sandbox_ended_in_the_quick_check_gives_no_point(monkeypatch: pytest.M
     """Exercise 4: a child that dies on a training step of the quick check stops the run there, and no
     gradient keeps a point from the steps before."""
     from grader.intake.submission import compile_program  # noqa: PLC0415
-    from grader.judging.grade import grade_program  # noqa: PLC0415
+    from grader.pipeline import grade_program  # noqa: PLC0415
 
     exercise = course.exercise("exercise4")
     real_execute = child_module.execute
@@ -598,7 +598,7 @@ def test_report_says_in_one_line_what_could_not_be_had(monkeypatch: pytest.Monke
     """Without Landlock (an older kernel) and without root, the report says so in one note, and what it
     means; the grading itself goes on."""
     from grader.intake.submission import compile_program  # noqa: PLC0415
-    from grader.judging.grade import grade_program  # noqa: PLC0415
+    from grader.pipeline import grade_program  # noqa: PLC0415
 
     exercise = course.exercise("exercise2")
     monkeypatch.setattr(kernel, "landlock_only", lambda folder: "")

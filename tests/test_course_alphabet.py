@@ -12,7 +12,7 @@ from grader.courseware.cases import setting_of
 from grader.courseware.course import CourseError, load_course
 from grader.courseware.data import LETTERS, DataError
 from grader.courseware.forward import alphabet_of, dataset_of
-from grader.judging.grade import grade
+from grader.pipeline import grade
 from tests.conftest import ROOT, MechanismOff
 
 SIX = "abcdef"

@@ -14,9 +14,9 @@ from grader.courseware.data import Dataset
 from grader.intake.submission import compile_program
 from grader.judging.compare import Check
 from grader.judging.diagnose import ADVICE, LABELS
-from grader.judging.grade import grade_program
 from grader.judging.results import Status
 from grader.judging.vjp import VJPCheck, settle_with_vjp
+from grader.pipeline import grade_program
 from grader.reporting.report import render_text
 from tests.conftest import GradeSource, pinned_draw, statuses
 from tests.helpers import assert_setup_error

@@ -26,7 +26,7 @@ from grader.courseware.forward import load_forward
 from grader.courseware.notebooks import build_notebook
 from grader.intake.submission import compile_program
 from grader.judging.diagnose import ADVICE
-from grader.judging.grade import grade_program
+from grader.pipeline import grade_program
 from tests.conftest import ROOT, failing, pinned_draw, statuses
 from tests.helpers import assert_setup_error
 

@@ -19,9 +19,9 @@ from grader.cli import main
 from grader.courseware.cases import setting_of
 from grader.courseware.course import Course, Limits
 from grader.courseware.data import Dataset
-from grader.judging.grade import train_full
 from grader.judging.results import Report
 from grader.judging.training import STEPS_PER_REQUEST, lr_at
+from grader.pipeline import train_full
 from tests.conftest import CLI_TAKING_CTRL_C, GradeSource, failing, needs_sigint, wait_for_line
 from tests.helpers import assert_setup_error, assert_shaped_as, design_json_examples
 

@@ -23,8 +23,8 @@ from grader.courseware.course import CaseSpec, Course
 from grader.courseware.data import Dataset
 from grader.courseware.draw import SECRET_ENV, Draw, draw, pinned
 from grader.intake.submission import Program, compile_program
-from grader.judging.grade import grade_program
 from grader.judging.vjp import unit_randoms, vjp_plan
+from grader.pipeline import grade_program
 from tests.conftest import ROOT, MechanismOff
 
 FINGERPRINT = "def fp(t):\n    return round(float(t.double().sum()), 5) if isinstance(t, torch.Tensor) else None\n"

@@ -30,8 +30,8 @@ from grader.courseware.graph import Graph
 from grader.courseware.notebooks import build_notebook
 from grader.inline import ReportView
 from grader.intake.submission import compile_program
-from grader.judging.grade import grade_program
 from grader.judging.results import Report, Status
+from grader.pipeline import grade_program
 from grader.reporting.graph_layout import Layout, layout
 from grader.reporting.graph_marks import GLYPHS, first_wrong, graph_marks, steps_from_loss
 from grader.reporting.graph_picture import STYLES, graph_figure, measure, style_key

@@ -12,9 +12,9 @@ from grader.cli import run
 from grader.inline import check, setup
 from tests.conftest import ROOT
 
-STAGES = ["courseware", "intake", "confined", "judging", "reporting", "ci", "cli"]  # in the data's order
+STAGES = ["courseware", "intake", "confined", "judging", "pipeline", "reporting", "ci", "cli"]  # in the data's order
 SHARED = {"grader.files"}  # used by every stage
-TOP = {"grader", "grader.inline"}  # the notebook's API, above every stage
+TOP = {"grader", "grader.inline", "grader.api"}  # the notebook's API and the library's, above every stage
 
 
 def module_name(path: Path) -> str:
@@ -45,7 +45,7 @@ def test_every_stage_is_a_package_that_says_its_job() -> None:
         package = importlib.import_module(f"grader.{stage}")
         assert package.__doc__ and package.__doc__.strip().splitlines()[0].endswith("."), stage  # its job, a line
     loose = sorted(p.name for p in (ROOT / "grader").glob("*.py"))
-    assert loose == ["__init__.py", "files.py", "inline.py"]
+    assert loose == ["__init__.py", "api.py", "files.py", "inline.py", "pipeline.py"]
 
 
 def test_imports_flow_one_way() -> None:

@@ -36,7 +36,7 @@ from grader.intake.extract import (
     renames_from_batch,
     section_of,
 )
-from grader.judging.grade import grade
+from grader.pipeline import grade
 from tests.conftest import ROOT, GradeSource, pinned_draw
 from tests.helpers import assert_setup_error
 

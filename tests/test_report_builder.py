@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from grader import pipeline as pipeline_module
 from grader.ci import batch
 from grader.courseware.course import load_course
-from grader.judging import grade as grade_module
-from grader.judging.grade import grade
 from grader.judging.results import PASSING, STATUSES, Status, error_report, passing
+from grader.pipeline import grade
 from grader.reporting import formats
 from grader.reporting.formats import render
 from tests.conftest import ROOT, MechanismOff
@@ -32,7 +32,7 @@ def test_the_json_environment_is_where_it_was_graded_not_where_it_is_rendered(
         assert graded["threads"] != 97 and graded["sandbox"]["sandbox"] in ("unix", "portable")
 
     check()
-    mechanism_off(check, lambda m: m.setattr(grade_module, "captured", lambda held=None: {}),
+    mechanism_off(check, lambda m: m.setattr(pipeline_module, "captured", lambda held=None: {}),
                   "capturing the environment when grading")
 
 

@@ -18,9 +18,9 @@ from grader.courseware.data import Dataset
 from grader.intake.submission import compile_program
 from grader.judging.compare import Check
 from grader.judging.diagnose import Diagnosis
-from grader.judging.grade import grade_program
 from grader.judging.judge import fold
 from grader.judging.results import Report, Status
+from grader.pipeline import grade_program
 from tests.conftest import ROOT, GradeSource, failing, pinned_draw, statuses
 from tests.test_mistakes import with_mistake
 

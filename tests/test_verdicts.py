@@ -16,7 +16,7 @@ from grader.courseware.course import Course, load_course
 from grader.courseware.data import Dataset
 from grader.courseware.notebooks import build_notebook
 from grader.intake.submission import compile_program
-from grader.judging.grade import grade_program
+from grader.pipeline import grade_program
 from tests.conftest import ROOT, GradeSource, pinned_draw
 
 SOLUTION2 = "dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\ndlogits /= n\n"

@@ -137,7 +137,7 @@ def submission_reader(course: Course, exercise: Exercise, base: Path | None = No
         if path.suffix not in (".py", ".ipynb") or not path.is_file():
             return None
         from grader.intake.submission import SubmissionError  # noqa: PLC0415
-        from grader.judging.grade import load_submission  # noqa: PLC0415 - torch, only for an example
+        from grader.pipeline import load_submission  # noqa: PLC0415 - torch, only for an example
 
         try:
             source = load_submission(course, exercise, path).source

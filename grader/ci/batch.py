@@ -138,7 +138,7 @@ def grade_one(exercise_id: str, student: str, path: str, limits: Limits | None) 
     if "broken" in _worker:
         return Fault(student, path, _worker["broken"])
     try:
-        from grader.judging.grade import grade_program, load_submission  # noqa: PLC0415 - loads torch, in workers only
+        from grader.pipeline import grade_program, load_submission  # noqa: PLC0415 - loads torch, in workers only
 
         course: Course = _worker["course"]
         exercise = course.exercise(exercise_id)
@@ -306,7 +306,7 @@ def answer_within(limits: Limits | None) -> float:
 def _grade_in_pool(exercise_id: str, todo: dict[str, Planned], from_: BatchRecord, *, out: Path, jobs: int,
                    course_path: str | None, data: str | None, limits: Limits, tally: Tally, progress: Progress,
                    max_score: float) -> None:
-    import grader.judging.grade  # noqa: F401, PLC0415 - torch loaded once here, shared by every forked worker
+    import grader.pipeline  # noqa: F401, PLC0415 - torch loaded once here, shared by every forked worker
 
     def done(job: Job, answer: Graded | Fault | Died | Hung) -> None:
         planned = todo[job[1]]

@@ -17,7 +17,7 @@ from grader.courseware.cases import first_case, setting_of, without_gradient
 from grader.courseware.course import Course, CourseError, Exercise
 from grader.courseware.data import Dataset
 from grader.courseware.forward import forward_of
-from grader.judging.grade import grade
+from grader.pipeline import grade
 
 SHAPE_COMMENT = re.compile(r"#\s*(\((?:\s*\d+\s*,)*(?:\s*\d+\s*)?\))")
 HINT_LEVELS = 3

@@ -41,7 +41,7 @@ def grade_command(exercise: Exercise) -> click.Command:
         from grader.confined.sandbox import SandboxError
         from grader.courseware.data import DataError
         from grader.intake.submission import SubmissionError
-        from grader.judging.grade import grade
+        from grader.pipeline import grade
 
         limits = None
         if time_limit or memory_limit:
@@ -195,7 +195,7 @@ def keep_unreadable(reason: str, exercises: Iterable[Exercise], submission: Path
                     output: Path | None, summary: Path | None) -> None:
     """A submission that cannot be read still leaves a platform a result to show (every gradient
     `error`, the reason said; PrairieLearn: not gradable) in --output and --summary. The exit stays 2."""
-    from grader.judging.grade import display_path
+    from grader.pipeline import display_path
     from grader.reporting.platforms import unreadable_reports
 
     reports = unreadable_reports(exercises, display_path(submission), reason)
@@ -273,7 +273,7 @@ def watch_command(course: Course, exercise: Exercise, submission: Path | None, d
     from grader.courseware.data import DataError
     from grader.courseware.forward import dataset_of
     from grader.intake.submission import SubmissionError
-    from grader.judging.grade import display_path, grade_program, load_submission
+    from grader.pipeline import display_path, grade_program, load_submission
     from grader.reporting.graph_picture import SUFFIXES, graph_picture
     from grader.reporting.report import render_text
 
@@ -301,7 +301,7 @@ def watch_command(course: Course, exercise: Exercise, submission: Path | None, d
 def full_command(course: Course, exercise_id: str, submission: Path | None, data: Path | None, *, fmt: str,
                  limits: Limits | None, full: bool, steps: int | None, plot: Path | None) -> NoReturn:
     """Exercise 4's real training run, with a progress bar; the exit code says how it ended."""
-    from grader.judging.grade import train_full
+    from grader.pipeline import train_full
     from grader.reporting.loss_plot import save_loss_plot
     from grader.reporting.report import render_full
 
@@ -349,7 +349,7 @@ def all_callback(ctx: click.Context, /, *, submission: Path, fmt: str, data: Pat
     from grader.confined.sandbox import SandboxError
     from grader.courseware.data import DataError
     from grader.intake.submission import SubmissionError
-    from grader.judging.grade import grade, grade_nothing, submission_for
+    from grader.pipeline import grade, grade_nothing, submission_for
 
     started = time.monotonic()
     try:
