@@ -44,12 +44,12 @@ def setup(exercise_id: str, namespace: dict[str, Any], *, course: Course | str |
     setting = setting_of(exercise, dataset)
     case = first_case(exercise, setting, course.cases)
     namespace.update(setting.world)
-    namespace.update(case.given)
-    namespace.update({name: case.truth[name[1:]].clone() for name in exercise.given})
+    namespace.update(case.namespace)
+    namespace.update({h.name: case.truth[h.tensor].clone() for h in exercise.given_gradients})
     namespace.update(torch=torch, F=torch.nn.functional)
     if dataset.note:
         print(f"note: {dataset.note}")
-    print(f"{exercise.id}: the forward pass is defined (loss {float(case.given['loss']):.4f}); "  # type: ignore[arg-type]
+    print(f"{exercise.id}: the forward pass is defined (loss {float(case.namespace['loss']):.4f}); "  # type: ignore[arg-type]
           f"write your gradients below, then check(\"{exercise.id}\").")
 
 

@@ -102,7 +102,7 @@ def load_submission(course: Course, exercise: Exercise, path: Path, *, sections:
 def program_from_cells(course: Course, exercise: Exercise, cells: list[Cell], label: str) -> Program:
     """One exercise's code out of a notebook's cells, as a program."""
     number = course.exercises.index(exercise) + 1
-    wanted = frozenset(g.name for g in (*exercise.gradients, *exercise.helpers))
+    wanted = frozenset(g.name for g in (*exercise.gradients, *exercise.intermediates))
     found = extract(cells, number, wanted, layout_of(course))
     if found is None:
         return compile_program("", label, notes=(f"no code for {exercise.id} found in {label}: no cell assigns "

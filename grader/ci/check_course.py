@@ -71,7 +71,7 @@ def first_case_shapes(course: Course, exercise: Exercise, dataset: Dataset) -> d
     """Each graded tensor's shape on the course's first case (a training exercise: its first step)."""
     setting = setting_of(exercise, dataset)
     case = first_case(exercise, setting, course.cases)
-    return {grad.name: tuple(case.truth[grad.tensor].shape) for grad in (*exercise.gradients, *exercise.helpers)
+    return {grad.name: tuple(case.truth[grad.tensor].shape) for grad in (*exercise.gradients, *exercise.intermediates)
             if grad.tensor in case.truth}
 
 

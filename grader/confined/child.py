@@ -245,12 +245,12 @@ class _Training:
                 return
             Xb, Yb = request.Xb[i], request.Yb[i]
             acts = self.graph.forward(self.params, Xb, Yb, self.dims)
-            given = namespace_for(self.params, acts, Xb, Yb, self.dims, copy=False)  # namespace copies
+            start = namespace_for(self.params, acts, Xb, Yb, self.dims, copy=False)  # namespace copies
             if self.fresh is None:  # the activations, and the batch, unless one shares the parameters' memory
                 ours = self.flat.untyped_storage().data_ptr()
-                self.fresh = frozenset(name for name, t in given.items()
+                self.fresh = frozenset(name for name, t in start.items()
                                        if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() != ours)
-            ns = namespace(given, {}, program.path, self.fresh)
+            ns = namespace(start, {}, program.path, self.fresh)
             errors, printed, halted, seconds = execute(program, ns, memory_mb=memory_mb)
             values = {name: read_value(ns, name, copy=False) for name in self.wanted}
             grads = self._flat_grads(values)

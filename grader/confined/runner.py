@@ -94,12 +94,12 @@ def read_value(ns: dict[str, object], name: str, *, copy: bool = True) -> Value:
     return NotATensor(type_name(type(value)))
 
 
-def namespace(given: dict[str, object], extra: dict[str, torch.Tensor], path: str,
+def namespace(start: dict[str, object], extra: dict[str, torch.Tensor], path: str,
               fresh: frozenset[str] = frozenset()) -> dict[str, object]:
     """What one run starts from: clones, so no run can spoil the next; guarded modules and
     builtins. Tensors named in `fresh` were made for this run alone and go in as they are."""
     ns: dict[str, object] = {k: (_clone(v) if type(v) is _TENSOR and k not in fresh else v)
-                             for k, v in given.items()}
+                             for k, v in start.items()}
     ns.update({k: _clone(v) for k, v in extra.items()})
     ns["torch"] = view_of(torch)
     ns["F"] = view_of(F)

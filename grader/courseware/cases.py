@@ -13,7 +13,7 @@ import torch
 
 from grader.courseware.course import CaseSpec, CourseError, Exercise
 from grader.courseware.data import Dataset
-from grader.courseware.forward import Forward, forward_of
+from grader.courseware.forward import ForwardFile, forward_of
 from grader.courseware.graph import Graph
 
 
@@ -21,7 +21,7 @@ from grader.courseware.graph import Graph
 class Setting:
     """What an exercise is judged in: its forward file and graph, the data, the sizes."""
 
-    forward: Forward
+    forward: ForwardFile
     graph: Graph
     world: dict[str, object]  # the data graded code may read
     sizes: dict[str, int]
@@ -40,8 +40,8 @@ def without_gradient(exercise: Exercise, graph: Graph) -> list[str]:
     """The exercise's gradients whose tensor the graph gives no gradient, each said in a sentence."""
     return [f"{g.name} is the gradient of {g.tensor}, but graph {exercise.graph} of {exercise.forward.name} gives "
             f"{g.tensor} no gradient (not computed there, or not on the way to the loss)"
-            for g in (*exercise.gradients, *exercise.helpers)
-            if g.tensor not in (*graph.nodes, *graph.leaves) or "loss" not in graph.downstream(g.tensor)]
+            for g in (*exercise.gradients, *exercise.intermediates)
+            if g.tensor not in (*graph.nodes, *graph.leaves) or "loss" not in graph.descendants(g.tensor)]
 
 
 def setting_of(exercise: Exercise, dataset: Dataset) -> Setting:
@@ -58,10 +58,10 @@ class Case:
     """One forward pass: what the student's code is given, and the true gradients."""
 
     spec: CaseSpec
-    given: dict[str, object]  # tensors (detached), sizes; the submission namespace
+    namespace: dict[str, object]  # tensors (detached), sizes: what the submission's code starts from
     truth: dict[str, torch.Tensor]  # tensor name -> d loss / d tensor, from autograd
     graph: Graph
-    forward: Forward  # for the course's own diagnoses (fused formulas)
+    forward: ForwardFile  # for the course's own diagnoses (fused formulas)
 
     @property
     def label(self) -> str:
@@ -69,7 +69,7 @@ class Case:
 
     @property
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {k: v for k, v in self.given.items() if isinstance(v, torch.Tensor)}
+        return {k: v for k, v in self.namespace.items() if isinstance(v, torch.Tensor)}
 
 
 def case_from(spec: CaseSpec, params: dict[str, torch.Tensor], Xb: torch.Tensor, Yb: torch.Tensor, *,
@@ -91,18 +91,18 @@ def case_from(spec: CaseSpec, params: dict[str, torch.Tensor], Xb: torch.Tensor,
 
 def namespace_for(params: dict[str, torch.Tensor], acts: dict[str, torch.Tensor], Xb: torch.Tensor,
                   Yb: torch.Tensor, sizes: dict[str, int], *, copy: bool = True) -> dict[str, object]:
-    """What student code is given: detached tensors under the forward pass's names, and the sizes.
+    """What student code is namespace: detached tensors under the forward pass's names, and the sizes.
 
     copy=False passes the tensors as they are, for a caller whose tensors need no detaching (autograd
     is off there) and that copies them anyway (runner.namespace, in the sandbox's child)."""
     def own(t: torch.Tensor) -> torch.Tensor:
         return t.detach().clone() if copy else t
 
-    given: dict[str, object] = {name: own(t) for name, t in (*params.items(), *acts.items())}
+    namespace: dict[str, object] = {name: own(t) for name, t in (*params.items(), *acts.items())}
     n = int(Xb.shape[0])
-    given.update(sizes)
-    given.update(Xb=own(Xb), Yb=own(Yb), n=n, batch_size=n)
-    return given
+    namespace.update(sizes)
+    namespace.update(Xb=own(Xb), Yb=own(Yb), n=n, batch_size=n)
+    return namespace
 
 
 def build_case(spec: CaseSpec, setting: Setting) -> Case:

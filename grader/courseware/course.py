@@ -45,6 +45,14 @@ class Gradient:
 
 
 @dataclass(frozen=True)
+class Handed:
+    """A true gradient handed to the student's code (the lecture's exercise 3 is handed dhpreact)."""
+
+    name: str  # d<tensor>
+    tensor: str
+
+
+@dataclass(frozen=True)
 class CaseSpec:
     """One forward pass to judge on: a generator seed and a batch size; pinned by course.yaml, or
     drawn fresh for one grading (grader/courseware/draw.py)."""
@@ -105,10 +113,10 @@ class Exercise:
     solution: Path
     start: str
     gradients: tuple[Gradient, ...]
-    given: tuple[str, ...] = ()  # true gradients handed to the student (the lecture's exercise 3: dhpreact)
+    given_gradients: tuple[Handed, ...] = ()  # true gradients handed to the student's code
     forbid: frozenset[str] = frozenset()  # library calls that would do the exercise for you
     limits: Limits = Limits()
-    helpers: tuple[Gradient, ...] = ()  # intermediate gradients, not graded, used to isolate
+    intermediates: tuple[Gradient, ...] = ()  # intermediate gradients, not graded, used to isolate
     training: TrainingSpec | None = None
     forward: Path = Path()  # the course's forward file (grader/courseware/forward.py)
     graph: str = ""  # the forward pass in it this exercise is judged on
@@ -199,11 +207,11 @@ def _tolerance(spec: Mapping[str, Any], default: Tolerance, where: str) -> Toler
     return Tolerance(rtol, atol)
 
 
-def _given(spec: Mapping[str, Any], where: str) -> tuple[str, ...]:
+def _given(spec: Mapping[str, Any], where: str) -> tuple[Handed, ...]:
     given = spec.get("given", [])
-    if not isinstance(given, list) or not all(isinstance(g, str) and g.startswith("d") for g in given):
+    if not isinstance(given, list) or not all(isinstance(g, str) and g.startswith("d") and g[1:] for g in given):
         raise CourseError(f"{where}: 'given' must be a list of gradient names (d and a tensor's name)")
-    return tuple(given)
+    return tuple(Handed(name, name.removeprefix("d")) for name in given)
 
 
 def _gradients(raw: list[Any], where: str, default_tol: Tolerance, default_points: float) -> list[Gradient]:
@@ -308,14 +316,17 @@ def parse_course(data: Any, root: Path) -> Course:
         where = f"exercise {ex_id}"
         gradients = _gradients(_list(spec.get("gradients"), f"{where}: gradients"), f"{where}: gradients",
                                default_tol, default_points)
-        helpers = _gradients(spec.get("helpers") or [], f"{where}: helpers", default_tol, 0.0)
+        if "intermediates" in spec and "helpers" in spec:
+            raise CourseError(f"{where}: 'intermediates' and 'helpers' name the same list; keep 'intermediates'")
+        key = "helpers" if "helpers" in spec else "intermediates"  # `helpers:` is read too, as courses wrote it
+        intermediates = _gradients(spec.get(key) or [], f"{where}: {key}", default_tol, 0.0)
         if "forward" in spec:
             forward = _existing(root, _field(spec, "forward", str, where), where)
         elif default_forward is not None:
             forward = default_forward
         else:
             raise CourseError(f"{where}: no forward file: name one with 'forward:', here or at the top")
-        names = [g.name for g in (*gradients, *helpers)]
+        names = [g.name for g in (*gradients, *intermediates)]
         if len(set(names)) != len(names):
             raise CourseError(f"{where}: a gradient is listed twice")
         exercises.append(
@@ -327,10 +338,10 @@ def parse_course(data: Any, root: Path) -> Course:
                 solution=(root / _field(spec, "solution", str, where)).resolve(),
                 start=_field(spec, "start", str, where).strip(),
                 gradients=tuple(gradients),
-                given=_given(spec, where),
+                given_gradients=_given(spec, where),
                 forbid=frozenset(_names(spec, "forbid", where)) | default_forbid,
                 limits=_limits(spec.get("limits", {}), default_limits, where),
-                helpers=tuple(helpers),
+                intermediates=tuple(intermediates),
                 training=_training(spec["training"], where) if "training" in spec else None,
                 forward=forward,
                 graph=_field(spec, "graph", str, where),

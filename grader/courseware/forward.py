@@ -39,7 +39,7 @@ REQUIRED = ("GRAPHS", "world", "parameters", "batch")
 
 
 @dataclass
-class Forward:
+class ForwardFile:
     """One forward file, loaded."""
 
     path: Path
@@ -133,10 +133,10 @@ def _line_of(text: str, code: str) -> int:
     return text.count("\n", 0, at) + 1 if at >= 0 else 1
 
 
-_loaded: dict[tuple[Path, int], Forward] = {}
+_loaded: dict[tuple[Path, int], ForwardFile] = {}
 
 
-def load_forward(path: Path) -> Forward:
+def load_forward(path: Path) -> ForwardFile:
     """Import a forward file (once per process and version of the file) and read its graphs;
     every problem is one CourseError sentence."""
     path = path.resolve()
@@ -174,7 +174,7 @@ def load_forward(path: Path) -> Forward:
     if not (isinstance(alphabet, str) and alphabet and len(set(alphabet)) == len(alphabet)
             and not any(c.isspace() or c == "." for c in alphabet)):
         raise CourseError(f"{path.name}: ALPHABET must be a string of distinct letters (no spaces, no '.')")
-    forward = Forward(path, module, graphs, dict(sizes), alphabet)
+    forward = ForwardFile(path, module, graphs, dict(sizes), alphabet)
     _loaded[key] = forward
     return forward
 
@@ -193,7 +193,7 @@ def dataset_of(course: Course, explicit: str | os.PathLike[str] | None = None) -
     return find_names(explicit, alphabet=alphabet_of(course))
 
 
-def forward_of(exercise: Exercise) -> tuple[Forward, Graph]:
+def forward_of(exercise: Exercise) -> tuple[ForwardFile, Graph]:
     """The exercise's forward file and its graph."""
     forward = load_forward(exercise.forward)
     return forward, forward.graph(exercise.graph)

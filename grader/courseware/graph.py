@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from grader.courseware.course import CourseError
 
-Values = dict[str, torch.Tensor]
+Tensors = dict[str, torch.Tensor]
 # What a forward line may use besides the values: the modules a lecture's code uses, and Python's builtins.
 GLOBALS: dict[str, object] = {"torch": torch, "F": F, "math": math}
 _NOT_VALUES = frozenset(GLOBALS) | frozenset(dir(builtins))
@@ -99,14 +99,14 @@ class Graph:
             for name in ins:
                 consumers.setdefault(name, []).append(out)
         self._consumers = {name: tuple(outs) for name, outs in consumers.items()}
-        self._downstream: dict[str, frozenset[str]] = {}
+        self._descendants: dict[str, frozenset[str]] = {}
 
-    def forward(self, params: Values, Xb: torch.Tensor, Yb: torch.Tensor,
-                sizes: Mapping[str, int] | None = None) -> Values:
+    def forward(self, params: Tensors, Xb: torch.Tensor, Yb: torch.Tensor,
+                sizes: Mapping[str, int] | None = None) -> Tensors:
         """Every intermediate of the forward pass, by name."""
         n = int(Xb.shape[0])
         v: dict[str, Any] = {**GLOBALS, **(sizes or {}), "n": n, "batch_size": n, **params, "Xb": Xb, "Yb": Yb}
-        out: Values = {}
+        out: Tensors = {}
         for name, node in self.nodes.items():
             try:
                 v[name] = out[name] = node(v)
@@ -119,9 +119,9 @@ class Graph:
         """The tensors computed directly from `tensor`."""
         return self._consumers.get(tensor, ())
 
-    def downstream(self, tensor: str) -> frozenset[str]:
+    def descendants(self, tensor: str) -> frozenset[str]:
         """Every tensor that depends on `tensor`: its gradient flows back through these."""
-        found = self._downstream.get(tensor)
+        found = self._descendants.get(tensor)
         if found is None:
             seen: set[str] = set()
             todo = list(self.consumers(tensor))
@@ -130,7 +130,7 @@ class Graph:
                 if t not in seen:
                     seen.add(t)
                     todo.extend(self.consumers(t))
-            found = self._downstream[tensor] = frozenset(seen)  # asked per gradient, per case, per grading
+            found = self._descendants[tensor] = frozenset(seen)  # asked per gradient, per case, per grading
         return found
 
     def indexes(self, tensor: str, consumer: str) -> str | None:
@@ -145,7 +145,7 @@ class Graph:
                      *, broadcast: bool = False) -> torch.Tensor:
         """What flows back into `tensor` through `consumer` alone, given d loss / d consumer.
 
-        `values` holds what the consumer's line reads (a case's `given`). With broadcast=True,
+        `values` holds what the consumer's line reads (a case's `namespace`). With broadcast=True,
         `tensor` is first expanded to the consumer's shape, so the result is the gradient
         before the sum over broadcast dimensions.
         """

@@ -45,9 +45,9 @@ MODULES = frozenset({"torch", "F"})  # what every forward pass's code and every 
 class Section:
     """What one exercise's cells look like in a notebook, from course.yaml."""
 
-    gradients: frozenset[str]  # the gradients it grades (not its helpers)
+    gradients: frozenset[str]  # the gradients it grades (not its intermediates)
     training: bool  # its code is a training loop
-    given: frozenset[str] = frozenset()  # gradients handed to it (dhpreact)
+    given_gradients: frozenset[str] = frozenset()  # gradients handed to it (dhpreact)
     marks: tuple[str, ...] = ()  # names that mark a cell as this exercise's (loss_fast)
 
 
@@ -88,8 +88,9 @@ def layout_of(course: Course) -> Layout:
         computed |= set(graph.nodes)
         provided |= set(graph.nodes) | set(graph.leaves) | set(forward.sizes) | {k for k, _ in exercise.sizes}
         data |= forward.data_names
-        sections.append(Section(frozenset(exercise.gradient_names),
-                                exercise.training is not None, frozenset(exercise.given), exercise.marks))
+        handed = frozenset(h.name for h in exercise.given_gradients)
+        sections.append(Section(frozenset(exercise.gradient_names), exercise.training is not None, handed,
+                                exercise.marks))
     return Layout(frozenset(provided | data), frozenset(computed), frozenset(data), tuple(sections))
 
 
@@ -198,7 +199,7 @@ def section_of(cell: Cell, tree: ast.Module | None, current: int, layout: Layout
     used = _loads(tree) & layout.atoms
     for number, section in fused.items():
         marked = any(re.search(rf"\b{re.escape(mark)}\b", cell.source) for mark in section.marks)
-        if marked or (assigned & section.gradients and not atoms and not used - section.gradients - section.given):
+        if marked or (assigned & section.gradients and not atoms and not used - section.gradients - section.given_gradients):
             return number
     return current
 

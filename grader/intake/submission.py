@@ -78,9 +78,9 @@ class Program:
         return line_origin(self.origins, lineno)
 
     def gradient_inputs(self, gradients: frozenset[str]) -> dict[str, frozenset[str]]:
-        """For each gradient, the gradients its statements read, directly or through helper
+        """For each gradient, the gradients its statements read, directly or through the student's own
         variables and functions assigned before them (a static, conservative reading)."""
-        through: dict[str, set[str]] = {}  # helper name -> gradients it was computed from
+        through: dict[str, set[str]] = {}  # a variable or function of theirs -> gradients it was computed from
         inputs: dict[str, set[str]] = {g: set() for g in gradients}
         for stmt in self.statements:
             read = {n for n in stmt.loads if n in gradients}

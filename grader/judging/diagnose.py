@@ -99,7 +99,7 @@ def broadcast_dims(full: torch.Size | tuple[int, ...], shape: torch.Size | tuple
 def branch_contributions(case: Case, tensor: str) -> dict[str, torch.Tensor]:
     """What flows back into `tensor` through each of its consumers, from the truth."""
     graph = case.graph
-    return {c: graph.contribution(case.given, tensor, c, case.truth[c]) for c in graph.consumers(tensor)
+    return {c: graph.contribution(case.namespace, tensor, c, case.truth[c]) for c in graph.consumers(tensor)
             if c in case.truth}
 
 
@@ -136,7 +136,7 @@ def diagnose_shape(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: 
     if len(uses) != 1 or case.truth[uses[0]].shape == truth.shape:
         return said("permutation", rearranged(tensor, value, truth))
     try:  # the gradient before the sum over broadcast dimensions
-        full = case.graph.contribution(case.given, tensor, uses[0], case.truth[uses[0]], broadcast=True)
+        full = case.graph.contribution(case.namespace, tensor, uses[0], case.truth[uses[0]], broadcast=True)
     except RuntimeError:
         return said("permutation", rearranged(tensor, value, truth))
     right = broadcast_dims(full.shape, truth.shape)
@@ -259,7 +259,7 @@ def diagnose(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case, 
         terms = fused_terms(tensor, case)
         if terms is None:
             return None
-        sizes = {k: v for k, v in case.given.items() if type(v) is int and k not in ("n", "batch_size")}
+        sizes = {k: v for k, v in case.namespace.items() if type(v) is int and k not in ("n", "batch_size")}
         return diagnose_terms(value, truth, terms, {"n": n, **sizes})
 
     if close(value, truth):

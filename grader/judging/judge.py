@@ -8,8 +8,8 @@ Chained: one plain run, what the lecture's `cmp` would print for the code as wri
 
 Points go by the isolated verdict where every gradient upstream of X is graded itself
 (exercises 1-3), and by the value as written where X's gradient flows back through an
-intermediate the exercise does not grade (exercise 4's helpers: dlogits ... demb); there
-the isolated run says whether X's own line is right, and the judged helpers say which
+intermediate the exercise does not grade (exercise 4's intermediates: dlogits ... demb); there
+the isolated run says whether X's own line is right, and the judged intermediates say which
 intermediate is to blame (scored_as_written, blame).
 
 Vector-Jacobian check (grader/judging/vjp.py): on the first case, X is also computed from
@@ -47,7 +47,7 @@ from grader.judging.vjp import VJPCheck, judge_vjp, settle_with_vjp, unit_random
 class CaseChecks:
     isolated: dict[str, Check]
     chained: dict[str, Check]  # diagnosed where points go by the value as written
-    helpers: dict[str, Check]  # the ungraded intermediates the code assigns, as written, diagnosed
+    intermediates: dict[str, Check]  # the ungraded intermediates the code assigns, as written, diagnosed
     vjp: dict[str, VJPCheck]
     output: str
     values: dict[str, Value]  # what the code as written assigned (the chained run)
@@ -57,9 +57,9 @@ class CaseChecks:
 @functools.cache  # asked per gradient and per case; the answer is the exercise's and the graph's alone
 def scored_as_written(exercise: Exercise, graph: Graph) -> frozenset[str]:
     """The gradients whose points go by the value the code as written produces: those whose
-    gradient flows back through an intermediate the exercise does not grade (a helper)."""
-    helpers = {h.tensor for h in exercise.helpers}
-    return frozenset(g.name for g in exercise.gradients if helpers & graph.downstream(g.tensor))
+    gradient flows back through an intermediate the exercise does not grade."""
+    intermediates = {h.tensor for h in exercise.intermediates}
+    return frozenset(g.name for g in exercise.gradients if intermediates & graph.descendants(g.tensor))
 
 
 def snapshot_of(result: RunResult, program: Program, name: str) -> Value:
@@ -119,7 +119,7 @@ def backprop_order(exercise: Exercise, graph: Graph) -> list[Gradient]:
     A gradient's isolated run is given the true values of gradients *downstream* of it;
     running them in this order means no run ever sees the truth it is judged against.
     """
-    return sorted(exercise.gradients, key=lambda g: len(graph.downstream(g.tensor)))
+    return sorted(exercise.gradients, key=lambda g: len(graph.descendants(g.tensor)))
 
 
 def with_diagnosis(grad: Gradient, check: Check, *, value: Value, snapshot: Value, case: Case,
@@ -167,10 +167,10 @@ def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbo
     plans = {g.name: vjp_plan(exercise, g, case, randoms) for g in plan.order} if vjp else {}
     # A random gradient can only be handed to code that names it: an intermediate the code does
     # not assign (exercise 4's are optional) leaves the check to what the graph alone says.
-    assigned = {h.tensor for h in exercise.helpers if program.last_assignment(h.name) is not None}
-    helper_tensors = {h.tensor for h in exercise.helpers}
+    assigned = {h.tensor for h in exercise.intermediates if program.last_assignment(h.name) is not None}
+    intermediate_tensors = {h.tensor for h in exercise.intermediates}
     unrun = {name: p for name, p in plans.items()
-             if p is not None and any(c in helper_tensors - assigned for c in p.parts)}
+             if p is not None and any(c in intermediate_tensors - assigned for c in p.parts)}
     plans = {name: p for name, p in plans.items() if name not in unrun}
     vjp_values: dict[str, Value] = {}
     if vjp:
@@ -199,9 +199,9 @@ def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbo
             vjp_checks[grad.name] = judge_vjp(vjp_values[grad.name], vjp_plan_of, truth)
         elif grad.name in unrun:
             vjp_checks[grad.name] = unrun_vjp(unrun[grad.name], truth)
-    helpers = {h.name: as_written_check(h, chained_result, case, program, diagnosed=True)
-               for h in exercise.helpers if program.last_assignment(h.name) is not None}
-    return CaseChecks(isolated, chained, helpers, vjp_checks, chained_result.output, chained_result.values,
+    intermediates = {h.name: as_written_check(h, chained_result, case, program, diagnosed=True)
+                     for h in exercise.intermediates if program.last_assignment(h.name) is not None}
+    return CaseChecks(isolated, chained, intermediates, vjp_checks, chained_result.output, chained_result.values,
                       chained_result.seconds)
 
 
@@ -288,23 +288,23 @@ def batch_literals(program: Program, name: str, n: int) -> str:
     return f" (the {literal} on {program.where(lineno).described} is {what}: write {fix}, or the tensor's own shape)"
 
 
-def first_wrong_helper(exercise: Exercise, grad: Gradient, graph: Graph, checks: CaseChecks) -> Gradient | None:
+def first_wrong_intermediate(exercise: Exercise, grad: Gradient, graph: Graph, checks: CaseChecks) -> Gradient | None:
     """The first intermediate, in backprop order, that grad is computed through and that is wrong
     as written: where a chain of right lines first goes wrong."""
-    upstream = graph.downstream(grad.tensor)
-    for helper in sorted(exercise.helpers, key=lambda h: len(graph.downstream(h.tensor))):
-        check = checks.helpers.get(helper.name)
-        if helper.tensor in upstream and check is not None and not check.status.passed:
-            return helper
+    descendants = graph.descendants(grad.tensor)
+    for intermediate in sorted(exercise.intermediates, key=lambda h: len(graph.descendants(h.tensor))):
+        check = checks.intermediates.get(intermediate.name)
+        if intermediate.tensor in descendants and check is not None and not check.status.passed:
+            return intermediate
     return None
 
 
-def blame_text(helper: Gradient, check: Check, program: Program) -> str:
+def blame_text(intermediate: Gradient, check: Check, program: Program) -> str:
     """`dlogits (line 9) is wrong: it is n = 32 times the truth [scale]`."""
-    stmt = program.last_assignment(helper.name)
+    stmt = program.last_assignment(intermediate.name)
     where = f" ({program.where(stmt.lineno).described})" if stmt is not None else ""
     why = f"{check.diagnosis.message} [{check.diagnosis.label}]" if check.diagnosis else check.message
-    return f"{helper.name}{where} is wrong: {why}"
+    return f"{intermediate.name}{where} is wrong: {why}"
 
 
 def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[Case],
@@ -323,12 +323,12 @@ def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[
     what, diagnosis, blame = verdict.what, verdict.diagnosis, None
     advice, also = verdict.diagnosis, ""
     if as_written and verdict.status is Status.WRONG:
-        culprit = first_wrong_helper(exercise, grad, cases[verdict.at].graph, per_case[verdict.at])
-        culprit_check = per_case[verdict.at].helpers[culprit.name] if culprit else None
+        culprit = first_wrong_intermediate(exercise, grad, cases[verdict.at].graph, per_case[verdict.at])
+        culprit_check = per_case[verdict.at].intermediates[culprit.name] if culprit else None
         if culprit is not None and culprit_check is not None:
             culprit_check = replace(culprit_check, diagnosis=on_every_case(culprit_check.diagnosis, [
-                c.helpers[culprit.name].diagnosis for c in per_case
-                if culprit.name in c.helpers and not c.helpers[culprit.name].status.passed]))
+                c.intermediates[culprit.name].diagnosis for c in per_case
+                if culprit.name in c.intermediates and not c.intermediates[culprit.name].status.passed]))
         culprit_text = blame_text(culprit, culprit_check, program) if culprit and culprit_check else ""
         if own.status.passed and culprit is not None and culprit_check is not None:
             blame = culprit.name
@@ -338,7 +338,7 @@ def summarize(grad: Gradient, exercise: Exercise, program: Program, cases: list[
             advice = None
             what = (f"{grad.name}'s own line is right given the true gradients it is computed from, so the "
                     f"mistake is upstream of it; name your intermediate gradients as the lecture does "
-                    f"({', '.join(h.name for h in exercise.helpers)}) and the grader will say which is wrong")
+                    f"({', '.join(h.name for h in exercise.intermediates)}) and the grader will say which is wrong")
         else:
             diagnosis = advice = own.diagnosis
             what, also = own.what, (f"; {culprit_text} too" if culprit else "")

@@ -52,9 +52,9 @@ class Isolated:
 
 def message_for(exercise: Exercise, case: CaseData) -> Case:
     """The case as the child receives it: the namespace, and the gradients the exercise hands over."""
-    tensors = {k: v for k, v in case.given.items() if isinstance(v, torch.Tensor)}
-    scalars = {k: v for k, v in case.given.items() if not isinstance(v, torch.Tensor)}
-    handed = {name: case.truth[name[1:]] for name in exercise.given}
+    tensors = {k: v for k, v in case.namespace.items() if isinstance(v, torch.Tensor)}
+    scalars = {k: v for k, v in case.namespace.items() if not isinstance(v, torch.Tensor)}
+    handed = {h.name: case.truth[h.tensor] for h in exercise.given_gradients}
     return Case(tensors, scalars, handed, exercise.gradient_names)
 
 
@@ -64,18 +64,18 @@ class Plan:
 
     def __init__(self, exercise: Exercise, program: Program, case: CaseData) -> None:
         self.exercise = exercise
-        self.every: tuple[Gradient, ...] = (*exercise.gradients, *exercise.helpers)
+        self.every: tuple[Gradient, ...] = (*exercise.gradients, *exercise.intermediates)
         self.graded = frozenset(g.name for g in exercise.gradients)
         self.truth = {g.name: case.truth[g.tensor] for g in self.every}
-        downstream = {g.name: case.graph.downstream(g.tensor) for g in self.every}
-        self.closure = {g.name: frozenset(o.name for o in self.every if o.tensor in downstream[g.name])
+        descendants = {g.name: case.graph.descendants(g.tensor) for g in self.every}
+        self.closure = {g.name: frozenset(o.name for o in self.every if o.tensor in descendants[g.name])
                         for g in self.every}
         self.last: dict[str, int | None] = {}
         for g in self.every:
             stmt = program.last_assignment(g.name)
             self.last[g.name] = stmt.index if stmt is not None else None
         self.reads = program.gradient_inputs(frozenset(g.name for g in self.every))
-        self.order = sorted(exercise.gradients, key=lambda g: len(downstream[g.name]))  # backprop order
+        self.order = sorted(exercise.gradients, key=lambda g: len(descendants[g.name]))  # backprop order
 
     def snapshot_points(self, names: set[str]) -> dict[int, tuple[str, ...]]:
         """For the given gradients: the statement of each one's last assignment, and who is assigned there."""

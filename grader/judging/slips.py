@@ -88,25 +88,25 @@ def pieces(graph: Graph, name: str) -> tuple[Piece, ...]:
 _VALUES: dict[int, tuple[Mapping[str, object], dict[Piece, torch.Tensor | None]]] = {}
 
 
-def evaluated(found: tuple[Piece, ...], given: Mapping[str, object]) -> Iterator[tuple[Piece, torch.Tensor]]:
-    """Each piece's value on a case (its `given`), where it is a finite float tensor."""
-    held = _VALUES.get(id(given))
-    if held is None or held[0] is not given:
+def evaluated(found: tuple[Piece, ...], namespace: Mapping[str, object]) -> Iterator[tuple[Piece, torch.Tensor]]:
+    """Each piece's value on a case (its namespace), where it is a finite float tensor."""
+    held = _VALUES.get(id(namespace))
+    if held is None or held[0] is not namespace:
         if len(_VALUES) >= 8:
             _VALUES.pop(next(iter(_VALUES)))
-        held = _VALUES[id(given)] = (given, {})
+        held = _VALUES[id(namespace)] = (namespace, {})
     known = held[1]
     for piece in found:
         if piece not in known:
-            known[piece] = _value_of(piece, given)
+            known[piece] = _value_of(piece, namespace)
         value = known[piece]
         if value is not None:
             yield piece, value
 
 
-def _value_of(piece: Piece, given: Mapping[str, object]) -> torch.Tensor | None:
+def _value_of(piece: Piece, namespace: Mapping[str, object]) -> torch.Tensor | None:
     try:
-        value = eval(piece.code, {**GLOBALS, **given})  # the course's own forward code
+        value = eval(piece.code, {**GLOBALS, **namespace})  # the course's own forward code
     except Exception:  # a comprehension's variable, a slice: not a value on its own
         return None
     if isinstance(value, torch.Tensor) and value.is_floating_point() and bool(torch.isfinite(value).all()):
@@ -169,7 +169,7 @@ def factor(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case) ->
     """The truth times (or divided by) a power of a forward tensor: on one consumer's contribution,
     before the sum over what that line broadcasts, with a tensor of that line; or on the whole
     gradient, with a tensor of its own line or of any line it flows back from."""
-    graph, given = case.graph, case.given
+    graph, namespace = case.graph, case.namespace
     uses = [c for c in graph.consumers(tensor) if c in case.truth]
     best: tuple[float, str] | None = None
 
@@ -181,17 +181,17 @@ def factor(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case) ->
         if best is None or miss < best[0]:
             best = (miss, words())
 
-    parts = {c: graph.contribution(given, tensor, c, case.truth[c]) for c in uses}
+    parts = {c: graph.contribution(namespace, tensor, c, case.truth[c]) for c in uses}
     for c in uses:
         try:  # the contribution before the sum over the dimensions this line broadcasts the tensor along
-            full = graph.contribution(given, tensor, c, case.truth[c], broadcast=True)
+            full = graph.contribution(namespace, tensor, c, case.truth[c], broadcast=True)
         except RuntimeError:
             full = parts[c]
         padded = (1,) * (full.ndim - truth.ndim) + tuple(truth.shape)
         summed = [d for d in range(full.ndim) if padded[d] == 1 and full.shape[d] != 1]
         rest = sum((parts[o] for o in uses if o != c), torch.zeros_like(truth))
         branch = c if len(uses) > 1 else None
-        for piece, t in evaluated(pieces(graph, c), given):
+        for piece, t in evaluated(pieces(graph, c), namespace):
             if not _broadcasts(t.shape, full.shape):
                 continue
             for k, f in _powers(t):
@@ -202,12 +202,12 @@ def factor(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Case) ->
     if best is not None:
         return best[1]
     # The whole gradient times a tensor of a line further on (a fused formula's common factor) or its own line.
-    far = [n for n in sorted(graph.downstream(tensor), key=list(graph.nodes).index) if n not in uses]
+    far = [n for n in sorted(graph.descendants(tensor), key=list(graph.nodes).index) if n not in uses]
     own = [tensor] if tensor in graph.nodes else []
     at = int(truth.abs().argmax())
     ratio = float(value.flatten()[at]) / float(truth.flatten()[at]) if float(truth.flatten()[at]) else 0.0
     for node in (*own, *far):
-        for piece, t in evaluated(pieces(graph, node), given):
+        for piece, t in evaluated(pieces(graph, node), namespace):
             if not _broadcasts(t.shape, truth.shape):
                 continue
             probe = float(t.expand(truth.shape).flatten()[at])
@@ -282,11 +282,11 @@ def dropped_eps(tensor: str, value: torch.Tensor, truth: torch.Tensor, case: Cas
     involved = [e for e in found if e in uses or any(e in case.graph.inputs[c] for c in uses)]
     if not involved:
         return None
-    given = {k: (v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v)
-             for k, v in case.given.items()}
-    free = dict(given)
+    namespace = {k: (v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v)
+             for k, v in case.namespace.items()}
+    free = dict(namespace)
     for name in found:  # each line's value with its epsilon left out, from the true inputs
-        free[name] = graph0.nodes[name]({**GLOBALS, **given})
+        free[name] = graph0.nodes[name]({**GLOBALS, **namespace})
     truth0 = sum(((graph0 if c in found else case.graph).contribution(free, tensor, c, case.truth[c].double())
                   for c in uses), torch.zeros_like(truth, dtype=torch.float64))
     mine = value.double()

@@ -93,9 +93,9 @@ def truth_at(setting: Setting, params: Params, Xb: torch.Tensor, Yb: torch.Tenso
 def student_step(sandbox: Sandbox, exercise: Exercise, params: Params, *, acts: Params, Xb: torch.Tensor,
                  Yb: torch.Tensor, sizes: dict[str, int]) -> tuple[float, dict[str, Value], float, str | None]:
     """Loss of this step (computed here), and the student's gradients (computed there)."""
-    given = namespace_for(params, acts, Xb, Yb, sizes)
-    tensors = {k: v for k, v in given.items() if isinstance(v, torch.Tensor)}
-    sandbox.case(CaseMessage(tensors, {k: v for k, v in given.items() if k not in tensors}, {},
+    namespace = namespace_for(params, acts, Xb, Yb, sizes)
+    tensors = {k: v for k, v in namespace.items() if isinstance(v, torch.Tensor)}
+    sandbox.case(CaseMessage(tensors, {k: v for k, v in namespace.items() if k not in tensors}, {},
                              exercise.gradient_names))
     result = sandbox.run(Run())
     return float(acts["loss"]), result.values, result.seconds, result.died
@@ -166,7 +166,7 @@ def quick_check(exercise: Exercise, program: Any, setting: Setting, sandbox: San
                 known |= disagreeing(exercise, screened, checks.values, case.truth, vjp)
                 out.cases.append(case)
                 out.checks.append(checks)
-                loss, values, seconds = float(case.given["loss"]), checks.values, checks.seconds  # type: ignore[arg-type]
+                loss, values, seconds = float(case.namespace["loss"]), checks.values, checks.seconds  # type: ignore[arg-type]
                 died = sandbox.died
             grads = usable(values, mine) if died is None else died
             if isinstance(grads, str):

@@ -51,11 +51,11 @@ def vjp_plan(exercise: Exercise, grad: Gradient, case: Case, randoms: dict[str, 
     """The random gradients of grad's consumers (from `randoms`, one per tensor of the case) and
     autograd's product for each; None when the exercise has no gradient for some consumer."""
     uses = case.graph.consumers(grad.tensor)
-    names = {g.tensor for g in (*exercise.gradients, *exercise.helpers)}
+    names = {g.tensor for g in (*exercise.gradients, *exercise.intermediates)}
     if not uses or not all(c in names for c in uses):
         return None
     random_consumers = {c: randoms[c] for c in uses}
-    parts = {c: case.graph.contribution(case.given, grad.tensor, c, v) for c, v in random_consumers.items()}
+    parts = {c: case.graph.contribution(case.namespace, grad.tensor, c, v) for c, v in random_consumers.items()}
     typical = sum((float(case.truth[c].pow(2).mean().sqrt()) * p for c, p in parts.items()),
                   torch.zeros_like(case.truth[grad.tensor]))
     return VJPPlan(random_consumers, parts, typical)
@@ -66,7 +66,7 @@ def unit_randoms(exercise: Exercise, case: Case, seed: int) -> dict[str, torch.T
     anew for each grading: grader/courseware/draw.py), so no table made in advance holds its answers."""
     g = torch.Generator().manual_seed(seed)
     return {grad.tensor: torch.randn(case.truth[grad.tensor].shape, generator=g, dtype=case.truth[grad.tensor].dtype)
-            for grad in (*exercise.gradients, *exercise.helpers)}
+            for grad in (*exercise.gradients, *exercise.intermediates)}
 
 
 def unrun_vjp(plan: VJPPlan, truth: torch.Tensor) -> VJPCheck:

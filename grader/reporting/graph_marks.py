@@ -117,7 +117,7 @@ def steps_from_loss(graph: Graph, tensor: str) -> int:
 def first_wrong(report: Report, graph: Graph) -> GradientResult | None:
     """The wrong (or failing) gradient the backward pass reaches first, going from the loss: no
     other failing gradient lies between it and the loss. Ties go to the report's order."""
-    failing = [(len(graph.downstream(g.tensor)), i, g) for i, g in enumerate(report.gradients) if g.status in FAILED]
+    failing = [(len(graph.descendants(g.tensor)), i, g) for i, g in enumerate(report.gradients) if g.status in FAILED]
     return min(failing, key=lambda t: (t[0], t[1]))[2] if failing else None
 
 

@@ -37,7 +37,7 @@ def picture_png(name: str, picture: Picture) -> bytes:
     shape = " x ".join(str(d) for d in picture.shape)
     reach = max((abs(x) for x in picture.difference), default=0.0) or 1.0
     for ax, data, title, options in (
-            (axes[0], truth, f"d{name[1:]} true ({shape})", {"cmap": "gray"}),
+            (axes[0], truth, f"{name} true ({shape})", {"cmap": "gray"}),
             (axes[1], difference, "yours - true", {"cmap": "RdBu_r", "vmin": -reach, "vmax": reach})):
         image = ax.imshow(data, aspect="auto", interpolation="nearest", **options)
         ax.set_title(title, fontsize=9)
