@@ -1,4 +1,5 @@
-"""Shared fixtures: the course, the data set, and a way to grade a file."""
+"""Shared fixtures and tools: the course, the data set, a way to grade a file and the one way to run
+the CLI (the `cli` fixture, `run_cli` outside a test)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
+from click.testing import CliRunner, Result
 
+from grader.cli import main
 from grader.confined.sandbox import unix_sandbox_available
 from grader.courseware.course import CaseSpec, Course, load_course
 from grader.courseware.data import Dataset, find_names
@@ -87,6 +90,23 @@ def grade_source(course: Course, dataset: Dataset) -> GradeSource:
                              draw=pinned_draw(course))
 
     return _grade
+
+
+Cli = Callable[..., Result]
+_RUNNER = CliRunner()
+
+
+def run_cli(args: Sequence[str], **options: Any) -> Result:
+    """`ninja-grade ARGS` run in this process through click's CliRunner; `options` go to its invoke (`env`,
+    `color`, `input`, `prog_name`). The result keeps stdout and stderr apart. Tests take the `cli` fixture;
+    this is for the helpers they call."""
+    return _RUNNER.invoke(main, list(args), **options)
+
+
+@pytest.fixture(scope="session")
+def cli() -> Cli:
+    """`cli(ARGS, **options)`: the real CLI, run in this process (`run_cli`)."""
+    return run_cli
 
 
 def statuses(report: Report) -> dict[str, str]:

@@ -14,15 +14,13 @@ from typing import Any
 from xml.etree import ElementTree
 
 import pytest
-from click.testing import CliRunner
 
 from grader.ci.anonymise import anonymise, lecture_names, statement_at
 from grader.ci.class_page import class_html
 from grader.ci.class_report import class_report
-from grader.cli import main
 from grader.courseware.course import Course
 from tests.classroom import EXAMPLE_STUDENT, make_class, make_training_class
-from tests.conftest import GradeSource, needs_fork
+from tests.conftest import Cli, GradeSource, needs_fork
 from tests.test_mistakes import DC_LOOP, MISTAKES, with_mistake
 from tests.test_notebooks import EXPECTED
 
@@ -39,18 +37,16 @@ class GradedClass:
 
 
 @pytest.fixture(scope="module")
-def graded_class(course: Course, tmp_path_factory: pytest.TempPathFactory) -> GradedClass:
+def graded_class(cli: Cli, course: Course, tmp_path_factory: pytest.TempPathFactory) -> GradedClass:
     """The class, graded once by `ninja-grade batch`, then counted by `ninja-grade class-report`."""
     root = tmp_path_factory.mktemp("class")
     subs = root / "subs"
     subs.mkdir()
     kinds = make_class(subs, course)
     out = root / "reports"
-    batch = CliRunner().invoke(main, ["batch", "exercise1", *sorted(str(p) for p in subs.iterdir()), "--jobs", "2",
-                                      "--out", str(out)])
+    batch = cli(["batch", "exercise1", *sorted(str(p) for p in subs.iterdir()), "--jobs", "2", "--out", str(out)])
     assert batch.exit_code == 1, batch.output
-    counted = CliRunner().invoke(main, ["class-report", str(out), "--out", str(root / "class.html"),
-                                        "--json", str(root / "class.json")])
+    counted = cli(["class-report", str(out), "--out", str(root / "class.html"), "--json", str(root / "class.json")])
     assert counted.exit_code == 0, counted.output
     return GradedClass(kinds, out, batch.stdout, (root / "class.html").read_text(),
                        json.loads((root / "class.json").read_text()))
@@ -175,17 +171,16 @@ def test_batch_writes_the_class_page_beside_its_gradebook(graded_class: GradedCl
 
 
 @needs_fork
-def test_class_report_json_to_stdout(graded_class: GradedClass, tmp_path: Path) -> None:
+def test_class_report_json_to_stdout(cli: Cli, graded_class: GradedClass, tmp_path: Path) -> None:
     """--json - prints only the JSON on stdout; what was written is said on stderr."""
-    result = CliRunner().invoke(main, ["class-report", str(graded_class.reports), "--out", str(tmp_path / "c.html"),
-                                       "--json", "-"])
+    result = cli(["class-report", str(graded_class.reports), "--out", str(tmp_path / "c.html"), "--json", "-"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == graded_class.data
     assert "wrote" in result.stderr and (tmp_path / "c.html").is_file()
 
 
 @needs_fork
-def test_class_report_skips_what_is_not_a_report(graded_class: GradedClass, tmp_path: Path) -> None:
+def test_class_report_skips_what_is_not_a_report(cli: Cli, graded_class: GradedClass, tmp_path: Path) -> None:
     """A JSON file that is not a report, or not JSON, is named on stderr and not counted."""
     folder = tmp_path / "mixed"
     folder.mkdir()
@@ -193,7 +188,7 @@ def test_class_report_skips_what_is_not_a_report(graded_class: GradedClass, tmp_
         (folder / report.name).write_bytes(report.read_bytes())
     (folder / "class.json").write_text(json.dumps(graded_class.data))
     (folder / "broken.json").write_text('{"exercise": "exercise1", "gradients": [')
-    result = CliRunner().invoke(main, ["class-report", str(folder), "--json", str(tmp_path / "c.json")])
+    result = cli(["class-report", str(folder), "--json", str(tmp_path / "c.json")])
     assert result.exit_code == 0, result.output
     assert "skipped 2 files that are not grading reports: broken.json (JSONDecodeError), class.json (not a grading " \
            "report)" in result.stderr
@@ -201,7 +196,7 @@ def test_class_report_skips_what_is_not_a_report(graded_class: GradedClass, tmp_
 
 
 @needs_fork
-def test_class_report_reads_the_files_beside_its_folder(graded_class: GradedClass, tmp_path: Path,
+def test_class_report_reads_the_files_beside_its_folder(cli: Cli, graded_class: GradedClass, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Reports that name their files relative to where the batch ran are read from beside the reports'
     folder, wherever class-report runs."""
@@ -214,7 +209,7 @@ def test_class_report_reads_the_files_beside_its_folder(graded_class: GradedClas
         (batch_dir / "reports" / f"{student}.json").write_text(json.dumps({**report,
                                                                           "submission": f"subs/{student}.py"}))
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, ["class-report", str(batch_dir / "reports"), "--json", "-"])
+    result = cli(["class-report", str(batch_dir / "reports"), "--json", "-"])
     assert result.exit_code == 0, result.output
     assert [m["example"] for m in json.loads(result.stdout)["mistakes"]] == ["dprobs = -(1.0 / probs) * dlogprobs"]
 
@@ -223,25 +218,25 @@ def test_class_report_reads_the_files_beside_its_folder(graded_class: GradedClas
     (lambda d: d / "nowhere", "is not a folder"),
     (lambda d: d, "there are no grading reports to count"),
 ])
-def test_class_report_usage_errors_are_one_line(tmp_path: Path, make: Any, words: str) -> None:
+def test_class_report_usage_errors_are_one_line(cli: Cli, tmp_path: Path, make: Any, words: str) -> None:
     """A missing folder, or one with no reports: one line, exit 2, no page."""
-    result = CliRunner().invoke(main, ["class-report", str(make(tmp_path))])
+    result = cli(["class-report", str(make(tmp_path))])
     assert result.exit_code == 2 and words in result.stderr, result.output
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
     assert not list(tmp_path.glob("*.html"))
 
 
 @needs_fork
-def test_class_report_asks_which_exercise_when_several(graded_class: GradedClass, tmp_path: Path) -> None:
+def test_class_report_asks_which_exercise_when_several(cli: Cli, graded_class: GradedClass, tmp_path: Path) -> None:
     """Reports of two exercises in one folder: it asks for --exercise, then counts just that one."""
     for report in sorted(graded_class.reports.glob("st_*.json"))[:3]:
         (tmp_path / report.name).write_bytes(report.read_bytes())
     other = json.loads((graded_class.reports / "st_correct_lecture_style.json").read_text())
     (tmp_path / "other.json").write_text(json.dumps({**other, "exercise": "exercise2", "gradients": []}))
-    result = CliRunner().invoke(main, ["class-report", str(tmp_path)])
+    result = cli(["class-report", str(tmp_path)])
     assert result.exit_code == 2
     assert "the reports grade exercise1, exercise2: say which with --exercise" in result.stderr
-    chosen = CliRunner().invoke(main, ["class-report", str(tmp_path), "--exercise", "exercise1", "--json", "-"])
+    chosen = cli(["class-report", str(tmp_path), "--exercise", "exercise1", "--json", "-"])
     assert chosen.exit_code == 0 and json.loads(chosen.stdout)["students"] == 3
 
 
@@ -250,17 +245,16 @@ def test_class_report_asks_which_exercise_when_several(graded_class: GradedClass
 
 @needs_fork
 @pytest.mark.slow
-def test_class_report_counts_exercise4_runs(course: Course, tmp_path: Path) -> None:
+def test_class_report_counts_exercise4_runs(cli: Cli, course: Course, tmp_path: Path) -> None:
     """A batch of exercise-4 submissions: the page counts the runs that completed, diverged from autograd's,
     stopped (at the step each stopped) or never ran, and draws them."""
     subs = tmp_path / "subs"
     subs.mkdir()
     ends = make_training_class(subs, course)
     out = tmp_path / "reports"
-    batch = CliRunner().invoke(main, ["batch", "exercise4", *sorted(str(p) for p in subs.iterdir()), "--jobs", "2",
-                                      "--out", str(out)])
+    batch = cli(["batch", "exercise4", *sorted(str(p) for p in subs.iterdir()), "--jobs", "2", "--out", str(out)])
     assert batch.exit_code == 1, batch.output
-    result = CliRunner().invoke(main, ["class-report", str(out), "--json", "-"])
+    result = cli(["class-report", str(out), "--json", "-"])
     training = json.loads(result.stdout)["training"]
     steps = {s: json.loads((out / f"{s}.json").read_text()).get("training", {}).get("steps") for s in ends}
     late = steps["t_nan_once_learning"]

@@ -35,7 +35,7 @@ from grader.confined import sandbox as sandbox_module
 from grader.confined.protocol import Case, Run
 from grader.confined.sandbox import Sandbox, UnixSandbox
 from grader.courseware.course import Limits
-from tests.conftest import ROOT, User, unix_only
+from tests.conftest import ROOT, Cli, User, unix_only
 from tests.forked import forked_here, replace_run
 
 pytestmark = unix_only
@@ -571,17 +571,12 @@ def test_a_sandbox_ended_in_the_quick_check_gives_no_point(monkeypatch: pytest.M
     assert all(g.status.value == "error" for g in report.gradients)
 
 
-def test_unix_report_says_what_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unix_report_says_what_held(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A report graded by the unix sandbox says so in environment.sandbox, with what the kernel enforced
     on that child (as it said), and a note only when something could not be had."""
-    from click.testing import CliRunner  # noqa: PLC0415
-
-    from grader.cli import main  # noqa: PLC0415
-
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NINJA_SANDBOX", "auto")
-    result = CliRunner().invoke(main, ["--sandbox", "unix", "exercise2", str(ROOT / "solutions" / "exercise2.py"),
-                                       "--format", "json"])
+    result = cli(["--sandbox", "unix", "exercise2", str(ROOT / "solutions" / "exercise2.py"), "--format", "json"])
     report = json.loads(result.stdout)
     sandbox = report["environment"]["sandbox"]
     assert sandbox["sandbox"] == "unix" and sandbox["protocol"] == "commit before reveal"

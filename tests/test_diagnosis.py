@@ -6,9 +6,7 @@ from dataclasses import replace
 
 import click
 import pytest
-from click.testing import CliRunner
 
-from grader.cli import main
 from grader.courseware.course import Course, Gradient, Tolerance
 from grader.courseware.data import Dataset
 from grader.intake.submission import compile_program
@@ -18,7 +16,7 @@ from grader.judging.grade import grade_program
 from grader.judging.results import Status
 from grader.judging.vjp import VJPCheck, settle_with_vjp
 from grader.reporting.report import render_text
-from tests.conftest import GradeSource, pinned_draw, statuses
+from tests.conftest import Cli, GradeSource, pinned_draw, statuses
 from tests.helpers import assert_setup_error
 
 
@@ -100,22 +98,21 @@ def test_every_gradient_has_three_hint_levels(course: Course) -> None:
             assert len(set(grad.hints)) == 3
 
 
-def test_hint_cli_levels() -> None:
+def test_hint_cli_levels(cli: Cli) -> None:
     """`ninja-grade hint` shows hints up to the level asked, and says how to see more."""
-    runner = CliRunner()
-    one = runner.invoke(main, ["hint", "exercise1", "dC"])
+    one = cli(["hint", "exercise1", "dC"])
     assert one.exit_code == 0
     assert one.output.startswith("hint 1: Forward line: emb = C[Xb].")
     assert "--level 2" in one.output
-    three = runner.invoke(main, ["hint", "exercise1", "dC", "--level", "3"])
+    three = cli(["hint", "exercise1", "dC", "--level", "3"])
     assert three.output.count("hint ") == 3 and "--level" not in three.output
 
 
 @pytest.mark.parametrize(("args", "words"), [(["exercise1", "dX"], "has no gradient 'dX'"),
                                              (["exercise7", "dC"], "no exercise 'exercise7'")])
-def test_hint_cli_unknown_names_exit_2(args: list[str], words: str) -> None:
+def test_hint_cli_unknown_names_exit_2(cli: Cli, args: list[str], words: str) -> None:
     """Unknown exercises and gradients are one-line errors, exit 2."""
-    assert_setup_error(CliRunner().invoke(main, ["hint", *args]), words)
+    assert_setup_error(cli(["hint", *args]), words)
 
 
 def test_text_report_shows_label_and_hint(grade_source: GradeSource, course: Course) -> None:

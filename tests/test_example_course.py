@@ -16,9 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
-from click.testing import CliRunner
 
-from grader.cli import main
 from grader.courseware.cases import build_case, setting_of
 from grader.courseware.course import Course, load_course
 from grader.courseware.data import Dataset
@@ -27,7 +25,7 @@ from grader.intake.notebooks import build_notebook
 from grader.intake.submission import compile_program
 from grader.judging.diagnose import ADVICE
 from grader.judging.grade import grade_program
-from tests.conftest import ROOT, failing, pinned_draw, statuses
+from tests.conftest import ROOT, Cli, failing, pinned_draw, statuses
 from tests.helpers import assert_setup_error
 
 EXAMPLE = ROOT / "examples" / "layernorm"
@@ -65,8 +63,8 @@ def F_layer_norm(x: torch.Tensor, gain: torch.Tensor, bias: torch.Tensor) -> tor
     return torch.nn.functional.layer_norm(x, (x.shape[1],), gain.view(-1), bias.view(-1), eps=1e-5)
 
 
-def test_check_course_proves_it_sound() -> None:
-    result = CliRunner().invoke(main, ["check-course", str(EXAMPLE / "course.yaml")])
+def test_check_course_proves_it_sound(cli: Cli) -> None:
+    result = cli(["check-course", str(EXAMPLE / "course.yaml")])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("sound: 2 exercises")
 
@@ -167,13 +165,13 @@ def test_its_notebook_shows_its_own_forward_pass(layernorm: Course) -> None:
     nbformat.validate(nb)
 
 
-def test_its_filled_notebook_grades_full_marks(layernorm: Course, tmp_path: Path) -> None:
+def test_its_filled_notebook_grades_full_marks(cli: Cli, layernorm: Course, tmp_path: Path) -> None:
     """The example's exercise-1 notebook, filled with the solution, graded by the CLI as a notebook: the
     cells are found by the example's own layout (its forward pass's names are the grader's to give)."""
     exercise = layernorm.exercise("exercise1")
     path = tmp_path / "exercise1.ipynb"
     nbformat.write(build_notebook(layernorm, exercise, exercise.solution), str(path))
-    result = CliRunner().invoke(main, ["--course", str(EXAMPLE / "course.yaml"), "exercise1", str(path)])
+    result = cli(["--course", str(EXAMPLE / "course.yaml"), "exercise1", str(path)])
     assert result.exit_code == 0, result.output
     assert "19/19 gradients correct" in result.output
 
@@ -231,7 +229,7 @@ FORWARD_BREAKS = {
 
 
 @pytest.mark.parametrize("name", sorted(FORWARD_BREAKS))
-def test_a_broken_forward_file_is_one_sentence(copy_of_example: Path, name: str) -> None:
+def test_a_broken_forward_file_is_one_sentence(cli: Cli, copy_of_example: Path, name: str) -> None:
     """Each way a forward file can be wrong is said in one line naming the file (and its line), exit 2,
     from the real CLI; never a traceback."""
     old, new, said = FORWARD_BREAKS[name]
@@ -241,30 +239,30 @@ def test_a_broken_forward_file_is_one_sentence(copy_of_example: Path, name: str)
     line = text[:text.index(old)].count("\n") + 1
     said = said.replace("LINE+1", str(line + 1)).replace("LINE", str(line))
     forward.write_text(text.replace(old, new))
-    result = CliRunner().invoke(main, ["--course", str(copy_of_example / "course.yaml"), "exercise2",
-                                       str(copy_of_example / "solutions" / "exercise2.py")])
+    result = cli(["--course", str(copy_of_example / "course.yaml"), "exercise2",
+                  str(copy_of_example / "solutions" / "exercise2.py")])
     assert_setup_error(result, said)
 
 
-def test_a_graph_or_tensor_the_forward_file_lacks_is_one_line(copy_of_example: Path) -> None:
+def test_a_graph_or_tensor_the_forward_file_lacks_is_one_line(cli: Cli, copy_of_example: Path) -> None:
     """course.yaml naming a graph the forward file does not have: one line, exit 2. A gradient of a tensor
     the graph does not compute: check-course says so in one line."""
     course_file = copy_of_example / "course.yaml"
     text = course_file.read_text()
     course_file.write_text(text.replace("    graph: layernorm\n    stub: exercises/exercise2.py",
                                         "    graph: layernorm2\n    stub: exercises/exercise2.py"))
-    result = CliRunner().invoke(main, ["--course", str(course_file), "exercise2"])
+    result = cli(["--course", str(course_file), "exercise2"])
     assert_setup_error(result, "forward.py has no graph 'layernorm2'; it has layernorm")
     course_file.write_text(text.replace("      - name: dhpreln\n        tensor: hpreln\n        hints:\n"
                                         "          - \"Three", "      - name: dhprelm\n        tensor: hprelm\n"
                                         "        hints:\n          - \"Three"))
-    result = CliRunner().invoke(main, ["check-course", str(course_file)])
+    result = cli(["check-course", str(course_file)])
     assert result.exit_code == 1
     assert ("exercise2: dhprelm is the gradient of hprelm, but graph layernorm of forward.py gives hprelm no "
             "gradient (not computed there, or not on the way to the loss)") in result.output.splitlines()
 
 
-def test_a_broken_forward_file_stops_batch_and_notebook_before_anything_is_written(copy_of_example: Path,
+def test_a_broken_forward_file_stops_batch_and_notebook_before_anything_is_written(cli: Cli, copy_of_example: Path,
                                                                                   tmp_path: Path) -> None:
     """Batch grading and notebook writing with a broken forward file: one line, exit 2, nothing written;
     not a fault recorded against every student, not a traceback."""
@@ -275,9 +273,9 @@ def test_a_broken_forward_file_stops_batch_and_notebook_before_anything_is_writt
     student.mkdir()
     shutil.copy(EXAMPLE / "solutions" / "exercise1.py", student / "exercise1.py")
     course = ["--course", str(copy_of_example / "course.yaml")]
-    batch = CliRunner().invoke(main, [*course, "batch", "exercise1", str(student), "--out", str(tmp_path / "out")])
-    notebook = CliRunner().invoke(main, [*course, "notebook", "all", "--out", str(tmp_path / "nb"),
-                                         "--course-repo", "https://example.org/course.git"])
+    batch = cli([*course, "batch", "exercise1", str(student), "--out", str(tmp_path / "out")])
+    notebook = cli([*course, "notebook", "all", "--out", str(tmp_path / "nb"),
+                    "--course-repo", "https://example.org/course.git"])
     for result in (batch, notebook):
         assert_setup_error(result, said)
     assert not (tmp_path / "out").exists() and not list((tmp_path / "nb").glob("*.ipynb"))

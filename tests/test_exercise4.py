@@ -13,16 +13,14 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 import torch
-from click.testing import CliRunner
 
-from grader.cli import main
 from grader.courseware.cases import setting_of
 from grader.courseware.course import Course, Limits
 from grader.courseware.data import Dataset
 from grader.judging.grade import train_full
 from grader.judging.results import Report
 from grader.judging.training import STEPS_PER_REQUEST, lr_at
-from tests.conftest import CLI_TAKING_CTRL_C, GradeSource, failing, needs_sigint, wait_for_line
+from tests.conftest import CLI_TAKING_CTRL_C, Cli, GradeSource, failing, needs_sigint, wait_for_line
 from tests.helpers import assert_setup_error, assert_shaped_as, design_json_examples
 
 STEP_COMMENT = "dW2 = h.T @ dlogits  # (200, 27)"
@@ -90,11 +88,11 @@ def test_right_at_step_0_but_wrong_later_fails_at_the_step_it_breaks(course: Cou
     assert f"right on 'step 0' (batch of 32) but wrong on 'step {breaks}' (batch of 32)" in dW2.message
 
 
-def test_cli_json_for_exercise4(tmp_path: Path) -> None:
+def test_cli_json_for_exercise4(cli: Cli, tmp_path: Path) -> None:
     """--format json carries the training run beside the docs/DESIGN.md fields, each field of both as
     the contract's examples show them."""
     solution = Path(__file__).resolve().parent.parent / "solutions" / "exercise4.py"
-    result = CliRunner().invoke(main, ["exercise4", str(solution), "--format", "json"])
+    result = cli(["exercise4", str(solution), "--format", "json"])
     assert result.exit_code == 0
     report = json.loads(result.stdout)
     documented, training = design_json_examples()
@@ -104,11 +102,11 @@ def test_cli_json_for_exercise4(tmp_path: Path) -> None:
     assert report["training"]["agreed"] is True and report["training"]["steps"] == 500
 
 
-def test_cli_short_real_run_reports_and_plots(tmp_path: Path) -> None:
+def test_cli_short_real_run_reports_and_plots(cli: Cli, tmp_path: Path) -> None:
     """--steps N trains for real: losses beside the lecture's, 20 names, a PNG whose path is printed."""
     solution = Path(__file__).resolve().parent.parent / "solutions" / "exercise4.py"
     plot = tmp_path / "curve.png"
-    result = CliRunner().invoke(main, ["exercise4", str(solution), "--steps", "300", "--plot", str(plot)])
+    result = cli(["exercise4", str(solution), "--steps", "300", "--plot", str(plot)])
     assert result.exit_code == 0, result.output
     assert "full run: 300 of 300 steps" in result.output
     assert "(lecture 2.0719)" in result.output and "(lecture 2.1162)" in result.output
@@ -118,19 +116,19 @@ def test_cli_short_real_run_reports_and_plots(tmp_path: Path) -> None:
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_cli_real_run_of_a_broken_backward_stops_with_reason(tmp_path: Path) -> None:
+def test_cli_real_run_of_a_broken_backward_stops_with_reason(cli: Cli, tmp_path: Path) -> None:
     """A backward pass that breaks mid-run stops the real run with the step and the reason, exit 1."""
     broken = tmp_path / "broken.py"
     solution = Path(__file__).resolve().parent.parent / "solutions" / "exercise4.py"
     broken.write_text(solution.read_text().replace(STEP_COMMENT, "dW2 = h.T @ dlogits if loss.item() > 3 else None"))
-    result = CliRunner().invoke(main, ["exercise4", str(broken), "--steps", "400", "--plot", str(tmp_path / "p.png")])
+    result = cli(["exercise4", str(broken), "--steps", "400", "--plot", str(tmp_path / "p.png")])
     assert result.exit_code == 1
     assert "stopped at step" in result.output and "dW2 is missing" in result.output
 
 
-def test_full_is_only_for_training_exercises() -> None:
+def test_full_is_only_for_training_exercises(cli: Cli) -> None:
     """--full belongs to exercise 4; other exercises do not offer it."""
-    assert_setup_error(CliRunner().invoke(main, ["exercise1", "--full"]), "No such option '--full'")
+    assert_setup_error(cli(["exercise1", "--full"]), "No such option '--full'")
 
 
 @needs_sigint
@@ -234,12 +232,11 @@ def test_real_run_stops_a_hang_with_its_step_and_the_limit(course: Course, datas
     assert run.val_loss is not None  # the steps before it still give the losses
 
 
-def test_real_run_reports_threads_in_text_and_json(tmp_path: Path) -> None:
+def test_real_run_reports_threads_in_text_and_json(cli: Cli, tmp_path: Path) -> None:
     """Thread counts are chosen, not inherited: the report says how many each process used."""
     solution = Path(__file__).resolve().parent.parent / "solutions" / "exercise4.py"
-    result = CliRunner().invoke(main, ["exercise4", str(solution), "--steps", "3", "--format", "json",
-                                       "--plot", str(tmp_path / "p.png")])
+    result = cli(["exercise4", str(solution), "--steps", "3", "--format", "json", "--plot", str(tmp_path / "p.png")])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["threads"] == {"grader": 1, "sandbox": 1}
-    text = CliRunner().invoke(main, ["exercise4", str(solution), "--steps", "3", "--plot", str(tmp_path / "p.png")])
+    text = cli(["exercise4", str(solution), "--steps", "3", "--plot", str(tmp_path / "p.png")])
     assert "torch threads: grader 1, sandbox 1" in text.output

@@ -15,12 +15,10 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
-from click.testing import CliRunner
 
-from grader.cli import main
 from grader.courseware.course import Course
 from grader.judging.results import Report
-from tests.conftest import SUBMISSIONS, GradeSource, failing
+from tests.conftest import SUBMISSIONS, Cli, GradeSource, failing
 from tests.test_mistakes import with_mistake
 
 PARAMS = {"dW2", "db2", "dbngain", "dbnbias", "dW1", "db1", "dC"}
@@ -143,27 +141,26 @@ def test_exercise4_wrong_under_other_names_still_fails_without_guessing(course: 
     assert "name the gradient it is computed from dhprebn, as the lecture does" in db1.message
 
 
-def test_exercise4_every_format_tells_the_same_score(course: Course, tmp_path: Path) -> None:
+def test_exercise4_every_format_tells_the_same_score(cli: Cli, course: Course, tmp_path: Path) -> None:
     """dlogits without / n, a wrong intermediate that every parameter gradient reads, through the real
     CLI: text, JSON, JUnit and Gradescope all give 1 of 7, never full marks."""
     wrong = tmp_path / "exercise4.py"
     wrong.write_text(with_mistake(course.exercise("exercise4").solution.read_text(),
                                   *MISTAKES["dlogits_without_1_over_n"][:2]))
-    runner = CliRunner()
-    text = runner.invoke(main, ["exercise4", str(wrong)])
+    text = cli(["exercise4", str(wrong)])
     assert text.exit_code == 1 and "1/7 gradients correct" in text.output
-    as_json = runner.invoke(main, ["exercise4", str(wrong), "--format", "json"])
+    as_json = cli(["exercise4", str(wrong), "--format", "json"])
     report = json.loads(as_json.stdout)
     assert (report["score"], report["max_score"], report["passed"]) == (1, 7, False)
     assert {g["name"] for g in report["gradients"] if g["status"] == "wrong"} == BELOW_DLOGITS
     assert all(g["blame"] == "dlogits" for g in report["gradients"] if g["status"] == "wrong")
-    junit = runner.invoke(main, ["exercise4", str(wrong), "--format", "junit"])
+    junit = cli(["exercise4", str(wrong), "--format", "junit"])
     suite = ElementTree.fromstring(junit.stdout).find("testsuite")
     assert suite is not None
     failed = {case.get("name") for case in suite.iter("testcase") if case.find("failure") is not None}
     assert failed == {*BELOW_DLOGITS, "training run"}
     out = tmp_path / "results.json"
-    gradescope = runner.invoke(main, ["exercise4", str(wrong), "--format", "gradescope", "--output", str(out)])
+    gradescope = cli(["exercise4", str(wrong), "--format", "gradescope", "--output", str(out)])
     assert gradescope.exit_code == 1
     results = json.loads(out.read_text())
     assert results["score"] == sum(t["score"] for t in results["tests"]) == 1

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from grader.cli import main
 from grader.courseware import draw as draw_module
 from grader.courseware.cases import build_case, setting_of
 from grader.courseware.course import CaseSpec, Course
@@ -25,7 +23,7 @@ from grader.courseware.draw import SECRET_ENV, Draw, draw, pinned
 from grader.intake.submission import Program, compile_program
 from grader.judging.grade import grade_program
 from grader.judging.vjp import unit_randoms, vjp_plan
-from tests.conftest import ROOT, MechanismOff
+from tests.conftest import ROOT, Cli, MechanismOff
 
 FINGERPRINT = "def fp(t):\n    return round(float(t.double().sum()), 5) if isinstance(t, torch.Tensor) else None\n"
 
@@ -171,7 +169,7 @@ def test_a_course_secret_file_kept_off_the_students_copy(tmp_path: Path, course:
     assert draw(with_file, course.exercise("exercise2")).drawn == "fresh"
 
 
-def test_replay_reproduces_a_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_replay_reproduces_a_report(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--replay REPORT.json grades on the cases and probes the report names: the same report again, for a
     wrong submission whose messages name a fresh batch."""
     monkeypatch.chdir(tmp_path)
@@ -180,11 +178,10 @@ def test_replay_reproduces_a_report(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "1.0 / 32" in source
     sub = tmp_path / "hard_coded.py"
     sub.write_text(source)
-    first = CliRunner().invoke(main, ["exercise1", str(sub), "--format", "json"])
+    first = cli(["exercise1", str(sub), "--format", "json"])
     report = json.loads(first.stdout)
     (tmp_path / "report.json").write_text(first.stdout)
-    again = json.loads(CliRunner().invoke(main, ["exercise1", str(sub), "--format", "json", "--replay",
-                                                 "report.json"]).stdout)
+    again = json.loads(cli(["exercise1", str(sub), "--format", "json", "--replay", "report.json"]).stdout)
     assert again["draw"] == {**report["draw"], "drawn": "replay"}
     assert {k: v for k, v in again.items() if k != "draw"} == {k: v for k, v in report.items() if k != "draw"}
     dlogprobs = report["gradients"][0]
@@ -201,12 +198,12 @@ LECTURE_CASE = {"name": "lecture", "seed": 2147483647, "batch_size": 32}
                                      json.dumps({"cases": [{**LECTURE_CASE, "batch_size": 65}],
                                                  "draw": {"probe_seed": 1}}),
                                      json.dumps({"cases": [LECTURE_CASE] * 4, "draw": {"probe_seed": 1}})])
-def test_replay_of_something_else_is_one_line(tmp_path: Path, content: str) -> None:
+def test_replay_of_something_else_is_one_line(cli: Cli, tmp_path: Path, content: str) -> None:
     """A file that is not a report of this exercise, or is malformed, is one line on stderr, exit 2: a seed
     no generator takes, a batch larger than the course draws, or more cases than it grades, among them."""
     bad = tmp_path / "bad.json"
     bad.write_text(content)
-    result = CliRunner().invoke(main, ["exercise1", str(ROOT / "solutions" / "exercise1.py"), "--replay", str(bad)])
+    result = cli(["exercise1", str(ROOT / "solutions" / "exercise1.py"), "--replay", str(bad)])
     assert result.exit_code == 2 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("ninja-grade: ")
 

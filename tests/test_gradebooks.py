@@ -25,11 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from grader.ci.gradebooks import RosterError, match, read_roster
-from grader.cli import main
-from tests.conftest import ROOT, needs_fork
+from tests.conftest import ROOT, Cli, needs_fork, run_cli
 
 SOLUTION = (ROOT / "solutions" / "exercise2.py").read_text()
 WRONG = "dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\n"  # the 1/n missing
@@ -51,7 +49,7 @@ class Batch:
     args: list[str]
 
     def run(self, *more: str) -> tuple[int, str, str]:
-        result = CliRunner().invoke(main, [*self.args, *more])
+        result = run_cli([*self.args, *more])
         return result.exit_code, result.stdout, result.stderr
 
 
@@ -250,13 +248,14 @@ def test_gradebook_csv_gets_the_rosters_columns(graded: Batch) -> None:
     (b"name,email\nJos\xe9,jose@uni.edu\n", "is not UTF-8 text"),
     ("", "is empty"),
 ])
-def test_gradebook_bad_roster_stops_the_batch_before_grading(tmp_path: Path, roster: str | bytes, words: str) -> None:
+def test_gradebook_bad_roster_stops_the_batch_before_grading(cli: Cli, tmp_path: Path, roster: str | bytes,
+                                                             words: str) -> None:
     """A roster that cannot say who is who: one line, exit 2, nothing graded or written."""
     path = tmp_path / "roster.csv"
     path.write_bytes(roster.encode() if isinstance(roster, str) else roster)
     (tmp_path / "alice.py").write_text(SOLUTION)
-    result = CliRunner().invoke(main, ["batch", "exercise2", str(tmp_path / "alice.py"), "--out",
-                                       str(tmp_path / "out"), "--roster", str(path)])
+    result = cli(["batch", "exercise2", str(tmp_path / "alice.py"), "--out",
+                  str(tmp_path / "out"), "--roster", str(path)])
     assert result.exit_code == 2 and words in result.stderr, result.output
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()

@@ -16,13 +16,11 @@ from pathlib import Path
 import matplotlib.image
 import nbformat
 import pytest
-from click.testing import CliRunner
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 from matplotlib.transforms import Bbox
 
-from grader.cli import main
 from grader.courseware.cases import graph_with_shapes
 from grader.courseware.course import Course, load_course
 from grader.courseware.data import Dataset
@@ -36,7 +34,7 @@ from grader.reporting.graph_layout import Layout, layout
 from grader.reporting.graph_marks import GLYPHS, first_wrong, graph_marks, steps_from_loss
 from grader.reporting.graph_picture import STYLES, graph_figure, measure, style_key
 from grader.reporting.report import render_html, render_text
-from tests.conftest import ROOT, SUBMISSIONS, GradeSource
+from tests.conftest import ROOT, SUBMISSIONS, Cli, GradeSource
 from tests.test_mistakes import MISTAKES, with_mistake
 
 Shapes = dict[str, tuple[int, ...]]
@@ -246,13 +244,12 @@ def test_graph_picture_labels_never_overlap(graded: dict[str, Report], lecture: 
     assert_no_overlaps(fig, marks_layout=layout(marks, measure))
 
 
-def test_cli_graph_writes_svg_with_text_and_png(tmp_path: Path) -> None:
+def test_cli_graph_writes_svg_with_text_and_png(cli: Cli, tmp_path: Path) -> None:
     """`--graph x.svg` writes an SVG whose texts are text (every tensor's name is in it) and says where,
     and the text report names the first wrong gradient; `--graph x.png` writes a PNG."""
-    runner = CliRunner()
     svg = tmp_path / "graph.svg"
     submission = SUBMISSIONS / "exercise1" / "three_mistakes.py"
-    result = runner.invoke(main, ["exercise1", str(submission), "--graph", str(svg)])
+    result = cli(["exercise1", str(submission), "--graph", str(svg)])
     assert result.exit_code == 1, result.output
     line = next(i for i, s in enumerate(submission.read_text().splitlines(), 1) if s.startswith("dprobs ="))
     assert (f"The first wrong gradient, going backwards from the loss, is dprobs (line {line}), 2 steps from the "
@@ -263,7 +260,7 @@ def test_cli_graph_writes_svg_with_text_and_png(tmp_path: Path) -> None:
     texts = [t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text")]
     assert {"✗ probs", "✗ bndiff", "! emb", "✓ counts", "loss", "◀ start here"} <= set(texts)
     png = tmp_path / "graph.png"
-    result = runner.invoke(main, ["exercise1", "--graph", str(png)])  # the stub: all missing
+    result = cli(["exercise1", "--graph", str(png)])  # the stub: all missing
     assert result.exit_code == 1 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     image = matplotlib.image.imread(png)
     assert image.shape[0] > 2 * image.shape[1] > 600  # the graph, tall: 21 layers from the loss down
@@ -273,11 +270,11 @@ def test_cli_graph_writes_svg_with_text_and_png(tmp_path: Path) -> None:
                                           ("graph", "not a name without one"),
                                           ("pictures.svg", "is a folder"),
                                           ("afile/graph.svg", "cannot write")])
-def test_cli_graph_bad_path_is_one_line_exit_2(tmp_path: Path, where: str, words: str) -> None:
+def test_cli_graph_bad_path_is_one_line_exit_2(cli: Cli, tmp_path: Path, where: str, words: str) -> None:
     """A --graph that is not .svg or .png, a folder, or a path that cannot be written: one line, exit 2."""
     (tmp_path / "afile").write_text("a file, not a folder")
     (tmp_path / "pictures.svg").mkdir()
-    result = CliRunner().invoke(main, ["exercise1", "--graph", str(tmp_path / where)])
+    result = cli(["exercise1", "--graph", str(tmp_path / where)])
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1 and words in result.stderr
     assert "Traceback" not in result.output
@@ -299,12 +296,12 @@ def test_html_report_draws_the_graph_and_escapes_student_text(grade_source: Grad
     assert "The first wrong gradient, going backwards from the loss, is dprobs" in page
 
 
-def test_feedback_page_has_the_graph_above_the_table(course: Course, tmp_path: Path) -> None:
+def test_feedback_page_has_the_graph_above_the_table(cli: Cli, course: Course, tmp_path: Path) -> None:
     """--feedback on a notebook writes the page with the graph first, then the table."""
     notebook = tmp_path / "half.ipynb"
     nbformat.write(build_notebook(course, course.exercise("exercise1"), SUBMISSIONS / "exercise1" / "half_finished.py"),
                    str(notebook))
-    result = CliRunner().invoke(main, ["exercise1", str(notebook), "--feedback"])
+    result = cli(["exercise1", str(notebook), "--feedback"])
     assert result.exit_code == 1
     page = (tmp_path / "half.feedback.html").read_text()
     assert page.count("<svg") >= 1 and page.index("ninja-graph") < page.index("<th>gradient</th>")

@@ -15,11 +15,9 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
-from click.testing import CliRunner
 from nbclient import NotebookClient
 
 import grader
-from grader.cli import main
 from grader.courseware.cases import build_case, setting_of
 from grader.courseware.course import Course, default_course_path
 from grader.courseware.data import find_names
@@ -36,7 +34,7 @@ from grader.intake.extract import (
     section_of,
 )
 from grader.intake.notebooks import build_notebook
-from tests.conftest import ROOT, GradeSource
+from tests.conftest import ROOT, Cli, GradeSource, run_cli
 from tests.helpers import assert_setup_error
 
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
@@ -72,7 +70,7 @@ EXPECTED: dict[str, dict[str, object]] = {
 
 
 def grade_all(path: Path) -> dict[str, dict[str, object]]:
-    result = CliRunner().invoke(main, ["all", str(path), "--format", "json"])
+    result = run_cli(["all", str(path), "--format", "json"])
     assert result.exit_code in (0, 1), result.output
     assert "Traceback" not in result.output
     return {r["exercise"]: r for r in json.loads(result.stdout)["exercises"]}
@@ -134,14 +132,14 @@ def test_messages_point_at_notebook_cells(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("exercise_id", ["exercise1", "exercise2", "exercise3", "exercise4"])
 @pytest.mark.usefixtures("one_draw")
-def test_same_submission_as_py_and_notebook_same_report(course: Course, tmp_path: Path, exercise_id: str) -> None:
+def test_same_submission_as_py_and_notebook_same_report(cli: Cli, course: Course, tmp_path: Path,
+                                                        exercise_id: str) -> None:
     """The solution graded as a .py and as a course notebook gets the same verdicts (on the same cases)."""
     exercise = course.exercise(exercise_id)
     path = tmp_path / f"{exercise_id}.ipynb"
     nbformat.write(build_notebook(course, exercise, exercise.solution), str(path))
-    runner = CliRunner()
-    as_py = json.loads(runner.invoke(main, [exercise_id, str(exercise.solution), "--format", "json"]).stdout)
-    as_nb = json.loads(runner.invoke(main, [exercise_id, str(path), "--format", "json"]).stdout)
+    as_py = json.loads(cli([exercise_id, str(exercise.solution), "--format", "json"]).stdout)
+    as_nb = json.loads(cli([exercise_id, str(path), "--format", "json"]).stdout)
     strip = lambda r: [(g["name"], g["status"], g["chained"], g["diagnosis"], g["maxdiff"])  # noqa: E731
                        for g in r["gradients"]]
     assert strip(as_py) == strip(as_nb)
@@ -166,42 +164,41 @@ def write_text(path: Path, text: str | bytes) -> Path:
         ('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}', 1, "no code for exercise1 found"),
     ],
 )
-def test_bad_notebooks_get_one_line(tmp_path: Path, content: str | bytes, code: int, words: str) -> None:
+def test_bad_notebooks_get_one_line(cli: Cli, tmp_path: Path, content: str | bytes, code: int, words: str) -> None:
     """Empty, non-JSON, non-UTF-8 and codeless notebooks: one line of reason, exit 1 or 2, no traceback."""
     path = write_text(tmp_path / "bad.ipynb", content)
-    result = CliRunner().invoke(main, ["exercise1", str(path)])
+    result = cli(["exercise1", str(path)])
     if code == 2:
         assert_setup_error(result, words)
     else:
         assert result.exit_code == code and words in result.stdout and "Traceback" not in result.output
 
 
-def test_old_nbformat_v3_notebook_is_converted_and_graded(course: Course, tmp_path: Path) -> None:
+def test_old_nbformat_v3_notebook_is_converted_and_graded(cli: Cli, course: Course, tmp_path: Path) -> None:
     """A notebook saved in nbformat 3 is read (converted) and graded like any other."""
     solution = course.exercise("exercise2").solution.read_text()
     nb3 = nbformat.v3.new_notebook(worksheets=[nbformat.v3.new_worksheet(cells=[
         nbformat.v3.new_code_cell(input="# Exercise 2\n" + solution)])])
     path = write_text(tmp_path / "old.ipynb", nbformat.writes(nb3, version=3))
-    result = CliRunner().invoke(main, ["exercise2", str(path)])
+    result = cli(["exercise2", str(path)])
     assert result.exit_code == 0, result.output
     assert "1/1 gradient correct" in result.output
 
 
-def test_notebook_with_50_mb_of_outputs_is_graded(course: Course, tmp_path: Path) -> None:
+def test_notebook_with_50_mb_of_outputs_is_graded(cli: Cli, course: Course, tmp_path: Path) -> None:
     """Outputs are never read as code: a notebook with 50 MB of them grades as usual."""
     nb = build_notebook(course, course.exercise("exercise2"), course.exercise("exercise2").solution)
     nb.cells[-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * (50 * 2**20))]
     path = tmp_path / "huge.ipynb"
     nbformat.write(nb, str(path))
     assert path.stat().st_size > 50 * 2**20
-    result = CliRunner().invoke(main, ["exercise2", str(path)])
+    result = cli(["exercise2", str(path)])
     assert result.exit_code == 0 and "1/1 gradient correct" in result.output
 
 
-def test_notebook_command_writes_all_exercises(tmp_path: Path) -> None:
+def test_notebook_command_writes_all_exercises(cli: Cli, tmp_path: Path) -> None:
     """`ninja-grade notebook all` writes one valid notebook per exercise, Colab-ready."""
-    result = CliRunner().invoke(main, ["notebook", "all", "--out", str(tmp_path),
-                                       "--course-repo", "https://example.org/course.git"])
+    result = cli(["notebook", "all", "--out", str(tmp_path), "--course-repo", "https://example.org/course.git"])
     assert result.exit_code == 0, result.output
     paths = sorted(tmp_path.glob("*.ipynb"))
     assert [p.name for p in paths] == ["exercise1.ipynb", "exercise2.ipynb", "exercise3.ipynb", "exercise4.ipynb"]
@@ -216,10 +213,9 @@ def test_notebook_command_writes_all_exercises(tmp_path: Path) -> None:
     assert sum(c.source.count("= None  # (") for c in ex1.cells if c.cell_type == "code") == 26
 
 
-def test_notebook_command_unknown_exercise_exit_2(tmp_path: Path) -> None:
+def test_notebook_command_unknown_exercise_exit_2(cli: Cli, tmp_path: Path) -> None:
     """An unknown exercise is a one-line error."""
-    assert_setup_error(CliRunner().invoke(main, ["notebook", "exercise9", "--out", str(tmp_path)]),
-                       "no exercise 'exercise9'")
+    assert_setup_error(cli(["notebook", "exercise9", "--out", str(tmp_path)]), "no exercise 'exercise9'")
 
 
 def run_in_kernel(nb: nbformat.NotebookNode, cwd: Path) -> list[str]:
@@ -268,11 +264,11 @@ def test_default_course_is_the_repositorys() -> None:
     assert default_course_path() == ROOT / "course.yaml"
 
 
-def test_feedback_html_written_beside_notebook(tmp_path: Path) -> None:
+def test_feedback_html_written_beside_notebook(cli: Cli, tmp_path: Path) -> None:
     """--feedback renders the notebook with nbconvert, the report on top, beside the notebook."""
     nb = tmp_path / "mine.ipynb"
     nb.write_bytes((NOTEBOOKS / "lecture_mixed.ipynb").read_bytes())
-    result = CliRunner().invoke(main, ["exercise2", str(nb), "--feedback"])
+    result = cli(["exercise2", str(nb), "--feedback"])
     assert result.exit_code == 1
     html = (tmp_path / "mine.feedback.html").read_text()
     assert "exercise2: Cross-entropy backward in one go" in html and "[scale]" in html
@@ -310,23 +306,22 @@ def course_copy(tmp_path: Path, *, remote: str | None) -> Path:
     return root / "course.yaml"
 
 
-def test_notebook_course_repo_comes_from_the_checkouts_remote(tmp_path: Path) -> None:
+def test_notebook_course_repo_comes_from_the_checkouts_remote(cli: Cli, tmp_path: Path) -> None:
     """Without --course-repo the set-up cell clones the course checkout's own origin, and says so."""
     course_file = course_copy(tmp_path, remote="https://example.org/our-course.git")
-    result = CliRunner().invoke(main, ["--course", str(course_file), "notebook", "exercise2", "--out",
-                                       str(tmp_path / "nb")])
+    result = cli(["--course", str(course_file), "notebook", "exercise2", "--out", str(tmp_path / "nb")])
     assert result.exit_code == 0, result.output
     assert "course repository: https://example.org/our-course.git (the git remote 'origin' of" in result.output
     nb = nbformat.read(str(tmp_path / "nb" / "exercise2.ipynb"), as_version=4)
     assert "!git clone -q --depth 1 https://example.org/our-course.git backprop-ninja" in nb.cells[1].source
 
 
-def test_course_repo_is_asked_for_never_a_placeholder(tmp_path: Path) -> None:
+def test_course_repo_is_asked_for_never_a_placeholder(cli: Cli, tmp_path: Path) -> None:
     """A course with no git remote and no --course-repo: one line asking for the URL, exit 2, nothing
     written (no YOUR-ORG placeholder in a notebook)."""
     course_file = course_copy(tmp_path, remote=None)
     out = tmp_path / "written"
-    result = CliRunner().invoke(main, ["--course", str(course_file), "notebook", "all", "--out", str(out)])
+    result = cli(["--course", str(course_file), "notebook", "all", "--out", str(out)])
     assert_setup_error(result, "which git URL should students fetch the course from? Say --course-repo URL")
     assert not out.exists()
 
@@ -351,13 +346,13 @@ def test_inline_check_grades_the_order_cells_ran(course: Course, tmp_path: Path,
     assert verdict in report, report
 
 
-def test_notebook_over_100_mb_is_refused_in_a_line(tmp_path: Path) -> None:
+def test_notebook_over_100_mb_is_refused_in_a_line(cli: Cli, tmp_path: Path) -> None:
     """A notebook over 100 MB is refused before it is read (exit 2, one line saying what to do);
     the file here is sparse, so the test writes nothing to disk."""
     big = tmp_path / "huge.ipynb"
     with big.open("wb") as f:
         f.truncate(100 * 2**20 + 1)
-    result = CliRunner().invoke(main, ["exercise2", str(big)])
+    result = cli(["exercise2", str(big)])
     assert assert_setup_error(result) == (
         f"ninja-grade: {big} is 104,857,601 bytes, over the 100 MB a notebook to grade may have: clear its outputs "
         "and save it again")
@@ -375,7 +370,7 @@ def test_all_given_a_folder_with_one_notebook_grades_it_for_every_exercise(tmp_p
         assert from_folder[exercise]["score"] == score, exercise
 
 
-def test_batch_grades_notebook_submissions(course: Course, tmp_path: Path) -> None:
+def test_batch_grades_notebook_submissions(cli: Cli, course: Course, tmp_path: Path) -> None:
     """`batch` takes .ipynb submissions (files, or a student's folder with one notebook) and grades
     each to what it deserves."""
     exercise = course.exercise("exercise2")
@@ -385,8 +380,8 @@ def test_batch_grades_notebook_submissions(course: Course, tmp_path: Path) -> No
     nbformat.write(build_notebook(course, exercise), str(subs / "bob.ipynb"))  # the untouched stub
     shutil.copy(NOTEBOOKS / "lecture_mixed.ipynb", subs / "carol" / "whatever.ipynb")  # dlogits [scale]
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["batch", "exercise2", str(subs / "alice.ipynb"), str(subs / "bob.ipynb"),
-                                       str(subs / "carol"), "--jobs", "2", "--out", str(out)])
+    result = cli(["batch", "exercise2", str(subs / "alice.ipynb"), str(subs / "bob.ipynb"),
+                  str(subs / "carol"), "--jobs", "2", "--out", str(out)])
     assert result.exit_code == 1, result.output
     reports = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
     assert {s: r["gradients"][0]["status"] for s, r in reports.items()} == \
@@ -447,7 +442,7 @@ def test_cells_out_of_order_but_not_all_run_are_graded_as_they_stand() -> None:
 PNG_IMG = re.compile(r'<img alt="(\w+): the truth, and your value minus it"[^>]*src="data:image/png;base64,([^"]+)"')
 
 
-def test_feedback_pictures_only_for_wrong_gradients(course: Course, tmp_path: Path) -> None:
+def test_feedback_pictures_only_for_wrong_gradients(cli: Cli, course: Course, tmp_path: Path) -> None:
     """--feedback embeds one picture (a PNG data URI: no side files) per wrong gradient, and none for a
     notebook whose gradients are all right."""
     wrong, right = tmp_path / "wrong.ipynb", tmp_path / "right.ipynb"
@@ -455,7 +450,7 @@ def test_feedback_pictures_only_for_wrong_gradients(course: Course, tmp_path: Pa
     exercise = course.exercise("exercise1")
     nbformat.write(build_notebook(course, exercise, exercise.solution), str(right))
     for notebook in (wrong, right):
-        CliRunner().invoke(main, ["exercise1", str(notebook), "--feedback"])
+        cli(["exercise1", str(notebook), "--feedback"])
     pictures = PNG_IMG.findall((tmp_path / "wrong.feedback.html").read_text())
     assert sorted(name for name, _ in pictures) == ["dbndiff", "dprobs"]  # the two wrong in lecture_mixed
     assert all(base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n" for _, data in pictures)

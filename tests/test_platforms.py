@@ -18,13 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from grader.cli import main
 from grader.cli.tools import BATCH_NEEDS_FORK
 from grader.confined.sandbox import UNIX_NEEDED, PortableSandbox, protections
 from grader.courseware.course import Limits
-from tests.conftest import ROOT, SUBMISSIONS
+from tests.conftest import ROOT, SUBMISSIONS, Cli
 
 HIDE_UNIX = """
 import os, sys
@@ -213,13 +211,13 @@ def test_portable_child_is_confined_seen_from_outside() -> None:
     ("memory_bomb", "error", "memory limit of 256 MB reached"),
     ("monkeypatches_allclose_only", "wrong", "maxdiff"),
 ])
-def test_portable_sandbox_holds_on_this_system(attack: str, status: str, words: str, tmp_path: Path,
+def test_portable_sandbox_holds_on_this_system(cli: Cli, attack: str, status: str, words: str, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """--sandbox portable grades misbehaving code as the unix sandbox does (RLIMIT_AS here)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NINJA_SANDBOX", "auto")  # restored at teardown: --sandbox sets it for the process
-    result = CliRunner().invoke(main, ["--sandbox", "portable", "exercise2", str(HOSTILE / f"{attack}.py"),
-                                       "--format", "json", "--time-limit", "3", "--memory-limit", "256"])
+    result = cli(["--sandbox", "portable", "exercise2", str(HOSTILE / f"{attack}.py"),
+                  "--format", "json", "--time-limit", "3", "--memory-limit", "256"])
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
     (dlogits,) = report["gradients"]
@@ -248,7 +246,8 @@ def test_a_bad_sandbox_choice_is_one_line(tmp_path: Path) -> None:
     assert "portabel" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_portable_child_that_cannot_start_is_one_sentence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_portable_child_that_cannot_start_is_one_sentence(cli: Cli, monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
     """A child Python that dies before it is ready (a broken install) is the grader's set-up problem,
     said as such, never blamed on the student's code."""
     real = subprocess.Popen
@@ -259,7 +258,7 @@ def test_a_portable_child_that_cannot_start_is_one_sentence(monkeypatch: pytest.
     monkeypatch.setattr("grader.confined.sandbox.subprocess.Popen", broken_python)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NINJA_SANDBOX", "auto")  # restored at teardown: --sandbox sets it for the process
-    result = CliRunner().invoke(main, ["--sandbox", "portable", "exercise2", str(ROOT / "solutions" / "exercise2.py")])
+    result = cli(["--sandbox", "portable", "exercise2", str(ROOT / "solutions" / "exercise2.py")])
     assert result.exit_code == 2, result.output
     assert result.output.strip() == ("ninja-grade: cannot start the portable sandbox: its Python ended (exit code 3) "
                                      "before it was ready; set NINJA_SANDBOX_DEBUG=FILE to see why in FILE")

@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from grader.cli import main
 from grader.courseware.course import load_course
 from grader.reporting.platforms import CUT, render_prairielearn
-from tests.conftest import ROOT, GradeSource
+from tests.conftest import ROOT, Cli, GradeSource, run_cli
 
 LAYERNORM = ROOT / "examples" / "layernorm"
 LIMIT = 1_000_000  # bytes PrairieLearn takes
@@ -30,7 +28,7 @@ WRONG_SCALE = ("\ndhpreln = ", "\ndhpreln = 2 * ")  # one edit to exercise 2's s
 
 def write_image_folder(tmp_path: Path, course: Path, *args: str) -> Path:
     folder = tmp_path / "image"
-    result = CliRunner().invoke(main, ["--course", str(course), "prairielearn", str(folder), *args])
+    result = run_cli(["--course", str(course), "prairielearn", str(folder), *args])
     assert result.exit_code == 0, result.output
     return folder
 
@@ -155,7 +153,7 @@ def test_prairielearn_oversized_results_leave_the_last_pictures_out(tmp_path: Pa
     assert "What your code for exercise1 printed:\nxxxx" in results["output"]
 
 
-def test_platform_results_carry_no_terminal_escape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_platform_results_carry_no_terminal_escape(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A submission whose error message and prints hold terminal escapes (which PrairieLearn's page
     would turn into colours, and a log into anything): neither PrairieLearn's nor Classroom 50's
     results carry a control character, and the rest of the text is kept."""
@@ -166,7 +164,7 @@ def test_platform_results_carry_no_terminal_escape(tmp_path: Path, monkeypatch: 
                         "RELEASE_URL": "r"}.items():
         monkeypatch.setenv(name, value)
     for fmt in ("prairielearn", "classroom50"):
-        result = CliRunner().invoke(main, ["exercise2", str(hostile), "--format", fmt])
+        result = cli(["exercise2", str(hostile), "--format", fmt])
         assert result.exit_code == 1, result.output
         results = json.loads(result.stdout)
         texts = [results.get("message", ""), results.get("output", ""),

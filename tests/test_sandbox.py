@@ -17,9 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from grader.cli import main
 from grader.confined import runner as runner_module
 from grader.confined import zygote as grader_zygote
 from grader.confined.jail import safe_import, view_of
@@ -27,7 +25,7 @@ from grader.confined.policy import PolicyError, check_policy
 from grader.confined.protocol import Case, Run
 from grader.confined.sandbox import RunResult, UnixSandbox
 from grader.courseware.course import Course, Limits
-from tests.conftest import SUBMISSIONS, GradeSource, unix_only
+from tests.conftest import SUBMISSIONS, Cli, GradeSource, unix_only
 from tests.forked import forked_here, replace_run
 
 pytestmark = unix_only  # the portable sandbox's own tests: tests/test_platforms.py
@@ -100,13 +98,14 @@ def test_every_hostile_file_has_an_expectation() -> None:
 
 
 @pytest.mark.parametrize("attack", sorted(EXPECTED))
-def test_hostile_submission_fails_cleanly(attack: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hostile_submission_fails_cleanly(cli: Cli, attack: str, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """The attack gets passed false, its verdict and message, exit 1, and leaves nothing behind."""
     monkeypatch.chdir(tmp_path)
     before = scratch_dirs()
     started = time.monotonic()
-    result = CliRunner().invoke(main, ["exercise2", str(HOSTILE / f"{attack}.py"), "--format", "json",
-                                       "--time-limit", "3", "--memory-limit", "256"])
+    result = cli(["exercise2", str(HOSTILE / f"{attack}.py"), "--format", "json",
+                  "--time-limit", "3", "--memory-limit", "256"])
     elapsed = time.monotonic() - started
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)  # the whole stdout is the grader's JSON
@@ -123,9 +122,9 @@ def test_hostile_submission_fails_cleanly(attack: str, tmp_path: Path, monkeypat
     assert sandbox_processes() == []
 
 
-def test_fake_report_printed_by_student_stays_in_output(tmp_path: Path) -> None:
+def test_fake_report_printed_by_student_stays_in_output(cli: Cli, tmp_path: Path) -> None:
     """What the student prints is shown as their output, never as the grader's report."""
-    result = CliRunner().invoke(main, ["exercise2", str(HOSTILE / "prints_fake_report_only.py")])
+    result = cli(["exercise2", str(HOSTILE / "prints_fake_report_only.py")])
     assert result.exit_code == 1
     assert "your code printed:" in result.output
     assert "0/1 gradient correct" in result.output
@@ -235,13 +234,13 @@ def test_sandbox_child_that_exits_hard_is_reported(monkeypatch: pytest.MonkeyPat
         ("dlogits = F.softmax(logits, 1", "error"),  # a syntax error
     ],
 )
-def test_cli_odd_values_fail_cleanly(tmp_path: Path, source: str, status: str) -> None:
+def test_cli_odd_values_fail_cleanly(cli: Cli, tmp_path: Path, source: str, status: str) -> None:
     """NaN, inf, numpy arrays, lists, strings, integer dtypes and syntax errors: passed false,
     the right verdict with a reason, exit 1, no traceback, nothing left behind."""
     sub = tmp_path / "odd.py"
     sub.write_text(source + "\n")
     before = scratch_dirs()
-    result = CliRunner().invoke(main, ["exercise2", str(sub), "--format", "json"])
+    result = cli(["exercise2", str(sub), "--format", "json"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     report = json.loads(result.stdout)
     assert report["passed"] is False and report["gradients"][0]["status"] == status

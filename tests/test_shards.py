@@ -19,13 +19,11 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import grader
 from grader.ci import merge as merging
 from grader.ci.shards import ShardError, shard_from, share_of
-from grader.cli import main
-from tests.conftest import ROOT, MechanismOff, needs_fork
+from tests.conftest import ROOT, Cli, MechanismOff, needs_fork, run_cli
 from tests.helpers import assert_setup_error
 
 SOLUTION = (ROOT / "solutions" / "exercise2.py").read_text()
@@ -82,7 +80,7 @@ def test_share_of_splits_a_class_stably() -> None:
     assert [share_of(name, 4) for name in ("alice", "bob")] == [3, 2] and share_of("student0001", 1000) == 166
 
 
-def test_batch_shard_problems_are_set_up_errors(tmp_path: Path) -> None:
+def test_batch_shard_problems_are_set_up_errors(cli: Cli, tmp_path: Path) -> None:
     """A shard that cannot be used is one line, exit 2, before anyone is graded."""
     sub = tmp_path / "alice.py"
     sub.write_text(SOLUTION)
@@ -91,7 +89,7 @@ def test_batch_shard_problems_are_set_up_errors(tmp_path: Path) -> None:
                              ({"AWS_BATCH_JOB_ARRAY_INDEX": "0", "AWS_BATCH_JOB_ARRAY_SIZE": "8"}, ["--shard", "4"],
                               "the array has 8 jobs"),
                              ({}, ["--shard", "5/4"], "not below 4")):
-        result = CliRunner().invoke(main, ["batch", "exercise2", str(sub), "--out", str(out), *args], env=env)
+        result = cli(["batch", "exercise2", str(sub), "--out", str(out), *args], env=env)
         assert_setup_error(result, words)
         assert not out.exists()
 
@@ -187,13 +185,13 @@ def tiny_class(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def shard(out: str, index: str, *more: str, before: tuple[str, ...] = (),
           students: tuple[str, ...] = STUDENTS) -> None:
-    result = CliRunner().invoke(main, [*before, "batch", "exercise2", *(f"subs/{s}.py" for s in students),
-                                       "--jobs", "1", "--shard", index, "--out", out, *more])
+    result = run_cli([*before, "batch", "exercise2", *(f"subs/{s}.py" for s in students),
+                      "--jobs", "1", "--shard", index, "--out", out, *more])
     assert result.exit_code in (0, 1), result.output
 
 
 def merged(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["merge", *args])
+    result = run_cli(["merge", *args])
     return result.exit_code, result.stdout, result.stderr
 
 

@@ -9,15 +9,13 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from grader.cli import main
 from grader.courseware.course import Course, load_course
 from grader.courseware.data import Dataset
 from grader.intake.notebooks import build_notebook
 from grader.intake.submission import compile_program
 from grader.judging.grade import grade_program
-from tests.conftest import ROOT, GradeSource, pinned_draw
+from tests.conftest import ROOT, Cli, GradeSource, pinned_draw
 
 SOLUTION2 = "dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\ndlogits /= n\n"
 
@@ -164,14 +162,14 @@ def test_name_used_before_it_is_assigned_names_both_lines(course: Course, grade_
         "kernel still holds an older value; restart and run all to see it)")
 
 
-def test_name_used_before_it_is_assigned_in_a_notebook_names_cells(course: Course, tmp_path: Path) -> None:
+def test_name_used_before_it_is_assigned_in_a_notebook_names_cells(cli: Cli, course: Course, tmp_path: Path) -> None:
     """The same in a course notebook: both lines are given as cells and lines of the notebook."""
     exercise = course.exercise("exercise1")
     mistaken = tmp_path / "mine.py"
     mistaken.write_text(exercise.solution.read_text().replace(*USED_TOO_EARLY))
     notebook = tmp_path / "mine.ipynb"
     nbformat.write(build_notebook(course, exercise, mistaken), str(notebook))
-    report = json.loads(CliRunner().invoke(main, ["exercise1", str(notebook), "--format", "json"]).stdout)
+    report = json.loads(cli(["exercise1", str(notebook), "--format", "json"]).stdout)
     dbndiff2 = next(g for g in report["gradients"] if g["name"] == "dbndiff2")
     assert re.match(r"cell \d+, line \d+: dbndiff is used before cell \d+, line \d+ assigns it", dbndiff2["message"])
 
