@@ -19,8 +19,9 @@ from grader.ci.anonymise import anonymise, lecture_names, statement_at
 from grader.ci.class_page import class_html
 from grader.ci.class_report import class_report
 from grader.courseware.course import Course
+from grader.courseware.data import Dataset
 from tests.classroom import EXAMPLE_STUDENT, make_class, make_training_class
-from tests.conftest import Cli, GradeSource, needs_fork
+from tests.conftest import Cli, grade, needs_fork
 from tests.test_mistakes import DC_LOOP, MISTAKES, with_mistake
 from tests.test_notebooks import EXPECTED
 
@@ -269,7 +270,7 @@ def test_class_report_counts_exercise4_runs(cli: Cli, course: Course, tmp_path: 
 # --- what a student wrote, on the page ------------------------------------------------------
 
 
-def test_class_page_shows_a_students_markup_as_text(course: Course, grade_source: GradeSource, tmp_path: Path) -> None:
+def test_class_page_shows_a_students_markup_as_text(course: Course, dataset: Dataset, tmp_path: Path) -> None:
     """A student whose exception message carries markup and their name: the page shows the message they got,
     as text and without their name, and their line without its string or comment."""
     line = 'dlogprobs[range(n), Yb] = -1.0 / n if n == 32 else int("<script>alert(1)</script> by mallory")  # mine'
@@ -277,7 +278,7 @@ def test_class_page_shows_a_students_markup_as_text(course: Course, grade_source
                           line)
     path = tmp_path / "mallory.py"
     path.write_text(source)
-    report = {**grade_source("exercise1", source).to_dict(), "student": "mallory", "submission": str(path)}
+    report = {**grade(course, dataset, "exercise1", source).to_dict(), "student": "mallory", "submission": str(path)}
     counted = class_report(course, "exercise1", [report])
     assert [(m.gradient, m.label) for m in counted.mistakes] == [("dlogprobs", "hard-coded-batch")]
     assert "'<script>alert(1)</script> by …'" in counted.mistakes[0].message  # what they were told, less their name

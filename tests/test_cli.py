@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 import grader
+import grader.judging.grade
 from grader.courseware.course import Course
 from grader.courseware.data import Dataset
 from grader.courseware.draw import replay
-from grader.judging.grade import grade
 from tests.conftest import ROOT, SUBMISSIONS, Cli
 from tests.helpers import assert_setup_error, assert_shaped_as, design_json_examples
 
@@ -79,8 +79,8 @@ def test_cli_json_is_the_design_contract(cli: Cli, tmp_path: Path, course: Cours
     assert report["draw"]["drawn"] == documented["draw"]["drawn"] == "fresh"
     assert report["draw"]["training_seed"] is documented["draw"]["training_seed"] is None
     assert report["environment"]["sandbox"]["protocol"] == documented["environment"]["sandbox"]["protocol"]
-    model = grade(course, "exercise1", sub, None if dataset.synthetic else dataset.source,
-                  draw=replay(report, course, course.exercise("exercise1"))).to_dict()
+    model = grader.judging.grade.grade(course, "exercise1", sub, None if dataset.synthetic else dataset.source,
+                                       draw=replay(report, course, course.exercise("exercise1"))).to_dict()
     assert report["gradients"] == model["gradients"]  # the results model's to_dict, field for field
 
 

@@ -35,7 +35,7 @@ from grader.confined import sandbox as sandbox_module
 from grader.confined.protocol import Case, Run
 from grader.confined.sandbox import Sandbox, UnixSandbox
 from grader.courseware.course import Limits
-from tests.conftest import ROOT, Cli, User, unix_only
+from tests.conftest import ROOT, Cli, User, grade, unix_only
 from tests.forked import forked_here, replace_run
 
 pytestmark = unix_only
@@ -531,14 +531,10 @@ def test_a_sandbox_ended_mid_grading_gives_no_point(monkeypatch: pytest.MonkeyPa
                                                     dataset: Any) -> None:
     """Exercise 1: a child that dies in the middle of its runs (the isolated run of the first case) leaves
     every gradient error with the reason, never a pass on the runs before."""
-    from grader.intake.submission import compile_program  # noqa: PLC0415
-    from grader.judging.grade import grade_program  # noqa: PLC0415
-
     exercise = course.exercise("exercise1")
     replace_run(monkeypatch, dies_on_run(3))
     with forked_here(monkeypatch):
-        report = grade_program(course, exercise, compile_program(exercise.solution.read_text(), "s.py"), dataset,
-                               submission_label="s.py")
+        report = grade(course, dataset, exercise, exercise.solution.read_text(), label="s.py", draw="fresh")
     assert report.score == 0
     assert {g.status.value for g in report.gradients} == {"error"}
     assert all("your code ended the sandbox early (exit code 3)" in g.message for g in report.gradients)
@@ -549,9 +545,6 @@ def test_a_sandbox_ended_in_the_quick_check_gives_no_point(monkeypatch: pytest.M
                                                            dataset: Any) -> None:
     """Exercise 4: a child that dies on a training step of the quick check stops the run there, and no
     gradient keeps a point from the steps before."""
-    from grader.intake.submission import compile_program  # noqa: PLC0415
-    from grader.judging.grade import grade_program  # noqa: PLC0415
-
     exercise = course.exercise("exercise4")
     real_execute = child_module.execute
     runs = [0]
@@ -564,8 +557,7 @@ def test_a_sandbox_ended_in_the_quick_check_gives_no_point(monkeypatch: pytest.M
 
     monkeypatch.setattr(child_module, "execute", dies_later)
     with forked_here(monkeypatch):
-        report = grade_program(course, exercise, compile_program(exercise.solution.read_text(), "s.py"), dataset,
-                               submission_label="s.py")
+        report = grade(course, dataset, exercise, exercise.solution.read_text(), label="s.py", draw="fresh")
     assert report.score == 0 and report.training is not None
     assert "your code ended the sandbox early (exit code 3)" in (report.training.stopped or "")
     assert all(g.status.value == "error" for g in report.gradients)
@@ -590,15 +582,11 @@ def test_report_says_in_one_line_what_could_not_be_had(monkeypatch: pytest.Monke
                                                       unprivileged: User) -> None:
     """Without Landlock (an older kernel) and without root, the report says so in one note, and what it
     means; the grading itself goes on."""
-    from grader.intake.submission import compile_program  # noqa: PLC0415
-    from grader.judging.grade import grade_program  # noqa: PLC0415
-
     exercise = course.exercise("exercise2")
     monkeypatch.setattr(kernel, "landlock_only", lambda folder: "")
     as_user = (unprivileged.uid, unprivileged.gid) if os.geteuid() == 0 else None
     with forked_here(monkeypatch, as_user=as_user):
-        report = grade_program(course, exercise, compile_program(exercise.solution.read_text(), "s.py"), dataset,
-                               submission_label="s.py")
+        report = grade(course, dataset, exercise, exercise.solution.read_text(), label="s.py", draw="fresh")
     assert report.passed
     notes = [n for n in report.notes if "not available here" in n]
     assert len(notes) == 1 and notes[0].startswith("Landlock") and "what your user can" in notes[0]

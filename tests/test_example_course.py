@@ -22,10 +22,8 @@ from grader.courseware.course import Course, load_course
 from grader.courseware.data import Dataset
 from grader.courseware.forward import load_forward
 from grader.intake.notebooks import build_notebook
-from grader.intake.submission import compile_program
 from grader.judging.diagnose import ADVICE
-from grader.judging.grade import grade_program
-from tests.conftest import ROOT, Cli, failing, pinned_draw, statuses
+from tests.conftest import ROOT, Cli, failing, grade, statuses
 from tests.helpers import assert_setup_error
 
 EXAMPLE = ROOT / "examples" / "layernorm"
@@ -34,12 +32,6 @@ EXAMPLE = ROOT / "examples" / "layernorm"
 @pytest.fixture(scope="module")
 def layernorm() -> Course:
     return load_course(EXAMPLE / "course.yaml")
-
-
-def grade_text(course: Course, dataset: Dataset, exercise_id: str, source: str):  # type: ignore[no-untyped-def]
-    program = compile_program(source, "<submission>")
-    return grade_program(course, course.exercise(exercise_id), program, dataset, submission_label="<submission>",
-                         draw=pinned_draw(course))
 
 
 def test_its_forward_pass_is_layernorm_as_torch_computes_it(layernorm: Course, dataset: Dataset) -> None:
@@ -145,7 +137,7 @@ def test_mistakes_get_the_lectures_quality_of_diagnosis(layernorm: Course, datas
     exercise_id, old, new, broken, label, words = MISTAKES[mistake]
     solution = SOLUTION1 if exercise_id == "exercise1" else SOLUTION2
     assert solution.count(old) == 1
-    report = grade_text(layernorm, dataset, exercise_id, solution.replace(old, new))
+    report = grade(layernorm, dataset, exercise_id, solution.replace(old, new))
     assert failing(report) == {broken}, statuses(report)
     grad = next(g for g in report.gradients if g.name == broken)
     assert grad.diagnosis == label, grad.message

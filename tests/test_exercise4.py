@@ -20,7 +20,7 @@ from grader.courseware.data import Dataset
 from grader.judging.grade import train_full
 from grader.judging.results import Report
 from grader.judging.training import STEPS_PER_REQUEST, lr_at
-from tests.conftest import CLI_TAKING_CTRL_C, Cli, GradeSource, failing, needs_sigint, wait_for_line
+from tests.conftest import CLI_TAKING_CTRL_C, Cli, failing, grade, needs_sigint, wait_for_line
 from tests.helpers import assert_setup_error, assert_shaped_as, design_json_examples
 
 STEP_COMMENT = "dW2 = h.T @ dlogits  # (200, 27)"
@@ -29,8 +29,8 @@ STEP_COMMENT = "dW2 = h.T @ dlogits  # (200, 27)"
 
 
 @pytest.fixture(scope="module")
-def solution_report(course: Course, grade_source: GradeSource) -> Report:
-    return grade_source("exercise4", course.exercise("exercise4").solution.read_text())
+def solution_report(course: Course, dataset: Dataset) -> Report:
+    return grade(course, dataset, "exercise4", course.exercise("exercise4").solution.read_text())
 
 
 def test_solution_passes_every_check(solution_report: Report) -> None:
@@ -51,19 +51,19 @@ def test_training_loss_goes_down(solution_report: Report) -> None:
     assert training.losses[0] > 3.0 > training.losses[-1] + 0.3
 
 
-def test_stub_is_missing_and_run_stops(course: Course, grade_source: GradeSource) -> None:
+def test_stub_is_missing_and_run_stops(course: Course, dataset: Dataset) -> None:
     """The untouched stub: every gradient missing, and the run says why it could not go on."""
-    report = grade_source("exercise4", course.exercise("exercise4").stub.read_text())
+    report = grade(course, dataset, "exercise4", course.exercise("exercise4").stub.read_text())
     assert {g.status.value for g in report.gradients} == {"missing"}
     assert report.training is not None and not report.training.agreed
     assert report.training.stopped == "your run stopped at step 0: dC is missing"
     assert not report.passed
 
 
-def test_one_wrong_parameter_fails_on_it_alone(course: Course, grade_source: GradeSource) -> None:
+def test_one_wrong_parameter_fails_on_it_alone(course: Course, dataset: Dataset) -> None:
     """A wrong dW2 fails on dW2 with a diagnosis, and the run drifts away from autograd's."""
     source = course.exercise("exercise4").solution.read_text().replace(STEP_COMMENT, "dW2 = 0.5 * h.T @ dlogits")
-    report = grade_source("exercise4", source)
+    report = grade(course, dataset, "exercise4", source)
     assert failing(report) == {"dW2"}
     dW2 = report.gradients[0]
     assert dW2.diagnosis == "scale" and "1/2 times the truth" in dW2.message
@@ -72,12 +72,12 @@ def test_one_wrong_parameter_fails_on_it_alone(course: Course, grade_source: Gra
 
 
 def test_right_at_step_0_but_wrong_later_fails_at_the_step_it_breaks(course: Course,
-                                                                      grade_source: GradeSource) -> None:
+                                                                      dataset: Dataset) -> None:
     """A formula that is only right early in training fails, judged in full at the first step it is
     wrong (every step is screened), not only at the next checkpoint."""
     source = course.exercise("exercise4").solution.read_text().replace(
         STEP_COMMENT, "dW2 = h.T @ dlogits if loss.item() > 2.9 else 1.1 * h.T @ dlogits")
-    report = grade_source("exercise4", source)
+    report = grade(course, dataset, "exercise4", source)
     assert failing(report) == {"dW2"}
     assert report.training is not None
     breaks = next(step for step, loss in enumerate(report.training.losses) if loss <= 2.9)

@@ -27,14 +27,12 @@ from grader.courseware.data import Dataset
 from grader.courseware.graph import Graph
 from grader.inline import ReportView
 from grader.intake.notebooks import build_notebook
-from grader.intake.submission import compile_program
-from grader.judging.grade import grade_program
 from grader.judging.results import Report, Status
 from grader.reporting.graph_layout import Layout, layout
 from grader.reporting.graph_marks import GLYPHS, first_wrong, graph_marks, steps_from_loss
 from grader.reporting.graph_picture import STYLES, graph_figure, measure, style_key
 from grader.reporting.report import render_html, render_text
-from tests.conftest import ROOT, SUBMISSIONS, Cli, GradeSource
+from tests.conftest import ROOT, SUBMISSIONS, Cli, grade
 from tests.test_mistakes import MISTAKES, with_mistake
 
 Shapes = dict[str, tuple[int, ...]]
@@ -84,9 +82,10 @@ class Gradings(dict[str, Report]):
     """Real gradings of exercise 1, by name: the solution, a MISTAKES edit of it, or a file of
     tests/submissions/exercise1; each graded once, when first asked for."""
 
-    def __init__(self, course: Course, grade_source: GradeSource) -> None:
+    def __init__(self, course: Course, dataset: Dataset) -> None:
         super().__init__()
-        self.solution, self.grade_source = course.exercise("exercise1").solution.read_text(), grade_source
+        self.course, self.dataset = course, dataset
+        self.solution = course.exercise("exercise1").solution.read_text()
 
     def __missing__(self, name: str) -> Report:
         if name == "solution":
@@ -95,13 +94,13 @@ class Gradings(dict[str, Report]):
             source = with_mistake(self.solution, *MISTAKES[name][:2])
         else:
             source = (SUBMISSIONS / "exercise1" / f"{name}.py").read_text()
-        self[name] = self.grade_source("exercise1", source)
+        self[name] = grade(self.course, self.dataset, "exercise1", source)
         return self[name]
 
 
 @pytest.fixture(scope="module")
-def graded(course: Course, grade_source: GradeSource) -> Gradings:
-    return Gradings(course, grade_source)
+def graded(course: Course, dataset: Dataset) -> Gradings:
+    return Gradings(course, dataset)
 
 
 def test_graph_marks_read_the_lectures_nodes_edges_and_ops(graded: dict[str, Report],
@@ -122,8 +121,7 @@ def test_graph_marks_read_the_layernorm_course(layernorm: tuple[Course, Graph, S
     """The LayerNorm course's forward file gives its own picture, through the same code."""
     course, graph, shapes = layernorm
     exercise = course.exercise("exercise1")
-    report = grade_program(course, exercise, compile_program(exercise.solution.read_text(), "<solution>"), dataset,
-                           submission_label="<solution>")
+    report = grade(course, dataset, exercise, exercise.solution.read_text(), label="<solution>", draw="fresh")
     marks = graph_marks(report, graph, shapes)
     assert sorted((e.source, e.target, e.op) for e in marks.edges) == sorted(LAYERNORM_EDGES)
     assert {t.name for t in marks.tensors if t.gradient is None} == {"Xb", "Yb", "loss"}
@@ -280,13 +278,13 @@ def test_cli_graph_bad_path_is_one_line_exit_2(cli: Cli, tmp_path: Path, where: 
     assert "Traceback" not in result.output
 
 
-def test_html_report_draws_the_graph_and_escapes_student_text(grade_source: GradeSource, course: Course,
+def test_html_report_draws_the_graph_and_escapes_student_text(course: Course, dataset: Dataset,
                                                               lecture: tuple[Graph, Shapes]) -> None:
     """The HTML report (the --feedback page, check()'s Jupyter view) holds the picture inline, above the
     table, and what the student's code printed stays text: no markup from it reaches the page."""
     graph, shapes = lecture
     source = with_mistake(course.exercise("exercise1").solution.read_text(), *MISTAKES["sign_flipped"][:2])
-    report = grade_source("exercise1", source + '\nprint("<script>alert(1)</script><svg onload=x>")\n')
+    report = grade(course, dataset, "exercise1", source + '\nprint("<script>alert(1)</script><svg onload=x>")\n')
     page = render_html(report, graph, shapes)
     assert page.index("<svg") < page.index("<table>")
     assert "<script" not in page and "onload" not in re.sub(r"&lt;svg onload=x&gt;", "", page)

@@ -13,8 +13,9 @@ import re
 import pytest
 
 from grader.courseware.course import Course
+from grader.courseware.data import Dataset
 from grader.judging.diagnose import ADVICE
-from tests.conftest import GradeSource, failing
+from tests.conftest import failing, grade
 
 DC_LOOP = """for k in range(Xb.shape[0]):
     for j in range(Xb.shape[1]):
@@ -118,12 +119,12 @@ def with_mistake(solution: str, correct: str, wrong: str) -> str:
 
 
 @pytest.mark.parametrize("mistake", sorted(MISTAKES))
-def test_mistake_is_wrong_on_its_gradient_only(course: Course, grade_source: GradeSource, mistake: str) -> None:
+def test_mistake_is_wrong_on_its_gradient_only(course: Course, dataset: Dataset, mistake: str) -> None:
     """One common mistake fails its gradient alone, with the right diagnosis, its wording (WORDING)
     and no label elsewhere."""
     correct, wrong, broken, label = MISTAKES[mistake]
     source = with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong)
-    report = grade_source("exercise1", source)
+    report = grade(course, dataset, "exercise1", source)
     assert failing(report) == {broken}
     result = next(g for g in report.gradients if g.name == broken)
     assert result.status.value == ("error" if "raises" in mistake else "wrong")
@@ -137,10 +138,11 @@ def test_mistake_is_wrong_on_its_gradient_only(course: Course, grade_source: Gra
     assert report.score == 25
 
 
-def test_hard_coded_batch_says_which_case_broke(course: Course, grade_source: GradeSource) -> None:
+def test_hard_coded_batch_says_which_case_broke(course: Course, dataset: Dataset) -> None:
     """A formula right only for n = 32 passes the lecture's batch and names the one it failed."""
     correct, wrong, *_ = MISTAKES["hard_coded_32"]
-    report = grade_source("exercise1", with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
+    report = grade(course, dataset, "exercise1",
+                   with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
     result = report.gradients[0]
     assert result.case is not None and result.case != "lecture"
     assert result.diagnosis == "hard-coded-batch"
@@ -148,10 +150,11 @@ def test_hard_coded_batch_says_which_case_broke(course: Course, grade_source: Gr
     assert "use n (or Xb.shape[0]) wherever the batch size appears" in result.message
 
 
-def test_mistake_spreads_only_in_chained(course: Course, grade_source: GradeSource) -> None:
+def test_mistake_spreads_only_in_chained(course: Course, dataset: Dataset) -> None:
     """An early slip fails its own gradient in status, but every later one in chained."""
     correct, wrong, *_ = MISTAKES["sign_flipped"]
-    report = grade_source("exercise1", with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
+    report = grade(course, dataset, "exercise1",
+                   with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
     chained = {g.name: g.chained.value for g in report.gradients}
     assert chained["dlogprobs"] == "exact"
     assert chained["dprobs"] == "wrong" and chained["dC"] == "wrong"
@@ -159,19 +162,21 @@ def test_mistake_spreads_only_in_chained(course: Course, grade_source: GradeSour
     assert dcounts.passed and dcounts.chained.value == "wrong"
 
 
-def test_shape_message_says_what_to_sum(course: Course, grade_source: GradeSource) -> None:
+def test_shape_message_says_what_to_sum(course: Course, dataset: Dataset) -> None:
     """A missing sum over a broadcast dimension is explained in terms of that dimension."""
     correct, wrong, *_ = MISTAKES["missing_sum_over_broadcast"]
-    report = grade_source("exercise1", with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
+    report = grade(course, dataset, "exercise1",
+                   with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
     msg = next(g for g in report.gradients if g.name == "dcounts_sum_inv").message
     assert "dcounts_sum_inv has shape (32, 27); counts_sum_inv is (32, 1)" in msg
     assert "sum the gradient over dim 1 with keepdim=True" in msg
 
 
-def test_transposed_result_is_called_transposed(course: Course, grade_source: GradeSource) -> None:
+def test_transposed_result_is_called_transposed(course: Course, dataset: Dataset) -> None:
     """A transposed matmul result says it looks transposed."""
     correct, wrong, *_ = MISTAKES["transposed_matmul"]
-    report = grade_source("exercise1", with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
+    report = grade(course, dataset, "exercise1",
+                   with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
     dW1 = next(g for g in report.gradients if g.name == "dW1")
     assert dW1.diagnosis == "transpose" and "it is the truth transposed" in dW1.message
 
@@ -301,11 +306,12 @@ FUSED: dict[str, dict[str, tuple[str, str, str, str]]] = {
 
 
 @pytest.mark.parametrize(("exercise_id", "mistake"), [(e, m) for e, ms in FUSED.items() for m in ms])
-def test_fused_mistake_is_named(course: Course, grade_source: GradeSource, exercise_id: str, mistake: str) -> None:
+def test_fused_mistake_is_named(course: Course, dataset: Dataset, exercise_id: str, mistake: str) -> None:
     """In exercises 2 and 3 the common slips get their label and words, as in exercise 1: a missing
     term, a term's sign, the Bessel factor, 1/n, a hard-coded 32."""
     correct, wrong, label, words = FUSED[exercise_id][mistake]
-    report = grade_source(exercise_id, with_mistake(course.exercise(exercise_id).solution.read_text(), correct, wrong))
+    report = grade(course, dataset, exercise_id,
+                   with_mistake(course.exercise(exercise_id).solution.read_text(), correct, wrong))
     (result,) = report.gradients
     assert result.status.value == "wrong" and result.diagnosis == label, result.message
     assert re.search(words, result.message), result.message

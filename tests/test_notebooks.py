@@ -20,7 +20,7 @@ from nbclient import NotebookClient
 import grader
 from grader.courseware.cases import build_case, setting_of
 from grader.courseware.course import Course, default_course_path
-from grader.courseware.data import find_names
+from grader.courseware.data import Dataset, find_names
 from grader.courseware.draw import SECRET_ENV
 from grader.inline import check
 from grader.intake.extract import (
@@ -34,7 +34,7 @@ from grader.intake.extract import (
     section_of,
 )
 from grader.intake.notebooks import build_notebook
-from tests.conftest import ROOT, Cli, GradeSource, run_cli
+from tests.conftest import ROOT, Cli, grade, run_cli
 from tests.helpers import assert_setup_error
 
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
@@ -472,13 +472,13 @@ def test_inline_check_shows_the_picture_in_jupyter(course: Course, tmp_path: Pat
         assert len(PNG_IMG.findall(shown)) == expected, shown[:300]
 
 
-def test_picture_shows_exactly_the_rows_that_are_wrong(course: Course, grade_source: GradeSource) -> None:
+def test_picture_shows_exactly_the_rows_that_are_wrong(course: Course, dataset: Dataset) -> None:
     """dC with repeated indices overwritten: its picture's difference is non-zero on the rows of C picked
     more than once and zero on every other row, so the picture shows where, not just that."""
     solution = course.exercise("exercise1").solution.read_text()
     loop = "for k in range(Xb.shape[0]):\n    for j in range(Xb.shape[1]):\n        dC[Xb[k, j]] += demb[k, j]"
     assert solution.count(loop) == 1
-    dC = next(g for g in grade_source("exercise1", solution.replace(loop, "dC[Xb] += demb")).gradients
+    dC = next(g for g in grade(course, dataset, "exercise1", solution.replace(loop, "dC[Xb] += demb")).gradients
               if g.name == "dC")
     assert dC.picture is not None and dC.picture.case == "lecture" and dC.picture.shape == (27, 10)
     rows = [dC.picture.difference[r * 10:(r + 1) * 10] for r in range(27)]

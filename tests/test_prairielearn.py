@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from grader.courseware.course import load_course
+from grader.courseware.course import Course, load_course
+from grader.courseware.data import Dataset
 from grader.reporting.platforms import CUT, render_prairielearn
-from tests.conftest import ROOT, Cli, GradeSource, run_cli
+from tests.conftest import ROOT, Cli, grade, run_cli
 
 LAYERNORM = ROOT / "examples" / "layernorm"
 LIMIT = 1_000_000  # bytes PrairieLearn takes
@@ -173,11 +174,11 @@ def test_platform_results_carry_no_terminal_escape(cli: Cli, tmp_path: Path, mon
         assert any("100/100" in text for text in texts), fmt
 
 
-def test_prairielearn_results_over_the_limit_lose_pictures_then_text(grade_source: GradeSource) -> None:
+def test_prairielearn_results_over_the_limit_lose_pictures_then_text(course: Course, dataset: Dataset) -> None:
     """Under a limit smaller than one picture, the renderer leaves the picture out and says so, then
     cuts the texts until the results fit; the score and every test stay."""
     source = (ROOT / "solutions" / "exercise1.py").read_text()
-    report = grade_source("exercise1", source.replace("dprobs = (1.0 / probs) * dlogprobs",
+    report = grade(course, dataset, "exercise1", source.replace("dprobs = (1.0 / probs) * dlogprobs",
                                                       "dprobs = -(1.0 / probs) * dlogprobs"))
     whole = json.loads(render_prairielearn([report]))
     assert [t["name"] for t in whole["tests"] if t.get("images")] == ["exercise1: dprobs"]

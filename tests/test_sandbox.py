@@ -25,7 +25,8 @@ from grader.confined.policy import PolicyError, check_policy
 from grader.confined.protocol import Case, Run
 from grader.confined.sandbox import RunResult, UnixSandbox
 from grader.courseware.course import Course, Limits
-from tests.conftest import SUBMISSIONS, Cli, GradeSource, unix_only
+from grader.courseware.data import Dataset
+from tests.conftest import SUBMISSIONS, Cli, grade, unix_only
 from tests.forked import forked_here, replace_run
 
 pytestmark = unix_only  # the portable sandbox's own tests: tests/test_platforms.py
@@ -249,11 +250,11 @@ def test_cli_odd_values_fail_cleanly(cli: Cli, tmp_path: Path, source: str, stat
 
 
 def test_student_raising_memory_limit_text_is_only_an_error_on_its_line(course: Course,
-                                                                        grade_source: GradeSource) -> None:
+                                                                        dataset: Dataset) -> None:
     """A student's own `raise ValueError("memory limit")` is an exception on that line, not the
     sandbox's memory limit: the program goes on and the gradient after it is judged (typed, not text)."""
     solution = course.exercise("exercise2").solution.read_text()
-    report = grade_source("exercise2", 'try_this = 1\nraise ValueError("memory limit")\n' + solution)
+    report = grade(course, dataset, "exercise2", 'try_this = 1\nraise ValueError("memory limit")\n' + solution)
     dlogits = report.gradients[0]
     assert dlogits.passed, dlogits.message
 
@@ -275,7 +276,7 @@ FORBIDDEN_CALLS = [(e, name) for e in ("exercise1", "exercise2", "exercise3", "e
 
 
 @pytest.mark.parametrize(("exercise_id", "name"), FORBIDDEN_CALLS)
-def test_forbid_in_course_yaml_takes_effect(course: Course, grade_source: GradeSource, exercise_id: str,
+def test_forbid_in_course_yaml_takes_effect(course: Course, dataset: Dataset, exercise_id: str,
                                             name: str) -> None:
     """A library call an exercise forbids (course.yaml's `forbid:`), in the line that gives a gradient
     its final value, is refused: that gradient is `error` naming the line and the call, every other
@@ -284,7 +285,7 @@ def test_forbid_in_course_yaml_takes_effect(course: Course, grade_source: GradeS
     last = exercise.gradients[-1].name
     source = exercise.solution.read_text() + f"\n{last} = {last} if F.{name} else None\n"
     line = len(source.splitlines())
-    results = {g.name: g for g in grade_source(exercise_id, source).gradients}
+    results = {g.name: g for g in grade(course, dataset, exercise_id, source).gradients}
     if name in exercise.forbid:
         assert results[last].status.value == "error"
         assert results[last].message.startswith(f"line {line}: not run: '{name}' does the whole computation")
