@@ -9,6 +9,7 @@ says so.
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +45,18 @@ def check_fails_without(monkeypatch: pytest.MonkeyPatch, check: Check, switch_of
         except AssertionError:
             return
     pytest.fail(f"the check still passes with {mechanism} switched off: it cannot catch that mechanism breaking")
+
+
+def gradebook_rows(path: Path) -> list[dict[str, str]]:
+    """A batch's CSV gradebook (OUT/gradebook.csv, or the file --gradebook names): its rows in order, each
+    by column name. A roster's entry with no submission is a row whose student is empty."""
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def read_gradebook(path: Path) -> dict[str, dict[str, str]]:
+    """A batch's CSV gradebook as student -> their row."""
+    return {row["student"]: row for row in gradebook_rows(path)}
 
 
 def no_escape(text: str, quote: bool = True) -> str:

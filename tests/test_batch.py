@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, SUBMISSIONS, Cli, MechanismOff, needs_fork
-from tests.helpers import assert_setup_error
+from tests.helpers import assert_setup_error, read_gradebook
 
 pytestmark = needs_fork
 
@@ -73,11 +72,6 @@ def make_class(root: Path) -> dict[str, tuple[bool, bool, str]]:
         (root / f"hostile_{name}_{i}.py").write_text((SUBMISSIONS / "hostile" / f"{name}.py").read_text())
         expected[f"hostile_{name}_{i}"] = (False, False, HOSTILE[name])
     return expected
-
-
-def read_gradebook(path: Path) -> dict[str, dict[str, str]]:
-    with path.open() as f:
-        return {row["student"]: row for row in csv.DictReader(f)}
 
 
 def test_batch_of_a_hundred_mixed_submissions(cli: Cli, tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ left ungraded, and the others are graded normally.
 
 from __future__ import annotations
 
-import csv
 import ctypes
 import faulthandler
 import json
@@ -25,7 +24,7 @@ import pytest
 import grader.judging.grade
 from grader.courseware.data import synthetic_words
 from tests.conftest import ROOT, Cli, MechanismOff, needs_fork
-from tests.helpers import assert_setup_error
+from tests.helpers import assert_setup_error, read_gradebook
 
 pytestmark = needs_fork
 
@@ -52,11 +51,6 @@ def misbehave_on(monkeypatch: pytest.MonkeyPatch, student: str, action: Callable
         return real(*args, **kwargs)
 
     monkeypatch.setattr(grader.judging.grade, "grade_program", patched)
-
-
-def gradebook_rows(out: Path) -> dict[str, dict[str, str]]:
-    with (out / "gradebook.csv").open() as f:
-        return {row["student"]: row for row in csv.DictReader(f)}
 
 
 def test_batch_bad_data_is_a_setup_error_before_anyone_is_graded(cli: Cli, tmp_path: Path) -> None:
@@ -90,7 +84,7 @@ def test_batch_gradebook_goes_where_asked(cli: Cli, tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert f"reports in {out}/, gradebook {book}" in result.stdout
     assert sorted(p.name for p in out.iterdir()) == ["alice.json", "bob.json", "ninja-batch.manifest"]
-    rows = {row["student"]: row for row in csv.DictReader(book.open())}
+    rows = read_gradebook(book)
     assert {s: (r["score"], r["max_score"], r["passed"], r["dlogits"]) for s, r in rows.items()} == {
         "alice": ("1", "1", "True", rows["alice"]["dlogits"]), "bob": ("0", "1", "False", "wrong")}
     assert rows["alice"]["dlogits"] in ("exact", "approximate")
@@ -136,7 +130,7 @@ def test_batch_settings_reach_every_worker_and_each_submission_is_recorded_once(
     assert reports["loop"]["gradients"][0]["message"].startswith("time limit of 1 s reached")
     assert reports["notes"]["error"] == "notes.txt is not a .py or .ipynb file" and reports["notes"]["score"] == 0
     assert {r["exercise"] for r in reports.values()} == {"exercise2"}
-    assert set(gradebook_rows(out)) == {"alice", "loop", "notes"}
+    assert set(read_gradebook(out / "gradebook.csv")) == {"alice", "loop", "notes"}
     before = {p.name: p.read_bytes() for p in out.glob("*.json")}
     again = cli(args)
     assert "(3 graded before)" in again.stdout
@@ -174,7 +168,7 @@ def test_batch_grader_fault_records_nothing_and_a_rerun_finishes(cli: Cli, tmp_p
     assert "bob" in first.output and "RuntimeError: injected grader bug" in first.output
     assert "again to grade just these" in first.output
     assert sorted(p.name for p in out.glob("*.json")) == ["alice.json", "carol.json"]
-    rows = gradebook_rows(out)
+    rows = read_gradebook(out / "gradebook.csv")
     assert rows["bob"]["score"] == "" and rows["bob"]["passed"] == "" and "not graded" in rows["bob"]["error"]
     assert rows["alice"]["score"] == "1"
 
@@ -182,7 +176,7 @@ def test_batch_grader_fault_records_nothing_and_a_rerun_finishes(cli: Cli, tmp_p
     second = cli(args)
     assert second.exit_code == 0, second.output
     assert "(2 graded before)" in second.output
-    assert {student: row["score"] for student, row in gradebook_rows(out).items()} == \
+    assert {student: row["score"] for student, row in read_gradebook(out / "gradebook.csv").items()} == \
         {"alice": "1", "bob": "1", "carol": "1"}
 
 

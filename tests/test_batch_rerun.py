@@ -8,7 +8,6 @@ report whose regrade failed is never a grade.
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import shutil
@@ -25,6 +24,7 @@ from grader.ci import batch
 from grader.ci.record import BatchRecord
 from grader.ci.shards import WHOLE
 from tests.conftest import ROOT, Cli, MechanismOff, needs_fork
+from tests.helpers import read_gradebook
 
 pytestmark = needs_fork
 
@@ -33,8 +33,7 @@ WRONG = "dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\n"  # no 1/n
 
 
 def scores(out: Path) -> dict[str, str]:
-    with (out / "gradebook.csv").open() as f:
-        return {row["student"]: row["score"] for row in csv.DictReader(f)}
+    return {student: row["score"] for student, row in read_gradebook(out / "gradebook.csv").items()}
 
 
 def trusting_any_report(path: Path, student: str, record: BatchRecord, submission: str) -> tuple[str | None, Any]:
@@ -194,8 +193,7 @@ def test_batch_stale_report_whose_regrade_fails_is_no_grade(cli: Cli, tmp_path: 
             m.setattr(grader.judging.grade, "grade_program", bug_on_alice)
             faulted = cli(args)
         assert faulted.exit_code == 3, faulted.output
-        with (out / "gradebook.csv").open() as f:
-            alice = next(row for row in csv.DictReader(f) if row["student"] == "alice")
+        alice = read_gradebook(out / "gradebook.csv")["alice"]
         assert alice["score"] == "" and alice["error"].startswith("not graded yet")
         assert (out / "alice.json").read_bytes() == stale
 

@@ -28,6 +28,7 @@ import pytest
 
 from grader.ci.gradebooks import RosterError, match, read_roster
 from tests.conftest import ROOT, Cli, needs_fork, run_cli
+from tests.helpers import gradebook_rows
 
 SOLUTION = (ROOT / "solutions" / "exercise2.py").read_text()
 WRONG = "dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\n"  # the 1/n missing
@@ -217,7 +218,7 @@ def test_gradebook_csv_writes_a_formula_file_name_as_text(graded: Batch) -> None
     assert graded.run("--gradebook", str(plain))[0] == 1
     assert graded.run("--gradebook", str(with_roster), "--roster", str(graded.root / "roster.csv"))[0] == 1
     for book in (plain, with_roster):
-        rows = list(csv.DictReader(book.open()))
+        rows = gradebook_rows(book)
         cells = [v for row in rows for v in row.values() if v]
         assert [v for v in cells if v.startswith(("=", "+", "-", "@"))] == [], book
         assert any(row["student"] == "'=cmd" and row["passed"] == "True" for row in rows), rows
@@ -230,8 +231,8 @@ def test_gradebook_csv_gets_the_rosters_columns(graded: Batch) -> None:
     plain, with_roster = graded.root / "plain.csv", graded.root / "roster-book.csv"
     assert graded.run("--gradebook", str(plain))[0] == 1
     assert graded.run("--gradebook", str(with_roster), "--roster", str(graded.root / "roster.csv"))[0] == 1
-    before = list(csv.DictReader(plain.open()))
-    after = list(csv.DictReader(with_roster.open()))
+    before = gradebook_rows(plain)
+    after = gradebook_rows(with_roster)
     assert list(after[0])[:5] == ["student", "name", "student_id", "email", "lms_id"]
     for old in before:
         new = next(row for row in after if row["student"] == old["student"])

@@ -8,7 +8,6 @@ the students with no report or with two.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -24,7 +23,7 @@ import grader
 from grader.ci import merge as merging
 from grader.ci.shards import ShardError, shard_from, share_of
 from tests.conftest import ROOT, Cli, MechanismOff, needs_fork, run_cli
-from tests.helpers import assert_setup_error
+from tests.helpers import assert_setup_error, read_gradebook
 
 SOLUTION = (ROOT / "solutions" / "exercise2.py").read_text()
 STUB = (ROOT / "exercises" / "exercise2.py").read_text()
@@ -249,8 +248,7 @@ def test_merge_lists_students_missing_or_graded_twice(tiny_class: Path) -> None:
     assert "2 students have no report" in stderr and "2 students were graded in several folders" in stderr
     assert "  alice: shard 1/2 not among the folders given" in stderr
     assert "  bob: a, again" in stderr
-    with (tiny_class / "merged" / "gradebook.csv").open() as f:
-        rows = {row["student"]: row for row in csv.DictReader(f)}
+    rows = read_gradebook(tiny_class / "merged" / "gradebook.csv")
     assert (rows["alice"]["score"], rows["bob"]["score"]) == ("", "1")
 
     report = json.loads((tiny_class / "a" / "bob.json").read_text())
