@@ -27,9 +27,7 @@ from grader.courseware.draw import Draw, pinned
 from grader.intake.submission import compile_program
 from grader.judging.grade import grade_program
 from grader.judging.results import Report
-from tests.helpers import Check, SwitchOff, check_fails_without
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, Check, SwitchOff, check_fails_without
 
 # What some tests need of the system; elsewhere (macOS, Windows: the CI matrix) they are skipped, saying why.
 unix_only = pytest.mark.skipif(not (sys.platform.startswith("linux") and unix_sandbox_available()),

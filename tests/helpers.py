@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import Result
+
+ROOT = Path(__file__).resolve().parent.parent
 
 Check = Callable[[], object]
 SwitchOff = Callable[[pytest.MonkeyPatch], object]
@@ -47,6 +51,19 @@ def check_fails_without(monkeypatch: pytest.MonkeyPatch, check: Check, switch_of
     pytest.fail(f"the check still passes with {mechanism} switched off: it cannot catch that mechanism breaking")
 
 
+def copy_course(into: Path, course: Path = ROOT) -> Path:
+    """The course in the folder `course` (the lecture's, or examples/layernorm) as files of its own in `into`,
+    to change: its course.yaml, its forward file, its stubs and its solutions. Returns `into`."""
+    forward = yaml.safe_load((course / "course.yaml").read_text())["forward"]
+    into.mkdir(parents=True, exist_ok=True)
+    for part in ("course.yaml", forward, "exercises", "solutions"):
+        if (course / part).is_dir():
+            shutil.copytree(course / part, into / part)
+        else:
+            shutil.copy(course / part, into / part)
+    return into
+
+
 def gradebook_rows(path: Path) -> list[dict[str, str]]:
     """A batch's CSV gradebook (OUT/gradebook.csv, or the file --gradebook names): its rows in order, each
     by column name. A roster's entry with no submission is a row whose student is empty."""
@@ -65,7 +82,7 @@ def no_escape(text: str, quote: bool = True) -> str:
 
 
 
-DESIGN = Path(__file__).resolve().parent.parent / "docs" / "DESIGN.md"
+DESIGN = ROOT / "docs" / "DESIGN.md"
 
 
 def design_json_examples() -> list[Any]:

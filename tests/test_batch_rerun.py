@@ -24,7 +24,7 @@ from grader.ci import batch
 from grader.ci.record import BatchRecord
 from grader.ci.shards import WHOLE
 from tests.conftest import ROOT, Cli, MechanismOff, needs_fork
-from tests.helpers import read_gradebook
+from tests.helpers import copy_course, read_gradebook
 
 pytestmark = needs_fork
 
@@ -83,22 +83,12 @@ def test_batch_rerun_regrades_a_corrected_submission(cli: Cli, tmp_path: Path, m
                   "the report's record of what it was graded from")
 
 
-def copy_of_course(tmp_path: Path) -> Path:
-    """The shipped course as files of its own: course.yaml, its forward file, its stubs."""
-    course = tmp_path / "course"
-    course.mkdir()
-    for name in ("course.yaml", "lecture.py"):
-        shutil.copy(ROOT / name, course / name)
-    shutil.copytree(ROOT / "exercises", course / "exercises")
-    return course
-
-
 def test_batch_rerun_regrades_everyone_when_the_course_or_grader_changes(cli: Cli, tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch,
                                                                          mechanism_off: MechanismOff) -> None:
     """course.yaml edited, the forward file edited, a stub's code changed, other limits, a new grader: each
     regrades every student, saying why; a reworded comment in a stub regrades no one."""
-    course = copy_of_course(tmp_path)
+    course = copy_course(tmp_path / "course")
     _, paths = class_of(tmp_path, alice=SOLUTION, bob=WRONG)
     out = tmp_path / "out"
     args = ["--course", str(course / "course.yaml"), "batch", "exercise2", *paths, "--jobs", "2", "--out", str(out)]

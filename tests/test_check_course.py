@@ -3,13 +3,13 @@ broken is reported in one line, on a real copy of the course broken on purpose."
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import ROOT, Cli
+from tests.helpers import copy_course
 
 
 def test_the_shipped_course_is_sound(cli: Cli) -> None:
@@ -22,9 +22,7 @@ def test_the_shipped_course_is_sound(cli: Cli) -> None:
 @pytest.fixture
 def broken(tmp_path: Path) -> Path:
     """Exercises 1 and 2 of the course, copied, with five things broken."""
-    for folder in ("exercises", "solutions"):
-        shutil.copytree(ROOT / folder, tmp_path / folder)
-    shutil.copy(ROOT / "lecture.py", tmp_path / "lecture.py")
+    copy_course(tmp_path)
     course = yaml.safe_load((ROOT / "course.yaml").read_text())
     course["exercises"] = course["exercises"][:2]
     first = course["exercises"][0]["gradients"]
@@ -63,7 +61,7 @@ def test_each_break_is_one_line(cli: Cli, broken: Path) -> None:
 def test_a_missing_solution_is_one_line_and_the_course_still_grades(cli: Cli, tmp_path: Path) -> None:
     """A course whose solution file is not there (as in a platform's bundle) still loads and grades; only
     check-course, which needs the solutions, says in one line which file is missing."""
-    shutil.copytree(ROOT / "examples" / "layernorm", tmp_path / "course")
+    copy_course(tmp_path / "course", ROOT / "examples" / "layernorm")
     (tmp_path / "course" / "solutions" / "exercise2.py").unlink()
     course = str(tmp_path / "course" / "course.yaml")
     graded = cli(["--course", course, "exercise2", str(ROOT / "examples" / "layernorm" / "solutions" / "exercise2.py")])

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, Cli, offline_env, posix_grader
+from tests.helpers import copy_course
 
 LAYERNORM = ROOT / "examples" / "layernorm"
 REPO = "https://github.com/ninja-org/cs-ninja-layernorm-alice"
@@ -149,7 +150,7 @@ def test_init_classroom50_refuses_points_classroom50_cannot_count(cli: Cli, tmp_
     """Classroom 50 takes whole points only: a course giving half points is refused in one line, before
     anything is written."""
     course = tmp_path / "course"
-    shutil.copytree(LAYERNORM, course)
+    copy_course(course, LAYERNORM)
     text = (course / "course.yaml").read_text()
     (course / "course.yaml").write_text(text.replace("  points: 1\n", "  points: 0.5\n", 1))
     result = cli(["--course", str(course / "course.yaml"), "init-classroom50", str(tmp_path / "out")])

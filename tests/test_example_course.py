@@ -24,7 +24,7 @@ from grader.courseware.forward import load_forward
 from grader.intake.notebooks import build_notebook
 from grader.judging.diagnose import ADVICE
 from tests.conftest import ROOT, Cli, failing, grade, statuses
-from tests.helpers import assert_setup_error
+from tests.helpers import assert_setup_error, copy_course
 
 EXAMPLE = ROOT / "examples" / "layernorm"
 
@@ -193,8 +193,7 @@ def test_the_grader_names_nothing_of_the_lectures_forward_pass() -> None:
 
 @pytest.fixture
 def copy_of_example(tmp_path: Path) -> Path:
-    shutil.copytree(EXAMPLE, tmp_path / "course")
-    return tmp_path / "course"
+    return copy_course(tmp_path / "course", EXAMPLE)
 
 
 FORWARD_BREAKS = {

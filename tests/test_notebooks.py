@@ -35,7 +35,7 @@ from grader.intake.extract import (
 )
 from grader.intake.notebooks import build_notebook
 from tests.conftest import ROOT, Cli, grade, run_cli
-from tests.helpers import assert_setup_error
+from tests.helpers import assert_setup_error, copy_course
 
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
 
@@ -290,25 +290,13 @@ def test_top_level_check_is_the_inline_one(course: Course, capsys: pytest.Captur
     assert top.passed is False and inline.gradients[0].diagnosis == "scale"
 
 
-def course_copy(tmp_path: Path, *, remote: str | None) -> Path:
-    """This course in a folder of its own: a git checkout with `remote` as origin, or not one at all."""
-    root = tmp_path / "course"
-    root.mkdir()
-    for part in ("course.yaml", "lecture.py", "exercises", "solutions"):
-        source = ROOT / part
-        if source.is_dir():
-            shutil.copytree(source, root / part)
-        else:
-            shutil.copy(source, root / part)
-    if remote is not None:
-        subprocess.run(["git", "init", "-q", str(root)], check=True)
-        subprocess.run(["git", "-C", str(root), "remote", "add", "origin", remote], check=True)
-    return root / "course.yaml"
-
-
 def test_notebook_course_repo_comes_from_the_checkouts_remote(cli: Cli, tmp_path: Path) -> None:
     """Without --course-repo the set-up cell clones the course checkout's own origin, and says so."""
-    course_file = course_copy(tmp_path, remote="https://example.org/our-course.git")
+    course = copy_course(tmp_path / "course")
+    subprocess.run(["git", "init", "-q", str(course)], check=True)
+    subprocess.run(["git", "-C", str(course), "remote", "add", "origin", "https://example.org/our-course.git"],
+                   check=True)
+    course_file = course / "course.yaml"
     result = cli(["--course", str(course_file), "notebook", "exercise2", "--out", str(tmp_path / "nb")])
     assert result.exit_code == 0, result.output
     assert "course repository: https://example.org/our-course.git (the git remote 'origin' of" in result.output
@@ -319,7 +307,7 @@ def test_notebook_course_repo_comes_from_the_checkouts_remote(cli: Cli, tmp_path
 def test_course_repo_is_asked_for_never_a_placeholder(cli: Cli, tmp_path: Path) -> None:
     """A course with no git remote and no --course-repo: one line asking for the URL, exit 2, nothing
     written (no YOUR-ORG placeholder in a notebook)."""
-    course_file = course_copy(tmp_path, remote=None)
+    course_file = copy_course(tmp_path / "course") / "course.yaml"  # a folder of its own, not a git checkout
     out = tmp_path / "written"
     result = cli(["--course", str(course_file), "notebook", "all", "--out", str(out)])
     assert_setup_error(result, "which git URL should students fetch the course from? Say --course-repo URL")

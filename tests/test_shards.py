@@ -23,7 +23,7 @@ import grader
 from grader.ci import merge as merging
 from grader.ci.shards import ShardError, shard_from, share_of
 from tests.conftest import ROOT, Cli, MechanismOff, needs_fork, run_cli
-from tests.helpers import assert_setup_error, read_gradebook
+from tests.helpers import assert_setup_error, copy_course, read_gradebook
 
 SOLUTION = (ROOT / "solutions" / "exercise2.py").read_text()
 STUB = (ROOT / "exercises" / "exercise2.py").read_text()
@@ -203,10 +203,7 @@ def test_merge_refuses_shards_graded_differently(tiny_class: Path, monkeypatch: 
     with monkeypatch.context() as m:
         m.setattr(grader, "__version__", "99.0.0")
         shard("newer", "1/2")
-    course = tiny_class / "course"
-    course.mkdir()
-    shutil.copy(ROOT / "lecture.py", course)
-    shutil.copytree(ROOT / "exercises", course / "exercises")
+    course = copy_course(tiny_class / "course")
     (course / "course.yaml").write_text((ROOT / "course.yaml").read_text().replace("rtol: 1.0e-5", "rtol: 2.0e-5", 1))
     shard("other-course", "1/2", before=("--course", str(course / "course.yaml")))
     shard("limits", "1/2", "--time-limit", "7")

@@ -7,7 +7,6 @@ tests/test_example_course.py; these are the cases that need a course of their ow
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from grader.judging.diagnose import Diagnosis
 from grader.judging.judge import fold
 from grader.judging.results import Status
 from tests.conftest import ROOT, failing, grade, pinned_draw, statuses
+from tests.helpers import copy_course
 from tests.test_mistakes import with_mistake
 
 EXAMPLE = ROOT / "examples" / "layernorm"
@@ -65,7 +65,7 @@ def test_right_variants_get_no_label(course: Course, dataset: Dataset) -> None:
 @pytest.fixture
 def gain_near_one(tmp_path: Path) -> Course:
     """The LayerNorm course with a gain drawn within 0.1% of 1 (not 10%) and an epsilon of 1e-4 (not 1e-5)."""
-    shutil.copytree(EXAMPLE, tmp_path / "course")
+    copy_course(tmp_path / "course", EXAMPLE)
     forward = tmp_path / "course" / "forward.py"
     text = forward.read_text()
     assert text.count("* 0.1 + 1.0") == 1 and text.count("(lnvar + 1e-5)") == 1
