@@ -22,8 +22,7 @@ from grader.courseware.course import Course
 from grader.courseware.data import Dataset
 from tests.classroom import EXAMPLE_STUDENT, make_class, make_training_class
 from tests.conftest import Cli, grade, needs_fork
-from tests.test_mistakes import DC_LOOP, MISTAKES, with_mistake
-from tests.test_notebooks import EXPECTED
+from tests.helpers import DC_LOOP, MISTAKES, NOTEBOOK_GRADES, with_mistake
 
 Failing = dict[str, tuple[str, str | None]]  # gradient -> (status, diagnosis), for those not passing
 
@@ -63,7 +62,7 @@ def deserved(kind: str, gradients: tuple[str, ...]) -> tuple[float, Failing | No
     if kind == "unreadable":
         return 0, None
     if kind.startswith("notebook:"):
-        score, failing = EXPECTED[kind.split(":", 1)[1]]["exercise1"]  # type: ignore[misc]
+        score, failing = NOTEBOOK_GRADES[kind.split(":", 1)[1]]["exercise1"]  # type: ignore[misc]
         return score, failing
     _, _, broken, label = MISTAKES[kind]
     return 25, {broken: ("error" if kind.endswith(("raises_elsewhere", "_raises")) else "wrong", label)}

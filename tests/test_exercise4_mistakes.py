@@ -20,7 +20,7 @@ from grader.courseware.course import Course
 from grader.courseware.data import Dataset
 from grader.judging.results import Report
 from tests.conftest import SUBMISSIONS, Cli, failing, grade
-from tests.test_mistakes import with_mistake
+from tests.helpers import with_mistake
 
 PARAMS = {"dW2", "db2", "dbngain", "dbnbias", "dW1", "db1", "dC"}
 # Everything a wrong dlogits reaches. db1 is not among them: a batchnorm's input gradient sums

@@ -2,7 +2,7 @@
 the first wrong gradient and a left-out branch marked, and readable (no two labels overlap).
 
 Every report here comes from the real grader, on the solution or on a one-edit change of it
-(tests/test_mistakes.py's MISTAKES), or on the fixtures half_finished.py and three_mistakes.py.
+(MISTAKES in tests/helpers.py), or on the fixtures half_finished.py and three_mistakes.py.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from grader.reporting.graph_marks import GLYPHS, first_wrong, graph_marks, steps
 from grader.reporting.graph_picture import STYLES, graph_figure, measure, style_key
 from grader.reporting.report import render_html, render_text
 from tests.conftest import ROOT, SUBMISSIONS, Cli, grade
-from tests.test_mistakes import MISTAKES, with_mistake
+from tests.helpers import MISTAKES, with_mistake
 
 Shapes = dict[str, tuple[int, ...]]
 LAYERNORM = ROOT / "examples" / "layernorm"

@@ -35,39 +35,9 @@ from grader.intake.extract import (
 )
 from grader.intake.notebooks import build_notebook
 from tests.conftest import ROOT, Cli, grade, run_cli
-from tests.helpers import assert_setup_error, copy_course
+from tests.helpers import NOTEBOOK_GRADES, assert_setup_error, copy_course
 
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
-
-# fixture -> exercise -> (score, {gradient: (status, diagnosis)} for those not passing), or "none" when
-# the notebook has no code for that exercise.
-EXPECTED: dict[str, dict[str, object]] = {
-    "lecture_all_correct": {"exercise1": (26, {}), "exercise2": (1, {}), "exercise3": (1, {}), "exercise4": (7, {})},
-    "lecture_mixed": {
-        "exercise1": (24, {"dprobs": ("wrong", "sign"), "dbndiff": ("wrong", "missing-branch")}),
-        "exercise2": (0, {"dlogits": ("wrong", "scale")}),
-        "exercise3": (1, {}),
-        "exercise4": (6, {"db2": ("wrong", "shape")}),
-    },
-    "spread_over_cells": {"exercise1": (25, {"dbndiff2": ("wrong", "bessel")}), "exercise2": (1, {}),
-                          "exercise3": (1, {}), "exercise4": "none"},
-    "helpers_in_earlier_cells": {"exercise1": (25, {"dC": ("missing", None)}), "exercise2": "none"},
-    "renamed_gradients": {"exercise1": (26, {}), "exercise2": (1, {}), "exercise3": "none"},
-    "magics_plots_prints": {"exercise1": (26, {}), "exercise2": (1, {}), "exercise3": (1, {})},
-    "no_markers": {"exercise1": (25, {"dW2": ("wrong", "transpose")}), "exercise2": (1, {}), "exercise3": (1, {}),
-                   "exercise4": "none"},
-    "commented_out_and_stale": {"exercise1": (26, {}), "exercise2": (1, {}), "exercise3": "none"},
-    "changed_seed_and_batch": {"exercise1": (26, {}), "exercise2": (1, {}), "exercise3": (1, {})},
-    # one bad line costs only the gradients it touches
-    "autograd_read_and_unfinished_line": {"exercise1": (24, {"dhpreact": ("error", None), "dC": ("error", None)}),
-                                          "exercise2": (1, {}), "exercise3": "none", "exercise4": "none"},
-    "indented_cells": {"exercise1": (26, {}), "exercise2": (1, {}), "exercise3": "none", "exercise4": "none"},
-    "renamed_batch_and_own_ix": {"exercise1": (26, {}), "exercise2": (1, {}), "exercise3": "none",
-                                 "exercise4": "none"},
-    "ran_out_of_order": {"exercise1": (25, {"dbnvar": ("wrong", "sign")}), "exercise2": (1, {}),
-                         "exercise3": "none", "exercise4": "none"},
-}
-
 
 def grade_all(path: Path) -> dict[str, dict[str, object]]:
     result = run_cli(["all", str(path), "--format", "json"])
@@ -78,15 +48,15 @@ def grade_all(path: Path) -> dict[str, dict[str, object]]:
 
 def test_every_fixture_notebook_has_an_expectation() -> None:
     """Each notebook in tests/notebooks is checked below, and each expectation has its notebook."""
-    assert {p.stem for p in NOTEBOOKS.glob("*.ipynb")} == set(EXPECTED)
-    assert len(EXPECTED) >= 8
+    assert {p.stem for p in NOTEBOOKS.glob("*.ipynb")} == set(NOTEBOOK_GRADES)
+    assert len(NOTEBOOK_GRADES) >= 8
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", sorted(NOTEBOOK_GRADES))
 def test_fixture_notebook_gets_expected_verdicts(name: str) -> None:
     """A student's notebook in the lecture's layout is graded to the verdicts it deserves."""
     reports = grade_all(NOTEBOOKS / f"{name}.ipynb")
-    for exercise, expected in EXPECTED[name].items():
+    for exercise, expected in NOTEBOOK_GRADES[name].items():
         report = reports[exercise]
         if expected == "none":
             assert report["score"] == 0
@@ -353,8 +323,8 @@ def test_all_given_a_folder_with_one_notebook_grades_it_for_every_exercise(tmp_p
     folder.mkdir()
     shutil.copy(NOTEBOOKS / "lecture_mixed.ipynb", folder / "my work.ipynb")
     from_folder = grade_all(folder)
-    assert set(from_folder) == set(EXPECTED["lecture_mixed"])
-    for exercise, (score, _) in EXPECTED["lecture_mixed"].items():  # type: ignore[misc]
+    assert set(from_folder) == set(NOTEBOOK_GRADES["lecture_mixed"])
+    for exercise, (score, _) in NOTEBOOK_GRADES["lecture_mixed"].items():  # type: ignore[misc]
         assert from_folder[exercise]["score"] == score, exercise
 
 

@@ -19,8 +19,7 @@ from grader.judging.diagnose import Diagnosis
 from grader.judging.judge import fold
 from grader.judging.results import Status
 from tests.conftest import ROOT, failing, grade, pinned_draw, statuses
-from tests.helpers import copy_course
-from tests.test_mistakes import with_mistake
+from tests.helpers import copy_course, with_mistake
 
 EXAMPLE = ROOT / "examples" / "layernorm"
 
