@@ -74,6 +74,7 @@ def make_class(root: Path) -> dict[str, tuple[bool, bool, str]]:
     return expected
 
 
+@pytest.mark.slow
 def test_batch_of_a_hundred_mixed_submissions(cli: Cli, tmp_path: Path) -> None:
     """100 correct, wrong, broken and hostile submissions: each row is what its submission deserves."""
     subs = tmp_path / "subs"
@@ -137,6 +138,7 @@ def whole_json(content: bytes) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_batch_killed_and_rerun_grades_each_once(cli: Cli, tmp_path: Path, mechanism_off: MechanismOff) -> None:
     """Killed in the middle of writing a report, then rerun: OUT never holds half a report (only the
     temporary file beside it, which the rerun removes), and every submission is graded exactly once."""
@@ -177,6 +179,7 @@ def test_batch_killed_and_rerun_grades_each_once(cli: Cli, tmp_path: Path, mecha
     mechanism_off(killed_while_writing, lambda m: m.setenv("PLAIN_WRITE", "1"), "the batch's atomic write")
 
 
+@pytest.mark.slow
 def test_batch_grades_no_link_to_a_classmate_or_the_solution(cli: Cli, tmp_path: Path,
                                                              mechanism_off: MechanismOff) -> None:
     """A submission that is a symbolic link, to a classmate's file or to the course's solution, is a row
@@ -202,6 +205,7 @@ def test_batch_grades_no_link_to_a_classmate_or_the_solution(cli: Cli, tmp_path:
                   "file_size's refusal of links")
 
 
+@pytest.mark.slow
 def test_batch_force_regrades(cli: Cli, tmp_path: Path) -> None:
     """--force grades again what is already in OUT."""
     sub = tmp_path / "alice.py"

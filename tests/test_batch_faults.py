@@ -73,6 +73,7 @@ def test_batch_unwritable_out_is_a_setup_error(cli: Cli, tmp_path: Path) -> None
     assert blocker.read_text() == "not a folder"
 
 
+@pytest.mark.slow
 def test_batch_gradebook_goes_where_asked(cli: Cli, tmp_path: Path) -> None:
     """--gradebook writes the CSV there, the class page beside it (and neither in OUT): a row per student,
     with the score and each gradient's status; the batch says where it is."""
@@ -110,6 +111,7 @@ def test_batch_out_that_is_a_file_is_a_setup_error(cli: Cli, tmp_path: Path) -> 
     assert blocker.read_text() == "not a folder"
 
 
+@pytest.mark.slow
 def test_batch_settings_reach_every_worker_and_each_submission_is_recorded_once(cli: Cli, tmp_path: Path) -> None:
     """--data and --time-limit are what each worker grades with; an OUT that does not exist yet is made,
     folders and all; a file that is not a submission gets its report with the reason; a rerun grades
@@ -137,6 +139,7 @@ def test_batch_settings_reach_every_worker_and_each_submission_is_recorded_once(
     assert {p.name: p.read_bytes() for p in out.glob("*.json")} == before
 
 
+@pytest.mark.slow
 def test_batch_workers_grade_the_course_asked_for(cli: Cli, tmp_path: Path) -> None:
     """`--course` reaches the workers: the LayerNorm example's solution, batch-graded as that course's
     exercise, passes (graded against the lecture's course, it could not)."""
@@ -150,6 +153,7 @@ def test_batch_workers_grade_the_course_asked_for(cli: Cli, tmp_path: Path) -> N
     assert report["passed"] and [g["name"] for g in report["gradients"]] == ["dhpreln"]
 
 
+@pytest.mark.slow
 def test_batch_grader_fault_records_nothing_and_a_rerun_finishes(cli: Cli, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A bug of the grader's on one submission: no report or score for it, the batch names it and
@@ -180,6 +184,7 @@ def test_batch_grader_fault_records_nothing_and_a_rerun_finishes(cli: Cli, tmp_p
         {"alice": "1", "bob": "1", "carol": "1"}
 
 
+@pytest.mark.slow
 def test_batch_submission_that_kills_its_worker_is_identified(cli: Cli, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash in native code (a real SIGSEGV) while grading one submission kills its worker; that
@@ -222,6 +227,7 @@ run()
 """
 
 
+@pytest.mark.slow
 def test_batch_worker_that_hangs_in_the_pool_is_killed_and_named(tmp_path: Path,
                                                                  mechanism_off: MechanismOff) -> None:
     """A worker of the pool that never answers (the grader's own code hanging on erin's, the third of four,

@@ -54,6 +54,7 @@ def class_of(tmp_path: Path, **sources: str) -> tuple[Path, list[str]]:
     return folder, [str(folder / f"{student}.py") for student in sources]
 
 
+@pytest.mark.slow
 def test_batch_rerun_regrades_a_corrected_submission(cli: Cli, tmp_path: Path, mechanism_off: MechanismOff) -> None:
     """A student hands in a corrected file after the batch: the same command grades that file alone again,
     says so, and the gradebook has the new grade; the unchanged student's report is kept byte for byte."""
@@ -83,6 +84,7 @@ def test_batch_rerun_regrades_a_corrected_submission(cli: Cli, tmp_path: Path, m
                   "the report's record of what it was graded from")
 
 
+@pytest.mark.slow
 def test_batch_rerun_regrades_everyone_when_the_course_or_grader_changes(cli: Cli, tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch,
                                                                          mechanism_off: MechanismOff) -> None:
@@ -126,6 +128,7 @@ def test_batch_rerun_regrades_everyone_when_the_course_or_grader_changes(cli: Cl
                   "the course's hash in the record")
 
 
+@pytest.mark.slow
 def test_batch_rerun_never_trusts_a_report_whose_record_cannot_be_read(cli: Cli, tmp_path: Path,
                                                                        mechanism_off: MechanismOff) -> None:
     """Half a report, a report with no record (as older graders wrote), a record with a field missing, and
@@ -160,6 +163,7 @@ def test_batch_rerun_never_trusts_a_report_whose_record_cannot_be_read(cli: Cli,
                   "refusing reports whose record cannot be read")
 
 
+@pytest.mark.slow
 def test_batch_stale_report_whose_regrade_fails_is_no_grade(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                             mechanism_off: MechanismOff) -> None:
     """A changed submission whose regrade hits a grader fault keeps no grade in the gradebook (not its stale

@@ -12,6 +12,7 @@ from tests.conftest import ROOT, Cli
 from tests.helpers import copy_course
 
 
+@pytest.mark.slow
 def test_the_shipped_course_is_sound(cli: Cli) -> None:
     """Every solution passes, every stub is all missing, hints, names, order and shapes agree."""
     result = cli(["check-course", str(ROOT / "course.yaml")])
@@ -42,6 +43,7 @@ def broken(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_each_break_is_one_line(cli: Cli, broken: Path) -> None:
     result = cli(["check-course", str(broken / "course.yaml")])
     assert result.exit_code == 1, result.output

@@ -72,6 +72,7 @@ def label(status: str, diagnosis: str | None) -> str:
     return diagnosis or ("unexplained" if status == "wrong" else status)
 
 
+@pytest.mark.slow
 @needs_fork
 def test_class_report_counts_are_what_the_class_deserves(course: Course, graded_class: GradedClass) -> None:
     """Students, scores, each gradient's pass rate, label counts and first failures: each is the count of
@@ -103,6 +104,7 @@ def test_class_report_counts_are_what_the_class_deserves(course: Course, graded_
         assert line.split()[-2] == f"{by_name[name]['passed']}/{by_name[name]['graded']}", line
 
 
+@pytest.mark.slow
 @needs_fork
 def test_class_report_names_the_three_commonest_mistakes_with_what_was_said(graded_class: GradedClass) -> None:
     """The commonest diagnosed (gradient, label) pairs, each with the message a student got and their line,
@@ -123,6 +125,7 @@ def test_class_report_names_the_three_commonest_mistakes_with_what_was_said(grad
     assert mistakes[2]["message"] == told("nb_spread_over_cells", "dbndiff2")
 
 
+@pytest.mark.slow
 @needs_fork
 def test_class_page_names_no_student_and_shows_their_code_as_text(graded_class: GradedClass) -> None:
     """No student's name, file, comment or string is on the page; what is shown of their code is escaped;
@@ -145,6 +148,7 @@ def figure(page: str, alt_start: str) -> list[str]:
     return [" ".join(t.text.split()) for t in tree.iter() if t.tag.endswith("text") and t.text]
 
 
+@pytest.mark.slow
 @needs_fork
 def test_class_page_figures_draw_the_reports_numbers(graded_class: GradedClass) -> None:
     """The bars say each gradient's rate and count, the heat map's cells are the label counts, and both are in
@@ -163,6 +167,7 @@ def test_class_page_figures_draw_the_reports_numbers(graded_class: GradedClass) 
     assert "score (of 26)" in scores
 
 
+@pytest.mark.slow
 @needs_fork
 def test_batch_writes_the_class_page_beside_its_gradebook(graded_class: GradedClass) -> None:
     """The batch's class.html is the page class-report writes from the same reports, byte for byte."""
@@ -170,6 +175,7 @@ def test_batch_writes_the_class_page_beside_its_gradebook(graded_class: GradedCl
     assert (graded_class.reports / "class.html").read_text() == graded_class.page
 
 
+@pytest.mark.slow
 @needs_fork
 def test_class_report_json_to_stdout(cli: Cli, graded_class: GradedClass, tmp_path: Path) -> None:
     """--json - prints only the JSON on stdout; what was written is said on stderr."""
@@ -179,6 +185,7 @@ def test_class_report_json_to_stdout(cli: Cli, graded_class: GradedClass, tmp_pa
     assert "wrote" in result.stderr and (tmp_path / "c.html").is_file()
 
 
+@pytest.mark.slow
 @needs_fork
 def test_class_report_skips_what_is_not_a_report(cli: Cli, graded_class: GradedClass, tmp_path: Path) -> None:
     """A JSON file that is not a report, or not JSON, is named on stderr and not counted."""
@@ -195,6 +202,7 @@ def test_class_report_skips_what_is_not_a_report(cli: Cli, graded_class: GradedC
     assert json.loads((tmp_path / "c.json").read_text())["students"] == 5
 
 
+@pytest.mark.slow
 @needs_fork
 def test_class_report_reads_the_files_beside_its_folder(cli: Cli, graded_class: GradedClass, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -226,6 +234,7 @@ def test_class_report_usage_errors_are_one_line(cli: Cli, tmp_path: Path, make: 
     assert not list(tmp_path.glob("*.html"))
 
 
+@pytest.mark.slow
 @needs_fork
 def test_class_report_asks_which_exercise_when_several(cli: Cli, graded_class: GradedClass, tmp_path: Path) -> None:
     """Reports of two exercises in one folder: it asks for --exercise, then counts just that one."""

@@ -286,6 +286,7 @@ def spin(ns: dict[str, object]) -> dict[int, str]:
         pass
 
 
+@pytest.mark.slow
 def test_child_is_stopped_by_its_cpu_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     """A busy loop ends at RLIMIT_CPU, said as the CPU limit, even when the wall clock is far; without
     the CPU limit only the wall clock ends it, and says so."""
@@ -303,6 +304,7 @@ def test_child_is_stopped_by_its_cpu_limit(monkeypatch: pytest.MonkeyPatch) -> N
     assert died == "time limit of 1 s reached (wall clock)"
 
 
+@pytest.mark.slow
 def test_child_is_stopped_by_the_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """A child that sleeps uses no CPU: only the grader's wall clock ends it, in its time; with the
     deadline pushed out, the same child finishes its run."""
@@ -490,6 +492,7 @@ def test_child_starts_clean(monkeypatch: pytest.MonkeyPatch, who: User | None) -
     assert "NINJA_DATA" in said[0]
 
 
+@pytest.mark.slow
 def test_time_limit_is_shared_by_every_run_of_a_submission(monkeypatch: pytest.MonkeyPatch) -> None:
     """The wall clock is one budget for all of a submission's runs and cases: five runs of 0.4 s each
     outlast a 1 s limit; given a new clock for each run (the protection off), every run would finish."""

@@ -74,6 +74,7 @@ class FakeIPython:
     user_ns: ClassVar[dict[str, Any]] = {}
 
 
+@pytest.mark.slow
 def test_check_jupyter_view_shows_student_text_as_text(monkeypatch: pytest.MonkeyPatch,
                                                        mechanism_off: MechanismOff) -> None:
     """check() in Jupyter displays its report as HTML: an exception message and printed text from the
@@ -114,6 +115,7 @@ def hostile_notebook(path: Path) -> None:
     nbformat.write(nb, str(path))
 
 
+@pytest.mark.slow
 def test_feedback_page_shows_student_text_as_text(cli: Cli, tmp_path: Path, mechanism_off: MechanismOff) -> None:
     """--feedback on a notebook with markup in its Markdown, raw and code cells, its outputs, its name,
     its exception messages and prints: the page runs none of it; the code, messages and prints are

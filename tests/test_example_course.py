@@ -61,6 +61,7 @@ def test_check_course_proves_it_sound(cli: Cli) -> None:
     assert result.output.startswith("sound: 2 exercises")
 
 
+@pytest.mark.slow
 def test_the_real_cli_grades_it(tmp_path: Path) -> None:
     """`ninja-grade --course examples/layernorm/course.yaml exercise1 FILE`, a real process: the solution
     scores full marks and exits 0; the stub is all missing and exits 1."""

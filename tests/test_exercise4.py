@@ -33,6 +33,7 @@ def solution_report(course: Course, dataset: Dataset) -> Report:
     return grade(course, dataset, "exercise4", course.exercise("exercise4").solution.read_text())
 
 
+@pytest.mark.slow
 def test_solution_passes_every_check(solution_report: Report) -> None:
     """The course's solution: every parameter gradient right at every checkpoint, losses agree."""
     assert solution_report.passed, [(g.name, g.status, g.message) for g in solution_report.gradients]
@@ -44,6 +45,7 @@ def test_solution_passes_every_check(solution_report: Report) -> None:
     assert [c["name"] for c in solution_report.cases] == ["step 0", "step 250", "step 499"]
 
 
+@pytest.mark.slow
 def test_training_loss_goes_down(solution_report: Report) -> None:
     """A real run: the loss after 500 steps is well below the initial one."""
     training = solution_report.training
@@ -60,6 +62,7 @@ def test_stub_is_missing_and_run_stops(course: Course, dataset: Dataset) -> None
     assert not report.passed
 
 
+@pytest.mark.slow
 def test_one_wrong_parameter_fails_on_it_alone(course: Course, dataset: Dataset) -> None:
     """A wrong dW2 fails on dW2 with a diagnosis, and the run drifts away from autograd's."""
     source = course.exercise("exercise4").solution.read_text().replace(STEP_COMMENT, "dW2 = 0.5 * h.T @ dlogits")
@@ -71,6 +74,7 @@ def test_one_wrong_parameter_fails_on_it_alone(course: Course, dataset: Dataset)
     assert report.training.max_diff > report.training.loss_atol
 
 
+@pytest.mark.slow
 def test_right_at_step_0_but_wrong_later_fails_at_the_step_it_breaks(course: Course,
                                                                       dataset: Dataset) -> None:
     """A formula that is only right early in training fails, judged in full at the first step it is
@@ -88,6 +92,7 @@ def test_right_at_step_0_but_wrong_later_fails_at_the_step_it_breaks(course: Cou
     assert f"right on 'step 0' (batch of 32) but wrong on 'step {breaks}' (batch of 32)" in dW2.message
 
 
+@pytest.mark.slow
 def test_cli_json_for_exercise4(cli: Cli, tmp_path: Path) -> None:
     """--format json carries the training run beside the docs/DESIGN.md fields, each field of both as
     the contract's examples show them."""
@@ -102,6 +107,7 @@ def test_cli_json_for_exercise4(cli: Cli, tmp_path: Path) -> None:
     assert report["training"]["agreed"] is True and report["training"]["steps"] == 500
 
 
+@pytest.mark.slow
 def test_cli_short_real_run_reports_and_plots(cli: Cli, tmp_path: Path) -> None:
     """--steps N trains for real: losses beside the lecture's, 20 names, a PNG whose path is printed."""
     solution = Path(__file__).resolve().parent.parent / "solutions" / "exercise4.py"
@@ -116,6 +122,7 @@ def test_cli_short_real_run_reports_and_plots(cli: Cli, tmp_path: Path) -> None:
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_cli_real_run_of_a_broken_backward_stops_with_reason(cli: Cli, tmp_path: Path) -> None:
     """A backward pass that breaks mid-run stops the real run with the step and the reason, exit 1."""
     broken = tmp_path / "broken.py"
@@ -131,6 +138,7 @@ def test_full_is_only_for_training_exercises(cli: Cli) -> None:
     assert_setup_error(cli(["exercise1", "--full"]), "No such option '--full'")
 
 
+@pytest.mark.slow
 @needs_sigint
 def test_full_run_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     """Ctrl-C during a real run ends it cleanly: the report of the steps done, exit 130, and the loss curve
@@ -188,6 +196,7 @@ def reference_run(course: Course, dataset: Dataset, source: str, steps: int) -> 
     return losses
 
 
+@pytest.mark.slow
 def test_real_run_takes_the_lectures_steps_to_the_bit(course: Course, dataset: Dataset) -> None:
     """Across several of the child's requests and the learning-rate switch, every loss the grader computes
     is the loss of the lecture's loop run here with the same backward pass, bit for bit."""
@@ -200,6 +209,7 @@ def test_real_run_takes_the_lectures_steps_to_the_bit(course: Course, dataset: D
     assert run.threads == {"grader": 1, "sandbox": 1}
 
 
+@pytest.mark.slow
 def test_real_run_stops_at_the_exact_step_of_a_nan_mid_request(course: Course, dataset: Dataset,
                                                                 tmp_path: Path) -> None:
     """Gradients that turn NaN at some step inside one of the child's requests stop the run at that very
@@ -217,6 +227,7 @@ def test_real_run_stops_at_the_exact_step_of_a_nan_mid_request(course: Course, d
     assert run.steps == len(run.lossi) == first
 
 
+@pytest.mark.slow
 def test_real_run_stops_a_hang_with_its_step_and_the_limit(course: Course, dataset: Dataset, tmp_path: Path) -> None:
     """A backward pass that hangs mid-run stops at the step that never came back, with the time limit."""
 
@@ -232,6 +243,7 @@ def test_real_run_stops_a_hang_with_its_step_and_the_limit(course: Course, datas
     assert run.val_loss is not None  # the steps before it still give the losses
 
 
+@pytest.mark.slow
 def test_real_run_reports_threads_in_text_and_json(cli: Cli, tmp_path: Path) -> None:
     """Thread counts are chosen, not inherited: the report says how many each process used."""
     solution = Path(__file__).resolve().parent.parent / "solutions" / "exercise4.py"

@@ -59,6 +59,7 @@ def grade_mistake(course: Course, dataset: Dataset, mistake: str) -> Report:
                  with_mistake(course.exercise("exercise4").solution.read_text(), correct, wrong))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mistake", sorted(MISTAKES))
 def test_exercise4_mistake_costs_exactly_what_it_reaches(course: Course, dataset: Dataset,
                                                          mistake: str) -> None:
@@ -83,6 +84,7 @@ def test_exercise4_mistake_costs_exactly_what_it_reaches(course: Course, dataset
         assert f"ninja-grade hint exercise4 {g.name}" in g.message
 
 
+@pytest.mark.slow
 def test_exercise4_blame_says_what_the_intermediate_is(course: Course, dataset: Dataset) -> None:
     """The blame carries the intermediate's own diagnosis and the line it is written on."""
     report = grade_mistake(course, dataset, "dlogits_without_1_over_n")
@@ -93,6 +95,7 @@ def test_exercise4_blame_says_what_the_intermediate_is(course: Course, dataset: 
     assert "Try: look for a factor you dropped or added" in dW2.message
 
 
+@pytest.mark.slow
 def test_exercise4_own_mistake_and_upstream_mistake_are_both_named(course: Course,
                                                                    dataset: Dataset) -> None:
     """A gradient whose own line is wrong, computed from a wrong intermediate, is told about both."""
@@ -106,6 +109,7 @@ def test_exercise4_own_mistake_and_upstream_mistake_are_both_named(course: Cours
     assert "; dlogits (line" in dW2.message and "is wrong: it is n = 32 times the truth [scale] too" in dW2.message
 
 
+@pytest.mark.slow
 def test_exercise4_right_written_the_long_way_scores_full(course: Course, dataset: Dataset) -> None:
     """Unfused batchnorm, cross-entropy in place and a loop for dC: right, so 7/7 and passed."""
     report = grade(course, dataset, "exercise4",
@@ -122,6 +126,7 @@ def renamed_intermediates(source: str) -> str:
     return source
 
 
+@pytest.mark.slow
 def test_exercise4_right_under_other_names_scores_full(course: Course, dataset: Dataset) -> None:
     """Intermediates under the student's own names: nothing to swap for the truth, nothing to hand a
     random gradient to, and still 7/7; db1 (true value ~0) passes within float noise, with a note."""
@@ -131,6 +136,7 @@ def test_exercise4_right_under_other_names_scores_full(course: Course, dataset: 
     assert all(g.blame is None and g.diagnosis is None for g in report.gradients)
 
 
+@pytest.mark.slow
 def test_exercise4_wrong_under_other_names_still_fails_without_guessing(course: Course,
                                                                         dataset: Dataset) -> None:
     """With unknown intermediate names a wrong value still fails on what it is, and nothing is
@@ -145,6 +151,7 @@ def test_exercise4_wrong_under_other_names_still_fails_without_guessing(course: 
     assert "name the gradient it is computed from dhprebn, as the lecture does" in db1.message
 
 
+@pytest.mark.slow
 def test_exercise4_every_format_tells_the_same_score(cli: Cli, course: Course, tmp_path: Path) -> None:
     """dlogits without / n, a wrong intermediate that every parameter gradient reads, through the real
     CLI: text, JSON, JUnit and Gradescope all give 1 of 7, never full marks."""

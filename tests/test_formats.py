@@ -196,6 +196,7 @@ def test_all_with_one_exercise_file_grades_only_that_exercise(cli: Cli) -> None:
     assert any("no code for exercise2" in n for n in reports["exercise2"]["notes"])
 
 
+@pytest.mark.slow
 def test_files_written_for_others_get_the_umask_mode(cli: Cli, tmp_path: Path) -> None:
     """Reports, results.json and gradebooks come out readable by others (644 under umask 022), not
     the 600 a temporary file is made with, and still whole (written atomically)."""
@@ -211,6 +212,7 @@ def test_files_written_for_others_get_the_umask_mode(cli: Cli, tmp_path: Path) -
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
 
 
+@pytest.mark.slow
 def test_feedback_without_ipython_prints_no_lexer_warning(tmp_path: Path) -> None:
     """On a machine without IPython, --feedback writes the page and prints no nbconvert warning."""
     notebook = tmp_path / "mine.ipynb"

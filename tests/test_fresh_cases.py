@@ -68,6 +68,7 @@ def table_source(course: Course, dataset: Dataset) -> str:
     return lookup_table_submission(course, dataset)
 
 
+@pytest.mark.slow
 def test_lookup_table_scores_in_full_on_public_inputs(course: Course, dataset: Dataset, table_source: str) -> None:
     """The attack is real: on the cases and probes the public course names, the table earns every point."""
     public = pinned(course, course.cases, probe_seed=course.cases[0].seed + 1)
@@ -76,6 +77,7 @@ def test_lookup_table_scores_in_full_on_public_inputs(course: Course, dataset: D
     assert len(table_source) > 100_000
 
 
+@pytest.mark.slow
 def test_lookup_table_scores_nothing_on_fresh_cases(course: Course, dataset: Dataset, table_source: str) -> None:
     """Graded as every grading is, on fresh cases and probes, the table earns no point."""
     report = grade(course, dataset, "exercise1", table_source, label="table.py", draw="fresh")
@@ -120,6 +122,7 @@ def test_a_course_secret_gives_the_same_code_the_same_cases(course: Course, monk
     assert "class of 2026" not in json.dumps(one.to_dict()) + json.dumps([c.to_dict() for c in one.cases])
 
 
+@pytest.mark.slow
 def test_a_table_made_from_a_report_under_a_secret_scores_nothing(course: Course, dataset: Dataset,
                                                                    monkeypatch: pytest.MonkeyPatch,
                                                                    mechanism_off: MechanismOff) -> None:

@@ -52,7 +52,12 @@ def test_every_fixture_notebook_has_an_expectation() -> None:
     assert len(NOTEBOOK_GRADES) >= 8
 
 
-@pytest.mark.parametrize("name", sorted(NOTEBOOK_GRADES))
+# the notebooks whose grading takes more than about a second here, or trains (exercise 4)
+SLOW_NOTEBOOKS = {"helpers_in_earlier_cells", "indented_cells", "lecture_all_correct", "lecture_mixed"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_NOTEBOOKS else n
+                                  for n in sorted(NOTEBOOK_GRADES)])
 def test_fixture_notebook_gets_expected_verdicts(name: str) -> None:
     """A student's notebook in the lecture's layout is graded to the verdicts it deserves."""
     reports = grade_all(NOTEBOOKS / f"{name}.ipynb")
@@ -76,6 +81,7 @@ def test_renamed_gradients_are_reported() -> None:
     assert "read dcsi as dcounts_sum_inv, as your cmp call says" in notes  # type: ignore[operator]
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_draw")
 def test_transcript_script_is_read_like_its_notebook() -> None:
     """A .py transcribing the lecture's notebook gets the same verdicts as the notebook itself (both on
@@ -88,6 +94,7 @@ def test_transcript_script_is_read_like_its_notebook() -> None:
         assert strip(report) == strip(from_script[exercise])
 
 
+@pytest.mark.slow
 def test_messages_point_at_notebook_cells(tmp_path: Path) -> None:
     """An exception in a notebook cell is reported at that cell's line, not the extracted program's."""
     nb = nbformat.read(str(NOTEBOOKS / "lecture_all_correct.ipynb"), as_version=4)
@@ -100,7 +107,8 @@ def test_messages_point_at_notebook_cells(tmp_path: Path) -> None:
     assert message.startswith(f"cell {i + 1}, line 5: RuntimeError")
 
 
-@pytest.mark.parametrize("exercise_id", ["exercise1", "exercise2", "exercise3", "exercise4"])
+@pytest.mark.parametrize("exercise_id", ["exercise1", "exercise2", "exercise3",
+                                         pytest.param("exercise4", marks=pytest.mark.slow)])  # it trains
 @pytest.mark.usefixtures("one_draw")
 def test_same_submission_as_py_and_notebook_same_report(cli: Cli, course: Course, tmp_path: Path,
                                                         exercise_id: str) -> None:
@@ -199,6 +207,7 @@ def run_in_kernel(nb: nbformat.NotebookNode, cwd: Path) -> list[str]:
     return texts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("exercise_id", "total"), [("exercise1", 26), ("exercise2", 1), ("exercise3", 1),
                                                      ("exercise4", 7)])
 def test_generated_notebook_with_solution_runs_and_checks_clean(course: Course, tmp_path: Path,
@@ -214,6 +223,7 @@ def test_generated_notebook_with_solution_runs_and_checks_clean(course: Course, 
         assert "agrees" in report
 
 
+@pytest.mark.slow
 def test_generated_stub_notebook_runs_and_reports_missing(course: Course, tmp_path: Path) -> None:
     """The untouched course notebook runs without error; its check says nothing is written yet."""
     texts = run_in_kernel(build_notebook(course, course.exercise("exercise2")), tmp_path)
@@ -284,6 +294,7 @@ def test_course_repo_is_asked_for_never_a_placeholder(cli: Cli, tmp_path: Path) 
     assert not out.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("order", "verdict"), [((0, 2, 1, 3), "0/1 gradient correct"),
                                                  ((0, 1, 2, 3), "1/1 gradient correct")])
 def test_inline_check_grades_the_order_cells_ran(course: Course, tmp_path: Path, order: tuple[int, ...],
@@ -316,6 +327,7 @@ def test_notebook_over_100_mb_is_refused_in_a_line(cli: Cli, tmp_path: Path) -> 
         "and save it again")
 
 
+@pytest.mark.slow
 def test_all_given_a_folder_with_one_notebook_grades_it_for_every_exercise(tmp_path: Path) -> None:
     """A student's folder holding a single notebook (any name): `all` grades every exercise from it,
     as it grades the notebook itself."""
@@ -328,6 +340,7 @@ def test_all_given_a_folder_with_one_notebook_grades_it_for_every_exercise(tmp_p
         assert from_folder[exercise]["score"] == score, exercise
 
 
+@pytest.mark.slow
 def test_batch_grades_notebook_submissions(cli: Cli, course: Course, tmp_path: Path) -> None:
     """`batch` takes .ipynb submissions (files, or a student's folder with one notebook) and grades
     each to what it deserves."""
@@ -347,6 +360,7 @@ def test_batch_grades_notebook_submissions(cli: Cli, course: Course, tmp_path: P
     assert reports["carol"]["gradients"][0]["diagnosis"] == "scale"
 
 
+@pytest.mark.slow
 def test_one_bad_line_costs_only_its_gradient_and_is_said_once() -> None:
     """An autograd read and a half-written last line, in a student's exercise-1 cell: each is left
     out on its own, its gradient is error naming the cell, line and reason, and the notes list both
@@ -360,6 +374,7 @@ def test_one_bad_line_costs_only_its_gradient_and_is_said_once() -> None:
     assert "(syntax error: invalid syntax)" in note and "(not run: 'grad' is autograd" in note
 
 
+@pytest.mark.slow
 def test_renamed_batch_is_the_graders_and_data_loading_stays_out() -> None:
     """`Xb, yb = Xtr[ix], ytr[ix]` makes yb the grader's Yb (said once); the student's data loading
     (open, !wget, the dataset) never enters the program, so nothing is refused or left out."""
@@ -377,6 +392,7 @@ def test_cells_are_read_as_ipython_runs_them() -> None:
     assert cleaned.splitlines() == ["pass", "pass", "pass", "pass", "dlogits = 1", "  # deeper"]
 
 
+@pytest.mark.slow
 def test_cells_run_out_of_order_are_graded_as_they_ran() -> None:
     """A wrong try run after the right cell (the execution counts say so) is what the kernel held:
     graded in that order, and the report says so, naming the cells with their counts."""
@@ -400,6 +416,7 @@ def test_cells_out_of_order_but_not_all_run_are_graded_as_they_stand() -> None:
 PNG_IMG = re.compile(r'<img alt="(\w+): the truth, and your value minus it"[^>]*src="data:image/png;base64,([^"]+)"')
 
 
+@pytest.mark.slow
 def test_feedback_pictures_only_for_wrong_gradients(cli: Cli, course: Course, tmp_path: Path) -> None:
     """--feedback embeds one picture (a PNG data URI: no side files) per wrong gradient, and none for a
     notebook whose gradients are all right."""
@@ -417,6 +434,7 @@ def test_feedback_pictures_only_for_wrong_gradients(cli: Cli, course: Course, tm
                                                          "wrong.ipynb"]
 
 
+@pytest.mark.slow
 def test_inline_check_shows_the_picture_in_jupyter(course: Course, tmp_path: Path) -> None:
     """In a real kernel, check()'s HTML view holds the picture of a wrong gradient, and none when right."""
     setup = 'from grader.inline import check, setup\nsetup("exercise2", globals())'

@@ -68,6 +68,7 @@ def test_help_works_without_unix_modules(hidden: Path) -> None:
     assert "exercise1" in result.stdout and "--sandbox" in result.stdout and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_without_unix_every_solution_passes_in_the_portable_sandbox(hidden: Path, tmp_path: Path) -> None:
     """All four exercises' solutions, graded where the unix sandbox cannot run: the portable one grades
     them, and the report says which sandbox and which protections held."""
@@ -83,6 +84,7 @@ def test_without_unix_every_solution_passes_in_the_portable_sandbox(hidden: Path
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_without_unix_a_real_run_trains(hidden: Path, tmp_path: Path) -> None:
     """Exercise 4's streamed real run works over the portable sandbox's pipes."""
     result = without_unix(hidden, "exercise4", str(ROOT / "solutions" / "exercise4.py"), "--steps", "200",
@@ -93,6 +95,7 @@ def test_without_unix_a_real_run_trains(hidden: Path, tmp_path: Path) -> None:
     assert (tmp_path / "curve.png").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("attack", "status", "words"), [
     ("infinite_loop", "error", "time limit of 3 s reached (wall clock)"),
     ("raises_system_exit_first", "error", "your code ended early (line 2: SystemExit: 0)"),
@@ -132,6 +135,7 @@ def spawned_children_of(parent: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the child through /proc")
 def test_without_unix_a_crashed_child_is_named(hidden: Path, tmp_path: Path) -> None:
     """A child that crashes (a real SIGSEGV, sent from outside as a segfault would end it) costs the
@@ -157,6 +161,7 @@ def test_without_unix_a_crashed_child_is_named(hidden: Path, tmp_path: Path) -> 
     assert "your code crashed the sandbox (SIGSEGV)" in dlogits["message"]
 
 
+@pytest.mark.slow
 def test_without_unix_batch_says_what_it_needs(hidden: Path, tmp_path: Path) -> None:
     """A batch forks its workers: without fork it says so in one line, exit 2, nothing written."""
     result = without_unix(hidden, "batch", "exercise2", str(ROOT / "solutions" / "exercise2.py"), "--out",
@@ -166,6 +171,7 @@ def test_without_unix_batch_says_what_it_needs(hidden: Path, tmp_path: Path) -> 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_without_unix_asking_for_the_unix_sandbox_says_why_not(hidden: Path, tmp_path: Path) -> None:
     """--sandbox unix where it cannot run: one line, exit 2, no traceback."""
     result = without_unix(hidden, "--sandbox", "unix", "exercise2", str(ROOT / "solutions" / "exercise2.py"),
@@ -206,6 +212,7 @@ def test_portable_child_is_confined_seen_from_outside() -> None:
     assert not Path(scratch).exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("attack", "status", "words"), [
     ("infinite_loop", "error", "time limit of 3 s reached (wall clock)"),
     ("memory_bomb", "error", "memory limit of 256 MB reached"),

@@ -134,6 +134,7 @@ def manifest(folder: Path, index: int) -> dict[str, Any]:
     return loaded
 
 
+@pytest.mark.slow
 @needs_fork
 @posix_grader
 @pytest.mark.parametrize(("recipe", "engine", "index"), [
@@ -158,6 +159,7 @@ def test_scale_recipe_grades_its_shard(setting: Path, recipe: str, engine: dict[
     assert f"shard {index}/{SHARDS} ({next(iter(engine))})" in done.stdout
 
 
+@pytest.mark.slow
 @needs_fork
 @posix_grader
 def test_scale_github_actions_matrix_runs_whole(setting: Path) -> None:

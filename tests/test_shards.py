@@ -111,6 +111,7 @@ def sorted_lines(path: Path) -> list[str]:
     return sorted(path.read_text().splitlines())
 
 
+@pytest.mark.slow
 @needs_fork
 def test_shards_as_separate_processes_merge_into_one_batch(tmp_path: Path) -> None:
     """Three shards, each its own process (two writing into one folder, at once), one of them killed halfway
@@ -194,6 +195,7 @@ def merged(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+@pytest.mark.slow
 @needs_fork
 def test_merge_refuses_shards_graded_differently(tiny_class: Path, monkeypatch: pytest.MonkeyPatch,
                                                  mechanism_off: MechanismOff) -> None:
@@ -233,6 +235,7 @@ def test_merge_refuses_shards_graded_differently(tiny_class: Path, monkeypatch: 
                   "refusing shards of another grader version")
 
 
+@pytest.mark.slow
 @needs_fork
 def test_merge_lists_students_missing_or_graded_twice(tiny_class: Path) -> None:
     """A shard given twice lists its students as graded twice, a shard not given lists its students as
@@ -256,6 +259,7 @@ def test_merge_lists_students_missing_or_graded_twice(tiny_class: Path) -> None:
     assert code == 3 and "  bob: not graded by shard 0/2: run it again" in stderr
 
 
+@pytest.mark.slow
 @needs_fork
 def test_shard_removes_only_its_own_half_written_reports(tiny_class: Path, mechanism_off: MechanismOff) -> None:
     """Shards sharing a folder: a shard clears the temporary files a killed run of its own left, and never

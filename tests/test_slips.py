@@ -91,6 +91,7 @@ def test_factor_about_one_everywhere_gets_no_label_and_eps_comes_from_the_forwar
     assert "lnvar_inv = (lnvar + 1e-4)**-0.5 adds 1e-4 to lnvar" in by_name["dlnvar"].message
 
 
+@pytest.mark.slow
 def test_exercise4_matmul_that_raises_names_the_operand(course: Course, dataset: Dataset) -> None:
     """In exercise 4 a parameter gradient whose matmul raises on shapes is told which operand needs .T,
     with the hint command; the others are unaffected."""
