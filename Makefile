@@ -1,6 +1,7 @@
 # Two commands for a fresh checkout:
 #   make grade   set everything up, then grade the exercise-1 stub
 #   make test    set everything up, then run the linters, the type checker, the docs build and the tests
+#   make test-fast  (the edit-run loop) the tests not marked slow, in under a minute on two cores; no lint
 #   make docs    (optional) regenerate the command reference and build the docs site into site/
 #   make bench   (optional) measure grading speed and memory against their targets
 #   make mutants (optional) mutation testing of the protections that matter most (not in CI)
@@ -24,7 +25,7 @@ BIN := $(VENV)/bin
 endif
 SHARED_DATA := $(abspath ../shared/data/names.txt)
 
-.PHONY: setup grade test lint docs bench mutants clean
+.PHONY: setup grade test test-fast lint docs bench mutants clean
 
 setup: $(VENV)/.installed
 
@@ -55,10 +56,16 @@ docs: setup
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # The tests use ../shared/data/names.txt when it is there (as in CI), else a synthetic
-# data set; they never download anything.
+# data set; they never download anything. The whole suite, then its 15 slowest tests.
 test: lint
 	@if [ -z "$$NINJA_DATA" ] && [ -f "$(SHARED_DATA)" ]; then export NINJA_DATA="$(SHARED_DATA)"; fi; \
-	NINJA_OFFLINE=1 $(BIN)/python -m pytest
+	NINJA_OFFLINE=1 $(BIN)/python -m pytest --durations=15
+
+# Every test but those marked slow (pyproject.toml's markers: a CLI in a subprocess, a batch, training,
+# a notebook run in a kernel...), and the 5 slowest of those it ran, so a quick test turning slow shows.
+test-fast: setup
+	@if [ -z "$$NINJA_DATA" ] && [ -f "$(SHARED_DATA)" ]; then export NINJA_DATA="$(SHARED_DATA)"; fi; \
+	NINJA_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" -q --durations=5
 
 # Speed and memory against their targets (not part of the tests), as one table that replaces
 # docs/benchmarks.md: this checkout, the same judging on its pinned cases alone (what fresh cases

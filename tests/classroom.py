@@ -1,5 +1,5 @@
 """A class of real submissions, to grade as a batch: the course's solution and other correct ones,
-one-edit mistakes (tests/test_mistakes.py), students' notebooks (tests/notebooks), untouched
+one-edit mistakes (MISTAKES in tests/helpers.py), students' notebooks (tests/notebooks), untouched
 stubs, and files that cannot be read. Each student's file name says what is in it."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from grader.courseware.course import Course
 from tests.conftest import SUBMISSIONS
-from tests.test_mistakes import MISTAKES, with_mistake
+from tests.helpers import MISTAKES, with_mistake
 
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
 # How many students make each mistake, beyond one each: a class has favourites.

@@ -1,4 +1,5 @@
-"""Shared fixtures: the course, the data set, and a way to grade a file."""
+"""Shared fixtures and tools: the course, the data set, the one way to grade a source text in this
+process (`grade`) and the one way to run the CLI (the `cli` fixture, `run_cli` outside a test)."""
 
 from __future__ import annotations
 
@@ -10,23 +11,23 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, Literal
 
 import pytest
+from click.testing import CliRunner, Result
 
+from grader.cli import main
 from grader.confined.unix import unix_sandbox_available
-from grader.courseware.course import CaseSpec, Course, load_course
+from grader.courseware.course import CaseSpec, Course, Exercise, load_course
 from grader.courseware.data import Dataset, find_names
 from grader.courseware.draw import Draw, pinned
 from grader.intake.submission import compile_program
 from grader.judging.results import Report
 from grader.pipeline import grade_program
-from tests.helpers import Check, SwitchOff, check_fails_without
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, Check, SwitchOff, check_fails_without
 
 # What some tests need of the system; elsewhere (macOS, Windows: the CI matrix) they are skipped, saying why.
 unix_only = pytest.mark.skipif(not (sys.platform.startswith("linux") and unix_sandbox_available()),
@@ -55,9 +56,6 @@ def dataset() -> Dataset:
     return find_names(os.environ.get("NINJA_DATA") or None, allow_download=False)
 
 
-GradeSource = Callable[[str, str], Report]
-
-
 def pinned_draw(course: Course) -> Draw:
     """The cases the suite's expectations are written on, instead of fresh ones: the course's first case,
     then seed 1337 with a batch of 27 and seed 4242 with 48; the probes from the first seed + 1."""
@@ -77,16 +75,35 @@ def one_draw(monkeypatch: pytest.MonkeyPatch) -> None:
                         lambda course, exercise, **_: draw.draw(course, exercise, secret="one class"))
 
 
+def grade(course: Course, dataset: Dataset, exercise: str | Exercise, source: str, *, label: str = "<submission>",
+          draw: Draw | Literal["pinned", "fresh"] = "pinned") -> Report:
+    """`source` graded as a submission of `exercise` (its id, or an Exercise changed for the test), in this
+    process, as a student's file is: on the pinned draw (`pinned_draw`), on the cases a student's grading
+    draws (`draw="fresh"`: fresh ones, or a class secret's), or on the `draw` given. `label` is the
+    submission's name in the report."""
+    if isinstance(exercise, str):
+        exercise = course.exercise(exercise)
+    if isinstance(draw, str):
+        draw = pinned_draw(course) if draw == "pinned" else None
+    return grade_program(course, exercise, compile_program(source, label), dataset, submission_label=label,
+                         draw=draw)
+
+
+Cli = Callable[..., Result]
+_RUNNER = CliRunner()
+
+
+def run_cli(args: Sequence[str], **options: Any) -> Result:
+    """`ninja-grade ARGS` run in this process through click's CliRunner; `options` go to its invoke (`env`,
+    `color`, `input`, `prog_name`). The result keeps stdout and stderr apart. Tests take the `cli` fixture;
+    this is for the helpers they call."""
+    return _RUNNER.invoke(main, list(args), **options)
+
+
 @pytest.fixture(scope="session")
-def grade_source(course: Course, dataset: Dataset) -> GradeSource:
-    """Grade source text as a submission of an exercise, in this process, on the pinned draw."""
-
-    def _grade(exercise_id: str, source: str) -> Report:
-        program = compile_program(source, "<submission>")
-        return grade_program(course, course.exercise(exercise_id), program, dataset, submission_label="<submission>",
-                             draw=pinned_draw(course))
-
-    return _grade
+def cli() -> Cli:
+    """`cli(ARGS, **options)`: the real CLI, run in this process (`run_cli`)."""
+    return run_cli
 
 
 def statuses(report: Report) -> dict[str, str]:

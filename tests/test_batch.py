@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -14,11 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from grader.cli import main
-from tests.conftest import ROOT, SUBMISSIONS, MechanismOff, needs_fork
-from tests.helpers import assert_setup_error
+from tests.conftest import ROOT, SUBMISSIONS, Cli, MechanismOff, needs_fork
+from tests.helpers import assert_setup_error, read_gradebook
 
 pytestmark = needs_fork
 
@@ -77,20 +74,16 @@ def make_class(root: Path) -> dict[str, tuple[bool, bool, str]]:
     return expected
 
 
-def read_gradebook(path: Path) -> dict[str, dict[str, str]]:
-    with path.open() as f:
-        return {row["student"]: row for row in csv.DictReader(f)}
-
-
-def test_batch_of_a_hundred_mixed_submissions(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_batch_of_a_hundred_mixed_submissions(cli: Cli, tmp_path: Path) -> None:
     """100 correct, wrong, broken and hostile submissions: each row is what its submission deserves."""
     subs = tmp_path / "subs"
     subs.mkdir()
     expected = make_class(subs)
     assert len(expected) >= 100
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["batch", "exercise2", *sorted(str(p) for p in subs.iterdir()), "--jobs", "2",
-                                       "--out", str(out), "--time-limit", "3", "--memory-limit", "256"])
+    result = cli(["batch", "exercise2", *sorted(str(p) for p in subs.iterdir()), "--jobs", "2",
+                  "--out", str(out), "--time-limit", "3", "--memory-limit", "256"])
     assert result.exit_code == 1, result.output
     book = read_gradebook(out / "gradebook.csv")
     assert set(book) == set(expected)
@@ -145,7 +138,8 @@ def whole_json(content: bytes) -> bool:
     return True
 
 
-def test_batch_killed_and_rerun_grades_each_once(tmp_path: Path, mechanism_off: MechanismOff) -> None:
+@pytest.mark.slow
+def test_batch_killed_and_rerun_grades_each_once(cli: Cli, tmp_path: Path, mechanism_off: MechanismOff) -> None:
     """Killed in the middle of writing a report, then rerun: OUT never holds half a report (only the
     temporary file beside it, which the rerun removes), and every submission is graded exactly once."""
     subs = tmp_path / "subs"
@@ -174,7 +168,7 @@ def test_batch_killed_and_rerun_grades_each_once(tmp_path: Path, mechanism_off: 
         before.update(reports)
 
     killed_while_writing()
-    result = CliRunner().invoke(main, args)
+    result = cli(args)
     assert result.exit_code == 0, result.output
     after = {p.name: p.read_bytes() for p in out.glob("s*.json")}
     assert len(after) == 31 and whole_json(after[f"{PRINTING}.json"])
@@ -185,7 +179,9 @@ def test_batch_killed_and_rerun_grades_each_once(tmp_path: Path, mechanism_off: 
     mechanism_off(killed_while_writing, lambda m: m.setenv("PLAIN_WRITE", "1"), "the batch's atomic write")
 
 
-def test_batch_grades_no_link_to_a_classmate_or_the_solution(tmp_path: Path, mechanism_off: MechanismOff) -> None:
+@pytest.mark.slow
+def test_batch_grades_no_link_to_a_classmate_or_the_solution(cli: Cli, tmp_path: Path,
+                                                             mechanism_off: MechanismOff) -> None:
     """A submission that is a symbolic link, to a classmate's file or to the course's solution, is a row
     with that reason and no points; the classmate's own row stands."""
     (tmp_path / "alice").mkdir()
@@ -198,7 +194,7 @@ def test_batch_grades_no_link_to_a_classmate_or_the_solution(tmp_path: Path, mec
 
     def check_rows() -> None:
         shutil.rmtree(out, ignore_errors=True)
-        result = CliRunner().invoke(main, ["batch", "exercise2", *subs, "--out", str(out), "--jobs", "1"])
+        result = cli(["batch", "exercise2", *subs, "--out", str(out), "--jobs", "1"])
         rows = read_gradebook(out / "gradebook.csv")
         assert rows["alice"]["passed"] == "True", result.output
         for student in ("eve", "mallory"):
@@ -209,23 +205,23 @@ def test_batch_grades_no_link_to_a_classmate_or_the_solution(tmp_path: Path, mec
                   "file_size's refusal of links")
 
 
-def test_batch_force_regrades(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_batch_force_regrades(cli: Cli, tmp_path: Path) -> None:
     """--force grades again what is already in OUT."""
     sub = tmp_path / "alice.py"
     sub.write_text(SOLUTION)
     out = tmp_path / "out"
-    runner = CliRunner()
-    assert runner.invoke(main, ["batch", "exercise2", str(sub), "--out", str(out), "--jobs", "1"]).exit_code == 0
+    assert cli(["batch", "exercise2", str(sub), "--out", str(out), "--jobs", "1"]).exit_code == 0
     first = json.loads((out / "alice.json").read_text())["graded_at"]
-    again = runner.invoke(main, ["batch", "exercise2", str(sub), "--out", str(out), "--jobs", "1"])
+    again = cli(["batch", "exercise2", str(sub), "--out", str(out), "--jobs", "1"])
     assert "(1 graded before)" in again.output
     time.sleep(1.1)
-    forced = runner.invoke(main, ["batch", "exercise2", str(sub), "--out", str(out), "--jobs", "1", "--force"])
+    forced = cli(["batch", "exercise2", str(sub), "--out", str(out), "--jobs", "1", "--force"])
     assert forced.exit_code == 0 and "graded before" not in forced.output
     assert json.loads((out / "alice.json").read_text())["graded_at"] != first
 
 
 @pytest.mark.parametrize("args", [["batch", "exercise9", "x.py"], ["batch", "exercise2"]])
-def test_batch_usage_errors_exit_2(args: list[str]) -> None:
+def test_batch_usage_errors_exit_2(cli: Cli, args: list[str]) -> None:
     """An unknown exercise or no submissions is a usage error, said in one line."""
-    assert_setup_error(CliRunner().invoke(main, args), "exercise9" if "exercise9" in args else "SUBMISSIONS")
+    assert_setup_error(cli(args), "exercise9" if "exercise9" in args else "SUBMISSIONS")

@@ -8,7 +8,6 @@ report whose regrade failed is never a grade.
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import shutil
@@ -18,15 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
 import grader
 import grader.pipeline
 from grader.ci import batch
 from grader.ci.record import BatchRecord
 from grader.ci.shards import WHOLE
-from grader.cli import main
-from tests.conftest import ROOT, MechanismOff, needs_fork
+from tests.conftest import ROOT, Cli, MechanismOff, needs_fork
+from tests.helpers import copy_course, read_gradebook
 
 pytestmark = needs_fork
 
@@ -34,13 +32,8 @@ SOLUTION = (ROOT / "solutions" / "exercise2.py").read_text()
 WRONG = "dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\n"  # no 1/n: wrong on every case
 
 
-def run(args: list[str]) -> Result:
-    return CliRunner().invoke(main, args)
-
-
 def scores(out: Path) -> dict[str, str]:
-    with (out / "gradebook.csv").open() as f:
-        return {row["student"]: row["score"] for row in csv.DictReader(f)}
+    return {student: row["score"] for student, row in read_gradebook(out / "gradebook.csv").items()}
 
 
 def trusting_any_report(path: Path, student: str, record: BatchRecord, submission: str) -> tuple[str | None, Any]:
@@ -61,13 +54,14 @@ def class_of(tmp_path: Path, **sources: str) -> tuple[Path, list[str]]:
     return folder, [str(folder / f"{student}.py") for student in sources]
 
 
-def test_batch_rerun_regrades_a_corrected_submission(tmp_path: Path, mechanism_off: MechanismOff) -> None:
+@pytest.mark.slow
+def test_batch_rerun_regrades_a_corrected_submission(cli: Cli, tmp_path: Path, mechanism_off: MechanismOff) -> None:
     """A student hands in a corrected file after the batch: the same command grades that file alone again,
     says so, and the gradebook has the new grade; the unchanged student's report is kept byte for byte."""
     subs, paths = class_of(tmp_path, alice=WRONG, bob=SOLUTION)
     out = tmp_path / "out"
     args = ["batch", "exercise2", *paths, "--jobs", "2", "--out", str(out)]
-    first = run(args)
+    first = cli(args)
     assert first.exit_code == 1, first.output
     assert "grading 2 of 2: 2 new" in first.stdout and scores(out) == {"alice": "0", "bob": "1"}
     graded = tmp_path / "graded"
@@ -77,7 +71,7 @@ def test_batch_rerun_regrades_a_corrected_submission(tmp_path: Path, mechanism_o
         shutil.rmtree(out)
         shutil.copytree(graded, out)
         (subs / "alice.py").write_text(SOLUTION)
-        again = run(args)
+        again = cli(args)
         assert "grading 1 of 2: 1 changed since their report; 1 graded before and unchanged" in again.stdout, \
             again.output
         assert again.exit_code == 0 and scores(out) == {"alice": "1", "bob": "1"}
@@ -85,31 +79,22 @@ def test_batch_rerun_regrades_a_corrected_submission(tmp_path: Path, mechanism_o
         assert json.loads((out / "alice.json").read_text())["passed"] is True
 
     corrected_and_rerun()
-    assert "grading 0 of 2: all graded before and unchanged" in run(args).stdout
+    assert "grading 0 of 2: all graded before and unchanged" in cli(args).stdout
     mechanism_off(corrected_and_rerun, lambda m: m.setattr("grader.ci.batch.why_grade", trusting_any_report),
                   "the report's record of what it was graded from")
 
 
-def copy_of_course(tmp_path: Path) -> Path:
-    """The shipped course as files of its own: course.yaml, its forward file, its stubs."""
-    course = tmp_path / "course"
-    course.mkdir()
-    for name in ("course.yaml", "lecture.py"):
-        shutil.copy(ROOT / name, course / name)
-    shutil.copytree(ROOT / "exercises", course / "exercises")
-    return course
-
-
-def test_batch_rerun_regrades_everyone_when_the_course_or_grader_changes(tmp_path: Path,
+@pytest.mark.slow
+def test_batch_rerun_regrades_everyone_when_the_course_or_grader_changes(cli: Cli, tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch,
                                                                          mechanism_off: MechanismOff) -> None:
     """course.yaml edited, the forward file edited, a stub's code changed, other limits, a new grader: each
     regrades every student, saying why; a reworded comment in a stub regrades no one."""
-    course = copy_of_course(tmp_path)
+    course = copy_course(tmp_path / "course")
     _, paths = class_of(tmp_path, alice=SOLUTION, bob=WRONG)
     out = tmp_path / "out"
     args = ["--course", str(course / "course.yaml"), "batch", "exercise2", *paths, "--jobs", "2", "--out", str(out)]
-    assert run(args).exit_code == 1
+    assert cli(args).exit_code == 1
 
     def edited(path: Path, old: str, new: str) -> Callable[[], None]:
         def edit() -> None:
@@ -120,7 +105,7 @@ def test_batch_rerun_regrades_everyone_when_the_course_or_grader_changes(tmp_pat
 
     def regrades(change: Callable[[], None], said: str, more: tuple[str, ...] = ()) -> None:
         change()
-        again = run([*args, *more])
+        again = cli([*args, *more])
         assert said in again.stdout, again.output
         assert scores(out) == {"alice": "1", "bob": "0"}
 
@@ -143,14 +128,15 @@ def test_batch_rerun_regrades_everyone_when_the_course_or_grader_changes(tmp_pat
                   "the course's hash in the record")
 
 
-def test_batch_rerun_never_trusts_a_report_whose_record_cannot_be_read(tmp_path: Path,
+@pytest.mark.slow
+def test_batch_rerun_never_trusts_a_report_whose_record_cannot_be_read(cli: Cli, tmp_path: Path,
                                                                        mechanism_off: MechanismOff) -> None:
     """Half a report, a report with no record (as older graders wrote), a record with a field missing, and
     another student's report under this one's name: each is graded again and replaced whole."""
     _, paths = class_of(tmp_path, alice=SOLUTION, bob=SOLUTION, carol=SOLUTION, dave=SOLUTION, erin=WRONG)
     out = tmp_path / "out"
     args = ["batch", "exercise2", *paths, "--jobs", "2", "--out", str(out)]
-    assert run(args).exit_code == 1
+    assert cli(args).exit_code == 1
     graded = {p.stem: p.read_bytes() for p in out.glob("*.json")}
 
     def corrupted_and_rerun() -> None:
@@ -164,7 +150,7 @@ def test_batch_rerun_never_trusts_a_report_whose_record_cannot_be_read(tmp_path:
         del forged["graded_from"]["limits"]
         (out / "carol.json").write_text(json.dumps({**forged, "score": 0, "passed": False}))
         (out / "dave.json").write_bytes(graded["erin"])
-        again = run(args)
+        again = cli(args)
         assert "grading 4 of 5: 4 with a report whose record could not be read; 1 graded before and unchanged" in \
             again.stdout, again.output
         assert scores(out) == {"alice": "1", "bob": "1", "carol": "1", "dave": "1", "erin": "0"}
@@ -177,14 +163,15 @@ def test_batch_rerun_never_trusts_a_report_whose_record_cannot_be_read(tmp_path:
                   "refusing reports whose record cannot be read")
 
 
-def test_batch_stale_report_whose_regrade_fails_is_no_grade(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.slow
+def test_batch_stale_report_whose_regrade_fails_is_no_grade(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                             mechanism_off: MechanismOff) -> None:
     """A changed submission whose regrade hits a grader fault keeps no grade in the gradebook (not its stale
     report's 0, though that file is still in OUT); the next run grades it."""
     subs, paths = class_of(tmp_path, alice=WRONG, bob=SOLUTION)
     out = tmp_path / "out"
     args = ["batch", "exercise2", *paths, "--jobs", "1", "--out", str(out)]
-    assert run(args).exit_code == 1
+    assert cli(args).exit_code == 1
     stale = (out / "alice.json").read_bytes()
     (subs / "alice.py").write_text(SOLUTION)
     real = grader.pipeline.grade_program
@@ -198,10 +185,9 @@ def test_batch_stale_report_whose_regrade_fails_is_no_grade(tmp_path: Path, monk
         (out / "alice.json").write_bytes(stale)
         with monkeypatch.context() as m:
             m.setattr(grader.pipeline, "grade_program", bug_on_alice)
-            faulted = run(args)
+            faulted = cli(args)
         assert faulted.exit_code == 3, faulted.output
-        with (out / "gradebook.csv").open() as f:
-            alice = next(row for row in csv.DictReader(f) if row["student"] == "alice")
+        alice = read_gradebook(out / "gradebook.csv")["alice"]
         assert alice["score"] == "" and alice["error"].startswith("not graded yet")
         assert (out / "alice.json").read_bytes() == stale
 
@@ -213,7 +199,7 @@ def test_batch_stale_report_whose_regrade_fails_is_no_grade(tmp_path: Path, monk
 
     real_gradebook = batch.gradebook
     faulted_rerun()
-    assert run(args).exit_code == 0 and scores(out) == {"alice": "1", "bob": "1"}
+    assert cli(args).exit_code == 0 and scores(out) == {"alice": "1", "bob": "1"}
     (subs / "alice.py").write_text(WRONG + "\n")
     mechanism_off(faulted_rerun, lambda m: m.setattr(batch, "gradebook", gradebook_from_files),
                   "the gradebook built from the reports the run holds")

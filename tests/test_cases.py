@@ -42,17 +42,17 @@ def test_lecture_case_is_deterministic_with_documented_loss(course: Course, real
     """The lecture's case gives the loss docs/students.md quotes, and the same one every time."""
     setting = setting_of(course.exercise("exercise1"), real_dataset)
     a, b = build_case(LECTURE, setting), build_case(LECTURE, setting)
-    assert torch.equal(a.given["Xb"], b.given["Xb"])
-    assert a.given["loss"].item() == pytest.approx(3.5571, abs=1e-4)
+    assert torch.equal(a.namespace["Xb"], b.namespace["Xb"])
+    assert a.namespace["loss"].item() == pytest.approx(3.5571, abs=1e-4)
 
 
 def test_forward_loss_is_cross_entropy(course: Course, atomic: Setting) -> None:
     """The chunked forward pass computes F.cross_entropy, on every case."""
     for spec in course.cases:
         case = build_case(spec, atomic)
-        expected = F.cross_entropy(case.given["logits"], case.given["Yb"])  # type: ignore[arg-type]
-        assert case.given["loss"].item() == pytest.approx(expected.item(), abs=1e-5)  # type: ignore[union-attr]
-        assert case.given["n"] == spec.batch_size == case.given["Xb"].shape[0]  # type: ignore[union-attr]
+        expected = F.cross_entropy(case.namespace["logits"], case.namespace["Yb"])  # type: ignore[arg-type]
+        assert case.namespace["loss"].item() == pytest.approx(expected.item(), abs=1e-5)  # type: ignore[union-attr]
+        assert case.namespace["n"] == spec.batch_size == case.namespace["Xb"].shape[0]  # type: ignore[union-attr]
 
 
 # The submission namespace's tensors (docs/DESIGN.md, a contract), written out, not read from graph.py.
@@ -104,26 +104,26 @@ def test_case_gives_detached_tensors_and_every_gradient(course: Course, atomic: 
     what the lecture's own forward pass and loss.backward() give, on every case."""
     for spec in course.cases:
         case = build_case(spec, atomic)
-        tensors = [v for v in case.given.values() if isinstance(v, torch.Tensor)]
+        tensors = [v for v in case.namespace.values() if isinstance(v, torch.Tensor)]
         assert tensors and not any(t.requires_grad or t.grad_fn is not None for t in tensors)
         assert set(case.truth) == LECTURE_TENSORS
         with torch.enable_grad():
-            reference = lecture_forward_and_backward(case.given)
+            reference = lecture_forward_and_backward(case.namespace)
         assert set(reference) == LECTURE_TENSORS
         for name, grad in case.truth.items():
-            assert grad.shape == case.given[name].shape, name  # type: ignore[union-attr]
+            assert grad.shape == case.namespace[name].shape, name  # type: ignore[union-attr]
             assert torch.allclose(grad, reference[name], rtol=1e-5, atol=1e-7), name
 
 
-def test_graph_consumers_and_downstream() -> None:
+def test_graph_consumers_and_descendants() -> None:
     """The forward graph, read from lecture.py's code, knows tensors used twice and everything after a tensor."""
     forward = load_forward(ROOT / "lecture.py")
     ATOMIC, TRAINING = forward.graph("atomic"), forward.graph("training")
     assert set(ATOMIC.consumers("counts")) == {"counts_sum", "probs"}
     assert set(ATOMIC.consumers("hprebn")) == {"bnmeani", "bndiff"}
-    assert ATOMIC.downstream("logprobs") == {"loss"}
-    assert {"bnraw", "hpreact", "logits", "loss"} <= ATOMIC.downstream("bndiff")
-    assert "bnmeani" not in ATOMIC.downstream("bndiff")
+    assert ATOMIC.descendants("logprobs") == {"loss"}
+    assert {"bnraw", "hpreact", "logits", "loss"} <= ATOMIC.descendants("bndiff")
+    assert "bnmeani" not in ATOMIC.descendants("bndiff")
     assert set(TRAINING.consumers("hprebn")) == {"bnmean", "bnvar", "bnraw"}
 
 

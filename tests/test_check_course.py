@@ -3,20 +3,19 @@ broken is reported in one line, on a real copy of the course broken on purpose."
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from grader.cli import main
-from tests.conftest import ROOT
+from tests.conftest import ROOT, Cli
+from tests.helpers import copy_course
 
 
-def test_the_shipped_course_is_sound() -> None:
+@pytest.mark.slow
+def test_the_shipped_course_is_sound(cli: Cli) -> None:
     """Every solution passes, every stub is all missing, hints, names, order and shapes agree."""
-    result = CliRunner().invoke(main, ["check-course", str(ROOT / "course.yaml")])
+    result = cli(["check-course", str(ROOT / "course.yaml")])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("sound: 4 exercises")
 
@@ -24,9 +23,7 @@ def test_the_shipped_course_is_sound() -> None:
 @pytest.fixture
 def broken(tmp_path: Path) -> Path:
     """Exercises 1 and 2 of the course, copied, with five things broken."""
-    for folder in ("exercises", "solutions"):
-        shutil.copytree(ROOT / folder, tmp_path / folder)
-    shutil.copy(ROOT / "lecture.py", tmp_path / "lecture.py")
+    copy_course(tmp_path)
     course = yaml.safe_load((ROOT / "course.yaml").read_text())
     course["exercises"] = course["exercises"][:2]
     first = course["exercises"][0]["gradients"]
@@ -46,8 +43,9 @@ def broken(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_each_break_is_one_line(broken: Path) -> None:
-    result = CliRunner().invoke(main, ["check-course", str(broken / "course.yaml")])
+@pytest.mark.slow
+def test_each_break_is_one_line(cli: Cli, broken: Path) -> None:
+    result = cli(["check-course", str(broken / "course.yaml")])
     assert result.exit_code == 1, result.output
     lines = result.stdout.splitlines()
     stub, solution, ex2 = (str(broken / p) for p in ("exercises/exercise1.py", "solutions/exercise1.py",
@@ -62,16 +60,15 @@ def test_each_break_is_one_line(broken: Path) -> None:
     assert len(lines) == 5, lines  # nothing else: swapped blanks are still missing, exercise 2's solution passes
 
 
-def test_a_missing_solution_is_one_line_and_the_course_still_grades(tmp_path: Path) -> None:
+def test_a_missing_solution_is_one_line_and_the_course_still_grades(cli: Cli, tmp_path: Path) -> None:
     """A course whose solution file is not there (as in a platform's bundle) still loads and grades; only
     check-course, which needs the solutions, says in one line which file is missing."""
-    shutil.copytree(ROOT / "examples" / "layernorm", tmp_path / "course")
+    copy_course(tmp_path / "course", ROOT / "examples" / "layernorm")
     (tmp_path / "course" / "solutions" / "exercise2.py").unlink()
     course = str(tmp_path / "course" / "course.yaml")
-    graded = CliRunner().invoke(main, ["--course", course, "exercise2", str(ROOT / "examples" / "layernorm" /
-                                                                           "solutions" / "exercise2.py")])
+    graded = cli(["--course", course, "exercise2", str(ROOT / "examples" / "layernorm" / "solutions" / "exercise2.py")])
     assert graded.exit_code == 0, graded.output
-    checked = CliRunner().invoke(main, ["check-course", course])
+    checked = cli(["check-course", course])
     assert checked.exit_code == 1
     missing = tmp_path / "course" / "solutions" / "exercise2.py"
     assert checked.stdout.splitlines() == [f"exercise2: {missing} does not exist (course.yaml names it)"]

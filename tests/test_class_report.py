@@ -14,17 +14,15 @@ from typing import Any
 from xml.etree import ElementTree
 
 import pytest
-from click.testing import CliRunner
 
 from grader.ci.anonymise import anonymise, lecture_names, statement_at
 from grader.ci.class_page import class_html
 from grader.ci.class_report import class_report
-from grader.cli import main
 from grader.courseware.course import Course
+from grader.courseware.data import Dataset
 from tests.classroom import EXAMPLE_STUDENT, make_class, make_training_class
-from tests.conftest import GradeSource, needs_fork
-from tests.test_mistakes import DC_LOOP, MISTAKES, with_mistake
-from tests.test_notebooks import EXPECTED
+from tests.conftest import Cli, grade, needs_fork
+from tests.helpers import DC_LOOP, MISTAKES, NOTEBOOK_GRADES, with_mistake
 
 Failing = dict[str, tuple[str, str | None]]  # gradient -> (status, diagnosis), for those not passing
 
@@ -39,18 +37,16 @@ class GradedClass:
 
 
 @pytest.fixture(scope="module")
-def graded_class(course: Course, tmp_path_factory: pytest.TempPathFactory) -> GradedClass:
+def graded_class(cli: Cli, course: Course, tmp_path_factory: pytest.TempPathFactory) -> GradedClass:
     """The class, graded once by `ninja-grade batch`, then counted by `ninja-grade class-report`."""
     root = tmp_path_factory.mktemp("class")
     subs = root / "subs"
     subs.mkdir()
     kinds = make_class(subs, course)
     out = root / "reports"
-    batch = CliRunner().invoke(main, ["batch", "exercise1", *sorted(str(p) for p in subs.iterdir()), "--jobs", "2",
-                                      "--out", str(out)])
+    batch = cli(["batch", "exercise1", *sorted(str(p) for p in subs.iterdir()), "--jobs", "2", "--out", str(out)])
     assert batch.exit_code == 1, batch.output
-    counted = CliRunner().invoke(main, ["class-report", str(out), "--out", str(root / "class.html"),
-                                        "--json", str(root / "class.json")])
+    counted = cli(["class-report", str(out), "--out", str(root / "class.html"), "--json", str(root / "class.json")])
     assert counted.exit_code == 0, counted.output
     return GradedClass(kinds, out, batch.stdout, (root / "class.html").read_text(),
                        json.loads((root / "class.json").read_text()))
@@ -66,7 +62,7 @@ def deserved(kind: str, gradients: tuple[str, ...]) -> tuple[float, Failing | No
     if kind == "unreadable":
         return 0, None
     if kind.startswith("notebook:"):
-        score, failing = EXPECTED[kind.split(":", 1)[1]]["exercise1"]  # type: ignore[misc]
+        score, failing = NOTEBOOK_GRADES[kind.split(":", 1)[1]]["exercise1"]  # type: ignore[misc]
         return score, failing
     _, _, broken, label = MISTAKES[kind]
     return 25, {broken: ("error" if kind.endswith(("raises_elsewhere", "_raises")) else "wrong", label)}
@@ -76,6 +72,7 @@ def label(status: str, diagnosis: str | None) -> str:
     return diagnosis or ("unexplained" if status == "wrong" else status)
 
 
+@pytest.mark.slow
 @needs_fork
 def test_class_report_counts_are_what_the_class_deserves(course: Course, graded_class: GradedClass) -> None:
     """Students, scores, each gradient's pass rate, label counts and first failures: each is the count of
@@ -107,6 +104,7 @@ def test_class_report_counts_are_what_the_class_deserves(course: Course, graded_
         assert line.split()[-2] == f"{by_name[name]['passed']}/{by_name[name]['graded']}", line
 
 
+@pytest.mark.slow
 @needs_fork
 def test_class_report_names_the_three_commonest_mistakes_with_what_was_said(graded_class: GradedClass) -> None:
     """The commonest diagnosed (gradient, label) pairs, each with the message a student got and their line,
@@ -127,6 +125,7 @@ def test_class_report_names_the_three_commonest_mistakes_with_what_was_said(grad
     assert mistakes[2]["message"] == told("nb_spread_over_cells", "dbndiff2")
 
 
+@pytest.mark.slow
 @needs_fork
 def test_class_page_names_no_student_and_shows_their_code_as_text(graded_class: GradedClass) -> None:
     """No student's name, file, comment or string is on the page; what is shown of their code is escaped;
@@ -149,6 +148,7 @@ def figure(page: str, alt_start: str) -> list[str]:
     return [" ".join(t.text.split()) for t in tree.iter() if t.tag.endswith("text") and t.text]
 
 
+@pytest.mark.slow
 @needs_fork
 def test_class_page_figures_draw_the_reports_numbers(graded_class: GradedClass) -> None:
     """The bars say each gradient's rate and count, the heat map's cells are the label counts, and both are in
@@ -167,6 +167,7 @@ def test_class_page_figures_draw_the_reports_numbers(graded_class: GradedClass) 
     assert "score (of 26)" in scores
 
 
+@pytest.mark.slow
 @needs_fork
 def test_batch_writes_the_class_page_beside_its_gradebook(graded_class: GradedClass) -> None:
     """The batch's class.html is the page class-report writes from the same reports, byte for byte."""
@@ -174,18 +175,19 @@ def test_batch_writes_the_class_page_beside_its_gradebook(graded_class: GradedCl
     assert (graded_class.reports / "class.html").read_text() == graded_class.page
 
 
+@pytest.mark.slow
 @needs_fork
-def test_class_report_json_to_stdout(graded_class: GradedClass, tmp_path: Path) -> None:
+def test_class_report_json_to_stdout(cli: Cli, graded_class: GradedClass, tmp_path: Path) -> None:
     """--json - prints only the JSON on stdout; what was written is said on stderr."""
-    result = CliRunner().invoke(main, ["class-report", str(graded_class.reports), "--out", str(tmp_path / "c.html"),
-                                       "--json", "-"])
+    result = cli(["class-report", str(graded_class.reports), "--out", str(tmp_path / "c.html"), "--json", "-"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == graded_class.data
     assert "wrote" in result.stderr and (tmp_path / "c.html").is_file()
 
 
+@pytest.mark.slow
 @needs_fork
-def test_class_report_skips_what_is_not_a_report(graded_class: GradedClass, tmp_path: Path) -> None:
+def test_class_report_skips_what_is_not_a_report(cli: Cli, graded_class: GradedClass, tmp_path: Path) -> None:
     """A JSON file that is not a report, or not JSON, is named on stderr and not counted."""
     folder = tmp_path / "mixed"
     folder.mkdir()
@@ -193,15 +195,16 @@ def test_class_report_skips_what_is_not_a_report(graded_class: GradedClass, tmp_
         (folder / report.name).write_bytes(report.read_bytes())
     (folder / "class.json").write_text(json.dumps(graded_class.data))
     (folder / "broken.json").write_text('{"exercise": "exercise1", "gradients": [')
-    result = CliRunner().invoke(main, ["class-report", str(folder), "--json", str(tmp_path / "c.json")])
+    result = cli(["class-report", str(folder), "--json", str(tmp_path / "c.json")])
     assert result.exit_code == 0, result.output
     assert "skipped 2 files that are not grading reports: broken.json (JSONDecodeError), class.json (not a grading " \
            "report)" in result.stderr
     assert json.loads((tmp_path / "c.json").read_text())["students"] == 5
 
 
+@pytest.mark.slow
 @needs_fork
-def test_class_report_reads_the_files_beside_its_folder(graded_class: GradedClass, tmp_path: Path,
+def test_class_report_reads_the_files_beside_its_folder(cli: Cli, graded_class: GradedClass, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Reports that name their files relative to where the batch ran are read from beside the reports'
     folder, wherever class-report runs."""
@@ -214,7 +217,7 @@ def test_class_report_reads_the_files_beside_its_folder(graded_class: GradedClas
         (batch_dir / "reports" / f"{student}.json").write_text(json.dumps({**report,
                                                                           "submission": f"subs/{student}.py"}))
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, ["class-report", str(batch_dir / "reports"), "--json", "-"])
+    result = cli(["class-report", str(batch_dir / "reports"), "--json", "-"])
     assert result.exit_code == 0, result.output
     assert [m["example"] for m in json.loads(result.stdout)["mistakes"]] == ["dprobs = -(1.0 / probs) * dlogprobs"]
 
@@ -223,25 +226,26 @@ def test_class_report_reads_the_files_beside_its_folder(graded_class: GradedClas
     (lambda d: d / "nowhere", "is not a folder"),
     (lambda d: d, "there are no grading reports to count"),
 ])
-def test_class_report_usage_errors_are_one_line(tmp_path: Path, make: Any, words: str) -> None:
+def test_class_report_usage_errors_are_one_line(cli: Cli, tmp_path: Path, make: Any, words: str) -> None:
     """A missing folder, or one with no reports: one line, exit 2, no page."""
-    result = CliRunner().invoke(main, ["class-report", str(make(tmp_path))])
+    result = cli(["class-report", str(make(tmp_path))])
     assert result.exit_code == 2 and words in result.stderr, result.output
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
     assert not list(tmp_path.glob("*.html"))
 
 
+@pytest.mark.slow
 @needs_fork
-def test_class_report_asks_which_exercise_when_several(graded_class: GradedClass, tmp_path: Path) -> None:
+def test_class_report_asks_which_exercise_when_several(cli: Cli, graded_class: GradedClass, tmp_path: Path) -> None:
     """Reports of two exercises in one folder: it asks for --exercise, then counts just that one."""
     for report in sorted(graded_class.reports.glob("st_*.json"))[:3]:
         (tmp_path / report.name).write_bytes(report.read_bytes())
     other = json.loads((graded_class.reports / "st_correct_lecture_style.json").read_text())
     (tmp_path / "other.json").write_text(json.dumps({**other, "exercise": "exercise2", "gradients": []}))
-    result = CliRunner().invoke(main, ["class-report", str(tmp_path)])
+    result = cli(["class-report", str(tmp_path)])
     assert result.exit_code == 2
     assert "the reports grade exercise1, exercise2: say which with --exercise" in result.stderr
-    chosen = CliRunner().invoke(main, ["class-report", str(tmp_path), "--exercise", "exercise1", "--json", "-"])
+    chosen = cli(["class-report", str(tmp_path), "--exercise", "exercise1", "--json", "-"])
     assert chosen.exit_code == 0 and json.loads(chosen.stdout)["students"] == 3
 
 
@@ -250,17 +254,16 @@ def test_class_report_asks_which_exercise_when_several(graded_class: GradedClass
 
 @needs_fork
 @pytest.mark.slow
-def test_class_report_counts_exercise4_runs(course: Course, tmp_path: Path) -> None:
+def test_class_report_counts_exercise4_runs(cli: Cli, course: Course, tmp_path: Path) -> None:
     """A batch of exercise-4 submissions: the page counts the runs that completed, diverged from autograd's,
     stopped (at the step each stopped) or never ran, and draws them."""
     subs = tmp_path / "subs"
     subs.mkdir()
     ends = make_training_class(subs, course)
     out = tmp_path / "reports"
-    batch = CliRunner().invoke(main, ["batch", "exercise4", *sorted(str(p) for p in subs.iterdir()), "--jobs", "2",
-                                      "--out", str(out)])
+    batch = cli(["batch", "exercise4", *sorted(str(p) for p in subs.iterdir()), "--jobs", "2", "--out", str(out)])
     assert batch.exit_code == 1, batch.output
-    result = CliRunner().invoke(main, ["class-report", str(out), "--json", "-"])
+    result = cli(["class-report", str(out), "--json", "-"])
     training = json.loads(result.stdout)["training"]
     steps = {s: json.loads((out / f"{s}.json").read_text()).get("training", {}).get("steps") for s in ends}
     late = steps["t_nan_once_learning"]
@@ -275,7 +278,7 @@ def test_class_report_counts_exercise4_runs(course: Course, tmp_path: Path) -> N
 # --- what a student wrote, on the page ------------------------------------------------------
 
 
-def test_class_page_shows_a_students_markup_as_text(course: Course, grade_source: GradeSource, tmp_path: Path) -> None:
+def test_class_page_shows_a_students_markup_as_text(course: Course, dataset: Dataset, tmp_path: Path) -> None:
     """A student whose exception message carries markup and their name: the page shows the message they got,
     as text and without their name, and their line without its string or comment."""
     line = 'dlogprobs[range(n), Yb] = -1.0 / n if n == 32 else int("<script>alert(1)</script> by mallory")  # mine'
@@ -283,7 +286,7 @@ def test_class_page_shows_a_students_markup_as_text(course: Course, grade_source
                           line)
     path = tmp_path / "mallory.py"
     path.write_text(source)
-    report = {**grade_source("exercise1", source).to_dict(), "student": "mallory", "submission": str(path)}
+    report = {**grade(course, dataset, "exercise1", source).to_dict(), "student": "mallory", "submission": str(path)}
     counted = class_report(course, "exercise1", [report])
     assert [(m.gradient, m.label) for m in counted.mistakes] == [("dlogprobs", "hard-coded-batch")]
     assert "'<script>alert(1)</script> by …'" in counted.mistakes[0].message  # what they were told, less their name

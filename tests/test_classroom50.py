@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from grader.cli import main
-from tests.conftest import ROOT, offline_env, posix_grader
+from tests.conftest import ROOT, Cli, offline_env, posix_grader
+from tests.helpers import copy_course
 
 LAYERNORM = ROOT / "examples" / "layernorm"
 REPO = "https://github.com/ninja-org/cs-ninja-layernorm-alice"
@@ -60,10 +59,10 @@ def assert_classroom50_result(result: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-def autograder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def autograder(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """CLASSROOM/autograders/ASSIGNMENT/ as init-classroom50 writes it."""
     folder = tmp_path_factory.mktemp("classroom50") / "cs-ninja" / "autograders" / "layernorm"
-    result = CliRunner().invoke(main, ["--course", str(LAYERNORM / "course.yaml"), "init-classroom50", str(folder)])
+    result = cli(["--course", str(LAYERNORM / "course.yaml"), "init-classroom50", str(folder)])
     assert result.exit_code == 0, result.output
     return folder
 
@@ -76,7 +75,7 @@ def runner_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv / "bin" / "python"
 
 
-def test_init_classroom50_writes_the_autograder_beside_the_course(autograder: Path, tmp_path: Path) -> None:
+def test_init_classroom50_writes_the_autograder_beside_the_course(cli: Cli, autograder: Path, tmp_path: Path) -> None:
     """autograder.py, the course's own files, names.txt and the grader's wheel, no solution; and the
     runtime block to paste into the assignment, printed as JSON."""
     files = sorted(p.relative_to(autograder).as_posix() for p in autograder.rglob("*") if p.is_file())
@@ -84,8 +83,7 @@ def test_init_classroom50_writes_the_autograder_beside_the_course(autograder: Pa
     assert files == sorted(["autograder.py", "course/course.yaml", "course/forward.py", "course/exercises/exercise1.py",
                             "course/exercises/exercise2.py", "data/names.txt", *wheels]) and len(wheels) == 1
     assert (autograder / "autograder.py").stat().st_mode & 0o100
-    result = CliRunner().invoke(main, ["--course", str(LAYERNORM / "course.yaml"), "init-classroom50",
-                                       str(tmp_path / "again")])
+    result = cli(["--course", str(LAYERNORM / "course.yaml"), "init-classroom50", str(tmp_path / "again")])
     runtime = json.loads(result.stdout[result.stdout.index("{"):])
     assert runtime == {"runs-on": "ubuntu-latest", "python": "3.12"}
 
@@ -134,29 +132,28 @@ def test_classroom50_autograder_runs_as_the_runner_calls_it(autograder: Path, ru
     assert Path(used).is_relative_to(runner_python.parents[1]), used
 
 
-def test_format_classroom50_says_what_the_runner_did_not_set(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_format_classroom50_says_what_the_runner_did_not_set(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     """Outside the runner (no CLASSROOM, ASSIGNMENT, ...): one line naming what is missing, exit 2,
     nothing graded."""
     for name in RUNNER_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CLASSROOM", "cs-ninja")
-    result = CliRunner().invoke(main, ["--course", str(LAYERNORM / "course.yaml"), "exercise2",
-                                       str(LAYERNORM / "solutions" / "exercise2.py"), "--format", "classroom50"])
+    result = cli(["--course", str(LAYERNORM / "course.yaml"), "exercise2",
+                  str(LAYERNORM / "solutions" / "exercise2.py"), "--format", "classroom50"])
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr == ("ninja-grade: --format classroom50 is written for Classroom 50's runner, which sets "
                              "ASSIGNMENT, SUBMISSION_TAG, COMMIT_URL, RELEASE_URL; they are not set here (set them "
                              "to try it by hand)\n")
 
 
-def test_init_classroom50_refuses_points_classroom50_cannot_count(tmp_path: Path) -> None:
+def test_init_classroom50_refuses_points_classroom50_cannot_count(cli: Cli, tmp_path: Path) -> None:
     """Classroom 50 takes whole points only: a course giving half points is refused in one line, before
     anything is written."""
     course = tmp_path / "course"
-    shutil.copytree(LAYERNORM, course)
+    copy_course(course, LAYERNORM)
     text = (course / "course.yaml").read_text()
     (course / "course.yaml").write_text(text.replace("  points: 1\n", "  points: 0.5\n", 1))
-    result = CliRunner().invoke(main, ["--course", str(course / "course.yaml"), "init-classroom50",
-                                       str(tmp_path / "out")])
+    result = cli(["--course", str(course / "course.yaml"), "init-classroom50", str(tmp_path / "out")])
     assert result.exit_code == 2 and not (tmp_path / "out").exists()
     assert result.stderr.startswith("ninja-grade: Classroom 50 takes whole points only, and course.yaml gives "
                                     "exercise1 dlogits (0.5)") and result.stderr.count("\n") == 1

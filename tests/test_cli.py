@@ -8,36 +8,29 @@ import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import grader
-from grader.cli import main
+import grader.pipeline
 from grader.courseware.course import Course
 from grader.courseware.data import Dataset
 from grader.courseware.draw import replay
-from grader.pipeline import grade
-from tests.conftest import ROOT, SUBMISSIONS
+from tests.conftest import ROOT, SUBMISSIONS, Cli
 from tests.helpers import assert_setup_error, assert_shaped_as, design_json_examples
 
 SOLUTION = str(ROOT / "solutions" / "exercise1.py")
 
 
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
-
-
-def test_cli_solution_passes_with_exit_0(runner: CliRunner) -> None:
+def test_cli_solution_passes_with_exit_0(cli: Cli) -> None:
     """Grading the solution prints cmp-like lines and a full score, exit 0."""
-    result = runner.invoke(main, ["exercise1", SOLUTION])
+    result = cli(["exercise1", SOLUTION])
     assert result.exit_code == 0, result.output
     assert "26/26 gradients correct" in result.output
     assert "dlogprobs       | exact: True  | approximate: True  | maxdiff: 0" in result.output
 
 
-def test_cli_stub_is_all_missing_with_hint_and_exit_1(runner: CliRunner) -> None:
+def test_cli_stub_is_all_missing_with_hint_and_exit_1(cli: Cli) -> None:
     """The untouched stub (the default submission) is all missing, with a hint, exit 1."""
-    result = runner.invoke(main, ["exercise1"])
+    result = cli(["exercise1"])
     assert result.exit_code == 1
     assert result.output.count("| missing") == 26
     assert "0/26 gradients correct" in result.output
@@ -45,7 +38,7 @@ def test_cli_stub_is_all_missing_with_hint_and_exit_1(runner: CliRunner) -> None
     assert "Traceback" not in result.output
 
 
-def test_cli_json_is_the_design_contract(runner: CliRunner, tmp_path: Path, course: Course, dataset: Dataset) -> None:
+def test_cli_json_is_the_design_contract(cli: Cli, tmp_path: Path, course: Course, dataset: Dataset) -> None:
     """--format json prints one object and nothing else: every field docs/DESIGN.md's example shows and
     no other, at every level (gradients, cases, draw, environment and its sandbox), with the example's
     values for a right gradient and a wrong one; a print that looks like a report is kept apart, in
@@ -53,7 +46,7 @@ def test_cli_json_is_the_design_contract(runner: CliRunner, tmp_path: Path, cour
     sub = tmp_path / "printy.py"
     source = Path(SOLUTION).read_text().replace("dprobs = (1.0 / probs)", "dprobs = -(1.0 / probs)")
     sub.write_text(source + "\nprint('{\"passed\": true}')\n")
-    result = runner.invoke(main, ["exercise1", str(sub), "--format", "json"])
+    result = cli(["exercise1", str(sub), "--format", "json"])
     assert result.exit_code == 1
     report = json.loads(result.stdout)
     documented = design_json_examples()[0]
@@ -86,15 +79,15 @@ def test_cli_json_is_the_design_contract(runner: CliRunner, tmp_path: Path, cour
     assert report["draw"]["drawn"] == documented["draw"]["drawn"] == "fresh"
     assert report["draw"]["training_seed"] is documented["draw"]["training_seed"] is None
     assert report["environment"]["sandbox"]["protocol"] == documented["environment"]["sandbox"]["protocol"]
-    model = grade(course, "exercise1", sub, None if dataset.synthetic else dataset.source,
-                  draw=replay(report, course, course.exercise("exercise1"))).to_dict()
+    model = grader.pipeline.grade(course, "exercise1", sub, None if dataset.synthetic else dataset.source,
+                                       draw=replay(report, course, course.exercise("exercise1"))).to_dict()
     assert report["gradients"] == model["gradients"]  # the results model's to_dict, field for field
 
 
-def test_cli_version_is_the_package_version(runner: CliRunner) -> None:
+def test_cli_version_is_the_package_version(cli: Cli) -> None:
     """`ninja-grade --version` prints grader.__version__, which is the version pyproject.toml reads and the
     newest release CHANGELOG.md names."""
-    result = runner.invoke(main, ["--version"])
+    result = cli(["--version"])
     assert result.exit_code == 0 and result.stdout == f"ninja-grade, version {grader.__version__}\n"
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert re.search(r'^dynamic = \["version"\]$', pyproject, re.MULTILINE)
@@ -103,32 +96,32 @@ def test_cli_version_is_the_package_version(runner: CliRunner) -> None:
     assert releases[0] == grader.__version__
 
 
-def test_cli_json_of_failing_submission_exit_1(runner: CliRunner) -> None:
+def test_cli_json_of_failing_submission_exit_1(cli: Cli) -> None:
     """A failing submission in JSON: passed false, per-gradient statuses, exit 1."""
-    result = runner.invoke(main, ["exercise2", "--format", "json"])
+    result = cli(["exercise2", "--format", "json"])
     assert result.exit_code == 1
     report = json.loads(result.stdout)
     assert report["passed"] is False and report["score"] == 0 and report["max_score"] == 1
     assert report["gradients"][0]["status"] == "missing"
 
 
-def test_cli_unknown_exercise_lists_valid_ones_exit_2(runner: CliRunner) -> None:
+def test_cli_unknown_exercise_lists_valid_ones_exit_2(cli: Cli) -> None:
     """An unknown exercise is a usage error that lists the real ones."""
-    result = runner.invoke(main, ["exercise9"])
+    result = cli(["exercise9"])
     assert_setup_error(result, "no exercise or command 'exercise9'", "exercise1, exercise2, exercise3")
 
 
 @pytest.mark.parametrize("bad", ["does_not_exist.py", "."])
-def test_cli_unreadable_submission_exit_2(runner: CliRunner, bad: str) -> None:
+def test_cli_unreadable_submission_exit_2(cli: Cli, bad: str) -> None:
     """A missing file or a directory is a one-line set-up error, exit 2."""
-    assert_setup_error(runner.invoke(main, ["exercise1", bad]), bad)
+    assert_setup_error(cli(["exercise1", bad]), bad)
 
 
-def test_cli_non_utf8_submission_exit_2(runner: CliRunner, tmp_path: Path) -> None:
+def test_cli_non_utf8_submission_exit_2(cli: Cli, tmp_path: Path) -> None:
     """A submission that is not UTF-8 text is refused in one line."""
     sub = tmp_path / "latin1.py"
     sub.write_bytes(b"dlogits = None  # caf\xe9\n")
-    assert_setup_error(runner.invoke(main, ["exercise2", str(sub)]), "not UTF-8")
+    assert_setup_error(cli(["exercise2", str(sub)]), "not UTF-8")
 
 
 @pytest.mark.parametrize(
@@ -144,19 +137,19 @@ def test_cli_non_utf8_submission_exit_2(runner: CliRunner, tmp_path: Path) -> No
         ("cases: [{name: a, seed: one, batch_size: 8}]\nexercises: []\n", "'seed' must be a int"),
     ],
 )
-def test_cli_malformed_course_exit_2(runner: CliRunner, tmp_path: Path, content: str, expected: str) -> None:
+def test_cli_malformed_course_exit_2(cli: Cli, tmp_path: Path, content: str, expected: str) -> None:
     """A broken course.yaml gives a one-line error naming the problem, exit 2."""
     course = tmp_path / "course.yaml"
     course.write_text(content)
-    assert_setup_error(runner.invoke(main, ["--course", str(course), "exercise1"]), expected)
+    assert_setup_error(cli(["--course", str(course), "exercise1"]), expected)
 
 
-def test_cli_syntax_error_costs_only_its_line(runner: CliRunner, tmp_path: Path) -> None:
+def test_cli_syntax_error_costs_only_its_line(cli: Cli, tmp_path: Path) -> None:
     """A line that does not parse is left out on its own: its gradient is error with the line and
     the reason, the next line still runs (and is judged), exit 1, no traceback."""
     sub = tmp_path / "broken.py"
     sub.write_text("dlogprobs = torch.zeros_like(logprobs\ndprobs = 1\n")
-    result = runner.invoke(main, ["exercise1", str(sub), "--format", "json"])
+    result = cli(["exercise1", str(sub), "--format", "json"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     report = json.loads(result.stdout)
     gradients = {g["name"]: g for g in report["gradients"]}
@@ -167,12 +160,12 @@ def test_cli_syntax_error_costs_only_its_line(runner: CliRunner, tmp_path: Path)
     assert any("left out, each on its own" in note and "line 1 (syntax error" in note for note in report["notes"])
 
 
-def test_cli_a_line_only_the_compiler_refuses_costs_only_its_line(runner: CliRunner, tmp_path: Path) -> None:
+def test_cli_a_line_only_the_compiler_refuses_costs_only_its_line(cli: Cli, tmp_path: Path) -> None:
     """`return` outside a function parses but does not compile: that line is left out on its own, like
     one that does not parse, and the rest is graded (no traceback)."""
     sub = tmp_path / "returns.py"
     sub.write_text("dlogprobs = 1\nreturn dlogprobs\ndprobs = 1\n")
-    result = runner.invoke(main, ["exercise1", str(sub), "--format", "json"])
+    result = cli(["exercise1", str(sub), "--format", "json"])
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output[-500:]
     report = json.loads(result.stdout)
     gradients = {g["name"]: g for g in report["gradients"]}
@@ -181,17 +174,17 @@ def test_cli_a_line_only_the_compiler_refuses_costs_only_its_line(runner: CliRun
     assert any("line 2 (syntax error: 'return' outside function)" in note for note in report["notes"])
 
 
-def test_cli_file_too_broken_to_read_line_by_line_is_all_error(runner: CliRunner, tmp_path: Path) -> None:
+def test_cli_file_too_broken_to_read_line_by_line_is_all_error(cli: Cli, tmp_path: Path) -> None:
     """A file with more broken lines than can be left out one by one: every gradient error with the
     first syntax error's location."""
     sub = tmp_path / "broken.py"
     sub.write_text("".join(f"d{i} = (\n" for i in range(12)))
-    report = json.loads(runner.invoke(main, ["exercise1", str(sub), "--format", "json"]).stdout)
+    report = json.loads(cli(["exercise1", str(sub), "--format", "json"]).stdout)
     assert {g["status"] for g in report["gradients"]} == {"error"}
     assert "syntax error at line" in report["gradients"][0]["message"]
 
 
-def test_cli_exception_errors_only_its_gradient(runner: CliRunner, tmp_path: Path) -> None:
+def test_cli_exception_errors_only_its_gradient(cli: Cli, tmp_path: Path) -> None:
     """A statement that raises makes its own gradient error (with line); the rest are judged."""
     source = Path(SOLUTION).read_text().replace(
         "dcounts_sum = (-counts_sum**-2) * dcounts_sum_inv",
@@ -199,7 +192,7 @@ def test_cli_exception_errors_only_its_gradient(runner: CliRunner, tmp_path: Pat
     )
     sub = tmp_path / "raises.py"
     sub.write_text(source)
-    result = runner.invoke(main, ["exercise1", str(sub), "--format", "json"])
+    result = cli(["exercise1", str(sub), "--format", "json"])
     assert result.exit_code == 1
     by_name = {g["name"]: g for g in json.loads(result.stdout)["gradients"]}
     assert by_name["dcounts_sum"]["status"] == "error"
@@ -210,33 +203,33 @@ def test_cli_exception_errors_only_its_gradient(runner: CliRunner, tmp_path: Pat
     assert sum(g["status"] != "error" for g in by_name.values()) == 25
 
 
-def test_cli_colour_on_terminal_plain_in_pipe(runner: CliRunner) -> None:
+def test_cli_colour_on_terminal_plain_in_pipe(cli: Cli) -> None:
     """Verdicts are coloured when colour is on, plain text otherwise."""
-    plain = runner.invoke(main, ["exercise2", str(ROOT / "solutions" / "exercise2.py")])
-    coloured = runner.invoke(main, ["exercise2", str(ROOT / "solutions" / "exercise2.py")], color=True)
+    plain = cli(["exercise2", str(ROOT / "solutions" / "exercise2.py")])
+    coloured = cli(["exercise2", str(ROOT / "solutions" / "exercise2.py")], color=True)
     assert "\x1b[" not in plain.output
     assert "\x1b[32" in coloured.output  # green for a passing verdict
 
 
-def test_cli_help_lists_exercises(runner: CliRunner) -> None:
+def test_cli_help_lists_exercises(cli: Cli) -> None:
     """--help shows the exercises from course.yaml."""
-    result = runner.invoke(main, ["--help"])
+    result = cli(["--help"])
     assert result.exit_code == 0
     assert "exercise1" in result.output and "Batchnorm backward in one go" in result.output
 
 
-def test_cli_grades_lecture_style_file(runner: CliRunner) -> None:
+def test_cli_grades_lecture_style_file(cli: Cli) -> None:
     """A lecture-style submission with cmp calls and prints passes and shows its prints."""
-    result = runner.invoke(main, ["exercise1", str(SUBMISSIONS / "exercise1" / "correct_lecture_style.py")])
+    result = cli(["exercise1", str(SUBMISSIONS / "exercise1" / "correct_lecture_style.py")])
     assert result.exit_code == 0
     assert "your code printed:" in result.output and "done with exercise 1" in result.output
 
 
-def test_cli_text_marks_gradients_wrong_only_when_chained(runner: CliRunner, tmp_path: Path) -> None:
+def test_cli_text_marks_gradients_wrong_only_when_chained(cli: Cli, tmp_path: Path) -> None:
     """A right formula fed by a wrong upstream gradient shows '(chained: wrong)' and the legend."""
     sub = tmp_path / "sign.py"
     sub.write_text(Path(SOLUTION).read_text().replace("dprobs = (1.0 / probs)", "dprobs = -(1.0 / probs)"))
-    result = runner.invoke(main, ["exercise1", str(sub)])
+    result = cli(["exercise1", str(sub)])
     assert result.exit_code == 1
     line = next(x for x in result.output.splitlines() if x.startswith("dcounts "))
     assert "| exact" in line and "(chained: wrong)" in line
@@ -267,32 +260,31 @@ def test_cli_text_marks_gradients_wrong_only_when_chained(runner: CliRunner, tmp
     (["--sandbox", "box", "exercise2"], "Invalid value for '--sandbox'"),
     (["exercise2", "--format", "xml"], "Invalid value for '--format'"),
 ])
-def test_cli_every_command_says_a_setup_error_in_one_line(runner: CliRunner, tmp_path: Path, args: list[str],
+def test_cli_every_command_says_a_setup_error_in_one_line(cli: Cli, tmp_path: Path, args: list[str],
                                                           words: str) -> None:
     """Each command's set-up errors, click's own usage errors among them: exit 2, nothing on stdout, one
     line on stderr that names the problem, nothing written."""
     (tmp_path / "afile").write_text("dlogits = None\n")
     before = sorted(tmp_path.rglob("*"))
-    result = runner.invoke(main, [arg.replace("{tmp}", str(tmp_path)) for arg in args])
+    result = cli([arg.replace("{tmp}", str(tmp_path)) for arg in args])
     assert_setup_error(result, words.replace("{tmp}", str(tmp_path)))
     assert sorted(tmp_path.rglob("*")) == before
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
 @pytest.mark.parametrize("name", ["pipe.py", "pipe.ipynb"])
-def test_cli_refuses_a_pipe_at_once(runner: CliRunner, tmp_path: Path, name: str) -> None:
+def test_cli_refuses_a_pipe_at_once(cli: Cli, tmp_path: Path, name: str) -> None:
     """A submission that is a named pipe (or a link to a device) is a set-up error said at once: the
     grader does not wait on it forever, nor read /dev/zero until its memory runs out."""
     os.mkfifo(tmp_path / name)
     (tmp_path / f"zero{Path(name).suffix}").symlink_to("/dev/zero")
-    assert_setup_error(runner.invoke(main, ["exercise2", str(tmp_path / name)]), "is not a file (a device or a pipe?)")
-    assert_setup_error(runner.invoke(main, ["exercise2", str(tmp_path / f"zero{Path(name).suffix}")]),
-                       "is a symbolic link")
+    assert_setup_error(cli(["exercise2", str(tmp_path / name)]), "is not a file (a device or a pipe?)")
+    assert_setup_error(cli(["exercise2", str(tmp_path / f"zero{Path(name).suffix}")]), "is a symbolic link")
 
 
-def test_cli_usage_error_is_one_line_naming_the_help(runner: CliRunner) -> None:
+def test_cli_usage_error_is_one_line_naming_the_help(cli: Cli) -> None:
     """A missing argument, as click finds it, is said in one line that points at the command's --help,
     not click's four lines of Usage, Try, blank and Error."""
-    result = runner.invoke(main, ["hint", "exercise2"], prog_name="ninja-grade")
+    result = cli(["hint", "exercise2"], prog_name="ninja-grade")
     line = assert_setup_error(result, "Missing argument 'GRADIENT'")
     assert line.endswith("(see 'ninja-grade hint --help')")

@@ -37,7 +37,7 @@ from grader.confined.protocol import Case, Run
 from grader.confined.sandbox import Sandbox
 from grader.confined.unix import UnixSandbox
 from grader.courseware.course import Limits
-from tests.conftest import ROOT, User, unix_only
+from tests.conftest import ROOT, Cli, User, grade, unix_only
 from tests.forked import forked_here, replace_run
 
 pytestmark = unix_only
@@ -288,6 +288,7 @@ def spin(ns: dict[str, object]) -> dict[int, str]:
         pass
 
 
+@pytest.mark.slow
 def test_child_is_stopped_by_its_cpu_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     """A busy loop ends at RLIMIT_CPU, said as the CPU limit, even when the wall clock is far; without
     the CPU limit only the wall clock ends it, and says so."""
@@ -305,6 +306,7 @@ def test_child_is_stopped_by_its_cpu_limit(monkeypatch: pytest.MonkeyPatch) -> N
     assert died == "time limit of 1 s reached (wall clock)"
 
 
+@pytest.mark.slow
 def test_child_is_stopped_by_the_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """A child that sleeps uses no CPU: only the grader's wall clock ends it, in its time; with the
     deadline pushed out, the same child finishes its run."""
@@ -492,6 +494,7 @@ def test_child_starts_clean(monkeypatch: pytest.MonkeyPatch, who: User | None) -
     assert "NINJA_DATA" in said[0]
 
 
+@pytest.mark.slow
 def test_time_limit_is_shared_by_every_run_of_a_submission(monkeypatch: pytest.MonkeyPatch) -> None:
     """The wall clock is one budget for all of a submission's runs and cases: five runs of 0.4 s each
     outlast a 1 s limit; given a new clock for each run (the protection off), every run would finish."""
@@ -533,14 +536,10 @@ def test_a_sandbox_ended_mid_grading_gives_no_point(monkeypatch: pytest.MonkeyPa
                                                     dataset: Any) -> None:
     """Exercise 1: a child that dies in the middle of its runs (the isolated run of the first case) leaves
     every gradient error with the reason, never a pass on the runs before."""
-    from grader.intake.submission import compile_program  # noqa: PLC0415
-    from grader.pipeline import grade_program  # noqa: PLC0415
-
     exercise = course.exercise("exercise1")
     replace_run(monkeypatch, dies_on_run(3))
     with forked_here(monkeypatch):
-        report = grade_program(course, exercise, compile_program(exercise.solution.read_text(), "s.py"), dataset,
-                               submission_label="s.py")
+        report = grade(course, dataset, exercise, exercise.solution.read_text(), label="s.py", draw="fresh")
     assert report.score == 0
     assert {g.status.value for g in report.gradients} == {"error"}
     assert all("your code ended the sandbox early (exit code 3)" in g.message for g in report.gradients)
@@ -551,9 +550,6 @@ def test_a_sandbox_ended_in_the_quick_check_gives_no_point(monkeypatch: pytest.M
                                                            dataset: Any) -> None:
     """Exercise 4: a child that dies on a training step of the quick check stops the run there, and no
     gradient keeps a point from the steps before."""
-    from grader.intake.submission import compile_program  # noqa: PLC0415
-    from grader.pipeline import grade_program  # noqa: PLC0415
-
     exercise = course.exercise("exercise4")
     real_execute = child_module.execute
     runs = [0]
@@ -566,24 +562,18 @@ def test_a_sandbox_ended_in_the_quick_check_gives_no_point(monkeypatch: pytest.M
 
     monkeypatch.setattr(child_module, "execute", dies_later)
     with forked_here(monkeypatch):
-        report = grade_program(course, exercise, compile_program(exercise.solution.read_text(), "s.py"), dataset,
-                               submission_label="s.py")
+        report = grade(course, dataset, exercise, exercise.solution.read_text(), label="s.py", draw="fresh")
     assert report.score == 0 and report.training is not None
     assert "your code ended the sandbox early (exit code 3)" in (report.training.stopped or "")
     assert all(g.status.value == "error" for g in report.gradients)
 
 
-def test_unix_report_says_what_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unix_report_says_what_held(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A report graded by the unix sandbox says so in environment.sandbox, with what the kernel enforced
     on that child (as it said), and a note only when something could not be had."""
-    from click.testing import CliRunner  # noqa: PLC0415
-
-    from grader.cli import main  # noqa: PLC0415
-
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NINJA_SANDBOX", "auto")
-    result = CliRunner().invoke(main, ["--sandbox", "unix", "exercise2", str(ROOT / "solutions" / "exercise2.py"),
-                                       "--format", "json"])
+    result = cli(["--sandbox", "unix", "exercise2", str(ROOT / "solutions" / "exercise2.py"), "--format", "json"])
     report = json.loads(result.stdout)
     sandbox = report["environment"]["sandbox"]
     assert sandbox["sandbox"] == "unix" and sandbox["protocol"] == "commit before reveal"
@@ -597,15 +587,11 @@ def test_report_says_in_one_line_what_could_not_be_had(monkeypatch: pytest.Monke
                                                       unprivileged: User) -> None:
     """Without Landlock (an older kernel) and without root, the report says so in one note, and what it
     means; the grading itself goes on."""
-    from grader.intake.submission import compile_program  # noqa: PLC0415
-    from grader.pipeline import grade_program  # noqa: PLC0415
-
     exercise = course.exercise("exercise2")
     monkeypatch.setattr(kernel, "landlock_only", lambda folder: "")
     as_user = (unprivileged.uid, unprivileged.gid) if os.geteuid() == 0 else None
     with forked_here(monkeypatch, as_user=as_user):
-        report = grade_program(course, exercise, compile_program(exercise.solution.read_text(), "s.py"), dataset,
-                               submission_label="s.py")
+        report = grade(course, dataset, exercise, exercise.solution.read_text(), label="s.py", draw="fresh")
     assert report.passed
     notes = [n for n in report.notes if "not available here" in n]
     assert len(notes) == 1 and notes[0].startswith("Landlock") and "what your user can" in notes[0]

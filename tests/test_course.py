@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
-from grader.courseware.course import Course, CourseError, load_course, parse_course
+from grader.courseware.course import Course, CourseError, Handed, load_course, parse_course
 from grader.courseware.draw import draw
 
 
@@ -18,7 +19,7 @@ def test_course_has_the_lecture_exercises(course: Course) -> None:
     assert len(ex1.gradients) == 26 and ex1.max_score == 26
     dW2 = next(g for g in ex1.gradients if g.name == "dW2")
     assert (dW2.tolerance.rtol, dW2.tolerance.atol) == (1e-5, 1e-8)
-    assert course.exercise("exercise3").given == ("dhpreact",)
+    assert course.exercise("exercise3").given_gradients == (Handed("dhpreact", "hpreact"),)
 
 
 def test_course_cases_include_lecture_and_other_batch_sizes(course: Course) -> None:
@@ -59,6 +60,20 @@ def test_malformed_course_is_one_sentence(data: object, reason: str) -> None:
     root = Path(__file__).resolve().parent.parent
     with pytest.raises(CourseError, match=reason):
         parse_course(data, root)
+
+
+def test_intermediates_are_read_under_either_name_and_never_both() -> None:
+    """`intermediates:` names the ungraded gradients; a course that wrote them as `helpers:` reads the same."""
+    root = Path(__file__).resolve().parent.parent
+    shipped = yaml.safe_load((root / "course.yaml").read_text())
+    training = next(e for e in shipped["exercises"] if "intermediates" in e)
+    expected = parse_course(shipped, root).exercise(training["id"]).intermediates
+    assert [g.name for g in expected][:2] == ["dlogits", "dh"]
+    training["helpers"] = training.pop("intermediates")
+    assert parse_course(shipped, root).exercise(training["id"]).intermediates == expected
+    training["intermediates"] = training["helpers"]
+    with pytest.raises(CourseError, match="'intermediates' and 'helpers' name the same list"):
+        parse_course(shipped, root)
 
 
 def test_missing_course_file(tmp_path: Path) -> None:

@@ -12,12 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from grader.cli import main
 from grader.courseware import data
 from grader.courseware.data import NAMES_SHA256, DataError, find_names
-from tests.conftest import ROOT, MechanismOff
+from tests.conftest import ROOT, Cli, MechanismOff
 
 REAL = b"".join(f"{w}\n".encode() for w in ["emma", "olivia", "ava"])
 ALPHABET_NAMES = b"abcdefghijklm\nnopqrstuvwxyz\nanna\n"
@@ -194,7 +192,7 @@ OFFLINE_NOTE = ("note: no names.txt found: grading on a synthetic batch. Your ve
                 "numbers are not the lecture's; pass --data PATH or set NINJA_DATA.")
 
 
-def test_offline_notice_as_the_cli_prints_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_offline_notice_as_the_cli_prints_it(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     """Offline with no copy anywhere: the CLI grades on the synthetic batch, prints the notice as its
     own line above the verdicts (and in the JSON's notes), and tries no download."""
     def boom(*a: object, **k: object) -> None:
@@ -203,19 +201,19 @@ def test_offline_notice_as_the_cli_prints_it(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(data.urllib.request, "urlopen", boom)
     monkeypatch.setenv("NINJA_OFFLINE", "1")
     solution = str(ROOT / "solutions" / "exercise2.py")
-    text = CliRunner().invoke(main, ["exercise2", solution])
+    text = cli(["exercise2", solution])
     assert text.exit_code == 0, text.output
     lines = text.stdout.splitlines()
     assert OFFLINE_NOTE in lines and lines.index(OFFLINE_NOTE) < next(
         i for i, line in enumerate(lines) if line.startswith("dlogits"))
-    report = json.loads(CliRunner().invoke(main, ["exercise2", solution, "--format", "json"]).stdout)
+    report = json.loads(cli(["exercise2", solution, "--format", "json"]).stdout)
     assert report["notes"][0] == OFFLINE_NOTE.removeprefix("note: ") and report["passed"] is True
 
 
-def test_failed_download_notice_as_the_cli_prints_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_download_notice_as_the_cli_prints_it(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     """No copy and no network: the CLI's notice says the download failed and why."""
     monkeypatch.setattr(data.urllib.request, "urlopen", refuse_network)
-    result = CliRunner().invoke(main, ["exercise2", str(ROOT / "solutions" / "exercise2.py")])
+    result = cli(["exercise2", str(ROOT / "solutions" / "exercise2.py")])
     assert result.exit_code == 0, result.output
     assert ("note: could not download names.txt (network is unreachable): grading on a synthetic batch. "
             "Your verdicts are still right") in result.stdout

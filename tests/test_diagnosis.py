@@ -6,34 +6,30 @@ from dataclasses import replace
 
 import click
 import pytest
-from click.testing import CliRunner
 
-from grader.cli import main
 from grader.courseware.course import Course, Gradient, Tolerance
 from grader.courseware.data import Dataset
-from grader.intake.submission import compile_program
 from grader.judging.compare import Check
 from grader.judging.diagnose import ADVICE, LABELS
 from grader.judging.results import Status
 from grader.judging.vjp import VJPCheck, settle_with_vjp
-from grader.pipeline import grade_program
 from grader.reporting.report import render_text
-from tests.conftest import GradeSource, pinned_draw, statuses
+from tests.conftest import Cli, grade, statuses
 from tests.helpers import assert_setup_error
 
 
-def test_random_tensors_get_no_label(course: Course, grade_source: GradeSource) -> None:
+def test_random_tensors_get_no_label(course: Course, dataset: Dataset) -> None:
     """Random values of the right shape are wrong, and the grader does not invent a reason."""
     exercise = course.exercise("exercise1")
     source = "\n".join(f"{g.name} = torch.randn_like({g.tensor})" for g in exercise.gradients)
-    report = grade_source("exercise1", source)
+    report = grade(course, dataset, "exercise1", source)
     assert set(statuses(report).values()) == {"wrong"}
     assert [g.diagnosis for g in report.gradients] == [None] * 26
 
 
-def test_correct_report_has_no_diagnosis_and_no_message(course: Course, grade_source: GradeSource) -> None:
+def test_correct_report_has_no_diagnosis_and_no_message(course: Course, dataset: Dataset) -> None:
     """The report of the course's solution is plain: no labels, no notes, no messages."""
-    report = grade_source("exercise1", course.exercise("exercise1").solution.read_text())
+    report = grade(course, dataset, "exercise1", course.exercise("exercise1").solution.read_text())
     assert all(g.diagnosis is None and g.message == "" for g in report.gradients)
 
 
@@ -48,8 +44,7 @@ def test_degenerate_gradients_pass_whatever_the_noise(course: Course, dataset: D
         "db1 = dhprebn.sum(0)", "db1 = dhprebn.flip(0).double().sum(0).float()").replace(
         "dlogit_maxes = (-dnorm_logits).sum(1, keepdim=True)",
         "dlogit_maxes = -(dnorm_logits.flip(1).double().sum(1, keepdim=True).float())")
-    report = grade_program(course, strict, compile_program(source, "noise.py"), dataset, submission_label="noise.py",
-                           draw=pinned_draw(course))
+    report = grade(course, dataset, strict, source, label="noise.py")
     by_name = {g.name: g for g in report.gradients}
     for name in ("db1", "dlogit_maxes"):
         assert by_name[name].passed, by_name[name].message
@@ -58,14 +53,14 @@ def test_degenerate_gradients_pass_whatever_the_noise(course: Course, dataset: D
     assert report.passed
 
 
-def test_shortcut_that_skips_consumers_passes_with_note(grade_source: GradeSource, course: Course) -> None:
+def test_shortcut_that_skips_consumers_passes_with_note(course: Course, dataset: Dataset) -> None:
     """dlogits written the fused way inside exercise 1 is right for this loss: it passes, with a note."""
     source = course.exercise("exercise1").solution.read_text().replace(
         "dlogits = dnorm_logits.clone()  # (32, 27)",
         "dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\ndlogits /= n\ndlogits -= 0 * dnorm_logits",
     ).replace(
         "dlogits += F.one_hot(logits.max(1).indices, num_classes=logits.shape[1]) * dlogit_maxes", "pass")
-    report = grade_source("exercise1", source)
+    report = grade(course, dataset, "exercise1", source)
     dlogits = next(g for g in report.gradients if g.name == "dlogits")
     assert dlogits.passed
     assert "a shortcut through later gradients or the forward pass" in dlogits.message
@@ -80,9 +75,9 @@ def test_shortcut_that_skips_consumers_passes_with_note(grade_source: GradeSourc
         ("dlogits = F.softmax(logits, 0)\ndlogits[range(n), Yb] -= 1\ndlogits /= n", None),
     ],
 )
-def test_fused_cross_entropy_mistakes(grade_source: GradeSource, source: str, label: str | None) -> None:
+def test_fused_cross_entropy_mistakes(course: Course, dataset: Dataset, source: str, label: str | None) -> None:
     """Exercise 2's common slips get their label; softmax over the wrong dimension gets none."""
-    (g,) = grade_source("exercise2", source).gradients
+    (g,) = grade(course, dataset, "exercise2", source).gradients
     assert g.status.value == "wrong"
     assert g.diagnosis == label
 
@@ -100,29 +95,28 @@ def test_every_gradient_has_three_hint_levels(course: Course) -> None:
             assert len(set(grad.hints)) == 3
 
 
-def test_hint_cli_levels() -> None:
+def test_hint_cli_levels(cli: Cli) -> None:
     """`ninja-grade hint` shows hints up to the level asked, and says how to see more."""
-    runner = CliRunner()
-    one = runner.invoke(main, ["hint", "exercise1", "dC"])
+    one = cli(["hint", "exercise1", "dC"])
     assert one.exit_code == 0
     assert one.output.startswith("hint 1: Forward line: emb = C[Xb].")
     assert "--level 2" in one.output
-    three = runner.invoke(main, ["hint", "exercise1", "dC", "--level", "3"])
+    three = cli(["hint", "exercise1", "dC", "--level", "3"])
     assert three.output.count("hint ") == 3 and "--level" not in three.output
 
 
 @pytest.mark.parametrize(("args", "words"), [(["exercise1", "dX"], "has no gradient 'dX'"),
                                              (["exercise7", "dC"], "no exercise 'exercise7'")])
-def test_hint_cli_unknown_names_exit_2(args: list[str], words: str) -> None:
+def test_hint_cli_unknown_names_exit_2(cli: Cli, args: list[str], words: str) -> None:
     """Unknown exercises and gradients are one-line errors, exit 2."""
-    assert_setup_error(CliRunner().invoke(main, ["hint", *args]), words)
+    assert_setup_error(cli(["hint", *args]), words)
 
 
-def test_text_report_shows_label_and_hint(grade_source: GradeSource, course: Course) -> None:
+def test_text_report_shows_label_and_hint(course: Course, dataset: Dataset) -> None:
     """The text report prints the label beside the verdict and the hint command below it."""
     source = course.exercise("exercise1").solution.read_text().replace(
         "dprobs = (1.0 / probs) * dlogprobs", "dprobs = -(1.0 / probs) * dlogprobs")
-    text = click.unstyle(render_text(grade_source("exercise1", source)))
+    text = click.unstyle(render_text(grade(course, dataset, "exercise1", source)))
     line = next(x for x in text.splitlines() if x.startswith("dprobs "))
     assert line.rstrip().endswith("wrong       [sign]")
     assert "it is the truth with the opposite sign" in text and "ninja-grade hint exercise1 dprobs" in text

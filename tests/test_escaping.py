@@ -16,9 +16,7 @@ from typing import Any, ClassVar
 import IPython.display
 import nbformat
 import pytest
-from click.testing import CliRunner
 
-from grader.cli import main
 from grader.confined import protocol
 from grader.courseware.data import synthetic_words
 from grader.inline import ReportView, check
@@ -26,7 +24,7 @@ from grader.judging.results import GradientResult, Picture, Report, Status
 from grader.reporting import feedback
 from grader.reporting import report as report_module
 from grader.reporting.formats import render_annotations, render_junit, render_markdown
-from tests.conftest import MechanismOff
+from tests.conftest import Cli, MechanismOff
 from tests.helpers import no_escape
 
 # Markup that would run or show as markup if it reached a page unescaped; each says where it came from.
@@ -76,6 +74,7 @@ class FakeIPython:
     user_ns: ClassVar[dict[str, Any]] = {}
 
 
+@pytest.mark.slow
 def test_check_jupyter_view_shows_student_text_as_text(monkeypatch: pytest.MonkeyPatch,
                                                        mechanism_off: MechanismOff) -> None:
     """check() in Jupyter displays its report as HTML: an exception message and printed text from the
@@ -116,7 +115,8 @@ def hostile_notebook(path: Path) -> None:
     nbformat.write(nb, str(path))
 
 
-def test_feedback_page_shows_student_text_as_text(tmp_path: Path, mechanism_off: MechanismOff) -> None:
+@pytest.mark.slow
+def test_feedback_page_shows_student_text_as_text(cli: Cli, tmp_path: Path, mechanism_off: MechanismOff) -> None:
     """--feedback on a notebook with markup in its Markdown, raw and code cells, its outputs, its name,
     its exception messages and prints: the page runs none of it; the code, messages and prints are
     shown as written."""
@@ -128,7 +128,7 @@ def test_feedback_page_shows_student_text_as_text(tmp_path: Path, mechanism_off:
 
     def check_page() -> None:
         page_path.unlink(missing_ok=True)
-        result = CliRunner().invoke(main, ["exercise2", str(notebook), "--feedback", "--data", str(data)])
+        result = cli(["exercise2", str(notebook), "--feedback", "--data", str(data)])
         assert result.exit_code == 1, result.output
         page = page_path.read_text()
         live = r"<script>alert|<svg onload|onload=|<img src=x|<b>mine|<i>names|(?:href|src)=.?javascript:"
@@ -199,14 +199,15 @@ HOSTILE_TERMINAL = ("def boom():\n"
                     "dlogits = boom()\n")
 
 
-def test_text_report_keeps_no_terminal_escape_of_graded_code(tmp_path: Path, mechanism_off: MechanismOff) -> None:
+def test_text_report_keeps_no_terminal_escape_of_graded_code(cli: Cli, tmp_path: Path,
+                                                             mechanism_off: MechanismOff) -> None:
     """What graded code prints and raises reaches the text report, even in colour on a terminal, without
     its control characters: no clipboard write, cleared screen or bell; the words still read."""
     submission = tmp_path / "exercise2.py"
     submission.write_text(HOSTILE_TERMINAL)
 
     def check_text() -> None:
-        result = CliRunner().invoke(main, ["exercise2", str(submission)], color=True)
+        result = cli(["exercise2", str(submission)], color=True)
         assert result.exit_code == 1, result.output
         assert "\x1b]" not in result.stdout and "\x1b[2J" not in result.stdout and "\x07" not in result.stdout
         assert "]52;c;cHduZWQ=[2J]0;gradedprinted 26/26" in result.stdout
@@ -226,7 +227,8 @@ HOSTILE_LOG = ("def boom():\n"
                "dlogits = boom()\n")
 
 
-def test_text_report_gives_a_ci_log_no_command_of_graded_code(tmp_path: Path, mechanism_off: MechanismOff) -> None:
+def test_text_report_gives_a_ci_log_no_command_of_graded_code(cli: Cli, tmp_path: Path,
+                                                              mechanism_off: MechanismOff) -> None:
     """What graded code prints or raises, shown in the text report (which CI logs carry), is no command
     of GitHub Actions (`::name::` first on a line, `##[`), Azure Pipelines or TeamCity: each still reads,
     with a space inside."""
@@ -234,7 +236,7 @@ def test_text_report_gives_a_ci_log_no_command_of_graded_code(tmp_path: Path, me
     submission.write_text(HOSTILE_LOG)
 
     def check_text() -> None:
-        result = CliRunner().invoke(main, ["exercise2", str(submission)])
+        result = cli(["exercise2", str(submission)])
         assert result.exit_code == 1, result.output
         lines = result.stdout.splitlines()
         assert not [line for line in lines if line.lstrip().startswith("::")], result.stdout

@@ -16,19 +16,15 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
-from click.testing import CliRunner
 
-from grader.cli import main
 from grader.courseware.cases import build_case, setting_of
 from grader.courseware.course import Course, load_course
 from grader.courseware.data import Dataset
 from grader.courseware.forward import load_forward
 from grader.courseware.notebooks import build_notebook
-from grader.intake.submission import compile_program
 from grader.judging.diagnose import ADVICE
-from grader.pipeline import grade_program
-from tests.conftest import ROOT, failing, pinned_draw, statuses
-from tests.helpers import assert_setup_error
+from tests.conftest import ROOT, Cli, failing, grade, statuses
+from tests.helpers import assert_setup_error, copy_course
 
 EXAMPLE = ROOT / "examples" / "layernorm"
 
@@ -38,17 +34,11 @@ def layernorm() -> Course:
     return load_course(EXAMPLE / "course.yaml")
 
 
-def grade_text(course: Course, dataset: Dataset, exercise_id: str, source: str):  # type: ignore[no-untyped-def]
-    program = compile_program(source, "<submission>")
-    return grade_program(course, course.exercise(exercise_id), program, dataset, submission_label="<submission>",
-                         draw=pinned_draw(course))
-
-
 def test_its_forward_pass_is_layernorm_as_torch_computes_it(layernorm: Course, dataset: Dataset) -> None:
     """The course's graph normalises each example across its features, as F.layer_norm does, and its
     truth is what autograd gives through F.layer_norm on the same parameters and batch."""
     case = build_case(layernorm.cases[0], setting_of(layernorm.exercise("exercise1"), dataset))
-    g = case.given
+    g = case.namespace
     hpreln = g["hpreln"]
     assert isinstance(hpreln, torch.Tensor)
     expected = F_layer_norm(hpreln, g["lngain"], g["lnbias"])  # type: ignore[arg-type]
@@ -65,12 +55,13 @@ def F_layer_norm(x: torch.Tensor, gain: torch.Tensor, bias: torch.Tensor) -> tor
     return torch.nn.functional.layer_norm(x, (x.shape[1],), gain.view(-1), bias.view(-1), eps=1e-5)
 
 
-def test_check_course_proves_it_sound() -> None:
-    result = CliRunner().invoke(main, ["check-course", str(EXAMPLE / "course.yaml")])
+def test_check_course_proves_it_sound(cli: Cli) -> None:
+    result = cli(["check-course", str(EXAMPLE / "course.yaml")])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("sound: 2 exercises")
 
 
+@pytest.mark.slow
 def test_the_real_cli_grades_it(tmp_path: Path) -> None:
     """`ninja-grade --course examples/layernorm/course.yaml exercise1 FILE`, a real process: the solution
     scores full marks and exits 0; the stub is all missing and exits 1."""
@@ -147,7 +138,7 @@ def test_mistakes_get_the_lectures_quality_of_diagnosis(layernorm: Course, datas
     exercise_id, old, new, broken, label, words = MISTAKES[mistake]
     solution = SOLUTION1 if exercise_id == "exercise1" else SOLUTION2
     assert solution.count(old) == 1
-    report = grade_text(layernorm, dataset, exercise_id, solution.replace(old, new))
+    report = grade(layernorm, dataset, exercise_id, solution.replace(old, new))
     assert failing(report) == {broken}, statuses(report)
     grad = next(g for g in report.gradients if g.name == broken)
     assert grad.diagnosis == label, grad.message
@@ -167,13 +158,13 @@ def test_its_notebook_shows_its_own_forward_pass(layernorm: Course) -> None:
     nbformat.validate(nb)
 
 
-def test_its_filled_notebook_grades_full_marks(layernorm: Course, tmp_path: Path) -> None:
+def test_its_filled_notebook_grades_full_marks(cli: Cli, layernorm: Course, tmp_path: Path) -> None:
     """The example's exercise-1 notebook, filled with the solution, graded by the CLI as a notebook: the
     cells are found by the example's own layout (its forward pass's names are the grader's to give)."""
     exercise = layernorm.exercise("exercise1")
     path = tmp_path / "exercise1.ipynb"
     nbformat.write(build_notebook(layernorm, exercise, exercise.solution), str(path))
-    result = CliRunner().invoke(main, ["--course", str(EXAMPLE / "course.yaml"), "exercise1", str(path)])
+    result = cli(["--course", str(EXAMPLE / "course.yaml"), "exercise1", str(path)])
     assert result.exit_code == 0, result.output
     assert "19/19 gradients correct" in result.output
 
@@ -203,8 +194,7 @@ def test_the_grader_names_nothing_of_the_lectures_forward_pass() -> None:
 
 @pytest.fixture
 def copy_of_example(tmp_path: Path) -> Path:
-    shutil.copytree(EXAMPLE, tmp_path / "course")
-    return tmp_path / "course"
+    return copy_course(tmp_path / "course", EXAMPLE)
 
 
 FORWARD_BREAKS = {
@@ -231,7 +221,7 @@ FORWARD_BREAKS = {
 
 
 @pytest.mark.parametrize("name", sorted(FORWARD_BREAKS))
-def test_a_broken_forward_file_is_one_sentence(copy_of_example: Path, name: str) -> None:
+def test_a_broken_forward_file_is_one_sentence(cli: Cli, copy_of_example: Path, name: str) -> None:
     """Each way a forward file can be wrong is said in one line naming the file (and its line), exit 2,
     from the real CLI; never a traceback."""
     old, new, said = FORWARD_BREAKS[name]
@@ -241,30 +231,30 @@ def test_a_broken_forward_file_is_one_sentence(copy_of_example: Path, name: str)
     line = text[:text.index(old)].count("\n") + 1
     said = said.replace("LINE+1", str(line + 1)).replace("LINE", str(line))
     forward.write_text(text.replace(old, new))
-    result = CliRunner().invoke(main, ["--course", str(copy_of_example / "course.yaml"), "exercise2",
-                                       str(copy_of_example / "solutions" / "exercise2.py")])
+    result = cli(["--course", str(copy_of_example / "course.yaml"), "exercise2",
+                  str(copy_of_example / "solutions" / "exercise2.py")])
     assert_setup_error(result, said)
 
 
-def test_a_graph_or_tensor_the_forward_file_lacks_is_one_line(copy_of_example: Path) -> None:
+def test_a_graph_or_tensor_the_forward_file_lacks_is_one_line(cli: Cli, copy_of_example: Path) -> None:
     """course.yaml naming a graph the forward file does not have: one line, exit 2. A gradient of a tensor
     the graph does not compute: check-course says so in one line."""
     course_file = copy_of_example / "course.yaml"
     text = course_file.read_text()
     course_file.write_text(text.replace("    graph: layernorm\n    stub: exercises/exercise2.py",
                                         "    graph: layernorm2\n    stub: exercises/exercise2.py"))
-    result = CliRunner().invoke(main, ["--course", str(course_file), "exercise2"])
+    result = cli(["--course", str(course_file), "exercise2"])
     assert_setup_error(result, "forward.py has no graph 'layernorm2'; it has layernorm")
     course_file.write_text(text.replace("      - name: dhpreln\n        tensor: hpreln\n        hints:\n"
                                         "          - \"Three", "      - name: dhprelm\n        tensor: hprelm\n"
                                         "        hints:\n          - \"Three"))
-    result = CliRunner().invoke(main, ["check-course", str(course_file)])
+    result = cli(["check-course", str(course_file)])
     assert result.exit_code == 1
     assert ("exercise2: dhprelm is the gradient of hprelm, but graph layernorm of forward.py gives hprelm no "
             "gradient (not computed there, or not on the way to the loss)") in result.output.splitlines()
 
 
-def test_a_broken_forward_file_stops_batch_and_notebook_before_anything_is_written(copy_of_example: Path,
+def test_a_broken_forward_file_stops_batch_and_notebook_before_anything_is_written(cli: Cli, copy_of_example: Path,
                                                                                   tmp_path: Path) -> None:
     """Batch grading and notebook writing with a broken forward file: one line, exit 2, nothing written;
     not a fault recorded against every student, not a traceback."""
@@ -275,9 +265,9 @@ def test_a_broken_forward_file_stops_batch_and_notebook_before_anything_is_writt
     student.mkdir()
     shutil.copy(EXAMPLE / "solutions" / "exercise1.py", student / "exercise1.py")
     course = ["--course", str(copy_of_example / "course.yaml")]
-    batch = CliRunner().invoke(main, [*course, "batch", "exercise1", str(student), "--out", str(tmp_path / "out")])
-    notebook = CliRunner().invoke(main, [*course, "notebook", "all", "--out", str(tmp_path / "nb"),
-                                         "--course-repo", "https://example.org/course.git"])
+    batch = cli([*course, "batch", "exercise1", str(student), "--out", str(tmp_path / "out")])
+    notebook = cli([*course, "notebook", "all", "--out", str(tmp_path / "nb"),
+                    "--course-repo", "https://example.org/course.git"])
     for result in (batch, notebook):
         assert_setup_error(result, said)
     assert not (tmp_path / "out").exists() and not list((tmp_path / "nb").glob("*.ipynb"))

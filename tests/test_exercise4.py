@@ -13,16 +13,14 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 import torch
-from click.testing import CliRunner
 
-from grader.cli import main
 from grader.courseware.cases import setting_of
 from grader.courseware.course import Course, Limits
 from grader.courseware.data import Dataset
 from grader.judging.results import Report
 from grader.judging.training import STEPS_PER_REQUEST, lr_at
 from grader.pipeline import train_full
-from tests.conftest import CLI_TAKING_CTRL_C, GradeSource, failing, needs_sigint, wait_for_line
+from tests.conftest import CLI_TAKING_CTRL_C, Cli, failing, grade, needs_sigint, wait_for_line
 from tests.helpers import assert_setup_error, assert_shaped_as, design_json_examples
 
 STEP_COMMENT = "dW2 = h.T @ dlogits  # (200, 27)"
@@ -31,10 +29,11 @@ STEP_COMMENT = "dW2 = h.T @ dlogits  # (200, 27)"
 
 
 @pytest.fixture(scope="module")
-def solution_report(course: Course, grade_source: GradeSource) -> Report:
-    return grade_source("exercise4", course.exercise("exercise4").solution.read_text())
+def solution_report(course: Course, dataset: Dataset) -> Report:
+    return grade(course, dataset, "exercise4", course.exercise("exercise4").solution.read_text())
 
 
+@pytest.mark.slow
 def test_solution_passes_every_check(solution_report: Report) -> None:
     """The course's solution: every parameter gradient right at every checkpoint, losses agree."""
     assert solution_report.passed, [(g.name, g.status, g.message) for g in solution_report.gradients]
@@ -46,6 +45,7 @@ def test_solution_passes_every_check(solution_report: Report) -> None:
     assert [c["name"] for c in solution_report.cases] == ["step 0", "step 250", "step 499"]
 
 
+@pytest.mark.slow
 def test_training_loss_goes_down(solution_report: Report) -> None:
     """A real run: the loss after 500 steps is well below the initial one."""
     training = solution_report.training
@@ -53,19 +53,20 @@ def test_training_loss_goes_down(solution_report: Report) -> None:
     assert training.losses[0] > 3.0 > training.losses[-1] + 0.3
 
 
-def test_stub_is_missing_and_run_stops(course: Course, grade_source: GradeSource) -> None:
+def test_stub_is_missing_and_run_stops(course: Course, dataset: Dataset) -> None:
     """The untouched stub: every gradient missing, and the run says why it could not go on."""
-    report = grade_source("exercise4", course.exercise("exercise4").stub.read_text())
+    report = grade(course, dataset, "exercise4", course.exercise("exercise4").stub.read_text())
     assert {g.status.value for g in report.gradients} == {"missing"}
     assert report.training is not None and not report.training.agreed
     assert report.training.stopped == "your run stopped at step 0: dC is missing"
     assert not report.passed
 
 
-def test_one_wrong_parameter_fails_on_it_alone(course: Course, grade_source: GradeSource) -> None:
+@pytest.mark.slow
+def test_one_wrong_parameter_fails_on_it_alone(course: Course, dataset: Dataset) -> None:
     """A wrong dW2 fails on dW2 with a diagnosis, and the run drifts away from autograd's."""
     source = course.exercise("exercise4").solution.read_text().replace(STEP_COMMENT, "dW2 = 0.5 * h.T @ dlogits")
-    report = grade_source("exercise4", source)
+    report = grade(course, dataset, "exercise4", source)
     assert failing(report) == {"dW2"}
     dW2 = report.gradients[0]
     assert dW2.diagnosis == "scale" and "1/2 times the truth" in dW2.message
@@ -73,13 +74,14 @@ def test_one_wrong_parameter_fails_on_it_alone(course: Course, grade_source: Gra
     assert report.training.max_diff > report.training.loss_atol
 
 
+@pytest.mark.slow
 def test_right_at_step_0_but_wrong_later_fails_at_the_step_it_breaks(course: Course,
-                                                                      grade_source: GradeSource) -> None:
+                                                                      dataset: Dataset) -> None:
     """A formula that is only right early in training fails, judged in full at the first step it is
     wrong (every step is screened), not only at the next checkpoint."""
     source = course.exercise("exercise4").solution.read_text().replace(
         STEP_COMMENT, "dW2 = h.T @ dlogits if loss.item() > 2.9 else 1.1 * h.T @ dlogits")
-    report = grade_source("exercise4", source)
+    report = grade(course, dataset, "exercise4", source)
     assert failing(report) == {"dW2"}
     assert report.training is not None
     breaks = next(step for step, loss in enumerate(report.training.losses) if loss <= 2.9)
@@ -90,11 +92,12 @@ def test_right_at_step_0_but_wrong_later_fails_at_the_step_it_breaks(course: Cou
     assert f"right on 'step 0' (batch of 32) but wrong on 'step {breaks}' (batch of 32)" in dW2.message
 
 
-def test_cli_json_for_exercise4(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_cli_json_for_exercise4(cli: Cli, tmp_path: Path) -> None:
     """--format json carries the training run beside the docs/DESIGN.md fields, each field of both as
     the contract's examples show them."""
     solution = Path(__file__).resolve().parent.parent / "solutions" / "exercise4.py"
-    result = CliRunner().invoke(main, ["exercise4", str(solution), "--format", "json"])
+    result = cli(["exercise4", str(solution), "--format", "json"])
     assert result.exit_code == 0
     report = json.loads(result.stdout)
     documented, training = design_json_examples()
@@ -104,11 +107,12 @@ def test_cli_json_for_exercise4(tmp_path: Path) -> None:
     assert report["training"]["agreed"] is True and report["training"]["steps"] == 500
 
 
-def test_cli_short_real_run_reports_and_plots(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_cli_short_real_run_reports_and_plots(cli: Cli, tmp_path: Path) -> None:
     """--steps N trains for real: losses beside the lecture's, 20 names, a PNG whose path is printed."""
     solution = Path(__file__).resolve().parent.parent / "solutions" / "exercise4.py"
     plot = tmp_path / "curve.png"
-    result = CliRunner().invoke(main, ["exercise4", str(solution), "--steps", "300", "--plot", str(plot)])
+    result = cli(["exercise4", str(solution), "--steps", "300", "--plot", str(plot)])
     assert result.exit_code == 0, result.output
     assert "full run: 300 of 300 steps" in result.output
     assert "(lecture 2.0719)" in result.output and "(lecture 2.1162)" in result.output
@@ -118,21 +122,23 @@ def test_cli_short_real_run_reports_and_plots(tmp_path: Path) -> None:
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_cli_real_run_of_a_broken_backward_stops_with_reason(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_cli_real_run_of_a_broken_backward_stops_with_reason(cli: Cli, tmp_path: Path) -> None:
     """A backward pass that breaks mid-run stops the real run with the step and the reason, exit 1."""
     broken = tmp_path / "broken.py"
     solution = Path(__file__).resolve().parent.parent / "solutions" / "exercise4.py"
     broken.write_text(solution.read_text().replace(STEP_COMMENT, "dW2 = h.T @ dlogits if loss.item() > 3 else None"))
-    result = CliRunner().invoke(main, ["exercise4", str(broken), "--steps", "400", "--plot", str(tmp_path / "p.png")])
+    result = cli(["exercise4", str(broken), "--steps", "400", "--plot", str(tmp_path / "p.png")])
     assert result.exit_code == 1
     assert "stopped at step" in result.output and "dW2 is missing" in result.output
 
 
-def test_full_is_only_for_training_exercises() -> None:
+def test_full_is_only_for_training_exercises(cli: Cli) -> None:
     """--full belongs to exercise 4; other exercises do not offer it."""
-    assert_setup_error(CliRunner().invoke(main, ["exercise1", "--full"]), "No such option '--full'")
+    assert_setup_error(cli(["exercise1", "--full"]), "No such option '--full'")
 
 
+@pytest.mark.slow
 @needs_sigint
 def test_full_run_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     """Ctrl-C during a real run ends it cleanly: the report of the steps done, exit 130, and the loss curve
@@ -190,6 +196,7 @@ def reference_run(course: Course, dataset: Dataset, source: str, steps: int) -> 
     return losses
 
 
+@pytest.mark.slow
 def test_real_run_takes_the_lectures_steps_to_the_bit(course: Course, dataset: Dataset) -> None:
     """Across several of the child's requests and the learning-rate switch, every loss the grader computes
     is the loss of the lecture's loop run here with the same backward pass, bit for bit."""
@@ -202,6 +209,7 @@ def test_real_run_takes_the_lectures_steps_to_the_bit(course: Course, dataset: D
     assert run.threads == {"grader": 1, "sandbox": 1}
 
 
+@pytest.mark.slow
 def test_real_run_stops_at_the_exact_step_of_a_nan_mid_request(course: Course, dataset: Dataset,
                                                                 tmp_path: Path) -> None:
     """Gradients that turn NaN at some step inside one of the child's requests stop the run at that very
@@ -219,6 +227,7 @@ def test_real_run_stops_at_the_exact_step_of_a_nan_mid_request(course: Course, d
     assert run.steps == len(run.lossi) == first
 
 
+@pytest.mark.slow
 def test_real_run_stops_a_hang_with_its_step_and_the_limit(course: Course, dataset: Dataset, tmp_path: Path) -> None:
     """A backward pass that hangs mid-run stops at the step that never came back, with the time limit."""
 
@@ -234,12 +243,12 @@ def test_real_run_stops_a_hang_with_its_step_and_the_limit(course: Course, datas
     assert run.val_loss is not None  # the steps before it still give the losses
 
 
-def test_real_run_reports_threads_in_text_and_json(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_real_run_reports_threads_in_text_and_json(cli: Cli, tmp_path: Path) -> None:
     """Thread counts are chosen, not inherited: the report says how many each process used."""
     solution = Path(__file__).resolve().parent.parent / "solutions" / "exercise4.py"
-    result = CliRunner().invoke(main, ["exercise4", str(solution), "--steps", "3", "--format", "json",
-                                       "--plot", str(tmp_path / "p.png")])
+    result = cli(["exercise4", str(solution), "--steps", "3", "--format", "json", "--plot", str(tmp_path / "p.png")])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["threads"] == {"grader": 1, "sandbox": 1}
-    text = CliRunner().invoke(main, ["exercise4", str(solution), "--steps", "3", "--plot", str(tmp_path / "p.png")])
+    text = cli(["exercise4", str(solution), "--steps", "3", "--plot", str(tmp_path / "p.png")])
     assert "torch threads: grader 1, sandbox 1" in text.output

@@ -15,13 +15,12 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
-from click.testing import CliRunner
 
-from grader.cli import main
 from grader.courseware.course import Course
+from grader.courseware.data import Dataset
 from grader.judging.results import Report
-from tests.conftest import SUBMISSIONS, GradeSource, failing
-from tests.test_mistakes import with_mistake
+from tests.conftest import SUBMISSIONS, Cli, failing, grade
+from tests.helpers import with_mistake
 
 PARAMS = {"dW2", "db2", "dbngain", "dbnbias", "dW1", "db1", "dC"}
 # Everything a wrong dlogits reaches. db1 is not among them: a batchnorm's input gradient sums
@@ -54,18 +53,20 @@ MISTAKES: dict[str, tuple[str, str, set[str], str | None, str | None]] = {
 }
 
 
-def grade_mistake(course: Course, grade_source: GradeSource, mistake: str) -> Report:
+def grade_mistake(course: Course, dataset: Dataset, mistake: str) -> Report:
     correct, wrong, *_ = MISTAKES[mistake]
-    return grade_source("exercise4", with_mistake(course.exercise("exercise4").solution.read_text(), correct, wrong))
+    return grade(course, dataset, "exercise4",
+                 with_mistake(course.exercise("exercise4").solution.read_text(), correct, wrong))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mistake", sorted(MISTAKES))
-def test_exercise4_mistake_costs_exactly_what_it_reaches(course: Course, grade_source: GradeSource,
+def test_exercise4_mistake_costs_exactly_what_it_reaches(course: Course, dataset: Dataset,
                                                          mistake: str) -> None:
     """A wrong backward pass loses the points of exactly the parameter gradients its mistake reaches,
     each naming the intermediate at fault (or its own line), and never passes."""
     _, _, broken, blame, label = MISTAKES[mistake]
-    report = grade_mistake(course, grade_source, mistake)
+    report = grade_mistake(course, dataset, mistake)
     assert failing(report) == broken
     assert report.score == len(PARAMS) - len(broken) and not report.passed
     assert report.training is not None and not report.training.agreed
@@ -83,9 +84,10 @@ def test_exercise4_mistake_costs_exactly_what_it_reaches(course: Course, grade_s
         assert f"ninja-grade hint exercise4 {g.name}" in g.message
 
 
-def test_exercise4_blame_says_what_the_intermediate_is(course: Course, grade_source: GradeSource) -> None:
+@pytest.mark.slow
+def test_exercise4_blame_says_what_the_intermediate_is(course: Course, dataset: Dataset) -> None:
     """The blame carries the intermediate's own diagnosis and the line it is written on."""
-    report = grade_mistake(course, grade_source, "dlogits_without_1_over_n")
+    report = grade_mistake(course, dataset, "dlogits_without_1_over_n")
     dW2 = next(g for g in report.gradients if g.name == "dW2")
     line = next(i for i, text in enumerate(course.exercise("exercise4").solution.read_text().splitlines(), 1)
                 if text.startswith("dlogits ="))
@@ -93,12 +95,13 @@ def test_exercise4_blame_says_what_the_intermediate_is(course: Course, grade_sou
     assert "Try: look for a factor you dropped or added" in dW2.message
 
 
+@pytest.mark.slow
 def test_exercise4_own_mistake_and_upstream_mistake_are_both_named(course: Course,
-                                                                   grade_source: GradeSource) -> None:
+                                                                   dataset: Dataset) -> None:
     """A gradient whose own line is wrong, computed from a wrong intermediate, is told about both."""
     source = with_mistake(course.exercise("exercise4").solution.read_text(), *MISTAKES["dlogits_without_1_over_n"][:2])
     source = with_mistake(source, "dW2 = h.T @ dlogits", "dW2 = 0.5 * h.T @ dlogits")
-    report = grade_source("exercise4", source)
+    report = grade(course, dataset, "exercise4", source)
     dW2 = next(g for g in report.gradients if g.name == "dW2")
     assert dW2.status.value == "wrong" and dW2.isolated is not None and dW2.isolated.value == "wrong"
     assert dW2.diagnosis == "scale" and dW2.blame is None
@@ -106,9 +109,11 @@ def test_exercise4_own_mistake_and_upstream_mistake_are_both_named(course: Cours
     assert "; dlogits (line" in dW2.message and "is wrong: it is n = 32 times the truth [scale] too" in dW2.message
 
 
-def test_exercise4_right_written_the_long_way_scores_full(course: Course, grade_source: GradeSource) -> None:
+@pytest.mark.slow
+def test_exercise4_right_written_the_long_way_scores_full(course: Course, dataset: Dataset) -> None:
     """Unfused batchnorm, cross-entropy in place and a loop for dC: right, so 7/7 and passed."""
-    report = grade_source("exercise4", (SUBMISSIONS / "exercise4" / "correct_unfused_batchnorm_loop_dC.py").read_text())
+    report = grade(course, dataset, "exercise4",
+                   (SUBMISSIONS / "exercise4" / "correct_unfused_batchnorm_loop_dC.py").read_text())
     assert report.passed and report.score == 7, [(g.name, g.message) for g in report.gradients if not g.passed]
     assert {g.judged for g in report.gradients} == {"as written"}
     assert report.training is not None and report.training.agreed
@@ -121,20 +126,23 @@ def renamed_intermediates(source: str) -> str:
     return source
 
 
-def test_exercise4_right_under_other_names_scores_full(course: Course, grade_source: GradeSource) -> None:
+@pytest.mark.slow
+def test_exercise4_right_under_other_names_scores_full(course: Course, dataset: Dataset) -> None:
     """Intermediates under the student's own names: nothing to swap for the truth, nothing to hand a
     random gradient to, and still 7/7; db1 (true value ~0) passes within float noise, with a note."""
-    report = grade_source("exercise4", renamed_intermediates(course.exercise("exercise4").solution.read_text()))
+    report = grade(course, dataset, "exercise4",
+                   renamed_intermediates(course.exercise("exercise4").solution.read_text()))
     assert report.passed and report.score == 7, [(g.name, g.message) for g in report.gradients if not g.passed]
     assert all(g.blame is None and g.diagnosis is None for g in report.gradients)
 
 
+@pytest.mark.slow
 def test_exercise4_wrong_under_other_names_still_fails_without_guessing(course: Course,
-                                                                        grade_source: GradeSource) -> None:
+                                                                        dataset: Dataset) -> None:
     """With unknown intermediate names a wrong value still fails on what it is, and nothing is
     blamed or labelled that the grader could not check (no [coincidence] for db1, which is ~0)."""
     source = renamed_intermediates(course.exercise("exercise4").solution.read_text())
-    report = grade_source("exercise4", with_mistake(source, *MISTAKES["dlogits_without_1_over_n"][:2]))
+    report = grade(course, dataset, "exercise4", with_mistake(source, *MISTAKES["dlogits_without_1_over_n"][:2]))
     assert failing(report) == BELOW_DLOGITS
     dW2 = next(g for g in report.gradients if g.name == "dW2")
     assert dW2.blame is None and dW2.diagnosis == "scale" and dW2.message.startswith("it is n = 32 times the truth")
@@ -143,27 +151,27 @@ def test_exercise4_wrong_under_other_names_still_fails_without_guessing(course: 
     assert "name the gradient it is computed from dhprebn, as the lecture does" in db1.message
 
 
-def test_exercise4_every_format_tells_the_same_score(course: Course, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_exercise4_every_format_tells_the_same_score(cli: Cli, course: Course, tmp_path: Path) -> None:
     """dlogits without / n, a wrong intermediate that every parameter gradient reads, through the real
     CLI: text, JSON, JUnit and Gradescope all give 1 of 7, never full marks."""
     wrong = tmp_path / "exercise4.py"
     wrong.write_text(with_mistake(course.exercise("exercise4").solution.read_text(),
                                   *MISTAKES["dlogits_without_1_over_n"][:2]))
-    runner = CliRunner()
-    text = runner.invoke(main, ["exercise4", str(wrong)])
+    text = cli(["exercise4", str(wrong)])
     assert text.exit_code == 1 and "1/7 gradients correct" in text.output
-    as_json = runner.invoke(main, ["exercise4", str(wrong), "--format", "json"])
+    as_json = cli(["exercise4", str(wrong), "--format", "json"])
     report = json.loads(as_json.stdout)
     assert (report["score"], report["max_score"], report["passed"]) == (1, 7, False)
     assert {g["name"] for g in report["gradients"] if g["status"] == "wrong"} == BELOW_DLOGITS
     assert all(g["blame"] == "dlogits" for g in report["gradients"] if g["status"] == "wrong")
-    junit = runner.invoke(main, ["exercise4", str(wrong), "--format", "junit"])
+    junit = cli(["exercise4", str(wrong), "--format", "junit"])
     suite = ElementTree.fromstring(junit.stdout).find("testsuite")
     assert suite is not None
     failed = {case.get("name") for case in suite.iter("testcase") if case.find("failure") is not None}
     assert failed == {*BELOW_DLOGITS, "training run"}
     out = tmp_path / "results.json"
-    gradescope = runner.invoke(main, ["exercise4", str(wrong), "--format", "gradescope", "--output", str(out)])
+    gradescope = cli(["exercise4", str(wrong), "--format", "gradescope", "--output", str(out)])
     assert gradescope.exit_code == 1
     results = json.loads(out.read_text())
     assert results["score"] == sum(t["score"] for t in results["tests"]) == 1

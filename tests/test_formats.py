@@ -13,12 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from grader.cli import main
 from grader.judging.results import GradientResult, Report, Status
 from grader.reporting.formats import render_annotations, render_markdown
-from tests.conftest import ROOT
+from tests.conftest import ROOT, Cli, run_cli
 from tests.helpers import assert_setup_error
 
 SOLUTION1 = ROOT / "solutions" / "exercise1.py"
@@ -47,7 +45,7 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run(args: list[str]) -> tuple[int, str]:
-    result = CliRunner().invoke(main, args)
+    result = run_cli(args)
     return result.exit_code, result.stdout
 
 
@@ -139,54 +137,49 @@ def test_json_carries_the_environment() -> None:
     assert [c["fresh"] for c in report["cases"]] == [False, True, True] and report["draw"]["drawn"] == "fresh"
 
 
-def test_output_file_is_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_output_file_is_written_atomically(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A write that fails at the last moment (the rename) leaves the old report whole and no
     temporary file behind: a plain open-and-write would already have truncated it."""
     target = tmp_path / "results.json"
     target.write_text('{"old": "report"}')
-    runner = CliRunner()
 
     def crash(*_args: object) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("grader.files.os.replace", crash)
-    result = runner.invoke(main, ["exercise2", str(ROOT / "solutions" / "exercise2.py"),
-                                  "--format", "json", "--output", str(target)])
+    result = cli(["exercise2", str(ROOT / "solutions" / "exercise2.py"), "--format", "json", "--output", str(target)])
     assert_setup_error(result, f"cannot write {target}: No space left on device")
     assert target.read_text() == '{"old": "report"}'
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
     monkeypatch.undo()
-    result = runner.invoke(main, ["exercise2", str(ROOT / "solutions" / "exercise2.py"),
-                                  "--format", "json", "--output", str(target)])
+    result = cli(["exercise2", str(ROOT / "solutions" / "exercise2.py"), "--format", "json", "--output", str(target)])
     assert result.exit_code == 0 and json.loads(target.read_text())["score"] == 1
 
 
-def test_output_file_goes_where_asked(tmp_path: Path) -> None:
+def test_output_file_goes_where_asked(cli: Cli, tmp_path: Path) -> None:
     """--output writes the format to a file (creating folders), the text report to stdout."""
     target = tmp_path / "deep" / "junit.xml"
-    result = CliRunner().invoke(main, ["exercise2", str(ROOT / "solutions" / "exercise2.py"),
-                                       "--format", "junit", "--output", str(target)])
+    result = cli(["exercise2", str(ROOT / "solutions" / "exercise2.py"), "--format", "junit", "--output", str(target)])
     assert result.exit_code == 0
     assert ET.fromstring(target.read_text().split("\n", 1)[1]).tag == "testsuites"
     assert "1/1 gradient correct" in result.stdout
     assert [p.name for p in target.parent.iterdir()] == ["junit.xml"]
 
 
-def test_output_to_unwritable_place_is_exit_2(tmp_path: Path) -> None:
+def test_output_to_unwritable_place_is_exit_2(cli: Cli, tmp_path: Path) -> None:
     """An --output that cannot be written is a set-up error in one line."""
     blocker = tmp_path / "file"
     blocker.write_text("")
-    result = CliRunner().invoke(main, ["exercise2", str(ROOT / "solutions" / "exercise2.py"),
-                                       "--output", str(blocker / "x.json")])
+    result = cli(["exercise2", str(ROOT / "solutions" / "exercise2.py"), "--output", str(blocker / "x.json")])
     assert_setup_error(result, f"cannot write {blocker / 'x.json'}")
 
 
-def test_all_with_a_folder_finds_each_exercise(tmp_path: Path) -> None:
+def test_all_with_a_folder_finds_each_exercise(cli: Cli, tmp_path: Path) -> None:
     """`ninja-grade all FOLDER` grades exerciseN.py files and says which are missing."""
     (tmp_path / "exercise2.py").write_text((ROOT / "solutions" / "exercise2.py").read_text())
     (tmp_path / "exercise3.py").write_text((ROOT / "solutions" / "exercise3.py").read_text())
-    result = CliRunner().invoke(main, ["all", str(tmp_path), "--exercise", "exercise1", "--exercise", "exercise2",
-                                       "--exercise", "exercise3", "--format", "json"])
+    result = cli(["all", str(tmp_path), "--exercise", "exercise1", "--exercise", "exercise2",
+                  "--exercise", "exercise3", "--format", "json"])
     assert result.exit_code == 1
     reports = {r["exercise"]: r for r in json.loads(result.stdout)["exercises"]}
     assert reports["exercise2"]["passed"] and reports["exercise3"]["passed"]
@@ -194,33 +187,32 @@ def test_all_with_a_folder_finds_each_exercise(tmp_path: Path) -> None:
     assert any("no submission for exercise1" in n for n in reports["exercise1"]["notes"])
 
 
-def test_all_with_one_exercise_file_grades_only_that_exercise() -> None:
+def test_all_with_one_exercise_file_grades_only_that_exercise(cli: Cli) -> None:
     """A single exercise file given to `all` is read by sections: the other exercises have no code."""
-    result = CliRunner().invoke(main, ["all", str(SOLUTION1), "--exercise", "exercise1", "--exercise", "exercise2",
-                                       "--format", "json"])
+    result = cli(["all", str(SOLUTION1), "--exercise", "exercise1", "--exercise", "exercise2", "--format", "json"])
     reports = {r["exercise"]: r for r in json.loads(result.stdout)["exercises"]}
     assert reports["exercise1"]["passed"] is True
     assert reports["exercise2"]["passed"] is False
     assert any("no code for exercise2" in n for n in reports["exercise2"]["notes"])
 
 
-def test_files_written_for_others_get_the_umask_mode(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_files_written_for_others_get_the_umask_mode(cli: Cli, tmp_path: Path) -> None:
     """Reports, results.json and gradebooks come out readable by others (644 under umask 022), not
     the 600 a temporary file is made with, and still whole (written atomically)."""
     old = os.umask(0o022)
     try:
         report = tmp_path / "results.json"
-        CliRunner().invoke(main, ["exercise2", str(ROOT / "solutions" / "exercise2.py"), "--format", "gradescope",
-                                  "--output", str(report)])
+        cli(["exercise2", str(ROOT / "solutions" / "exercise2.py"), "--format", "gradescope", "--output", str(report)])
         out = tmp_path / "batch"
-        CliRunner().invoke(main, ["batch", "exercise2", str(ROOT / "solutions" / "exercise2.py"), "--out", str(out),
-                                  "--jobs", "1"])
+        cli(["batch", "exercise2", str(ROOT / "solutions" / "exercise2.py"), "--out", str(out), "--jobs", "1"])
     finally:
         os.umask(old)
     for path in (report, out / "exercise2.json", out / "gradebook.csv"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
 
 
+@pytest.mark.slow
 def test_feedback_without_ipython_prints_no_lexer_warning(tmp_path: Path) -> None:
     """On a machine without IPython, --feedback writes the page and prints no nbconvert warning."""
     notebook = tmp_path / "mine.ipynb"

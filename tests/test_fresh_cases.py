@@ -14,18 +14,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from grader.cli import main
 from grader.courseware import draw as draw_module
 from grader.courseware.cases import build_case, setting_of
 from grader.courseware.course import CaseSpec, Course
 from grader.courseware.data import Dataset
 from grader.courseware.draw import SECRET_ENV, Draw, draw, pinned
-from grader.intake.submission import Program, compile_program
 from grader.judging.vjp import unit_randoms, vjp_plan
-from grader.pipeline import grade_program
-from tests.conftest import ROOT, MechanismOff
+from tests.conftest import ROOT, Cli, MechanismOff, grade
 
 FINGERPRINT = "def fp(t):\n    return round(float(t.double().sum()), 5) if isinstance(t, torch.Tensor) else None\n"
 
@@ -38,7 +34,7 @@ def lookup_table_submission(course: Course, dataset: Dataset, cases: tuple[CaseS
     exercise = course.exercise("exercise1")
     setting = setting_of(exercise, dataset)
     table: dict[str, list[float]] = {}
-    order = sorted(exercise.gradients, key=lambda g: len(setting.graph.downstream(g.tensor)))
+    order = sorted(exercise.gradients, key=lambda g: len(setting.graph.descendants(g.tensor)))
     name_of = {g.tensor: g.name for g in exercise.gradients}
 
     def consumers_of(tensor: str) -> list[str]:
@@ -46,7 +42,7 @@ def lookup_table_submission(course: Course, dataset: Dataset, cases: tuple[CaseS
 
     for spec in cases or course.cases:  # what the public course.yaml names, and the probes seeded from it
         case = build_case(spec, setting)
-        batch = tuple(case.given["Xb"].flatten()[:6].tolist())  # type: ignore[union-attr]
+        batch = tuple(case.namespace["Xb"].flatten()[:6].tolist())  # type: ignore[union-attr]
         randoms = unit_randoms(exercise, case, probe_seed if probe_seed is not None else spec.seed + 1)
         for g in order:
             consumers = consumers_of(g.tensor)
@@ -72,20 +68,19 @@ def table_source(course: Course, dataset: Dataset) -> str:
     return lookup_table_submission(course, dataset)
 
 
+@pytest.mark.slow
 def test_lookup_table_scores_in_full_on_public_inputs(course: Course, dataset: Dataset, table_source: str) -> None:
     """The attack is real: on the cases and probes the public course names, the table earns every point."""
-    program = compile_program(table_source, "table.py")
     public = pinned(course, course.cases, probe_seed=course.cases[0].seed + 1)
-    report = grade_program(course, course.exercise("exercise1"), program, dataset, submission_label="table.py",
-                           draw=public)
+    report = grade(course, dataset, "exercise1", table_source, label="table.py", draw=public)
     assert report.score == report.max_score, [(g.name, g.message) for g in report.gradients if not g.passed]
     assert len(table_source) > 100_000
 
 
+@pytest.mark.slow
 def test_lookup_table_scores_nothing_on_fresh_cases(course: Course, dataset: Dataset, table_source: str) -> None:
     """Graded as every grading is, on fresh cases and probes, the table earns no point."""
-    program = compile_program(table_source, "table.py")
-    report = grade_program(course, course.exercise("exercise1"), program, dataset, submission_label="table.py")
+    report = grade(course, dataset, "exercise1", table_source, label="table.py", draw="fresh")
     assert report.score == 0, [g.name for g in report.gradients if g.passed]
     assert report.draw["drawn"] == "fresh"
     assert sum(c["fresh"] for c in report.cases) == course.fresh.count
@@ -95,8 +90,8 @@ def test_two_gradings_pass_on_different_cases(course: Course, dataset: Dataset) 
     """The same correct file passes twice, on fresh cases and probes that differ between the gradings;
     the lecture's batch is in both."""
     exercise = course.exercise("exercise1")
-    program = compile_program(exercise.solution.read_text(), "solution.py")
-    first, second = (grade_program(course, exercise, program, dataset, submission_label="s.py") for _ in range(2))
+    source = exercise.solution.read_text()
+    first, second = (grade(course, dataset, exercise, source, label="solution.py", draw="fresh") for _ in range(2))
     assert first.passed and second.passed
     assert first.cases[0] == second.cases[0] and first.cases[0]["name"] == "lecture"
     assert [c["seed"] for c in first.cases[1:]] != [c["seed"] for c in second.cases[1:]]
@@ -127,6 +122,7 @@ def test_a_course_secret_gives_the_same_code_the_same_cases(course: Course, monk
     assert "class of 2026" not in json.dumps(one.to_dict()) + json.dumps([c.to_dict() for c in one.cases])
 
 
+@pytest.mark.slow
 def test_a_table_made_from_a_report_under_a_secret_scores_nothing(course: Course, dataset: Dataset,
                                                                    monkeypatch: pytest.MonkeyPatch,
                                                                    mechanism_off: MechanismOff) -> None:
@@ -136,20 +132,19 @@ def test_a_table_made_from_a_report_under_a_secret_scores_nothing(course: Course
     monkeypatch.setenv(SECRET_ENV, "the class of 2026")
     exercise = course.exercise("exercise1")
 
-    def table_from_a_report() -> tuple[Program, Draw]:
-        first = grade_program(course, exercise, compile_program(exercise.stub.read_text(), "stub.py"), dataset,
-                              submission_label="stub.py")
+    def table_from_a_report() -> tuple[str, Draw]:
+        first = grade(course, dataset, exercise, exercise.stub.read_text(), label="stub.py", draw="fresh")
         named = tuple(CaseSpec(c["name"], c["seed"], c["batch_size"], fresh=c["fresh"]) for c in first.cases)
         source = lookup_table_submission(course, dataset, named, first.draw["probe_seed"])
-        return compile_program(source, "table.py"), pinned(course, named, probe_seed=first.draw["probe_seed"])
+        return source, pinned(course, named, probe_seed=first.draw["probe_seed"])
 
     table, named = table_from_a_report()
-    on_those = grade_program(course, exercise, table, dataset, submission_label="table.py", draw=named)
+    on_those = grade(course, dataset, exercise, table, label="table.py", draw=named)
     assert on_those.score == on_those.max_score, [g.name for g in on_those.gradients if not g.passed]
 
     def handed_in() -> None:
         table, _ = table_from_a_report()
-        report = grade_program(course, exercise, table, dataset, submission_label="table.py")
+        report = grade(course, dataset, exercise, table, label="table.py", draw="fresh")
         assert report.draw["drawn"] == "secret"
         assert report.score == 0, [g.name for g in report.gradients if g.passed]
 
@@ -171,7 +166,7 @@ def test_a_course_secret_file_kept_off_the_students_copy(tmp_path: Path, course:
     assert draw(with_file, course.exercise("exercise2")).drawn == "fresh"
 
 
-def test_replay_reproduces_a_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_replay_reproduces_a_report(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--replay REPORT.json grades on the cases and probes the report names: the same report again, for a
     wrong submission whose messages name a fresh batch."""
     monkeypatch.chdir(tmp_path)
@@ -180,11 +175,10 @@ def test_replay_reproduces_a_report(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "1.0 / 32" in source
     sub = tmp_path / "hard_coded.py"
     sub.write_text(source)
-    first = CliRunner().invoke(main, ["exercise1", str(sub), "--format", "json"])
+    first = cli(["exercise1", str(sub), "--format", "json"])
     report = json.loads(first.stdout)
     (tmp_path / "report.json").write_text(first.stdout)
-    again = json.loads(CliRunner().invoke(main, ["exercise1", str(sub), "--format", "json", "--replay",
-                                                 "report.json"]).stdout)
+    again = json.loads(cli(["exercise1", str(sub), "--format", "json", "--replay", "report.json"]).stdout)
     assert again["draw"] == {**report["draw"], "drawn": "replay"}
     assert {k: v for k, v in again.items() if k != "draw"} == {k: v for k, v in report.items() if k != "draw"}
     dlogprobs = report["gradients"][0]
@@ -201,12 +195,12 @@ LECTURE_CASE = {"name": "lecture", "seed": 2147483647, "batch_size": 32}
                                      json.dumps({"cases": [{**LECTURE_CASE, "batch_size": 65}],
                                                  "draw": {"probe_seed": 1}}),
                                      json.dumps({"cases": [LECTURE_CASE] * 4, "draw": {"probe_seed": 1}})])
-def test_replay_of_something_else_is_one_line(tmp_path: Path, content: str) -> None:
+def test_replay_of_something_else_is_one_line(cli: Cli, tmp_path: Path, content: str) -> None:
     """A file that is not a report of this exercise, or is malformed, is one line on stderr, exit 2: a seed
     no generator takes, a batch larger than the course draws, or more cases than it grades, among them."""
     bad = tmp_path / "bad.json"
     bad.write_text(content)
-    result = CliRunner().invoke(main, ["exercise1", str(ROOT / "solutions" / "exercise1.py"), "--replay", str(bad)])
+    result = cli(["exercise1", str(ROOT / "solutions" / "exercise1.py"), "--replay", str(bad)])
     assert result.exit_code == 2 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("ninja-grade: ")
 
@@ -217,7 +211,7 @@ def test_hard_coded_batch_view_is_caught_on_a_fresh_batch(course: Course, datase
     source = exercise.solution.read_text()
     changed = source.replace("demb = dembcat.view(emb.shape)", "demb = dembcat.view(32, 3, 10)")
     assert changed != source
-    report = grade_program(course, exercise, compile_program(changed, "view.py"), dataset, submission_label="view.py")
+    report = grade(course, dataset, exercise, changed, label="view.py", draw="fresh")
     demb = next(g for g in report.gradients if g.name == "demb")
     assert demb.diagnosis == "hard-coded-batch" and "a fresh batch of" in demb.message
     assert "(the 32 on line" in demb.message
@@ -228,11 +222,11 @@ def test_hard_coded_batch_view_is_caught_on_a_fresh_batch(course: Course, datase
 def test_a_solution_passes_fifty_fresh_gradings(course: Course, dataset: Dataset, exercise_id: str) -> None:
     """No tolerance is flaky at any batch size of the range: 50 fresh gradings in a row, every one passing."""
     exercise = course.exercise(exercise_id)
-    program = compile_program(exercise.solution.read_text(), "solution.py")
+    source = exercise.solution.read_text()
     failures = []
     sizes = set()
     for _ in range(50):
-        report = grade_program(course, exercise, program, dataset, submission_label="solution.py")
+        report = grade(course, dataset, exercise, source, label="solution.py", draw="fresh")
         sizes |= {c["batch_size"] for c in report.cases[1:]}
         if not report.passed:
             failures.append((report.cases, [(g.name, g.message) for g in report.gradients if not g.passed]))

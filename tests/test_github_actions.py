@@ -13,17 +13,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from grader.cli import main
-from tests.conftest import ROOT, posix_grader
+from tests.conftest import ROOT, Cli, posix_grader, run_cli
 
 LAYERNORM = ROOT / "examples" / "layernorm"
 WRONG_SIGN = ("dh = dlogits @ W2.T", "dh = -dlogits @ W2.T")  # one edit to the solution
 
 
 def write_workflow(repo: Path) -> dict:  # type: ignore[type-arg]
-    result = CliRunner().invoke(main, ["--course", str(LAYERNORM / "course.yaml"), "init-github-actions", str(repo)])
+    result = run_cli(["--course", str(LAYERNORM / "course.yaml"), "init-github-actions", str(repo)])
     assert result.exit_code == 0, result.output
     loaded: dict = yaml.safe_load((repo / ".github" / "workflows" / "ninja-grade.yml").read_text())  # type: ignore[type-arg]
     return loaded
@@ -81,30 +79,30 @@ def test_github_actions_step_runs_as_github_would(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args", [["init-classroom"], ["init-classroom", "repo", "--course-repo", "https://x.org/c"]])
-def test_init_classroom_names_what_replaces_it(args: list[str]) -> None:
+def test_init_classroom_names_what_replaces_it(cli: Cli, args: list[str]) -> None:
     """The retired command, however it is called: one line on stderr saying GitHub Classroom is gone
     and naming the two commands that replace it, exit 2, nothing written."""
-    result = CliRunner().invoke(main, args)
+    result = cli(args)
     assert result.exit_code == 2 and result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert "GitHub Classroom was discontinued on 2026-08-28" in line
     assert "ninja-grade init-classroom50" in line and "ninja-grade init-github-actions" in line
 
 
-def test_format_classroom_is_retired_in_one_line() -> None:
+def test_format_classroom_is_retired_in_one_line(cli: Cli) -> None:
     """--format classroom says in one line that its reporter is gone and what to use, exit 2."""
-    result = CliRunner().invoke(main, ["exercise2", str(ROOT / "solutions" / "exercise2.py"), "--format", "classroom"])
+    result = cli(["exercise2", str(ROOT / "solutions" / "exercise2.py"), "--format", "classroom"])
     assert result.exit_code == 2 and result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert "discontinued on 2026-08-28" in line and "--format classroom50" in line
 
 
-def test_help_lists_the_platform_commands_and_not_the_retired_one() -> None:
+def test_help_lists_the_platform_commands_and_not_the_retired_one(cli: Cli) -> None:
     """`ninja-grade --help` shows init-github-actions, init-classroom50, prairielearn and gradescope-bundle,
     and no init-classroom; --format's choices have no classroom."""
-    listed = CliRunner().invoke(main, ["--help"]).stdout
+    listed = cli(["--help"]).stdout
     assert all(f"  {name} " in listed for name in ("init-github-actions", "init-classroom50", "prairielearn",
                                                     "gradescope-bundle"))
     assert "init-classroom " not in listed
-    formats = CliRunner().invoke(main, ["exercise2", "--help"]).stdout
+    formats = cli(["exercise2", "--help"]).stdout
     assert "classroom50" in formats and "|classroom|" not in formats and "|classroom]" not in formats

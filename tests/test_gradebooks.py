@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from grader.ci.gradebooks import RosterError, match, read_roster
-from grader.cli import main
-from tests.conftest import ROOT, needs_fork
+from tests.conftest import ROOT, Cli, needs_fork, run_cli
+from tests.helpers import gradebook_rows
 
 SOLUTION = (ROOT / "solutions" / "exercise2.py").read_text()
 WRONG = "dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\n"  # the 1/n missing
@@ -51,7 +50,7 @@ class Batch:
     args: list[str]
 
     def run(self, *more: str) -> tuple[int, str, str]:
-        result = CliRunner().invoke(main, [*self.args, *more])
+        result = run_cli([*self.args, *more])
         return result.exit_code, result.stdout, result.stderr
 
 
@@ -219,7 +218,7 @@ def test_gradebook_csv_writes_a_formula_file_name_as_text(graded: Batch) -> None
     assert graded.run("--gradebook", str(plain))[0] == 1
     assert graded.run("--gradebook", str(with_roster), "--roster", str(graded.root / "roster.csv"))[0] == 1
     for book in (plain, with_roster):
-        rows = list(csv.DictReader(book.open()))
+        rows = gradebook_rows(book)
         cells = [v for row in rows for v in row.values() if v]
         assert [v for v in cells if v.startswith(("=", "+", "-", "@"))] == [], book
         assert any(row["student"] == "'=cmd" and row["passed"] == "True" for row in rows), rows
@@ -232,8 +231,8 @@ def test_gradebook_csv_gets_the_rosters_columns(graded: Batch) -> None:
     plain, with_roster = graded.root / "plain.csv", graded.root / "roster-book.csv"
     assert graded.run("--gradebook", str(plain))[0] == 1
     assert graded.run("--gradebook", str(with_roster), "--roster", str(graded.root / "roster.csv"))[0] == 1
-    before = list(csv.DictReader(plain.open()))
-    after = list(csv.DictReader(with_roster.open()))
+    before = gradebook_rows(plain)
+    after = gradebook_rows(with_roster)
     assert list(after[0])[:5] == ["student", "name", "student_id", "email", "lms_id"]
     for old in before:
         new = next(row for row in after if row["student"] == old["student"])
@@ -250,13 +249,14 @@ def test_gradebook_csv_gets_the_rosters_columns(graded: Batch) -> None:
     (b"name,email\nJos\xe9,jose@uni.edu\n", "is not UTF-8 text"),
     ("", "is empty"),
 ])
-def test_gradebook_bad_roster_stops_the_batch_before_grading(tmp_path: Path, roster: str | bytes, words: str) -> None:
+def test_gradebook_bad_roster_stops_the_batch_before_grading(cli: Cli, tmp_path: Path, roster: str | bytes,
+                                                             words: str) -> None:
     """A roster that cannot say who is who: one line, exit 2, nothing graded or written."""
     path = tmp_path / "roster.csv"
     path.write_bytes(roster.encode() if isinstance(roster, str) else roster)
     (tmp_path / "alice.py").write_text(SOLUTION)
-    result = CliRunner().invoke(main, ["batch", "exercise2", str(tmp_path / "alice.py"), "--out",
-                                       str(tmp_path / "out"), "--roster", str(path)])
+    result = cli(["batch", "exercise2", str(tmp_path / "alice.py"), "--out",
+                  str(tmp_path / "out"), "--roster", str(path)])
     assert result.exit_code == 2 and words in result.stderr, result.output
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()

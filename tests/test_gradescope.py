@@ -11,18 +11,16 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from grader.ci import wheel
-from grader.cli import main
-from tests.conftest import ROOT, offline_env, posix_grader
+from tests.conftest import ROOT, Cli, offline_env, posix_grader, run_cli
 
 LAYERNORM = ROOT / "examples" / "layernorm"
 
 
 def bundle(tmp_path: Path, *args: str, course: Path = LAYERNORM / "course.yaml") -> Path:
     out = tmp_path / "autograder.zip"
-    result = CliRunner().invoke(main, ["--course", str(course), "gradescope-bundle", "--out", str(out), *args])
+    result = run_cli(["--course", str(course), "gradescope-bundle", "--out", str(out), *args])
     assert result.exit_code == 0, result.output
     return out
 
@@ -87,14 +85,14 @@ def test_gradescope_bundle_runs_as_gradescope_would(tmp_path: Path, monkeypatch:
     assert Path(used).is_relative_to(root / "venv"), used
 
 
-def test_gradescope_unreadable_submission_still_gets_a_result(tmp_path: Path) -> None:
+def test_gradescope_unreadable_submission_still_gets_a_result(cli: Cli, tmp_path: Path) -> None:
     """A submission that cannot be read is said in one line on stderr (exit 2), and results.json still
     shows it: every gradient 0 of its points, the reason in the output."""
     (tmp_path / "submission").mkdir()
     (tmp_path / "submission" / "exercise2.py").write_bytes(b"\xff\xfe dhpreln = None")
     out = tmp_path / "results.json"
-    result = CliRunner().invoke(main, ["--course", str(LAYERNORM / "course.yaml"), "all", str(tmp_path / "submission"),
-                                       "--format", "gradescope", "--output", str(out)])
+    result = cli(["--course", str(LAYERNORM / "course.yaml"), "all", str(tmp_path / "submission"),
+                  "--format", "gradescope", "--output", str(out)])
     assert result.exit_code == 2 and result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith("ninja-grade: ") and "exercise2.py" in line

@@ -2,7 +2,7 @@
 the first wrong gradient and a left-out branch marked, and readable (no two labels overlap).
 
 Every report here comes from the real grader, on the solution or on a one-edit change of it
-(tests/test_mistakes.py's MISTAKES), or on the fixtures half_finished.py and three_mistakes.py.
+(MISTAKES in tests/helpers.py), or on the fixtures half_finished.py and three_mistakes.py.
 """
 
 from __future__ import annotations
@@ -16,28 +16,24 @@ from pathlib import Path
 import matplotlib.image
 import nbformat
 import pytest
-from click.testing import CliRunner
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 from matplotlib.transforms import Bbox
 
-from grader.cli import main
 from grader.courseware.cases import graph_with_shapes
 from grader.courseware.course import Course, load_course
 from grader.courseware.data import Dataset
 from grader.courseware.graph import Graph
 from grader.courseware.notebooks import build_notebook
 from grader.inline import ReportView
-from grader.intake.submission import compile_program
 from grader.judging.results import Report, Status
-from grader.pipeline import grade_program
 from grader.reporting.graph_layout import Layout, layout
 from grader.reporting.graph_marks import GLYPHS, first_wrong, graph_marks, steps_from_loss
 from grader.reporting.graph_picture import STYLES, graph_figure, measure, style_key
 from grader.reporting.report import render_html, render_text
-from tests.conftest import ROOT, SUBMISSIONS, GradeSource
-from tests.test_mistakes import MISTAKES, with_mistake
+from tests.conftest import ROOT, SUBMISSIONS, Cli, grade
+from tests.helpers import MISTAKES, with_mistake
 
 Shapes = dict[str, tuple[int, ...]]
 LAYERNORM = ROOT / "examples" / "layernorm"
@@ -86,9 +82,10 @@ class Gradings(dict[str, Report]):
     """Real gradings of exercise 1, by name: the solution, a MISTAKES edit of it, or a file of
     tests/submissions/exercise1; each graded once, when first asked for."""
 
-    def __init__(self, course: Course, grade_source: GradeSource) -> None:
+    def __init__(self, course: Course, dataset: Dataset) -> None:
         super().__init__()
-        self.solution, self.grade_source = course.exercise("exercise1").solution.read_text(), grade_source
+        self.course, self.dataset = course, dataset
+        self.solution = course.exercise("exercise1").solution.read_text()
 
     def __missing__(self, name: str) -> Report:
         if name == "solution":
@@ -97,13 +94,13 @@ class Gradings(dict[str, Report]):
             source = with_mistake(self.solution, *MISTAKES[name][:2])
         else:
             source = (SUBMISSIONS / "exercise1" / f"{name}.py").read_text()
-        self[name] = self.grade_source("exercise1", source)
+        self[name] = grade(self.course, self.dataset, "exercise1", source)
         return self[name]
 
 
 @pytest.fixture(scope="module")
-def graded(course: Course, grade_source: GradeSource) -> Gradings:
-    return Gradings(course, grade_source)
+def graded(course: Course, dataset: Dataset) -> Gradings:
+    return Gradings(course, dataset)
 
 
 def test_graph_marks_read_the_lectures_nodes_edges_and_ops(graded: dict[str, Report],
@@ -124,8 +121,7 @@ def test_graph_marks_read_the_layernorm_course(layernorm: tuple[Course, Graph, S
     """The LayerNorm course's forward file gives its own picture, through the same code."""
     course, graph, shapes = layernorm
     exercise = course.exercise("exercise1")
-    report = grade_program(course, exercise, compile_program(exercise.solution.read_text(), "<solution>"), dataset,
-                           submission_label="<solution>")
+    report = grade(course, dataset, exercise, exercise.solution.read_text(), label="<solution>", draw="fresh")
     marks = graph_marks(report, graph, shapes)
     assert sorted((e.source, e.target, e.op) for e in marks.edges) == sorted(LAYERNORM_EDGES)
     assert {t.name for t in marks.tensors if t.gradient is None} == {"Xb", "Yb", "loss"}
@@ -246,13 +242,12 @@ def test_graph_picture_labels_never_overlap(graded: dict[str, Report], lecture: 
     assert_no_overlaps(fig, marks_layout=layout(marks, measure))
 
 
-def test_cli_graph_writes_svg_with_text_and_png(tmp_path: Path) -> None:
+def test_cli_graph_writes_svg_with_text_and_png(cli: Cli, tmp_path: Path) -> None:
     """`--graph x.svg` writes an SVG whose texts are text (every tensor's name is in it) and says where,
     and the text report names the first wrong gradient; `--graph x.png` writes a PNG."""
-    runner = CliRunner()
     svg = tmp_path / "graph.svg"
     submission = SUBMISSIONS / "exercise1" / "three_mistakes.py"
-    result = runner.invoke(main, ["exercise1", str(submission), "--graph", str(svg)])
+    result = cli(["exercise1", str(submission), "--graph", str(svg)])
     assert result.exit_code == 1, result.output
     line = next(i for i, s in enumerate(submission.read_text().splitlines(), 1) if s.startswith("dprobs ="))
     assert (f"The first wrong gradient, going backwards from the loss, is dprobs (line {line}), 2 steps from the "
@@ -263,7 +258,7 @@ def test_cli_graph_writes_svg_with_text_and_png(tmp_path: Path) -> None:
     texts = [t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text")]
     assert {"✗ probs", "✗ bndiff", "! emb", "✓ counts", "loss", "◀ start here"} <= set(texts)
     png = tmp_path / "graph.png"
-    result = runner.invoke(main, ["exercise1", "--graph", str(png)])  # the stub: all missing
+    result = cli(["exercise1", "--graph", str(png)])  # the stub: all missing
     assert result.exit_code == 1 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     image = matplotlib.image.imread(png)
     assert image.shape[0] > 2 * image.shape[1] > 600  # the graph, tall: 21 layers from the loss down
@@ -273,23 +268,23 @@ def test_cli_graph_writes_svg_with_text_and_png(tmp_path: Path) -> None:
                                           ("graph", "not a name without one"),
                                           ("pictures.svg", "is a folder"),
                                           ("afile/graph.svg", "cannot write")])
-def test_cli_graph_bad_path_is_one_line_exit_2(tmp_path: Path, where: str, words: str) -> None:
+def test_cli_graph_bad_path_is_one_line_exit_2(cli: Cli, tmp_path: Path, where: str, words: str) -> None:
     """A --graph that is not .svg or .png, a folder, or a path that cannot be written: one line, exit 2."""
     (tmp_path / "afile").write_text("a file, not a folder")
     (tmp_path / "pictures.svg").mkdir()
-    result = CliRunner().invoke(main, ["exercise1", "--graph", str(tmp_path / where)])
+    result = cli(["exercise1", "--graph", str(tmp_path / where)])
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1 and words in result.stderr
     assert "Traceback" not in result.output
 
 
-def test_html_report_draws_the_graph_and_escapes_student_text(grade_source: GradeSource, course: Course,
+def test_html_report_draws_the_graph_and_escapes_student_text(course: Course, dataset: Dataset,
                                                               lecture: tuple[Graph, Shapes]) -> None:
     """The HTML report (the --feedback page, check()'s Jupyter view) holds the picture inline, above the
     table, and what the student's code printed stays text: no markup from it reaches the page."""
     graph, shapes = lecture
     source = with_mistake(course.exercise("exercise1").solution.read_text(), *MISTAKES["sign_flipped"][:2])
-    report = grade_source("exercise1", source + '\nprint("<script>alert(1)</script><svg onload=x>")\n')
+    report = grade(course, dataset, "exercise1", source + '\nprint("<script>alert(1)</script><svg onload=x>")\n')
     page = render_html(report, graph, shapes)
     assert page.index("<svg") < page.index("<table>")
     assert "<script" not in page and "onload" not in re.sub(r"&lt;svg onload=x&gt;", "", page)
@@ -299,12 +294,12 @@ def test_html_report_draws_the_graph_and_escapes_student_text(grade_source: Grad
     assert "The first wrong gradient, going backwards from the loss, is dprobs" in page
 
 
-def test_feedback_page_has_the_graph_above_the_table(course: Course, tmp_path: Path) -> None:
+def test_feedback_page_has_the_graph_above_the_table(cli: Cli, course: Course, tmp_path: Path) -> None:
     """--feedback on a notebook writes the page with the graph first, then the table."""
     notebook = tmp_path / "half.ipynb"
     nbformat.write(build_notebook(course, course.exercise("exercise1"), SUBMISSIONS / "exercise1" / "half_finished.py"),
                    str(notebook))
-    result = CliRunner().invoke(main, ["exercise1", str(notebook), "--feedback"])
+    result = cli(["exercise1", str(notebook), "--feedback"])
     assert result.exit_code == 1
     page = (tmp_path / "half.feedback.html").read_text()
     assert page.count("<svg") >= 1 and page.index("ninja-graph") < page.index("<th>gradient</th>")

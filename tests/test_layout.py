@@ -69,3 +69,19 @@ def test_layout_public_names_are_importable() -> None:
     assert grader.setup.__doc__ and "grader.inline.setup" in grader.setup.__doc__ and callable(setup)
     assert grader.check.__doc__ and "grader.inline.check" in grader.check.__doc__ and callable(check)
     assert callable(run)
+
+
+def test_no_test_module_imports_from_another() -> None:
+    """A test module takes what it shares from tests/conftest.py, tests/helpers.py, tests/classroom.py or
+    tests/forked.py, never from another test module."""
+    wrong = []
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] if node.module != "tests" else [f"tests.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            wrong += [f"{path.name} imports {name}" for name in names if name.startswith("tests.test_")]
+    assert wrong == []

@@ -1,8 +1,9 @@
 """Real wrong submissions: each common mistake is judged wrong on its gradient alone,
 and named: the diagnosis says which transformation of the truth the student computed.
 
-Each mistake is the course's solution with one edit, the way students make it. The
-edit must apply exactly once, so a change to the solution cannot silently turn a
+Each mistake (MISTAKES in tests/helpers.py, shared with the class and the pictures
+that grade them too) is the course's solution with one edit, the way students make it.
+The edit must apply exactly once, so a change to the solution cannot silently turn a
 mistake into a no-op.
 """
 
@@ -13,117 +14,19 @@ import re
 import pytest
 
 from grader.courseware.course import Course
+from grader.courseware.data import Dataset
 from grader.judging.diagnose import ADVICE
-from tests.conftest import GradeSource, failing
-
-DC_LOOP = """for k in range(Xb.shape[0]):
-    for j in range(Xb.shape[1]):
-        dC[Xb[k, j]] += demb[k, j]"""
-
-# name -> (text in the solution, what the student wrote instead, the gradient it breaks,
-#          the diagnosis it must get, or None where no transformation of the truth explains it)
-MISTAKES: dict[str, tuple[str, str, str, str | None]] = {
-    "missing_1_over_n": ("dlogprobs[range(n), Yb] = -1.0 / n", "dlogprobs[range(n), Yb] = -1.0", "dlogprobs", "scale"),
-    "sign_flipped": ("dprobs = (1.0 / probs) * dlogprobs", "dprobs = -(1.0 / probs) * dlogprobs", "dprobs", "sign"),
-    "missing_sum_over_broadcast": (
-        "dcounts_sum_inv = (counts * dprobs).sum(1, keepdim=True)",
-        "dcounts_sum_inv = counts * dprobs", "dcounts_sum_inv", "shape"),
-    "wrong_sum_dimension": (
-        "dbngain = (bnraw * dhpreact).sum(0, keepdim=True)",
-        "dbngain = (bnraw * dhpreact).sum(1, keepdim=True)", "dbngain", "shape"),
-    "bias_not_summed": ("db2 = dlogits.sum(0)", "db2 = dlogits", "db2", "shape"),
-    "bias_summed_over_features": ("dbnbias = dhpreact.sum(0, keepdim=True)", "dbnbias = dhpreact.sum(1, keepdim=True)",
-                                  "dbnbias", "shape"),
-    "missing_branch_of_counts": (
-        "dcounts += torch.ones_like(counts) * dcounts_sum", "pass", "dcounts", "missing-branch"),
-    "missing_branch_of_bndiff": ("dbndiff += (2 * bndiff) * dbndiff2", "pass", "dbndiff", "missing-branch"),
-    "missing_branch_of_hprebn_mean": (
-        "dhprebn += 1.0 / n * (torch.ones_like(hprebn) * dbnmeani)", "pass", "dhprebn", "missing-branch"),
-    "missing_max_branch_of_logits": (
-        "dlogits += F.one_hot(logits.max(1).indices, num_classes=logits.shape[1]) * dlogit_maxes", "pass",
-        "dlogits", "missing-branch"),
-    "n_instead_of_n_minus_1": (
-        "dbndiff2 = (1.0 / (n - 1)) * torch.ones_like(bndiff2) * dbnvar",
-        "dbndiff2 = (1.0 / n) * torch.ones_like(bndiff2) * dbnvar", "dbndiff2", "bessel"),
-    "power_rule_half_dropped": (
-        "dbnvar = (-0.5 * (bnvar + 1e-5) ** -1.5) * dbnvar_inv",
-        "dbnvar = (-1.0 * (bnvar + 1e-5) ** -1.5) * dbnvar_inv", "dbnvar", "scale"),
-    "square_rule_doubled": ("dbndiff2 = (1.0 / (n - 1))", "dbndiff2 = (2.0 / (n - 1))", "dbndiff2", "scale"),
-    "transposed_matmul": ("dW1 = embcat.T @ dhprebn", "dW1 = (embcat.T @ dhprebn).T", "dW1", "transpose"),
-    "lost_duplicate_indices_in_dC": (DC_LOOP, "dC[Xb] += demb", "dC", "duplicate-indices"),
-    "accumulator_started_from_ones": ("dC = torch.zeros_like(C)", "dC = torch.ones_like(C)", "dC", "offset"),
-    "hard_coded_32": ("dlogprobs[range(n), Yb] = -1.0 / n", "dlogprobs[range(n), Yb] = -1.0 / 32", "dlogprobs",
-                      "hard-coded-batch"),
-    "hard_coded_31": (
-        "dbndiff2 = (1.0 / (n - 1)) * torch.ones_like(bndiff2) * dbnvar",
-        "dbndiff2 = (1.0 / 31) * torch.ones_like(bndiff2) * dbnvar", "dbndiff2", "hard-coded-batch"),
-    "aliased_then_changed_in_place": ("dhprebn = dbndiff.clone()", "dhprebn = dbndiff", "dbndiff", "aliasing"),
-    "log_derivative_divides_by_zero": ("dprobs = (1.0 / probs) * dlogprobs", "dprobs = dlogprobs / (probs - probs)",
-                                       "dprobs", "not-finite"),
-    "db1_assumed_zero": ("db1 = dhprebn.sum(0)", "db1 = torch.zeros_like(b1)", "db1", "coincidence"),
-    "db1_sign_hidden_by_zero": ("db1 = dhprebn.sum(0)", "db1 = -dhprebn.sum(0)", "db1", "sign"),
-    "logit_maxes_assumed_zero": ("dlogit_maxes = (-dnorm_logits).sum(1, keepdim=True)",
-                                 "dlogit_maxes = torch.zeros_like(logit_maxes)", "dlogit_maxes", "coincidence"),
-    "tanh_derivative_wrong": ("dhpreact = (1.0 - h**2) * dh", "dhpreact = (1.0 - h) * dh", "dhpreact", None),
-    "view_scrambled": ("demb = dembcat.view(emb.shape)", "demb = dembcat.view(n, 10, 3).transpose(1, 2)", "demb",
-                       "permutation"),
-    "one_branch_scaled": ("dbndiff += (2 * bndiff) * dbndiff2", "dbndiff += bndiff * dbndiff2", "dbndiff", None),
-    # mistakes the lecture's batch hides, or that raise only on a batch of another size
-    "bias_summed_over_the_wrong_dim": ("db2 = dlogits.sum(0)", "db2 = dlogits.sum(1)", "db2", "shape"),
-    "column_sum_over_rows_keepdim": ("dcounts_sum_inv = (counts * dprobs).sum(1, keepdim=True)",
-                                     "dcounts_sum_inv = (counts * dprobs).sum(0, keepdim=True)", "dcounts_sum_inv",
-                                     "shape"),
-    "range_32_raises_elsewhere": ("dlogprobs[range(n), Yb] = -1.0 / n", "dlogprobs[range(32), Yb] = -1.0 / n",
-                                  "dlogprobs", "hard-coded-batch"),
-    "view_32_raises_elsewhere": ("demb = dembcat.view(emb.shape)", "demb = dembcat.view(32, 3, 10)", "demb",
-                                 "hard-coded-batch"),
-    "right_only_through_broadcasting": ("dbndiff2 = (1.0 / (n - 1)) * torch.ones_like(bndiff2) * dbnvar",
-                                        "dbndiff2 = (1.0 / (n - 1)) * dbnvar", "dbndiff2", "shape"),
-    # a local derivative with a factor of the forward pass too many or too few, or the wrong power
-    "power_one_too_high": ("dcounts_sum = (-counts_sum**-2)", "dcounts_sum = (-counts_sum**-1)", "dcounts_sum",
-                           "factor"),
-    "gain_forgotten": ("dbnraw = bngain * dhpreact", "dbnraw = dhpreact", "dbnraw", "factor"),
-    "log_derivative_upside_down": ("dprobs = (1.0 / probs) * dlogprobs", "dprobs = probs * dlogprobs", "dprobs",
-                                   "factor"),
-    "factor_forgotten_inside_the_sum": ("dcounts_sum_inv = (counts * dprobs).sum(1, keepdim=True)",
-                                        "dcounts_sum_inv = dprobs.sum(1, keepdim=True)", "dcounts_sum_inv", "factor"),
-    "forward_power_kept": ("dbnvar = (-0.5 * (bnvar + 1e-5) ** -1.5)", "dbnvar = (-0.5 * (bnvar + 1e-5) ** -0.5)",
-                           "dbnvar", "factor"),
-    "one_branch_without_its_factor": ("dcounts = counts_sum_inv * dprobs", "dcounts = dprobs.clone()", "dcounts",
-                                      "factor"),
-    "tanh_derivative_times_h": ("dhpreact = (1.0 - h**2) * dh", "dhpreact = (1.0 - h**2) * dh * h", "dhpreact",
-                                "factor"),
-    # the forward pass's epsilon left out
-    "eps_dropped": ("dbnvar = (-0.5 * (bnvar + 1e-5) ** -1.5)", "dbnvar = (-0.5 * bnvar ** -1.5)", "dbnvar", "eps"),
-    "eps_mistyped": ("dbnvar = (-0.5 * (bnvar + 1e-5) ** -1.5)", "dbnvar = (-0.5 * (bnvar + 1e-4) ** -1.5)", "dbnvar",
-                     None),
-    "eps_doubled": ("dbnvar = (-0.5 * (bnvar + 1e-5) ** -1.5)", "dbnvar = (-0.5 * (bnvar + 2e-5) ** -1.5)", "dbnvar",
-                    None),
-    # the right numbers in other places: a view in the right order needs no transpose; values nearly all
-    # equal (dlogprobs is zero but for one entry a row) say nothing by their sorted values
-    "viewed_in_another_order": ("demb = dembcat.view(emb.shape)", "demb = dembcat.view(10, 3, n)", "demb", "shape"),
-    "labels_of_other_examples": ("dlogprobs[range(n), Yb] = -1.0 / n", "dlogprobs[range(n), Yb.flip(0)] = -1.0 / n",
-                                 "dlogprobs", None),
-    # a matmul that raises on shapes: which operand needs .T; none for a matrix the forward line does not use
-    "matmul_without_T_raises": ("dembcat = dhprebn @ W1.T", "dembcat = dhprebn @ W1", "dembcat", "matmul"),
-    "matmul_of_dh_without_T_raises": ("dh = dlogits @ W2.T", "dh = dlogits @ W2", "dh", "matmul"),
-    "matmul_of_dW1_without_T_raises": ("dW1 = embcat.T @ dhprebn", "dW1 = embcat @ dhprebn", "dW1", "matmul"),
-    "matmul_with_the_wrong_matrix_raises": ("dembcat = dhprebn @ W1.T", "dembcat = dhprebn @ C", "dembcat", None),
-}
-
-
-def with_mistake(solution: str, correct: str, wrong: str) -> str:
-    assert solution.count(correct) == 1, f"the solution does not contain {correct!r} exactly once"
-    return solution.replace(correct, wrong)
+from tests.conftest import failing, grade
+from tests.helpers import MISTAKES, with_mistake
 
 
 @pytest.mark.parametrize("mistake", sorted(MISTAKES))
-def test_mistake_is_wrong_on_its_gradient_only(course: Course, grade_source: GradeSource, mistake: str) -> None:
+def test_mistake_is_wrong_on_its_gradient_only(course: Course, dataset: Dataset, mistake: str) -> None:
     """One common mistake fails its gradient alone, with the right diagnosis, its wording (WORDING)
     and no label elsewhere."""
     correct, wrong, broken, label = MISTAKES[mistake]
     source = with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong)
-    report = grade_source("exercise1", source)
+    report = grade(course, dataset, "exercise1", source)
     assert failing(report) == {broken}
     result = next(g for g in report.gradients if g.name == broken)
     assert result.status.value == ("error" if "raises" in mistake else "wrong")
@@ -137,10 +40,11 @@ def test_mistake_is_wrong_on_its_gradient_only(course: Course, grade_source: Gra
     assert report.score == 25
 
 
-def test_hard_coded_batch_says_which_case_broke(course: Course, grade_source: GradeSource) -> None:
+def test_hard_coded_batch_says_which_case_broke(course: Course, dataset: Dataset) -> None:
     """A formula right only for n = 32 passes the lecture's batch and names the one it failed."""
     correct, wrong, *_ = MISTAKES["hard_coded_32"]
-    report = grade_source("exercise1", with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
+    report = grade(course, dataset, "exercise1",
+                   with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
     result = report.gradients[0]
     assert result.case is not None and result.case != "lecture"
     assert result.diagnosis == "hard-coded-batch"
@@ -148,10 +52,11 @@ def test_hard_coded_batch_says_which_case_broke(course: Course, grade_source: Gr
     assert "use n (or Xb.shape[0]) wherever the batch size appears" in result.message
 
 
-def test_mistake_spreads_only_in_chained(course: Course, grade_source: GradeSource) -> None:
+def test_mistake_spreads_only_in_chained(course: Course, dataset: Dataset) -> None:
     """An early slip fails its own gradient in status, but every later one in chained."""
     correct, wrong, *_ = MISTAKES["sign_flipped"]
-    report = grade_source("exercise1", with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
+    report = grade(course, dataset, "exercise1",
+                   with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
     chained = {g.name: g.chained.value for g in report.gradients}
     assert chained["dlogprobs"] == "exact"
     assert chained["dprobs"] == "wrong" and chained["dC"] == "wrong"
@@ -159,19 +64,21 @@ def test_mistake_spreads_only_in_chained(course: Course, grade_source: GradeSour
     assert dcounts.passed and dcounts.chained.value == "wrong"
 
 
-def test_shape_message_says_what_to_sum(course: Course, grade_source: GradeSource) -> None:
+def test_shape_message_says_what_to_sum(course: Course, dataset: Dataset) -> None:
     """A missing sum over a broadcast dimension is explained in terms of that dimension."""
     correct, wrong, *_ = MISTAKES["missing_sum_over_broadcast"]
-    report = grade_source("exercise1", with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
+    report = grade(course, dataset, "exercise1",
+                   with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
     msg = next(g for g in report.gradients if g.name == "dcounts_sum_inv").message
     assert "dcounts_sum_inv has shape (32, 27); counts_sum_inv is (32, 1)" in msg
     assert "sum the gradient over dim 1 with keepdim=True" in msg
 
 
-def test_transposed_result_is_called_transposed(course: Course, grade_source: GradeSource) -> None:
+def test_transposed_result_is_called_transposed(course: Course, dataset: Dataset) -> None:
     """A transposed matmul result says it looks transposed."""
     correct, wrong, *_ = MISTAKES["transposed_matmul"]
-    report = grade_source("exercise1", with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
+    report = grade(course, dataset, "exercise1",
+                   with_mistake(course.exercise("exercise1").solution.read_text(), correct, wrong))
     dW1 = next(g for g in report.gradients if g.name == "dW1")
     assert dW1.diagnosis == "transpose" and "it is the truth transposed" in dW1.message
 
@@ -301,11 +208,12 @@ FUSED: dict[str, dict[str, tuple[str, str, str, str]]] = {
 
 
 @pytest.mark.parametrize(("exercise_id", "mistake"), [(e, m) for e, ms in FUSED.items() for m in ms])
-def test_fused_mistake_is_named(course: Course, grade_source: GradeSource, exercise_id: str, mistake: str) -> None:
+def test_fused_mistake_is_named(course: Course, dataset: Dataset, exercise_id: str, mistake: str) -> None:
     """In exercises 2 and 3 the common slips get their label and words, as in exercise 1: a missing
     term, a term's sign, the Bessel factor, 1/n, a hard-coded 32."""
     correct, wrong, label, words = FUSED[exercise_id][mistake]
-    report = grade_source(exercise_id, with_mistake(course.exercise(exercise_id).solution.read_text(), correct, wrong))
+    report = grade(course, dataset, exercise_id,
+                   with_mistake(course.exercise(exercise_id).solution.read_text(), correct, wrong))
     (result,) = report.gradients
     assert result.status.value == "wrong" and result.diagnosis == label, result.message
     assert re.search(words, result.message), result.message

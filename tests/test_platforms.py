@@ -18,16 +18,14 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from grader.cli import main
 from grader.cli.tools import BATCH_NEEDS_FORK
 from grader.confined.choice import protections
 from grader.confined.portable import PortableSandbox
 from grader.confined.sandbox import Sandbox
 from grader.confined.unix import UNIX_NEEDED, UnixSandbox
 from grader.courseware.course import Limits
-from tests.conftest import ROOT, SUBMISSIONS
+from tests.conftest import ROOT, SUBMISSIONS, Cli
 
 HIDE_UNIX = """
 import os, sys
@@ -73,6 +71,7 @@ def test_help_works_without_unix_modules(hidden: Path) -> None:
     assert "exercise1" in result.stdout and "--sandbox" in result.stdout and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_without_unix_every_solution_passes_in_the_portable_sandbox(hidden: Path, tmp_path: Path) -> None:
     """All four exercises' solutions, graded where the unix sandbox cannot run: the portable one grades
     them, and the report says which sandbox and which protections held."""
@@ -88,6 +87,7 @@ def test_without_unix_every_solution_passes_in_the_portable_sandbox(hidden: Path
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_without_unix_a_real_run_trains(hidden: Path, tmp_path: Path) -> None:
     """Exercise 4's streamed real run works over the portable sandbox's pipes."""
     result = without_unix(hidden, "exercise4", str(ROOT / "solutions" / "exercise4.py"), "--steps", "200",
@@ -98,6 +98,7 @@ def test_without_unix_a_real_run_trains(hidden: Path, tmp_path: Path) -> None:
     assert (tmp_path / "curve.png").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("attack", "status", "words"), [
     ("infinite_loop", "error", "time limit of 3 s reached (wall clock)"),
     ("raises_system_exit_first", "error", "your code ended early (line 2: SystemExit: 0)"),
@@ -137,6 +138,7 @@ def spawned_children_of(parent: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the child through /proc")
 def test_without_unix_a_crashed_child_is_named(hidden: Path, tmp_path: Path) -> None:
     """A child that crashes (a real SIGSEGV, sent from outside as a segfault would end it) costs the
@@ -162,6 +164,7 @@ def test_without_unix_a_crashed_child_is_named(hidden: Path, tmp_path: Path) -> 
     assert "your code crashed the sandbox (SIGSEGV)" in dlogits["message"]
 
 
+@pytest.mark.slow
 def test_without_unix_batch_says_what_it_needs(hidden: Path, tmp_path: Path) -> None:
     """A batch forks its workers: without fork it says so in one line, exit 2, nothing written."""
     result = without_unix(hidden, "batch", "exercise2", str(ROOT / "solutions" / "exercise2.py"), "--out",
@@ -171,6 +174,7 @@ def test_without_unix_batch_says_what_it_needs(hidden: Path, tmp_path: Path) -> 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_without_unix_asking_for_the_unix_sandbox_says_why_not(hidden: Path, tmp_path: Path) -> None:
     """--sandbox unix where it cannot run: one line, exit 2, no traceback."""
     result = without_unix(hidden, "--sandbox", "unix", "exercise2", str(ROOT / "solutions" / "exercise2.py"),
@@ -211,18 +215,19 @@ def test_portable_child_is_confined_seen_from_outside() -> None:
     assert not Path(scratch).exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("attack", "status", "words"), [
     ("infinite_loop", "error", "time limit of 3 s reached (wall clock)"),
     ("memory_bomb", "error", "memory limit of 256 MB reached"),
     ("monkeypatches_allclose_only", "wrong", "maxdiff"),
 ])
-def test_portable_sandbox_holds_on_this_system(attack: str, status: str, words: str, tmp_path: Path,
+def test_portable_sandbox_holds_on_this_system(cli: Cli, attack: str, status: str, words: str, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """--sandbox portable grades misbehaving code as the unix sandbox does (RLIMIT_AS here)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NINJA_SANDBOX", "auto")  # restored at teardown: --sandbox sets it for the process
-    result = CliRunner().invoke(main, ["--sandbox", "portable", "exercise2", str(HOSTILE / f"{attack}.py"),
-                                       "--format", "json", "--time-limit", "3", "--memory-limit", "256"])
+    result = cli(["--sandbox", "portable", "exercise2", str(HOSTILE / f"{attack}.py"),
+                  "--format", "json", "--time-limit", "3", "--memory-limit", "256"])
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
     (dlogits,) = report["gradients"]
@@ -262,7 +267,8 @@ def test_a_bad_sandbox_choice_is_one_line(tmp_path: Path) -> None:
     assert "portabel" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_portable_child_that_cannot_start_is_one_sentence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_portable_child_that_cannot_start_is_one_sentence(cli: Cli, monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
     """A child Python that dies before it is ready (a broken install) is the grader's set-up problem,
     said as such, never blamed on the student's code."""
     real = subprocess.Popen
@@ -273,7 +279,7 @@ def test_a_portable_child_that_cannot_start_is_one_sentence(monkeypatch: pytest.
     monkeypatch.setattr("grader.confined.portable.subprocess.Popen", broken_python)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NINJA_SANDBOX", "auto")  # restored at teardown: --sandbox sets it for the process
-    result = CliRunner().invoke(main, ["--sandbox", "portable", "exercise2", str(ROOT / "solutions" / "exercise2.py")])
+    result = cli(["--sandbox", "portable", "exercise2", str(ROOT / "solutions" / "exercise2.py")])
     assert result.exit_code == 2, result.output
     assert result.output.strip() == ("ninja-grade: cannot start the portable sandbox: its Python ended (exit code 3) "
                                      "before it was ready; set NINJA_SANDBOX_DEBUG=FILE to see why in FILE")

@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from grader.cli import main
-from grader.courseware.course import load_course
+from grader.courseware.course import Course, load_course
+from grader.courseware.data import Dataset
 from grader.reporting.platforms import CUT, render_prairielearn
-from tests.conftest import ROOT, GradeSource
+from tests.conftest import ROOT, Cli, grade, run_cli
 
 LAYERNORM = ROOT / "examples" / "layernorm"
 LIMIT = 1_000_000  # bytes PrairieLearn takes
@@ -30,7 +29,7 @@ WRONG_SCALE = ("\ndhpreln = ", "\ndhpreln = 2 * ")  # one edit to exercise 2's s
 
 def write_image_folder(tmp_path: Path, course: Path, *args: str) -> Path:
     folder = tmp_path / "image"
-    result = CliRunner().invoke(main, ["--course", str(course), "prairielearn", str(folder), *args])
+    result = run_cli(["--course", str(course), "prairielearn", str(folder), *args])
     assert result.exit_code == 0, result.output
     return folder
 
@@ -155,7 +154,7 @@ def test_prairielearn_oversized_results_leave_the_last_pictures_out(tmp_path: Pa
     assert "What your code for exercise1 printed:\nxxxx" in results["output"]
 
 
-def test_platform_results_carry_no_terminal_escape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_platform_results_carry_no_terminal_escape(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A submission whose error message and prints hold terminal escapes (which PrairieLearn's page
     would turn into colours, and a log into anything): neither PrairieLearn's nor Classroom 50's
     results carry a control character, and the rest of the text is kept."""
@@ -166,7 +165,7 @@ def test_platform_results_carry_no_terminal_escape(tmp_path: Path, monkeypatch: 
                         "RELEASE_URL": "r"}.items():
         monkeypatch.setenv(name, value)
     for fmt in ("prairielearn", "classroom50"):
-        result = CliRunner().invoke(main, ["exercise2", str(hostile), "--format", fmt])
+        result = cli(["exercise2", str(hostile), "--format", fmt])
         assert result.exit_code == 1, result.output
         results = json.loads(result.stdout)
         texts = [results.get("message", ""), results.get("output", ""),
@@ -175,11 +174,11 @@ def test_platform_results_carry_no_terminal_escape(tmp_path: Path, monkeypatch: 
         assert any("100/100" in text for text in texts), fmt
 
 
-def test_prairielearn_results_over_the_limit_lose_pictures_then_text(grade_source: GradeSource) -> None:
+def test_prairielearn_results_over_the_limit_lose_pictures_then_text(course: Course, dataset: Dataset) -> None:
     """Under a limit smaller than one picture, the renderer leaves the picture out and says so, then
     cuts the texts until the results fit; the score and every test stay."""
     source = (ROOT / "solutions" / "exercise1.py").read_text()
-    report = grade_source("exercise1", source.replace("dprobs = (1.0 / probs) * dlogprobs",
+    report = grade(course, dataset, "exercise1", source.replace("dprobs = (1.0 / probs) * dlogprobs",
                                                       "dprobs = -(1.0 / probs) * dlogprobs"))
     whole = json.loads(render_prairielearn([report]))
     assert [t["name"] for t in whole["tests"] if t.get("images")] == ["exercise1: dprobs"]

@@ -18,9 +18,9 @@ from grader.confined import sandbox as sandbox_module
 from grader.confined.protocol import Commit, Run
 from grader.courseware.cases import setting_of
 from grader.courseware.course import Course
-from grader.courseware.data import find_names
+from grader.courseware.data import Dataset, find_names
 from grader.judging import runs
-from tests.conftest import GradeSource, unix_only
+from tests.conftest import grade, unix_only
 
 pytestmark = unix_only
 
@@ -67,7 +67,7 @@ def check_order(log: Log, course: Course, exercise_id: str) -> None:
     gradient downstream of it have been committed by an isolated run."""
     exercise = course.exercise(exercise_id)
     graph = setting_of(exercise, find_names(allow_download=False)).graph
-    tensor_of = {g.name: g.tensor for g in (*exercise.gradients, *exercise.helpers)}
+    tensor_of = {g.name: g.tensor for g in (*exercise.gradients, *exercise.intermediates)}
     graded = set(exercise.gradient_names)
     committed: set[str] = set()
     revealed = 0
@@ -79,7 +79,7 @@ def check_order(log: Log, course: Course, exercise_id: str) -> None:
         else:
             for name in names:
                 revealed += 1
-                downstream = {g for g, t in tensor_of.items() if t in graph.downstream(tensor_of[name])} & graded
+                downstream = {g for g, t in tensor_of.items() if t in graph.descendants(tensor_of[name])} & graded
                 assert name in committed or name not in graded, f"{name} revealed before it was committed"
                 assert downstream <= committed, f"{name} revealed before {sorted(downstream - committed)}"
     assert revealed > 0
@@ -95,22 +95,22 @@ PROGRAMS = {
 
 
 @pytest.mark.parametrize("change", sorted(PROGRAMS))
-def test_no_truth_before_its_commits(course: Course, grade_source: GradeSource, reveals: Log, change: str) -> None:
+def test_no_truth_before_its_commits(course: Course, dataset: Dataset, reveals: Log, change: str) -> None:
     """For programs in backprop order and out of it, every reveal comes after the commits it could give
     away, and the solution still scores in full."""
     source = course.exercise("exercise1").solution.read_text() + PROGRAMS[change]
-    report = grade_source("exercise1", source)
+    report = grade(course, dataset, "exercise1", source)
     assert report.score == report.max_score, [(g.name, g.message) for g in report.gradients if not g.passed]
     check_order(reveals, course, "exercise1")
 
 
-def test_order_check_fails_when_the_ledger_reveals_at_once(course: Course, grade_source: GradeSource,
+def test_order_check_fails_when_the_ledger_reveals_at_once(course: Course, dataset: Dataset,
                                                              reveals: Log, monkeypatch: pytest.MonkeyPatch) -> None:
     """The order check has teeth: a ledger that reveals each truth as soon as its own line has run breaks it
     for a program that assigns a downstream gradient late."""
     monkeypatch.setattr(runs.Reveals, "may_reveal", lambda self, name: True)
     source = course.exercise("exercise1").solution.read_text() + PROGRAMS["an early gradient assigned again at the end"]
-    grade_source("exercise1", source)
+    grade(course, dataset, "exercise1", source)
     with pytest.raises(AssertionError, match="revealed before"):
         check_order(reveals, course, "exercise1")
 
@@ -118,12 +118,12 @@ def test_order_check_fails_when_the_ledger_reveals_at_once(course: Course, grade
 SPARSE_ONLY = ("dprobs = (1.0 / probs) * dlogprobs if int((dlogprobs != 0).sum()) <= n else None\n")
 
 
-def test_code_that_answers_only_the_values_it_expects_fails(course: Course, grade_source: GradeSource) -> None:
+def test_code_that_answers_only_the_values_it_expects_fails(course: Course, dataset: Dataset) -> None:
     """A line that gives its gradient only when its input looks like the truth (one nonzero per row), and
     nothing for the random values of the vector-Jacobian check, is wrong, however right its value."""
     solution = course.exercise("exercise1").solution.read_text()
     source = solution.replace("dprobs = (1.0 / probs) * dlogprobs", SPARSE_ONLY.strip(), 1)
     assert source != solution
-    results = {g.name: g for g in grade_source("exercise1", source).gradients}
+    results = {g.name: g for g in grade(course, dataset, "exercise1", source).gradients}
     assert results["dprobs"].status.value == "wrong"
     assert "gave no usable dprobs" in results["dprobs"].message

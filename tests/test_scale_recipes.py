@@ -18,11 +18,10 @@ from typing import Any
 import click
 import pytest
 import yaml
-from click.testing import CliRunner
 
 from grader.ci.shards import ENGINES
 from grader.cli import main
-from tests.conftest import ROOT, needs_fork, posix_grader
+from tests.conftest import ROOT, Cli, needs_fork, posix_grader
 
 DOC = ROOT / "docs" / "scale.md"
 RECIPE = re.compile(r"<!-- recipe: ([\w-]+) -->\n```(\w+)\n(.*?)\n```", re.DOTALL)
@@ -108,7 +107,7 @@ def test_scale_recipes_parse_and_use_only_what_the_cli_has() -> None:
 
 
 @pytest.fixture(scope="module")
-def setting(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def setting(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A class of eight in CLASS/submissions, the grader image's /opt/ninja as `ninja-grade prairielearn`
     lays it out, and a grading repository as `ninja-grade init-github-actions` writes it."""
     if not os.environ.get("NINJA_DATA"):
@@ -121,7 +120,7 @@ def setting(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (root / "repo" / "submissions" / f"{student}.py").write_text(SOLUTION)
     for args in (["prairielearn", str(root / "image"), "--image", "ninja-grader"],
                  ["init-github-actions", str(root / "repo")]):
-        result = CliRunner().invoke(main, args)
+        result = cli(args)
         assert result.exit_code == 0, result.output
     return root
 
@@ -135,6 +134,7 @@ def manifest(folder: Path, index: int) -> dict[str, Any]:
     return loaded
 
 
+@pytest.mark.slow
 @needs_fork
 @posix_grader
 @pytest.mark.parametrize(("recipe", "engine", "index"), [
@@ -159,6 +159,7 @@ def test_scale_recipe_grades_its_shard(setting: Path, recipe: str, engine: dict[
     assert f"shard {index}/{SHARDS} ({next(iter(engine))})" in done.stdout
 
 
+@pytest.mark.slow
 @needs_fork
 @posix_grader
 def test_scale_github_actions_matrix_runs_whole(setting: Path) -> None:

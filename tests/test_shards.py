@@ -8,7 +8,6 @@ the students with no report or with two.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -19,14 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import grader
 from grader.ci import merge as merging
 from grader.ci.shards import ShardError, shard_from, share_of
-from grader.cli import main
-from tests.conftest import ROOT, MechanismOff, needs_fork
-from tests.helpers import assert_setup_error
+from tests.conftest import ROOT, Cli, MechanismOff, needs_fork, run_cli
+from tests.helpers import assert_setup_error, copy_course, read_gradebook
 
 SOLUTION = (ROOT / "solutions" / "exercise2.py").read_text()
 STUB = (ROOT / "exercises" / "exercise2.py").read_text()
@@ -82,7 +79,7 @@ def test_share_of_splits_a_class_stably() -> None:
     assert [share_of(name, 4) for name in ("alice", "bob")] == [3, 2] and share_of("student0001", 1000) == 166
 
 
-def test_batch_shard_problems_are_set_up_errors(tmp_path: Path) -> None:
+def test_batch_shard_problems_are_set_up_errors(cli: Cli, tmp_path: Path) -> None:
     """A shard that cannot be used is one line, exit 2, before anyone is graded."""
     sub = tmp_path / "alice.py"
     sub.write_text(SOLUTION)
@@ -91,7 +88,7 @@ def test_batch_shard_problems_are_set_up_errors(tmp_path: Path) -> None:
                              ({"AWS_BATCH_JOB_ARRAY_INDEX": "0", "AWS_BATCH_JOB_ARRAY_SIZE": "8"}, ["--shard", "4"],
                               "the array has 8 jobs"),
                              ({}, ["--shard", "5/4"], "not below 4")):
-        result = CliRunner().invoke(main, ["batch", "exercise2", str(sub), "--out", str(out), *args], env=env)
+        result = cli(["batch", "exercise2", str(sub), "--out", str(out), *args], env=env)
         assert_setup_error(result, words)
         assert not out.exists()
 
@@ -114,6 +111,7 @@ def sorted_lines(path: Path) -> list[str]:
     return sorted(path.read_text().splitlines())
 
 
+@pytest.mark.slow
 @needs_fork
 def test_shards_as_separate_processes_merge_into_one_batch(tmp_path: Path) -> None:
     """Three shards, each its own process (two writing into one folder, at once), one of them killed halfway
@@ -187,16 +185,17 @@ def tiny_class(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def shard(out: str, index: str, *more: str, before: tuple[str, ...] = (),
           students: tuple[str, ...] = STUDENTS) -> None:
-    result = CliRunner().invoke(main, [*before, "batch", "exercise2", *(f"subs/{s}.py" for s in students),
-                                       "--jobs", "1", "--shard", index, "--out", out, *more])
+    result = run_cli([*before, "batch", "exercise2", *(f"subs/{s}.py" for s in students),
+                      "--jobs", "1", "--shard", index, "--out", out, *more])
     assert result.exit_code in (0, 1), result.output
 
 
 def merged(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, ["merge", *args])
+    result = run_cli(["merge", *args])
     return result.exit_code, result.stdout, result.stderr
 
 
+@pytest.mark.slow
 @needs_fork
 def test_merge_refuses_shards_graded_differently(tiny_class: Path, monkeypatch: pytest.MonkeyPatch,
                                                  mechanism_off: MechanismOff) -> None:
@@ -206,10 +205,7 @@ def test_merge_refuses_shards_graded_differently(tiny_class: Path, monkeypatch: 
     with monkeypatch.context() as m:
         m.setattr(grader, "__version__", "99.0.0")
         shard("newer", "1/2")
-    course = tiny_class / "course"
-    course.mkdir()
-    shutil.copy(ROOT / "lecture.py", course)
-    shutil.copytree(ROOT / "exercises", course / "exercises")
+    course = copy_course(tiny_class / "course")
     (course / "course.yaml").write_text((ROOT / "course.yaml").read_text().replace("rtol: 1.0e-5", "rtol: 2.0e-5", 1))
     shard("other-course", "1/2", before=("--course", str(course / "course.yaml")))
     shard("limits", "1/2", "--time-limit", "7")
@@ -239,6 +235,7 @@ def test_merge_refuses_shards_graded_differently(tiny_class: Path, monkeypatch: 
                   "refusing shards of another grader version")
 
 
+@pytest.mark.slow
 @needs_fork
 def test_merge_lists_students_missing_or_graded_twice(tiny_class: Path) -> None:
     """A shard given twice lists its students as graded twice, a shard not given lists its students as
@@ -251,8 +248,7 @@ def test_merge_lists_students_missing_or_graded_twice(tiny_class: Path) -> None:
     assert "2 students have no report" in stderr and "2 students were graded in several folders" in stderr
     assert "  alice: shard 1/2 not among the folders given" in stderr
     assert "  bob: a, again" in stderr
-    with (tiny_class / "merged" / "gradebook.csv").open() as f:
-        rows = {row["student"]: row for row in csv.DictReader(f)}
+    rows = read_gradebook(tiny_class / "merged" / "gradebook.csv")
     assert (rows["alice"]["score"], rows["bob"]["score"]) == ("", "1")
 
     report = json.loads((tiny_class / "a" / "bob.json").read_text())
@@ -263,6 +259,7 @@ def test_merge_lists_students_missing_or_graded_twice(tiny_class: Path) -> None:
     assert code == 3 and "  bob: not graded by shard 0/2: run it again" in stderr
 
 
+@pytest.mark.slow
 @needs_fork
 def test_shard_removes_only_its_own_half_written_reports(tiny_class: Path, mechanism_off: MechanismOff) -> None:
     """Shards sharing a folder: a shard clears the temporary files a killed run of its own left, and never

@@ -7,7 +7,6 @@ tests/test_example_course.py; these are the cases that need a course of their ow
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,12 @@ import pytest
 from grader.courseware.cases import build_case, setting_of
 from grader.courseware.course import Course, load_course
 from grader.courseware.data import Dataset
-from grader.intake.submission import compile_program
 from grader.judging.compare import Check
 from grader.judging.diagnose import Diagnosis
 from grader.judging.judge import fold
-from grader.judging.results import Report, Status
-from grader.pipeline import grade_program
-from tests.conftest import ROOT, GradeSource, failing, pinned_draw, statuses
-from tests.test_mistakes import with_mistake
+from grader.judging.results import Status
+from tests.conftest import ROOT, failing, grade, pinned_draw, statuses
+from tests.helpers import copy_course, with_mistake
 
 EXAMPLE = ROOT / "examples" / "layernorm"
 
@@ -51,18 +48,13 @@ def with_edits(solution: str, edits: dict[str, str]) -> str:
     return solution
 
 
-def grade_course(course: Course, dataset: Dataset, exercise_id: str, source: str) -> Report:
-    program = compile_program(source, "<submission>")
-    return grade_program(course, course.exercise(exercise_id), program, dataset, submission_label="<submission>",
-                         draw=pinned_draw(course))
-
-
-def test_right_variants_get_no_label(course: Course, grade_source: GradeSource, dataset: Dataset) -> None:
+def test_right_variants_get_no_label(course: Course, dataset: Dataset) -> None:
     """A one_hot matmul for dC, norm_logits.exp() for counts and sums without keepdim are right in both
     courses: full marks, and no gradient carries a label."""
-    lecture = grade_source("exercise1", with_edits(course.exercise("exercise1").solution.read_text(), RIGHT_VARIANTS))
+    lecture = grade(course, dataset, "exercise1",
+                    with_edits(course.exercise("exercise1").solution.read_text(), RIGHT_VARIANTS))
     layernorm = load_course(EXAMPLE / "course.yaml")
-    second = grade_course(layernorm, dataset, "exercise1",
+    second = grade(layernorm, dataset, "exercise1",
                           with_edits(layernorm.exercise("exercise1").solution.read_text(), RIGHT_VARIANTS_LAYERNORM))
     for report in (lecture, second):
         assert report.passed, {g.name: g.message for g in report.gradients if not g.passed}
@@ -72,7 +64,7 @@ def test_right_variants_get_no_label(course: Course, grade_source: GradeSource, 
 @pytest.fixture
 def gain_near_one(tmp_path: Path) -> Course:
     """The LayerNorm course with a gain drawn within 0.1% of 1 (not 10%) and an epsilon of 1e-4 (not 1e-5)."""
-    shutil.copytree(EXAMPLE, tmp_path / "course")
+    copy_course(tmp_path / "course", EXAMPLE)
     forward = tmp_path / "course" / "forward.py"
     text = forward.read_text()
     assert text.count("* 0.1 + 1.0") == 1 and text.count("(lnvar + 1e-5)") == 1
@@ -90,7 +82,7 @@ def test_factor_about_one_everywhere_gets_no_label_and_eps_comes_from_the_forwar
     solution = gain_near_one.exercise("exercise1").solution.read_text()
     source = with_edits(solution, {"dlnraw = lngain * dhpreact": "dlnraw = dhpreact",
                                    "dlnvar = -0.5 * (lnvar + 1e-4) ** -1.5": "dlnvar = -0.5 * lnvar ** -1.5"})
-    report = grade_course(gain_near_one, dataset, "exercise1", source)
+    report = grade(gain_near_one, dataset, "exercise1", source)
     assert failing(report) == {"dlnraw", "dlnvar"}, statuses(report)
     by_name = {g.name: g for g in report.gradients}
     assert by_name["dlnraw"].status is Status.WRONG and by_name["dlnraw"].diagnosis is None
@@ -99,12 +91,13 @@ def test_factor_about_one_everywhere_gets_no_label_and_eps_comes_from_the_forwar
     assert "lnvar_inv = (lnvar + 1e-4)**-0.5 adds 1e-4 to lnvar" in by_name["dlnvar"].message
 
 
-def test_exercise4_matmul_that_raises_names_the_operand(course: Course, grade_source: GradeSource) -> None:
+@pytest.mark.slow
+def test_exercise4_matmul_that_raises_names_the_operand(course: Course, dataset: Dataset) -> None:
     """In exercise 4 a parameter gradient whose matmul raises on shapes is told which operand needs .T,
     with the hint command; the others are unaffected."""
     source = with_mistake(course.exercise("exercise4").solution.read_text(), "dW1 = embcat.T @ dhprebn",
                           "dW1 = embcat @ dhprebn")
-    report = grade_source("exercise4", source)
+    report = grade(course, dataset, "exercise4", source)
     assert failing(report) == {"dW1"}
     dW1 = next(g for g in report.gradients if g.name == "dW1")
     assert dW1.status is Status.ERROR and dW1.diagnosis == "matmul"

@@ -12,7 +12,7 @@ from grader.courseware.cases import build_case, setting_of
 from grader.courseware.course import Course
 from grader.courseware.data import Dataset
 from grader.judging.diagnose import fmt_shape
-from tests.conftest import SUBMISSIONS, GradeSource, failing, statuses
+from tests.conftest import SUBMISSIONS, failing, grade, statuses
 
 BLANK = re.compile(r"^(?P<name>d\w+) = None  # (?P<shape>\([\d, ]+\))$")  # `dW1 = None  # (30, 64)`
 
@@ -30,20 +30,20 @@ def first_assignments(path: Path, names: tuple[str, ...]) -> list[str]:
 
 
 @pytest.mark.parametrize("exercise_id", ["exercise1", "exercise2", "exercise3"])
-def test_solution_passes_every_gradient(course: Course, grade_source: GradeSource, exercise_id: str) -> None:
+def test_solution_passes_every_gradient(course: Course, dataset: Dataset, exercise_id: str) -> None:
     """The course's solution passes every gradient of its exercise, isolated and chained."""
     exercise = course.exercise(exercise_id)
-    report = grade_source(exercise_id, exercise.solution.read_text())
+    report = grade(course, dataset, exercise_id, exercise.solution.read_text())
     assert report.passed, statuses(report)
     assert all(g.chained.passed for g in report.gradients)
     assert report.score == report.max_score == len(exercise.gradients)
 
 
 @pytest.mark.parametrize("exercise_id", ["exercise1", "exercise2", "exercise3"])
-def test_stub_is_all_missing(course: Course, grade_source: GradeSource, exercise_id: str) -> None:
+def test_stub_is_all_missing(course: Course, dataset: Dataset, exercise_id: str) -> None:
     """An untouched stub runs without error and every gradient is missing."""
     exercise = course.exercise(exercise_id)
-    report = grade_source(exercise_id, exercise.stub.read_text())
+    report = grade(course, dataset, exercise_id, exercise.stub.read_text())
     assert set(statuses(report).values()) == {"missing"}
     assert report.untouched and not report.passed and report.score == 0
 
@@ -81,16 +81,16 @@ def test_exercise4_stub_blanks_carry_their_shape(course: Course, dataset: Datase
 
 
 @pytest.mark.parametrize("path", sorted((SUBMISSIONS / "exercise1").glob("correct_*.py")), ids=lambda p: p.stem)
-def test_correct_submission_written_differently_passes(grade_source: GradeSource, path: Path) -> None:
+def test_correct_submission_written_differently_passes(course: Course, dataset: Dataset, path: Path) -> None:
     """Correct code in another style (einsum, index_add_, helpers, other order) passes."""
-    report = grade_source("exercise1", path.read_text())
+    report = grade(course, dataset, "exercise1", path.read_text())
     assert failing(report) == set(), statuses(report)
     assert all(g.chained.passed for g in report.gradients)
 
 
-def test_squeezed_shape_passes_with_a_note(grade_source: GradeSource) -> None:
+def test_squeezed_shape_passes_with_a_note(course: Course, dataset: Dataset) -> None:
     """dbnmeani of shape (64,) for (1, 64) is judged on its values and says so."""
-    report = grade_source("exercise1", (SUBMISSIONS / "exercise1" / "correct_lecture_style.py").read_text())
+    report = grade(course, dataset, "exercise1", (SUBMISSIONS / "exercise1" / "correct_lecture_style.py").read_text())
     dbnmeani = next(g for g in report.gradients if g.name == "dbnmeani")
     assert dbnmeani.passed
     assert "shape (64,) judged as (1, 64)" in dbnmeani.message

@@ -9,15 +9,11 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from grader.cli import main
 from grader.courseware.course import Course, load_course
 from grader.courseware.data import Dataset
 from grader.courseware.notebooks import build_notebook
-from grader.intake.submission import compile_program
-from grader.pipeline import grade_program
-from tests.conftest import ROOT, GradeSource, pinned_draw
+from tests.conftest import ROOT, Cli, grade
 
 SOLUTION2 = "dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\ndlogits /= n\n"
 
@@ -43,20 +39,20 @@ def only(report):  # type: ignore[no-untyped-def]
         ("dlogits = 1 / 0", "error", "line 1: ZeroDivisionError: division by zero"),
     ],
 )
-def test_odd_values_get_a_verdict_and_a_reason(grade_source: GradeSource, source: str, status: str,
+def test_odd_values_get_a_verdict_and_a_reason(course: Course, dataset: Dataset, source: str, status: str,
                                                words: str | None) -> None:
     """Every odd value of dlogits is judged, never crashes, and the message says why; an exception
     in a line that does not compute it costs it nothing, and leaves no complaint on it."""
-    g = only(grade_source("exercise2", source))
+    g = only(grade(course, dataset, "exercise2", source))
     if words is None:
         assert g.passed and g.message == ""
     else:
         assert g.status.value == status and words in g.message
 
 
-def test_float64_gradient_is_judged_with_a_note(grade_source: GradeSource) -> None:
+def test_float64_gradient_is_judged_with_a_note(course: Course, dataset: Dataset) -> None:
     """A right gradient in float64 passes, and the note says it was cast."""
-    g = only(grade_source("exercise2", SOLUTION2 + "dlogits = dlogits.double()"))
+    g = only(grade(course, dataset, "exercise2", SOLUTION2 + "dlogits = dlogits.double()"))
     assert g.passed and "dtype torch.float64 judged as torch.float32" in g.message
 
 
@@ -67,16 +63,16 @@ RIGHT_IN_ONE = "dlogits = (F.softmax(logits, 1) - F.one_hot(Yb, vocab_size).floa
     (RIGHT_IN_ONE + "dlogits[0, 0] += 1\ndlogits *= 2\n", False),  # right where assigned, then spoilt in place
     (SOLUTION2, True),  # wrong where assigned (softmax alone), then made right in place
 ])
-def test_changed_in_place_after_assignment_is_judged_on_final_value(grade_source: GradeSource, source: str,
+def test_changed_in_place_after_assignment_is_judged_on_final_value(course: Course, dataset: Dataset, source: str,
                                                                     passed: bool) -> None:
     """Like cmp, a gradient is judged on its value when the code ends, not where it is assigned: the
     value at its only assignment gives the other verdict, so no other rule passes both."""
-    assert only(grade_source("exercise2", source)).passed is passed
+    assert only(grade(course, dataset, "exercise2", source)).passed is passed
     assignment = source.splitlines(keepends=True)[0]
-    assert only(grade_source("exercise2", assignment)).passed is not passed  # the value where it was assigned
+    assert only(grade(course, dataset, "exercise2", assignment)).passed is not passed  # the value where it was assigned
 
 
-def test_exercise3_gets_the_true_dhpreact(course: Course, grade_source: GradeSource) -> None:
+def test_exercise3_gets_the_true_dhpreact(course: Course, dataset: Dataset) -> None:
     """Exercise 3 hands the student dhpreact; dhprebn computed from it through the atoms passes."""
     atomic = (
         "dbnraw = bngain * dhpreact\n"
@@ -86,10 +82,10 @@ def test_exercise3_gets_the_true_dhpreact(course: Course, grade_source: GradeSou
         "dbndiff += 2 * bndiff * dbnvar / (n - 1)\n"
         "dhprebn = dbndiff - dbndiff.sum(0, keepdim=True) / n\n"
     )
-    assert only(grade_source("exercise3", atomic)).passed
+    assert only(grade(course, dataset, "exercise3", atomic)).passed
 
 
-def test_statement_order_does_not_matter(course: Course, grade_source: GradeSource) -> None:
+def test_statement_order_does_not_matter(course: Course, dataset: Dataset) -> None:
     """Gradients computed in a different order from the lecture's are judged the same."""
     lines = course.exercise("exercise1").solution.read_text().split("\n\n")
     # Move the whole batchnorm-gain block (dbngain, dbnbias, dbnraw) after dbnvar_inv's
@@ -97,7 +93,7 @@ def test_statement_order_does_not_matter(course: Course, grade_source: GradeSour
     i = next(k for k, p in enumerate(lines) if p.startswith("# logits = h @ W2 + b2"))
     block = lines[i].splitlines()
     lines[i] = "\n".join([block[0], block[3], block[2], block[1]])  # db2, dW2, dh
-    report = grade_source("exercise1", "\n\n".join(lines))
+    report = grade(course, dataset, "exercise1", "\n\n".join(lines))
     assert report.passed
 
 
@@ -112,11 +108,12 @@ SHIFTED = SOLUTION2 + "dlogits = dlogits + {d}\n"  # every entry off by d
     (SHIFTED.format(d=0.5e-8), "approximate"),  # inside atol 1e-8 (and rtol's share)
     (SHIFTED.format(d=5e-7), "wrong"),  # over atol plus rtol's share of every entry (|dlogits| <= 1/32)
 ])
-def test_approximate_verdict_has_torch_allclose_edges(grade_source: GradeSource, source: str, status: str) -> None:
+def test_approximate_verdict_has_torch_allclose_edges(course: Course, dataset: Dataset, source: str,
+                                                      status: str) -> None:
     """`approximate` is torch.allclose with the default rtol 1e-5, atol 1e-8: a value just inside
     passes, one just outside is wrong, and the message gives the tolerance it missed. No label is
     claimed for a difference too small for a diagnosis to tell from float error."""
-    g = only(grade_source("exercise2", source))
+    g = only(grade(course, dataset, "exercise2", source))
     assert g.status.value == status, g.message
     if source == SCALED.format(k=3e-5):
         assert g.diagnosis is None and "is over the tolerance (rtol 1e-05, atol 1e-08)" in g.message
@@ -136,9 +133,7 @@ def test_tolerance_in_course_yaml_takes_effect(tmp_path: Path, dataset: Dataset)
     (tmp_path / "course.yaml").write_text(yaml.safe_dump(spec))
     loose = load_course(tmp_path / "course.yaml")
     assert loose.exercise("exercise2").gradients[0].tolerance.rtol == 1e-4
-    program = compile_program(SCALED.format(k=3e-5), "<submission>")
-    report = grade_program(loose, loose.exercise("exercise2"), program, dataset, submission_label="<submission>",
-                           draw=pinned_draw(loose))
+    report = grade(loose, dataset, "exercise2", SCALED.format(k=3e-5))
     assert only(report).status.value == "approximate"
 
 
@@ -146,7 +141,7 @@ USED_TOO_EARLY = ("dbndiff2 = (1.0 / (n - 1)) * torch.ones_like(bndiff2) * dbnva
                   "dbndiff2 = (1.0 / (n - 1)) * torch.ones_like(dbndiff) * dbnvar")
 
 
-def test_name_used_before_it_is_assigned_names_both_lines(course: Course, grade_source: GradeSource) -> None:
+def test_name_used_before_it_is_assigned_names_both_lines(course: Course, dataset: Dataset) -> None:
     """torch.ones_like(dbndiff) one line before dbndiff is first assigned (it ran in the student's
     notebook only on a stale kernel value): that gradient's error names both lines and says why;
     the gradients after it are judged as usual."""
@@ -156,7 +151,7 @@ def test_name_used_before_it_is_assigned_names_both_lines(course: Course, grade_
     lines = source.splitlines()
     used = next(i for i, x in enumerate(lines, 1) if x.startswith("dbndiff2 ="))
     assigned = next(i for i, x in enumerate(lines, 1) if x.startswith("dbndiff ="))
-    report = grade_source("exercise1", source)
+    report = grade(course, dataset, "exercise1", source)
     results = {g.name: g for g in report.gradients}
     assert {name for name, g in results.items() if not g.passed} == {"dbndiff2"}
     assert results["dbndiff2"].message.startswith(
@@ -164,19 +159,19 @@ def test_name_used_before_it_is_assigned_names_both_lines(course: Course, grade_
         "kernel still holds an older value; restart and run all to see it)")
 
 
-def test_name_used_before_it_is_assigned_in_a_notebook_names_cells(course: Course, tmp_path: Path) -> None:
+def test_name_used_before_it_is_assigned_in_a_notebook_names_cells(cli: Cli, course: Course, tmp_path: Path) -> None:
     """The same in a course notebook: both lines are given as cells and lines of the notebook."""
     exercise = course.exercise("exercise1")
     mistaken = tmp_path / "mine.py"
     mistaken.write_text(exercise.solution.read_text().replace(*USED_TOO_EARLY))
     notebook = tmp_path / "mine.ipynb"
     nbformat.write(build_notebook(course, exercise, mistaken), str(notebook))
-    report = json.loads(CliRunner().invoke(main, ["exercise1", str(notebook), "--format", "json"]).stdout)
+    report = json.loads(cli(["exercise1", str(notebook), "--format", "json"]).stdout)
     dbndiff2 = next(g for g in report["gradients"] if g["name"] == "dbndiff2")
     assert re.match(r"cell \d+, line \d+: dbndiff is used before cell \d+, line \d+ assigns it", dbndiff2["message"])
 
 
-def test_graded_code_reads_the_lectures_data(course: Course, grade_source: GradeSource) -> None:
+def test_graded_code_reads_the_lectures_data(course: Course, dataset: Dataset) -> None:
     """The lecture's data is in the graded namespace (words chars stoi itos Xtr ... Yte), so a line that
     reads it runs as in the notebook and the gradient is judged as usual."""
     solution = course.exercise("exercise1").solution.read_text()
@@ -187,13 +182,13 @@ def test_graded_code_reads_the_lectures_data(course: Course, grade_source: Grade
         "\ndb2 = db2 if (len(words) > 1000 and chars[0] == 'a' and stoi['.'] == 0 and itos[1] == 'a'"
         " and Xtr.shape[1] == 3 and Ytr.shape == Xtr.shape[:1] and Xdev.dtype == Xte.dtype == torch.long"
         " and Ydev.ndim == Yte.ndim == 1) else None\n")
-    report = grade_source("exercise1", source)
+    report = grade(course, dataset, "exercise1", source)
     assert report.passed, [(g.name, g.message) for g in report.gradients if not g.passed]
 
 
-def test_statement_sharing_a_line_with_a_refused_one_is_left_out_and_said(grade_source: GradeSource) -> None:
+def test_statement_sharing_a_line_with_a_refused_one_is_left_out_and_said(course: Course, dataset: Dataset) -> None:
     """`...; dlogits /= n; x = logits.grad` on one line: the line goes as a whole, and the gradient it
     computed is error saying why, never silently missing."""
-    g = only(grade_source("exercise2", SOLUTION2.replace("\n", "; ").rstrip("; ") + "; x = logits.grad\n"))
+    g = only(grade(course, dataset, "exercise2", SOLUTION2.replace("\n", "; ").rstrip("; ") + "; x = logits.grad\n"))
     assert g.status.value == "error"
     assert g.message.startswith("line 1: not run: it shares its line with a statement that was refused")

@@ -8,12 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import CLI_TAKING_CTRL_C, ROOT, needs_sigint, wait_for_line
 
 RIGHT = (ROOT / "solutions" / "exercise2.py").read_text()
 WRONG = "dlogits = F.softmax(logits, 1)\ndlogits[range(n), Yb] -= 1\n"  # no / n
 
 
+@pytest.mark.slow
 @needs_sigint
 def test_watch_grades_every_save_until_ctrl_c(tmp_path: Path) -> None:
     """Wrong, then right (now passing), then caught mid-save (one line, still watching), then emptied

@@ -199,7 +199,8 @@ def section_of(cell: Cell, tree: ast.Module | None, current: int, layout: Layout
     used = _loads(tree) & layout.atoms
     for number, section in fused.items():
         marked = any(re.search(rf"\b{re.escape(mark)}\b", cell.source) for mark in section.marks)
-        if marked or (assigned & section.gradients and not atoms and not used - section.gradients - section.given_gradients):
+        outside = used - section.gradients - section.given_gradients
+        if marked or (assigned & section.gradients and not atoms and not outside):
             return number
     return current
 
