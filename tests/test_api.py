@@ -46,6 +46,7 @@ def test_grade_judges_a_right_and_a_wrong_submission(tmp_path: Path) -> None:
     assert stub.untouched and stub.score == 0
 
 
+@pytest.mark.slow  # it trains
 def test_a_course_by_path_and_a_training_run(tmp_path: Path) -> None:
     course = ROOT / "examples" / "layernorm" / "course.yaml"
     loaded = api.load_course(course)
