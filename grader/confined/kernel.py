@@ -25,6 +25,7 @@ import ctypes.util
 import errno
 import os
 import platform
+import select
 import struct
 import sys
 
@@ -43,9 +44,12 @@ def _c() -> ctypes.CDLL | None:
     global _libc  # noqa: PLW0603 - loaded once per process
     if _libc is None and LINUX:
         try:
-            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            _libc = ctypes.CDLL("libc.so.6", use_errno=True)  # glibc's name: no `ldconfig -p` to find it
         except OSError:
-            return None
+            try:
+                _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so", use_errno=True)
+            except OSError:
+                return None
     return _libc
 
 
@@ -65,6 +69,19 @@ def not_dumpable() -> bool:
 def die_with_parent() -> bool:
     """SIGKILL this process when the one that started it ends (Linux)."""
     return _prctl(PR_SET_PDEATHSIG, 9) == 0
+
+
+def wait_for_exit(pid: int, seconds: float) -> None:
+    """Wait up to `seconds` for a child of this process to end, without reaping it: a pidfd (Linux 5.3+)
+    is readable once it has. Returns at once where this system has no pidfds."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        return
+    try:
+        select.select([pidfd], [], [], seconds)
+    finally:
+        os.close(pidfd)
 
 
 def no_new_privs() -> str:

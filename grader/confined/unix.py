@@ -13,6 +13,7 @@ import select
 import signal
 import time
 
+from grader.confined import kernel
 from grader.confined.child import HAS_LIMITS
 from grader.confined.sandbox import Ending, Sandbox, SandboxError
 from grader.confined.wire import WireError
@@ -88,12 +89,7 @@ class UnixSandbox(Sandbox):
         return self._zygote.reap(self.pid)
 
     def _ends_within(self, seconds: float) -> None:
-        with contextlib.suppress(OSError, AttributeError):  # a pidfd (Linux 5.3+) is readable once the child has ended
-            pidfd = os.pidfd_open(self.pid)
-            try:
-                select.select([pidfd], [], [], seconds)
-            finally:
-                os.close(pidfd)
+        kernel.wait_for_exit(self.pid, seconds)
 
     def _ended(self, status: int | None) -> Ending:
         if status is not None and os.WIFSIGNALED(status):
