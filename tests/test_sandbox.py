@@ -75,7 +75,7 @@ def sandbox_processes() -> list[str]:
             command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if fields[0] != "Z" and ((zygote is not None and int(fields[1]) == zygote.proc.pid)
+        if fields[0] != "Z" and ((zygote is not None and int(fields[1]) == zygote.pid)
                                  or command.startswith("sleep 600")):
             left.append(f"{proc.name}: {command}")
     return left

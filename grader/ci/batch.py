@@ -41,7 +41,8 @@ from grader.ci.gradebooks import spreadsheet_cell
 from grader.ci.pool import Died, Hung, Pool
 from grader.ci.record import BatchRecord, batch_record, fingerprint, reasons_said, why_grade
 from grader.ci.shards import WHOLE, Shard, write_manifest
-from grader.confined.choice import prestart
+from grader.confined.choice import prestart, zygote_for_worker
+from grader.confined.zygote import Zygote
 from grader.courseware.course import Course, Limits, load_course
 from grader.courseware.data import Dataset
 from grader.courseware.forward import dataset_of
@@ -92,8 +93,8 @@ def discover(paths: list[Path], exercise_id: str) -> list[Submission]:
 _worker: dict[str, Any] = {}
 
 
-def _start_worker(course_path: str | None, data: str | None) -> None:
-    """Once per worker: die with the batch, load the course and the data set."""
+def _start_worker(course_path: str | None, data: str | None, zygote: Zygote | None) -> None:
+    """Once per worker: die with the batch, take the zygote forked for it, load the course and the data set."""
     with contextlib.suppress(OSError, AttributeError):
         import ctypes  # noqa: PLC0415 - Linux only: PR_SET_PDEATHSIG, so no worker outlives the batch
 
@@ -103,7 +104,7 @@ def _start_worker(course_path: str | None, data: str | None) -> None:
 
     torch.set_num_threads(1)  # the tensors are tiny; one thread per worker keeps the cores for the workers
     try:
-        prestart()  # the worker's zygote imports torch while the worker loads the course
+        prestart(zygote)  # or the worker's own zygote imports torch while the worker loads the course
         _worker["course"] = load_course(course_path)
         _worker["dataset"] = dataset_of(_worker["course"], data)
     except Exception as exc:  # said as each job's Fault: the grader's failure, never a student's
@@ -320,7 +321,7 @@ def _grade_in_pool(exercise_id: str, todo: dict[str, Planned], from_: BatchRecor
         record(answer, planned, from_=from_, out=out, tally=tally, progress=progress)
 
     pool: Pool[Job] = Pool(min(jobs, len(todo)), functools.partial(_start_worker, course_path, data), _work,
-                           answer_within(limits))
+                           answer_within(limits), hand=zygote_for_worker)
     pool.run([(exercise_id, p.sub.student, str(p.sub.path), limits) for p in todo.values()], done)
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 Job = TypeVar("Job", bound=Hashable)
 ATTEMPTS = 2  # a job that kills a fresh worker this many times is its own doing
@@ -54,9 +54,16 @@ class Hung:
     seconds: float
 
 
-def _serve(conn: Connection, start: Callable[[], None], work: Callable[[Any], Any]) -> None:
+class Handed(Protocol):
+    """What the batch makes for a worker just before it forks it (its zygote): the worker's copy is the
+    worker's, and the batch closes its own once the worker is forked."""
+
+    def close(self) -> None: ...
+
+
+def _serve(conn: Connection, start: Callable[[Any], None], work: Callable[[Any], Any], handed: Handed | None) -> None:
     """A worker: set up once, then answer one job at a time until told to stop or the batch goes."""
-    start()
+    start(handed)
     while True:
         try:
             job = conn.recv()
@@ -78,21 +85,28 @@ class _Worker:
 
 @dataclass
 class Pool(Generic[Job]):
-    """`size` workers, each running `start()` once and then `work(job)` for the jobs it is given."""
+    """`size` workers, each running `start(handed)` once and then `work(job)` for the jobs it is given;
+    `handed` is what `hand()` made for that worker just before it was forked (None without `hand`)."""
 
     size: int
-    start: Callable[[], None]
+    start: Callable[[Any], None]
     work: Callable[[Job], Any]
     within: float  # seconds a worker may take to answer one job, its start included for its first
+    hand: Callable[[], Handed | None] | None = None
     workers: list[_Worker] = field(default_factory=list)
 
     def _spawn(self) -> _Worker:
         context = multiprocessing.get_context("fork")
         ours, theirs = context.Pipe()
-        process = context.Process(target=_serve, args=(theirs, self.start, self.work), daemon=True)
-        with forking():
-            process.start()
-        theirs.close()
+        handed = self.hand() if self.hand is not None else None
+        process = context.Process(target=_serve, args=(theirs, self.start, self.work, handed), daemon=True)
+        try:
+            with forking():
+                process.start()
+        finally:
+            theirs.close()
+            if handed is not None:
+                handed.close()
         worker = _Worker(process, ours)
         self.workers.append(worker)
         return worker

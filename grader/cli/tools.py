@@ -122,6 +122,9 @@ def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple
     """Grade many submissions (files, or folders of one student each) into a gradebook, with the class
     page (class.html) beside it. A rerun grades again exactly the submissions whose file, course,
     data, limits or grader differ from what their report records."""
+    from grader.confined.zygote import start_early
+
+    start_early()  # the zygote that forks each worker's imports torch while this process does
     from grader.ci import batch
     from grader.ci.shards import ShardError, shard_from
 

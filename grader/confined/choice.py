@@ -17,7 +17,7 @@ from grader.confined.child import portable_limits
 from grader.confined.portable import PortableSandbox
 from grader.confined.sandbox import Sandbox, SandboxError
 from grader.confined.unix import UnixSandbox, unix_sandbox_available
-from grader.confined.zygote import ZygoteError
+from grader.confined.zygote import Zygote, ZygoteError, adopt
 from grader.confined.zygote import start as start_zygote
 from grader.courseware.course import Limits
 
@@ -37,12 +37,26 @@ def chosen_kind() -> str:
     return kind
 
 
-def prestart() -> None:
+def prestart(zygote: Zygote | None = None) -> None:
     """Start what the chosen sandbox needs before it is needed (the zygote's import of torch then
-    overlaps the grader's own). Quiet: a problem is said when a sandbox is opened."""
+    overlaps the grader's own), or take `zygote`, forked for this process (`zygote_for_worker`).
+    Quiet: a problem is said when a sandbox is opened."""
+    if zygote is not None:
+        adopt(zygote)
+        return
     with contextlib.suppress(SandboxError, ZygoteError, OSError):
         if chosen_kind() == "unix" and unix_sandbox_available():
             start_zygote()
+
+
+def zygote_for_worker() -> Zygote | None:
+    """For a process about to be forked (a batch's worker): a zygote forked by this process's own, so that
+    torch is imported once for every worker. None where the unix sandbox does not grade, or this
+    process's zygote cannot fork one: the worker then starts what it needs itself (`prestart`)."""
+    with contextlib.suppress(SandboxError, ZygoteError, OSError):
+        if chosen_kind() == "unix" and unix_sandbox_available():
+            return start_zygote().fork()
+    return None
 
 
 def open_sandbox(source: str, path: str, limits: Limits, world: dict[str, object] | None = None) -> Sandbox:

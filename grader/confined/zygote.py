@@ -11,8 +11,10 @@ then forks one child per sandbox on request. It never sees a truth, a secret or 
 
 Requests come over a socket (the grader's end is `Zygote`): `world` (data graded code may
 read, kept by key), `spawn` (with the child's socket passed along as a file descriptor;
-the answer is the child's pid) and `reap` (the child's wait status, once the grader has
-killed it). The zygote ends when the grader's end closes, or the grader dies.
+the answer is the child's pid), `reap` (the child's wait status, once the grader has
+killed it) and `zygote` (with a socket passed along: fork a zygote that serves it, for a
+process the grader is about to fork, a batch's worker; torch is imported once for them all).
+A zygote ends when the grader's end of its socket closes, or the process that started it dies.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import atexit
 import contextlib
 import gc
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +58,10 @@ def minimal_environment() -> dict[str, str]:
 
 
 class Zygote:
-    """The grader's handle on its zygote. Start it early (`start`); it is ready on first use."""
+    """The grader's handle on a zygote: one it started, a fresh interpreter (start it early with
+    `start`; it is ready on first use), or one that zygote forked for another process (`fork`)."""
+
+    proc: subprocess.Popen[bytes] | None  # None for a zygote forked by another
 
     def __init__(self) -> None:
         self.sock, theirs = socket.socketpair()
@@ -70,12 +77,44 @@ class Zygote:
             raise ZygoteError(f"cannot start the sandbox's zygote: {exc.strerror or exc}") from None
         finally:
             theirs.close()
+        self.pid = self.proc.pid
         self.owner = os.getpid()
         self.ready = False
         self.worlds: dict[int, tuple[str, object]] = {}  # id(world) -> (key, the world, kept alive)
 
+    @classmethod
+    def _forked(cls, sock: socket.socket, pid: int) -> Zygote:
+        zygote = cls.__new__(cls)
+        zygote.sock, zygote.proc, zygote.pid, zygote._stderr = sock, None, pid, None
+        zygote.owner, zygote.ready, zygote.worlds = os.getpid(), True, {}
+        return zygote
+
     def alive(self) -> bool:
-        return self.owner == os.getpid() and self.proc.poll() is None
+        if self.owner != os.getpid():
+            return False
+        if self.proc is not None:
+            return self.proc.poll() is None
+        return not _closed(self.sock)
+
+    def fork(self) -> Zygote:
+        """A zygote for a process this one is about to fork (a batch's worker), forked by this zygote, so
+        with torch imported already. That process takes it with `adopt`; the copy here is closed once
+        it has forked (`close`). It ends when every copy of its socket is closed, or this zygote ends."""
+        self.wait_ready()
+        ours, theirs = socket.socketpair()
+        try:
+            socket.send_fds(self.sock, [b"F"], [theirs.fileno()])
+            self._send({"type": "zygote"})
+        except OSError as exc:
+            ours.close()
+            raise ZygoteError(f"the sandbox's zygote stopped answering ({exc.strerror})") from None
+        finally:
+            theirs.close()
+        header = self._answer()
+        if header.get("type") != "forked" or type(header.get("pid")) is not int:
+            ours.close()
+            raise ZygoteError("the sandbox's zygote could not fork another")
+        return Zygote._forked(ours, header["pid"])
 
     def _send(self, header: dict[str, Any], tensors: dict[str, Any] | None = None) -> None:
         from grader.confined.wire import pack  # noqa: PLC0415 - torch, not needed to start the zygote
@@ -149,14 +188,16 @@ class Zygote:
         return status if type(status) is int else None
 
     def close(self) -> None:
-        """End the zygote (its end of the socket closing is its cue; then it is killed); once."""
+        """End the zygote (its end of the socket closing is its cue; one this process started is then
+        killed); once."""
         if self.owner != os.getpid():
             return  # inherited through a fork: the process that started it ends it
         with contextlib.suppress(OSError):
             self.sock.close()
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        if self.proc is not None:
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait(timeout=5)
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
@@ -175,6 +216,27 @@ def start() -> Zygote:
         _zygote = Zygote()
         atexit.register(_zygote.close)  # ended with this process, not left to the garbage collector
     return _zygote
+
+
+def adopt(zygote: Zygote) -> None:
+    """In a process just forked: `zygote` (forked for it, `Zygote.fork`) is its zygote from now on. The
+    copy of the parent's zygote socket that came with the fork is closed here; the parent's is its own."""
+    global _zygote  # noqa: PLW0603 - one per process
+    if _zygote is not None and _zygote.owner != os.getpid():
+        with contextlib.suppress(OSError):
+            _zygote.sock.close()
+    zygote.owner = os.getpid()
+    _zygote = zygote
+    atexit.register(zygote.close)
+
+
+def _closed(sock: socket.socket) -> bool:
+    """Whether the other end of a socket has closed (it says nothing unasked, so anything to read is its end)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and not sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except (OSError, ValueError):
+        return True
 
 
 def start_early() -> None:
@@ -221,8 +283,7 @@ def _fork_child(control: socket.socket, channel_fd: int, header: dict[str, Any],
 def main(fd: int) -> None:
     from grader.confined import kernel  # noqa: PLC0415
     from grader.confined.child import warm_up  # noqa: PLC0415
-    from grader.confined.wire import exact_reader, pack, unpack  # noqa: PLC0415
-    from grader.confined.world import decode_world  # noqa: PLC0415
+    from grader.confined.wire import pack  # noqa: PLC0415
 
     kernel.die_with_parent()
     kernel.not_dumpable()
@@ -233,41 +294,101 @@ def main(fd: int) -> None:
     torch.set_num_threads(1)
     warm_up()
     control.sendall(pack({"type": "ready"}, {}))
-    worlds: dict[str, dict[str, object]] = {}
-    children: set[int] = set()
+    _serve(control)
+
+
+def _fork_zygote(control: socket.socket, fd: int) -> int:
+    """A zygote of its own for the socket `fd`: a fork of this one, which serves that socket alone."""
+    from grader.confined import kernel  # noqa: PLC0415
+
+    gc.freeze()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 0  # the new zygote: never returns into this one's loop
+    try:
+        control.close()
+        kernel.die_with_parent()  # cleared by the fork: it ends with the zygote that forked it
+        _serve(socket.socket(fileno=fd))
+    except BaseException:
+        code = 70
+    finally:
+        os._exit(code)
+
+
+@dataclass
+class _Held:
+    """What one zygote keeps between requests."""
+
+    worlds: dict[str, dict[str, object]] = field(default_factory=dict)
+    children: set[int] = field(default_factory=set)  # the sandboxes' children, until reaped
+    zygotes: set[int] = field(default_factory=set)  # the zygotes forked for others, until they end
+
+    def reap_zygotes(self) -> None:
+        for pid in list(self.zygotes):
+            try:
+                ended = os.waitpid(pid, os.WNOHANG)[0] != 0
+            except ChildProcessError:
+                ended = True
+            if ended:
+                self.zygotes.discard(pid)
+
+
+def _serve(control: socket.socket) -> None:
+    """Answer the requests on `control` until it closes; then kill every child still running."""
+    from grader.confined.wire import exact_reader, unpack  # noqa: PLC0415
+
+    held = _Held()
     try:
         while True:
+            held.reap_zygotes()
             _, fds, _, _ = socket.recv_fds(control, 1, 1) if _peek_fd(control) else (b"", [], 0, None)
             header, tensors = unpack(exact_reader(control.recv))
-            kind = header.get("type")
-            if kind == "world":
-                worlds[str(header["key"])] = decode_world(header["world"], tensors)
-            elif kind == "spawn" and fds:
-                try:
-                    pid = _fork_child(control, fds[0], header, worlds)
-                except OSError as exc:
-                    control.sendall(pack({"type": "failed", "why": exc.strerror or str(exc)}, {}))
-                else:
-                    children.add(pid)
-                    control.sendall(pack({"type": "spawned", "pid": pid}, {}))
-                finally:
-                    os.close(fds[0])
-            elif kind == "reap":
-                pid = int(header["pid"])
-                status = None
-                if pid in children:
-                    children.discard(pid)
-                    with contextlib.suppress(ChildProcessError):
-                        status = _wait(pid)
-                control.sendall(pack({"type": "reaped", "status": status}, {}))
-            else:
+            if not _answer(control, header, tensors, fds, held):
                 return
     except EOFError:
         return
     finally:
-        for pid in children:
+        for pid in held.children:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+
+
+def _answer(control: socket.socket, header: dict[str, Any], tensors: dict[str, Any], fds: list[int],
+            held: _Held) -> bool:
+    """Do one request and answer it; False for the last (or one this zygote does not know)."""
+    from grader.confined.wire import pack  # noqa: PLC0415
+    from grader.confined.world import decode_world  # noqa: PLC0415
+
+    kind = header.get("type")
+    if kind in ("zygote", "spawn") and fds:
+        try:
+            if kind == "zygote":
+                pid = _fork_zygote(control, fds[0])
+                held.zygotes.add(pid)
+                answer = {"type": "forked", "pid": pid}
+            else:
+                pid = _fork_child(control, fds[0], header, held.worlds)
+                held.children.add(pid)
+                answer = {"type": "spawned", "pid": pid}
+        except OSError as exc:
+            answer = {"type": "failed", "why": exc.strerror or str(exc)}
+        finally:
+            os.close(fds[0])
+        control.sendall(pack(answer, {}))
+    elif kind == "world":
+        held.worlds[str(header["key"])] = decode_world(header["world"], tensors)
+    elif kind == "reap":
+        pid = int(header["pid"])
+        status = None
+        if pid in held.children:
+            held.children.discard(pid)
+            with contextlib.suppress(ChildProcessError):
+                status = _wait(pid)
+        control.sendall(pack({"type": "reaped", "status": status}, {}))
+    else:
+        return False
+    return True
 
 
 def _peek_fd(control: socket.socket) -> bool:
