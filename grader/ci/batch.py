@@ -100,6 +100,9 @@ def _start_worker(course_path: str | None, data: str | None, zygote: Zygote | No
 
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle
+    from grader.confined import kernel  # noqa: PLC0415
+
+    kernel.name_process("ninja-worker")
     import torch  # noqa: PLC0415 - already loaded by the batch before it forked
 
     torch.set_num_threads(1)  # the tensors are tiny; one thread per worker keeps the cores for the workers

@@ -253,6 +253,7 @@ def start_early() -> None:
 
 def _fork_child(control: socket.socket, channel_fd: int, header: dict[str, Any],
                 worlds: dict[str, dict[str, object]]) -> int:
+    from grader.confined import kernel  # noqa: PLC0415
     from grader.confined.child import confine, serve  # noqa: PLC0415
     from grader.courseware.course import Limits  # noqa: PLC0415
 
@@ -267,6 +268,7 @@ def _fork_child(control: socket.socket, channel_fd: int, header: dict[str, Any],
     debug_file = open(debug, "a") if debug else None  # noqa: SIM115 - lives until os._exit
     try:
         control.close()
+        kernel.name_process("ninja-sandbox")
         channel = socket.socket(fileno=channel_fd)
         keep = [channel_fd, *([debug_file.fileno()] if debug_file else [])]
         serve(channel, str(header["source"]), str(header["path"]), limits=limits, world=world,
@@ -287,6 +289,7 @@ def main(fd: int) -> None:
 
     kernel.die_with_parent()
     kernel.not_dumpable()
+    kernel.name_process("ninja-zygote")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grader's to handle
     control = socket.socket(fileno=fd)
     import torch  # noqa: PLC0415
