@@ -23,10 +23,12 @@ from grader.confined import zygote as grader_zygote
 from grader.confined.jail import safe_import, view_of
 from grader.confined.policy import PolicyError, check_policy
 from grader.confined.protocol import Case, Run
+from grader.confined.runner import names_in
 from grader.confined.sandbox import RunResult
 from grader.confined.unix import UnixSandbox
 from grader.courseware.course import Course, Limits
 from grader.courseware.data import Dataset
+from grader.intake.submission import compile_program
 from tests.conftest import SUBMISSIONS, Cli, grade, unix_only
 from tests.forked import forked_here, replace_run
 
@@ -214,6 +216,40 @@ def test_sandbox_runtime_blocks_autograd_and_escapes_without_static_check() -> N
     assert "torch.os is not available" in messages[2]
     assert "NameError" in messages[3]
     assert torch.equal(result.values["d"], torch.full((2,), 2.0))  # type: ignore[arg-type]
+
+
+SPOILS_THE_DATA = """
+def first():
+    return Xtr[0, 0] * 1
+before = first()
+spoil = lambda: Xtr.add_(1)
+spoil()
+emb = C * 1
+[c.mul_(0) for c in [C]]
+"""
+
+
+def test_no_run_sees_what_an_earlier_run_changed_in_place() -> None:
+    """Each run starts from its own copy of every tensor the code names, however it names it (in a
+    function, a lambda, a comprehension): the data set's and the case's. Tensors it never names go
+    in as they are, and stay as they were."""
+    world = {"Xtr": torch.zeros(4, 3, dtype=torch.int64), "Xdev": torch.ones(2, 3, dtype=torch.int64)}
+    C = torch.full((3, 2), 2.0)
+    with UnixSandbox(SPOILS_THE_DATA, "<test>", SMALL, world=world) as box:
+        box.case(Case({"C": C}, {}, {}, ("before", "emb")))
+        runs = [box.run(Run()) for _ in range(3)]
+    assert all(r.died is None and not r.errors for r in runs), [r.errors for r in runs]
+    assert [int(r.values["before"]) for r in runs] == [0, 0, 0]  # type: ignore[arg-type, call-overload]
+    assert all(torch.equal(r.values["emb"], C) for r in runs)  # type: ignore[arg-type]
+    assert torch.equal(world["Xtr"], torch.zeros(4, 3, dtype=torch.int64)) and torch.equal(C, torch.full((3, 2), 2.0))
+
+
+def test_names_in_finds_every_name_the_code_can_say() -> None:
+    """The names of every code object: statements, functions, lambdas, comprehensions, classes."""
+    program = compile_program("a = b\ndef f(x):\n    return c + x\ng = lambda: d\nh = [e for _ in f2]\n"
+                              "class K:\n    y = k\n    def m(self):\n        return self.z + w\n", "<test>")
+    assert {"a", "b", "c", "d", "e", "f2", "k", "w", "z"} <= names_in(program)
+    assert "Xtr" not in names_in(program)
 
 
 def test_sandbox_child_that_exits_hard_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -41,7 +41,7 @@ from grader.confined.protocol import (
     encode,
     for_child,
 )
-from grader.confined.runner import execute, namespace, read_value
+from grader.confined.runner import execute, names_in, namespace, read_value
 from grader.confined.wire import exact_reader, unpack
 from grader.courseware.cases import namespace_for
 from grader.courseware.course import Limits
@@ -264,9 +264,9 @@ class _Training:
 
 
 def _run(channel: Channel, program: Program, case: Case, world: dict[str, object], request: Run, *,
-         memory_mb: int) -> None:
+         memory_mb: int, named: frozenset[str]) -> None:
     """One run: commit at each point, wait where it says so, set the presets; then its End."""
-    ns = namespace({**world, **case.scalars, **case.tensors}, case.given_gradients, program.path)
+    ns = namespace({**world, **case.scalars, **case.tensors}, case.given_gradients, program.path, named=named)
     points = {p.index: p for p in request.points}
     unsent: list[bytes] = []  # commits that wait for nothing go with the next one that waits, or with the End
 
@@ -297,6 +297,7 @@ def serve(channel: Channel, source: str, path: str, *, limits: Limits, confine: 
     """Confine this process, say what held, then answer the grader's messages until Done."""
     held = confine()
     program = compile_program(source, path, rewrite=guard)
+    named = names_in(program)
     send(channel, Ready(held))
     case: Case | None = None
     training: _Training | None = None
@@ -305,7 +306,7 @@ def serve(channel: Channel, source: str, path: str, *, limits: Limits, confine: 
         if isinstance(message, Case):
             case = message
         elif isinstance(message, Run) and case is not None:
-            _run(channel, program, case, world or {}, message, memory_mb=limits.memory_mb)
+            _run(channel, program, case, world or {}, message, memory_mb=limits.memory_mb, named=named)
         elif isinstance(message, Train):
             if message.start is not None:
                 training = _Training(message)

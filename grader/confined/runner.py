@@ -13,6 +13,7 @@ import io
 import time
 import traceback
 from collections.abc import Callable
+from types import CodeType
 
 import torch
 import torch.nn.functional as F
@@ -94,11 +95,27 @@ def read_value(ns: dict[str, object], name: str, *, copy: bool = True) -> Value:
     return NotATensor(type_name(type(value)))
 
 
+def names_in(program: Program) -> frozenset[str]:
+    """Every name the program's code can look up or store, in every statement and every function,
+    class or comprehension within: the names of its code objects (attribute names among them).
+    Graded code has no other way to reach a variable: globals(), vars(), eval and frames are refused."""
+    names: set[str] = set()
+    pending: list[CodeType] = [stmt.code for stmt in program.statements]
+    while pending:
+        code = pending.pop()
+        names.update(code.co_names, code.co_varnames, code.co_cellvars, code.co_freevars)
+        pending.extend(c for c in code.co_consts if isinstance(c, CodeType))
+    return frozenset(names)
+
+
 def namespace(start: dict[str, object], extra: dict[str, torch.Tensor], path: str,
-              fresh: frozenset[str] = frozenset()) -> dict[str, object]:
+              fresh: frozenset[str] = frozenset(), named: frozenset[str] | None = None) -> dict[str, object]:
     """What one run starts from: clones, so no run can spoil the next; guarded modules and
-    builtins. Tensors named in `fresh` were made for this run alone and go in as they are."""
-    ns: dict[str, object] = {k: (_clone(v) if type(v) is _TENSOR and k not in fresh else v)
+    builtins. Tensors named in `fresh` were made for this run alone, and tensors whose name the
+    code never says (`named`, from names_in: the data set's splits, most often) cannot be reached
+    by it: both go in as they are."""
+    ns: dict[str, object] = {k: (_clone(v) if type(v) is _TENSOR and k not in fresh and (named is None or k in named)
+                                 else v)
                              for k, v in start.items()}
     ns.update({k: _clone(v) for k, v in extra.items()})
     ns["torch"] = view_of(torch)
