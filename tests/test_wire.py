@@ -20,7 +20,16 @@ import torch
 from grader.confined import sandbox as sandbox_module
 from grader.confined.protocol import Case, Raised, Ready, Run, encode
 from grader.confined.unix import UnixSandbox
-from grader.confined.wire import FRAME, MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES, WireError, exact_reader, pack, unpack
+from grader.confined.wire import (
+    DTYPES,
+    FRAME,
+    MAX_HEADER_BYTES,
+    MAX_PAYLOAD_BYTES,
+    WireError,
+    exact_reader,
+    pack,
+    unpack,
+)
 from grader.courseware.course import Limits
 from tests.conftest import MechanismOff, unix_only
 from tests.forked import forked_here
@@ -56,6 +65,19 @@ def test_wire_round_trip_keeps_values_dtypes_and_shapes() -> None:
     assert header == {"values": {"x": 1}}
     for name, t in tensors.items():
         assert back[name].dtype == t.dtype and back[name].shape == t.shape and torch.equal(back[name], t)
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES.values()), ids=list(DTYPES))
+def test_wire_round_trip_of_every_dtype_in_any_layout(dtype: torch.dtype) -> None:
+    """Every dtype the wire carries, bfloat16 (which numpy lacks) too, laid out as code leaves it:
+    transposed, sliced with a step, broadcast (stride 0), 0-d, empty."""
+    base = (torch.arange(24) % 7).to(dtype).reshape(4, 6)
+    tensors = {"plain": base, "transposed": base.T, "stepped": base[:, ::2], "broadcast": base[0].expand(3, 6),
+               "scalar": base[1, 1], "empty": base[:0]}
+    _, back = unpack(reader(pack({}, tensors)))
+    for name, t in tensors.items():
+        assert back[name].dtype == dtype and back[name].shape == t.shape and torch.equal(back[name], t), name
+        assert back[name].is_contiguous()
 
 
 class Trickle:

@@ -25,6 +25,7 @@ DTYPES = {
     "int32": torch.int32, "int64": torch.int64, "bool": torch.bool,
 }
 DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+NUMPY_DTYPES = frozenset(DTYPES.values()) - {torch.bfloat16}
 ITEM_BYTES = {name: torch.empty((), dtype=dtype).element_size() for name, dtype in DTYPES.items()}
 
 
@@ -57,8 +58,12 @@ def pack(header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> bytes:
     meta: dict[str, list[Any]] = {}
     chunks: list[bytes] = []
     for name, t in tensors.items():
-        flat = t.detach().contiguous().reshape(-1)
-        data = flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
+        plain = t.detach()
+        if t.dtype in NUMPY_DTYPES:
+            data = plain.numpy().tobytes()  # in C order, whatever the tensor's strides
+        else:  # bfloat16: numpy has no such type, so its bytes go as bytes
+            flat = plain.contiguous().reshape(-1)
+            data = flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
         meta[name] = [DTYPE_NAMES[t.dtype], list(t.shape), len(data)]
         chunks.append(data)
     head = json.dumps({**header, "tensors": meta}).encode()
