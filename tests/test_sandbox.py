@@ -20,7 +20,7 @@ import torch
 
 from grader.confined import runner as runner_module
 from grader.confined import zygote as grader_zygote
-from grader.confined.jail import safe_import, view_of
+from grader.confined.jail import guard, safe_import, view_of
 from grader.confined.policy import PolicyError, check_policy
 from grader.confined.protocol import Case, Run
 from grader.confined.runner import names_in
@@ -28,7 +28,7 @@ from grader.confined.sandbox import RunResult
 from grader.confined.unix import UnixSandbox
 from grader.courseware.course import Course, Limits
 from grader.courseware.data import Dataset
-from grader.intake.submission import compile_program
+from grader.intake.submission import compile_program, compile_to_run
 from tests.conftest import SUBMISSIONS, Cli, grade, unix_only
 from tests.forked import forked_here, replace_run
 
@@ -250,6 +250,22 @@ def test_names_in_finds_every_name_the_code_can_say() -> None:
                               "class K:\n    y = k\n    def m(self):\n        return self.z + w\n", "<test>")
     assert {"a", "b", "c", "d", "e", "f2", "k", "w", "z"} <= names_in(program)
     assert "Xtr" not in names_in(program)
+
+
+def test_the_child_compiles_the_statements_the_grader_judges() -> None:
+    """compile_to_run (the child's) makes the very statements of compile_program (the grader's): the same
+    indexes, lines and guarded code, for every solution, stub and test submission, a file with lines
+    that do not parse among them (the grader's recovered source is what the child is sent)."""
+    root = Path(__file__).resolve().parent.parent
+    files = sorted([*root.glob("solutions/*.py"), *root.glob("exercises/*.py"), *SUBMISSIONS.rglob("*.py")])
+    sources = [f.read_text() for f in files] + ["a = 1\nb = (\nc = a + 1\nreturn c\n"]
+    assert len(sources) > 40
+    for source in sources:
+        graders = compile_program(compile_program(source, "<s>").source, "<s>", rewrite=guard)
+        childs = compile_to_run(compile_program(source, "<s>").source, "<s>", rewrite=guard)
+        assert [(s.index, s.lineno, s.end_lineno, s.code.co_code, s.code.co_names) for s in childs.statements] == \
+               [(s.index, s.lineno, s.end_lineno, s.code.co_code, s.code.co_names) for s in graders.statements]
+        assert childs.syntax_error == graders.syntax_error
 
 
 def test_sandbox_child_that_exits_hard_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:

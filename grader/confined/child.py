@@ -46,7 +46,7 @@ from grader.confined.wire import exact_reader, unpack
 from grader.courseware.cases import namespace_for
 from grader.courseware.course import Limits
 from grader.courseware.graph import Graph
-from grader.intake.submission import Program, compile_program
+from grader.intake.submission import Program, compile_to_run
 
 HAS_LIMITS = resource is not None and pwd is not None  # what confining the child needs
 FILE_SIZE_LIMIT = 16 << 20
@@ -296,7 +296,7 @@ def serve(channel: Channel, source: str, path: str, *, limits: Limits, confine: 
           world: dict[str, object] | None = None) -> None:
     """Confine this process, say what held, then answer the grader's messages until Done."""
     held = confine()
-    program = compile_program(source, path, rewrite=guard)
+    program = compile_to_run(source, path, rewrite=guard)
     named = names_in(program)
     send(channel, Ready(held))
     case: Case | None = None

@@ -269,6 +269,22 @@ def compile_program(source: str, path: str, *, origins: tuple[Location, ...] = (
     return Program(path, source, tuple(statements), None, origins, notes, left_out)
 
 
+def compile_to_run(source: str, path: str, *, rewrite: Callable[[ast.Module], ast.Module]) -> Program:
+    """In the sandbox's child: the statements of a source the grader has read already (it parses:
+    compile_program's recovery and the refusals are behind it), each rewritten and compiled, the same
+    statements as compile_program's, less what only the grader reads of them (what each assigns
+    and reads). A source that does not parse after all goes through compile_program."""
+    try:
+        tree = ast.parse(source, filename=path)
+        statements = tuple(
+            Statement(i, node.lineno, node.end_lineno or node.lineno,
+                      compile(rewrite(ast.Module(body=[node], type_ignores=[])), path, "exec"), frozenset())
+            for i, node in enumerate(tree.body))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return compile_program(source, path, rewrite=rewrite)
+    return Program(path, source, statements)
+
+
 def file_size(path: Path) -> int:
     """The size of a submission that is a file of its own, or a SubmissionError: a symbolic link could
     name another student's work or the course's solution, and a device or a pipe never ends."""
