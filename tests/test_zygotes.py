@@ -97,3 +97,16 @@ def test_a_forked_zygote_ends_with_its_socket_and_kills_its_children(monkeypatch
         assert gone_within(forked.pid, 5)
     assert not forked.alive()
     assert root.alive()
+
+
+def test_a_batch_whose_zygote_died_starts_another_for_its_workers() -> None:
+    """The batch's zygote killed before its workers are forked: a new one is started, and the workers'
+    zygotes are forked by it, and grade."""
+    dead = grader_zygote.start()
+    dead.wait_ready()
+    os.kill(dead.pid, 9)
+    assert gone_within(dead.pid, 5)
+    handed = workers_facts(hand=True)
+    fresh = grader_zygote.start()
+    assert fresh is not dead and fresh.alive()
+    assert all(opened and parent == fresh.pid for _, _, parent, opened in handed.values())
