@@ -43,12 +43,7 @@ def grade_command(exercise: Exercise) -> click.Command:
         from grader.intake.submission import SubmissionError
         from grader.pipeline import grade
 
-        limits = None
-        if time_limit or memory_limit:
-            base = exercise.limits if not training.get("full") else Limits(
-                exercise.training.full_time_s if exercise.training else exercise.limits.time_s,
-                exercise.limits.memory_mb)
-            limits = Limits(time_limit or base.time_s, memory_limit or base.memory_mb)
+        limits = limits_asked(exercise, time_limit, memory_limit, full=bool(training.get("full")))
         if watch:
             watch_command(course, exercise, submission, data, limits, graph_path=graph)
         try:
@@ -74,6 +69,23 @@ def grade_command(exercise: Exercise) -> click.Command:
             write_graph(graph, report, course, data)
         sys.exit(EXIT_PASSED if report.passed else EXIT_FAILED)
 
+    return click.Command(exercise_id, callback=command, params=exercise_options(exercise),
+                         help=f"{exercise.title}.\n\nGrade SUBMISSION (default: the exercise's stub).")
+
+
+def limits_asked(exercise: Exercise, time_limit: float | None, memory_limit: int | None, *,
+                 full: bool) -> Limits | None:
+    """--time-limit and --memory-limit over the exercise's own limits (a real training run's for --full);
+    None when neither is given."""
+    if not (time_limit or memory_limit):
+        return None
+    base = exercise.limits if not full else Limits(
+        exercise.training.full_time_s if exercise.training else exercise.limits.time_s, exercise.limits.memory_mb)
+    return Limits(time_limit or base.time_s, memory_limit or base.memory_mb)
+
+
+def exercise_options(exercise: Exercise) -> list[click.Parameter]:
+    """The arguments and options of `ninja-grade <exercise>`: a training exercise's too."""
     params: list[click.Parameter] = [
         click.Argument(["submission"], required=False, type=click.Path(path_type=Path)),
         *report_options(),
@@ -105,10 +117,9 @@ def grade_command(exercise: Exercise) -> click.Command:
             click.Option(["--steps"], type=click.IntRange(min=1), default=None,
                          help="A shorter real run of this many steps (implies --full)."),
             click.Option(["--plot"], type=click.Path(path_type=Path, dir_okay=False), default=None,
-                         help=f"Where to save the loss curve (default: ./{exercise_id}-loss.png)."),
+                         help=f"Where to save the loss curve (default: ./{exercise.id}-loss.png)."),
         ]
-    return click.Command(exercise_id, callback=command, params=params,
-                         help=f"{exercise.title}.\n\nGrade SUBMISSION (default: the exercise's stub).")
+    return params
 
 
 def replayed(course: Course, exercise: Exercise, path: Path) -> Any:

@@ -17,6 +17,7 @@ from grader.cli.common import EXIT_FAILED, EXIT_GRADER_FAULT, EXIT_PASSED, cours
 from grader.courseware.course import Course, CourseError, Limits
 
 if TYPE_CHECKING:
+    from grader.ci.batch import Plan, Tally
     from grader.courseware.data import Dataset
 
 
@@ -154,19 +155,9 @@ def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple
     if not part.whole:
         click.echo(f"shard {part.name} ({part.source}): {len(plan.share)} of the {len(subs)} submissions")
     click.echo(plan.said)
-    with click.progressbar(length=len(plan.todo), label=f"grading {exercise_id}", file=sys.stderr,
-                           item_show_func=lambda item: item) as bar:
-        def progress(report: dict[str, Any] | None, tally: Any) -> None:
-            bar.current_item = str(tally)  # type: ignore[attr-defined]
-            bar.update(1)
-
-        try:
-            tally = batch.run_batch(course, exercise_id, plan, [s.student for s in subs], out=out,
-                                    jobs=jobs or os.cpu_count() or 1,
-                                    course_path=str(course_arg) if course_arg else None,
-                                    data=str(data) if data else None, limits=limits, progress=progress)
-        except OSError as exc:
-            fail_setup(f"cannot write to {out}: {exc.strerror}")
+    tally = grade_with_a_bar(course, exercise_id, plan, [s.student for s in subs], out=out,
+                             jobs=jobs or os.cpu_count() or 1, course_path=str(course_arg) if course_arg else None,
+                             data=str(data) if data else None, limits=limits)
     share = [p.sub for p in plan.share]
     table, reports = batch.gradebook(course, exercise_id, share, {**plan.kept, **tally.reports})
     book = gradebook or out / part.gradebook_name
@@ -179,6 +170,24 @@ def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple
     say_rates_and_faults(course, exercise_id, reports, tally.faults)
     all_passed = len(reports) == len(share) and all(r.get("passed") for r in reports)
     sys.exit(EXIT_GRADER_FAULT if tally.faults else EXIT_PASSED if all_passed else EXIT_FAILED)
+
+
+def grade_with_a_bar(course: Course, exercise_id: str, plan: Plan, students: list[str], *, out: Path, jobs: int,
+                     course_path: str | None, data: str | None, limits: Limits) -> Tally:
+    """Grade what the plan says, with a progress bar that says the tally so far; the tally."""
+    from grader.ci.batch import run_batch
+
+    with click.progressbar(length=len(plan.todo), label=f"grading {exercise_id}", file=sys.stderr,
+                           item_show_func=lambda item: item) as bar:
+        def progress(report: dict[str, Any] | None, tally: Tally) -> None:
+            bar.current_item = str(tally)  # type: ignore[attr-defined]
+            bar.update(1)
+
+        try:
+            return run_batch(course, exercise_id, plan, students, out=out, jobs=jobs, course_path=course_path,
+                             data=data, limits=limits, progress=progress)
+        except OSError as exc:
+            fail_setup(f"cannot write to {out}: {exc.strerror}")
 
 
 def say_rates_and_faults(course: Course, exercise_id: str, reports: list[dict[str, Any]], faults: list[Any]) -> None:
