@@ -59,7 +59,7 @@ def zygote_facts(_job: int) -> tuple[int, int, int, bool]:
 def workers_facts(hand: bool) -> dict[int, tuple[int, int, int, bool]]:
     answers: dict[int, tuple[int, int, int, bool]] = {}
     pool: Pool[int] = Pool(2, prestart, zygote_facts, 120.0, hand=zygote_for_worker if hand else None)
-    pool.run([1, 2, 3, 4], lambda job, answer: answers.__setitem__(job, answer))
+    pool.run([1, 2, 3, 4], answers.__setitem__)
     return answers
 
 
