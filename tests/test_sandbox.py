@@ -244,6 +244,35 @@ def test_no_run_sees_what_an_earlier_run_changed_in_place() -> None:
     assert torch.equal(world["Xtr"], torch.zeros(4, 3, dtype=torch.int64)) and torch.equal(C, torch.full((3, 2), 2.0))
 
 
+STASHES_BETWEEN_RUNS = """
+stoi["runs"] = stoi.get("runs", 0) + 1
+words.append("again")
+seen = list(chars)
+chars.append("!")
+out = torch.tensor([float(stoi["runs"]), float(len(words)), float(len(seen))])
+"""
+
+
+def test_no_run_sees_what_an_earlier_run_left_in_the_data_sets_dicts_and_lists() -> None:
+    """The data set's stoi, words and chars are each run's own copies: a count kept in them by one run
+    is not there for the next (a program could tell its runs apart by it)."""
+    world: dict[str, object] = {"stoi": {"a": 1}, "words": ["ab"], "chars": ["a", "b"]}
+    with UnixSandbox(STASHES_BETWEEN_RUNS, "<test>", SMALL, world=world) as box:
+        box.case(Case({}, {}, {}, ("out",)))
+        runs = [box.run(Run()) for _ in range(3)]
+    assert all(r.died is None and not r.errors for r in runs), [r.errors for r in runs]
+    assert [r.values["out"].tolist() for r in runs] == [[1.0, 2.0, 2.0]] * 3  # type: ignore[union-attr]
+
+
+def test_module_data_is_not_reachable_from_graded_code() -> None:
+    """A pure-math module's functions are graded code's; its module-level dicts (docstring parts, which a
+    run could write into for the next) are not."""
+    result = run_in_sandbox("notes = torch.linalg.common_notes\nok = torch.linalg.norm(torch.ones(4))", {},
+                            ("ok",))
+    assert [e.text for e in result.errors.values()] == ["torch.linalg.common_notes is not available in graded code"]
+    assert float(result.values["ok"]) == 2.0  # type: ignore[arg-type]
+
+
 def test_names_in_finds_every_name_the_code_can_say() -> None:
     """The names of every code object: statements, functions, lambdas, comprehensions, classes."""
     program = compile_program("a = b\ndef f(x):\n    return c + x\ng = lambda: d\nh = [e for _ in f2]\n"

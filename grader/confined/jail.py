@@ -43,10 +43,13 @@ INTERNAL_ROOTS = frozenset({"numpy", "torch", "einops"})  # packages whose C cod
 
 
 def _public(module_name: str) -> frozenset[str]:
-    """Every public function of a module of pure math (torch.linalg, torch.special, ...)."""
+    """Every public function (and class) of a module of pure math (torch.linalg, torch.special, ...):
+    not its submodules, nor its module-level data (torch.linalg.common_notes, a dict a run could
+    write into and the next one read)."""
     module = importlib.import_module(module_name)
     return frozenset(n for n in dir(module)
-                     if not n.startswith("_") and not isinstance(getattr(module, n), types.ModuleType))
+                     if not n.startswith("_") and callable(getattr(module, n))
+                     and not isinstance(getattr(module, n), types.ModuleType))
 
 
 MODULE_NAMES: dict[str, Callable[[], frozenset[str]]] = {

@@ -108,14 +108,23 @@ def names_in(program: Program) -> frozenset[str]:
     return frozenset(names)
 
 
+def _fresh_copy(value: object) -> object:
+    """A run's own copy of a value it starts from: a tensor cloned; a plain dict or list (the data
+    set's `stoi`, `itos`, `words`, `chars`) copied, its items being immutable; anything else as it is."""
+    if type(value) is _TENSOR:
+        return _clone(value)  # type: ignore[arg-type]
+    if type(value) in (dict, list):
+        return value.copy()  # type: ignore[attr-defined]
+    return value
+
+
 def namespace(start: dict[str, object], extra: dict[str, torch.Tensor], path: str,
               fresh: frozenset[str] = frozenset(), named: frozenset[str] | None = None) -> dict[str, object]:
-    """What one run starts from: clones, so no run can spoil the next; guarded modules and
+    """What one run starts from: copies, so no run can spoil the next; guarded modules and
     builtins. Tensors named in `fresh` were made for this run alone, and tensors whose name the
     code never says (`named`, from names_in: the data set's splits, most often) cannot be reached
     by it: both go in as they are."""
-    ns: dict[str, object] = {k: (_clone(v) if type(v) is _TENSOR and k not in fresh and (named is None or k in named)
-                                 else v)
+    ns: dict[str, object] = {k: _fresh_copy(v) if k not in fresh and (named is None or k in named) else v
                              for k, v in start.items()}
     ns.update({k: _clone(v) for k, v in extra.items()})
     ns["torch"] = view_of(torch)
