@@ -15,6 +15,7 @@ import pytest
 
 from grader.courseware.course import Course
 from grader.courseware.data import Dataset
+from grader.courseware.draw import draw
 from grader.judging.diagnose import ADVICE
 from tests.conftest import failing, grade
 from tests.helpers import MISTAKES, with_mistake
@@ -50,6 +51,20 @@ def test_hard_coded_batch_says_which_case_broke(course: Course, dataset: Dataset
     assert result.diagnosis == "hard-coded-batch"
     assert "right on 'lecture' (batch of 32) but wrong on" in result.message
     assert "use n (or Xb.shape[0]) wherever the batch size appears" in result.message
+
+
+@pytest.mark.parametrize("secret", ["sec4", "sec5"])
+def test_a_sign_right_only_where_the_truth_is_zero_is_a_sign_not_a_hard_coded_batch(
+        course: Course, dataset: Dataset, secret: str) -> None:
+    """db1 negated: its truth is ~0, so on some draws (these classes' secrets) it passes the lecture's batch
+    by a hair and fails a fresh one. No batch size written as a number negates a gradient: it is a sign."""
+    correct, wrong, *_ = MISTAKES["db1_sign_hidden_by_zero"]
+    exercise = course.exercise("exercise1")
+    source = with_mistake(exercise.solution.read_text(), correct, wrong)
+    report = grade(course, dataset, exercise, source, draw=draw(course, exercise, secret=secret, source=source))
+    db1 = next(g for g in report.gradients if g.name == "db1")
+    assert db1.message.startswith("right on 'lecture' (batch of 32) but wrong on a fresh batch")
+    assert db1.diagnosis == "sign" and "the truth with the opposite sign" in db1.message
 
 
 def test_mistake_spreads_only_in_chained(course: Course, dataset: Dataset) -> None:

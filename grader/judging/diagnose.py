@@ -27,9 +27,11 @@ LABELS = ("sign", "scale", "bessel", "transpose", "shape", "missing-branch", "du
           "matmul")
 # Labels given only where every case that is wrong (or raises) gets the same one.
 ON_EVERY_CASE = frozenset({"factor", "eps", "permutation", "matmul"})
-# Labels that explain the value by the forward pass's own values, on any batch size: where the first case
-# passes and another fails, they say more than "hard-coded-batch".
-FROM_FORWARD = frozenset({"factor", "eps", "permutation"})
+# Labels that explain the value on any batch size: where the first case passes and another fails, they say
+# more than "hard-coded-batch". The forward pass's own values explain a factor, an eps, a permutation; a sign
+# that is right on one case was right only because the truth there is ~0 (db1), and no batch size
+# written as a number negates a gradient.
+ANY_BATCH = frozenset({"factor", "eps", "permutation", "sign"})
 
 # What to try, per label: said after the diagnosis.
 ADVICE = {

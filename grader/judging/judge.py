@@ -37,7 +37,7 @@ from grader.courseware.course import Exercise, Gradient
 from grader.courseware.graph import Graph
 from grader.intake.submission import Program
 from grader.judging.compare import Check, compare
-from grader.judging.diagnose import ADVICE, FROM_FORWARD, Diagnosis, diagnose, diagnose_error, on_every_case
+from grader.judging.diagnose import ADVICE, ANY_BATCH, Diagnosis, diagnose, diagnose_error, on_every_case
 from grader.judging.results import GradientResult, Picture, Status, worst
 from grader.judging.runs import Plan, chained_run, isolated_runs, message_for, vjp_run
 from grader.judging.vjp import VJPCheck, judge_vjp, settle_with_vjp, unit_randoms, unrun_vjp, vjp_plan
@@ -252,7 +252,7 @@ def fold(checks: list[Check], cases: list[Case]) -> Verdict:
         what = f"{decisive.message}: {diagnosis.message}"
     if status is Status.WRONG:
         prefix = ""
-        if checks[0].status.passed and decisive.diagnosis is not None and decisive.diagnosis.label in FROM_FORWARD:
+        if checks[0].status.passed and decisive.diagnosis is not None and decisive.diagnosis.label in ANY_BATCH:
             diagnosis = decisive.diagnosis  # it explains the value on any batch: the batch size is not the reason
             prefix = f"right on {cases[0].spec.described} but wrong on {cases[at].spec.described}: there "
         elif checks[0].status.passed and cases[at].spec.batch_size != cases[0].spec.batch_size:
