@@ -186,3 +186,13 @@ def test_allow_lists_name_what_exists() -> None:
                          (allowed.NDARRAY_ATTRIBUTES, numpy.ndarray)):
         missing = {n for n in names if not hasattr(where, n)}
         assert len(missing) <= len(names) // 20, missing  # a few come and go between releases
+
+
+def test_a_store_target_held_by_graded_code_does_not_give_up_its_jail() -> None:
+    """The object an attribute store goes through (its name is refused before the code runs; here it is
+    called at run time, as code past that check would) does not lead to the jail that records graded
+    code's classes: adding Tensor there would make Tensor graded code's own."""
+    ns, errors = run("t = __ninja_target__(torch.ones(1))\nj = t.jail\nk = t._jail\nm = t._obj\n")
+    assert "t" in ns and "j" not in ns and "k" not in ns and "m" not in ns
+    assert errors[0] == "AttributeError: '_Target' object has no attribute 'jail'"
+    assert all("is private" in e for e in errors[1:]) and len(errors) == 3

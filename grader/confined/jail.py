@@ -325,21 +325,21 @@ class Jail:
 class _Target:
     """Where `x.name = value`, `x.name += value` and `del x.name` of graded code go."""
 
-    __slots__ = ("jail", "obj")
+    __slots__ = ("_jail", "_obj")  # private: graded code that held a target could not read its jail
 
     def __init__(self, jail: Jail, obj: object) -> None:
-        self.jail, self.obj = jail, obj
+        self._jail, self._obj = jail, obj
 
     def __getitem__(self, name: str) -> Any:
-        return self.jail.get(self.obj, name)
+        return self._jail.get(self._obj, name)
 
     def __setitem__(self, name: str, value: Any) -> None:
-        self.jail.check_store(self.obj, name)
-        setattr(self.obj, name, value)
+        self._jail.check_store(self._obj, name)
+        setattr(self._obj, name, value)
 
     def __delitem__(self, name: str) -> None:
-        self.jail.check_store(self.obj, name)
-        delattr(self.obj, name)
+        self._jail.check_store(self._obj, name)
+        delattr(self._obj, name)
 
 
 _jails: dict[str, Jail] = {}
