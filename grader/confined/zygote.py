@@ -102,19 +102,27 @@ class Zygote:
         it has forked (`close`). It ends when every copy of its socket is closed, or this zygote ends."""
         self.wait_ready()
         ours, theirs = socket.socketpair()
+        pid = self._hand_over(ours, theirs, {"type": "zygote"}, "forked", "the sandbox's zygote could not fork another")
+        return Zygote._forked(ours, pid)
+
+    def _hand_over(self, ours: socket.socket, theirs: socket.socket, request: dict[str, Any], answered: str,
+                   failed: str) -> int:
+        """Send `request` with the socket `theirs` passed along (closed here once sent), and the pid of
+        the process the answer `answered` says serves it; else ZygoteError (`failed`, and the zygote's
+        reason), and `ours` closed."""
         try:
             socket.send_fds(self.sock, [b"F"], [theirs.fileno()])
-            self._send({"type": "zygote"})
+            self._send(request)
         except OSError as exc:
             ours.close()
             raise ZygoteError(f"the sandbox's zygote stopped answering ({exc.strerror})") from None
         finally:
             theirs.close()
         header = self._answer()
-        if header.get("type") != "forked" or type(header.get("pid")) is not int:
+        if header.get("type") != answered or type(header.get("pid")) is not int:
             ours.close()
-            raise ZygoteError("the sandbox's zygote could not fork another")
-        return Zygote._forked(ours, header["pid"])
+            raise ZygoteError(f"{failed} ({header.get('why', 'no reason')})")
+        return int(header["pid"])
 
     def _send(self, header: dict[str, Any], tensors: dict[str, Any] | None = None) -> None:
         from grader.confined.wire import pack  # noqa: PLC0415 - torch, not needed to start the zygote
@@ -148,20 +156,9 @@ class Zygote:
         with contextlib.suppress(OSError):  # room for a training run's child to run ahead (capped by the OS)
             theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
             ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
-        try:
-            socket.send_fds(self.sock, [b"F"], [theirs.fileno()])
-            self._send({"type": "spawn", "source": source, "path": path, "time_s": time_s, "memory_mb": memory_mb,
-                        "scratch": scratch, "world": key})
-        except OSError as exc:
-            ours.close()
-            raise ZygoteError(f"the sandbox's zygote stopped answering ({exc.strerror})") from None
-        finally:
-            theirs.close()
-        header = self._answer()
-        if header.get("type") != "spawned" or type(header.get("pid")) is not int:
-            ours.close()
-            raise ZygoteError(f"the sandbox's zygote could not fork a child ({header.get('why', 'no reason')})")
-        return header["pid"], ours
+        request = {"type": "spawn", "source": source, "path": path, "time_s": time_s, "memory_mb": memory_mb,
+                   "scratch": scratch, "world": key}
+        return self._hand_over(ours, theirs, request, "spawned", "the sandbox's zygote could not fork a child"), ours
 
     def _world_key(self, world: dict[str, object] | None) -> str | None:
         if not world:
