@@ -24,7 +24,6 @@ its submission left ungraded, as a Fault.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import functools
 import io
@@ -41,6 +40,7 @@ from grader.ci.gradebooks import spreadsheet_cell
 from grader.ci.pool import Died, Hung, Pool
 from grader.ci.record import BatchRecord, batch_record, fingerprint, reasons_said, why_grade
 from grader.ci.shards import WHOLE, Shard, write_manifest
+from grader.confined import kernel
 from grader.confined.choice import prestart, zygote_for_worker
 from grader.confined.zygote import Zygote
 from grader.courseware.course import Course, Limits, load_course
@@ -95,14 +95,9 @@ _worker: dict[str, Any] = {}
 
 def _start_worker(course_path: str | None, data: str | None, zygote: Zygote | None) -> None:
     """Once per worker: die with the batch, take the zygote forked for it, load the course and the data set."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes  # noqa: PLC0415 - Linux only: PR_SET_PDEATHSIG, so no worker outlives the batch
-
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle
-    from grader.confined import kernel  # noqa: PLC0415
-
+    kernel.die_with_parent()  # Linux: no worker outlives the batch
     kernel.name_process("ninja-worker")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle
     import torch  # noqa: PLC0415 - already loaded by the batch before it forked
 
     torch.set_num_threads(1)  # the tensors are tiny; one thread per worker keeps the cores for the workers

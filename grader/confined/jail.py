@@ -47,9 +47,8 @@ def _public(module_name: str) -> frozenset[str]:
     not its submodules, nor its module-level data (torch.linalg.common_notes, a dict a run could
     write into and the next one read)."""
     module = importlib.import_module(module_name)
-    return frozenset(n for n in dir(module)
-                     if not n.startswith("_") and callable(getattr(module, n))
-                     and not isinstance(getattr(module, n), types.ModuleType))
+    public = ((n, getattr(module, n)) for n in dir(module) if not n.startswith("_"))
+    return frozenset(n for n, value in public if callable(value) and not isinstance(value, types.ModuleType))
 
 
 MODULE_NAMES: dict[str, Callable[[], frozenset[str]]] = {
