@@ -15,9 +15,10 @@ from xml.etree import ElementTree
 
 import pytest
 
+from grader.ci import class_figures
 from grader.ci.anonymise import anonymise, lecture_names, statement_at
 from grader.ci.class_page import class_html
-from grader.ci.class_report import class_report
+from grader.ci.class_report import ClassReport, GradientStats, TrainingStats, class_report
 from grader.courseware.course import Course
 from grader.courseware.data import Dataset
 from tests.classroom import EXAMPLE_STUDENT, make_class, make_training_class
@@ -247,6 +248,43 @@ def test_class_report_asks_which_exercise_when_several(cli: Cli, graded_class: G
     assert "the reports grade exercise1, exercise2: say which with --exercise" in result.stderr
     chosen = cli(["class-report", str(tmp_path), "--exercise", "exercise1", "--json", "-"])
     assert chosen.exit_code == 0 and json.loads(chosen.stdout)["students"] == 3
+
+
+def test_class_figures_are_svg_that_holds_every_bar_and_label() -> None:
+    """Each figure is well-formed SVG whose bars and labels lie inside its canvas, with a course's names
+    drawn as text (escaped), on a class whose numbers stretch every axis: a long gradient name, a label
+    of markup, a score histogram of one tall bar, hundreds of first failures, a run stopped late."""
+    long_name = "d" + "really_long_intermediate" * 2
+    grads = (GradientStats("dlogprobs", 300, 12, (), (("sign", 250), ("<b>&</b>", 38)), 288),
+             GradientStats(long_name, 300, 300, (), (), 0),
+             GradientStats("dC", 300, 0, (), (("error", 300),), 12))
+    report = ClassReport("exercise4", "t", 26.0, 300, 0, 0, 0, 0, ((0.0, 299), (25.5, 1)), grads,
+                         ("sign", "<b>&</b>", "error"), (), 0,
+                         TrainingStats(20000, 3, 2, ((0, 5), (19999, 290)), 0))
+    figures = [class_figures.score_histogram(report), class_figures.gradient_bars(report),
+               class_figures.label_heatmap(report), class_figures.training_bars(report)]
+    for svg in figures:
+        assert svg is not None
+        tree = ElementTree.fromstring(svg)
+        width, height = float(tree.get("width", 0)), float(tree.get("height", 0))
+        for el in tree.iter():
+            tag = el.tag.rsplit("}", 1)[-1]
+            if tag == "rect" and el.get("x") is not None:
+                x, y, w, h = (float(el.get(k, 0)) for k in ("x", "y", "width", "height"))
+                assert x >= 0 and x + w <= width + 0.5 and y >= 0 and y + h <= height + 0.5, (tag, el.attrib)
+            if tag == "text":
+                x, y = float(el.get("x", 0)), float(el.get("y", 0))
+                size = float(el.get("font-size", 0))
+                extent = class_figures.text_width(el.text or "", size, mono="Mono" in el.get("font-family", ""))
+                start = {"start": x, "middle": x - extent / 2, "end": x - extent}[el.get("text-anchor", "start")]
+                if el.get("transform") is None:  # turned labels rise from x, which the first check covers
+                    assert start >= 0 and start + extent <= width + 1, (el.text, start, extent, width)
+                assert 0 <= y <= height, (el.text, y, height)
+    texts = [t.text for t in ElementTree.fromstring(figures[2]).iter() if t.tag.endswith("text")]
+    assert "<b>&</b>" in texts and "250" in texts
+    bars = [t.text for t in ElementTree.fromstring(figures[1]).iter() if t.tag.endswith("text")]
+    assert long_name in bars and "4%  12/300" in bars and "288" in bars
+    assert "stopped at step 19999" in [t.text for t in ElementTree.fromstring(figures[3]).iter()]
 
 
 # --- exercise 4: the training runs ---------------------------------------------------------
