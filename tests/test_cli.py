@@ -1,10 +1,12 @@
-"""The real CLI through click's CliRunner: output, JSON contract, exit codes."""
+"""The real CLI, through click's CliRunner and as a process of its own: output, JSON contract, exit codes."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -288,3 +290,39 @@ def test_cli_usage_error_is_one_line_naming_the_help(cli: Cli) -> None:
     result = cli(["hint", "exercise2"], prog_name="ninja-grade")
     line = assert_setup_error(result, "Missing argument 'GRADIENT'")
     assert line.endswith("(see 'ninja-grade hint --help')")
+
+
+# --- the command as a shell runs it -------------------------------------------------------
+
+
+def _ninja(*args: str, code: str = "from grader.cli import run; run()") -> subprocess.CompletedProcess[str]:
+    """The command in a process of its own, its output block-buffered as a pipe's is by default."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    return subprocess.run([sys.executable, "-c", f"import sys; sys.argv[1:] = {list(args)!r}; {code}"],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120, check=False)
+
+
+def test_the_command_ends_with_its_exit_code_and_every_line_it_wrote() -> None:
+    """ninja-grade as a process, its output a pipe: each exit code as documented, every byte of a report that
+    fills many buffers, and one line on stderr for a usage error."""
+    passed = _ninja("exercise1", SOLUTION, "--format", "json")
+    assert passed.returncode == 0, passed.stderr
+    assert json.loads(passed.stdout)["score"] == 26
+    stub = _ninja("exercise1", str(ROOT / "exercises" / "exercise1.py"), "--format", "json")
+    assert stub.returncode == 1 and json.loads(stub.stdout)["score"] == 0
+    unknown = _ninja("exercise9")
+    assert unknown.returncode == 2 and unknown.stdout == ""
+    assert unknown.stderr.startswith("ninja-grade: ") and unknown.stderr.count("\n") == 1
+
+
+def test_the_command_runs_its_exit_handlers_before_it_ends() -> None:
+    """What the process registered to do at exit (the zygote's end among them) is done, in order, after
+    the command's own output; sys.exit with a sentence says it and ends with 1."""
+    ran = _ninja("--version", code="import atexit; from grader.cli import run; "
+                                   "atexit.register(print, 'second'); atexit.register(print, 'first'); run()")
+    assert ran.returncode == 0
+    assert ran.stdout.splitlines()[-2:] == ["first", "second"] and "ninja-grade" in ran.stdout
+    said = _ninja(code="from grader.cli import end_now, main; import click; "
+                       "main.add_command(click.Command('stop', callback=lambda: sys.exit('stopped here'))); "
+                       "from grader.cli import run; sys.argv[1:] = ['stop']; run()")
+    assert said.returncode == 1 and said.stderr.strip() == "stopped here"
