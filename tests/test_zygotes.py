@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.ci.pool import Pool
+from grader.ci.pool import Pool, usable_cores
 from grader.confined import zygote as grader_zygote
 from grader.confined.choice import prestart, zygote_for_worker
 from grader.confined.protocol import Case, Run
@@ -110,3 +110,50 @@ def test_a_batch_whose_zygote_died_starts_another_for_its_workers() -> None:
     fresh = grader_zygote.start()
     assert fresh is not dead and fresh.alive()
     assert all(opened and parent == fresh.pid for _, _, parent, opened in handed.values())
+
+
+def cores_facts(_job: int) -> tuple[int, set[int], set[int], set[int]]:
+    """In a worker: its pid, and the cores it, its zygote and a sandbox's child opened through it may run on."""
+    zygote = grader_zygote.start()
+    with UnixSandbox("x = 1", "<test>", SMALL) as box:
+        box.case(Case({}, {}, {}, ("x",)))
+        assert box.run(Run()).died is None
+        child = os.sched_getaffinity(box.pid)
+    return os.getpid(), os.sched_getaffinity(0), os.sched_getaffinity(zygote.pid), child
+
+
+@pytest.mark.skipif(len(usable_cores()) < 2, reason="a worker is put on a core of its own where there are two")
+@pytest.mark.parametrize("hand", [True, False], ids=["handed a zygote", "its own zygote"])
+def test_each_worker_runs_on_a_core_of_its_own_with_its_sandboxes(hand: bool) -> None:
+    """Two workers on two cores: each on one core, not the same one, and its zygote and the sandbox it
+    opens on that core with it (whether the batch forked that zygote or the worker started it)."""
+    answers: dict[int, tuple[int, set[int], set[int], set[int]]] = {}
+    pool: Pool[int] = Pool(2, prestart, cores_facts, 120.0, hand=zygote_for_worker if hand else None)
+    pool.run([1, 2, 3, 4], answers.__setitem__)
+    cores = {worker: mine for worker, mine, _, _ in answers.values()}
+    assert len(cores) == 2 and all(len(mine) == 1 for mine in cores.values())
+    assert len(set.union(*cores.values())) == 2
+    assert all(zygote == mine and child == mine for _, mine, zygote, child in answers.values())
+
+
+def dies_once(job: int) -> tuple[int, set[int]]:
+    """Job 1 kills the first worker that takes it; every job answers its worker's pid and cores."""
+    marker = Path(os.environ["NINJA_TEST_MARKER"])
+    if job == 1 and not marker.exists():
+        marker.touch()
+        os._exit(1)
+    return os.getpid(), os.sched_getaffinity(0)
+
+
+@pytest.mark.skipif(len(usable_cores()) < 2, reason="a worker is put on a core of its own where there are two")
+def test_a_worker_started_in_place_of_a_dead_one_takes_its_core(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first worker dies on its first job; the one started in its place runs on the core it left, not
+    on the other worker's."""
+    monkeypatch.setenv("NINJA_TEST_MARKER", str(tmp_path / "died"))
+    answers: dict[int, tuple[int, set[int]]] = {}
+    pool: Pool[int] = Pool(2, lambda _handed: None, dies_once, 120.0)
+    pool.run([1, 2, 3, 4, 5, 6], answers.__setitem__)
+    assert (tmp_path / "died").exists() and set(answers) == {1, 2, 3, 4, 5, 6}
+    cores = {pid: frozenset(mine) for pid, mine in answers.values()}
+    assert len(cores) == 2 and len(set(cores.values())) == 2, cores

@@ -1,5 +1,10 @@
 """A batch's workers: forked once, one submission at a time each, every answer awaited in bounded time.
 
+Each worker runs on one core (round robin over the cores the batch may use, where the system lets
+a process say so), and its zygote and every sandbox it opens run there with it: a worker and its
+sandbox's child take turns (commit, reveal), and a turn handed over on the same core is cheaper
+than one handed to another.
+
 The batch hands each worker one job and waits for its answer with a deadline. So the batch
 always knows which job a worker is on: a worker that dies is the death of that job alone (it
 is tried again in a fresh worker, and a job that kills its worker every time is said to),
@@ -61,8 +66,23 @@ class Handed(Protocol):
     def close(self) -> None: ...
 
 
-def _serve(conn: Connection, start: Callable[[Any], None], work: Callable[[Any], Any], handed: Handed | None) -> None:
-    """A worker: set up once, then answer one job at a time until told to stop or the batch goes."""
+def usable_cores() -> list[int]:
+    """The cores this process may run on, in order; [] where the system cannot say or set them (not Linux)."""
+    if not (hasattr(os, "sched_getaffinity") and hasattr(os, "sched_setaffinity")):
+        return []
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except OSError:
+        return []
+
+
+def _serve(conn: Connection, start: Callable[[Any], None], work: Callable[[Any], Any], handed: Handed | None,
+           core: int | None) -> None:
+    """A worker: on its core (and what it starts with it), set up once, then answer one job at a time until
+    told to stop or the batch goes."""
+    if core is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, {core})
     start(handed)
     while True:
         try:
@@ -81,6 +101,7 @@ class _Worker:
     job: Any = None
     deadline: float = 0.0
     stopping: bool = False  # told there is nothing left for it
+    core: int | None = None  # the core it runs on
 
 
 @dataclass
@@ -94,12 +115,21 @@ class Pool(Generic[Job]):
     within: float  # seconds a worker may take to answer one job, its start included for its first
     hand: Callable[[], Handed | None] | None = None
     workers: list[_Worker] = field(default_factory=list)
+    cores: list[int] = field(default_factory=usable_cores)  # where workers run; one core or none: anywhere
+
+    def _core(self) -> int | None:
+        """The core for a new worker: the one fewest workers run on, the first of those."""
+        if len(self.cores) < 2:
+            return None
+        taken = [w.core for w in self.workers]
+        return min(self.cores, key=taken.count)
 
     def _spawn(self) -> _Worker:
         context = multiprocessing.get_context("fork")
         ours, theirs = context.Pipe()
         handed = self.hand() if self.hand is not None else None
-        process = context.Process(target=_serve, args=(theirs, self.start, self.work, handed), daemon=True)
+        core = self._core()
+        process = context.Process(target=_serve, args=(theirs, self.start, self.work, handed, core), daemon=True)
         try:
             with forking():
                 process.start()
@@ -107,7 +137,7 @@ class Pool(Generic[Job]):
             theirs.close()
             if handed is not None:
                 handed.close()
-        worker = _Worker(process, ours)
+        worker = _Worker(process, ours, core=core)
         self.workers.append(worker)
         return worker
 

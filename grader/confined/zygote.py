@@ -216,8 +216,10 @@ def start() -> Zygote:
 
 
 def adopt(zygote: Zygote) -> None:
-    """In a process just forked: `zygote` (forked for it, `Zygote.fork`) is its zygote from now on. The
-    copy of the parent's zygote socket that came with the fork is closed here; the parent's is its own."""
+    """In a process just forked: `zygote` (forked for it, `Zygote.fork`) is its zygote from now on, and runs
+    on the cores this process runs on (a batch's worker runs on one: the sandboxes that zygote forks answer
+    the worker there). The copy of the parent's zygote socket that came with the fork is closed here; the
+    parent's is its own."""
     global _zygote  # noqa: PLW0603 - one per process
     if _zygote is not None and _zygote.owner != os.getpid():
         with contextlib.suppress(OSError):
@@ -225,6 +227,8 @@ def adopt(zygote: Zygote) -> None:
     zygote.owner = os.getpid()
     _zygote = zygote
     atexit.register(zygote.close)
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: no affinity on this system
+        os.sched_setaffinity(zygote.pid, os.sched_getaffinity(0))
 
 
 def _closed(sock: socket.socket) -> bool:
