@@ -253,13 +253,16 @@ def test_class_report_asks_which_exercise_when_several(cli: Cli, graded_class: G
 def test_class_figures_are_svg_that_holds_every_bar_and_label() -> None:
     """Each figure is well-formed SVG whose bars and labels lie inside its canvas, with a course's names
     drawn as text (escaped), on a class whose numbers stretch every axis: a long gradient name, a label
-    of markup, a score histogram of one tall bar, hundreds of first failures, a run stopped late."""
+    of markup, every label there is, a score histogram of one tall bar, hundreds of first failures, a run
+    stopped late."""
     long_name = "d" + "really_long_intermediate" * 2
+    labels = ("sign", "<b>&</b>", "shape", "factor", "scale", "missing-branch", "bessel", "hard-coded-batch",
+              "matmul", "coincidence", "transpose", "aliasing", "duplicate-indices", "eps", "not-finite", "offset",
+              "unexplained", "error", "missing")
     grads = (GradientStats("dlogprobs", 300, 12, (), (("sign", 250), ("<b>&</b>", 38)), 288),
              GradientStats(long_name, 300, 300, (), (), 0),
-             GradientStats("dC", 300, 0, (), (("error", 300),), 12))
-    report = ClassReport("exercise4", "t", 26.0, 300, 0, 0, 0, 0, ((0.0, 299), (25.5, 1)), grads,
-                         ("sign", "<b>&</b>", "error"), (), 0,
+             GradientStats("dC", 300, 0, (), tuple((label, 10 + i) for i, label in enumerate(labels[2:])), 12))
+    report = ClassReport("exercise4", "t", 26.0, 300, 0, 0, 0, 0, ((0.0, 299), (25.5, 1)), grads, labels, (), 0,
                          TrainingStats(20000, 3, 2, ((0, 5), (19999, 290)), 0))
     figures = [class_figures.score_histogram(report), class_figures.gradient_bars(report),
                class_figures.label_heatmap(report), class_figures.training_bars(report)]

@@ -26,7 +26,8 @@ MONO = "DejaVu Sans Mono, Menlo, Consolas, monospace"
 TEXT = 12  # px: the figures' text, ticks and bar labels
 SMALL = 10.5  # px: numbers on bars and cells
 ROW = 24  # px per gradient in the bar charts and the heat map
-WIDTH = 960  # px: the page's figures are this wide, the heat map at most
+WIDTH = 960  # px: the page's figures are this wide, the heat map at most (unless its labels need more)
+MIN_CELL, MAX_CELL = 30.0, 58.0  # px: the width of a heat map's cell
 
 
 def text_width(text: str, size: float, *, mono: bool = False) -> float:
@@ -189,15 +190,21 @@ def label_heatmap(report: ClassReport) -> bytes | None:
     columns = list(report.label_order)
     grid = [[dict(g.labels).get(label, 0) for label in columns] for g in rows]
     most = max(max(row) for row in grid)
-    cell_w, cell_h = 58.0, 24.0
+    cell_h = 24.0
     names_w = max(text_width(g.name, TEXT, mono=True) for g in rows) + 14
     slant = math.radians(40)
     rise = max(text_width(label, TEXT) for label in columns) * math.sin(slant) + 10
     top_y = 26 + rise
+    # Cells as wide as the page's width lets every column, and every turned label, fit (never under
+    # MIN_CELL: a wider figure is scaled down by the page, its text with it).
+    room = WIDTH - 10 - names_w
+    fits = [room / len(columns)] + [(room - text_width(label, TEXT) * math.cos(slant)) / (i + 0.5)
+                                    for i, label in enumerate(columns)]
+    cell_w = max(MIN_CELL, min(MAX_CELL, *fits))
     width = names_w + cell_w * len(columns)
     reach = max(names_w + cell_w * (i + 0.5) + text_width(label, TEXT) * math.cos(slant)
                 for i, label in enumerate(columns))
-    c = Canvas(min(WIDTH, max(width, reach) + 10), top_y + cell_h * len(rows) + 8)
+    c = Canvas(max(width, reach) + 10, top_y + cell_h * len(rows) + 8)
     c.text(width / 2, 12, "wrong answers by gradient and label", anchor="middle", bold=True)
     for j, label in enumerate(columns):
         x = names_w + cell_w * (j + 0.5)
