@@ -8,7 +8,7 @@ import base64
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -250,6 +250,27 @@ def test_class_report_asks_which_exercise_when_several(cli: Cli, graded_class: G
     assert chosen.exit_code == 0 and json.loads(chosen.stdout)["students"] == 3
 
 
+def drawn_inside(svg: bytes | None) -> list[str]:
+    """The figure's text, once checked to be well-formed SVG whose every bar and label lies inside its canvas."""
+    assert svg is not None
+    tree = ElementTree.fromstring(svg)
+    width, height = float(tree.get("width", 0)), float(tree.get("height", 0))
+    for el in tree.iter():
+        tag = el.tag.rsplit("}", 1)[-1]
+        if tag == "rect" and el.get("x") is not None:
+            x, y, w, h = (float(el.get(k, 0)) for k in ("x", "y", "width", "height"))
+            assert x >= 0 and x + w <= width + 0.5 and y >= 0 and y + h <= height + 0.5, (tag, el.attrib)
+        if tag == "text":
+            x, y = float(el.get("x", 0)), float(el.get("y", 0))
+            size = float(el.get("font-size", 0))
+            extent = class_figures.text_width(el.text or "", size, mono="Mono" in el.get("font-family", ""))
+            start = {"start": x, "middle": x - extent / 2, "end": x - extent}[el.get("text-anchor", "start")]
+            if el.get("transform") is None:  # turned labels rise from x, which the first check covers
+                assert start >= 0 and start + extent <= width + 1, (el.text, start, extent, width)
+            assert 0 <= y <= height, (el.text, y, height)
+    return [t.text or "" for t in tree.iter() if t.tag.endswith("text")]
+
+
 def test_class_figures_are_svg_that_holds_every_bar_and_label() -> None:
     """Each figure is well-formed SVG whose bars and labels lie inside its canvas, with a course's names
     drawn as text (escaped), on a class whose numbers stretch every axis: a long gradient name, a label
@@ -264,30 +285,31 @@ def test_class_figures_are_svg_that_holds_every_bar_and_label() -> None:
              GradientStats("dC", 300, 0, (), tuple((label, 10 + i) for i, label in enumerate(labels[2:])), 12))
     report = ClassReport("exercise4", "t", 26.0, 300, 0, 0, 0, 0, ((0.0, 299), (25.5, 1)), grads, labels, (), 0,
                          TrainingStats(20000, 3, 2, ((0, 5), (19999, 290)), 0))
-    figures = [class_figures.score_histogram(report), class_figures.gradient_bars(report),
-               class_figures.label_heatmap(report), class_figures.training_bars(report)]
-    for svg in figures:
-        assert svg is not None
-        tree = ElementTree.fromstring(svg)
-        width, height = float(tree.get("width", 0)), float(tree.get("height", 0))
-        for el in tree.iter():
-            tag = el.tag.rsplit("}", 1)[-1]
-            if tag == "rect" and el.get("x") is not None:
-                x, y, w, h = (float(el.get(k, 0)) for k in ("x", "y", "width", "height"))
-                assert x >= 0 and x + w <= width + 0.5 and y >= 0 and y + h <= height + 0.5, (tag, el.attrib)
-            if tag == "text":
-                x, y = float(el.get("x", 0)), float(el.get("y", 0))
-                size = float(el.get("font-size", 0))
-                extent = class_figures.text_width(el.text or "", size, mono="Mono" in el.get("font-family", ""))
-                start = {"start": x, "middle": x - extent / 2, "end": x - extent}[el.get("text-anchor", "start")]
-                if el.get("transform") is None:  # turned labels rise from x, which the first check covers
-                    assert start >= 0 and start + extent <= width + 1, (el.text, start, extent, width)
-                assert 0 <= y <= height, (el.text, y, height)
-    texts = [t.text for t in ElementTree.fromstring(figures[2]).iter() if t.tag.endswith("text")]
-    assert "<b>&</b>" in texts and "250" in texts
-    bars = [t.text for t in ElementTree.fromstring(figures[1]).iter() if t.tag.endswith("text")]
+    drawn_inside(class_figures.score_histogram(report))
+    heat = drawn_inside(class_figures.label_heatmap(report))
+    assert "<b>&</b>" in heat and "250" in heat
+    bars = drawn_inside(class_figures.gradient_bars(report))
     assert long_name in bars and "4%  12/300" in bars and "288" in bars
-    assert "stopped at step 19999" in [t.text for t in ElementTree.fromstring(figures[3]).iter()]
+    assert "stopped at step 19999" in drawn_inside(class_figures.training_bars(report))
+
+
+def test_class_figures_of_a_small_class_keep_their_titles_and_the_scores_apart() -> None:
+    """One kind of mistake: the heat map is still as wide as its title. Scores out of 100: each bar stands
+    at its score, so 3 and 4 are neighbours and 97 is far off. A name longer than the page widens the
+    figure, and a control character in it is left out of the drawing."""
+    name = "d" + "x" * 150 + "\x01"
+    report = ClassReport("exercise1", "t", 100.0, 3, 0, 0, 0, 0, ((3.0, 1), (4.0, 1), (97.0, 1)),
+                         (GradientStats(name, 3, 2, (), (("sign", 1),), 1),), ("sign",), (), 0)
+    heat = drawn_inside(class_figures.label_heatmap(report))
+    assert "wrong answers by gradient and label" in heat and name[:-1] in heat
+    short = replace(report, gradients=(GradientStats("dW1", 3, 2, (), (("sign", 1),), 1),))
+    assert "wrong answers by gradient and label" in drawn_inside(class_figures.label_heatmap(short))
+    histogram = class_figures.score_histogram(report)
+    drawn_inside(histogram)
+    bars = sorted(float(r.get("x", 0)) for r in ElementTree.fromstring(histogram).iter()
+                  if r.tag.endswith("rect") and r.get("fill") == class_figures.BLUE)
+    assert len(bars) == 3 and (bars[2] - bars[1]) > 50 * (bars[1] - bars[0])
+    assert name[:-1] in drawn_inside(class_figures.gradient_bars(report))
 
 
 # --- exercise 4: the training runs ---------------------------------------------------------

@@ -303,8 +303,8 @@ def _ninja(*args: str, code: str = "from grader.cli import run; run()") -> subpr
 
 
 def test_the_command_ends_with_its_exit_code_and_every_line_it_wrote() -> None:
-    """ninja-grade as a process, its output a pipe: each exit code as documented, every byte of a report that
-    fills many buffers, and one line on stderr for a usage error."""
+    """ninja-grade as a process, its output a pipe: each exit code as documented, the whole JSON report, and
+    one line on stderr for a usage error."""
     passed = _ninja("exercise1", SOLUTION, "--format", "json")
     assert passed.returncode == 0, passed.stderr
     assert json.loads(passed.stdout)["score"] == 26
@@ -316,8 +316,9 @@ def test_the_command_ends_with_its_exit_code_and_every_line_it_wrote() -> None:
 
 
 def test_the_command_runs_its_exit_handlers_before_it_ends() -> None:
-    """What the process registered to do at exit (the zygote's end among them) is done, in order, after
-    the command's own output; sys.exit with a sentence says it and ends with 1."""
+    """What the process registered to do at exit (as the zygote's end is) is done, in order, after the
+    command's own output, and what it prints there is flushed; sys.exit with a sentence says it and ends
+    with 1."""
     ran = _ninja("--version", code="import atexit; from grader.cli import run; "
                                    "atexit.register(print, 'second'); atexit.register(print, 'first'); run()")
     assert ran.returncode == 0
@@ -326,3 +327,16 @@ def test_the_command_runs_its_exit_handlers_before_it_ends() -> None:
                        "main.add_command(click.Command('stop', callback=lambda: sys.exit('stopped here'))); "
                        "from grader.cli import run; sys.argv[1:] = ['stop']; run()")
     assert said.returncode == 1 and said.stderr.strip() == "stopped here"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs a device that is always full (Linux)")
+def test_output_that_cannot_be_written_is_one_sentence_and_exit_120() -> None:
+    """The report written to a full disk: one line on stderr, no traceback, and the exit status Python
+    gives for output it could not write."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    with open("/dev/full", "w") as full:
+        ran = subprocess.run([sys.executable, "-c", "from grader.cli import run; run()", "exercise1", SOLUTION,
+                              "--format", "json"], stdout=full, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                             env=env, timeout=120, check=False)
+    assert ran.returncode == 120
+    assert ran.stderr == "ninja-grade: cannot write its output (No space left on device)\n"

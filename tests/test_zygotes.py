@@ -125,10 +125,12 @@ def cores_facts(_job: int) -> tuple[int, set[int], set[int], set[int]]:
 @pytest.mark.skipif(len(usable_cores()) < 2, reason="a worker is put on a core of its own where there are two")
 @pytest.mark.parametrize("hand", [True, False], ids=["handed a zygote", "its own zygote"])
 def test_each_worker_runs_on_a_core_of_its_own_with_its_sandboxes(hand: bool) -> None:
-    """Two workers on two cores: each on one core, not the same one, and its zygote and the sandbox it
-    opens on that core with it (whether the batch forked that zygote or the worker started it)."""
+    """Two workers on the two cores the batch may use: each on one core, not the same one, and its zygote
+    and the sandbox it opens on that core with it (whether the batch forked that zygote or the worker
+    started it)."""
     answers: dict[int, tuple[int, set[int], set[int], set[int]]] = {}
-    pool: Pool[int] = Pool(2, prestart, cores_facts, 120.0, hand=zygote_for_worker if hand else None)
+    pool: Pool[int] = Pool(2, prestart, cores_facts, 120.0, hand=zygote_for_worker if hand else None,
+                           cores=usable_cores()[:2])
     pool.run([1, 2, 3, 4], answers.__setitem__)
     cores = {worker: mine for worker, mine, _, _ in answers.values()}
     assert len(cores) == 2 and all(len(mine) == 1 for mine in cores.values())
@@ -137,11 +139,13 @@ def test_each_worker_runs_on_a_core_of_its_own_with_its_sandboxes(hand: bool) ->
 
 
 def dies_once(job: int) -> tuple[int, set[int]]:
-    """Job 1 kills the first worker that takes it; every job answers its worker's pid and cores."""
+    """Job 1 kills the first worker that takes it; every job answers its worker's pid and cores, after a
+    moment (so that the other worker cannot answer every job before the death is seen)."""
     marker = Path(os.environ["NINJA_TEST_MARKER"])
     if job == 1 and not marker.exists():
         marker.touch()
         os._exit(1)
+    time.sleep(0.05)
     return os.getpid(), os.sched_getaffinity(0)
 
 
@@ -152,8 +156,19 @@ def test_a_worker_started_in_place_of_a_dead_one_takes_its_core(tmp_path: Path,
     on the other worker's."""
     monkeypatch.setenv("NINJA_TEST_MARKER", str(tmp_path / "died"))
     answers: dict[int, tuple[int, set[int]]] = {}
-    pool: Pool[int] = Pool(2, lambda _handed: None, dies_once, 120.0)
+    pool: Pool[int] = Pool(2, lambda _handed: None, dies_once, 120.0, cores=usable_cores()[:2])
     pool.run([1, 2, 3, 4, 5, 6], answers.__setitem__)
     assert (tmp_path / "died").exists() and set(answers) == {1, 2, 3, 4, 5, 6}
     cores = {pid: frozenset(mine) for pid, mine in answers.values()}
     assert len(cores) == 2 and len(set(cores.values())) == 2, cores
+
+
+@pytest.mark.skipif(len(usable_cores()) < 2, reason="with one core there is nothing to choose")
+def test_fewer_workers_than_cores_are_left_where_the_system_puts_them() -> None:
+    """One worker for the batch's two cores or more: not pinned (the cores it leaves may be another
+    batch's), so it and its sandboxes may run on every core the batch may."""
+    answers: dict[int, tuple[int, set[int], set[int], set[int]]] = {}
+    pool: Pool[int] = Pool(1, prestart, cores_facts, 120.0, hand=zygote_for_worker)
+    pool.run([1, 2], answers.__setitem__)
+    everywhere = set(usable_cores())
+    assert all(mine == zygote == child == everywhere for _, mine, zygote, child in answers.values())

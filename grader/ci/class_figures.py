@@ -11,6 +11,7 @@ to be told apart at all. No red/green pair anywhere.
 from __future__ import annotations
 
 import math
+import re
 from xml.sax.saxutils import escape
 
 from grader.ci.class_report import ClassReport
@@ -28,6 +29,8 @@ SMALL = 10.5  # px: numbers on bars and cells
 ROW = 24  # px per gradient in the bar charts and the heat map
 WIDTH = 960  # px: the page's figures are this wide, the heat map at most (unless its labels need more)
 MIN_CELL, MAX_CELL = 30.0, 58.0  # px: the width of a heat map's cell
+MIN_BARS = 500.0  # px: the least room the two bar charts of the gradients share
+UNDRAWABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")  # characters XML has no room for
 
 
 def text_width(text: str, size: float, *, mono: bool = False) -> float:
@@ -80,7 +83,7 @@ class Canvas:
         turn = f' transform="rotate({rotate:g} {x:.1f} {y:.1f})"' if rotate else ""
         self.parts.append(f'<text x="{x:.1f}" y="{y + size * 0.35:.1f}" font-family="{family}" '
                           f'font-size="{size:g}" text-anchor="{anchor}" fill="{fill}"{weight}{turn}>'
-                          f"{escape(text)}</text>")
+                          f"{escape(UNDRAWABLE.sub('', text))}</text>")
 
     def pattern(self, name: str, body: str) -> str:
         """A fill pattern of 6 px tiles, defined once; what a fill attribute names it by."""
@@ -106,13 +109,13 @@ def _x_axis(c: Canvas, span: tuple[float, float], y: float, ticks: list[int], *,
 
 
 def score_histogram(report: ClassReport) -> bytes:
-    """Students per score, every score from 0 to the maximum on the axis."""
+    """Students per score, on an axis of scores from 0 to the maximum (every whole score marked, up to 60)."""
     counts = dict(report.scores)
     whole = float(report.max_score).is_integer() and all(score.is_integer() for score in counts)
-    xs: list[float] = list(range(int(report.max_score) + 1)) if whole and report.max_score <= 60 else sorted(counts)
-    ys = [counts.get(float(x), 0) for x in xs]
+    xs = [float(x) for x in range(int(report.max_score) + 1)] if whole and report.max_score <= 60 else sorted(counts)
+    ys = [counts.get(x, 0) for x in xs]
     if not xs:  # nobody graded
-        xs, ys = [0], [0]
+        xs, ys = [0.0], [0]
     ticks = nice_ticks(max(ys))
     top = max(ticks[-1], max(ys) * 1.18 + 1)
     labels = [f"{x:g}" for x in xs]
@@ -120,16 +123,18 @@ def score_histogram(report: ClassReport) -> bytes:
     left = 24 + max(text_width(str(t), TEXT) for t in ticks) + 10
     c = Canvas(WIDTH, 240)
     plot_top, bottom, right = 14.0, 190.0, WIDTH - 10.0
-    slot = (right - left) / len(xs)
-    for i, (label, y) in enumerate(zip(labels, ys, strict=True)):
-        x = left + slot * (i + 0.1)
+    lo, hi = min(0.0, xs[0]) - 0.6, max(float(report.max_score), xs[-1]) + 0.6  # a bar's half width of room
+    unit = (right - left) / (hi - lo)  # px per point
+    bar = max(2.0, 0.8 * unit)
+    for i, (score, label, y) in enumerate(zip(xs, labels, ys, strict=True)):
+        middle = left + (score - lo) * unit
         height = (bottom - plot_top) * y / top
-        c.rect(x, bottom - height, slot * 0.8, height, BLUE)
+        c.rect(middle - bar / 2, bottom - height, bar, height, BLUE)
         if y:
-            c.text(x + slot * 0.4, bottom - height - 7, str(y), size=SMALL, anchor="middle")
+            c.text(middle, bottom - height - 7, str(y), size=SMALL, anchor="middle")
         if i in shown:
-            c.line(x + slot * 0.4, bottom, x + slot * 0.4, bottom + 4)
-            c.text(x + slot * 0.4, bottom + 13, label, anchor="middle")
+            c.line(middle, bottom, middle, bottom + 4)
+            c.text(middle, bottom + 13, label, anchor="middle")
     c.line(left, bottom, right, bottom)
     c.line(left, plot_top, left, bottom)
     for t in ticks:
@@ -148,12 +153,12 @@ def gradient_bars(report: ClassReport) -> bytes:
     names_w = max((text_width(n, TEXT, mono=True) for n in names), default=0.0) + 12
     top_y, n = 30.0, len(names)
     bottom = top_y + ROW * max(n, 1)
-    c = Canvas(WIDTH, bottom + 46)
     left0 = names_w
-    span = WIDTH - 10 - left0 - 24
+    span = max(MIN_BARS, WIDTH - 10 - left0 - 24)  # a longer name makes the figure wider (the page scales it)
+    c = Canvas(left0 + span + 34, bottom + 46)
     left1 = left0 + span * 0.6
     right0 = left1 + 24
-    right1 = WIDTH - 10.0
+    right1 = c.width - 10.0
     firsts = [g.first_wrong for g in report.gradients]
     ticks = nice_ticks(max(firsts, default=0))
     most = max(ticks[-1], max(firsts, default=0) * 1.25 + 1)
@@ -204,8 +209,9 @@ def label_heatmap(report: ClassReport) -> bytes | None:
     width = names_w + cell_w * len(columns)
     reach = max(names_w + cell_w * (i + 0.5) + text_width(label, TEXT) * math.cos(slant)
                 for i, label in enumerate(columns))
-    c = Canvas(max(width, reach) + 10, top_y + cell_h * len(rows) + 8)
-    c.text(width / 2, 12, "wrong answers by gradient and label", anchor="middle", bold=True)
+    title = "wrong answers by gradient and label"
+    c = Canvas(max(width, reach, text_width(title, TEXT) * 1.1 + 10) + 10, top_y + cell_h * len(rows) + 8)
+    c.text(max(width / 2, text_width(title, TEXT) * 0.55 + 5), 12, title, anchor="middle", bold=True)
     for j, label in enumerate(columns):
         x = names_w + cell_w * (j + 0.5)
         c.text(x - 2, top_y - 8, label, rotate=-40)

@@ -1,9 +1,10 @@
 """A batch's workers: forked once, one submission at a time each, every answer awaited in bounded time.
 
-Each worker runs on one core (round robin over the cores the batch may use, where the system lets
-a process say so), and its zygote and every sandbox it opens run there with it: a worker and its
+Where the batch runs one worker per core it may use (as it does by default), each worker runs on
+a core of its own, and its zygote and every sandbox it opens run there with it: a worker and its
 sandbox's child take turns (commit, reveal), and a turn handed over on the same core is cheaper
-than one handed to another.
+than one handed to another. With fewer workers than cores, or more, the system places them: the
+cores left over may be another batch's, and a core with two pinned workers could not hand one off.
 
 The batch hands each worker one job and waits for its answer with a deadline. So the batch
 always knows which job a worker is on: a worker that dies is the death of that job alone (it
@@ -118,8 +119,9 @@ class Pool(Generic[Job]):
     cores: list[int] = field(default_factory=usable_cores)  # where workers run; one core or none: anywhere
 
     def _core(self) -> int | None:
-        """The core for a new worker: the one fewest workers run on, the first of those."""
-        if len(self.cores) < 2:
+        """The core for a new worker, where there is one worker per core: the one fewest workers run on
+        (the core a dead worker left), the first of those."""
+        if len(self.cores) < 2 or self.size != len(self.cores):
             return None
         taken = [w.core for w in self.workers]
         return min(self.cores, key=taken.count)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import os
 import sys
 from pathlib import Path
@@ -117,16 +118,32 @@ def run(argv: list[str] | None = None) -> NoReturn:
         code: object = 0
     except SystemExit as done:
         code = done.code
+    except OSError as exc:  # its output could not be written: a full disk, a reader that has gone
+        if exc.errno not in (errno.ENOSPC, errno.EIO, errno.EPIPE, errno.EDQUOT):
+            raise
+        if exc.errno != errno.EPIPE:
+            with contextlib.suppress(OSError):
+                print(f"ninja-grade: cannot write its output ({exc.strerror})", file=sys.stderr)
+        code = LOST_OUTPUT
     if code is not None and not isinstance(code, int):  # sys.exit("why"): said, and the exit status is 1
         print(code, file=sys.stderr)
         code = 1
     end_now(code or 0)
 
 
+LOST_OUTPUT = 120  # the exit status Python itself gives when its output cannot be written at the end
+
+
 def end_now(code: int) -> NoReturn:
-    """End this process with `code`, after its atexit handlers and with its output flushed."""
+    """End this process with `code`, after its atexit handlers and with its output flushed (no thread of
+    the grader's outlives its command: the portable sandbox's are daemons). Output that cannot be written
+    makes it 120, as Python's own exit would; a reader that has gone (`| head`) loses nothing it wanted."""
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # a closed pipe (`| head`) loses nothing that could be read
+        try:
             stream.flush()
+        except BrokenPipeError:
+            pass
+        except (OSError, ValueError):  # a full disk, a closed file
+            code = code or LOST_OUTPUT
     os._exit(code)

@@ -93,7 +93,8 @@ def notebook_command(ctx: click.Context, which: str, out: Path, course_repo: str
 @click.command(name="batch")
 @click.argument("exercise_id", metavar="EXERCISE")
 @click.argument("submissions", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Workers in parallel (default: cores).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Workers in parallel (default: the cores it may use).")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("ninja-batch"), show_default=True,
               help="Folder for one JSON report per student; a rerun grades again only what changed since.")
 @click.option("--gradebook", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -127,6 +128,7 @@ def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple
 
     start_early()  # the zygote that forks each worker's imports torch while this process does
     from grader.ci import batch
+    from grader.ci.pool import usable_cores
     from grader.ci.shards import ShardError, shard_from
 
     course = course_or_exit(ctx)
@@ -156,8 +158,9 @@ def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple
         click.echo(f"shard {part.name} ({part.source}): {len(plan.share)} of the {len(subs)} submissions")
     click.echo(plan.said)
     tally = grade_with_a_bar(course, exercise_id, plan, [s.student for s in subs], out=out,
-                             jobs=jobs or os.cpu_count() or 1, course_path=str(course_arg) if course_arg else None,
-                             data=str(data) if data else None, limits=limits)
+                             jobs=jobs or len(usable_cores()) or os.cpu_count() or 1,
+                             course_path=str(course_arg) if course_arg else None, data=str(data) if data else None,
+                             limits=limits)
     share = [p.sub for p in plan.share]
     table, reports = batch.gradebook(course, exercise_id, share, {**plan.kept, **tally.reports})
     book = gradebook or out / part.gradebook_name
