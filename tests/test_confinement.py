@@ -596,3 +596,37 @@ def test_report_says_in_one_line_what_could_not_be_had(monkeypatch: pytest.Monke
     notes = [n for n in report.notes if "not available here" in n]
     assert len(notes) == 1 and notes[0].startswith("Landlock") and "what your user can" in notes[0]
     assert report.sandbox["landlock"] == ""
+
+
+def meddle_body(target: int, uid: int) -> Body:
+    """Change another process of the same user (its core-file limit, cores, scheduling, priority), and the
+    same for itself."""
+    def body(ns: dict[str, object]) -> dict[int, str]:
+        cores = os.sched_getaffinity(0)
+        nice = os.getpriority(os.PRIO_PROCESS, target)
+        return {0: outcome(lambda: resource.prlimit(target, resource.RLIMIT_CORE, (0, 0))),
+                1: outcome(lambda: os.sched_setaffinity(target, cores)),
+                2: outcome(lambda: os.setpriority(os.PRIO_PROCESS, target, nice)),
+                3: outcome(lambda: os.setpriority(os.PRIO_USER, uid, nice)),
+                4: outcome(lambda: os.sched_setscheduler(target, os.SCHED_OTHER, os.sched_param(0))),
+                10: outcome(lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0))),
+                11: outcome(lambda: resource.prlimit(os.getpid(), resource.RLIMIT_CORE, (0, 0))),
+                12: outcome(lambda: os.sched_setaffinity(0, cores)),
+                13: outcome(lambda: os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0)))}
+    return body
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs a second process of the same user, made by root")
+def test_child_changes_no_limit_core_or_priority_but_its_own(monkeypatch: pytest.MonkeyPatch, unprivileged: User,
+                                                             neighbour: int) -> None:
+    """A child of a user without rights cannot set that user's other processes' resource limits (a CPU
+    limit of 0 would kill a classmate's sandbox), cores, scheduling or priority, nor the whole user's; it
+    still sets its own. With seccomp off, it can set them all."""
+    body = meddle_body(neighbour, unprivileged.uid)
+    said, died, _ = in_child(monkeypatch, body, as_user=unprivileged)
+    assert died is None
+    assert all(said[i] == "refused: EPERM" for i in range(5)), said
+    assert all(said[i] == "done" for i in range(10, 14)), said
+    monkeypatch.setattr(kernel, "seccomp_filter", lambda: "")
+    said, _, _ = in_child(monkeypatch, body, as_user=unprivileged)
+    assert all(said[i] == "done" for i in (*range(5), *range(10, 14))), said

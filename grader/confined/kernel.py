@@ -7,7 +7,8 @@ escaped every Python guard still holds only what these leave it.
 - Landlock (Linux 5.13+): no file may be opened outside the scratch folder; no TCP bind or
   connect (ABI 4+); no signal to, or abstract socket of, a process outside the child (ABI 6+).
 - seccomp: no new sockets, no ptrace or process_vm_*, no exec, no namespaces, no io_uring,
-  and no signal to any process but itself (x86_64 and aarch64).
+  and no signal, resource limit, core, scheduling or priority set for any process but itself
+  (x86_64 and aarch64).
 - `not_dumpable`: same-user processes cannot read this process's /proc entries or ptrace it;
   the grader calls it on itself before its first sandbox, so a child cannot read the
   grader's environment or memory.
@@ -191,6 +192,18 @@ DENIED = {
 # its session); tgkill and rt_*sigqueueinfo with its own thread group.
 SIGNALS = {"x86_64": {"kill": 62, "tgkill": 234, "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297},
            "aarch64": {"kill": 129, "tgkill": 131, "rt_sigqueueinfo": 138, "rt_tgsigqueueinfo": 240}}
+# What changes another process (its limits, cores, scheduling, priority, memory's placement) is for
+# this process only: arg0 is its pid, or 0 for itself. A process of the same user could otherwise be
+# given a CPU limit of 0 (killed), or be slowed.
+OWN_PID_FIRST = {
+    "x86_64": {"prlimit64": 302, "sched_setaffinity": 203, "sched_setscheduler": 144, "sched_setparam": 142,
+               "sched_setattr": 314, "migrate_pages": 256, "move_pages": 279},
+    "aarch64": {"prlimit64": 261, "sched_setaffinity": 122, "sched_setscheduler": 119, "sched_setparam": 118,
+                "sched_setattr": 274, "migrate_pages": 238, "move_pages": 239},
+}
+# setpriority(which, who) and ioprio_set(which, who): only a process (not a group or a user), and itself.
+PRIORITY = {"x86_64": {"setpriority": (141, 0), "ioprio_set": (251, 1)},
+            "aarch64": {"setpriority": (140, 0), "ioprio_set": (30, 1)}}  # nr, and which names one process
 CLONE = {"x86_64": 56, "aarch64": 220}
 CLONE3 = 435  # its flags are in memory, out of the filter's sight: refused with ENOSYS, so libc uses clone
 CLONE_NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 | 0x80
@@ -200,7 +213,22 @@ RET_KILL_PROCESS = 0x80000000
 RET_EPERM = 0x00050000 | errno.EPERM
 RET_ENOSYS = 0x00050000 | errno.ENOSYS
 LD_W_ABS, JEQ_K, JSET_K, RET_K = 0x20, 0x15, 0x45, 0x06
-OFFSET_NR, OFFSET_ARCH, OFFSET_ARG0 = 0, 4, 16  # struct seccomp_data; args are u64, little-endian
+OFFSET_NR, OFFSET_ARCH, OFFSET_ARG0, OFFSET_ARG1 = 0, 4, 16, 24  # struct seccomp_data; args are u64, little-endian
+
+
+def _only_where(nr: int, conditions: list[tuple[int, set[int]]]) -> list[tuple[int, int, int, int]]:
+    """Syscall `nr` allowed only where each (offset, values) holds: that argument's low word (a pid_t, an
+    int) is one of the values; refused with EPERM otherwise. Any other syscall jumps past, its number
+    still loaded."""
+    body: list[tuple[int, int, int, int]] = []
+    for offset, values in conditions:
+        allowed = sorted(values)
+        body.append((LD_W_ABS, 0, 0, offset))
+        for i, value in enumerate(allowed):
+            body.append((JEQ_K, len(allowed) - i, 0, value))  # past the other values and the refusal
+        body.append((RET_K, 0, 0, RET_EPERM))
+    body.append((RET_K, 0, 0, RET_ALLOW))
+    return [(JEQ_K, 0, len(body), nr), *body]
 
 
 def seccomp_program(arch: str, pid: int) -> list[tuple[int, int, int, int]]:
@@ -216,16 +244,13 @@ def seccomp_program(arch: str, pid: int) -> list[tuple[int, int, int, int]]:
     for nr in sorted(DENIED[arch].values()):
         prog += [(JEQ_K, 0, 1, nr), (RET_K, 0, 0, RET_EPERM)]
     prog += [(JEQ_K, 0, 1, CLONE3), (RET_K, 0, 0, RET_ENOSYS)]
-    own = {pid & 0xFFFFFFFF, 0, (-pid) & 0xFFFFFFFF}
+    me = pid & 0xFFFFFFFF
     for name, nr in SIGNALS[arch].items():
-        allowed = sorted(own if name == "kill" else {pid & 0xFFFFFFFF})
-        # nr matches: load arg0's low word, allow the own ids, refuse the rest; then reload nr
-        body = [(LD_W_ABS, 0, 0, OFFSET_ARG0)]
-        for i, value in enumerate(allowed):
-            body.append((JEQ_K, len(allowed) - i, 0, value))
-        body += [(RET_K, 0, 0, RET_EPERM), (RET_K, 0, 0, RET_ALLOW)]
-        prog.append((JEQ_K, 0, len(body), nr))
-        prog += body
+        prog += _only_where(nr, [(OFFSET_ARG0, {me, 0, (-pid) & 0xFFFFFFFF} if name == "kill" else {me})])
+    for nr in OWN_PID_FIRST[arch].values():
+        prog += _only_where(nr, [(OFFSET_ARG0, {0, me})])
+    for nr, one_process in PRIORITY[arch].values():
+        prog += _only_where(nr, [(OFFSET_ARG0, {one_process}), (OFFSET_ARG1, {0, me})])
     prog += [
         (JEQ_K, 0, 4, CLONE[arch]),
         (LD_W_ABS, 0, 0, OFFSET_ARG0),
@@ -255,7 +280,7 @@ def seccomp_filter() -> str:
     if result != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"seccomp: {os.strerror(err)}")
-    return "seccomp (no sockets, exec, ptrace, namespaces or signals to other processes)"
+    return "seccomp (no sockets, exec, ptrace, namespaces, or signals or limits to other processes)"
 
 
 def confine(scratch: str) -> dict[str, str]:
