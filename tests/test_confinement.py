@@ -42,6 +42,7 @@ from tests.forked import forked_here, replace_run
 
 pytestmark = unix_only
 resource = pytest.importorskip("resource")
+pwd = pytest.importorskip("pwd")
 
 SMALL = Limits(time_s=5, memory_mb=256)
 SOLUTION = ROOT / "solutions" / "exercise1.py"
@@ -616,17 +617,32 @@ def meddle_body(target: int, uid: int) -> Body:
     return body
 
 
+@pytest.fixture
+def classmate() -> Iterator[int]:
+    """A process of nobody's, as another student's sandbox child is when the grader runs as root."""
+    nobody = pwd.getpwnam("nobody")
+    proc = subprocess.Popen(User("nobody", nobody.pw_uid, nobody.pw_gid).command("sleep", "60"))
+    time.sleep(0.2)
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs a second process of the same user, made by root")
+@pytest.mark.parametrize("as_root", [False, True], ids=["a user without rights", "root: children are nobody"])
 def test_child_changes_no_limit_core_or_priority_but_its_own(monkeypatch: pytest.MonkeyPatch, unprivileged: User,
-                                                             neighbour: int) -> None:
-    """A child of a user without rights cannot set that user's other processes' resource limits (a CPU
-    limit of 0 would kill a classmate's sandbox), cores, scheduling or priority, nor the whole user's; it
-    still sets its own. With seccomp off, it can set them all."""
-    body = meddle_body(neighbour, unprivileged.uid)
-    said, died, _ = in_child(monkeypatch, body, as_user=unprivileged)
+                                                             neighbour: int, classmate: int, as_root: bool) -> None:
+    """A child cannot set its user's other processes' resource limits (a CPU limit of 0 would kill a
+    classmate's sandbox), cores, scheduling or priority, nor the whole user's: as a user without rights
+    (the user's other processes), nor as root, where every student's child is nobody. It still sets its
+    own. With seccomp off, it can set them all."""
+    body = meddle_body(classmate, pwd.getpwnam("nobody").pw_uid) if as_root else meddle_body(neighbour,
+                                                                                            unprivileged.uid)
+    as_user = None if as_root else unprivileged
+    said, died, _ = in_child(monkeypatch, body, as_user=as_user)
     assert died is None
     assert all(said[i] == "refused: EPERM" for i in range(5)), said
     assert all(said[i] == "done" for i in range(10, 14)), said
     monkeypatch.setattr(kernel, "seccomp_filter", lambda: "")
-    said, _, _ = in_child(monkeypatch, body, as_user=unprivileged)
+    said, _, _ = in_child(monkeypatch, body, as_user=as_user)
     assert all(said[i] == "done" for i in (*range(5), *range(10, 14))), said

@@ -193,8 +193,8 @@ DENIED = {
 SIGNALS = {"x86_64": {"kill": 62, "tgkill": 234, "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297},
            "aarch64": {"kill": 129, "tgkill": 131, "rt_sigqueueinfo": 138, "rt_tgsigqueueinfo": 240}}
 # What changes another process (its limits, cores, scheduling, priority, memory's placement) is for
-# this process only: arg0 is its pid, or 0 for itself. A process of the same user could otherwise be
-# given a CPU limit of 0 (killed), or be slowed.
+# this process only: arg0 is its pid, or 0 for itself. A process of the same user (every other
+# student's child runs as nobody too) could otherwise be given a CPU limit of 0 (killed), or be slowed.
 OWN_PID_FIRST = {
     "x86_64": {"prlimit64": 302, "sched_setaffinity": 203, "sched_setscheduler": 144, "sched_setparam": 142,
                "sched_setattr": 314, "migrate_pages": 256, "move_pages": 279},
