@@ -646,3 +646,41 @@ def test_child_changes_no_limit_core_or_priority_but_its_own(monkeypatch: pytest
     monkeypatch.setattr(kernel, "seccomp_filter", lambda: "")
     said, _, _ = in_child(monkeypatch, body, as_user=as_user)
     assert all(said[i] == "done" for i in (*range(5), *range(10, 14))), said
+
+
+def ipc_body(key: int, queue: str) -> Body:
+    """Make a System V shared memory segment, message queue and semaphore set, and a POSIX message queue,
+    each open to everyone: a channel to any other child; each removed again where it was made."""
+    def body(ns: dict[str, object]) -> dict[int, str]:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mq_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
+
+        def made(call: Callable[[], int], remove: Callable[[int], object]) -> None:
+            found = call()
+            if found < 0:
+                raise OSError(ctypes.get_errno(), "ipc")
+            remove(found)
+
+        create = 0o1000 | 0o666  # IPC_CREAT, everyone may read and write
+        return {0: outcome(lambda: made(lambda: libc.shmget(key, 4096, create), lambda i: libc.shmctl(i, 0, None))),
+                1: outcome(lambda: made(lambda: libc.msgget(key, create), lambda i: libc.msgctl(i, 0, None))),
+                2: outcome(lambda: made(lambda: libc.semget(key, 1, create), lambda i: libc.semctl(i, 0, 0))),
+                3: outcome(lambda: made(lambda: libc.mq_open(queue.encode(), os.O_CREAT | os.O_RDWR, 0o666, None),
+                                        lambda _fd: libc.mq_unlink(queue.encode())))}
+    return body
+
+
+def test_child_opens_no_channel_to_other_children(monkeypatch: pytest.MonkeyPatch, who: User | None) -> None:
+    """No System V shared memory, message queue or semaphore set, and no POSIX message queue, which every
+    other child of the same user (as root: nobody) could open. seccomp refuses all four; with it off, the
+    System V ones are made, and the POSIX queue is still refused by Landlock (its file system is no part of
+    the scratch folder); with both off, it is made too."""
+    key, queue = 0x4E000000 | (os.getpid() & 0xFFFF), f"/ninja-test-{uuid.uuid4().hex[:12]}"
+    said, died, _ = in_child(monkeypatch, ipc_body(key, queue), as_user=who)
+    assert died is None and all(said[i] == "refused: EPERM" for i in range(4)), said
+    monkeypatch.setattr(kernel, "seccomp_filter", lambda: "")
+    said, _, _ = in_child(monkeypatch, ipc_body(key, queue), as_user=who)
+    assert all(said[i] == "done" for i in range(3)) and said[3].startswith("refused"), said
+    monkeypatch.setattr(kernel, "landlock_only", lambda folder: "")
+    said, _, _ = in_child(monkeypatch, ipc_body(key, queue), as_user=who)
+    assert said[3] == "done", said

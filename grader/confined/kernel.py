@@ -7,8 +7,8 @@ escaped every Python guard still holds only what these leave it.
 - Landlock (Linux 5.13+): no file may be opened outside the scratch folder; no TCP bind or
   connect (ABI 4+); no signal to, or abstract socket of, a process outside the child (ABI 6+).
 - seccomp: no new sockets, no ptrace or process_vm_*, no exec, no namespaces, no io_uring,
-  and no signal, resource limit, core, scheduling or priority set for any process but itself
-  (x86_64 and aarch64).
+  no System V IPC or POSIX message queues, and no signal, resource limit, core, scheduling or
+  priority set for any process but itself (x86_64 and aarch64).
 - `not_dumpable`: same-user processes cannot read this process's /proc entries or ptrace it;
   the grader calls it on itself before its first sandbox, so a child cannot read the
   grader's environment or memory.
@@ -169,7 +169,8 @@ def landlock_only(folder: str) -> str:
 
 AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 # Refused with EPERM: new sockets, exec, tracing and reading other processes, namespaces, mounts,
-# kernel-side programs and keys, io_uring (which would bypass this filter), handles, and pidfds.
+# kernel-side programs and keys, io_uring (which would bypass this filter), handles, pidfds, and
+# System V IPC and POSIX message queues (a channel to other children that no rule on files sees).
 DENIED = {
     "x86_64": {"socket": 41, "socketpair": 53, "connect": 42, "bind": 49, "listen": 50, "accept": 43,
                "accept4": 288, "fork": 57, "vfork": 58, "execve": 59, "execveat": 322, "tkill": 200,
@@ -178,7 +179,10 @@ DENIED = {
                "perf_event_open": 298, "userfaultfd": 323, "keyctl": 250, "add_key": 248, "request_key": 249,
                "kcmp": 312, "open_by_handle_at": 304, "name_to_handle_at": 303, "io_uring_setup": 425,
                "io_uring_enter": 426, "io_uring_register": 427, "pidfd_send_signal": 424, "pidfd_open": 434,
-               "pidfd_getfd": 438},
+               "pidfd_getfd": 438, "shmget": 29, "shmat": 30, "shmctl": 31, "shmdt": 67, "semget": 64, "semop": 65,
+               "semctl": 66, "semtimedop": 220, "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71,
+               "mq_open": 240, "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243, "mq_notify": 244,
+               "mq_getsetattr": 245},
     "aarch64": {"socket": 198, "socketpair": 199, "connect": 203, "bind": 200, "listen": 201, "accept": 202,
                 "accept4": 242, "execve": 221, "execveat": 281, "tkill": 130, "ptrace": 117,
                 "process_vm_readv": 270, "process_vm_writev": 271, "unshare": 97, "setns": 268, "mount": 40,
@@ -186,7 +190,10 @@ DENIED = {
                 "userfaultfd": 282, "keyctl": 219, "add_key": 217, "request_key": 218, "kcmp": 272,
                 "open_by_handle_at": 265, "name_to_handle_at": 264, "io_uring_setup": 425,
                 "io_uring_enter": 426, "io_uring_register": 427, "pidfd_send_signal": 424, "pidfd_open": 434,
-                "pidfd_getfd": 438},
+                "pidfd_getfd": 438, "mq_open": 180, "mq_unlink": 181, "mq_timedsend": 182, "mq_timedreceive": 183,
+                "mq_notify": 184, "mq_getsetattr": 185, "msgget": 186, "msgctl": 187, "msgrcv": 188, "msgsnd": 189,
+                "semget": 190, "semctl": 191, "semtimedop": 192, "semop": 193, "shmget": 194, "shmctl": 195,
+                "shmat": 196, "shmdt": 197},
 }
 # Signals go to this process only: kill(pid) with pid itself, 0 or -itself (its own group: it leads
 # its session); tgkill and rt_*sigqueueinfo with its own thread group.
@@ -280,7 +287,7 @@ def seccomp_filter() -> str:
     if result != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"seccomp: {os.strerror(err)}")
-    return "seccomp (no sockets, exec, ptrace, namespaces, or signals or limits to other processes)"
+    return "seccomp (no sockets, exec, ptrace, namespaces, IPC, or signals or limits to other processes)"
 
 
 def confine(scratch: str) -> dict[str, str]:
