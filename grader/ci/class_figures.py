@@ -46,6 +46,13 @@ def nice_ticks(top: float) -> list[int]:
     return list(range(0, math.ceil(top / step) * step + 1, step))
 
 
+def counts_axis(biggest: float, room: float) -> tuple[list[int], float]:
+    """The ticks of an axis of counts up to `biggest`, and where the axis ends: past the last tick, and
+    `room` times the biggest bar plus one, so that the bar's number fits beyond it."""
+    ticks = nice_ticks(biggest)
+    return ticks, max(ticks[-1], biggest * room + 1)
+
+
 def heat_colour(fraction: float) -> str:
     """The Blues colour at `fraction` (0 lightest, 1 darkest), interpolated between its anchors."""
     fraction = min(1.0, max(0.0, fraction))
@@ -116,8 +123,7 @@ def score_histogram(report: ClassReport) -> bytes:
     ys = [counts.get(x, 0) for x in xs]
     if not xs:  # nobody graded
         xs, ys = [0.0], [0]
-    ticks = nice_ticks(max(ys))
-    top = max(ticks[-1], max(ys) * 1.18 + 1)
+    ticks, top = counts_axis(max(ys), 1.18)
     labels = [f"{x:g}" for x in xs]
     shown = set(range(0, len(xs), max(1, len(xs) // 14))) if len(xs) > 14 else set(range(len(xs)))
     left = 24 + max(text_width(str(t), TEXT) for t in ticks) + 10
@@ -160,8 +166,7 @@ def gradient_bars(report: ClassReport) -> bytes:
     right0 = left1 + 24
     right1 = c.width - 10.0
     firsts = [g.first_wrong for g in report.gradients]
-    ticks = nice_ticks(max(firsts, default=0))
-    most = max(ticks[-1], max(firsts, default=0) * 1.25 + 1)
+    ticks, most = counts_axis(max(firsts, default=0), 1.25)
     for i, g in enumerate(report.gradients):
         y = top_y + ROW * i
         middle = y + ROW / 2
@@ -203,15 +208,15 @@ def label_heatmap(report: ClassReport) -> bytes | None:
     # Cells as wide as the page's width lets every column, and every turned label, fit (never under
     # MIN_CELL: a wider figure is scaled down by the page, its text with it).
     room = WIDTH - 10 - names_w
-    fits = [room / len(columns)] + [(room - text_width(label, TEXT) * math.cos(slant)) / (i + 0.5)
-                                    for i, label in enumerate(columns)]
+    across = [text_width(label, TEXT) * math.cos(slant) for label in columns]  # how far right each label leans
+    fits = [room / len(columns)] + [(room - lean) / (i + 0.5) for i, lean in enumerate(across)]
     cell_w = max(MIN_CELL, min(MAX_CELL, *fits))
     width = names_w + cell_w * len(columns)
-    reach = max(names_w + cell_w * (i + 0.5) + text_width(label, TEXT) * math.cos(slant)
-                for i, label in enumerate(columns))
+    reach = max(names_w + cell_w * (i + 0.5) + lean for i, lean in enumerate(across))
     title = "wrong answers by gradient and label"
-    c = Canvas(max(width, reach, text_width(title, TEXT) * 1.1 + 10) + 10, top_y + cell_h * len(rows) + 8)
-    c.text(max(width / 2, text_width(title, TEXT) * 0.55 + 5), 12, title, anchor="middle", bold=True)
+    title_w = text_width(title, TEXT) * 1.1  # bold
+    c = Canvas(max(width, reach, title_w + 10) + 10, top_y + cell_h * len(rows) + 8)
+    c.text(max(width / 2, title_w / 2 + 5), 12, title, anchor="middle", bold=True)
     for j, label in enumerate(columns):
         x = names_w + cell_w * (j + 0.5)
         c.text(x - 2, top_y - 8, label, rotate=-40)
@@ -251,8 +256,7 @@ def training_bars(report: ClassReport) -> bytes | None:
     labels_w = max(text_width(r[0], TEXT) for r in rows) + 14
     top_y, bottom = 8.0, 8.0 + height * len(rows)
     c.height = math.ceil(bottom + 46)
-    ticks = nice_ticks(max(r[1] for r in rows))
-    most = max(ticks[-1], max(r[1] for r in rows) * 1.2 + 1)
+    ticks, most = counts_axis(max(r[1] for r in rows), 1.2)
     left, right = labels_w, WIDTH - 10.0
     for i, (label, count, fill) in enumerate(rows):
         y = top_y + height * i
