@@ -7,7 +7,11 @@ killing them, once the worker's end of its socket closes.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,7 +23,7 @@ from grader.confined.choice import prestart, zygote_for_worker
 from grader.confined.protocol import Case, Run
 from grader.confined.unix import UnixSandbox
 from grader.courseware.course import Limits
-from tests.conftest import unix_only
+from tests.conftest import ROOT, unix_only
 
 pytestmark = unix_only
 
@@ -110,6 +114,68 @@ def test_a_batch_whose_zygote_died_starts_another_for_its_workers() -> None:
     fresh = grader_zygote.start()
     assert fresh is not dead and fresh.alive()
     assert all(opened and parent == fresh.pid for _, _, parent, opened in handed.values())
+
+
+def sandboxes_under(pid: int) -> list[int]:
+    """The sandbox children among a process's descendants."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and running(int(entry.name)):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parents[int(entry.name)] = parent_of(int(entry.name))
+    below, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - below
+        below |= frontier
+    found = []
+    for child in below:
+        with contextlib.suppress(OSError):
+            forked = Path(f"/proc/{child}/comm").read_text().strip() == "ninja-sandbox"
+            if forked or b"grader.confined.spawned" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+    return sorted(found)
+
+
+def confined(pid: int) -> bool:
+    """Whether a process has no_new_privs (the sandbox's child sets it once it is set to die with its parent)."""
+    return "NoNewPrivs:\t1" in Path(f"/proc/{pid}/status").read_text()
+
+
+def cpu_ticks(pid: int) -> int:
+    """The CPU time a process has used, in clock ticks."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+HANGS = "dlogprobs = -1.0 / 32 / probs\nwhile True:\n    pass\n"
+
+
+@pytest.mark.parametrize("sandbox,command", [("unix", "exercise1"), ("unix", "batch"), ("portable", "exercise1")])
+def test_a_grader_killed_outright_leaves_no_sandbox_running(tmp_path: Path, sandbox: str, command: str) -> None:
+    """SIGKILL to `ninja-grade` while a submission loops for ever: its zygotes end with it, and every sandbox's
+    child with its zygote (the portable one's with the grader), at once, not when its CPU limit comes."""
+    submission = tmp_path / "student.py"
+    submission.write_text(HANGS)
+    args = [submission] if command == "exercise1" else ["exercise1", submission, "--out", tmp_path / "out"]
+    grader = subprocess.Popen([sys.executable, "-m", "grader.cli", "--sandbox", sandbox, command, *map(str, args)],
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (children := sandboxes_under(grader.pid)):
+            assert grader.poll() is None and time.monotonic() < deadline, "no sandbox started"
+            time.sleep(0.05)
+        for child in children:  # in the submission's loop: confined, then busy where a waiting child is idle
+            while not confined(child):
+                assert running(child) and time.monotonic() < deadline, "the sandbox was never confined"
+                time.sleep(0.05)
+            ticks = cpu_ticks(child)
+            while cpu_ticks(child) < ticks + 30:
+                assert running(child) and time.monotonic() < deadline, "the sandbox never ran the submission"
+                time.sleep(0.05)
+    finally:
+        grader.send_signal(signal.SIGKILL)
+        grader.wait()
+    assert all(gone_within(child, 5) for child in children)
 
 
 def cores_facts(_job: int) -> tuple[int, set[int], set[int], set[int]]:
