@@ -25,6 +25,7 @@ from grader.confined.wire import (
     FRAME,
     MAX_HEADER_BYTES,
     MAX_PAYLOAD_BYTES,
+    BufferedReader,
     WireError,
     exact_reader,
     pack,
@@ -104,6 +105,50 @@ def test_exact_reader_joins_a_frame_from_pieces_and_reads_no_further(most: int) 
     assert two[0] == {"n": 2} and torch.equal(two[1]["y"], torch.ones(2, 2, dtype=torch.int64))
     with pytest.raises(EOFError):
         read(1)
+
+
+class Counted(Trickle):
+    """A Trickle that counts its calls."""
+
+    calls = 0
+
+    def recv(self, n: int) -> bytes:
+        self.calls += 1
+        return super().recv(n)
+
+
+@pytest.mark.parametrize("most", [1, 7, 1 << 16])
+def test_buffered_reader_reads_frames_one_by_one_whatever_the_pieces(most: int) -> None:
+    """The child's reader takes what a call brings, past the frame asked for, and hands the next frame
+    from it: frames in pieces or whole come back one by one, the stream's end is an EOFError, and a
+    frame that arrives whole takes one call, not one for its lengths, its header and its payload."""
+    frames = [pack({"n": i}, {"x": torch.arange(i * 100, dtype=torch.float32)}) for i in range(1, 4)]
+    stream = Counted(b"".join(frames), most)
+    read = BufferedReader(stream.recv)
+    for i in range(1, 4):
+        header, tensors = unpack(read)
+        assert header == {"n": i} and torch.equal(tensors["x"], torch.arange(i * 100, dtype=torch.float32))
+    with pytest.raises(EOFError):
+        read(1)
+    if most == 1 << 16:
+        assert stream.calls == 2  # the three frames in one call, then the end
+
+
+def test_tensors_of_a_frame_are_its_own_bytes_and_each_others_untouched() -> None:
+    """A payload's tensors are views of that frame's bytes: writing into one changes no other tensor of
+    the frame, nothing of the next frame, and nothing the reader still holds. A tensor whose bytes do not
+    start on a multiple of its element size (an int64 after three float32s) is copied, with its values."""
+    first = pack({}, {"a": torch.ones(3), "b": torch.arange(4), "c": torch.full((2, 2), 7.0)})
+    second = pack({}, {"d": torch.zeros(5)})
+    read = BufferedReader(Trickle(first + second, 1 << 16).recv)
+    _, one = unpack(read)
+    assert torch.equal(one["b"], torch.arange(4)) and one["b"].dtype == torch.int64
+    one["a"].add_(1)
+    one["b"].mul_(10)
+    assert torch.equal(one["c"], torch.full((2, 2), 7.0)) and torch.equal(one["a"], torch.full((3,), 2.0))
+    assert torch.equal(one["b"], torch.arange(4) * 10)
+    _, two = unpack(read)
+    assert torch.equal(two["d"], torch.zeros(5))
 
 
 @pytest.mark.parametrize(("data", "words"), [

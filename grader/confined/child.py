@@ -42,7 +42,7 @@ from grader.confined.protocol import (
     for_child,
 )
 from grader.confined.runner import execute, names_in, namespace, read_value
-from grader.confined.wire import exact_reader, unpack
+from grader.confined.wire import BufferedReader, unpack
 from grader.courseware.cases import namespace_for
 from grader.courseware.course import Limits
 from grader.courseware.graph import Graph
@@ -85,8 +85,9 @@ def send(channel: Channel, message: FromChild) -> None:
     channel.sendall(encode(message))
 
 
-def receive(channel: Channel) -> ToChild:
-    header, tensors = unpack(exact_reader(channel.recv))
+def receive(read: BufferedReader) -> ToChild:
+    """The grader's next message, read through the channel's one reader."""
+    header, tensors = unpack(read)
     return for_child(header, tensors)
 
 
@@ -274,7 +275,7 @@ class _Training:
 
 
 def _run(channel: Channel, program: Program, case: Case, world: dict[str, object], request: Run, *,
-         memory_mb: int, named: frozenset[str]) -> None:
+         read: BufferedReader, memory_mb: int, named: frozenset[str]) -> None:
     """One run: commit at each point, wait where it says so, set the presets; then its End."""
     ns = namespace({**world, **case.scalars, **case.tensors}, case.given_gradients, program.path, named=named)
     points = {p.index: p for p in request.points}
@@ -289,7 +290,7 @@ def _run(channel: Channel, program: Program, case: Case, world: dict[str, object
                 channel.sendall(b"".join(unsent))
                 unsent.clear()
             if point.waits:
-                reveal = receive(channel)
+                reveal = receive(read)
                 if not isinstance(reveal, Reveal):
                     raise EOFError("the grader broke the protocol")  # pragma: no cover - the grader is ours
                 names.update(reveal.values)
@@ -309,14 +310,15 @@ def serve(channel: Channel, source: str, path: str, *, limits: Limits, confine: 
     program = compile_to_run(source, path, rewrite=guard)
     named = names_in(program)
     send(channel, Ready(held))
+    read = BufferedReader(channel.recv)  # nothing but the grader's frames comes this way
     case: Case | None = None
     training: _Training | None = None
     while True:
-        message = receive(channel)
+        message = receive(read)
         if isinstance(message, Case):
             case = message
         elif isinstance(message, Run) and case is not None:
-            _run(channel, program, case, world or {}, message, memory_mb=limits.memory_mb, named=named)
+            _run(channel, program, case, world or {}, message, read=read, memory_mb=limits.memory_mb, named=named)
         elif isinstance(message, Train):
             if message.start is not None:
                 training = _Training(message)

@@ -30,7 +30,7 @@ import sys
 import types
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy
 import torch
@@ -365,20 +365,23 @@ def guarded_names(path: str) -> dict[str, Any]:
 class _Guard(ast.NodeTransformer):
     """Rewrites attribute access and exception handlers to go through the Jail (module docstring)."""
 
+    # Every node made here takes the location of the node it stands for, so no walk of the whole tree
+    # is needed afterwards to fill locations in.
+
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
         value = self.visit(node.value)
+        attr = _at(ast.Constant(node.attr), node)
         if isinstance(node.ctx, ast.Load):
-            call = ast.Call(ast.Name(GET, ast.Load()), [value, ast.Constant(node.attr)], [])
-            return ast.copy_location(call, node)
-        target = ast.Call(ast.Name(TARGET, ast.Load()), [value], [])
-        return ast.copy_location(ast.Subscript(target, ast.Constant(node.attr), node.ctx), node)
+            return _at(ast.Call(_at(ast.Name(GET, ast.Load()), node), [value, attr], []), node)
+        target = _at(ast.Call(_at(ast.Name(TARGET, ast.Load()), node), [value], []), node)
+        return _at(ast.Subscript(target, attr, node.ctx), node)
 
     def visit_ExceptHandler(self, node: ast.ExceptHandler) -> ast.AST:
         self.generic_visit(node)
         if node.name:
-            clean = ast.Assign([ast.Name(node.name, ast.Store())],
-                               ast.Call(ast.Name(CLEAN, ast.Load()), [ast.Name(node.name, ast.Load())], []))
-            node.body.insert(0, ast.copy_location(clean, node))
+            call = ast.Call(_at(ast.Name(CLEAN, ast.Load()), node), [_at(ast.Name(node.name, ast.Load()), node)], [])
+            clean = ast.Assign([_at(ast.Name(node.name, ast.Store()), node)], _at(call, node))
+            node.body.insert(0, _at(clean, node))
         return node
 
     def visit_match_case(self, node: ast.match_case) -> ast.AST:
@@ -390,11 +393,19 @@ class _Guard(ast.NodeTransformer):
         return node
 
 
+_Node = TypeVar("_Node", bound=ast.AST)
+
+
+def _at(new: _Node, node: ast.AST) -> _Node:
+    """`new`, at the place in the source of `node`."""
+    return ast.copy_location(new, node)
+
+
 def guard(tree: ast.Module) -> ast.Module:
     """The module with every attribute access and exception handler going through the Jail."""
     guarded = _Guard().visit(tree)
     assert isinstance(guarded, ast.Module)
-    return ast.fix_missing_locations(guarded)
+    return guarded
 
 
 # --- the audit hook ------------------------------------------------------------------------

@@ -126,7 +126,7 @@ class Sandbox(ABC):
     def _write(self, data: bytes) -> None: ...
 
     @abstractmethod
-    def _recv(self, n: int) -> bytes:
+    def _recv(self, n: int) -> bytes | bytearray:
         """Exactly n bytes, or TimeoutError past the deadline, or EOFError."""
 
     @abstractmethod

@@ -34,9 +34,11 @@ class UnixSandbox(Sandbox):
 
     kind = "unix"
     _unread: bytearray
+    _at: int
 
     def _start(self) -> None:
         self._unread = bytearray()
+        self._at = 0  # where its unread bytes begin
         if not unix_sandbox_available():
             raise SandboxError(UNIX_NEEDED)
         try:
@@ -62,11 +64,13 @@ class UnixSandbox(Sandbox):
         self.sock.settimeout(max(0.01, self.deadline - time.monotonic()))
         self.sock.sendall(data)
 
-    def _recv(self, n: int) -> bytes:
-        buf = self._unread  # what one read brought past the bytes asked for: most often the whole next frame
+    def _recv(self, n: int) -> bytearray:
+        buf = self._unread  # what one read brought past the bytes asked for: most often the next frames too
         if n and self.deadline - time.monotonic() <= 0:
             raise TimeoutError
-        while len(buf) < n:
+        while len(buf) - self._at < n:
+            del buf[:self._at]
+            self._at = 0
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
@@ -77,8 +81,8 @@ class UnixSandbox(Sandbox):
             if not chunk:
                 raise EOFError
             buf += chunk
-        data = bytes(buf[:n])
-        del buf[:n]
+        data = buf[self._at:self._at + n]
+        self._at += n
         return data
 
     def _kill(self) -> int | None:

@@ -27,6 +27,7 @@ DTYPES = {
 DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 NUMPY_DTYPES = frozenset(DTYPES.values()) - {torch.bfloat16}
 ITEM_BYTES = {name: torch.empty((), dtype=dtype).element_size() for name, dtype in DTYPES.items()}
+_JSON = json.JSONEncoder(check_circular=False)  # a header is plain data made by pack's callers: no cycles in it
 
 
 class WireError(ValueError):
@@ -49,6 +50,30 @@ def exact_reader(recv: Callable[[int], bytes]) -> Callable[[int], bytes]:
     return read
 
 
+class BufferedReader:
+    """What unpack reads through where nothing but frames arrive (the child's end of its channel):
+    exactly n bytes, as a bytearray of their own, from a buffer that each `recv` fills with as much
+    as is there (most often a whole frame, lengths, header and payload, in one call); EOFError at the end."""
+
+    def __init__(self, recv: Callable[[int], bytes]) -> None:
+        self.recv = recv
+        self.buffer = bytearray()
+        self.at = 0  # where the unread bytes begin
+
+    def __call__(self, n: int) -> bytearray:
+        buffer = self.buffer
+        while len(buffer) - self.at < n:
+            del buffer[:self.at]
+            self.at = 0
+            chunk = self.recv(max(n - len(buffer), 1 << 16))
+            if not chunk:
+                raise EOFError
+            buffer += chunk
+        data = buffer[self.at:self.at + n]
+        self.at += n
+        return data
+
+
 def sendable(t: torch.Tensor) -> bool:
     return t.dtype in DTYPE_NAMES
 
@@ -66,12 +91,13 @@ def pack(header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> bytes:
             data = flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
         meta[name] = [DTYPE_NAMES[t.dtype], list(t.shape), len(data)]
         chunks.append(data)
-    head = json.dumps({**header, "tensors": meta}).encode()
+    head = _JSON.encode({**header, "tensors": meta}).encode()
     return b"".join([FRAME.pack(len(head), sum(len(c) for c in chunks)), head, *chunks])
 
 
-def unpack(recv_exact: Callable[[int], bytes]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Read one frame through `recv_exact(n)`; refuse anything malformed with WireError."""
+def unpack(recv_exact: Callable[[int], bytes | bytearray]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Read one frame through `recv_exact(n)`; refuse anything malformed with WireError. Where the payload
+    comes as a bytearray of its own, its tensors are views of it (each its own bytes of it), not copies."""
     head_len, payload_len = FRAME.unpack(recv_exact(FRAME.size))
     if head_len > MAX_HEADER_BYTES or payload_len > MAX_PAYLOAD_BYTES:
         raise WireError("frame too large")
@@ -94,7 +120,7 @@ def unpack(recv_exact: Callable[[int], bytes]) -> tuple[dict[str, Any], dict[str
     return header, tensors
 
 
-def _tensor(spec: Any, payload: bytes, offset: int, name: str) -> tuple[torch.Tensor, int]:
+def _tensor(spec: Any, payload: bytes | bytearray, offset: int, name: str) -> tuple[torch.Tensor, int]:
     ok = (isinstance(spec, list) and len(spec) == 3 and spec[0] in DTYPES and isinstance(spec[1], list)
           and all(isinstance(d, int) and 0 <= d < MAX_DIM for d in spec[1]) and isinstance(spec[2], int))
     if not ok:
@@ -108,5 +134,8 @@ def _tensor(spec: Any, payload: bytes, offset: int, name: str) -> tuple[torch.Te
         raise WireError(f"{name[:40]!r} has the wrong number of bytes")
     if size == 0:
         return torch.empty(spec[1], dtype=dtype), offset
-    flat = torch.frombuffer(bytearray(payload[offset:offset + size]), dtype=dtype)
-    return flat.reshape(spec[1]), offset + size
+    if type(payload) is bytearray and offset % ITEM_BYTES[spec[0]] == 0:  # the frame's own bytes, aligned: no copy
+        flat = torch.frombuffer(payload, dtype=dtype, count=numel, offset=offset)
+    else:
+        flat = torch.frombuffer(bytearray(memoryview(payload)[offset:offset + size]), dtype=dtype)
+    return (flat.view(*spec[1]) if spec[1] else flat.view(())), offset + size
