@@ -7,10 +7,12 @@ sandbox turns any refusal or a cut-off answer into a `died` reason, in a sentenc
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import struct
 import time
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +27,7 @@ from grader.confined.wire import (
     FRAME,
     MAX_HEADER_BYTES,
     MAX_PAYLOAD_BYTES,
+    VIEW_BYTES,
     BufferedReader,
     WireError,
     exact_reader,
@@ -149,6 +152,28 @@ def test_tensors_of_a_frame_are_its_own_bytes_and_each_others_untouched() -> Non
     assert torch.equal(one["b"], torch.arange(4) * 10)
     _, two = unpack(read)
     assert torch.equal(two["d"], torch.zeros(5))
+
+
+def test_a_kept_tensor_of_a_large_frame_keeps_only_its_own_bytes() -> None:
+    """A frame larger than VIEW_BYTES is copied tensor by tensor: a small tensor kept from it (a commit
+    that also carried a tensor too large to be a gradient, which the grader drops) does not keep the
+    whole frame alive. A small frame's tensors share its bytes."""
+    big = pack({}, {"small": torch.ones(4), "huge": torch.zeros(1 << 20)})
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        _, tensors = unpack(BufferedReader(Trickle(big, 1 << 20).recv))
+        kept = tensors["small"]
+        del tensors
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert torch.equal(kept, torch.ones(4))
+    assert held < 64 << 10, f"{held} bytes held for a tensor of 16"
+    _, small = unpack(BufferedReader(Trickle(pack({}, {"a": torch.ones(4), "b": torch.zeros(4)}), 64).recv))
+    assert small["b"].untyped_storage().data_ptr() - small["a"].untyped_storage().data_ptr() == 16
+    assert len(big) > VIEW_BYTES
 
 
 @pytest.mark.parametrize(("data", "words"), [

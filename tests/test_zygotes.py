@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from grader.ci.pool import Pool, usable_cores
 from grader.confined import zygote as grader_zygote
 from grader.confined.choice import prestart, zygote_for_worker
 from grader.confined.protocol import Case, Run
+from grader.confined.sandbox import SandboxError
 from grader.confined.unix import UnixSandbox
 from grader.courseware.course import Limits
 from tests.conftest import ROOT, unix_only
@@ -176,6 +178,40 @@ def test_a_grader_killed_outright_leaves_no_sandbox_running(tmp_path: Path, sand
         grader.send_signal(signal.SIGKILL)
         grader.wait()
     assert all(gone_within(child, 5) for child in children)
+
+
+def test_a_zygote_killed_while_its_child_grades_is_the_graders_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The zygote killed from outside mid-run takes its child with it: a SandboxError (the grader failed; the
+    batch grades that submission again), never the submission's own `error`."""
+    monkeypatch.setattr(grader_zygote, "_zygote", None)
+    zygote = grader_zygote.start()
+    zygote.wait_ready()
+    with UnixSandbox("x = 0\nfor i in range(10 ** 9):\n    x += 1\n", "<test>", SMALL) as box:
+        box.case(Case({}, {}, {}, ("x",)))
+        killer = threading.Timer(1.0, os.kill, (zygote.pid, signal.SIGKILL))
+        killer.start()
+        try:
+            with pytest.raises(SandboxError, match="zygote ended while it graded"):
+                box.run(Run())
+        finally:
+            killer.cancel()
+        assert gone_within(box.pid, 5)
+    assert grader_zygote.start() is not zygote  # the next sandbox gets a fresh one
+
+
+def test_a_child_whose_parent_is_gone_before_it_is_set_to_die_with_it_ends() -> None:
+    """The child sets itself to end with its parent only once it has changed user; a parent already gone
+    by then (it has another) means it ends at once, before any code of the student's."""
+    from grader.confined.child import _die_with  # noqa: PLC0415 - the one step under test
+
+    pid = os.fork()
+    if pid == 0:  # the forked test process: told its parent is one it does not have
+        try:
+            _die_with(os.getppid() + 1)
+        finally:
+            os._exit(5)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
 def cores_facts(_job: int) -> tuple[int, set[int], set[int], set[int]]:

@@ -60,7 +60,9 @@ def zygote_for_worker() -> Zygote | None:
 
 
 def open_sandbox(source: str, path: str, limits: Limits, world: dict[str, object] | None = None) -> Sandbox:
-    """The sandbox chosen for this process (chosen_kind), not yet started: use it as a context manager."""
+    """The sandbox chosen for this process (chosen_kind), not yet started: use it as a context manager, on the
+    thread that opens it (on Linux its child ends with the thread that started it: the portable child with
+    the thread that opened the sandbox, the unix one with its zygote)."""
     kind = chosen_kind()
     return (PortableSandbox if kind == "portable" else UnixSandbox)(source, path, limits, world)
 

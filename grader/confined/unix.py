@@ -83,6 +83,9 @@ class UnixSandbox(Sandbox):
             buf += chunk
         data = buf[self._at:self._at + n]
         self._at += n
+        if self._at == len(buf):  # all read: nothing held between frames
+            buf.clear()
+            self._at = 0
         return data
 
     def _kill(self) -> int | None:
@@ -91,6 +94,15 @@ class UnixSandbox(Sandbox):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(self.pid, signal.SIGKILL)  # before it has its own session
         return self._zygote.reap(self.pid)
+
+    def _why_dead(self, timed_out: bool) -> str:
+        """Why the child died; a SandboxError where its zygote is gone: a child ends with its zygote, and a
+        zygote killed from outside (the out-of-memory killer, a stray kill) is no doing of the submission."""
+        why = super()._why_dead(timed_out)
+        if not timed_out and not self._zygote.alive():
+            raise SandboxError("the sandbox's zygote ended while it graded (killed from outside, or out of memory?), "
+                               "and its child with it: nothing the submission did; grade it again")
+        return why
 
     def _ends_within(self, seconds: float) -> None:
         kernel.wait_for_exit(self.pid, seconds)

@@ -19,6 +19,7 @@ FRAME = struct.Struct("!IQ")
 MAX_HEADER_BYTES = 4 << 20
 MAX_PAYLOAD_BYTES = 256 << 20
 MAX_DIM = 1 << 31
+VIEW_BYTES = 64 << 10  # a payload up to this size is shared by its tensors; a larger one is copied, tensor by tensor
 DTYPES = {
     "float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
     "float64": torch.float64, "int8": torch.int8, "uint8": torch.uint8, "int16": torch.int16,
@@ -65,12 +66,15 @@ class BufferedReader:
         while len(buffer) - self.at < n:
             del buffer[:self.at]
             self.at = 0
-            chunk = self.recv(max(n - len(buffer), 1 << 16))
+            chunk = self.recv(min(max(n - len(buffer), 1 << 16), 1 << 20))
             if not chunk:
                 raise EOFError
             buffer += chunk
         data = buffer[self.at:self.at + n]
         self.at += n
+        if self.at == len(buffer):  # all read: nothing held between frames
+            buffer.clear()
+            self.at = 0
         return data
 
 
@@ -97,7 +101,8 @@ def pack(header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> bytes:
 
 def unpack(recv_exact: Callable[[int], bytes | bytearray]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Read one frame through `recv_exact(n)`; refuse anything malformed with WireError. Where the payload
-    comes as a bytearray of its own, its tensors are views of it (each its own bytes of it), not copies."""
+    comes as a bytearray of its own, of at most VIEW_BYTES, its tensors are views of it (each its own bytes of
+    it), not copies."""
     head_len, payload_len = FRAME.unpack(recv_exact(FRAME.size))
     if head_len > MAX_HEADER_BYTES or payload_len > MAX_PAYLOAD_BYTES:
         raise WireError("frame too large")
@@ -134,8 +139,10 @@ def _tensor(spec: Any, payload: bytes | bytearray, offset: int, name: str) -> tu
         raise WireError(f"{name[:40]!r} has the wrong number of bytes")
     if size == 0:
         return torch.empty(spec[1], dtype=dtype), offset
-    if type(payload) is bytearray and offset % ITEM_BYTES[spec[0]] == 0:  # the frame's own bytes, aligned: no copy
-        flat = torch.frombuffer(payload, dtype=dtype, count=numel, offset=offset)
+    if type(payload) is bytearray and len(payload) <= VIEW_BYTES and offset % ITEM_BYTES[spec[0]] == 0:
+        # the frame's own bytes, aligned: no copy. A view locks the bytearray's size; a small payload keeps
+        # little alive for a tensor kept (a tensor too large to be a gradient is dropped, its bytes with it).
+        flat = torch.frombuffer(memoryview(payload), dtype=dtype, count=numel, offset=offset)
     else:
         flat = torch.frombuffer(bytearray(memoryview(payload)[offset:offset + size]), dtype=dtype)
     return (flat.view(*spec[1]) if spec[1] else flat.view(())), offset + size

@@ -205,7 +205,8 @@ _zygote: Zygote | None = None
 
 def start() -> Zygote:
     """The zygote of this process, started if it has none (or the one it has died, or was inherited
-    through a fork): call it early, so that its import of torch overlaps the grader's own."""
+    through a fork): call it early, so that its import of torch overlaps the grader's own, and from a
+    thread that lives as long as the grading (on Linux it ends with the thread that started it)."""
     global _zygote  # noqa: PLW0603 - one per process
     if _zygote is None or not _zygote.alive():
         if _zygote is not None and _zygote.owner == os.getpid():
