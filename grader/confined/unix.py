@@ -16,7 +16,7 @@ import time
 from grader.confined import kernel
 from grader.confined.child import HAS_LIMITS
 from grader.confined.sandbox import Ending, Sandbox, SandboxError
-from grader.confined.wire import WireError
+from grader.confined.wire import BufferedReader, WireError
 from grader.confined.zygote import ZygoteError
 from grader.confined.zygote import start as start_zygote
 
@@ -33,12 +33,10 @@ class UnixSandbox(Sandbox):
     """A child forked by the zygote, over a socket pair; the grader kills its process group."""
 
     kind = "unix"
-    _unread: bytearray
-    _at: int
+    _unread: BufferedReader
 
     def _start(self) -> None:
-        self._unread = bytearray()
-        self._at = 0  # where its unread bytes begin
+        self._unread = BufferedReader(self._recv_some)
         if not unix_sandbox_available():
             raise SandboxError(UNIX_NEEDED)
         try:
@@ -65,28 +63,19 @@ class UnixSandbox(Sandbox):
         self.sock.sendall(data)
 
     def _recv(self, n: int) -> bytearray:
-        buf = self._unread  # what one read brought past the bytes asked for: most often the next frames too
         if n and self.deadline - time.monotonic() <= 0:
             raise TimeoutError
-        while len(buf) - self._at < n:
-            del buf[:self._at]
-            self._at = 0
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            ready, _, _ = select.select([self.sock], [], [], remaining)
-            if not ready:
-                raise TimeoutError
-            chunk = self.sock.recv(min(max(n - len(buf), 1 << 16), 1 << 20))
-            if not chunk:
-                raise EOFError
-            buf += chunk
-        data = buf[self._at:self._at + n]
-        self._at += n
-        if self._at == len(buf):  # all read: nothing held between frames
-            buf.clear()
-            self._at = 0
-        return data
+        return self._unread(n)  # what one read brought past the bytes asked for: most often the next frames too
+
+    def _recv_some(self, n: int) -> bytes:
+        """Up to n bytes from the child, once some are there before the deadline."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        ready, _, _ = select.select([self.sock], [], [], remaining)
+        if not ready:
+            raise TimeoutError
+        return self.sock.recv(n)
 
     def _kill(self) -> int | None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -52,7 +52,7 @@ def exact_reader(recv: Callable[[int], bytes]) -> Callable[[int], bytes]:
 
 
 class BufferedReader:
-    """What unpack reads through where nothing but frames arrive (the child's end of its channel):
+    """What unpack reads through where nothing but frames arrive (either end of a sandbox's channel):
     exactly n bytes, as a bytearray of their own, from a buffer that each `recv` fills with as much
     as is there (most often a whole frame, lengths, header and payload, in one call); EOFError at the end."""
 
