@@ -134,6 +134,10 @@ class Sandbox(ABC):
         """Kill the child and everything it started, once; its wait status (or exit code)."""
 
     @abstractmethod
+    def _starter_gone(self) -> bool:
+        """Whether what started the child is gone (a zygote killed from outside): the child ends with it."""
+
+    @abstractmethod
     def _ends_within(self, seconds: float) -> None:
         """Wait up to `seconds` for the child to end by itself (it closed its end of the channel)."""
 
@@ -196,6 +200,9 @@ class Sandbox(ABC):
         sig, code = ending.signal, ending.code
         if timed_out:
             return f"time limit of {self.limits.time_s:g} s reached (wall clock)"
+        if self._starter_gone():  # no doing of the submission's: the grader failed
+            raise SandboxError("the sandbox's zygote ended while it graded (killed from outside, or out of memory?), "
+                               "and its child with it: nothing the submission did; grade it again")
         if ending.over_memory:
             return f"memory limit of {self.limits.memory_mb} MB reached"
         if sig is not None:

@@ -84,14 +84,8 @@ class UnixSandbox(Sandbox):
             os.kill(self.pid, signal.SIGKILL)  # before it has its own session
         return self._zygote.reap(self.pid)
 
-    def _why_dead(self, timed_out: bool) -> str:
-        """Why the child died; a SandboxError where its zygote is gone: a child ends with its zygote, and a
-        zygote killed from outside (the out-of-memory killer, a stray kill) is no doing of the submission."""
-        why = super()._why_dead(timed_out)
-        if not timed_out and not self._zygote.alive():
-            raise SandboxError("the sandbox's zygote ended while it graded (killed from outside, or out of memory?), "
-                               "and its child with it: nothing the submission did; grade it again")
-        return why
+    def _starter_gone(self) -> bool:
+        return not self._zygote.alive()
 
     def _ends_within(self, seconds: float) -> None:
         kernel.wait_for_exit(self.pid, seconds)
