@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -152,15 +154,28 @@ def cpu_ticks(pid: int) -> int:
 HANGS = "dlogprobs = -1.0 / 32 / probs\nwhile True:\n    pass\n"
 
 
-@pytest.mark.parametrize("sandbox,command", [("unix", "exercise1"), ("unix", "batch"), ("portable", "exercise1")])
-def test_a_grader_killed_outright_leaves_no_sandbox_running(tmp_path: Path, sandbox: str, command: str) -> None:
-    """SIGKILL to `ninja-grade` while a submission loops for ever: its zygotes end with it, and every sandbox's
-    child with its zygote (the portable one's with the grader), at once, not when its CPU limit comes."""
-    submission = tmp_path / "student.py"
+@pytest.mark.parametrize("sandbox,command,who", [("unix", "exercise1", "this user"), ("unix", "batch", "this user"),
+                                                 ("portable", "exercise1", "this user"),
+                                                 ("unix", "exercise1", "a user without rights")])
+def test_a_grader_killed_outright_leaves_no_sandbox_running(tmp_path: Path, sandbox: str, command: str, who: str,
+                                                            request: pytest.FixtureRequest) -> None:
+    """SIGKILL to `ninja-grade`'s process group while a submission loops for ever (as a job scheduler stops a
+    job): the grader and its zygotes end at once, with no chance to kill anything, and every sandbox's child,
+    in a session of its own, ends with its zygote (the portable one's with the grader), not when its CPU limit
+    comes. As root the child ends with its zygote though it has become nobody; as a user without rights, as
+    that user."""
+    folder = Path(tempfile.mkdtemp(prefix="ninja-killed-"))  # under /tmp, open to the user who grades
+    request.addfinalizer(lambda: shutil.rmtree(folder, ignore_errors=True))
+    folder.chmod(0o755)
+    submission = folder / "student.py"
     submission.write_text(HANGS)
+    submission.chmod(0o644)
     args = [submission] if command == "exercise1" else ["exercise1", submission, "--out", tmp_path / "out"]
-    grader = subprocess.Popen([sys.executable, "-m", "grader.cli", "--sandbox", sandbox, command, *map(str, args)],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command_line = [sys.executable, "-m", "grader.cli", "--sandbox", sandbox, command, *map(str, args)]
+    if who != "this user":
+        command_line = request.getfixturevalue("unprivileged").command(*command_line)
+    grader = subprocess.Popen(command_line, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while not (children := sandboxes_under(grader.pid)):
@@ -171,11 +186,11 @@ def test_a_grader_killed_outright_leaves_no_sandbox_running(tmp_path: Path, sand
                 assert running(child) and time.monotonic() < deadline, "the sandbox was never confined"
                 time.sleep(0.05)
             ticks = cpu_ticks(child)
-            while cpu_ticks(child) < ticks + 30:
+            while cpu_ticks(child) < ticks + 100:  # a second of CPU: past its start (compile, the case) on any host
                 assert running(child) and time.monotonic() < deadline, "the sandbox never ran the submission"
                 time.sleep(0.05)
     finally:
-        grader.send_signal(signal.SIGKILL)
+        os.killpg(grader.pid, signal.SIGKILL)
         grader.wait()
     assert all(gone_within(child, 5) for child in children)
 
