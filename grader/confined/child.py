@@ -164,11 +164,11 @@ def _drop_root(scratch: str) -> str:
     return "chroot to the scratch folder as nobody, no groups"
 
 
-def _die_with(parent: int | None) -> None:
+def _die_with(parent: int) -> None:
     """End with the process that started this one (Linux): a grader killed outright, or a zygote, leaves no
     child running until its CPU limit. Set after the change of user, which clears it; a parent gone before
     then has left this process to another, and it ends now."""
-    if kernel.die_with_parent() and parent is not None and os.getppid() != parent:
+    if kernel.die_with_parent() and os.getppid() != parent:
         os._exit(0)
 
 
@@ -187,7 +187,7 @@ def portable_limits() -> dict[str, str]:
 def confine(scratch: str, limits: Limits, keep: list[int], *, new_session: bool) -> dict[str, str]:
     """Everything the child does to itself before it compiles a line of graded code, in the order
     each step needs; what held, by protection ("" for what this system does not offer)."""
-    parent = os.getppid() if hasattr(os, "getppid") else None
+    parent = os.getppid()
     if new_session and hasattr(os, "setsid"):
         os.setsid()
     _only_these_files(keep)

@@ -17,7 +17,7 @@ import time
 from grader.confined.child import portable_limits
 from grader.confined.memory import resident_mb
 from grader.confined.sandbox import Ending, Sandbox, SandboxError
-from grader.confined.wire import WireError, pack
+from grader.confined.wire import BufferedReader, WireError, pack
 from grader.confined.world import encode_world
 from grader.confined.zygote import minimal_environment
 
@@ -64,7 +64,7 @@ class PortableSandbox(Sandbox):
             raise SandboxError(f"cannot start the sandbox: {exc.strerror or exc}") from None
         self.pid = self.proc.pid
         self._inbox: queue.Queue[bytes | None] = queue.Queue()
-        self._pending = bytearray()
+        self._unread = BufferedReader(self._next_chunk)
         self._outbox: queue.Queue[bytes | None] = queue.Queue()
         self._memory_killed = False
         threading.Thread(target=self._read_pipe, daemon=True).start()
@@ -130,22 +130,22 @@ class PortableSandbox(Sandbox):
     def _starter_gone(self) -> bool:
         return False  # the grader started it: this process
 
-    def _recv(self, n: int) -> bytes:
-        while len(self._pending) < n:
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            try:
-                chunk = self._inbox.get(timeout=remaining)
-            except queue.Empty:
-                raise TimeoutError from None
-            if chunk is None:
-                self._inbox.put(None)  # the end stays the end for every later read
-                raise EOFError
-            self._pending += chunk
-        data = bytes(self._pending[:n])
-        del self._pending[:n]
-        return data
+    def _recv(self, n: int) -> bytearray:
+        return self._unread(n)
+
+    def _next_chunk(self, _most: int) -> bytes:
+        """What the reader thread brought next (at most 1 MiB), once it is there before the deadline; b"" at the end."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        try:
+            chunk = self._inbox.get(timeout=remaining)
+        except queue.Empty:
+            raise TimeoutError from None
+        if chunk is None:
+            self._inbox.put(None)  # the end stays the end for every later read
+            return b""
+        return chunk
 
     def _kill(self) -> int | None:
         if hasattr(os, "killpg"):  # its own session: the group is everything it started
