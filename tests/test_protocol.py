@@ -29,7 +29,7 @@ pytestmark = unix_only
 class Log:
     """What the isolated runs of one grading committed and revealed, in order, case by case."""
 
-    events: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # ("case" | "commit" | "reveal", names)
+    events: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # ("case" | "commit" | "reveal" | "end", names)
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def reveals(monkeypatch: pytest.MonkeyPatch) -> Iterator[Log]:
             return out  # type: ignore[no-any-return]
 
         result = real_run(self, request, recording)  # type: ignore[arg-type]
-        log.events.append(("commit", tuple(result.values)))
+        log.events.append(("end", tuple(result.values)))  # what the run's end commits
         return result
 
     monkeypatch.setattr(sandbox_module.Sandbox, "case", case)
@@ -74,7 +74,7 @@ def check_order(log: Log, course: Course, exercise_id: str) -> None:
     for kind, names in log.events:
         if kind == "case":
             committed = set()
-        elif kind == "commit":
+        elif kind in ("commit", "end"):
             committed |= set(names)
         else:
             for name in names:
@@ -127,3 +127,19 @@ def test_code_that_answers_only_the_values_it_expects_fails(course: Course, data
     results = {g.name: g for g in grade(course, dataset, "exercise1", source).gradients}
     assert results["dprobs"].status.value == "wrong"
     assert "gave no usable dprobs" in results["dprobs"].message
+
+
+def test_gradients_never_assigned_cost_no_runs_of_their_own(course: Course, dataset: Dataset, reveals: Log) -> None:
+    """Half a solution (its lines down to db2, as a student who stopped there hands in) is judged in one isolated
+    run per case: the gradients it never assigns have nothing to commit in any run, and are missing."""
+    solution = course.exercise("exercise1").solution.read_text()
+    half = solution.split("\ndhpreact = ", 1)[0] + "\n"
+    report = grade(course, dataset, "exercise1", half)
+    status = {g.name: g.status.value for g in report.gradients}
+    assigned = ["dlogprobs", "dprobs", "dcounts_sum_inv", "dcounts_sum", "dcounts", "dnorm_logits", "dlogit_maxes",
+                "dlogits", "dh", "dW2", "db2"]
+    assert all(status[name] in ("exact", "approximate") for name in assigned), status
+    assert {s for name, s in status.items() if name not in assigned} == {"missing"}
+    cases = sum(kind == "case" for kind, _ in reveals.events)
+    isolated = sum(kind == "end" for kind, _ in reveals.events)
+    assert cases == 3 and isolated == cases, f"{isolated} isolated runs over {cases} cases"

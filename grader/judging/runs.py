@@ -121,8 +121,13 @@ class Reveals:
     def may_reveal(self, name: str) -> bool:
         return name in self.settled and self.plan.closure[name] <= self.settled
 
-    def pending(self) -> list[Gradient]:
+    def unjudged(self) -> list[Gradient]:
         return [g for g in self.plan.order if g.name not in self.judged]
+
+    def pending(self) -> list[Gradient]:
+        """What another run could still judge: a gradient the code never assigns has no value to commit
+        in any run, and is judged as the code as written left it (missing)."""
+        return [g for g in self.unjudged() if self.plan.last[g.name] is not None]
 
     def commit_index(self, name: str) -> int:
         last = self.plan.last[name]
@@ -179,7 +184,7 @@ class Reveals:
             self.judged[name] = Judged(value, result, snapshot)
         if result.died is not None or result.halted_at is not None:
             # What this run could not reach, it will not reach in another: judged as it stands.
-            for g in self.pending():
+            for g in self.unjudged():
                 reached = result.commits.get(plan.last[g.name] or 0, {})
                 value = reached.get(g.name) if g.name not in self.at_end else result.values.get(g.name)
                 self.judged[g.name] = Judged(value, result, reached.get(g.name))
