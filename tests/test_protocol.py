@@ -29,7 +29,7 @@ pytestmark = unix_only
 class Log:
     """What the isolated runs of one grading committed and revealed, in order, case by case."""
 
-    events: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # ("case" | "commit" | "reveal" | "end", names)
+    events: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # (case|commit|reveal|end, names)
 
 
 @pytest.fixture
@@ -143,3 +143,60 @@ def test_gradients_never_assigned_cost_no_runs_of_their_own(course: Course, data
     cases = sum(kind == "case" for kind, _ in reveals.events)
     isolated = sum(kind == "end" for kind, _ in reveals.events)
     assert cases == 3 and isolated == cases, f"{isolated} isolated runs over {cases} cases"
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[set[str]]:
+    """For each isolated run of a test's gradings: the gradients committed at points where it waits for the grader."""
+    seen: list[set[str]] = []
+    real_run = sandbox_module.Sandbox.run
+
+    def run(self: sandbox_module.Sandbox, request: Run, decide: object = None) -> object:
+        if decide is not None:
+            seen.append({name for p in request.points if p.waits for name in p.names})
+        return real_run(self, request, decide)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sandbox_module.Sandbox, "run", run)
+    return seen
+
+
+LEAVES = {"dW2", "db2", "dbngain", "dbnbias", "dW1", "db1", "dC"}  # gradients of parameters: no line reads them
+
+
+def test_a_run_waits_only_where_a_later_line_could_read_the_truth(course: Course, dataset: Dataset,
+                                                                   waits: list[set[str]]) -> None:
+    """The solution's isolated run waits for the grader after each gradient a later line reads, and goes on
+    past the parameters' gradients, which nothing reads; the stub, which reads nothing, never waits. Their
+    grades stand."""
+    exercise = course.exercise("exercise1")
+    solution = grade(course, dataset, "exercise1", exercise.solution.read_text())
+    assert solution.score == solution.max_score
+    assert len(waits) == 3 and all(w == set(exercise.gradient_names) - LEAVES for w in waits), waits
+    waits.clear()
+    stub = grade(course, dataset, "exercise1", exercise.stub.read_text())
+    assert stub.score == 0 and {g.status.value for g in stub.gradients} == {"missing"}
+    assert waits == [set(), set(), set()]
+
+
+# The gradients that dlogits feeds read it only through a function defined before dlogits is assigned.
+THROUGH_A_FUNCTION = {
+    "dh = dlogits @ W2.T": "dh = upstream() @ W2.T",
+    "dW2 = h.T @ dlogits": "dW2 = h.T @ upstream()",
+    "db2 = dlogits.sum(0)": "db2 = upstream().sum(0)",
+    "dlogits = dnorm_logits.clone()": "dlogits = 2 * dnorm_logits",
+}
+
+
+def test_a_truth_read_through_a_function_defined_earlier_is_still_given(course: Course, dataset: Dataset,
+                                                                         waits: list[set[str]]) -> None:
+    """A wrong dlogits, read by the lines below it only through a function defined at the top: the run still
+    waits for dlogits' truth, so dh, dW2 and db2 are judged on it (right) and dlogits alone is wrong."""
+    source = course.exercise("exercise1").solution.read_text()
+    for old, new in THROUGH_A_FUNCTION.items():
+        assert old in source
+        source = source.replace(old, new, 1)
+    source = "def upstream():\n    return dlogits\n\n\n" + source
+    status = {g.name: g.status.value for g in grade(course, dataset, "exercise1", source).gradients}
+    assert status["dlogits"] == "wrong"
+    assert all(status[name] in ("exact", "approximate") for name in ("dh", "dW2", "db2")), status
+    assert all("dlogits" in w for w in waits)

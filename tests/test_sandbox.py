@@ -22,9 +22,9 @@ from grader.confined import runner as runner_module
 from grader.confined import zygote as grader_zygote
 from grader.confined.jail import guard, safe_import, view_of
 from grader.confined.policy import PolicyError, check_policy
-from grader.confined.protocol import Case, Run
+from grader.confined.protocol import Case, Commit, Point, Run
 from grader.confined.runner import names_in
-from grader.confined.sandbox import RunResult
+from grader.confined.sandbox import RunResult, SandboxError
 from grader.confined.unix import UnixSandbox
 from grader.courseware.course import Course, Limits
 from grader.courseware.data import Dataset
@@ -197,6 +197,27 @@ def run_in_sandbox(source: str, given: dict[str, torch.Tensor], wanted: tuple[st
     with UnixSandbox(source, "<test>", SMALL) as box:
         box.case(Case(given, {}, {}, wanted))
         return box.run(Run())
+
+
+@unix_only
+def test_every_commit_is_decided_on_and_only_a_point_that_waits_is_given_values() -> None:
+    """The grader decides on every commit of a run, in order; what it reveals at a point that waits is set
+    before the next line runs, and a reveal at a point that does not wait is the grader's own error."""
+    seen: list[int] = []
+
+    def decide(commit: Commit) -> dict[str, torch.Tensor]:
+        seen.append(commit.index)
+        return {"a": torch.zeros(2)} if commit.index == 0 else {}
+
+    points = (Point(0, ("a",), waits=True), Point(1, ("b",)))
+    with UnixSandbox("a = x * 2\nb = a + 1\n", "<test>", SMALL) as box:
+        box.case(Case({"x": torch.ones(2)}, {}, {}, ("a", "b")))
+        result = box.run(Run(points, read_back=("b",)), decide)
+        assert seen == [0, 1]
+        assert torch.equal(result.commits[0]["a"], torch.full((2,), 2.0))  # committed before the reveal
+        assert torch.equal(result.values["b"], torch.ones(2))  # computed from what was revealed
+        with pytest.raises(SandboxError, match="does not wait"):
+            box.run(Run(points, read_back=("b",)), lambda commit: {"b": torch.zeros(2)} if commit.index else {})
 
 
 def test_sandbox_runtime_blocks_autograd_and_escapes_without_static_check() -> None:

@@ -80,7 +80,7 @@ class RunResult:
     seconds: float = 0.0
 
 
-Decide = Callable[[Commit], dict[str, torch.Tensor]]  # what to reveal after a commit that waits
+Decide = Callable[[Commit], dict[str, torch.Tensor]]  # told every commit, in order: what to reveal where it waits
 
 
 @dataclass(frozen=True)
@@ -245,7 +245,8 @@ class Sandbox(ABC):
 
     def run(self, request: Run, decide: Decide | None = None) -> RunResult:
         """One run on the current case. At each of the request's points the child commits; where the
-        point waits, `decide` is given the commit and says what to reveal before the run goes on."""
+        point waits, `decide` is given the commit and says what to reveal before the run goes on; it is given
+        the commits of the points that do not wait as well, in order, and reveals nothing there."""
         wanted = request.read_back if request.read_back is not None else self._wanted
         commits: dict[int, dict[str, Value]] = {}
         if self.died is None:
@@ -264,9 +265,11 @@ class Sandbox(ABC):
                         if set(message.values) != set(point.names):
                             raise WireError("a commit of other variables than asked")
                         commits[message.index] = self._bounded(message.values)
+                        given = decide(Commit(message.index, commits[message.index])) if decide is not None else {}
                         if point.waits:
-                            commit = Commit(message.index, commits[message.index])
-                            self._send(Reveal(decide(commit) if decide is not None else {}))
+                            self._send(Reveal(given))
+                        elif given:
+                            raise SandboxError("the grader decided to reveal at a point that does not wait")
                     elif isinstance(message, End):
                         if set(message.values) != set(wanted):
                             raise WireError("values for other variables than asked")

@@ -31,6 +31,13 @@ class Statement:
     rebinds: frozenset[str] = frozenset()  # names it binds afresh (`x = ...`), not in place
     loads: frozenset[str] = frozenset()  # names it reads, function bodies included
 
+    @property
+    def defers(self) -> bool:
+        """Whether it leaves code that may run after it: a function, lambda, class or generator (and a
+        comprehension, which is compiled as a function too: a conservative reading)."""
+        return any(isinstance(c, CodeType) for c in self.code.co_consts)
+
+
 @dataclass(frozen=True, order=True)
 class Location:
     """Where a line of a submission is: its cell and its line there, for code taken from a notebook

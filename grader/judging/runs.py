@@ -7,7 +7,9 @@ On one case the program runs:
 2. with random gradients for every consumer (the vector-Jacobian check, vjp.py): random
    values, not truths, set right after each gradient's last assignment, sent up front;
 3. isolated: each gradient committed at its last assignment, and only then, if the grader
-   allows, its true value set in its place for the lines below (Reveals decides).
+   allows, its true value set in its place for the lines below (Reveals decides). The child
+   waits there only if a line below could read that truth; where none could, the ledger
+   enters it as revealed and nothing is sent.
 
 A gradient's truth is revealed only once the child has committed every value it is judged on
 for that gradient and for every gradient it is computed from (everything downstream of its
@@ -75,6 +77,13 @@ class Plan:
             stmt = program.last_assignment(g.name)
             self.last[g.name] = stmt.index if stmt is not None else None
         self.reads = program.gradient_inputs(frozenset(g.name for g in self.every))
+        # Where a line could still read each gradient by its name: the last statement that loads it, or
+        # anywhere (AT_END) for one loaded by code that may run later (a function, a generator).
+        self.read_until: dict[str, int] = {}
+        for stmt in program.statements:
+            for name in stmt.loads & self.last.keys():
+                self.read_until[name] = max(self.read_until.get(name, BEFORE_ALL),
+                                            AT_END if stmt.defers else stmt.index)
         self.order = sorted(exercise.gradients, key=lambda g: len(descendants[g.name]))  # backprop order
 
     def snapshot_points(self, names: set[str]) -> dict[int, tuple[str, ...]]:
@@ -118,6 +127,18 @@ class Reveals:
         self.settled = {g.name for g in plan.every if plan.last[g.name] is None or g.name not in plan.graded}
         self.judged: dict[str, Judged] = {}
 
+    def read_after(self, name: str, index: int) -> bool:
+        """Whether the code could read `name` after statement `index` (by its name: graded code has no
+        globals(), vars() or frames), so that setting its truth there could change what the run computes."""
+        return name in self.at_end or self.plan.read_until.get(name, BEFORE_ALL) > index
+
+    def waits_at(self, index: int) -> bool:
+        """Whether the run must wait at `index` for what it may be given: only where a truth that may be due
+        there (its gradient's last assignment, or one never assigned) could still be read. Elsewhere a due
+        truth is entered in the ledger as revealed, as if it had been set, and not sent: nothing reads it."""
+        last = self.plan.last
+        return any(self.read_after(name, index) for name in last if last[name] in (index, None))
+
     def may_reveal(self, name: str) -> bool:
         return name in self.settled and self.plan.closure[name] <= self.settled
 
@@ -154,7 +175,8 @@ class Reveals:
         committed: dict[str, tuple[Value, Value]] = {}  # name -> (value committed here, snapshot)
         names_at = plan.snapshot_points(set(plan.graded))
         stops = sorted({BEFORE_ALL, *(i for i in plan.last.values() if i is not None)})
-        points = tuple(Point(i, names_at.get(i, ()), waits=True) for i in stops)
+        points = tuple(Point(i, names_at.get(i, ()), waits=self.waits_at(i)) for i in stops)
+        waiting = {p.index for p in points if p.waits}
         at_end = tuple(sorted(self.at_end & set(plan.graded)))
 
         def settle(name: str, value: Value, snapshot: Value, result: RunResult | None) -> None:
@@ -174,7 +196,7 @@ class Reveals:
                 if name in allowed and due and name not in revealed and self.may_reveal(name):
                     out[name] = plan.truth[name]
                     revealed[name] = commit.index
-            return out
+            return out if commit.index in waiting else {}
 
         result = sandbox.run(Run(points, read_back=at_end), decide)
         for name in at_end:
