@@ -20,7 +20,7 @@ from grader.courseware.cases import setting_of
 from grader.courseware.course import Course
 from grader.courseware.data import Dataset, find_names
 from grader.judging import runs
-from tests.conftest import grade, unix_only
+from tests.conftest import SUBMISSIONS, grade, unix_only
 
 pytestmark = unix_only
 
@@ -200,3 +200,63 @@ def test_a_truth_read_through_a_function_defined_earlier_is_still_given(course: 
     assert status["dlogits"] == "wrong"
     assert all(status[name] in ("exact", "approximate") for name in ("dh", "dW2", "db2")), status
     assert all("dlogits" in w for w in waits)
+
+
+SOLUTION_WITHOUT_DC = ("dC = torch.zeros_like(C)  # (27, 10)\nfor k in range(Xb.shape[0]):\n"
+                       "    for j in range(Xb.shape[1]):\n        dC[Xb[k, j]] += demb[k, j]\n")
+# Programs that tell whether the truth of dC (never assigned, so due at every point) was set, without loading it.
+TELLS_WHETHER_SET = {
+    "dir": ("", "\ndb1 = dhprebn.sum(0) * (1 / 0 if 'dC' in dir() and n != 32 else 1.0)\n"),
+    "aliased dir": ("listed = dir\n", "\ndb1 = dhprebn.sum(0) * (1 / 0 if 'dC' in listed() and n != 32 else 1.0)\n"),
+    "global +=": ("def touch():\n    global dC\n    dC += 0\n    return 1.0\n\n",
+                  "\ndb1 = dhprebn.sum(0) * (touch() if n != 32 else 1.0)\n"),
+    "global del": ("def drop():\n    global dC\n    del dC\n    return 1.0\n\n",
+                   "\ndb1 = dhprebn.sum(0) * (drop() if n != 32 else 1.0)\n"),
+}
+
+
+def judged_both_ways(course: Course, dataset: Dataset, source: str, monkeypatch: pytest.MonkeyPatch,
+                     exercise: str = "exercise1") -> tuple[object, object]:
+    """The report of `source` as graded, and as graded by runs that wait at every point, less its timings."""
+    def decided(report: object) -> object:
+        def strip(value: object) -> object:
+            if isinstance(value, dict):
+                return {k: strip(v) for k, v in value.items() if k not in ("seconds", "backward_ms")}
+            return [strip(v) for v in value] if isinstance(value, list) else value
+        return strip(report.to_dict())  # type: ignore[attr-defined]
+
+    default = decided(grade(course, dataset, exercise, source))
+    with monkeypatch.context() as patched:
+        patched.setattr(runs.Reveals, "waits_at", lambda self, index: True)
+        everywhere = decided(grade(course, dataset, exercise, source))
+    return default, everywhere
+
+
+@pytest.mark.parametrize("program", sorted(TELLS_WHETHER_SET))
+def test_code_that_can_tell_a_truth_was_set_is_judged_as_if_it_were_waited_for(
+        course: Course, dataset: Dataset, monkeypatch: pytest.MonkeyPatch, program: str) -> None:
+    """A truth entered as revealed but not sent must be one no line can tell about: code that lists the names
+    (dir, under any name) or deletes or changes a gradient inside a function gets the same report as from runs
+    that wait at every point."""
+    top, bottom = TELLS_WHETHER_SET[program]
+    solution = course.exercise("exercise1").solution.read_text()
+    assert SOLUTION_WITHOUT_DC in solution
+    source = top + solution.replace(SOLUTION_WITHOUT_DC, "") + bottom
+    default, everywhere = judged_both_ways(course, dataset, source, monkeypatch)
+    assert default == everywhere
+
+
+SLOW_TO_END = {"infinite_loop.py", "numerical_vjp_exercise1.py", "memory_bomb.py"}  # each waits out a limit
+VARIES = {"empty_tensors_for_stale_truths.py"}  # reads freed memory: its report differs from run to run anyway
+
+
+@pytest.mark.slow
+def test_every_exercise1_submission_is_judged_as_by_runs_that_wait_everywhere(
+        course: Course, dataset: Dataset, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Waiting only where a truth could be read changes no report of the test submissions."""
+    files = sorted(p for p in SUBMISSIONS.rglob("*.py") if "exercise4" not in p.parts
+                   and p.name not in SLOW_TO_END | VARIES)
+    assert len(files) > 25
+    for path in files:
+        default, everywhere = judged_both_ways(course, dataset, path.read_text(), monkeypatch)
+        assert default == everywhere, path.name

@@ -30,6 +30,7 @@ class Statement:
     assigns: frozenset[str]  # names bound or changed in place by this statement
     rebinds: frozenset[str] = frozenset()  # names it binds afresh (`x = ...`), not in place
     loads: frozenset[str] = frozenset()  # names it reads, function bodies included
+    touches: frozenset[str] = frozenset()  # names it reads, binds, changes or deletes in any way, `global` ones too
 
     @property
     def defers(self) -> bool:
@@ -239,6 +240,18 @@ def without_broken_lines(source: str) -> tuple[str, tuple[tuple[int, str, frozen
     return None
 
 
+def touched_names(node: ast.AST) -> frozenset[str]:
+    """Every name a statement reads, binds, changes or deletes, in any scope within it, and those its
+    functions declare `global` or `nonlocal` (`del x` and `x += 1` in a function fail where x is unbound)."""
+    found: set[str] = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name):
+            found.add(n.id)
+        elif isinstance(n, (ast.Global, ast.Nonlocal)):
+            found.update(n.names)
+    return frozenset(found)
+
+
 def compile_program(source: str, path: str, *, origins: tuple[Location, ...] = (), notes: tuple[str, ...] = (),
                     left_out: tuple[LeftOut, ...] = (),
                     rewrite: Callable[[ast.Module], ast.Module] | None = None) -> Program:
@@ -270,9 +283,10 @@ def compile_program(source: str, path: str, *, origins: tuple[Location, ...] = (
         lineno, end, assigns, rebinds = node.lineno, node.end_lineno or node.lineno, assigned_names(node), \
             rebound_names(node)
         reads = frozenset(n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load))
+        touches = reads | touched_names(node)
         module = ast.Module(body=[node], type_ignores=[])
         code = compile(module if rewrite is None else rewrite(module), path, "exec")
-        statements.append(Statement(i, lineno, end, code, assigns, rebinds, reads))
+        statements.append(Statement(i, lineno, end, code, assigns, rebinds, reads, touches))
     return Program(path, source, tuple(statements), None, origins, notes, left_out)
 
 

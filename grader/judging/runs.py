@@ -77,13 +77,16 @@ class Plan:
             stmt = program.last_assignment(g.name)
             self.last[g.name] = stmt.index if stmt is not None else None
         self.reads = program.gradient_inputs(frozenset(g.name for g in self.every))
-        # Where a line could still read each gradient by its name: the last statement that loads it, or
-        # anywhere (AT_END) for one loaded by code that may run later (a function, a generator).
+        # Where a line could still read each gradient, or tell whether it is set: the last statement that
+        # names it in any way, or anywhere (AT_END) for one named by code that may run later (a function, a
+        # generator). `dir` lists every name (graded code has no globals(), vars() or frames): a program
+        # that names it anywhere may read anything anywhere.
         self.read_until: dict[str, int] = {}
+        lists_names = any("dir" in stmt.touches for stmt in program.statements)
         for stmt in program.statements:
-            for name in stmt.loads & self.last.keys():
+            for name in (self.last.keys() if lists_names else stmt.touches & self.last.keys()):
                 self.read_until[name] = max(self.read_until.get(name, BEFORE_ALL),
-                                            AT_END if stmt.defers else stmt.index)
+                                            AT_END if stmt.defers or lists_names else stmt.index)
         self.order = sorted(exercise.gradients, key=lambda g: len(descendants[g.name]))  # backprop order
 
     def snapshot_points(self, names: set[str]) -> dict[int, tuple[str, ...]]:
@@ -128,8 +131,8 @@ class Reveals:
         self.judged: dict[str, Judged] = {}
 
     def read_after(self, name: str, index: int) -> bool:
-        """Whether the code could read `name` after statement `index` (by its name: graded code has no
-        globals(), vars() or frames), so that setting its truth there could change what the run computes."""
+        """Whether the code could read `name` after statement `index`, or tell whether it is set (Plan's
+        `read_until`), so that setting its truth there could change what the run computes."""
         return name in self.at_end or self.plan.read_until.get(name, BEFORE_ALL) > index
 
     def waits_at(self, index: int) -> bool:
@@ -205,7 +208,8 @@ class Reveals:
         for name, (value, snapshot) in committed.items():
             self.judged[name] = Judged(value, result, snapshot)
         if result.died is not None or result.halted_at is not None:
-            # What this run could not reach, it will not reach in another: judged as it stands.
+            # What this run could not reach, it will not reach in another: judged as it stands. The commits
+            # a dead child held back (where it did not wait) died with it: such a gradient's error is the death.
             for g in self.unjudged():
                 reached = result.commits.get(plan.last[g.name] or 0, {})
                 value = reached.get(g.name) if g.name not in self.at_end else result.values.get(g.name)
