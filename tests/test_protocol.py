@@ -215,20 +215,20 @@ TELLS_WHETHER_SET = {
 }
 
 
+def without_timings(value: object) -> object:
+    """A report's data less what is measured rather than decided."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if k not in ("seconds", "backward_ms")}
+    return [without_timings(v) for v in value] if isinstance(value, list) else value
+
+
 def judged_both_ways(course: Course, dataset: Dataset, source: str, monkeypatch: pytest.MonkeyPatch,
                      exercise: str = "exercise1") -> tuple[object, object]:
     """The report of `source` as graded, and as graded by runs that wait at every point, less its timings."""
-    def decided(report: object) -> object:
-        def strip(value: object) -> object:
-            if isinstance(value, dict):
-                return {k: strip(v) for k, v in value.items() if k not in ("seconds", "backward_ms")}
-            return [strip(v) for v in value] if isinstance(value, list) else value
-        return strip(report.to_dict())  # type: ignore[attr-defined]
-
-    default = decided(grade(course, dataset, exercise, source))
+    default = without_timings(grade(course, dataset, exercise, source).to_dict())
     with monkeypatch.context() as patched:
         patched.setattr(runs.Reveals, "waits_at", lambda self, index: True)
-        everywhere = decided(grade(course, dataset, exercise, source))
+        everywhere = without_timings(grade(course, dataset, exercise, source).to_dict())
     return default, everywhere
 
 

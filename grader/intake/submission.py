@@ -240,16 +240,20 @@ def without_broken_lines(source: str) -> tuple[str, tuple[tuple[int, str, frozen
     return None
 
 
-def touched_names(node: ast.AST) -> frozenset[str]:
-    """Every name a statement reads, binds, changes or deletes, in any scope within it, and those its
-    functions declare `global` or `nonlocal` (`del x` and `x += 1` in a function fail where x is unbound)."""
-    found: set[str] = set()
+def named(node: ast.AST) -> tuple[frozenset[str], frozenset[str]]:
+    """The names a statement reads, and every name it reads, binds, changes or deletes, in any scope within
+    it, with those its functions declare `global` or `nonlocal` (`del x` and `x += 1` in a function fail
+    where x is unbound)."""
+    reads: set[str] = set()
+    touches: set[str] = set()
     for n in ast.walk(node):
         if isinstance(n, ast.Name):
-            found.add(n.id)
+            touches.add(n.id)
+            if isinstance(n.ctx, ast.Load):
+                reads.add(n.id)
         elif isinstance(n, (ast.Global, ast.Nonlocal)):
-            found.update(n.names)
-    return frozenset(found)
+            touches.update(n.names)
+    return frozenset(reads), frozenset(touches)
 
 
 def compile_program(source: str, path: str, *, origins: tuple[Location, ...] = (), notes: tuple[str, ...] = (),
@@ -282,8 +286,7 @@ def compile_program(source: str, path: str, *, origins: tuple[Location, ...] = (
     for i, node in enumerate(tree.body):  # what a statement assigns and reads is read before `rewrite` changes it
         lineno, end, assigns, rebinds = node.lineno, node.end_lineno or node.lineno, assigned_names(node), \
             rebound_names(node)
-        reads = frozenset(n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load))
-        touches = reads | touched_names(node)
+        reads, touches = named(node)
         module = ast.Module(body=[node], type_ignores=[])
         code = compile(module if rewrite is None else rewrite(module), path, "exec")
         statements.append(Statement(i, lineno, end, code, assigns, rebinds, reads, touches))
