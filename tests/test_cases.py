@@ -127,6 +127,26 @@ def test_graph_consumers_and_descendants() -> None:
     assert set(TRAINING.consumers("hprebn")) == {"bnmean", "bnvar", "bnraw"}
 
 
+@pytest.mark.parametrize("exercise_id", ["exercise1", "exercise2", "exercise3"])
+def test_contributions_in_one_pass_are_each_edge_on_its_own(course: Course, dataset: Dataset, exercise_id: str) -> None:
+    """One backward pass for every (tensor, consumer) edge gives, bit for bit, what each edge's own pass
+    gives: on the pinned case and a float64 one of another batch size, with random upstream gradients."""
+    exercise = course.exercise(exercise_id)
+    setting = setting_of(exercise, dataset)
+    for spec in (*course.cases, CaseSpec("float64", 7, 20, dtype="float64")):
+        case = build_case(spec, setting)
+        g = torch.Generator().manual_seed(spec.seed)
+        upstream = {c: torch.randn(case.truth[c].shape, generator=g, dtype=case.truth[c].dtype) for c in case.truth}
+        edges = {c: tuple(t for t in setting.graph.inputs[c] if t in case.truth)
+                 for c in setting.graph.nodes if c in case.truth}
+        edges = {c: ts for c, ts in edges.items() if ts}
+        together = setting.graph.contributions(case.namespace, edges, upstream)
+        assert len(together) == sum(map(len, edges.values())) > 10
+        for (tensor, consumer), part in together.items():
+            alone = setting.graph.contribution(case.namespace, tensor, consumer, upstream[consumer])
+            assert torch.equal(part, alone), (spec.name, tensor, consumer)
+
+
 def lecture_build_dataset(words: list[str], stoi: dict[str, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """The lecture's own loop, as the reference for the vectorised one."""
     X, Y = [], []

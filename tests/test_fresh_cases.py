@@ -20,7 +20,7 @@ from grader.courseware.cases import build_case, setting_of
 from grader.courseware.course import CaseSpec, Course
 from grader.courseware.data import Dataset
 from grader.courseware.draw import SECRET_ENV, Draw, draw, pinned
-from grader.judging.vjp import unit_randoms, vjp_plan
+from grader.judging.vjp import unit_randoms, vjp_plans
 from tests.conftest import ROOT, Cli, MechanismOff, grade
 
 FINGERPRINT = "def fp(t):\n    return round(float(t.double().sum()), 5) if isinstance(t, torch.Tensor) else None\n"
@@ -44,11 +44,12 @@ def lookup_table_submission(course: Course, dataset: Dataset, cases: tuple[CaseS
         case = build_case(spec, setting)
         batch = tuple(case.namespace["Xb"].flatten()[:6].tolist())  # type: ignore[union-attr]
         randoms = unit_randoms(exercise, case, probe_seed if probe_seed is not None else spec.seed + 1)
+        plans = vjp_plans(exercise, order, case, randoms)
         for g in order:
             consumers = consumers_of(g.tensor)
             truths = tuple(round(float(case.truth[c].double().sum()), 5) for c in consumers)
             table[repr((g.name, batch, truths))] = case.truth[g.tensor].flatten().tolist()
-            plan = vjp_plan(exercise, g, case, randoms)
+            plan = plans[g.name]
             if plan is not None:
                 probes = tuple(round(float(randoms[c].double().sum()), 5) for c in consumers)
                 answer = sum(plan.parts.values(), torch.zeros_like(case.truth[g.tensor]))

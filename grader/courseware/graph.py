@@ -141,6 +141,36 @@ class Graph:
             return expr.slice.id
         return None
 
+    def _line_inputs(self, values: Mapping[str, object], consumer: str) -> dict[str, Any]:
+        """What `consumer`'s line reads, out of `values`, detached, with GLOBALS: its namespace."""
+        return {**GLOBALS, **{k: (v.detach() if isinstance(v, torch.Tensor) else v)
+                              for k, v in ((k, values[k]) for k in self.inputs[consumer])}}
+
+    def contributions(self, values: Mapping[str, object], edges: Mapping[str, tuple[str, ...]],
+                      upstream: Mapping[str, torch.Tensor]) -> dict[tuple[str, str], torch.Tensor]:
+        """`contribution` for many edges at once: for each consumer in `edges`, what flows back into each
+        of the tensors listed for it, given `upstream[consumer]` as d loss / d consumer; keyed (tensor,
+        consumer). Each consumer's line runs once, and one backward pass serves every edge. Every edge
+        has a leaf of its own, so each result is the one `contribution` gives for that edge alone."""
+        leaves: dict[tuple[str, str], torch.Tensor] = {}
+        total: torch.Tensor | None = None
+        with torch.enable_grad():
+            for consumer, tensors in edges.items():
+                inputs = self._line_inputs(values, consumer)
+                for tensor in tensors:
+                    leaf = inputs[tensor]
+                    assert isinstance(leaf, torch.Tensor)
+                    inputs[tensor] = leaves[(tensor, consumer)] = leaf.clone().requires_grad_(True)
+                share = (self.nodes[consumer](inputs) * upstream[consumer]).sum()
+                total = share if total is None else total + share
+            if total is not None:
+                total.backward()  # type: ignore[no-untyped-call]
+        out = {}
+        for edge, leaf in leaves.items():
+            assert leaf.grad is not None
+            out[edge] = leaf.grad
+        return out
+
     def contribution(self, values: Mapping[str, object], tensor: str, consumer: str, upstream: torch.Tensor,
                      *, broadcast: bool = False) -> torch.Tensor:
         """What flows back into `tensor` through `consumer` alone, given d loss / d consumer.
@@ -149,8 +179,7 @@ class Graph:
         `tensor` is first expanded to the consumer's shape, so the result is the gradient
         before the sum over broadcast dimensions.
         """
-        inputs: dict[str, Any] = {**GLOBALS, **{k: (v.detach() if isinstance(v, torch.Tensor) else v)
-                                                for k, v in ((k, values[k]) for k in self.inputs[consumer])}}
+        inputs = self._line_inputs(values, consumer)
         leaf = inputs[tensor]
         assert isinstance(leaf, torch.Tensor)
         leaf = leaf.clone()

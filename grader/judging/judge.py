@@ -40,7 +40,7 @@ from grader.judging.compare import Check, compare
 from grader.judging.diagnose import ADVICE, ANY_BATCH, Diagnosis, diagnose, diagnose_error, on_every_case
 from grader.judging.results import GradientResult, Picture, Status, worst
 from grader.judging.runs import Plan, chained_run, isolated_runs, message_for, vjp_run
-from grader.judging.vjp import VJPCheck, judge_vjp, settle_with_vjp, unit_randoms, unrun_vjp, vjp_plan
+from grader.judging.vjp import VJPCheck, judge_vjp, settle_with_vjp, unit_randoms, unrun_vjp, vjp_plans
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbo
     reads = plan.reads
     own = at_end | {g.name for g in exercise.gradients if reads.get(g.name, frozenset()) - plan.closure[g.name]}
     randoms = unit_randoms(exercise, case, probe_seed) if vjp else {}
-    plans = {g.name: vjp_plan(exercise, g, case, randoms) for g in plan.order} if vjp else {}
+    plans = vjp_plans(exercise, plan.order, case, randoms) if vjp else {}
     # A random gradient can only be handed to code that names it: an intermediate the code does
     # not assign (exercise 4's are optional) leaves the check to what the graph alone says.
     assigned = {h.tensor for h in exercise.intermediates if program.last_assignment(h.name) is not None}

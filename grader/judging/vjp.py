@@ -9,6 +9,7 @@ gradients and comparing with autograd's product for the same values can.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -47,18 +48,27 @@ class VJPPlan:
     # against which "the truth is ~0" is measured
 
 
-def vjp_plan(exercise: Exercise, grad: Gradient, case: Case, randoms: dict[str, torch.Tensor]) -> VJPPlan | None:
-    """The random gradients of grad's consumers (from `randoms`, one per tensor of the case) and
-    autograd's product for each; None when the exercise has no gradient for some consumer."""
-    uses = case.graph.consumers(grad.tensor)
+def vjp_plans(exercise: Exercise, gradients: Sequence[Gradient], case: Case,
+              randoms: dict[str, torch.Tensor]) -> dict[str, VJPPlan | None]:
+    """For each gradient, by name: the random gradients of its consumers (from `randoms`, one per tensor
+    of the case) and autograd's product for each (one backward pass for all); None for a gradient one
+    of whose consumers the exercise gives no gradient."""
+    graph = case.graph
     names = {g.tensor for g in (*exercise.gradients, *exercise.intermediates)}
-    if not uses or not all(c in names for c in uses):
-        return None
-    random_consumers = {c: randoms[c] for c in uses}
-    parts = {c: case.graph.contribution(case.namespace, grad.tensor, c, v) for c, v in random_consumers.items()}
-    typical = sum((float(case.truth[c].pow(2).mean().sqrt()) * p for c, p in parts.items()),
-                  torch.zeros_like(case.truth[grad.tensor]))
-    return VJPPlan(random_consumers, parts, typical)
+    planned = [g for g in gradients if graph.consumers(g.tensor) and all(c in names for c in graph.consumers(g.tensor))]
+    edges: dict[str, tuple[str, ...]] = {}
+    for g in planned:
+        for c in graph.consumers(g.tensor):
+            edges[c] = (*edges.get(c, ()), g.tensor)
+    parts_of = graph.contributions(case.namespace, edges, randoms)
+    scale = {c: float(case.truth[c].pow(2).mean().sqrt()) for c in edges}  # each consumer's true gradient's size
+    plans: dict[str, VJPPlan | None] = {g.name: None for g in gradients}
+    for g in planned:
+        uses = graph.consumers(g.tensor)
+        parts = {c: parts_of[(g.tensor, c)] for c in uses}
+        typical = sum((scale[c] * p for c, p in parts.items()), torch.zeros_like(case.truth[g.tensor]))
+        plans[g.name] = VJPPlan({c: randoms[c] for c in uses}, parts, typical)
+    return plans
 
 
 def unit_randoms(exercise: Exercise, case: Case, seed: int) -> dict[str, torch.Tensor]:
