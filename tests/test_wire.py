@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from grader.confined import sandbox as sandbox_module
-from grader.confined.protocol import Case, Raised, Ready, Run, encode
+from grader.confined.protocol import Case, Point, Raised, Ready, Run, encode
 from grader.confined.unix import UnixSandbox
 from grader.confined.wire import (
     DTYPES,
@@ -268,7 +268,7 @@ NESTED = b'{"type": "end", "values": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     (lambda sock: sock.sendall(frame(end(values={"y": "missing"}))),
      "the sandbox sent an invalid answer (values for other variables than asked)"),
     (lambda sock: sock.sendall(frame(end(halted_at=True))), "the sandbox sent an invalid answer (malformed header)"),
-    (lambda sock: sock.sendall(frame({"type": "commit", "index": 3, "values": {}, "tensors": {}})),
+    (lambda sock: sock.sendall(frame({"type": "commits", "commits": [[3, {}]], "tensors": {}})),
      "the sandbox sent an invalid answer (a commit where none was asked for)"),
     (lambda sock: sock.sendall(pack(end(values={"x": "tensor"}), {"x": torch.ones(3)})[:-4]),
      "your code ended the sandbox early (exit code 0)"),
@@ -310,6 +310,67 @@ def test_a_child_that_ends_itself_is_said_to_have_ended_so(monkeypatch: pytest.M
     check()
     mechanism_off(check, lambda m: m.setattr(sandbox_module, "ENDING_GRACE_S", 0.0),
                   "waiting for a child whose channel closed to end by itself")
+
+
+def commits(*entries: Any, tensors: dict[str, torch.Tensor] | None = None) -> bytes:
+    """A Commits frame of `entries` ([index, values] each), with `tensors` under the names given."""
+    return pack({"type": "commits", "commits": list(entries)}, tensors or {})
+
+
+WAITS_AT_2 = Run((Point(1, ("x",)), Point(2, ("x",), waits=True), Point(3, ("x",))))
+
+
+@unix_only
+@pytest.mark.parametrize(("answer", "died"), [
+    (pack({"type": "commits", "commits": {"1": {"x": "missing"}}}, {}), "commits that are not a list of commits"),
+    (commits(), "commits that are not a list of commits"),
+    (commits([1]), "a commit without a statement index"),
+    (commits(["1", {"x": "missing"}]), "a commit without a statement index"),
+    (commits([1, {"x": "missing"}], tensors={"1:x": torch.ones(2)}), "a tensor sent that no commit names"),
+    (commits([1, {"x": "tensor"}], tensors={"00:x": torch.ones(2)}), "a tensor sent that no commit names"),
+    (commits([1, {"x": "tensor"}], tensors={"x": torch.ones(2)}), "a tensor sent that no commit names"),
+    (commits([1, {"x": "missing"}], tensors={"0:x": torch.ones(2)}), "tensors sent that no value names"),
+    (commits([1, {"x": "missing"}], [2, {"x": "missing"}], [3, {"x": "missing"}]), "commits past a point that waits"),
+    (commits([2, {"x": "missing"}]), "a commit where none was asked for"),
+    (commits([1, {"x": "missing"}], [1, {"x": "missing"}]), "a commit where none was asked for"),
+    (commits([1, {"y": "missing"}]), "a commit of other variables than asked"),
+], ids=["not-a-list", "empty", "no-values", "index-not-a-number", "tensor-of-no-commit", "position-not-plain",
+        "tensor-without-position", "tensor-not-named", "past-a-wait", "out-of-order", "twice", "other-names"])
+def test_sandbox_refuses_a_bad_commits_frame(monkeypatch: pytest.MonkeyPatch, answer: bytes, died: str) -> None:
+    """One frame holds the commits a run held back: each is checked as if it came alone, every tensor
+    belongs to one of them, and none may follow a point that waits, whose reveal the child had to wait for."""
+    monkeypatch.setattr("grader.confined.child.serve", answering_with(lambda sock: sock.sendall(answer)))
+    with forked_here(monkeypatch), UnixSandbox("x = 1", "<test>", Limits(time_s=5, memory_mb=256)) as box:
+        box.case(Case({}, {}, {}, ("x",)))
+        result = box.run(WAITS_AT_2, lambda commit: {})
+    assert result.died == f"the sandbox sent an invalid answer ({died})"
+
+
+@unix_only
+def test_sandbox_takes_commits_held_back_and_reveals_where_the_run_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commits up to a point that waits come in one frame, each decided on in order; the reveal goes
+    back at that point, and the rest of the run's commits come with its End."""
+    seen: list[tuple[int, object]] = []
+
+    def send(sock: Any) -> None:
+        sock.sendall(commits([1, {"x": "tensor"}], [2, {"x": "missing"}], tensors={"0:x": torch.ones(2)}))
+        header, tensors = unpack(lambda n: _read(sock, n))
+        assert header == {"type": "reveal"} and torch.equal(tensors["x"], torch.full((2,), 7.0))
+        sock.sendall(commits([3, {"x": "tensor"}], tensors={"0:x": tensors["x"] * 2})
+                     + pack(end(values={"x": "tensor"}), {"x": torch.zeros(1)}))
+
+    def decide(commit: Any) -> dict[str, torch.Tensor]:
+        seen.append((commit.index, commit.values["x"].tolist() if commit.values["x"] is not None else None))
+        return {"x": torch.full((2,), 7.0)} if commit.index == 2 else {}
+
+    monkeypatch.setattr("grader.confined.child.serve", answering_with(send))
+    with forked_here(monkeypatch), UnixSandbox("x = 1", "<test>", Limits(time_s=5, memory_mb=256)) as box:
+        box.case(Case({}, {}, {}, ("x",)))
+        result = box.run(WAITS_AT_2, decide)
+    assert result.died is None, result.died
+    assert seen == [(1, [1.0, 1.0]), (2, None), (3, [14.0, 14.0])]
+    assert torch.equal(result.commits[3]["x"], torch.full((2,), 14.0))  # type: ignore[arg-type]
+    assert torch.equal(result.values["x"], torch.zeros(1))  # type: ignore[arg-type]
 
 
 @unix_only

@@ -31,6 +31,7 @@ from grader.confined.protocol import (
     Commit,
     End,
     FromChild,
+    HeldCommits,
     Ready,
     Reveal,
     Run,
@@ -279,16 +280,15 @@ def _run(channel: Channel, program: Program, case: Case, world: dict[str, object
     """One run: commit at each point, wait where it says so, set the presets; then its End."""
     ns = namespace({**world, **case.scalars, **case.tensors}, case.given_gradients, program.path, named=named)
     points = {p.index: p for p in request.points}
-    unsent: list[bytes] = []  # commits that wait for nothing go with the next one that waits, or with the End
+    held = HeldCommits()  # commits that wait for nothing: one frame with the next one that waits, or before the End
 
     def at(index: int, names: dict[str, object]) -> None:
         point = points.get(index)
         if point is not None:
             # no copy: the values are turned into bytes right here, before another line of graded code runs
-            unsent.append(encode(Commit(index, {n: read_value(names, n, copy=False) for n in point.names})))
-            if point.waits or sum(map(len, unsent)) > UNSENT_BYTES:
-                channel.sendall(b"".join(unsent))
-                unsent.clear()
+            held.add(Commit(index, {n: read_value(names, n, copy=False) for n in point.names}))
+            if point.waits or held.size > UNSENT_BYTES:
+                channel.sendall(held.take())
             if point.waits:
                 reveal = receive(read)
                 if not isinstance(reveal, Reveal):
@@ -299,8 +299,8 @@ def _run(channel: Channel, program: Program, case: Case, world: dict[str, object
 
     errors, printed, halted, seconds = execute(program, ns, at, memory_mb=memory_mb)
     wanted = request.read_back if request.read_back is not None else case.wanted
-    unsent.append(encode(End({n: read_value(ns, n, copy=False) for n in wanted}, errors, printed, halted, seconds)))
-    channel.sendall(b"".join(unsent))
+    end = encode(End({n: read_value(ns, n, copy=False) for n in wanted}, errors, printed, halted, seconds))
+    channel.sendall(held.take() + end if len(held) else end)
 
 
 def serve(channel: Channel, source: str, path: str, *, limits: Limits, confine: Callable[[], dict[str, str]],

@@ -2,9 +2,10 @@
 
 Grader to child: Case (one forward pass, what the code is given), Run (a run of the whole
 program, where to commit values and where to wait), Reveal (values to set now), Train (a
-real training run's next steps), Done. Child to grader: Ready, Commit (the values of some
-variables at one place of a run), End (what a run left, its errors and output), and a
-training step's gradients (Step).
+real training run's next steps), Done. Child to grader: Ready, Commits (the values of some
+variables at one or more places of a run, in order; one frame holds every commit the child
+held back until a point that waits, or until the run's end), End (what a run left, its errors
+and output), and a training step's gradients (Step).
 
 A run commits before anything is revealed: the child sends the value of a gradient at
 its commit point and only then, if the point waits, receives what the grader decides to
@@ -24,11 +25,12 @@ from typing import Any
 
 import torch
 
-from grader.confined.wire import WireError, pack
+from grader.confined.wire import Frame, WireError, pack
 
 BEFORE_ALL = -1  # a point or a preset before the first statement runs
 MAX_NAME = 200  # characters of a variable name on the wire
 MAX_NAMES = 4096
+MAX_COMMITS = 1 << 16  # commits in one frame: a run commits once per point it asks for
 MAX_ERRORS = 1000  # statements with an error, said in one run's end
 MAX_ERROR_CHARS = 500  # of an error as a report says it, its `line 12: ` included
 MAX_OUTPUT_CHARS = 5000
@@ -134,6 +136,13 @@ class Commit:
 
 
 @dataclass(frozen=True)
+class Commits:
+    """Commits in the order the run made them: the last may be at a point that waits, no other is."""
+
+    commits: tuple[Commit, ...]
+
+
+@dataclass(frozen=True)
 class Raised:
     """What stopped one statement, as the child saw it. The line is a number of the submission's own
     file, never written into the text: the grader says where it is (in a notebook, its cell)."""
@@ -157,7 +166,7 @@ class Step:
     grads: torch.Tensor  # one training step's gradients, flat float32
 
 
-FromChild = Ready | Commit | End | Step
+FromChild = Ready | Commits | End | Step
 
 
 # --- encoding --------------------------------------------------------------------------
@@ -179,6 +188,36 @@ def _values_out(values: dict[str, Value]) -> tuple[dict[str, Any], dict[str, tor
             specs[name] = "tensor"
             tensors[name] = value
     return specs, tensors
+
+
+class HeldCommits:
+    """The commits a run holds back, to go in one frame: each one's values are turned into bytes as it
+    is added, before another line of graded code runs."""
+
+    def __init__(self) -> None:
+        self._frame = Frame()
+        self._entries: list[list[Any]] = []
+
+    def add(self, commit: Commit) -> None:
+        specs, tensors = _values_out(commit.values)
+        position = len(self._entries)
+        for name, t in tensors.items():
+            self._frame.add(f"{position}:{name}", t)
+        self._entries.append([commit.index, specs])
+
+    @property
+    def size(self) -> int:
+        """The bytes of the tensors held."""
+        return self._frame.size
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def take(self) -> bytes:
+        """The frame of every commit held; none is held after."""
+        frame = self._frame.pack({"type": "commits", "commits": self._entries})
+        self._frame, self._entries = Frame(), []
+        return frame
 
 
 def _text_room(line: int | None) -> int:
@@ -217,9 +256,11 @@ def encode(message: ToChild | FromChild) -> bytes:
         return pack({"type": "done"}, {})
     if isinstance(message, Ready):
         return pack({"type": "ready", "held": message.held}, {})
-    if isinstance(message, Commit):
-        specs, tensors = _values_out(message.values)
-        return pack({"type": "commit", "index": message.index, "values": specs}, tensors)
+    if isinstance(message, Commits):
+        held = HeldCommits()
+        for commit in message.commits:
+            held.add(commit)
+        return held.take()
     if isinstance(message, End):
         specs, tensors = _values_out(message.values)
         return pack({"type": "end", "values": specs,
@@ -303,6 +344,26 @@ def _values_in(specs: object, tensors: dict[str, torch.Tensor], expected: tuple[
     return values
 
 
+def _commits_in(entries: object, tensors: dict[str, torch.Tensor]) -> tuple[Commit, ...]:
+    """A Commits frame's commits: [[index, values], ...], at least one, each tensor named `position:name`
+    for the commit at that position, every one of them named by its commit's values."""
+    if type(entries) is not list or not 0 < len(entries) <= MAX_COMMITS:
+        raise WireError("commits that are not a list of commits")
+    own: list[dict[str, torch.Tensor]] = [{} for _ in entries]
+    for key, t in tensors.items():
+        position, _, name = key.partition(":")
+        at = int(position) if position.isascii() and position.isdigit() else -1
+        if not (0 <= at < len(entries) and str(at) == position and name):
+            raise WireError("a tensor sent that no commit names")
+        own[at][name] = t
+    commits = []
+    for entry, mine in zip(entries, own, strict=True):
+        if not (type(entry) is list and len(entry) == 2 and _is_int(entry[0])):
+            raise WireError("a commit without a statement index")
+        commits.append(Commit(entry[0], _values_in(entry[1], mine, None)))
+    return tuple(commits)
+
+
 def _is_raised(x: object) -> bool:
     """An error as the child sends it: [line or null, text, a NameError's name or null]."""
     if type(x) is not list or len(x) != 3:
@@ -316,7 +377,7 @@ def _is_raised(x: object) -> bool:
 def from_child(header: dict[str, Any], tensors: dict[str, torch.Tensor], *,
                expected: tuple[str, ...] | None = None) -> FromChild:
     """The child's message, believed only as far as it checks out: exact keys, types and sizes.
-    `expected`: the names a Commit or End must carry values for, when the grader knows them."""
+    `expected`: the names an End must carry values for, when the grader knows them."""
     kind = header.get("type")
     keys = set(header)
     if kind == "ready" and keys == {"type", "held"} and not tensors:
@@ -325,10 +386,8 @@ def from_child(header: dict[str, Any], tensors: dict[str, torch.Tensor], *,
                 type(k) is str and len(k) <= 40 and type(v) is str and len(v) <= 200 for k, v in held.items())):
             raise WireError("malformed ready")
         return Ready(held)
-    if kind == "commit" and keys == {"type", "index", "values"}:
-        if not _is_int(header["index"]):
-            raise WireError("a commit without a statement index")
-        return Commit(header["index"], _values_in(header["values"], tensors, expected))
+    if kind == "commits" and keys == {"type", "commits"}:
+        return Commits(_commits_in(header["commits"], tensors))
     if kind == "end" and keys == {"type", "values", "errors", "output", "halted_at", "seconds"}:
         errors, output, halted, seconds = header["errors"], header["output"], header["halted_at"], header["seconds"]
         if not (type(errors) is dict and len(errors) <= MAX_ERRORS and all(_is_raised(v) for v in errors.values())):

@@ -40,6 +40,7 @@ from grader.confined import kernel
 from grader.confined.protocol import (
     Case,
     Commit,
+    Commits,
     Done,
     End,
     FromChild,
@@ -258,18 +259,21 @@ class Sandbox(ABC):
                 points = list(request.points)
                 while True:
                     message = self._receive()
-                    if isinstance(message, Commit):
-                        if len(commits) >= len(points) or message.index != points[len(commits)].index:
-                            raise WireError("a commit where none was asked for")
-                        point = points[len(commits)]
-                        if set(message.values) != set(point.names):
-                            raise WireError("a commit of other variables than asked")
-                        commits[message.index] = self._bounded(message.values)
-                        given = decide(Commit(message.index, commits[message.index])) if decide is not None else {}
-                        if point.waits:
-                            self._send(Reveal(given))
-                        elif given:
-                            raise SandboxError("the grader decided to reveal at a point that does not wait")
+                    if isinstance(message, Commits):
+                        for i, commit in enumerate(message.commits):
+                            if len(commits) >= len(points) or commit.index != points[len(commits)].index:
+                                raise WireError("a commit where none was asked for")
+                            point = points[len(commits)]
+                            if set(commit.values) != set(point.names):
+                                raise WireError("a commit of other variables than asked")
+                            if point.waits and i != len(message.commits) - 1:
+                                raise WireError("commits past a point that waits")
+                            commits[commit.index] = self._bounded(commit.values)
+                            given = decide(Commit(commit.index, commits[commit.index])) if decide is not None else {}
+                            if point.waits:
+                                self._send(Reveal(given))
+                            elif given:
+                                raise SandboxError("the grader decided to reveal at a point that does not wait")
                     elif isinstance(message, End):
                         if set(message.values) != set(wanted):
                             raise WireError("values for other variables than asked")

@@ -82,21 +82,39 @@ def sendable(t: torch.Tensor) -> bool:
     return t.dtype in DTYPE_NAMES
 
 
-def pack(header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> bytes:
-    """One frame holding `header` and the raw bytes of `tensors` (dtypes in DTYPES)."""
-    meta: dict[str, list[Any]] = {}
-    chunks: list[bytes] = []
-    for name, t in tensors.items():
+class Frame:
+    """A frame built a tensor at a time: each one is turned into bytes as it is added, so what changes
+    it afterwards changes nothing sent (the child holds commits back to send them in one frame)."""
+
+    def __init__(self) -> None:
+        self.meta: dict[str, list[Any]] = {}
+        self.chunks: list[bytes] = []
+        self.size = 0  # payload bytes so far
+
+    def add(self, name: str, t: torch.Tensor) -> None:
+        """`t` (a dtype in DTYPES) under `name`."""
         plain = t.detach()
         if t.dtype in NUMPY_DTYPES:
             data = plain.numpy().tobytes()  # in C order, whatever the tensor's strides
         else:  # bfloat16: numpy has no such type, so its bytes go as bytes
             flat = plain.contiguous().reshape(-1)
             data = flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
-        meta[name] = [DTYPE_NAMES[t.dtype], list(t.shape), len(data)]
-        chunks.append(data)
-    head = _JSON.encode({**header, "tensors": meta}).encode()
-    return b"".join([FRAME.pack(len(head), sum(len(c) for c in chunks)), head, *chunks])
+        self.meta[name] = [DTYPE_NAMES[t.dtype], list(t.shape), len(data)]
+        self.chunks.append(data)
+        self.size += len(data)
+
+    def pack(self, header: dict[str, Any]) -> bytes:
+        """The frame: `header` with the tensors added so far."""
+        head = _JSON.encode({**header, "tensors": self.meta}).encode()
+        return b"".join([FRAME.pack(len(head), self.size), head, *self.chunks])
+
+
+def pack(header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> bytes:
+    """One frame holding `header` and the raw bytes of `tensors` (dtypes in DTYPES)."""
+    frame = Frame()
+    for name, t in tensors.items():
+        frame.add(name, t)
+    return frame.pack(header)
 
 
 def unpack(recv_exact: Callable[[int], bytes | bytearray]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
