@@ -329,13 +329,15 @@ WAITS_AT_2 = Run((Point(1, ("x",)), Point(2, ("x",), waits=True), Point(3, ("x",
     (commits([1, {"x": "missing"}], tensors={"1:x": torch.ones(2)}), "a tensor sent that no commit names"),
     (commits([1, {"x": "tensor"}], tensors={"00:x": torch.ones(2)}), "a tensor sent that no commit names"),
     (commits([1, {"x": "tensor"}], tensors={"x": torch.ones(2)}), "a tensor sent that no commit names"),
+    (commits([1, {"x": "tensor"}], tensors={"9" * 5000 + ":x": torch.ones(2)}), "a tensor sent that no commit names"),
     (commits([1, {"x": "missing"}], tensors={"0:x": torch.ones(2)}), "tensors sent that no value names"),
     (commits([1, {"x": "missing"}], [2, {"x": "missing"}], [3, {"x": "missing"}]), "commits past a point that waits"),
     (commits([2, {"x": "missing"}]), "a commit where none was asked for"),
     (commits([1, {"x": "missing"}], [1, {"x": "missing"}]), "a commit where none was asked for"),
     (commits([1, {"y": "missing"}]), "a commit of other variables than asked"),
 ], ids=["not-a-list", "empty", "no-values", "index-not-a-number", "tensor-of-no-commit", "position-not-plain",
-        "tensor-without-position", "tensor-not-named", "past-a-wait", "out-of-order", "twice", "other-names"])
+        "tensor-without-position", "position-too-long-for-int", "tensor-not-named",
+        "past-a-wait", "out-of-order", "twice", "other-names"])
 def test_sandbox_refuses_a_bad_commits_frame(monkeypatch: pytest.MonkeyPatch, answer: bytes, died: str) -> None:
     """One frame holds the commits a run held back: each is checked as if it came alone, every tensor
     belongs to one of them, and none may follow a point that waits, whose reveal the child had to wait for."""

@@ -352,7 +352,8 @@ def _commits_in(entries: object, tensors: dict[str, torch.Tensor]) -> tuple[Comm
     own: list[dict[str, torch.Tensor]] = [{} for _ in entries]
     for key, t in tensors.items():
         position, _, name = key.partition(":")
-        at = int(position) if position.isascii() and position.isdigit() else -1
+        plain = position.isascii() and position.isdigit() and len(position) <= len(str(MAX_COMMITS))
+        at = int(position) if plain else -1
         if not (0 <= at < len(entries) and str(at) == position and name):
             raise WireError("a tensor sent that no commit names")
         own[at][name] = t
