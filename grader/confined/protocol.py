@@ -350,11 +350,11 @@ def _commits_in(entries: object, tensors: dict[str, torch.Tensor]) -> tuple[Comm
     if type(entries) is not list or not 0 < len(entries) <= MAX_COMMITS:
         raise WireError("commits that are not a list of commits")
     own: list[dict[str, torch.Tensor]] = [{} for _ in entries]
+    positions = {str(i): i for i in range(len(entries))}  # each commit's position as it is written, and only so
     for key, t in tensors.items():
         position, _, name = key.partition(":")
-        plain = position.isascii() and position.isdigit() and len(position) <= len(str(MAX_COMMITS))
-        at = int(position) if plain else -1
-        if not (0 <= at < len(entries) and str(at) == position and name):
+        at = positions.get(position)
+        if at is None or not name:
             raise WireError("a tensor sent that no commit names")
         own[at][name] = t
     commits = []
