@@ -32,6 +32,7 @@ import pytest
 from grader.confined import child as child_module
 from grader.confined import kernel
 from grader.confined import unix as unix_module
+from grader.confined import zygote as grader_zygote
 from grader.confined.choice import protections
 from grader.confined.protocol import Case, Run
 from grader.confined.sandbox import Sandbox
@@ -419,6 +420,25 @@ def test_child_holds_nothing_of_the_graders_memory(monkeypatch: pytest.MonkeyPat
         forked.deadline = time.monotonic() + 0.5
         found = memory_holds(forked.pid, secret)
     assert found and kept
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="reading another process's memory needs root")
+def test_no_child_finds_the_code_of_one_before_it_in_the_zygotes_memory() -> None:
+    """What a child runs goes to that child alone: neither the zygote nor a child it forks later holds the
+    source, the path or the scratch folder of one before (a class graded one after another by one worker,
+    whose next student reads uninitialised memory with numpy.empty)."""
+    marker = f"ninja-private-{uuid.uuid4().hex}"
+    with UnixSandbox(f"# {marker}: alice's own solution\nx = 1\n", f"/class/{marker}/alice.py", SMALL) as alice:
+        alice.case(Case({}, {}, {}, ()))
+        alice.run(Run())
+        scratch = alice.scratch.encode()
+    zygote = grader_zygote.start()
+    with UnixSandbox("y = 2", "<bob>", SMALL) as bob:
+        bob.case(Case({}, {}, {}, ()))
+        bob.run(Run())
+        for pid in (zygote.pid, bob.pid):
+            assert not memory_holds(pid, marker.encode())
+            assert not memory_holds(pid, scratch)
 
 
 def test_grader_is_not_dumpable_once_it_grades(monkeypatch: pytest.MonkeyPatch) -> None:

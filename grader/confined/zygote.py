@@ -11,9 +11,11 @@ then forks one child per sandbox on request. It never sees a truth, a secret or 
 
 Requests come over a socket (the grader's end is `Zygote`): `world` (data graded code may
 read, kept by key), `spawn` (with the child's socket passed along as a file descriptor;
-the answer is the child's pid), `reap` (the child's wait status, once the grader has
-killed it) and `zygote` (with a socket passed along: fork a zygote that serves it, for a
-process the grader is about to fork, a batch's worker; torch is imported once for them all).
+the answer is the child's pid; what the child runs, its source and paths, the grader sends
+the child itself, so that no child finds another's code in the zygote's freed memory), `reap`
+(the child's wait status, once the grader has killed it) and `zygote` (with a socket passed
+along: fork a zygote that serves it, for a process the grader is about to fork, a batch's
+worker; torch is imported once for them all).
 A zygote ends when the grader's end of its socket closes, or the process that started it dies.
 """
 
@@ -149,16 +151,25 @@ class Zygote:
 
     def spawn(self, source: str, path: str, *, time_s: float, memory_mb: int, scratch: str,
               world: dict[str, object] | None) -> tuple[int, socket.socket]:
-        """A confined child for one submission: its pid and the grader's end of its socket."""
+        """A confined child for one submission: its pid and the grader's end of its socket. What it runs
+        (its source, its path, its scratch folder) goes to the child alone, over that socket: the zygote
+        never holds it, so no child forked later finds it in the zygote's freed memory."""
         self.wait_ready()
         key = self._world_key(world)
         ours, theirs = socket.socketpair()
         with contextlib.suppress(OSError):  # room for a training run's child to run ahead (capped by the OS)
             theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
             ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
-        request = {"type": "spawn", "source": source, "path": path, "time_s": time_s, "memory_mb": memory_mb,
-                   "scratch": scratch, "world": key}
-        return self._hand_over(ours, theirs, request, "spawned", "the sandbox's zygote could not fork a child"), ours
+        request = {"type": "spawn", "time_s": time_s, "memory_mb": memory_mb, "world": key}
+        pid = self._hand_over(ours, theirs, request, "spawned", "the sandbox's zygote could not fork a child")
+        from grader.confined.wire import pack  # noqa: PLC0415 - torch, not needed to start the zygote
+
+        try:
+            ours.settimeout(START_TIMEOUT_S)
+            ours.sendall(pack({"type": "start", "source": source, "path": path, "scratch": scratch}, {}))
+        except OSError:
+            pass  # the child is gone already: the sandbox finds it has no Ready, and says so
+        return pid, ours
 
     def _world_key(self, world: dict[str, object] | None) -> str | None:
         if not world:
@@ -257,6 +268,7 @@ def _fork_child(control: socket.socket, channel_fd: int, header: dict[str, Any],
                 worlds: dict[str, dict[str, object]]) -> int:
     from grader.confined import kernel  # noqa: PLC0415
     from grader.confined.child import confine, serve  # noqa: PLC0415
+    from grader.confined.wire import exact_reader, unpack  # noqa: PLC0415
     from grader.courseware.course import Limits  # noqa: PLC0415
 
     limits = Limits(float(header["time_s"]), int(header["memory_mb"]))
@@ -273,8 +285,9 @@ def _fork_child(control: socket.socket, channel_fd: int, header: dict[str, Any],
         kernel.name_process("ninja-sandbox")
         channel = socket.socket(fileno=channel_fd)
         keep = [channel_fd, *([debug_file.fileno()] if debug_file else [])]
-        serve(channel, str(header["source"]), str(header["path"]), limits=limits, world=world,
-              confine=lambda: confine(str(header["scratch"]), limits, keep, new_session=True))
+        start, _ = unpack(exact_reader(channel.recv))  # what to run: from the grader, to this child alone
+        serve(channel, str(start["source"]), str(start["path"]), limits=limits, world=world,
+              confine=lambda: confine(str(start["scratch"]), limits, keep, new_session=True))
     except BaseException:
         status = 70
         if debug_file:
