@@ -189,20 +189,53 @@ def test_batch_grades_no_link_to_a_classmate_or_the_solution(cli: Cli, tmp_path:
     (tmp_path / "eve").mkdir()
     (tmp_path / "eve" / "exercise2.py").symlink_to("../alice/exercise2.py")
     (tmp_path / "mallory.py").symlink_to(ROOT / "solutions" / "exercise2.py")
+    (tmp_path / "trudy").symlink_to("alice", target_is_directory=True)  # a folder, as an unpacked archive leaves it
     out = tmp_path / "out"
-    subs = [str(tmp_path / name) for name in ("alice", "eve", "mallory.py")]
+    subs = [str(tmp_path / name) for name in ("alice", "eve", "mallory.py", "trudy")]
 
     def check_rows() -> None:
         shutil.rmtree(out, ignore_errors=True)
         result = cli(["batch", "exercise2", *subs, "--out", str(out), "--jobs", "1"])
         rows = read_gradebook(out / "gradebook.csv")
         assert rows["alice"]["passed"] == "True", result.output
-        for student in ("eve", "mallory"):
+        for student in ("eve", "mallory", "trudy"):
             assert rows[student]["score"] == "0" and "is a symbolic link" in rows[student]["error"], rows[student]
 
     check_rows()
     mechanism_off(check_rows, lambda m: m.setattr("grader.intake.submission.file_size", lambda p: p.stat().st_size),
                   "file_size's refusal of links")
+    mechanism_off(check_rows, lambda m: m.setattr("grader.ci.batch.link_problem", lambda p: None),
+                  "the batch's refusal of a linked folder")
+
+
+@pytest.mark.slow
+def test_batch_gives_every_submission_an_id_of_its_own(cli: Cli, tmp_path: Path,
+                                                       mechanism_off: MechanismOff) -> None:
+    """Two sections each with an alice, and a student whose own name is alice-2 (she handed in the stub):
+    the second alice gets an id no one has, and each row is its own student's grade."""
+    for section, name, source in (("sec1", "alice", SOLUTION), ("sec1", "alice-2", ""), ("sec2", "alice", SOLUTION),
+                                  ("sec2", "ALICE", "")):
+        (tmp_path / section).mkdir(exist_ok=True)
+        (tmp_path / section / f"{name}.py").write_text(source)
+    subs = [str(tmp_path / p) for p in ("sec1/alice.py", "sec2/alice.py", "sec1/alice-2.py", "sec2/ALICE.py")]
+    out = tmp_path / "out"
+
+    def check_rows() -> None:
+        shutil.rmtree(out, ignore_errors=True)
+        result = cli(["batch", "exercise2", *subs, "--out", str(out), "--jobs", "1"])
+        rows = read_gradebook(out / "gradebook.csv")
+        assert len(rows) == 4 and "4 submissions" in result.output, (rows, result.output)
+        assert Path(rows["alice-2"]["submission"]).parts[-2:] == ("sec1", "alice-2.py")
+        assert rows["alice-2"]["score"] == "0"
+        assert rows["alice"]["score"] == rows["alice-3"]["score"] == "1"
+        assert Path(rows["alice-3"]["submission"]).parts[-2:] == ("sec2", "alice.py")
+        assert rows["ALICE-4"]["score"] == "0"
+        assert sorted(p.name for p in out.glob("*.json")) == ["ALICE-4.json", "alice-2.json", "alice-3.json",
+                                                             "alice.json"]
+
+    check_rows()
+    mechanism_off(check_rows, lambda m: m.setattr("grader.ci.batch.student_ids", lambda paths: [
+        p.stem for p in paths]), "ids of their own")
 
 
 @pytest.mark.slow

@@ -60,16 +60,36 @@ class Submission:
     problem: str | None = None  # why it cannot be graded at all
 
 
+def student_ids(paths: list[Path]) -> list[str]:
+    """Each path's student id: the file's or folder's name, and for a name met before, that name with
+    the first suffix -2, -3, ... that no path is named and no id has taken, so that no two submissions
+    share an id (nor ids that differ only in case: their reports' files would be one on some systems)."""
+    names = [path.stem if path.is_file() else path.name for path in paths]
+    taken = {name.casefold() for name in names}
+    used: set[str] = set()
+    ids: list[str] = []
+    for name in names:
+        student, k = name, 1
+        while student.casefold() in used or (k > 1 and student.casefold() in taken):
+            k += 1
+            student = f"{name}-{k}"
+        used.add(student.casefold())
+        ids.append(student)
+    return ids
+
+
+def link_problem(path: Path) -> str | None:
+    """Why a folder handed in as a student's cannot be: a symbolic link (to a classmate's folder, say)."""
+    return f"{path} is a symbolic link; grade the folder it names, not the link" if path.is_symlink() else None
+
+
 def discover(paths: list[Path], exercise_id: str) -> list[Submission]:
-    """One submission per file or folder; the student id is the file's or folder's name."""
+    """One submission per file or folder; the student id is the file's or folder's name (student_ids)."""
     found: list[Submission] = []
-    seen: dict[str, int] = {}
-    for path in paths:
-        student = path.stem if path.is_file() else path.name
-        seen[student] = seen.get(student, 0) + 1
-        if seen[student] > 1:
-            student = f"{student}-{seen[student]}"
-        if path.is_file():
+    for path, student in zip(paths, student_ids(paths), strict=True):
+        if path.is_dir() and link_problem(path):
+            found.append(Submission(student, None, link_problem(path)))
+        elif path.is_file():
             problem = None if path.suffix in SUFFIXES else f"{path.name} is not a .py or .ipynb file"
             found.append(Submission(student, path, problem))
         elif path.is_dir():
