@@ -318,6 +318,21 @@ def test_the_child_compiles_the_statements_the_grader_judges() -> None:
         assert childs.syntax_error == graders.syntax_error
 
 
+@unix_only
+@pytest.mark.parametrize(("limits", "said"), [(Limits(time_s=10, memory_mb=64), "memory limit of 64 MB"),
+                                             (Limits(time_s=1, memory_mb=4096), "time limit of 1 s")])
+def test_code_too_big_to_compile_within_its_limits_ends_its_run_not_the_sandbox(limits: Limits, said: str) -> None:
+    """The child says it is ready before it compiles the code, which it does under the code's own limits:
+    a file whose compiling alone overruns them (about a GB and 10 s of CPU here) ends the first run as the
+    code's doing, never as a sandbox that could not start (which a batch counts as the grader's failure)
+    nor as a run of no statements."""
+    source = "x = [" + "1, " * 1_000_000 + "]\n"
+    with UnixSandbox(source, "<big>", limits) as box:
+        box.case(Case({}, {}, {}, ("x",)))
+        result = box.run(Run())
+    assert result.died is not None and said in result.died, result.died
+
+
 def test_sandbox_child_that_exits_hard_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     """A child that ends itself with os._exit (past every Python guard) gives a reason, not a hang."""
     replace_run(monkeypatch, lambda ns: os._exit(0))

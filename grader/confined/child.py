@@ -305,11 +305,15 @@ def _run(channel: Channel, program: Program, case: Case, world: dict[str, object
 
 def serve(channel: Channel, source: str, path: str, *, limits: Limits, confine: Callable[[], dict[str, str]],
           world: dict[str, object] | None = None) -> None:
-    """Confine this process, say what held, then answer the grader's messages until Done."""
+    """Confine this process, say what held, then answer the grader's messages until Done. The code is
+    compiled after Ready, under its own limits: a file that cannot be compiled within them is the
+    submission's doing, said as its first run's end, never the sandbox's failure to start."""
     held = confine()
-    program = compile_to_run(source, path, rewrite=guard)
-    named = names_in(program)
     send(channel, Ready(held))
+    program = compile_to_run(source, path, rewrite=guard)
+    if program.syntax_error is not None:  # the grader compiled it: only these limits (memory) stop it here
+        os.kill(os.getpid(), signal.SIGKILL)
+    named = names_in(program)
     read = BufferedReader(channel.recv)  # nothing but the grader's frames comes this way
     case: Case | None = None
     training: _Training | None = None
