@@ -16,7 +16,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.write(data.encode("utf-8", "backslashreplace") if isinstance(data, str) else data)  # a lone surrogate
             f.flush()
             os.fsync(f.fileno())
         # mkstemp makes it 600; a report, gradebook or page is for others to read: the mode any new

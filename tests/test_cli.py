@@ -329,6 +329,26 @@ def test_the_command_runs_its_exit_handlers_before_it_ends() -> None:
     assert said.returncode == 1 and said.stderr.strip() == "stopped here"
 
 
+def test_a_character_no_encoding_can_write_is_written_escaped_not_raised(tmp_path: Path) -> None:
+    """The command's own streams write what their encoding cannot escaped: a lone surrogate that got past
+    every check before them (here: the sandbox's replacement of them switched off) is a report, not a
+    UnicodeEncodeError halfway through one; with the streams left strict, it would be."""
+    submission = tmp_path / "exercise2.py"
+    submission.write_text("def boom():\n    raise ValueError('bad \\ud800 value')\n\n\ndlogits = boom()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    past = "import re; from grader.confined import protocol; protocol._SURROGATE = re.compile('(?!)'); "
+
+    def ninja(code: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-c", past + code, "exercise2", str(submission)], capture_output=True,
+                              cwd=ROOT, env=env, timeout=120, check=False)
+
+    ran = ninja("from grader.cli import run; run()")
+    assert ran.returncode == 1 and b"ValueError: bad \\ud800 value" in ran.stdout, ran.stderr[-600:]
+    assert b"Traceback" not in ran.stderr
+    strict = ninja("import grader.cli as c; c.escape_what_cannot_be_encoded = lambda: None; c.run()")
+    assert b"UnicodeEncodeError" in strict.stderr and b"Traceback" in strict.stderr
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs a device that is always full (Linux)")
 def test_output_that_cannot_be_written_is_one_sentence_and_exit_120() -> None:
     """The report written to a full disk: one line on stderr, no traceback, and the exit status Python

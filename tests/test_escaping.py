@@ -7,6 +7,7 @@ notebook's rebuilding) switched off, where the same check must fail.
 
 from __future__ import annotations
 
+import json
 import re
 import types
 import xml.etree.ElementTree as ET
@@ -216,6 +217,36 @@ def test_text_report_keeps_no_terminal_escape_of_graded_code(cli: Cli, tmp_path:
     check_text()
     mechanism_off(check_text, lambda m: m.setattr(protocol, "_plain", lambda text: text),
                   "_plain in grader/confined/protocol.py")
+
+
+LONE_SURROGATE = "def boom():\n    raise ValueError('bad \\ud800 value')\n\n\ndlogits = boom()\n"
+
+
+@pytest.mark.parametrize("fmt", ["text", "junit", "markdown", "json"])
+def test_a_lone_surrogate_graded_code_raises_is_written_by_every_format(cli: Cli, tmp_path: Path, fmt: str,
+                                                                        mechanism_off: MechanismOff) -> None:
+    """An exception whose text holds a lone surrogate (which no UTF-8 can encode) is shown with a
+    replacement character, on the terminal and in a file, in every format: a report, not a traceback."""
+    submission = tmp_path / "exercise2.py"
+    submission.write_text(LONE_SURROGATE)
+    written = tmp_path / f"report.{fmt}"
+
+    def check_formats() -> None:
+        shown = cli(["exercise2", str(submission), "--format", fmt])
+        assert shown.exit_code == 1, shown.exception
+        assert ("bad \\ufffd value" if fmt == "json" else "bad \ufffd value") in shown.stdout, shown.stdout[-400:]
+        saved = cli(["exercise2", str(submission), "--format", fmt, "-o", str(written)])
+        assert saved.exit_code == 1, saved.exception
+        assert "bad \ufffd value" in (json.loads(written.read_text())["gradients"][0]["message"] if fmt == "json"
+                                      else written.read_text(encoding="utf-8"))
+
+    check_formats()
+    mechanism_off(check_formats, lambda m: m.setattr(protocol, "_SURROGATE", re.compile("(?!)")),
+                  "_plain's replacement of lone surrogates")
+    with pytest.MonkeyPatch.context() as m:  # past that replacement, a file is still written, the surrogate escaped
+        m.setattr(protocol, "_SURROGATE", re.compile("(?!)"))
+        saved = cli(["exercise2", str(submission), "--format", fmt, "-o", str(written)])
+    assert saved.exit_code == 1 and "bad \\ud800 value" in written.read_text(encoding="utf-8"), saved.exception
 
 
 # What a CI log would obey: a mask, a fake annotation, the grader's own commands switched off.

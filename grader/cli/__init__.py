@@ -113,6 +113,7 @@ def run(argv: list[str] | None = None) -> NoReturn:
     """ninja-grade itself. Once the command is done, what an exit must do is done (the atexit
     handlers, which end the sandbox's zygote; the output flushed) and the process ends there: the
     interpreter's own teardown of every module and object frees nothing the system would not."""
+    escape_what_cannot_be_encoded()
     try:
         main.main(args=argv, prog_name="ninja-grade")
         code: object = 0
@@ -129,6 +130,14 @@ def run(argv: list[str] | None = None) -> NoReturn:
         print(code, file=sys.stderr)
         code = 1
     end_now(code or 0)
+
+
+def escape_what_cannot_be_encoded() -> None:
+    """stdout and stderr write a character their encoding cannot (a lone surrogate, in UTF-8) escaped,
+    where they would raise UnicodeEncodeError halfway through a report."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
 
 
 LOST_OUTPUT = 120  # the exit status Python itself gives when its output cannot be written at the end

@@ -302,12 +302,15 @@ def for_child(header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> ToChi
 
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # every control character but tab and newline
+_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON's \ud800 escapes decode to a str no UTF-8 can encode
 
 
 def _plain(text: str) -> str:
     """Text from the child as every report may show it: no terminal escapes, bells or carriage returns
-    (a student's print of ESC ] 52 would write to the clipboard of whoever reads the report)."""
-    return _CONTROL.sub("", text)
+    (a student's print of ESC ] 52 would write to the clipboard of whoever reads the report), and each
+    lone surrogate (an exception's text may hold one) a replacement character, so every format can
+    write it."""
+    return _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
 
 
 def _is_int(x: object) -> bool:
