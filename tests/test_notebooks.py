@@ -145,6 +145,10 @@ def write_text(path: Path, text: str | bytes) -> Path:
     return path
 
 
+NB_OF_ONE_CELL = ('{"cells": [{"cell_type": "%s", "id": "c1", "metadata": {}, "source": %s, "outputs": [], '
+                  '"execution_count": null}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+
+
 @pytest.mark.parametrize(
     ("content", "code", "words"),
     [
@@ -153,10 +157,14 @@ def write_text(path: Path, text: str | bytes) -> Path:
         ("[1, 2]", 2, "is not a Jupyter notebook"),
         (b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5, "x": "\xff"}', 2, "is not UTF-8"),
         ('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}', 1, "no code for exercise1 found"),
+        *((NB_OF_ONE_CELL % (kind, source), 2, f"is not a Jupyter notebook: cell 1's source is {said}, not text")
+          for kind, source, said in (("code", "5", "a number"), ("markdown", "5", "a number"),
+                                     ("code", "null", "null"), ("code", '{"a": 1}', "an object"))),
     ],
 )
 def test_bad_notebooks_get_one_line(cli: Cli, tmp_path: Path, content: str | bytes, code: int, words: str) -> None:
-    """Empty, non-JSON, non-UTF-8 and codeless notebooks: one line of reason, exit 1 or 2, no traceback."""
+    """Empty, non-JSON, non-UTF-8 and codeless notebooks, and a cell whose source is not text: one line of
+    reason, exit 1 or 2, no traceback."""
     path = write_text(tmp_path / "bad.ipynb", content)
     result = cli(["exercise1", str(path)])
     if code == 2:
