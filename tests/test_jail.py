@@ -64,6 +64,8 @@ ESCAPES = [
      "a format string may not read attributes", lambda ns: "int" in ns.get("found", "")),
     ("unbound-str-format", "found = str.format('{0.real.__class__}', 1)",
      "a format string may not read attributes", lambda ns: "int" in ns.get("found", "")),
+    ("userstring-format", "import collections\nfound = collections.UserString('{0.__class__}').format(1)",
+     "collections.UserString is not available", lambda ns: "int" in ns.get("found", "")),
     ("error-carries-its-object", "try:\n    torch.no_such_name\nexcept Exception as e:\n    real = e.obj",
      "an error's .obj is not available", lambda ns: ns.get("real") is torch),
     ("site-printer-reads-files", "found = type(license)",

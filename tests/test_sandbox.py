@@ -285,6 +285,34 @@ def test_no_run_sees_what_an_earlier_run_left_in_the_data_sets_dicts_and_lists()
     assert [r.values["out"].tolist() for r in runs] == [[1.0, 2.0, 2.0]] * 3  # type: ignore[union-attr]
 
 
+LEAVES_IN_THE_PROCESS = """
+import random
+import numpy as np
+seen = [random.random(), float(torch.rand(())), float(torch.zeros(()).element_size()), len(str(torch.tensor(1 / 3))),
+        len(str(np.array([1 / 3]))), float(np.geterr()["divide"] == "raise")]
+random.seed(1)
+torch.manual_seed(1)
+torch.set_default_dtype(torch.float64)
+torch.set_printoptions(precision=9)
+np.set_printoptions(precision=2)
+np.seterr(divide="raise")
+out = torch.tensor(seen)
+"""
+
+
+def test_no_run_finds_what_an_earlier_run_set_for_the_whole_process() -> None:
+    """What graded code may set for the whole process through its modules (the random generators of random
+    and torch, torch's default dtype, torch's and numpy's print options, numpy's error handling) is put
+    back before each run: every run starts from the same, and none can count its runs or pass on a value."""
+    with UnixSandbox(LEAVES_IN_THE_PROCESS, "<test>", SMALL) as box:
+        box.case(Case({}, {}, {}, ("out",)))
+        runs = [box.run(Run()) for _ in range(3)]
+    assert all(r.died is None and not r.errors for r in runs), [r.errors for r in runs]
+    first = runs[0].values["out"].tolist()  # type: ignore[union-attr]
+    assert first[2:] == [4.0, 14.0, 12.0, 0.0], first  # float32, tensor(0.3333), [0.33333333], warn
+    assert [r.values["out"].tolist() for r in runs] == [first] * 3  # type: ignore[union-attr]
+
+
 def test_module_data_is_not_reachable_from_graded_code() -> None:
     """A pure-math module's functions are graded code's; its module-level dicts (docstring parts, which a
     run could write into for the next) are not."""

@@ -206,5 +206,5 @@ BUILTINS = _names("""
     ZeroDivisionError Warning UserWarning DeprecationWarning RuntimeWarning
 """)  # builtins graded code sees (plus a guarded __import__ and __build_class__)
 
-COLLECTIONS_NAMES = _names("Counter ChainMap OrderedDict UserDict UserList UserString defaultdict deque namedtuple")
+COLLECTIONS_NAMES = _names("Counter ChainMap OrderedDict UserDict UserList defaultdict deque namedtuple")
 EINOPS_NAMES = _names("asnumpy einsum pack parse_shape rearrange reduce repeat unpack")

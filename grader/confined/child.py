@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import signal
 import sys
 from collections.abc import Callable
@@ -275,6 +276,32 @@ class _Training:
             self.flat -= lr * grads  # in place (self.params are views); the grader's copy takes the same update
 
 
+class ProcessState:
+    """What graded code may change for the whole process through the modules it is given, kept as it
+    is before the first run and put back before each run: the random generators (random, torch), torch's
+    default dtype, and torch's and numpy's print options and numpy's error handling. No run can leave in
+    them anything for the next (a count of its runs, a value it was shown)."""
+
+    def __init__(self) -> None:
+        import numpy  # noqa: PLC0415 - loaded by warm_up already
+
+        self.numpy = numpy
+        self.random = random.getstate()
+        self.torch_rng = torch.get_rng_state()
+        self.dtype = torch.get_default_dtype()
+        self.torch_print = dict(vars(torch._tensor_str.PRINT_OPTS))
+        self.numpy_print = numpy.get_printoptions()
+        self.numpy_errors = numpy.geterr()
+
+    def restore(self) -> None:
+        random.setstate(self.random)
+        torch.set_rng_state(self.torch_rng)
+        torch.set_default_dtype(self.dtype)
+        torch.set_printoptions(**self.torch_print)  # type: ignore[no-untyped-call]
+        self.numpy.set_printoptions(**self.numpy_print)
+        self.numpy.seterr(**self.numpy_errors)
+
+
 def _run(channel: Channel, program: Program, case: Case, world: dict[str, object], request: Run, *,
          read: BufferedReader, memory_mb: int, named: frozenset[str]) -> None:
     """One run: commit at each point, wait where it says so, set the presets; then its End."""
@@ -314,6 +341,7 @@ def serve(channel: Channel, source: str, path: str, *, limits: Limits, confine: 
     if program.syntax_error is not None:  # the grader compiled it: only these limits (memory) stop it here
         os.kill(os.getpid(), signal.SIGKILL)
     named = names_in(program)
+    state = ProcessState()
     read = BufferedReader(channel.recv)  # nothing but the grader's frames comes this way
     case: Case | None = None
     training: _Training | None = None
@@ -322,9 +350,11 @@ def serve(channel: Channel, source: str, path: str, *, limits: Limits, confine: 
         if isinstance(message, Case):
             case = message
         elif isinstance(message, Run) and case is not None:
+            state.restore()
             _run(channel, program, case, world or {}, message, read=read, memory_mb=limits.memory_mb, named=named)
         elif isinstance(message, Train):
             if message.start is not None:
+                state.restore()
                 training = _Training(message)
             if training is not None:
                 training.steps(channel, program, message, limits.memory_mb)
