@@ -347,6 +347,16 @@ def test_the_child_compiles_the_statements_the_grader_judges() -> None:
 
 
 @unix_only
+def test_a_file_of_the_largest_size_in_any_characters_reaches_the_child() -> None:
+    """The child is sent its source as bytes: 2 MB of emoji (a header of 12 MB as JSON escapes) runs."""
+    source = "x = torch.ones(())  # " + "\U0001f600" * 500_000 + "\n"
+    with UnixSandbox(source, "<emoji>", SMALL) as box:
+        box.case(Case({}, {}, {}, ("x",)))
+        result = box.run(Run())
+    assert result.died is None and float(result.values["x"]) == 1.0, result.died  # type: ignore[arg-type]
+
+
+@unix_only
 @pytest.mark.parametrize(("limits", "said"), [(Limits(time_s=10, memory_mb=64), "memory limit of 64 MB"),
                                              (Limits(time_s=1, memory_mb=4096), "time limit of 1 s")])
 def test_code_too_big_to_compile_within_its_limits_ends_its_run_not_the_sandbox(limits: Limits, said: str) -> None:

@@ -162,11 +162,14 @@ class Zygote:
             ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
         request = {"type": "spawn", "time_s": time_s, "memory_mb": memory_mb, "world": key}
         pid = self._hand_over(ours, theirs, request, "spawned", "the sandbox's zygote could not fork a child")
-        from grader.confined.wire import pack  # noqa: PLC0415 - torch, not needed to start the zygote
+        import torch  # noqa: PLC0415 - not needed to start the zygote
 
-        try:
+        from grader.confined.wire import pack  # noqa: PLC0415
+
+        try:  # the source as bytes, not JSON, whose escapes would make 2 MB of emoji 12 MB of header
             ours.settimeout(START_TIMEOUT_S)
-            ours.sendall(pack({"type": "start", "source": source, "path": path, "scratch": scratch}, {}))
+            code = torch.frombuffer(bytearray(source.encode("utf-8", "surrogatepass")), dtype=torch.uint8)
+            ours.sendall(pack({"type": "start", "path": path, "scratch": scratch}, {"source": code}))
         except OSError:
             pass  # the child is gone already: the sandbox finds it has no Ready, and says so
         return pid, ours
@@ -285,8 +288,9 @@ def _fork_child(control: socket.socket, channel_fd: int, header: dict[str, Any],
         kernel.name_process("ninja-sandbox")
         channel = socket.socket(fileno=channel_fd)
         keep = [channel_fd, *([debug_file.fileno()] if debug_file else [])]
-        start, _ = unpack(exact_reader(channel.recv))  # what to run: from the grader, to this child alone
-        serve(channel, str(start["source"]), str(start["path"]), limits=limits, world=world,
+        start, code = unpack(exact_reader(channel.recv))  # what to run: from the grader, to this child alone
+        source = code["source"].numpy().tobytes().decode("utf-8", "surrogatepass")
+        serve(channel, source, str(start["path"]), limits=limits, world=world,
               confine=lambda: confine(str(start["scratch"]), limits, keep, new_session=True))
     except BaseException:
         status = 70
