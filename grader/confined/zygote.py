@@ -168,7 +168,8 @@ class Zygote:
 
         try:  # the source as bytes, not JSON, whose escapes would make 2 MB of emoji 12 MB of header
             ours.settimeout(START_TIMEOUT_S)
-            code = torch.frombuffer(bytearray(source.encode("utf-8", "surrogatepass")), dtype=torch.uint8)
+            data = bytearray(source.encode("utf-8", "surrogatepass"))
+            code = torch.frombuffer(data, dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
             ours.sendall(pack({"type": "start", "path": path, "scratch": scratch}, {"source": code}))
         except OSError:
             pass  # the child is gone already: the sandbox finds it has no Ready, and says so
