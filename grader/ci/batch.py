@@ -87,8 +87,8 @@ def discover(paths: list[Path], exercise_id: str) -> list[Submission]:
     """One submission per file or folder; the student id is the file's or folder's name (student_ids)."""
     found: list[Submission] = []
     for path, student in zip(paths, student_ids(paths), strict=True):
-        if path.is_dir() and link_problem(path):
-            found.append(Submission(student, None, link_problem(path)))
+        if path.is_dir() and (linked := link_problem(path)):
+            found.append(Submission(student, None, linked))
         elif path.is_file():
             problem = None if path.suffix in SUFFIXES else f"{path.name} is not a .py or .ipynb file"
             found.append(Submission(student, path, problem))

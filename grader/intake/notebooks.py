@@ -35,12 +35,11 @@ def read_cells(path: Path) -> list[Cell]:
     except Exception as exc:  # nbformat raises many kinds; all mean "not a notebook we can read"
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise SubmissionError(f"{path} is not a Jupyter notebook: {reason}") from None
-    for number, (_, source, _) in enumerate(cells, start=1):
+    result = []
+    for number, (kind, source, count) in enumerate(cells, start=1):
         if not isinstance(source, str):  # nbformat reads a source of 5 or null as it is
             raise SubmissionError(f"{path} is not a Jupyter notebook: cell {number}'s source is "
                                   f"{json_kind(source)}, not text")
-    result = []
-    for number, (kind, source, count) in enumerate(cells, start=1):
         if kind == "code":
             code = clean_code(source)
             if code is not None:
