@@ -9,6 +9,8 @@ alive once grading ends, and none is sleeping on as spawns_process asks).
 from __future__ import annotations
 
 import ast
+import contextlib
+import gc
 import json
 import os
 import tempfile
@@ -18,6 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from grader.confined import child as child_module
+from grader.confined import jail as jail_module
 from grader.confined import runner as runner_module
 from grader.confined import zygote as grader_zygote
 from grader.confined.jail import guard, safe_import, view_of
@@ -29,7 +33,7 @@ from grader.confined.unix import UnixSandbox
 from grader.courseware.course import Course, Limits
 from grader.courseware.data import Dataset
 from grader.intake.submission import compile_program, compile_to_run
-from tests.conftest import SUBMISSIONS, Cli, grade, unix_only
+from tests.conftest import SUBMISSIONS, Cli, MechanismOff, grade, unix_only
 from tests.forked import forked_here, replace_run
 
 pytestmark = unix_only  # the portable sandbox's own tests: tests/test_platforms.py
@@ -311,6 +315,112 @@ def test_no_run_finds_what_an_earlier_run_set_for_the_whole_process() -> None:
     first = runs[0].values["out"].tolist()  # type: ignore[union-attr]
     assert first[2:] == [4.0, 14.0, 12.0, 0.0], first  # float32, tensor(0.3333), [0.33333333], warn
     assert [r.values["out"].tolist() for r in runs] == [first] * 3  # type: ignore[union-attr]
+
+
+OUTLIVES_ITS_RUN = """
+junk = [[] for _ in range(100000)]  # sets the collector off: what an earlier run left in a cycle is freed here
+del junk
+seen = [float(torch.initial_seed() % 1000003), float(torch.is_inference(torch.zeros(1))), float(random.random())]
+
+def later(box, seed):
+    try:
+        yield 1
+    finally:
+        torch.manual_seed(seed)
+
+def hold(box):
+    with torch.inference_mode():
+        yield 1
+
+class Dies:
+    def __del__(self):
+        random.seed(int(seen[0]) + 1)
+
+cycle = []
+g = later(cycle, int(seen[0]) + 1)
+cycle.append(g)
+next(g)
+held = []
+h = hold(held)
+held.append(h)
+next(h)
+d = Dies()
+out = torch.tensor(seen)
+"""
+
+
+def test_nothing_of_a_run_outlives_it_to_change_the_next(monkeypatch: pytest.MonkeyPatch,
+                                                        mechanism_off: MechanismOff) -> None:
+    """A generator in a cycle whose `finally` reseeds torch once the collector frees it, one that holds
+    `torch.inference_mode()` open, and an object whose `__del__` reseeds random: each is dropped, and its
+    finaliser run, before its run ends, so every run starts from the same state and none counts its runs."""
+    def check() -> None:
+        with forked_here(monkeypatch), UnixSandbox("import random\n" + OUTLIVES_ITS_RUN, "<test>", SMALL) as box:
+            box.case(Case({}, {}, {}, ("out",)))
+            runs = [box.run(Run()) for _ in range(3)]
+        assert all(r.died is None and not r.errors for r in runs), [(r.died, r.errors) for r in runs]
+        first = runs[0].values["out"].tolist()  # type: ignore[union-attr]
+        assert first[1] == 0.0, first  # not in inference mode
+        assert [r.values["out"].tolist() for r in runs] == [first] * 3  # type: ignore[union-attr]
+
+    check()
+    mechanism_off(check, lambda m: m.setattr(child_module, "let_go", lambda *owned: [o.clear() for o in owned]),
+                  "dropping a run's objects as graded code, collector included (let_go)")
+
+
+def test_a_run_that_leaves_inference_mode_on_ends_its_child() -> None:
+    """Inference mode can only be ended by the `with` that set it: where a run has left it on, the child
+    cannot start the next run as the first, so it says False and ends as a run that died. Grad mode,
+    which `torch.inference_mode(False)` turns on, is put back."""
+    with torch.no_grad():  # as in the child
+        state = child_module.ProcessState()
+        mode = torch.inference_mode()
+        mode.__enter__()
+        try:
+            assert state.restore() is False
+        finally:
+            mode.__exit__(None, None, None)
+        assert state.restore() is True
+        with torch.inference_mode(False):  # turns grad mode on
+            assert torch.is_grad_enabled()
+            assert state.restore() is True and not torch.is_grad_enabled()
+
+
+def test_finalisers_of_graded_code_run_under_the_audit_hook(monkeypatch: pytest.MonkeyPatch,
+                                                            mechanism_off: MechanismOff) -> None:
+    """What graded code made is dropped as graded code (let_go), and the collector, wherever it starts,
+    runs the finalisers of what it frees as graded code: the audit hook holds in every `__del__`."""
+    graded_then: list[bool] = []
+
+    class Dies:
+        def __del__(self) -> None:
+            graded_then.append(jail_module._graded[0])
+
+    def by_let_go() -> None:
+        graded_then.clear()
+        ns: dict[str, object] = {"d": Dies()}
+        runner_module.let_go(ns)
+        assert graded_then == [True] and jail_module._graded[0] is False
+
+    def by_the_collector() -> None:
+        graded_then.clear()
+        callback = jail_module._collecting
+        gc.callbacks.append(callback)  # the collector holds on to this very list
+        try:
+            cycle: list[object] = [Dies()]
+            cycle.append(cycle)
+            del cycle
+            gc.collect()
+        finally:
+            gc.callbacks.remove(callback)
+        assert graded_then == [True] and jail_module._graded[0] is False
+
+    by_let_go()
+    by_the_collector()
+    mechanism_off(by_let_go, lambda m: m.setattr(runner_module, "graded_code", contextlib.nullcontext),
+                  "let_go's graded_code")
+    mechanism_off(by_the_collector, lambda m: m.setattr(jail_module, "_collecting", lambda phase, info: None),
+                  "the collector's callback")
 
 
 def test_module_data_is_not_reachable_from_graded_code() -> None:

@@ -9,6 +9,7 @@ answers the grader's messages (grader/confined/protocol.py) until Done.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import random
@@ -43,7 +44,7 @@ from grader.confined.protocol import (
     encode,
     for_child,
 )
-from grader.confined.runner import execute, names_in, namespace, read_value
+from grader.confined.runner import execute, let_go, names_in, namespace, read_value
 from grader.confined.wire import BufferedReader, unpack
 from grader.courseware.cases import namespace_for
 from grader.courseware.course import Limits
@@ -264,13 +265,17 @@ class _Training:
                 self.fresh = frozenset(name for name, t in start.items()
                                        if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() != ours)
             ns = namespace(start, {}, program.path, self.fresh)
-            errors, printed, halted, seconds = execute(program, ns, memory_mb=memory_mb)
+            caught: list[object] = []
+            errors, printed, halted, seconds = execute(program, ns, memory_mb=memory_mb, caught=caught)
             values = {name: read_value(ns, name, copy=False) for name in self.wanted}
             grads = self._flat_grads(values)
             if grads is None:
                 self.stopped = True
-                send(channel, End(values, errors, printed, halted, seconds))
+                end = encode(End(values, errors, printed, halted, seconds))
+                let_go(ns, caught)
+                channel.sendall(end)
                 return
+            let_go(ns, caught)
             channel.sendall(self.frame_head)
             channel.sendall(grads.numpy().data)
             self.flat -= lr * grads  # in place (self.params are views); the grader's copy takes the same update
@@ -279,8 +284,10 @@ class _Training:
 class ProcessState:
     """What graded code may change for the whole process through the modules it is given, kept as it
     is before the first run and put back before each run: the random generators (random, torch), torch's
-    default dtype, and torch's and numpy's print options and numpy's error handling. No run can leave in
-    them anything for the next (a count of its runs, a value it was shown)."""
+    default dtype, grad mode, and torch's and numpy's print options and numpy's error handling. No run
+    can leave in them anything for the next (a count of its runs, a value it was shown). Nothing of a
+    run outlives it to change them afterwards (runner.let_go); inference mode, which only the `with`
+    that set it can end, is checked: `restore` says False when a run has left it on."""
 
     def __init__(self) -> None:
         import numpy  # noqa: PLC0415 - loaded by warm_up already
@@ -292,14 +299,27 @@ class ProcessState:
         self.torch_print = dict(vars(torch._tensor_str.PRINT_OPTS))
         self.numpy_print = numpy.get_printoptions()
         self.numpy_errors = numpy.geterr()
+        self.grad = torch.is_grad_enabled()
+        self.inference = torch.is_inference_mode_enabled()
 
-    def restore(self) -> None:
+    def restore(self) -> bool:
+        if torch.is_inference_mode_enabled() != self.inference:
+            return False
+        torch.set_grad_enabled(self.grad)
         random.setstate(self.random)
         torch.set_rng_state(self.torch_rng)
         torch.set_default_dtype(self.dtype)
         torch.set_printoptions(**self.torch_print)  # type: ignore[no-untyped-call]
         self.numpy.set_printoptions(**self.numpy_print)
         self.numpy.seterr(**self.numpy_errors)
+        return True
+
+
+def fresh_start(state: ProcessState) -> None:
+    """Put the process back as it was before the first run; where that cannot be done, end the child
+    as a run that died, for the grader to report as the submission's (never as the sandbox's failure)."""
+    if not state.restore():
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _run(channel: Channel, program: Program, case: Case, world: dict[str, object], request: Run, *,
@@ -308,6 +328,8 @@ def _run(channel: Channel, program: Program, case: Case, world: dict[str, object
     ns = namespace({**world, **case.scalars, **case.tensors}, case.given_gradients, program.path, named=named)
     points = {p.index: p for p in request.points}
     held = HeldCommits()  # commits that wait for nothing: one frame with the next one that waits, or before the End
+    replaced: list[object] = []  # what graded code had bound to a name the grader then set: dropped by let_go
+    caught: list[object] = []
 
     def at(index: int, names: dict[str, object]) -> None:
         point = points.get(index)
@@ -320,13 +342,16 @@ def _run(channel: Channel, program: Program, case: Case, world: dict[str, object
                 reveal = receive(read)
                 if not isinstance(reveal, Reveal):
                     raise EOFError("the grader broke the protocol")  # pragma: no cover - the grader is ours
+                replaced.extend(names.get(n) for n in reveal.values)
                 names.update(reveal.values)
         for name, tensor in request.preset.get(index, {}).items():
+            replaced.append(names.get(name))
             names[name] = tensor.clone()
 
-    errors, printed, halted, seconds = execute(program, ns, at, memory_mb=memory_mb)
+    errors, printed, halted, seconds = execute(program, ns, at, memory_mb=memory_mb, caught=caught)
     wanted = request.read_back if request.read_back is not None else case.wanted
     end = encode(End({n: read_value(ns, n, copy=False) for n in wanted}, errors, printed, halted, seconds))
+    let_go(ns, replaced, caught)
     channel.sendall(held.take() + end if len(held) else end)
 
 
@@ -342,6 +367,7 @@ def serve(channel: Channel, source: str, path: str, *, limits: Limits, confine: 
         os.kill(os.getpid(), signal.SIGKILL)
     named = names_in(program)
     state = ProcessState()
+    gc.freeze()  # what the child holds for good is never scanned: let_go's collections see one run's objects
     read = BufferedReader(channel.recv)  # nothing but the grader's frames comes this way
     case: Case | None = None
     training: _Training | None = None
@@ -350,11 +376,11 @@ def serve(channel: Channel, source: str, path: str, *, limits: Limits, confine: 
         if isinstance(message, Case):
             case = message
         elif isinstance(message, Run) and case is not None:
-            state.restore()
+            fresh_start(state)
             _run(channel, program, case, world or {}, message, read=read, memory_mb=limits.memory_mb, named=named)
         elif isinstance(message, Train):
             if message.start is not None:
-                state.restore()
+                fresh_start(state)
                 training = _Training(message)
             if training is not None:
                 training.steps(channel, program, message, limits.memory_mb)

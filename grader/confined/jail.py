@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import gc
 import importlib
 import string
 import sys
@@ -435,8 +436,23 @@ class graded_code:  # noqa: N801 - used as a statement: `with graded_code():`
         _graded[0] = False
 
 
+_before_collection: list[bool] = []
+
+
+def _collecting(phase: str, info: dict[str, int]) -> None:
+    """The collector may start anywhere, the child's own code included, and runs the finalisers of
+    what it frees, graded code's among them: while it runs, the audit hook holds as for graded code."""
+    if phase == "start":
+        _before_collection.append(_graded[0])
+        _graded[0] = True
+    elif _before_collection:
+        _graded[0] = _before_collection.pop()
+
+
 def audit_from_now_on() -> str:
     """Refuse files, processes, sockets, ctypes, deserialising and frame walks to graded code in
-    this process for good (the child calls it once it is confined)."""
+    this process for good, the finalisers the collector runs included (the child calls it once it
+    is confined)."""
     sys.addaudithook(_audit)
+    gc.callbacks.append(_collecting)
     return "audit hook (no files, processes, sockets or frame walks)"

@@ -9,6 +9,7 @@ which the child sends to the grader as raw bytes.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import time
 import traceback
@@ -138,10 +139,26 @@ def namespace(start: dict[str, object], extra: dict[str, torch.Tensor], path: st
 At = Callable[[int, dict[str, object]], None]  # called after each statement (and BEFORE_ALL) with the namespace
 
 
+def let_go(*owned: dict[str, object] | list[object]) -> None:
+    """Drop what graded code made, emptying each of `owned`, as graded code: the finalisers that sets
+    off (a `__del__`, a generator's `finally` or open `with`, a cycle only the collector frees) run
+    here, under the audit hook, their output thrown away, until nothing of the run is left. None runs
+    later, in the child's own code or in the next run, where it could change what ProcessState has
+    put back. The caller does this before the run's last frame, so the run's time limit bounds it."""
+    sink = _CappedBuffer()
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), graded_code():
+        for each in owned:
+            each.clear()
+        while gc.collect():  # a finaliser may leave new garbage of its own
+            pass
+
+
 def execute(program: Program, ns: dict[str, object], at: At | None = None, *,
-            memory_mb: int | None = None) -> tuple[dict[int, Raised], str, int | None, float]:
+            memory_mb: int | None = None,
+            caught: list[object] | None = None) -> tuple[dict[int, Raised], str, int | None, float]:
     """Run the program's statements in `ns`, calling `at` after each one (and once before the
-    first): the errors by statement, what it printed, where it halted, and how long it took."""
+    first): the errors by statement, what it printed, where it halted, and how long it took. The
+    exceptions graded code raised go in `caught`, for `let_go` to drop with the rest of the run."""
     errors: dict[int, Raised] = {}
     halted_at = None
     out = _CappedBuffer()
@@ -155,6 +172,8 @@ def execute(program: Program, ns: dict[str, object], at: At | None = None, *,
                     exec(stmt.code, ns)
             except BaseException as exc:  # student code may raise anything, KeyboardInterrupt too
                 errors[stmt.index] = describe_exception(exc, program.path, memory_mb)
+                if caught is not None:
+                    caught.append(exc)
                 if isinstance(exc, SystemExit) or out_of_memory(exc):
                     halted_at = stmt.index  # the program ends here; later statements never run
                     break
