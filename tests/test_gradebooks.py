@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from grader.ci.gradebooks import RosterError, match, read_roster
-from tests.conftest import ROOT, Cli, needs_fork, run_cli
+from tests.conftest import ROOT, Cli, MechanismOff, needs_fork, run_cli
 from tests.helpers import gradebook_rows
 
 SOLUTION = (ROOT / "solutions" / "exercise2.py").read_text()
@@ -274,6 +274,45 @@ def test_roster_matching_says_who_could_not_be_placed(tmp_path: Path) -> None:
     assert [(p.name, names) for p, names in matching.shared] == [("Alice", ("alice01", "1001", "ALICE@A.EDU"))]
     assert [p.name for p in matching.no_submission] == ["Sam A"]
     assert set(matching.unmatched) == {"sam", "alice01", "1001", "ALICE@A.EDU"}
+
+
+def test_a_repeated_name_never_takes_the_grade_of_a_roster_entry_its_id_happens_to_be(
+        tmp_path: Path, mechanism_off: MechanismOff) -> None:
+    """Two sections each hand in an alice.py; the second is alice-2 to the batch, but the roster's alice-2
+    is someone else, who handed in nothing. Neither alice is credited to her, in one batch or in shards
+    merged: both match the roster's alice, said for the instructor to tell apart, and alice-2 has no grade."""
+    for section, source in (("sec1", ""), ("sec2", SOLUTION)):
+        (tmp_path / section).mkdir()
+        (tmp_path / section / "alice.py").write_text(source)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("name,student_id,email\nAlice Smith,alice,alice@uni.edu\nAlice Two,alice-2,two@uni.edu\n")
+    subs = [str(tmp_path / "sec1" / "alice.py"), str(tmp_path / "sec2" / "alice.py")]
+    book = ["--roster", str(roster), "--gradebook-format", "canvas"]
+
+    def neither_alice_is_alice_two(out: Path, stderr: str) -> None:
+        rows = {r["SIS User ID"]: r for r in csv.DictReader(io.StringIO((out / "gradebook.csv").read_text()))}
+        assert rows["alice-2"]["exercise2"] == "", rows  # Alice Two: no grade
+        assert "alice" not in rows, rows  # which alice is Alice Smith is the instructor's to say
+        assert "alice, alice-2 (handed in as alice): all match Alice Smith" in stderr, stderr
+
+    def one_batch() -> None:
+        out = tmp_path / "out"
+        result = run_cli(["batch", "exercise2", *subs, "--out", str(out), "--jobs", "1", *book])
+        neither_alice_is_alice_two(out, result.stderr)
+
+    def shards_merged() -> None:
+        for i in (0, 1):
+            run_cli(["batch", "exercise2", *subs, "--out", str(tmp_path / f"shard{i}"), "--jobs", "1",
+                     "--shard", f"{i}/2"])
+        result = run_cli(["merge", str(tmp_path / "shard0"), str(tmp_path / "shard1"), "--out",
+                          str(tmp_path / "merged"), *book])
+        neither_alice_is_alice_two(tmp_path / "merged", result.stderr)
+
+    one_batch()
+    shards_merged()
+    for check in (one_batch, shards_merged):
+        mechanism_off(check, lambda m: m.setattr("grader.ci.batch.repeated_names", lambda subs: {}),
+                      "matching a repeated name by the name it was handed in under")
 
 
 def test_roster_missing_file_is_one_line(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +58,18 @@ class Submission:
     student: str
     path: Path | None
     problem: str | None = None  # why it cannot be graded at all
+    named: str = ""  # the name it was handed in under, where its id is that name made unique (student_ids)
+
+
+def _name(path: Path) -> str:
+    return path.stem if path.is_file() else path.name
 
 
 def student_ids(paths: list[Path]) -> list[str]:
     """Each path's student id: the file's or folder's name, and for a name met before, that name with
     the first suffix -2, -3, ... that no path is named and no id has taken, so that no two submissions
     share an id (nor ids that differ only in case: their reports' files would be one on some systems)."""
-    names = [path.stem if path.is_file() else path.name for path in paths]
+    names = [_name(path) for path in paths]
     taken = {name.casefold() for name in names}
     used: set[str] = set()
     ids: list[str] = []
@@ -87,25 +92,34 @@ def discover(paths: list[Path], exercise_id: str) -> list[Submission]:
     """One submission per file or folder; the student id is the file's or folder's name (student_ids)."""
     found: list[Submission] = []
     for path, student in zip(paths, student_ids(paths), strict=True):
-        if path.is_dir() and (linked := link_problem(path)):
-            found.append(Submission(student, None, linked))
-        elif path.is_file():
-            problem = None if path.suffix in SUFFIXES else f"{path.name} is not a .py or .ipynb file"
-            found.append(Submission(student, path, problem))
-        elif path.is_dir():
-            candidates = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in SUFFIXES)
-            named = [p for p in candidates if p.stem == exercise_id]
-            if len(named) == 1 or len(candidates) == 1:
-                found.append(Submission(student, (named or candidates)[0]))
-            elif not candidates:
-                found.append(Submission(student, None, f"{path.name}/ holds no .py or .ipynb file"))
-            else:
-                names = ", ".join(p.name for p in candidates[:4])
-                found.append(Submission(student, None, f"{path.name}/ holds several submissions ({names}); "
-                                                       f"name one {exercise_id}.py or .ipynb"))
-        else:
-            found.append(Submission(student, None, f"{path} does not exist"))
+        name = _name(path)
+        found.append(replace(_discovered(path, student, exercise_id), named="" if name == student else name))
     return found
+
+
+def repeated_names(subs: list[Submission]) -> dict[str, str]:
+    """Each id made from a name met before -> that name: the name a roster is matched by, so that no such
+    submission takes the grade of a roster entry its made-up id happens to be."""
+    return {sub.student: sub.named for sub in subs if sub.named}
+
+
+def _discovered(path: Path, student: str, exercise_id: str) -> Submission:
+    if path.is_dir() and (linked := link_problem(path)):
+        return Submission(student, None, linked)
+    if path.is_file():
+        wrong_kind = None if path.suffix in SUFFIXES else f"{path.name} is not a .py or .ipynb file"
+        return Submission(student, path, wrong_kind)
+    if not path.is_dir():
+        return Submission(student, None, f"{path} does not exist")
+    candidates = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in SUFFIXES)
+    named = [p for p in candidates if p.stem == exercise_id]
+    if len(named) == 1 or len(candidates) == 1:
+        return Submission(student, (named or candidates)[0])
+    if not candidates:
+        return Submission(student, None, f"{path.name}/ holds no .py or .ipynb file")
+    names = ", ".join(p.name for p in candidates[:4])
+    return Submission(student, None, f"{path.name}/ holds several submissions ({names}); "
+                                     f"name one {exercise_id}.py or .ipynb")
 
 
 # --- in a worker ---------------------------------------------------------------------
@@ -201,6 +215,7 @@ class Plan:
     todo: list[Planned] = field(default_factory=list)
     kept: dict[str, dict[str, Any]] = field(default_factory=dict)  # graded before, from this very record
     why: Counter[str] = field(default_factory=Counter)  # reason -> how many are graded for it
+    repeated: dict[str, str] = field(default_factory=dict)  # the whole class's repeated_names
 
     @property
     def said(self) -> str:
@@ -249,7 +264,8 @@ def plan_batch(course: Course, exercise_id: str, subs: list[Submission], *, out:
     """This run's share of `subs`, and which of them to grade: those whose report in `out` is missing,
     unreadable, or graded from another record than this run's (everything with `force`)."""
     plan = Plan(batch_record(course, exercise_id, dataset, limits), shard,
-                [Planned(sub, fingerprint(sub.path, sub.problem)) for sub in subs if shard.takes(sub.student)])
+                [Planned(sub, fingerprint(sub.path, sub.problem)) for sub in subs if shard.takes(sub.student)],
+                repeated=repeated_names(subs))
     for planned in plan.share:
         student = planned.sub.student
         reason, report = ("force", None) if force else why_grade(out / f"{student}.json", student, plan.record,
@@ -274,7 +290,8 @@ def run_batch(course: Course, exercise_id: str, plan: Plan, students: list[str],
     share = {p.sub.student: p.submission for p in plan.share}
 
     def manifest(*, complete: bool) -> None:
-        write_manifest(out, plan.shard, plan.record.to_dict(), students, share, complete=complete)
+        write_manifest(out, plan.shard, plan.record.to_dict(), students, share, complete=complete,
+                       repeated=plan.repeated)
 
     manifest(complete=False)
     tally = Tally(skipped=len(plan.kept))

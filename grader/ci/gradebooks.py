@@ -153,6 +153,7 @@ class Matching:
     not_in_roster: tuple[str, ...] = ()
     shared: tuple[tuple[Person, tuple[str, ...]], ...] = ()  # an entry several submissions match
     no_submission: tuple[Person, ...] = ()
+    repeated: dict[str, str] = field(default_factory=dict)  # an id made from a name met before -> that name
 
     @property
     def unmatched(self) -> tuple[str, ...]:
@@ -162,19 +163,26 @@ class Matching:
     def problems(self) -> list[str]:
         """Each student and roster entry not in the gradebook, one line each, to print."""
         lines = [f"{s}: not in the roster (no student id, LMS id or email is {s!r})" for s in self.not_in_roster]
-        lines += [f"{', '.join(names)}: all match {person.label}; rename all but one"
+        lines += [f"{', '.join(self._said(n) for n in names)}: all match {person.label}; rename all but one"
                   for person, names in self.shared]
         lines += [f"{person.label}: no submission" for person in self.no_submission]
         return lines
 
+    def _said(self, student: str) -> str:
+        named = self.repeated.get(student)
+        return f"{student} (handed in as {named})" if named else student
 
-def match(students: Iterable[str], roster: Roster) -> Matching:
-    """Match each submission's name to a roster entry (Roster.lookup)."""
+
+def match(students: Iterable[str], roster: Roster, repeated: dict[str, str] | None = None) -> Matching:
+    """Match each submission's name to a roster entry (Roster.lookup). An id made from a name met before
+    (`repeated`: id -> that name, from batch.repeated_names) is matched by that name, never by itself:
+    two files named alice are both alice's, for the instructor to tell apart, and neither is alice-2's."""
     by_key = roster.lookup()
     found: dict[int, list[str]] = {}  # id(person) -> the submissions that are theirs
     not_in = []
+    repeated = repeated or {}
     for student in students:
-        person = by_key.get(student.strip().casefold())
+        person = by_key.get(repeated.get(student, student).strip().casefold())
         if person is None:
             not_in.append(student)
         else:
@@ -183,7 +191,8 @@ def match(students: Iterable[str], roster: Roster) -> Matching:
     matched = [(names[0], people_of[pid]) for pid, names in found.items() if len(names) == 1]
     shared = [(people_of[pid], tuple(names)) for pid, names in found.items() if len(names) > 1]
     no_submission = tuple(p for p in roster.people if id(p) not in found)
-    return Matching(tuple(sorted(matched, key=lambda sp: sp[1].row)), tuple(not_in), tuple(shared), no_submission)
+    return Matching(tuple(sorted(matched, key=lambda sp: sp[1].row)), tuple(not_in), tuple(shared), no_submission,
+                    repeated)
 
 
 @dataclass(frozen=True)
@@ -205,10 +214,11 @@ class Gradebook:
 
 
 def batch_gradebook(fmt: str, exercise: Exercise, *, table: str, reports: list[dict[str, Any]],
-                    students: list[str], roster: Roster | None, column: str | None = None) -> Gradebook:
+                    students: list[str], roster: Roster | None, column: str | None = None,
+                    repeated: dict[str, str] | None = None) -> Gradebook:
     """The gradebook a batch writes: its CSV `table` (with the roster's columns, given one) for csv, else
     the LMS file from the reports' scores (no report: no grade); with every mismatch said."""
-    matching = match(students, roster) if roster is not None else None
+    matching = match(students, roster, repeated) if roster is not None else None
     problems = tuple(matching.problems()) if matching is not None else ()
     if fmt == "csv":
         return Gradebook(with_roster(table, matching) if matching is not None else table, problems)

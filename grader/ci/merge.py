@@ -36,6 +36,7 @@ class ShardOutput:
     graded_with: dict[str, Any]
     students: tuple[str, ...]  # the whole class, as the shard saw it
     share: dict[str, str]  # this shard's students -> their submission's fingerprint
+    repeated: dict[str, str] = field(default_factory=dict)  # an id made from a name met before -> that name
 
     @property
     def name(self) -> str:
@@ -47,6 +48,7 @@ class Merged:
     students: tuple[str, ...]
     count: int  # shards in the split
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    repeated: dict[str, str] = field(default_factory=dict)  # as the shards recorded it (batch.repeated_names)
     missing: list[tuple[str, str]] = field(default_factory=list)  # (student, why)
     duplicates: list[tuple[str, list[str]]] = field(default_factory=list)  # (student, the folders that graded them)
 
@@ -61,11 +63,13 @@ def _read_manifest(path: Path) -> ShardOutput:
           and all(type(n) is int for n in shard) and 0 <= shard[0] < shard[1]
           and isinstance(data.get("graded_with"), dict) and isinstance(data.get("class"), list)
           and all(isinstance(s, str) for s in data["class"]) and isinstance(data.get("share"), dict)
-          and all(isinstance(k, str) and isinstance(v, str) for k, v in data["share"].items()))
+          and all(isinstance(k, str) and isinstance(v, str) for k, v in data["share"].items())
+          and isinstance(data.get("repeated", {}), dict)
+          and all(isinstance(k, str) and isinstance(v, str) for k, v in data.get("repeated", {}).items()))
     if not ok or not isinstance(shard, list):
         raise MergeError(f"{path} is not a shard manifest of ninja-grade batch")
     return ShardOutput(path.parent, path, shard[0], shard[1], data.get("complete") is True, data["graded_with"],
-                       tuple(data["class"]), dict(data["share"]))
+                       tuple(data["class"]), dict(data["share"]), dict(data.get("repeated", {})))
 
 
 def read_outputs(folders: list[Path]) -> list[ShardOutput]:
@@ -83,8 +87,10 @@ def read_outputs(folders: list[Path]) -> list[ShardOutput]:
     return outputs
 
 
-def _class_said(students: tuple[str, ...]) -> str:
-    digest = hashlib.sha256("\n".join(students).encode("utf-8", errors="surrogateescape")).hexdigest()
+def _class_said(seen: tuple[tuple[str, ...], tuple[tuple[str, str], ...]]) -> str:
+    students, repeated = seen
+    listed = "\n".join([*students, *(f"{k}\t{v}" for k, v in repeated)])
+    digest = hashlib.sha256(listed.encode("utf-8", errors="surrogateescape")).hexdigest()
     return f"{len(students)} students, list {digest[:8]}"
 
 
@@ -95,7 +101,7 @@ CHECKS: tuple[tuple[str, Callable[[ShardOutput], Any], Callable[[Any], str]], ..
     ("graded with different data or limits", lambda o: (o.graded_with.get("data"), o.graded_with.get("limits")),
      lambda v: f"data {str(v[0])[7:19]}, limits {v[1]}"),
     ("split into different numbers of shards", lambda o: o.count, lambda v: f"{v} shard{'s' * (v != 1)}"),
-    ("run over different submissions", lambda o: o.students, _class_said),
+    ("run over different submissions", lambda o: (o.students, tuple(sorted(o.repeated.items()))), _class_said),
 )
 
 
@@ -119,7 +125,7 @@ def merge(outputs: list[ShardOutput], course_digest: str) -> Merged:
         raise MergeError("no shard outputs to merge")
     check_alike(outputs, course_digest)
     first = outputs[0]
-    merged = Merged(first.students, first.count)
+    merged = Merged(first.students, first.count, repeated=first.repeated)
     given = {o.index for o in outputs}
     for student in first.students:
         index = share_of(student, first.count)

@@ -144,11 +144,12 @@ def _checked(shard: Shard) -> Shard:
 
 
 def write_manifest(out: Path, shard: Shard, record: dict[str, Any], students: list[str], share: dict[str, str], *,
-                   complete: bool) -> Path:
-    """The shard's manifest in `out`: written before its grading (complete: false) and after it."""
+                   complete: bool, repeated: dict[str, str] | None = None) -> Path:
+    """The shard's manifest in `out`: written before its grading (complete: false) and after it.
+    `repeated` is the class's ids made from a name met before, and that name (batch.repeated_names)."""
     path = out / shard.manifest_name
     write_atomic(path, json.dumps({
         "kind": MANIFEST_KIND, "shard": [shard.index, shard.count], "complete": complete,
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "graded_with": record, "class": students,
-        "share": share}))
+        "share": share, "repeated": repeated or {}}))
     return path

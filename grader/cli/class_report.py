@@ -74,7 +74,7 @@ def roster_or_exit(roster: Path | None) -> Roster | None:
 
 def write_batch_outputs(course: Course, exercise: Exercise, *, students: list[str], table: str,
                         reports: list[dict[str, Any]], book: Path, fmt: str, roster: Roster | None,
-                        column: str | None, page: bool = True) -> Path | None:
+                        column: str | None, page: bool = True, repeated: dict[str, str] | None = None) -> Path | None:
     """After a batch: its gradebook at `book` in `fmt` (the batch's CSV `table` as it is for csv),
     each student and roster entry it could not place said on stderr, and, with `page`, the class page
     beside the gradebook (its path; None when it could not be made, which is said, or not asked for)."""
@@ -82,7 +82,7 @@ def write_batch_outputs(course: Course, exercise: Exercise, *, students: list[st
     from grader.ci.class_report import class_report
 
     written = batch_gradebook(fmt, exercise, table=table, reports=reports, students=students, roster=roster,
-                              column=column)
+                              column=column, repeated=repeated)
     write_atomic(book, written.text)
     if written.left_out:
         where = f"the roster {roster.source} and the submissions" if roster is not None else "the submissions"

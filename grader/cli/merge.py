@@ -58,7 +58,8 @@ def merge_command(ctx: click.Context, /, *, folders: tuple[Path, ...], out: Path
     book = gradebook or out / "gradebook.csv"
     try:
         page = write_batch_outputs(course, exercise, students=list(merged.students), table=table, reports=reports,
-                                   book=book, fmt=gradebook_format, roster=people, column=gradebook_column)
+                                   book=book, fmt=gradebook_format, roster=people, column=gradebook_column,
+                                   repeated=merged.repeated)
     except OSError as exc:
         fail_setup(f"cannot write {exc.filename or book}: {exc.strerror}")
     shards = sorted({o.index for o in outputs})

@@ -166,7 +166,7 @@ def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple
     book = gradebook or out / part.gradebook_name
     page = write_batch_outputs(course, exercise, students=[s.student for s in share], table=table, reports=reports,
                                book=book, fmt=gradebook_format, roster=people, column=gradebook_column,
-                               page=part.whole)
+                               page=part.whole, repeated=plan.repeated)
     click.echo(f"{len(share)} submissions: {tally}" + (f" ({tally.skipped} graded before)" if tally.skipped else ""))
     click.echo(f"reports in {out}/, gradebook {book}" + (f", class page {page}" if page else "")
                + ("" if part.whole else "; ninja-grade merge joins the shards' folders"))
