@@ -24,6 +24,7 @@ from grader.courseware.data import Dataset, find_names
 from grader.courseware.draw import SECRET_ENV
 from grader.courseware.notebooks import build_notebook
 from grader.inline import check
+from grader.intake import notebooks
 from grader.intake.extract import (
     Cell,
     Layout,
@@ -34,7 +35,7 @@ from grader.intake.extract import (
     renames_from_batch,
     section_of,
 )
-from tests.conftest import ROOT, Cli, grade, run_cli
+from tests.conftest import ROOT, Cli, MechanismOff, grade, run_cli
 from tests.helpers import NOTEBOOK_GRADES, assert_setup_error, copy_course
 
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
@@ -174,14 +175,36 @@ def test_bad_notebooks_get_one_line(cli: Cli, tmp_path: Path, content: str | byt
 
 
 def test_old_nbformat_v3_notebook_is_converted_and_graded(cli: Cli, course: Course, tmp_path: Path) -> None:
-    """A notebook saved in nbformat 3 is read (converted) and graded like any other."""
+    """A notebook saved in nbformat 3, headings and all, is read (converted) and graded like any other."""
     solution = course.exercise("exercise2").solution.read_text()
     nb3 = nbformat.v3.new_notebook(worksheets=[nbformat.v3.new_worksheet(cells=[
-        nbformat.v3.new_code_cell(input="# Exercise 2\n" + solution)])])
+        nbformat.v3.new_heading_cell("Exercise 2", level=2), nbformat.v3.new_code_cell(input=solution)])])
     path = write_text(tmp_path / "old.ipynb", nbformat.writes(nb3, version=3))
     result = cli(["exercise2", str(path)])
     assert result.exit_code == 0, result.output
     assert "1/1 gradient correct" in result.output
+
+
+def test_an_old_notebooks_heading_of_a_huge_level_is_refused_before_it_is_converted(
+        cli: Cli, tmp_path: Path, mechanism_off: MechanismOff) -> None:
+    """nbformat turns a version-3 heading cell into `level` hashes: a 3 KB file asking for a level of
+    3,000,000,000 would have the grader allocate 3 GB. Its level is checked first (1 to 6), and such a
+    file is refused in one line (the check is shown at a level of ten million, which nbformat writes)."""
+    for level in (3_000_000_000, 10_000_000, 0, "2"):
+        nb3 = nbformat.v3.new_notebook(worksheets=[nbformat.v3.new_worksheet(cells=[
+            nbformat.v3.new_code_cell(input="x = 1"), nbformat.v3.new_heading_cell("Exercise 1", level=1)])])
+        nb3.worksheets[0].cells[1].level = level
+        path = write_text(tmp_path / "heading.ipynb", nbformat.writes(nb3, version=3))
+        assert path.stat().st_size < 1000
+
+        def refused(path: Path = path, level: object = level) -> None:
+            assert_setup_error(cli(["exercise1", str(path)]), f"is not a Jupyter notebook: cell 2 is a heading of "
+                                                              f"level {level!r}, where a heading's level is 1 to 6")
+
+        refused()
+        if level == 10_000_000:
+            mechanism_off(refused, lambda m: m.setattr(notebooks, "_as_v4", lambda nb, path: nbformat.convert(nb, 4)),
+                          "the check of an old heading's level")
 
 
 def test_notebook_with_50_mb_of_outputs_is_graded(cli: Cli, course: Course, tmp_path: Path) -> None:
