@@ -185,6 +185,24 @@ def test_old_nbformat_v3_notebook_is_converted_and_graded(cli: Cli, course: Cour
     assert "1/1 gradient correct" in result.output
 
 
+def test_half_a_surrogate_pair_in_a_cell_does_not_lose_the_cell(cli: Cli, course: Course, tmp_path: Path,
+                                                                 mechanism_off: MechanismOff) -> None:
+    """JSON may hold "\\ud800", which no text can: such a character in a comment or a string of the
+    exercise's cell is read as U+FFFD, and the cell is graded, not left out."""
+    solution = course.exercise("exercise2").solution.read_text()
+    source = json.dumps("# Exercise 2 \ud83d\n" + solution + "\nnote = 'half a pair: \udca9'\n")
+    assert "\\ud83d" in source and "\\udca9" in source
+    path = write_text(tmp_path / "surrogate.ipynb", NB_OF_ONE_CELL % ("code", source))
+
+    def graded() -> None:
+        result = cli(["exercise2", str(path)])
+        assert result.exit_code == 0 and "1/1 gradient correct" in result.output, result.output
+
+    graded()
+    mechanism_off(graded, lambda m: m.setattr(notebooks, "LONE_SURROGATE", re.compile("(?!)")),
+                  "reading a lone surrogate as U+FFFD")
+
+
 def test_an_old_notebooks_heading_of_a_huge_level_is_refused_before_it_is_converted(
         cli: Cli, tmp_path: Path, mechanism_off: MechanismOff) -> None:
     """nbformat turns a version-3 heading cell into `level` hashes: a 3 KB file asking for a level of

@@ -5,6 +5,7 @@ Reading never runs a kernel: only the cells' text is read, outputs are ignored.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -14,6 +15,7 @@ from traitlets.log import get_logger
 from grader.intake.extract import Cell, clean_code
 from grader.intake.submission import SubmissionError, file_size
 
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # half of a pair no text can hold: read as U+FFFD, as editors show it
 MAX_NOTEBOOK_BYTES = 100 * 1024 * 1024  # outputs can be large; beyond this it is not a course notebook
 
 
@@ -44,6 +46,7 @@ def read_cells(path: Path) -> list[Cell]:
         if not isinstance(source, str):  # nbformat reads a source of 5 or null as it is
             raise SubmissionError(f"{path} is not a Jupyter notebook: cell {number}'s source is "
                                   f"{json_kind(source)}, not text")
+        source = LONE_SURROGATE.sub("\ufffd", source)  # JSON's "\ud800" is a str that Python cannot parse
         if kind == "code":
             code = clean_code(source)
             if code is not None:
