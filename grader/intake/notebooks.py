@@ -42,11 +42,11 @@ def read_cells(path: Path) -> list[Cell]:
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise SubmissionError(f"{path} is not a Jupyter notebook: {reason}") from None
     result = []
-    for number, (kind, source, count) in enumerate(cells, start=1):
-        if not isinstance(source, str):  # nbformat reads a source of 5 or null as it is
+    for number, (kind, written, count) in enumerate(cells, start=1):
+        if not isinstance(written, str):  # nbformat reads a source of 5 or null as it is
             raise SubmissionError(f"{path} is not a Jupyter notebook: cell {number}'s source is "
-                                  f"{json_kind(source)}, not text")
-        source = LONE_SURROGATE.sub("\ufffd", source)  # JSON's "\ud800" is a str that Python cannot parse
+                                  f"{json_kind(written)}, not text")
+        source = LONE_SURROGATE.sub("\ufffd", written)  # JSON's "\ud800" is a str that Python cannot parse
         if kind == "code":
             code = clean_code(source)
             if code is not None:
