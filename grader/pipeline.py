@@ -36,7 +36,7 @@ from grader.courseware.draw import draw as draw_cases
 from grader.courseware.forward import dataset_of
 from grader.intake.extract import Cell, extract, layout_of, looks_like_transcript, script_cells
 from grader.intake.refuse import Refusals, left_out_note, refuse_by_statement
-from grader.intake.submission import Program, compile_program, read_source
+from grader.intake.submission import Program, compile_program, parse, read_source
 from grader.judging.environment import captured
 from grader.judging.judge import all_error, judge, summarize, with_left_out
 from grader.judging.results import FullRun, GradientResult, Report, Status, TrainingResult
@@ -91,7 +91,7 @@ def load_submission(course: Course, exercise: Exercise, path: Path, *, sections:
         return program_from_cells(course, exercise, read_cells(path), label)
     source = read_source(path)
     try:
-        tree = ast.parse(source)
+        tree = parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return compile_program(source, str(path))
     if sections or looks_like_transcript(tree, layout_of(course)):

@@ -16,7 +16,7 @@ import grader.pipeline
 from grader.courseware.course import Course
 from grader.courseware.data import Dataset
 from grader.courseware.draw import replay
-from tests.conftest import ROOT, SUBMISSIONS, Cli
+from tests.conftest import ROOT, SUBMISSIONS, Cli, MechanismOff
 from tests.helpers import assert_setup_error, assert_shaped_as, design_json_examples
 
 SOLUTION = str(ROOT / "solutions" / "exercise1.py")
@@ -184,6 +184,53 @@ def test_cli_file_too_broken_to_read_line_by_line_is_all_error(cli: Cli, tmp_pat
     report = json.loads(cli(["exercise1", str(sub), "--format", "json"]).stdout)
     assert {g["status"] for g in report["gradients"]} == {"error"}
     assert "syntax error at line" in report["gradients"][0]["message"]
+
+
+DEEP = {"an attribute chain": "torch" + ".abs" * 400, "a sum": " + ".join(["1"] * 600),
+        "nots": "not " * 600 + "1", "subscripts": "x" + "[0]" * 500, "lambdas": "lambda: " * 500 + "1"}
+
+
+@pytest.mark.parametrize("kind", DEEP)
+@pytest.mark.parametrize("where", ["file", "notebook", "function"])
+def test_cli_code_deeper_than_the_grader_reads_is_said_in_a_line(cli: Cli, course: Course, tmp_path: Path,
+                                                                 mechanism_off: MechanismOff, kind: str,
+                                                                 where: str) -> None:
+    """Python parses an expression hundreds of levels deeper than the grader's walks over the tree (the
+    policy, the sandbox's rewrite) can follow: such code, in a file, a notebook's exercise cell or a
+    function, is said to be nested too deeply, every gradient error, exit 1, no traceback."""
+    solution = course.exercise("exercise2").solution.read_text()
+    line = f"x = [0]\ny = {DEEP[kind]}\n" if where != "function" else f"def f(x):\n    return {DEEP[kind]}\n"
+    if where == "notebook":
+        sub = tmp_path / "deep.ipynb"
+        sub.write_text(json.dumps({"cells": [{"cell_type": "code", "id": "c1", "metadata": {}, "outputs": [],
+                                              "execution_count": None, "source": "# Exercise 2\n" + solution + line}],
+                                   "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    else:
+        sub = tmp_path / "deep.py"
+        sub.write_text(solution + line)
+
+    def said() -> None:
+        result = cli(["exercise2", str(sub), "--format", "json"])
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output[-800:]
+        assert result.stdout.startswith("{"), result.output[-800:]
+        report = json.loads(result.stdout)
+        assert report["gradients"][0]["status"] == "error"
+        assert "nested too deeply to read (an expression more than 200 levels deep)" in json.dumps(report)
+
+    said()
+    if kind == "an attribute chain":
+        mechanism_off(said, lambda m: m.setattr("grader.intake.submission.MAX_NESTING", 10**6),
+                      "the limit on how deep code may be")
+
+
+def test_cli_an_expression_as_deep_as_a_student_writes_is_graded(cli: Cli, course: Course, tmp_path: Path) -> None:
+    """A long sum (150 terms) and a long chain of methods are code a student may write: graded as usual."""
+    solution = course.exercise("exercise2").solution.read_text()
+    sub = tmp_path / "long.py"
+    sub.write_text(solution + "total = " + " + ".join(["dlogits.sum()"] * 150) + "\n"
+                   + "chained = dlogits" + ".abs()" * 60 + "\n")
+    result = cli(["exercise2", str(sub)])
+    assert result.exit_code == 0 and "1/1 gradient correct" in result.output, result.output
 
 
 def test_cli_exception_errors_only_its_gradient(cli: Cli, tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from grader.intake.submission import (
     LeftOut,
     Location,
     assigned_names,
+    parse,
     rebound_names,
     without_broken_lines,
 )
@@ -238,7 +239,7 @@ def _leading_comments(source: str) -> str:
 
 def _parse(source: str) -> ast.Module | None:
     try:
-        return ast.parse(source)
+        return parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
 
@@ -349,7 +350,7 @@ def extract(cells: list[Cell], exercise: int, wanted: frozenset[str], layout: La
     left_out: list[LeftOut] = []
     for cell in (*sections[0], *own):
         try:
-            trees.append((cell, ast.parse(cell.source)))
+            trees.append((cell, parse(cell.source)))
         except (RecursionError, MemoryError):
             if cell in own:
                 return Extracted("", (), {}, (), f"cell {cell.number}: {TOO_DEEP}")
@@ -359,7 +360,7 @@ def extract(cells: list[Cell], exercise: int, wanted: frozenset[str], layout: La
             if recovered is not None:  # the exercise's own cell: only its broken lines are left out
                 fixed, broken = recovered
                 cell = replace(cell, source=fixed)  # noqa: PLW2901
-                trees.append((cell, ast.parse(fixed)))
+                trees.append((cell, parse(fixed)))
                 left_out += [LeftOut(Location(cell.number, n), names, why) for n, why, names in broken]
             elif cell in own:
                 where = Location(cell.number, exc.lineno).described if exc.lineno else f"cell {cell.number}"

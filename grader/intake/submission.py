@@ -209,7 +209,26 @@ def assigned_names(node: ast.stmt) -> frozenset[str]:
     return frozenset(visitor.names)
 
 
-TOO_DEEP = "the code is nested too deeply for Python to parse (an expression thousands of levels deep)"
+MAX_NESTING = 200  # levels of a syntax tree the grader reads: its walks over the tree go by recursion
+TOO_DEEP = f"the code is nested too deeply to read (an expression more than {MAX_NESTING} levels deep)"
+
+
+def parse(source: str, path: str = "<unknown>") -> ast.Module:
+    """ast.parse, and RecursionError for a tree more than MAX_NESTING levels deep, as for one Python
+    cannot parse: Python parses code some hundreds of levels deeper than the grader's walks over it
+    (the policy, the sandbox's rewrite, the diagnoses) can follow."""
+    tree = ast.parse(source, filename=path)
+    for node in tree.body:  # a level takes a character at least (bar its innermost one or two)
+        if node.lineno == node.end_lineno and (node.end_col_offset or 0) - node.col_offset < MAX_NESTING:
+            continue  # a one-line statement shorter than the limit: most are, and none is too deep
+        level: list[ast.AST] = [node]
+        for _ in range(MAX_NESTING):
+            level = [child for parent in level for child in ast.iter_child_nodes(parent)]
+            if not level:
+                break
+        else:
+            raise RecursionError(TOO_DEEP)
+    return tree
 MAX_BROKEN_LINES = 10  # lines left out of one file or cell for not parsing; beyond, it is too broken to read
 _ASSIGNED = re.compile(r"^\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*(?:[-+*/@%&|^]|//|\*\*|>>|<<)?=(?!=)")
 
@@ -264,7 +283,7 @@ def compile_program(source: str, path: str, *, origins: tuple[Location, ...] = (
     `rewrite` transforms each statement before it is compiled (the sandbox's guards); the
     statements, their lines and what they assign are those of the source as written."""
     try:
-        tree = ast.parse(source, filename=path)
+        tree = parse(source, path)
         compile(tree, path, "exec")  # errors only the compiler sees: `return` outside a def
     except SyntaxError as exc:
         recovered = without_broken_lines(source)
@@ -299,7 +318,7 @@ def compile_to_run(source: str, path: str, *, rewrite: Callable[[ast.Module], as
     statements as compile_program's, less what only the grader reads of them (what each assigns
     and reads). A source that does not parse after all goes through compile_program."""
     try:
-        tree = ast.parse(source, filename=path)
+        tree = parse(source, path)
         statements = tuple(
             Statement(i, node.lineno, node.end_lineno or node.lineno,
                       compile(rewrite(ast.Module(body=[node], type_ignores=[])), path, "exec"), frozenset())
