@@ -223,6 +223,26 @@ def test_cli_code_deeper_than_the_grader_reads_is_said_in_a_line(cli: Cli, cours
                       "the limit on how deep code may be")
 
 
+def test_cli_code_of_too_many_statements_is_said_in_a_line(cli: Cli, course: Course, tmp_path: Path,
+                                                           mechanism_off: MechanismOff) -> None:
+    """Each top-level statement is refused, compiled and run on its own: 2 MB of one-line statements
+    would cost a minute of the grader's time. Past 5,000 (the lecture's whole notebook has some 150),
+    the code is said to have too many, every gradient error, exit 1."""
+    sub = tmp_path / "many.py"
+    sub.write_text(course.exercise("exercise2").solution.read_text() + "x = 1\n" * 5000)
+
+    def said() -> None:
+        result = cli(["exercise2", str(sub), "--format", "json"])
+        assert result.exit_code == 1 and result.stdout.startswith("{"), result.output[-800:]
+        report = json.loads(result.stdout)
+        assert report["gradients"][0]["status"] == "error"
+        assert "statements, over the 5,000 a submission may have" in report["gradients"][0]["message"]
+
+    said()
+    mechanism_off(said, lambda m: m.setattr("grader.intake.submission.MAX_STATEMENTS", 10**6),
+                  "the limit on statements")
+
+
 def test_cli_an_expression_as_deep_as_a_student_writes_is_graded(cli: Cli, course: Course, tmp_path: Path) -> None:
     """A long sum (150 terms) and a long chain of methods are code a student may write: graded as usual."""
     solution = course.exercise("exercise2").solution.read_text()

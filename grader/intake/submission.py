@@ -209,6 +209,7 @@ def assigned_names(node: ast.stmt) -> frozenset[str]:
     return frozenset(visitor.names)
 
 
+MAX_STATEMENTS = 5000  # top-level statements a program may have: each is refused, compiled and run on its own
 MAX_NESTING = 200  # levels of a syntax tree the grader reads: its walks over the tree go by recursion
 TOO_DEEP = f"the code is nested too deeply to read (an expression more than {MAX_NESTING} levels deep)"
 
@@ -301,6 +302,9 @@ def compile_program(source: str, path: str, *, origins: tuple[Location, ...] = (
         return Program(path, source, (), f"the file cannot be parsed: {exc}", origins, notes)
     except (RecursionError, MemoryError):  # the student's code, not the grader, is at fault
         return Program(path, source, (), TOO_DEEP, origins, notes)
+    if len(tree.body) > MAX_STATEMENTS:  # the lecture's whole notebook has some 150
+        return Program(path, source, (), f"the code has {len(tree.body):,} statements, over the {MAX_STATEMENTS:,} "
+                                         "a submission may have", origins, notes)
     statements = []
     for i, node in enumerate(tree.body):  # what a statement assigns and reads is read before `rewrite` changes it
         lineno, end, assigns, rebinds = node.lineno, node.end_lineno or node.lineno, assigned_names(node), \
