@@ -101,6 +101,9 @@ ESCAPES = [
      "type() with three arguments is not available", lambda ns: "found" in ns),
     ("type-of-a-class-is-its-metaclass", "found = type(int)('Made', (), {})",
      "type() with three arguments is not available", lambda ns: "found" in ns),
+    ("abc-register-changes-a-class-for-good", "import collections\nclass Mine:\n    pass\n"
+     "collections.UserList.register(Mine)\nfound = issubclass(Mine, collections.UserList)",
+     "UserList.register is not available", lambda ns: ns.get("found") is True),
     ("super-skips-the-tensor-allow-list", "found = super(torch.Tensor, logits).untyped_storage()",
      "Tensor.untyped_storage is not available", lambda ns: ns.get("found") is not None),
 ]

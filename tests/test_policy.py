@@ -27,6 +27,9 @@ def refusals(source: str, forbidden: frozenset[str] = frozenset()) -> list[str]:
     "x = torch.zeros(3).sum(0, keepdim=True)\ny = x.T @ x",
     "match d:\n    case Point() as p:\n        pass",
     "class Helper:\n    pass",
+    "with torch.no_grad():\n    x = 1\ndef batches(n):\n    for i in range(n):\n        yield i",
+    "def g():\n    with torch.no_grad():\n        def h():\n            yield 1\n"
+    "        f = lambda: (yield)\n    yield 2",
 ])
 def test_policy_lets_plain_backward_code_through(source: str) -> None:
     """Tensor arithmetic, the allowed modules, a variable named grad, classes and match: no refusal."""
@@ -63,6 +66,12 @@ def test_policy_lets_plain_backward_code_through(source: str) -> None:
     ("match d:\n    case Point(x=a):\n        pass", "line 2: a class pattern that reads 'x' is not available"),
     ("match f:\n    case Reads(g):\n        pass", "line 2: a class pattern with positional parts (`case C(x)`) reads "
                                                  "attributes the class names"),
+    ("def g():\n    with torch.inference_mode():\n        yield 1",
+     "line 3: a generator or coroutine may not pause (yield or await) inside a `with` block"),
+    ("def g():\n    with numpy.errstate(divide='ignore'):\n        x = yield from other()",
+     "line 3: a generator or coroutine may not pause"),
+    ("async def c():\n    with torch.no_grad():\n        await other()", "line 3: a generator or coroutine may not"),
+    ("def g():\n    with a, b:\n        def h(x=(yield)):\n            pass", "line 3: a generator or coroutine"),
 ])
 def test_policy_refuses_each_rule_with_its_reason(source: str, said: str) -> None:
     """Each rule's refusal names the line and says why, as the student reads it."""

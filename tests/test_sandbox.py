@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy
 import pytest
 import torch
 
@@ -368,10 +369,50 @@ def test_nothing_of_a_run_outlives_it_to_change_the_next(monkeypatch: pytest.Mon
                   "dropping a run's objects as graded code, collector included (let_go)")
 
 
+HOLDS_A_WITH_OPEN = """
+import numpy
+seen = 0.0
+try:
+    with numpy.errstate(divide="call"):
+        numpy.float64(1.0) / numpy.float64(0.0)
+except ValueError as e:
+    seen = float(e.args[0])
+count = int(seen) + 1
+def cb(kind, flag, count=count):
+    raise ValueError(count)
+def hold():
+    with numpy.errstate(call=cb):
+        while True:
+            try:
+                yield 1
+            except GeneratorExit:
+                pass
+g = hold()
+next(g)
+out = torch.tensor([seen])
+"""
+
+
+def test_a_with_held_open_past_its_run_leaves_nothing_for_the_next(monkeypatch: pytest.MonkeyPatch,
+                                                                    mechanism_off: MechanismOff) -> None:
+    """A generator that ignores GeneratorExit keeps its `with numpy.errstate(call=...)` from ever exiting,
+    let_go or not (the policy refuses the pause; this is the child's own line behind it): numpy's error
+    callback is put back before each run, so no run learns the count the last one left in it."""
+    def check() -> None:
+        with forked_here(monkeypatch), UnixSandbox(HOLDS_A_WITH_OPEN, "<test>", SMALL) as box:
+            box.case(Case({}, {}, {}, ("out",)))
+            runs = [box.run(Run()) for _ in range(3)]
+        assert all(r.died is None for r in runs), [(r.died, r.errors) for r in runs]
+        assert [r.values["out"].tolist() for r in runs] == [[0.0]] * 3  # type: ignore[union-attr]
+
+    check()
+    mechanism_off(check, lambda m: m.setattr(numpy, "seterrcall", lambda call: None), "putting numpy's callback back")
+
+
 def test_a_run_that_leaves_inference_mode_on_ends_its_child() -> None:
-    """Inference mode can only be ended by the `with` that set it: where a run has left it on, the child
-    cannot start the next run as the first, so it says False and ends as a run that died. Grad mode,
-    which `torch.inference_mode(False)` turns on, is put back."""
+    """Inference mode and a default device can only be ended by the `with` that set them: where a run has
+    left one on, the child cannot start the next run as the first, so it says False and ends as a run
+    that died. Grad mode, which `torch.inference_mode(False)` turns on, is put back."""
     with torch.no_grad():  # as in the child
         state = child_module.ProcessState()
         mode = torch.inference_mode()
@@ -384,6 +425,9 @@ def test_a_run_that_leaves_inference_mode_on_ends_its_child() -> None:
         with torch.inference_mode(False):  # turns grad mode on
             assert torch.is_grad_enabled()
             assert state.restore() is True and not torch.is_grad_enabled()
+        with torch.device("meta"):  # a default device: a mode on torch's function-mode stack
+            assert state.restore() is False
+        assert state.restore() is True
 
 
 def test_finalisers_of_graded_code_run_under_the_audit_hook(monkeypatch: pytest.MonkeyPatch,

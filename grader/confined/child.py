@@ -299,12 +299,14 @@ class ProcessState:
         self.torch_print = dict(vars(torch._tensor_str.PRINT_OPTS))
         self.numpy_print = numpy.get_printoptions()
         self.numpy_errors = numpy.geterr()
+        self.numpy_call = numpy.geterrcall()
         self.grad = torch.is_grad_enabled()
         self.inference = torch.is_inference_mode_enabled()
+        self.modes = torch._C._len_torch_function_stack()
 
     def restore(self) -> bool:
-        if torch.is_inference_mode_enabled() != self.inference:
-            return False
+        if torch.is_inference_mode_enabled() != self.inference or torch._C._len_torch_function_stack() != self.modes:
+            return False  # a `with` left open (a default device, inference mode): only its own exit ends it
         torch.set_grad_enabled(self.grad)
         random.setstate(self.random)
         torch.set_rng_state(self.torch_rng)
@@ -312,6 +314,7 @@ class ProcessState:
         torch.set_printoptions(**self.torch_print)  # type: ignore[no-untyped-call]
         self.numpy.set_printoptions(**self.numpy_print)
         self.numpy.seterr(**self.numpy_errors)
+        self.numpy.seterrcall(self.numpy_call)
         return True
 
 

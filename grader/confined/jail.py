@@ -22,6 +22,7 @@ past all of this.
 
 from __future__ import annotations
 
+import abc
 import ast
 import builtins
 import gc
@@ -245,6 +246,8 @@ class Jail:
             raise refusal(f"{type_name(kind)}.{name}")
         if isinstance(obj, BaseException) and name == "obj":
             raise refusal("an error's .obj")
+        if name == "register" and isinstance(obj, abc.ABCMeta) and not self.owns(obj):
+            raise refusal(f"{type_name(obj)}.register")  # it would change the class for every later run
         names = _allowed_for(obj, kind)
         if names is not None and (name not in names or "backward" in name):
             if not hasattr(obj, name):  # a slip of the keyboard, said as Python says it

@@ -72,11 +72,70 @@ def _why(name: str, forbidden_calls: frozenset[str]) -> str | None:
     return None
 
 
+PAUSED_IN_WITH = ("a generator or coroutine may not pause (yield or await) inside a `with` block: what the "
+                  "`with` set up (inference mode, numpy's error handling) would outlive the run; leave the "
+                  "block before it pauses")
+
+
 class _Checker(ast.NodeVisitor):
     def __init__(self, forbidden_calls: frozenset[str], module_attrs: frozenset[str]) -> None:
         self.forbidden_calls = forbidden_calls
         self.module_attrs = module_attrs
         self.violations: list[Violation] = []
+        self.in_with = 0  # `with` blocks open around this point, in this function
+
+    def _with(self, node: ast.With | ast.AsyncWith) -> None:
+        for item in node.items:  # `with (yield):` pauses before the block is entered
+            self.visit(item)
+        self.in_with += 1
+        for stmt in node.body:
+            self.visit(stmt)
+        self.in_with -= 1
+
+    def visit_With(self, node: ast.With) -> None:
+        self._with(node)
+
+    def visit_AsyncWith(self, node: ast.AsyncWith) -> None:
+        self._with(node)
+
+    def _scope(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef) -> None:
+        """A function's, lambda's or class's body runs in a frame of its own, which no `with` around the
+        definition is open in; its decorators, defaults and bases run where it is defined."""
+        for field, value in ast.iter_fields(node):
+            if field != "body":
+                for part in value if isinstance(value, list) else [value]:
+                    if isinstance(part, ast.AST):
+                        self.visit(part)
+        outer, self.in_with = self.in_with, 0
+        for part in node.body if isinstance(node.body, list) else [node.body]:
+            self.visit(part)
+        self.in_with = outer
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self._scope(node)
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+        self._scope(node)
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        self._scope(node)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self._scope(node)
+
+    def _pauses(self, node: ast.Yield | ast.YieldFrom | ast.Await) -> None:
+        if self.in_with:
+            self.flag(node, PAUSED_IN_WITH)
+        self.generic_visit(node)
+
+    def visit_Yield(self, node: ast.Yield) -> None:
+        self._pauses(node)
+
+    def visit_YieldFrom(self, node: ast.YieldFrom) -> None:
+        self._pauses(node)
+
+    def visit_Await(self, node: ast.Await) -> None:
+        self._pauses(node)
 
     def flag(self, node: ast.AST, message: str) -> None:
         self.violations.append(Violation(getattr(node, "lineno", 0), message, getattr(node, "end_col_offset", 0)))
