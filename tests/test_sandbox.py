@@ -560,6 +560,25 @@ def test_cli_odd_values_fail_cleanly(cli: Cli, tmp_path: Path, source: str, stat
     assert scratch_dirs() == before and sorted(p.name for p in tmp_path.iterdir()) == ["odd.py"]
 
 
+def test_a_tensor_with_no_values_to_read_is_said_to_be_one(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           mechanism_off: MechanismOff) -> None:
+    """A tensor on the meta device has a shape and no values: it is said to be one, `error` on its own
+    gradient, where reading it ended the sandbox (your code ended the sandbox early)."""
+    sub = tmp_path / "meta.py"
+    sub.write_text("dlogits = torch.zeros_like(logits, device='meta')\n")
+
+    def said() -> None:
+        with forked_here(monkeypatch):  # the child is this process, forked, with the test's changes
+            result = cli(["exercise2", str(sub), "--format", "json"])
+        assert result.exit_code == 1 and result.stdout.startswith("{"), result.output[-600:]
+        dlogits = json.loads(result.stdout)["gradients"][0]
+        assert dlogits["status"] == "error" and dlogits["message"].startswith(
+            "dlogits is a tensor on the meta device, not a torch.Tensor of shape"), dlogits
+
+    said()
+    mechanism_off(said, lambda m: m.setattr(runner_module, "_odd_kind", lambda t: None), "the check of a tensor's kind")
+
+
 def test_student_raising_memory_limit_text_is_only_an_error_on_its_line(course: Course,
                                                                         dataset: Dataset) -> None:
     """A student's own `raise ValueError("memory limit")` is an exception on that line, not the

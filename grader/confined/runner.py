@@ -92,8 +92,25 @@ def read_value(ns: dict[str, object], name: str, *, copy: bool = True) -> Value:
         return None
     if type(value) is _TENSOR:  # not a subclass: its methods would be the student's
         plain = _detach(value)  # type: ignore[arg-type]
+        odd = _odd_kind(plain)
+        if odd is not None:
+            return NotATensor(odd)
         return _clone(plain) if copy else _contiguous(plain)
     return NotATensor(type_name(type(value)))
+
+
+def _odd_kind(t: torch.Tensor) -> str | None:
+    """What a tensor is when it holds no values in the CPU's memory to read: on another device (meta
+    has none at all), sparse, nested or quantized; None for a plain tensor."""
+    if t.is_nested:
+        return "nested tensor"
+    if t.layout != torch.strided:
+        return f"{str(t.layout).removeprefix('torch.').replace('_', ' ')} tensor"
+    if t.device.type != "cpu":
+        return f"tensor on the {t.device.type} device"
+    if t.is_quantized:
+        return "quantized tensor"
+    return None
 
 
 def names_in(program: Program) -> frozenset[str]:
