@@ -36,7 +36,7 @@ from grader.courseware.draw import draw as draw_cases
 from grader.courseware.forward import dataset_of
 from grader.intake.extract import Cell, extract, layout_of, looks_like_transcript, script_cells
 from grader.intake.refuse import Refusals, left_out_note, refuse_by_statement
-from grader.intake.submission import Program, compile_program, parse, read_source
+from grader.intake.submission import TOO_DEEP, Program, compile_program, parse, read_source
 from grader.judging.environment import captured
 from grader.judging.judge import all_error, judge, summarize, with_left_out
 from grader.judging.results import FullRun, GradientResult, Report, Status, TrainingResult
@@ -103,7 +103,10 @@ def program_from_cells(course: Course, exercise: Exercise, cells: list[Cell], la
     """One exercise's code out of a notebook's cells, as a program."""
     number = course.exercises.index(exercise) + 1
     wanted = frozenset(g.name for g in (*exercise.gradients, *exercise.intermediates))
-    found = extract(cells, number, wanted, layout_of(course))
+    try:
+        found = extract(cells, number, wanted, layout_of(course))
+    except RecursionError:  # a walk over the cells' trees (an unparse): code nested deeper than it can follow
+        return Program(label, "", (), TOO_DEEP)
     if found is None:
         return compile_program("", label, notes=(f"no code for {exercise.id} found in {label}: no cell assigns "
                                                  f"{', '.join(exercise.gradient_names[:3])}, ...",))

@@ -215,7 +215,7 @@ def test_cli_code_deeper_than_the_grader_reads_is_said_in_a_line(cli: Cli, cours
         assert result.stdout.startswith("{"), result.output[-800:]
         report = json.loads(result.stdout)
         assert report["gradients"][0]["status"] == "error"
-        assert "nested too deeply to read (an expression more than 200 levels deep)" in json.dumps(report)
+        assert "nested too deeply to read (an expression more than 100 levels deep)" in json.dumps(report)
 
     said()
     if kind == "an attribute chain":
@@ -243,12 +243,43 @@ def test_cli_code_of_too_many_statements_is_said_in_a_line(cli: Cli, course: Cou
                   "the limit on statements")
 
 
+def test_cli_a_walk_too_deep_for_the_grader_is_the_codes_doing(cli: Cli, course: Course, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               mechanism_off: MechanismOff) -> None:
+    """Behind the limit on nesting: a notebook whose cmp call renames a variable has each of its statements
+    unparsed (five frames a level for a dict), and a walk that recurses too deep is said as code nested too
+    deeply, never the grader's traceback (shown with the limit lifted, a dict 198 levels deep)."""
+    monkeypatch.setattr("grader.intake.submission.MAX_NESTING", 10**6)
+    source = ("# Exercise 2\ndl = torch.zeros_like(logits)\ncmp('logits', dl, logits)\n"
+              "x = " + "{1: " * 198 + "1" + "}" * 198 + "\n")
+    sub = tmp_path / "deep.ipynb"
+    sub.write_text(json.dumps({"cells": [{"cell_type": "code", "id": "c1", "metadata": {}, "outputs": [],
+                                          "execution_count": None, "source": source}],
+                               "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+
+    def said() -> None:
+        result = cli(["exercise2", str(sub), "--format", "json"])
+        assert result.exit_code == 1 and result.stdout.startswith("{"), result.output[-800:]
+        assert "nested too deeply to read" in json.loads(result.stdout)["gradients"][0]["message"]
+
+    said()
+    real = grader.pipeline.extract
+
+    def uncaught(*args: object) -> object:  # what the catch would see if it were not there
+        try:
+            return real(*args)  # type: ignore[arg-type]
+        except RecursionError as exc:
+            raise RuntimeError("a walk recursed too deep") from exc
+
+    mechanism_off(said, lambda m: m.setattr(grader.pipeline, "extract", uncaught), "catching a walk too deep")
+
+
 def test_cli_an_expression_as_deep_as_a_student_writes_is_graded(cli: Cli, course: Course, tmp_path: Path) -> None:
-    """A long sum (150 terms) and a long chain of methods are code a student may write: graded as usual."""
+    """A long sum (80 terms) and a long chain of methods are code a student may write: graded as usual."""
     solution = course.exercise("exercise2").solution.read_text()
     sub = tmp_path / "long.py"
-    sub.write_text(solution + "total = " + " + ".join(["dlogits.sum()"] * 150) + "\n"
-                   + "chained = dlogits" + ".abs()" * 60 + "\n")
+    sub.write_text(solution + "total = " + " + ".join(["dlogits.sum()"] * 80) + "\n"
+                   + "chained = dlogits" + ".abs()" * 30 + "\n")
     result = cli(["exercise2", str(sub)])
     assert result.exit_code == 0 and "1/1 gradient correct" in result.output, result.output
 

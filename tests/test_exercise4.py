@@ -14,13 +14,15 @@ import matplotlib.image
 import pytest
 import torch
 
+from grader.confined import child as child_module
 from grader.courseware.cases import setting_of
 from grader.courseware.course import Course, Limits
 from grader.courseware.data import Dataset
 from grader.judging.results import Report
 from grader.judging.training import STEPS_PER_REQUEST, lr_at
 from grader.pipeline import train_full
-from tests.conftest import CLI_TAKING_CTRL_C, Cli, failing, grade, needs_sigint, wait_for_line
+from tests.conftest import CLI_TAKING_CTRL_C, Cli, MechanismOff, failing, grade, needs_sigint, unix_only, wait_for_line
+from tests.forked import forked_here
 from tests.helpers import assert_setup_error, assert_shaped_as, design_json_examples
 
 STEP_COMMENT = "dW2 = h.T @ dlogits  # (200, 27)"
@@ -120,6 +122,26 @@ def test_cli_short_real_run_reports_and_plots(cli: Cli, tmp_path: Path) -> None:
     assert len(names) == 20 and all(n.endswith(".") for n in names)
     assert f"loss curve: {plot}" in result.output
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@unix_only
+def test_no_training_step_sees_what_the_last_one_left(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      mechanism_off: MechanismOff) -> None:
+    """Each training step is a run of its own: the process is put back before it, so a backward pass that
+    goes wrong once it finds torch's generator seeded by the step before trains on to the end."""
+    solution = Path(__file__).resolve().parent.parent / "solutions" / "exercise4.py"
+    counts = tmp_path / "counts.py"
+    counts.write_text(solution.read_text() + "\nif torch.initial_seed() == 12345:\n    dW2 = dW2 * float('nan')\n"
+                      "torch.manual_seed(12345)\n")
+
+    def trains_on() -> None:
+        with forked_here(monkeypatch):
+            result = cli(["exercise4", str(counts), "--steps", "6", "--plot", str(tmp_path / "p.png")])
+        assert "full run: 6 of 6 steps" in result.output and "stopped at step" not in result.output, result.output
+
+    trains_on()
+    mechanism_off(trains_on, lambda m: m.setattr(child_module, "fresh_start", lambda state: None),
+                  "putting the process back before each step")
 
 
 @pytest.mark.slow

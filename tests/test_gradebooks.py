@@ -278,22 +278,32 @@ def test_roster_matching_says_who_could_not_be_placed(tmp_path: Path) -> None:
 
 def test_a_repeated_name_never_takes_the_grade_of_a_roster_entry_its_id_happens_to_be(
         tmp_path: Path, mechanism_off: MechanismOff) -> None:
-    """Two sections each hand in an alice.py; the second is alice-2 to the batch, but the roster's alice-2
-    is someone else, who handed in nothing. Neither alice is credited to her, in one batch or in shards
-    merged: both match the roster's alice, said for the instructor to tell apart, and alice-2 has no grade."""
-    for section, source in (("sec1", ""), ("sec2", SOLUTION)):
+    """Three sections each hand in an alice.py; the second is alice-2 to the batch, but the roster's alice-2
+    is someone else, who handed in nothing. No alice is credited to her, in one batch, in shards merged or
+    in a shard that holds one alice alone: each matches the roster's alice, said for the instructor to tell
+    apart, and alice-2 has no grade."""
+    for section, source in (("sec1", ""), ("sec2", SOLUTION), ("sec3", SOLUTION)):
         (tmp_path / section).mkdir()
         (tmp_path / section / "alice.py").write_text(source)
     roster = tmp_path / "roster.csv"
     roster.write_text("name,student_id,email\nAlice Smith,alice,alice@uni.edu\nAlice Two,alice-2,two@uni.edu\n")
-    subs = [str(tmp_path / "sec1" / "alice.py"), str(tmp_path / "sec2" / "alice.py")]
+    subs = [str(tmp_path / section / "alice.py") for section in ("sec1", "sec2", "sec3")]
     book = ["--roster", str(roster), "--gradebook-format", "canvas"]
 
-    def neither_alice_is_alice_two(out: Path, stderr: str) -> None:
-        rows = {r["SIS User ID"]: r for r in csv.DictReader(io.StringIO((out / "gradebook.csv").read_text()))}
+    def neither_alice_is_alice_two(out: Path, stderr: str, name: str = "gradebook.csv",
+                                   said: str = "alice, alice-2 (handed in as alice), alice-3 (handed in as alice): "
+                                               "all match Alice Smith") -> None:
+        rows = {r["SIS User ID"]: r for r in csv.DictReader(io.StringIO((out / name).read_text()))}
         assert rows["alice-2"]["exercise2"] == "", rows  # Alice Two: no grade
         assert "alice" not in rows, rows  # which alice is Alice Smith is the instructor's to say
-        assert "alice, alice-2 (handed in as alice): all match Alice Smith" in stderr, stderr
+        assert said in stderr, stderr
+
+    def a_shard_with_one_alice() -> None:  # alice-3 is shard 0's alone; alice and alice-2 are shard 1's
+        result = run_cli(["batch", "exercise2", *subs, "--out", str(tmp_path / "alone"), "--jobs", "1",
+                          "--shard", "0/2", *book])
+        neither_alice_is_alice_two(tmp_path / "alone", result.stderr, "gradebook-shard-0-of-2.csv",
+                                   "alice-3 (handed in as alice): matches Alice Smith (alice, alice@uni.edu; "
+                                   "roster line 2), as do the class's other submissions named alice")
 
     def one_batch() -> None:
         out = tmp_path / "out"
@@ -310,9 +320,12 @@ def test_a_repeated_name_never_takes_the_grade_of_a_roster_entry_its_id_happens_
 
     one_batch()
     shards_merged()
+    a_shard_with_one_alice()
     for check in (one_batch, shards_merged):
         mechanism_off(check, lambda m: m.setattr("grader.ci.batch.repeated_names", lambda subs: {}),
                       "matching a repeated name by the name it was handed in under")
+    mechanism_off(a_shard_with_one_alice, lambda m: m.setattr("grader.ci.gradebooks.met_again", lambda repeated: set()),
+                  "counting the names met again in other shards")
 
 
 def test_roster_missing_file_is_one_line(tmp_path: Path) -> None:

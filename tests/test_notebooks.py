@@ -203,6 +203,23 @@ def test_half_a_surrogate_pair_in_a_cell_does_not_lose_the_cell(cli: Cli, course
                   "reading a lone surrogate as U+FFFD")
 
 
+def test_a_cell_of_too_many_statements_is_said_in_a_line(cli: Cli, tmp_path: Path,
+                                                         mechanism_off: MechanismOff) -> None:
+    """Each statement of a cell is cut out on its own: past 5,000 in one cell, the exercise's cell is said
+    to have too many before any is, every gradient error, exit 1."""
+    source = json.dumps("# Exercise 2\n" + "dlogits = 1\n" * 5001)
+    path = write_text(tmp_path / "many.ipynb", NB_OF_ONE_CELL % ("code", source))
+
+    def said() -> None:
+        result = cli(["exercise2", str(path), "--format", "json"])
+        assert result.exit_code == 1 and result.stdout.startswith("{"), result.output[-600:]
+        assert json.loads(result.stdout)["gradients"][0]["message"] == (
+            "cell 1: the code has 5,001 statements, over the 5,000 a submission may have")
+
+    said()
+    mechanism_off(said, lambda m: m.setattr("grader.intake.extract.MAX_STATEMENTS", 10**6), "the cap on a cell")
+
+
 def test_an_old_notebooks_heading_of_a_huge_level_is_refused_before_it_is_converted(
         cli: Cli, tmp_path: Path, mechanism_off: MechanismOff) -> None:
     """nbformat turns a version-3 heading cell into `level` hashes: a 3 KB file asking for a level of

@@ -27,6 +27,7 @@ def refusals(source: str, forbidden: frozenset[str] = frozenset()) -> list[str]:
     "x = torch.zeros(3).sum(0, keepdim=True)\ny = x.T @ x",
     "match d:\n    case Point() as p:\n        pass",
     "class Helper:\n    pass",
+    "def g():\n    with (yield) as x:\n        pass",  # paused before the block opens
     "with torch.no_grad():\n    x = 1\ndef batches(n):\n    for i in range(n):\n        yield i",
     "def g():\n    with torch.no_grad():\n        def h():\n            yield 1\n"
     "        f = lambda: (yield)\n    yield 2",
@@ -72,6 +73,7 @@ def test_policy_lets_plain_backward_code_through(source: str) -> None:
      "line 3: a generator or coroutine may not pause"),
     ("async def c():\n    with torch.no_grad():\n        await other()", "line 3: a generator or coroutine may not"),
     ("def g():\n    with a, b:\n        def h(x=(yield)):\n            pass", "line 3: a generator or coroutine"),
+    ("def g():\n    with torch.inference_mode(), (yield):\n        pass", "line 2: a generator or coroutine"),
 ])
 def test_policy_refuses_each_rule_with_its_reason(source: str, said: str) -> None:
     """Each rule's refusal names the line and says why, as the student reads it."""

@@ -163,14 +163,28 @@ class Matching:
     def problems(self) -> list[str]:
         """Each student and roster entry not in the gradebook, one line each, to print."""
         lines = [f"{s}: not in the roster (no student id, LMS id or email is {s!r})" for s in self.not_in_roster]
-        lines += [f"{', '.join(self._said(n) for n in names)}: all match {person.label}; rename all but one"
-                  for person, names in self.shared]
+        lines += [f"{', '.join(self._said(n) for n in names)}: {'all match' if len(names) > 1 else 'matches'} "
+                  f"{person.label}{self._others(names)}; rename all but one" for person, names in self.shared]
         lines += [f"{person.label}: no submission" for person in self.no_submission]
         return lines
+
+    def _others(self, names: tuple[str, ...]) -> str:
+        """Where submissions of the same name are not all among these (another shard has the rest)."""
+        named = {self.repeated.get(n, n).casefold(): self.repeated.get(n, n) for n in names}
+        ids = {n.casefold() for n in names}
+        rest = [i for i, name in self.repeated.items() if name.casefold() in named and i.casefold() not in ids]
+        rest += [name for key, name in named.items() if key not in ids]  # the first of that name keeps it as its id
+        return f", as do the class's other submissions named {', '.join(named.values())}" if rest else ""
 
     def _said(self, student: str) -> str:
         named = self.repeated.get(student)
         return f"{student} (handed in as {named})" if named else student
+
+
+def met_again(repeated: dict[str, str]) -> set[str]:
+    """The names (in lower case) more than one submission of the whole class was handed in under, every
+    shard's: a roster entry one of them matches is not that one's alone, whichever shard has the others."""
+    return {name.strip().casefold() for name in repeated.values()}
 
 
 def match(students: Iterable[str], roster: Roster, repeated: dict[str, str] | None = None) -> Matching:
@@ -181,15 +195,20 @@ def match(students: Iterable[str], roster: Roster, repeated: dict[str, str] | No
     found: dict[int, list[str]] = {}  # id(person) -> the submissions that are theirs
     not_in = []
     repeated = repeated or {}
+    names_met_again = met_again(repeated)
+    ambiguous: set[int] = set()
     for student in students:
-        person = by_key.get(repeated.get(student, student).strip().casefold())
+        key = repeated.get(student, student).strip().casefold()
+        person = by_key.get(key)
         if person is None:
             not_in.append(student)
         else:
             found.setdefault(id(person), []).append(student)
+            if key in names_met_again:  # one of several of that name, though only it may be in this shard
+                ambiguous.add(id(person))
     people_of = {id(p): p for p in roster.people}
-    matched = [(names[0], people_of[pid]) for pid, names in found.items() if len(names) == 1]
-    shared = [(people_of[pid], tuple(names)) for pid, names in found.items() if len(names) > 1]
+    matched = [(names[0], people_of[pid]) for pid, names in found.items() if len(names) == 1 and pid not in ambiguous]
+    shared = [(people_of[pid], tuple(names)) for pid, names in found.items() if len(names) > 1 or pid in ambiguous]
     no_submission = tuple(p for p in roster.people if id(p) not in found)
     return Matching(tuple(sorted(matched, key=lambda sp: sp[1].row)), tuple(not_in), tuple(shared), no_submission,
                     repeated)

@@ -253,10 +253,11 @@ class _Training:
             parts.append(g.reshape(-1))
         return torch.cat(parts).to(torch.float32)
 
-    def steps(self, channel: Channel, program: Program, request: Train, memory_mb: int) -> None:
+    def steps(self, channel: Channel, program: Program, request: Train, memory_mb: int, state: ProcessState) -> None:
         for i, lr in enumerate(request.lrs):
             if self.stopped:
                 return
+            fresh_start(state)  # each step is a run of its own: none sees what the last one left
             Xb, Yb = request.Xb[i], request.Yb[i]
             acts = self.graph.forward(self.params, Xb, Yb, self.dims)
             start = namespace_for(self.params, acts, Xb, Yb, self.dims, copy=False)  # namespace copies
@@ -383,10 +384,10 @@ def serve(channel: Channel, source: str, path: str, *, limits: Limits, confine: 
             _run(channel, program, case, world or {}, message, read=read, memory_mb=limits.memory_mb, named=named)
         elif isinstance(message, Train):
             if message.start is not None:
-                fresh_start(state)
+                fresh_start(state)  # what the last run left must not reach the training's own set-up either
                 training = _Training(message)
             if training is not None:
-                training.steps(channel, program, message, limits.memory_mb)
+                training.steps(channel, program, message, limits.memory_mb, state)
         else:
             return
 

@@ -85,12 +85,12 @@ class _Checker(ast.NodeVisitor):
         self.in_with = 0  # `with` blocks open around this point, in this function
 
     def _with(self, node: ast.With | ast.AsyncWith) -> None:
-        for item in node.items:  # `with (yield):` pauses before the block is entered
+        for item in node.items:  # each item is entered before the next is evaluated: `with a, (yield):` pauses in a
             self.visit(item)
-        self.in_with += 1
+            self.in_with += 1
         for stmt in node.body:
             self.visit(stmt)
-        self.in_with -= 1
+        self.in_with -= len(node.items)
 
     def visit_With(self, node: ast.With) -> None:
         self._with(node)

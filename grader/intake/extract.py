@@ -27,12 +27,14 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from grader.intake.submission import (
+    MAX_STATEMENTS,
     TOO_DEEP,
     LeftOut,
     Location,
     assigned_names,
     parse,
     rebound_names,
+    too_many,
     without_broken_lines,
 )
 
@@ -98,6 +100,7 @@ def layout_of(course: Course) -> Layout:
 # "# Exercise 2: ..." as a comment line or a markdown heading; not "(as in exercise 2)".
 MARKER = re.compile(r"^\s*#+\s*exercise\s*(\d)\b", re.IGNORECASE | re.MULTILINE)
 TRAINING_SPLIT = re.compile(r"^[XxYy]_?tr(ain)?$")  # Xtr, ytr, X_train, Ytrain: what a batch is drawn from
+NEWLINE = re.compile(r"\r\n|\r|\n")
 MAGIC_LINE = re.compile(r"^\s*([%!?]|\w+\s*=\s*[%!])|^\s*[\w.]+\s*\?{1,2}\s*$")  # %magic, !shell, ?help, obj?
 TIMING_CELL_MAGICS = ("%%time", "%%timeit", "%%capture")
 
@@ -298,11 +301,30 @@ def _pieces(cell: Cell, tree: ast.Module, wanted: frozenset[str], descend: bool)
     for node in tree.body:
         body = _training_loop(node, wanted) if descend else None
         nodes.extend(body if body is not None else [node])
-    pieces = []
-    for node in nodes:
-        segment = ast.get_source_segment(cell.source, node, padded=True) or ast.unparse(node)
-        pieces.append(_Piece(node, cell, textwrap.dedent(segment)))
-    return pieces
+    lines = _lines(cell.source)  # once per cell: ast.get_source_segment splits the whole cell at every call
+    return [_Piece(node, cell, textwrap.dedent(_segment(lines, node) or ast.unparse(node))) for node in nodes]
+
+
+def _lines(source: str) -> list[str]:
+    """The source's lines with their ends, cut where Python's tokenizer cuts them (not at a form feed)."""
+    lines, start = [], 0
+    for end in NEWLINE.finditer(source):
+        lines.append(source[start:end.end()])
+        start = end.end()
+    return [*lines, source[start:]] if start < len(source) else lines
+
+
+def _segment(lines: list[str], node: ast.stmt) -> str:
+    """ast.get_source_segment(source, node, padded=True), from the source's lines."""
+    first, last = node.lineno - 1, (node.end_lineno or node.lineno) - 1
+    start, end = node.col_offset, node.end_col_offset
+    if end is None:
+        return ast.unparse(node)
+    if first == last:
+        return lines[first].encode()[start:end].decode()
+    head = lines[first].encode()
+    padding = "".join(c if c in "\f\t" else " " for c in head[:start].decode())
+    return "".join([padding + head[start:].decode(), *lines[first + 1:last], lines[last].encode()[:end].decode()])
 
 
 def backward_slice(pieces: list[_Piece], wanted: frozenset[str], provided: frozenset[str]) -> list[_Piece]:
@@ -349,6 +371,7 @@ def extract(cells: list[Cell], exercise: int, wanted: frozenset[str], layout: La
     skipped: list[str] = []
     left_out: list[LeftOut] = []
     for cell in (*sections[0], *own):
+        before = len(trees)
         try:
             trees.append((cell, parse(cell.source)))
         except (RecursionError, MemoryError):
@@ -369,6 +392,12 @@ def extract(cells: list[Cell], exercise: int, wanted: frozenset[str], layout: La
                 skipped.append(f"cell {cell.number} (before the exercises) does not parse and was left out")
         except ValueError:
             skipped.append(f"cell {cell.number} cannot be read and was left out")
+        if len(trees) > before and len(trees[-1][1].body) > MAX_STATEMENTS:  # each is cut out on its own
+            if cell in own:
+                return Extracted("", (), {}, (), f"cell {cell.number}: {too_many(len(trees[-1][1].body))}")
+            skipped.append(f"cell {cell.number} (before the exercises) has over {MAX_STATEMENTS:,} statements "
+                           "and was left out")
+            trees.pop()
     own = [next((c for c, _ in trees if c.number == cell.number), cell) for cell in own]
     batch = renames_from_batch([t for _, t in trees], layout.provided)
     renames = {**batch, **renames_from_cmp([t for c, t in trees if c in own], wanted)}

@@ -210,8 +210,12 @@ def assigned_names(node: ast.stmt) -> frozenset[str]:
 
 
 MAX_STATEMENTS = 5000  # top-level statements a program may have: each is refused, compiled and run on its own
-MAX_NESTING = 200  # levels of a syntax tree the grader reads: its walks over the tree go by recursion
+MAX_NESTING = 100  # levels of a syntax tree the grader reads: its walks over it (ast.unparse: 5 frames a level) recurse
 TOO_DEEP = f"the code is nested too deeply to read (an expression more than {MAX_NESTING} levels deep)"
+
+
+def too_many(statements: int) -> str:
+    return f"the code has {statements:,} statements, over the {MAX_STATEMENTS:,} a submission may have"
 
 
 def parse(source: str, path: str = "<unknown>") -> ast.Module:
@@ -303,8 +307,7 @@ def compile_program(source: str, path: str, *, origins: tuple[Location, ...] = (
     except (RecursionError, MemoryError):  # the student's code, not the grader, is at fault
         return Program(path, source, (), TOO_DEEP, origins, notes)
     if len(tree.body) > MAX_STATEMENTS:  # the lecture's whole notebook has some 150
-        return Program(path, source, (), f"the code has {len(tree.body):,} statements, over the {MAX_STATEMENTS:,} "
-                                         "a submission may have", origins, notes)
+        return Program(path, source, (), too_many(len(tree.body)), origins, notes)
     statements = []
     for i, node in enumerate(tree.body):  # what a statement assigns and reads is read before `rewrite` changes it
         lineno, end, assigns, rebinds = node.lineno, node.end_lineno or node.lineno, assigned_names(node), \
