@@ -140,7 +140,7 @@ def test_no_training_step_sees_what_the_last_one_left(cli: Cli, tmp_path: Path, 
         assert "full run: 6 of 6 steps" in result.output and "stopped at step" not in result.output, result.output
 
     trains_on()
-    mechanism_off(trains_on, lambda m: m.setattr(child_module, "fresh_start", lambda state: None),
+    mechanism_off(trains_on, lambda m: m.setattr(child_module, "fresh_start", lambda state, **_: None),
                   "putting the process back before each step")
 
 

@@ -257,7 +257,7 @@ class _Training:
         for i, lr in enumerate(request.lrs):
             if self.stopped:
                 return
-            fresh_start(state)  # each step is a run of its own: none sees what the last one left
+            fresh_start(state, collect=False)  # each step is a run of its own: none sees what the last one left
             Xb, Yb = request.Xb[i], request.Yb[i]
             acts = self.graph.forward(self.params, Xb, Yb, self.dims)
             start = namespace_for(self.params, acts, Xb, Yb, self.dims, copy=False)  # namespace copies
@@ -276,7 +276,7 @@ class _Training:
                 let_go(ns, caught)
                 channel.sendall(end)
                 return
-            let_go(ns, caught)
+            let_go(ns, caught, collect=False)  # the collector frees the rest, at the latest before the next run
             channel.sendall(self.frame_head)
             channel.sendall(grads.numpy().data)
             self.flat -= lr * grads  # in place (self.params are views); the grader's copy takes the same update
@@ -319,9 +319,12 @@ class ProcessState:
         return True
 
 
-def fresh_start(state: ProcessState) -> None:
-    """Put the process back as it was before the first run; where that cannot be done, end the child
-    as a run that died, for the grader to report as the submission's (never as the sandbox's failure)."""
+def fresh_start(state: ProcessState, *, collect: bool = True) -> None:
+    """Put the process back as it was before the first run, once the collector has freed what a training
+    run's steps left to it (their finalisers run first, as graded code); where that cannot be done, end
+    the child as a run that died, for the grader to report as the submission's (never the sandbox's)."""
+    if collect:
+        let_go()
     if not state.restore():
         os.kill(os.getpid(), signal.SIGKILL)
 

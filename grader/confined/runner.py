@@ -156,17 +156,20 @@ def namespace(start: dict[str, object], extra: dict[str, torch.Tensor], path: st
 At = Callable[[int, dict[str, object]], None]  # called after each statement (and BEFORE_ALL) with the namespace
 
 
-def let_go(*owned: dict[str, object] | list[object]) -> None:
+def let_go(*owned: dict[str, object] | list[object], collect: bool = True) -> None:
     """Drop what graded code made, emptying each of `owned`, as graded code: the finalisers that sets
     off (a `__del__`, a generator's `finally` or open `with`, a cycle only the collector frees) run
     here, under the audit hook, their output thrown away, until nothing of the run is left. None runs
     later, in the child's own code or in the next run, where it could change what ProcessState has
-    put back. The caller does this before the run's last frame, so the run's time limit bounds it."""
+    put back. The caller does this before the run's last frame, so the run's time limit bounds it.
+    Without `collect` (between the steps of one training run, each of which costs ten times more with
+    it), what only the collector frees is left to it: it runs finalisers as graded code wherever it starts
+    (jail._collecting), and the next step starts from the process put back all the same."""
     sink = _CappedBuffer()
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), graded_code():
         for each in owned:
             each.clear()
-        while gc.collect():  # a finaliser may leave new garbage of its own
+        while collect and gc.collect():  # a finaliser may leave new garbage of its own
             pass
 
 
