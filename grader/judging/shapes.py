@@ -39,6 +39,9 @@ def shape_text(shape: tuple[int, ...]) -> str:
     return f"({shape[0]},)" if len(shape) == 1 else str(shape)
 
 
+MOST_DIMS_PERMUTED = 4  # its orders are tried one by one: 4 dims are 24 of them, 12 would be 479 million
+
+
 def rearranged(tensor: str, value: torch.Tensor, truth: torch.Tensor) -> str | None:
     """The truth's numbers in other places: a permute of the truth, or of the truth viewed in another
     order of its sizes (a view then a transpose for a plain view); or, failing those, the same sorted
@@ -48,7 +51,8 @@ def rearranged(tensor: str, value: torch.Tensor, truth: torch.Tensor) -> str | N
     if not near(value.flatten().sort().values, truth.flatten().sort().values):
         return None
     shape, want = tuple(value.shape), tuple(truth.shape)
-    for perm in itertools.permutations(range(len(shape))):
+    orders = itertools.permutations(range(len(shape))) if len(shape) <= MOST_DIMS_PERMUTED else iter(())
+    for perm in orders:
         if perm == tuple(range(len(shape))):
             continue
         viewed = [0] * len(shape)
