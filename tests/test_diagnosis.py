@@ -9,6 +9,7 @@ import pytest
 
 from grader.courseware.course import Course, Gradient, Tolerance
 from grader.courseware.data import Dataset
+from grader.judging import shapes
 from grader.judging.compare import Check
 from grader.judging.diagnose import ADVICE, LABELS
 from grader.judging.results import Status
@@ -122,13 +123,44 @@ def test_text_report_shows_label_and_hint(course: Course, dataset: Dataset) -> N
     assert "it is the truth with the opposite sign" in text and "ninja-grade hint exercise1 dprobs" in text
 
 
-def test_vjp_that_ran_and_gave_nothing_settles_nothing() -> None:
-    """A ~0 gradient off by float noise passes on the graph's word only when there was nothing to hand
-    random gradients to (the code names none); a run that gave no usable tensor settles nothing."""
+def test_vjp_that_could_not_run_or_gave_nothing_passes_nothing() -> None:
+    """A ~0 gradient that matches on its values, or is off by float noise, does not pass when there
+    was nothing to hand random gradients to (the code names none): zeros would match as well. A run
+    that gave no usable tensor settles nothing."""
     grad = Gradient("db1", "b1", 1.0, Tolerance(1e-5, 1e-8))
     noisy = [Check(Status.WRONG, "maxdiff 3.0e-08 is over the tolerance", maxdiff=3e-8)]
+    matching = [Check(Status.APPROXIMATE, "", maxdiff=1e-9)]
     not_run = VJPCheck(None, degenerate=True, typical=1e-2, consumers=("hprebn",), ran=False)
-    settled, note = settle_with_vjp(grad, noisy, not_run)
-    assert settled[0].status is Status.APPROXIMATE and "name the gradient it is computed from dhprebn" in note
+    for checks in (noisy, matching):
+        settled, note = settle_with_vjp(grad, checks, not_run)
+        assert [c.status for c in settled] == [Status.WRONG] and note == ""
+        assert "name the gradient it is computed from dhprebn" in settled[0].message
     ran_empty = replace(not_run, ran=True)
     assert settle_with_vjp(grad, noisy, ran_empty) == (noisy, "")
+
+
+PERMUTED_SIZE_ONES = """
+dlogits = (F.softmax(logits, 1) - F.one_hot(Yb, logits.shape[1])) / n
+dlogits = dlogits.flatten().roll(1).reshape(*[1] * 12, logits.shape[1], n)
+"""
+
+
+def test_many_dims_are_not_tried_in_every_order(course: Course, dataset: Dataset,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The truth's numbers in a 14-dim value are said without trying its 14! orders of dims, which the
+    grader's own process would never finish (a value of 3 dims is still tried in every order: see
+    test_example_course)."""
+    asked: list[int] = []
+    real = shapes.itertools.permutations
+
+    def counted(dims: range) -> object:
+        asked.append(len(dims))
+        if len(dims) > shapes.MOST_DIMS_PERMUTED:
+            raise AssertionError(f"every order of {len(dims)} dims tried")
+        return real(dims)
+
+    monkeypatch.setattr(shapes.itertools, "permutations", counted)
+    (dlogits,) = grade(course, dataset, "exercise2", PERMUTED_SIZE_ONES).gradients
+    assert dlogits.status is Status.WRONG
+    assert "it holds the truth's numbers, but in other places" in dlogits.message
+    assert max(asked, default=0) <= shapes.MOST_DIMS_PERMUTED, asked
