@@ -155,6 +155,40 @@ def test_cli_real_run_of_a_broken_backward_stops_with_reason(cli: Cli, tmp_path:
     assert "stopped at step" in result.output and "dW2 is missing" in result.output
 
 
+@pytest.mark.slow
+def test_real_run_of_a_net_that_never_ends_a_name_still_ends(tmp_path: Path) -> None:
+    """A backward pass that drives the end of a name's logit far down leaves finite losses and a net that
+    never picks '.': the names sampled from it are cut at lecture.LONGEST_SAMPLE letters, and the
+    grading ends (the real CLI, in a process of its own that a hang could not take down with the tests)."""
+    import lecture  # noqa: PLC0415 - the course's forward file, for its cap
+
+    never_ends = tmp_path / "exercise4.py"
+    solution = Path(__file__).resolve().parent.parent / "solutions" / "exercise4.py"
+    never_ends.write_text(solution.read_text() + "\ndb2 = db2 + 1e4 * (torch.arange(db2.shape[0]) == 0)\n")
+    done = subprocess.run([sys.executable, "-m", "grader.cli", "exercise4", str(never_ends), "--steps", "3",
+                           "--plot", str(tmp_path / "p.png")], check=False, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 1, done.stderr  # db2 is wrong
+    names = done.stdout.split("names from your net:\n", 1)[1].split("\n\n", 1)[0].split()
+    assert len(names) == 20 and {len(n) for n in names} == {lecture.LONGEST_SAMPLE}, done.stdout
+    assert all("." not in n for n in names)
+
+
+@pytest.mark.slow
+def test_real_run_that_makes_the_loss_nan_samples_nothing(cli: Cli, tmp_path: Path) -> None:
+    """A huge but finite dW2 makes the next step's loss NaN: the run stops there, says why, and no name is
+    sampled from the broken net (the course's sample would fail on it, which is no fault of the course)."""
+    huge = tmp_path / "exercise4.py"
+    solution = Path(__file__).resolve().parent.parent / "solutions" / "exercise4.py"
+    huge.write_text(solution.read_text()
+                    + "\ndW2 = dW2 + 3e38 * (torch.arange(dW2.numel()).view(dW2.shape) % 2 * 2 - 1)\n")
+    result = cli(["exercise4", str(huge), "--steps", "3", "--plot", str(tmp_path / "p.png")])
+    assert result.exit_code == 1, result.output
+    assert "stopped at step 1: dC contains NaN or inf" in result.output
+    assert "train loss nan" in result.output and "names from your net" not in result.output
+    assert "sample() failed" not in result.output
+
+
 def test_full_is_only_for_training_exercises(cli: Cli) -> None:
     """--full belongs to exercise 4; other exercises do not offer it."""
     assert_setup_error(cli(["exercise1", "--full"]), "No such option '--full'")

@@ -258,8 +258,10 @@ def full_run(exercise: Exercise, setting: Setting, sandbox: Sandbox, steps: int,
         if not lossi:
             return FullRun(0, steps, (), None, None, (), seconds, stopped, interrupted, threads)
         losses = setting.forward.evaluate(mine, setting.world, setting.sizes)
+        # a net the student's gradients have made give a loss that is not finite has no names to sample
         samples = setting.forward.sample(mine, setting.world, setting.sizes,
-                                         torch.Generator().manual_seed(spec.sample_seed), spec.samples)
+                                         torch.Generator().manual_seed(spec.sample_seed), spec.samples) \
+            if all(math.isfinite(v) for v in losses.values()) else ()
         return FullRun(len(lossi), steps, tuple(lossi), losses.get("train"), losses.get("val"), samples, seconds,
                        stopped, interrupted, threads)
 
