@@ -168,7 +168,7 @@ def test_real_run_of_a_net_that_never_ends_a_name_still_ends(tmp_path: Path) -> 
     done = subprocess.run([sys.executable, "-m", "grader.cli", "exercise4", str(never_ends), "--steps", "3",
                            "--plot", str(tmp_path / "p.png")], check=False, capture_output=True, text=True,
                           timeout=600)
-    assert done.returncode == 1, done.stderr  # db2 is wrong
+    assert done.returncode == 0, done.stderr  # every step ran: --steps reports the run
     names = done.stdout.split("names from your net:\n", 1)[1].split("\n\n", 1)[0].split()
     assert len(names) == 20 and {len(n) for n in names} == {lecture.LONGEST_SAMPLE}, done.stdout
     assert all("." not in n for n in names)
