@@ -190,15 +190,36 @@ def test_replay_reproduces_a_report(cli: Cli, tmp_path: Path, monkeypatch: pytes
 LECTURE_CASE = {"name": "lecture", "seed": 2147483647, "batch_size": 32}
 
 
+def test_replay_names_its_cases_itself(cli: Cli, tmp_path: Path) -> None:
+    """A replayed draw's cases are named from their seeds and sizes: a name in the file, terminal escapes
+    and all, never reaches the output."""
+    forged = tmp_path / "forged.json"
+    cases = [{**LECTURE_CASE, "name": "lecture \x1b]0;owned\x07"},
+             {"name": "fresh \x1b[2J", "seed": 11, "batch_size": 40}]
+    forged.write_text(json.dumps({"exercise": "exercise2", "draw": {"probe_seed": 3}, "cases": cases}))
+    result = cli(["exercise2", str(ROOT / "solutions" / "exercise2.py"), "--replay", str(forged)])
+    assert result.exit_code == 0, result.output
+    assert "(lecture; fresh batch of 40 (seed 11))" in result.stdout and "\x1b" not in result.stdout
+
+
 @pytest.mark.parametrize("content", ["{not json", '{"exercise": "exercise2", "cases": [], "draw": {}}',
                                      '{"cases": [{"name": "x", "seed": "one", "batch_size": 2}], "draw": {}}',
                                      json.dumps({"cases": [LECTURE_CASE], "draw": {"probe_seed": 2**70}}),
                                      json.dumps({"cases": [{**LECTURE_CASE, "batch_size": 65}],
                                                  "draw": {"probe_seed": 1}}),
-                                     json.dumps({"cases": [LECTURE_CASE] * 4, "draw": {"probe_seed": 1}})])
+                                     json.dumps({"cases": [LECTURE_CASE] * 4, "draw": {"probe_seed": 1}}),
+                                     json.dumps({"cases": [LECTURE_CASE] * 3, "draw": {"probe_seed": 1}}),
+                                     json.dumps({"cases": [LECTURE_CASE, {**LECTURE_CASE, "name": "fresh batch of 32",
+                                                                          "fresh": True}], "draw": {"probe_seed": 1}}),
+                                     json.dumps({"cases": [{**LECTURE_CASE, "seed": 7}], "draw": {"probe_seed": 1}}),
+                                     json.dumps({"cases": [LECTURE_CASE, {"name": "a", "seed": 5, "batch_size": 40},
+                                                           {"name": "b", "seed": 5, "batch_size": 41}],
+                                                 "draw": {"probe_seed": 1}})])
 def test_replay_of_something_else_is_one_line(cli: Cli, tmp_path: Path, content: str) -> None:
     """A file that is not a report of this exercise, or is malformed, is one line on stderr, exit 2: a seed
-    no generator takes, a batch larger than the course draws, or more cases than it grades, among them."""
+    no generator takes, a batch larger than the course draws, more cases than it grades, and a draw the
+    course could not have made (its lecture case again as a fresh one, a pinned case changed, two fresh
+    cases of one seed), among them."""
     bad = tmp_path / "bad.json"
     bad.write_text(content)
     result = cli(["exercise1", str(ROOT / "solutions" / "exercise1.py"), "--replay", str(bad)])

@@ -107,28 +107,44 @@ def pinned(course: Course, cases: tuple[CaseSpec, ...] | None = None, *, probe_s
 
 
 def replay(report: Any, course: Course, exercise: Exercise) -> Draw:
-    """The draw a report was graded on (its JSON), to grade again exactly; a CourseError says what is off."""
+    """The draw a report was graded on (its JSON), to grade again exactly; a CourseError says what is off.
+    Only a draw this course could have made is taken: its pinned cases as course.yaml has them, then at
+    most `count` fresh ones, each of a batch size the course draws and a seed of its own. A report says
+    nothing of where its fresh seeds came from, so a replay is only as trustworthy as the report (the
+    instructor's own, from --out); the names are made anew from the seeds, never taken from the file."""
     if not isinstance(report, dict):
         raise CourseError("the report to replay is not a JSON object")
     if report.get("exercise") not in (None, exercise.id):
-        raise CourseError(f"the report to replay is of {report.get('exercise')}, not {exercise.id}")
+        raise CourseError(f"the report to replay is not of {exercise.id}")
     raw_cases, draw_info = report.get("cases"), report.get("draw")
     if not isinstance(raw_cases, list) or not raw_cases or not isinstance(draw_info, dict):
         raise CourseError("the report to replay names no cases and no draw: is it a JSON report of ninja-grade?")
-    # A report of this course names its pinned cases and `count` fresh ones, each of a batch size the
-    # course can draw: a file that names more, or larger, would have the grader build them all.
+    # A file that named more cases, or larger ones, would have the grader build them all.
     if len(raw_cases) > len(course.cases) + course.fresh.count:
         raise CourseError(f"the report to replay names {len(raw_cases)} cases; this course grades on "
                           f"{len(course.cases) + course.fresh.count}")
-    largest = max(course.fresh.batch_sizes[1], *(c.batch_size for c in course.cases))
-    cases = []
+    lo, hi = course.fresh.batch_sizes
+    pinned_sizes = {c.batch_size for c in course.cases}
+    seen_seeds = {c.seed for c in course.cases}
+    cases: list[CaseSpec] = []
     for i, raw in enumerate(raw_cases):
-        if not (isinstance(raw, dict) and isinstance(raw.get("name"), str) and _seed(raw.get("seed"))
-                and type(raw.get("batch_size")) is int and 2 <= raw["batch_size"] <= largest
+        if not (isinstance(raw, dict) and _seed(raw.get("seed")) and type(raw.get("batch_size")) is int
                 and raw.get("dtype", "float32") in ("float32", "float64")):
             raise CourseError(f"the report to replay has a malformed case (cases[{i}])")
-        cases.append(CaseSpec(raw["name"], raw["seed"], raw["batch_size"], raw.get("dtype", "float32"),
-                              bool(raw.get("fresh", False))))
+        seed, size, dtype = raw["seed"], raw["batch_size"], raw.get("dtype", "float32")
+        if i < len(course.cases):
+            own = course.cases[i]
+            if (seed, size, dtype) != (own.seed, own.batch_size, own.dtype):
+                raise CourseError(f"the report to replay has a case this course does not pin as cases[{i}]")
+            cases.append(own)
+            continue
+        if not (lo <= size <= hi and size not in pinned_sizes and 1 <= seed <= MAX_SEED and seed not in seen_seeds
+                and dtype == "float32"):
+            raise CourseError(f"the report to replay has a fresh case this course could not draw (cases[{i}])")
+        seen_seeds.add(seed)
+        cases.append(CaseSpec(f"fresh batch of {size} (seed {seed})", seed, size, fresh=True))
+    if len(cases) < len(course.cases):
+        raise CourseError("the report to replay leaves out cases this course pins")
     probe, training = draw_info.get("probe_seed"), draw_info.get("training_seed")
     if type(probe) is not int or not _seed(probe) or (training is not None and not _seed(training)):
         raise CourseError("the report to replay has no usable probe or training seed")
