@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -35,6 +36,7 @@ from grader.intake.extract import (
     renames_from_batch,
     section_of,
 )
+from grader.reporting import feedback
 from tests.conftest import ROOT, Cli, MechanismOff, grade, run_cli
 from tests.helpers import NOTEBOOK_GRADES, assert_setup_error, copy_course
 
@@ -335,6 +337,39 @@ def test_feedback_html_written_beside_notebook(cli: Cli, tmp_path: Path) -> None
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+@pytest.mark.parametrize("command", [["exercise2"], ["all", "--exercise", "exercise2"]])
+def test_feedback_page_is_written_when_outputs_are_malformed(cli: Cli, tmp_path: Path, command: list[str],
+                                                             mechanism_off: MechanismOff) -> None:
+    """A notebook that grades, whose saved outputs are not what nbformat describes (an error's traceback
+    the number 7, a text/plain of 5, an output with no type): --feedback writes the page, leaving out what
+    it cannot show, with no traceback."""
+    nb = nbformat.reads((NOTEBOOKS / "lecture_mixed.ipynb").read_text(), as_version=4)
+    code = next(cell for cell in nb.cells if cell.cell_type == "code")
+    code.outputs = [{"output_type": "error", "ename": "ValueError", "evalue": "shown", "traceback": 7},
+                    {"output_type": "execute_result", "data": {"text/plain": 5}, "metadata": {}, "execution_count": 1},
+                    {"no": "output_type"}]
+    path = tmp_path / "odd.ipynb"
+    path.write_text(json.dumps(nb))
+    page = tmp_path / "odd.feedback.html"
+
+    def written() -> None:
+        page.unlink(missing_ok=True)
+        result = cli([command[0], str(path), *command[1:], "--feedback"])
+        assert result.exit_code == 1 and not isinstance(result.exception, Exception), result.exception  # no crash
+        assert "Traceback" not in result.output and f"feedback: {page}" in result.stderr, result.output[-800:]
+        assert "ValueError" in page.read_text()
+
+    written()
+    mechanism_off(written, lambda m: m.setattr(feedback, "inert_output", feedback_inert_output_unchecked),
+                  "the checks of each output's shape")
+
+
+def feedback_inert_output_unchecked(output: Any) -> Any:
+    """inert_output as if every output were well formed."""
+    return nbformat.v4.new_output("error", ename=str(output["ename"]), evalue="",
+                                  traceback=[str(line) for line in output["traceback"]])
+
+
 def test_top_level_check_is_the_inline_one(course: Course, capsys: pytest.CaptureFixture[str],
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """`from grader import check` grades exactly like grader.inline.check: the same report, right or wrong
@@ -404,6 +439,61 @@ def test_notebook_over_100_mb_is_refused_in_a_line(cli: Cli, tmp_path: Path) -> 
     assert assert_setup_error(result) == (
         f"ninja-grade: {big} is 104,857,601 bytes, over the 100 MB a notebook to grade may have: clear its outputs "
         "and save it again")
+
+
+def test_notebook_with_over_2_mb_of_code_is_refused_in_a_line(cli: Cli, tmp_path: Path,
+                                                              mechanism_off: MechanismOff) -> None:
+    """A notebook of a few MB whose code cells hold more than a .py may (2 MB), in one cell or spread over
+    several, in nbformat 4 or 3: refused before any cell is read or parsed, in one line, exit 2."""
+    half = "# " + "x" * (2**20) + "\n"  # a comment: cheap to parse, so the check is seen to be what refuses it
+    nb4 = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("dlogits = 1\n" + half),
+                                          nbformat.v4.new_markdown_cell(half), nbformat.v4.new_code_cell(half)])
+    nb3 = nbformat.v3.new_notebook(worksheets=[nbformat.v3.new_worksheet(cells=[
+        nbformat.v3.new_code_cell(input=half * 3)])])
+    big4 = write_text(tmp_path / "big4.ipynb", nbformat.writes(nb4))
+    big3 = write_text(tmp_path / "big3.ipynb", nbformat.writes(nb3, version=3))
+
+    def refused() -> None:
+        assert assert_setup_error(cli(["exercise2", str(big4)])) == (
+            f"ninja-grade: {big4} holds 2,097,170 bytes of code; a submission is at most 2,097,152")
+        assert_setup_error(cli(["exercise2", str(big3)]), "holds 3,145,737 bytes of code; a submission is at most")
+
+    refused()
+    mechanism_off(refused, lambda m: m.setattr(notebooks, "refuse_too_much_code", lambda raw, path: None),
+                  "the cap on a notebook's code")
+
+
+def test_notebook_of_too_many_cells_is_refused_in_a_line(cli: Cli, tmp_path: Path,
+                                                         mechanism_off: MechanismOff) -> None:
+    """A notebook of 2,001 tiny cells (each would be parsed and sorted into an exercise on its own) is
+    refused in one line, exit 2; the lecture's notebooks, of some 20 cells, are graded as ever."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1") for _ in range(2001)])
+    path = write_text(tmp_path / "cells.ipynb", nbformat.writes(nb))
+
+    def refused() -> None:
+        assert assert_setup_error(cli(["exercise2", str(path)])) == (
+            f"ninja-grade: {path} has 2,001 cells; a notebook to grade has at most 2,000")
+
+    refused()
+    mechanism_off(refused, lambda m: m.setattr(notebooks, "refuse_too_much_code", lambda raw, path: None),
+                  "the cap on a notebook's cells")
+
+
+def test_script_cut_into_too_many_cells_is_said_in_a_line(cli: Cli, tmp_path: Path,
+                                                          mechanism_off: MechanismOff) -> None:
+    """A script transcribing the notebook, cut by `# %%` lines into 2,002 cells (within the 2 MB a .py may
+    have): said in one line before any cell is parsed, every gradient error, exit 1."""
+    script = write_text(tmp_path / "transcript.py", "words = []\n" + "# %%\nx = 1\n" * 2001)
+
+    def said() -> None:
+        result = cli(["exercise2", str(script), "--format", "json"])
+        assert result.exit_code == 1 and result.stdout.startswith("{"), result.output[-600:]
+        assert json.loads(result.stdout)["gradients"][0]["message"] == (
+            "the code is cut into 2,002 cells (at `# %%` or `# Exercise N` lines), over the 2,000 a submission may "
+            "have")
+
+    said()
+    mechanism_off(said, lambda m: m.setattr("grader.intake.extract.MAX_CELLS", 10**6), "the cap on a script's cells")
 
 
 @pytest.mark.slow

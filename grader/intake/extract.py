@@ -41,6 +41,7 @@ from grader.intake.submission import (
 if TYPE_CHECKING:
     from grader.courseware.course import Course
 
+MAX_CELLS = 2000  # the lecture's notebook has some 150; each cell is parsed and sorted into an exercise on its own
 MODULES = frozenset({"torch", "F"})  # what every forward pass's code and every exercise has imported
 
 
@@ -365,6 +366,9 @@ def in_the_order_they_ran(own: list[Cell], exercise: int) -> tuple[list[Cell], s
 
 def extract(cells: list[Cell], exercise: int, wanted: frozenset[str], layout: Layout) -> Extracted | None:
     """The program for one exercise, or None when the notebook has no code for it."""
+    if len(cells) > MAX_CELLS:  # a notebook is refused before it is read (read_cells); a script is cut here
+        return Extracted("", (), {}, (), f"the code is cut into {len(cells):,} cells (at `# %%` or `# Exercise N` "
+                                         f"lines), over the {MAX_CELLS:,} a submission may have")
     sections = split_sections(cells, layout)
     own, order_note = in_the_order_they_ran(sections.get(exercise, []), exercise)
     trees: list[tuple[Cell, ast.Module]] = []

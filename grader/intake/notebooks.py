@@ -13,8 +13,8 @@ import nbformat
 from nbformat import NotebookNode
 from traitlets.log import get_logger
 
-from grader.intake.extract import Cell, clean_code
-from grader.intake.submission import SubmissionError, file_size
+from grader.intake.extract import MAX_CELLS, Cell, clean_code
+from grader.intake.submission import MAX_SUBMISSION_BYTES, SubmissionError, file_size
 
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # half of a pair no text can hold: read as U+FFFD, as editors show it
 MAX_NOTEBOOK_BYTES = 100 * 1024 * 1024  # outputs can be large; beyond this it is not a course notebook
@@ -37,7 +37,9 @@ def read_cells(path: Path) -> list[Cell]:
     try:
         with warnings.catch_warnings():  # nbformat's advice to the notebook's author (a missing cell id)
             warnings.simplefilter("ignore")
-            nb = _as_v4(nbformat.reader.reads(text), path)
+            raw = nbformat.reader.parse_json(text)
+            refuse_too_much_code(raw, path)  # before the cells are read, checked or parsed: each costs per cell
+            nb = _as_v4(_notebook_of(raw), path)
         cells = [(c["cell_type"], c.get("source", ""), c.get("execution_count")) for c in nb.cells]
     except SubmissionError:
         raise
@@ -57,6 +59,40 @@ def read_cells(path: Path) -> list[Cell]:
         elif kind == "markdown":
             result.append(Cell(number, "markdown", source))
     return result
+
+
+def _notebook_of(raw: object) -> NotebookNode:
+    """What nbformat.reader.reads makes of the notebook's JSON, once parsed."""
+    major, minor = nbformat.reader.get_version(raw)
+    if major not in nbformat.versions:
+        raise nbformat.NBFormatError(f"Unsupported nbformat version {major}")
+    try:
+        nb: NotebookNode = nbformat.versions[major].to_notebook_json(raw, minor=minor)
+    except AttributeError as exc:
+        raise nbformat.ValidationError(f"The notebook is invalid and is missing an expected key: {exc}") from None
+    return nb
+
+
+def refuse_too_much_code(raw: object, path: Path) -> None:
+    """A SubmissionError when the notebook as read from its JSON has more cells, or more code in its code
+    cells, than a submission may: the same MAX_SUBMISSION_BYTES as a .py, however the notebook spreads it."""
+    if not isinstance(raw, dict):
+        return
+    worksheets = raw.get("worksheets")
+    sheets = worksheets if isinstance(worksheets, list) else [raw]  # nbformat 3's, or 4's cells
+    cells = [c for sheet in sheets if isinstance(sheet, dict) and isinstance(sheet.get("cells"), list)
+             for c in sheet["cells"]]
+    if len(cells) > MAX_CELLS:
+        raise SubmissionError(f"{path} has {len(cells):,} cells; a notebook to grade has at most {MAX_CELLS:,}")
+    size = 0
+    for cell in cells:
+        if isinstance(cell, dict) and cell.get("cell_type") == "code":
+            source = cell.get("source", cell.get("input", ""))  # nbformat 3 calls a code cell's source `input`
+            lines = source if isinstance(source, list) else [source]
+            size += sum(len(line.encode("utf-8", "surrogatepass")) for line in lines if isinstance(line, str))
+    if size > MAX_SUBMISSION_BYTES:
+        raise SubmissionError(f"{path} holds {size:,} bytes of code; a submission is at most "
+                              f"{MAX_SUBMISSION_BYTES:,}")
 
 
 def _as_v4(nb: NotebookNode, path: Path) -> NotebookNode:

@@ -21,15 +21,20 @@ NOT_SHOWN = "(an output this page does not show: HTML, SVG, Markdown or script)"
 
 
 def inert_output(output: Any) -> Any:
-    """One output as text or a picture: nothing in it can become markup or script on the page."""
+    """One output as text or a picture: nothing in it can become markup or script on the page. None for
+    one that is not an output at all (a notebook's outputs are never checked when it is graded)."""
+    if not isinstance(output, dict):
+        return None
     kind = output.get("output_type")
     if kind == "stream":
         return nbformat.v4.new_output("stream", name="stderr" if output.get("name") == "stderr" else "stdout",
                                       text=str(output.get("text", "")))
     if kind == "error":
-        return nbformat.v4.new_output("error", ename=str(output.get("ename", "")), evalue=str(output.get("evalue", "")),
-                                      traceback=[str(line) for line in output.get("traceback", [])])
-    data = output.get("data", {})
+        ename, evalue, traceback = str(output.get("ename", "")), str(output.get("evalue", "")), output.get("traceback")
+        lines = [str(line) for line in traceback] if isinstance(traceback, list) else [f"{ename}: {evalue}"]
+        return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=lines)
+    data = output.get("data")
+    data = data if isinstance(data, dict) else {}
     shown = {mime: data[mime] for mime in SHOWN_OUTPUTS if isinstance(data.get(mime), str)
              and (mime == "text/plain" or BASE64.fullmatch(data[mime]))}
     return nbformat.v4.new_output("display_data", data=shown or {"text/plain": NOT_SHOWN})
@@ -44,8 +49,10 @@ def inert_notebook(nb: Any) -> Any:
         source = str(cell.get("source", ""))
         if cell.get("cell_type") == "code":
             count = cell.get("execution_count")
+            outputs = cell.get("outputs")
+            shown = [inert_output(o) for o in outputs] if isinstance(outputs, list) else []
             cells.append(nbformat.v4.new_code_cell(source, execution_count=count if isinstance(count, int) else None,
-                                                   outputs=[inert_output(o) for o in cell.get("outputs", [])]))
+                                                   outputs=[o for o in shown if o is not None]))
         else:  # an indented block: Markdown shows it as it was written, escaped
             cells.append(nbformat.v4.new_markdown_cell("\n".join(f"    {line}" for line in source.splitlines())))
     clean = nbformat.v4.new_notebook(cells=cells)
