@@ -122,7 +122,8 @@ def test_batch_rerun_regrades_everyone_when_the_course_or_grader_changes(cli: Cl
     regrades(lambda: None, "grading 2 of 2: 2 graded with other data or limits", ("--time-limit", "20"))
     monkeypatch.setattr(grader, "__version__", "99.0.0")
     regrades(lambda: None, "grading 2 of 2: 2 graded by another grader version", ("--time-limit", "20"))
-    assert {json.loads(p.read_text())["graded_from"]["grader"] for p in out.glob("*.json")} == {"99.0.0"}
+    assert {json.loads(p.read_text())["graded_from"]["grader"].split(" (code ")[0] for p in out.glob("*.json")} \
+        == {"99.0.0"}
     mechanism_off(lambda: regrades(course_edit, "grading 2 of 2: 2 graded with another version of the course"),
                   lambda m: m.setattr("grader.ci.record.course_digest", lambda course: "sha256:the same"),
                   "the course's hash in the record")

@@ -23,10 +23,12 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from grader.ci.gradebooks import RosterError, match, read_roster
+from grader.ci import gradebooks
+from grader.ci.gradebooks import FORMULA, RosterError, match, read_roster
 from tests.conftest import ROOT, Cli, MechanismOff, needs_fork, run_cli
 from tests.helpers import gradebook_rows
 
@@ -340,3 +342,61 @@ def test_gradebook_reports_are_the_scores(graded: Batch) -> None:
     out = graded.root / "out"
     scores = {p.stem: json.loads(p.read_text())["score"] for p in out.glob("*.json")}
     assert scores == {"alice01": 1, "bob": 0, "1003": 1, "dave": 0, "=cmd": 1, "eve@uni.edu": 0}
+
+
+@needs_fork
+@pytest.mark.parametrize(("fmt", "login"), [("canvas", "SIS Login ID"), ("moodle", "Username"),
+                                            ("blackboard", "Username")])
+def test_lms_gradebook_without_a_roster_never_writes_a_made_up_login(tmp_path: Path, fmt: str, login: str,
+                                                                     mechanism_off: MechanismOff) -> None:
+    """Two sections hand in an alice.py: without a roster neither is written as the LMS login alice (which
+    alice is she?) nor alice-2 (someone else's login, perhaps); both are listed on stderr, carol is written."""
+    for section in ("sec1", "sec2"):
+        (tmp_path / section).mkdir()
+        (tmp_path / section / "alice.py").write_text(SOLUTION)
+    (tmp_path / "carol.py").write_text(WRONG)
+    args = ["batch", "exercise2", str(tmp_path / "sec1" / "alice.py"), str(tmp_path / "sec2" / "alice.py"),
+            str(tmp_path / "carol.py"), "--jobs", "1", "--out", str(tmp_path / "out"), "--gradebook-format", fmt]
+
+    def no_made_up_login() -> None:
+        result = run_cli(args)
+        assert result.exit_code == 1, result.output
+        book = (tmp_path / "out" / "gradebook.csv").read_text()
+        logins = [row[login] for row in csv.DictReader(io.StringIO(book))]
+        assert "carol" in logins and not {"alice", "alice-2"} & set(logins), book
+        assert "alice: more than one submission is named alice" in result.stderr, result.stderr
+        assert "alice-2 (handed in as alice): more than one submission is named alice" in result.stderr
+
+    no_made_up_login()
+    mechanism_off(no_made_up_login, lambda m: m.setattr("grader.ci.gradebooks.namesakes_of", lambda s, r: set()),
+                  "leaving namesakes out of an LMS gradebook without a roster")
+
+
+@needs_fork
+def test_gradebook_csv_roster_columns_go_to_the_submission_not_its_escaped_cell(
+        tmp_path: Path, mechanism_off: MechanismOff) -> None:
+    """@jsmith.py and '@jsmith.py both show as '@jsmith in the CSV; only @jsmith's row gets Jane Smith's
+    name, and '@jsmith (in no roster) gets none."""
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / "@jsmith.py").write_text(SOLUTION)
+    (tmp_path / "subs" / "'@jsmith.py").write_text(WRONG)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("name,email,lms_id\nJane Smith,jane@uni.edu,@jsmith\n")
+    args = ["batch", "exercise2", str(tmp_path / "subs" / "@jsmith.py"), str(tmp_path / "subs" / "'@jsmith.py"),
+            "--jobs", "1", "--out", str(tmp_path / "out"), "--roster", str(roster)]
+
+    def jane_once() -> None:
+        run_cli(args)
+        rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "gradebook.csv").read_text())))
+        assert sorted((r["student"], r["name"], r["score"]) for r in rows) == [
+            ("'@jsmith", "", "0"), ("'@jsmith", "Jane Smith", "1")], rows
+
+    def reparsed(table: str, matching: Any, students: list[str]) -> str:
+        cells = [row[0] for row in csv.reader(io.StringIO(table))][1:]
+        guessed = [c[1:] if c[:1] == "'" and c[1:].startswith(FORMULA) else c for c in cells]
+        return real(table, matching, guessed)
+
+    real = gradebooks.with_roster
+    jane_once()
+    mechanism_off(jane_once, lambda m: m.setattr(gradebooks, "with_roster", reparsed),
+                  "carrying each row's student id to the roster")

@@ -219,7 +219,8 @@ def test_merge_refuses_shards_graded_differently(tiny_class: Path, monkeypatch: 
         assert not (tiny_class / "merged").exists()
 
     def refuses_another_grader() -> None:
-        refused("a", "newer", said="were graded by different grader versions (grader 0.2.0; grader 99.0.0)")
+        refused("a", "newer", said="were graded by different grader versions or code (grader 0.2.0 (code ")
+        refused("a", "newer", said="; grader 99.0.0 (code ")
 
     refuses_another_grader()
     refused("a", "other-course", said="were graded with different courses")
@@ -280,3 +281,44 @@ def test_shard_removes_only_its_own_half_written_reports(tiny_class: Path, mecha
 
     mechanism_off(runs_beside_another, lambda m: m.setattr("grader.ci.batch.leftovers", every_one),
                   "clearing only the shard's own temporary files")
+
+
+@pytest.mark.slow
+@needs_fork
+def test_merge_gives_each_namesake_its_own_file(tiny_class: Path, mechanism_off: MechanismOff) -> None:
+    """Two sections hand in a bob.py each (a solution, the stub): shards given them in other orders still
+    call the same file bob, so each file is graded once under its own id; shards run over other files of
+    that name (one withdrawn, another added between their runs) are refused, naming the ids."""
+    for section, source in (("sec1", SOLUTION), ("sec2", STUB), ("sec3", SOLUTION)):
+        (tiny_class / section).mkdir()
+        (tiny_class / section / "bob.py").write_text(source)
+
+    def namesakes(out: str, index: str, *sections: str) -> None:  # bob is shard 0's, bob-2 shard 1's
+        result = run_cli(["batch", "exercise2", *(f"{s}/bob.py" for s in sections), "--jobs", "1",
+                          "--shard", index, "--out", out])
+        assert result.exit_code in (0, 1), result.output
+
+    def each_file_once() -> None:
+        for folder in ("x0", "x1"):
+            shutil.rmtree(tiny_class / folder, ignore_errors=True)
+        namesakes("x0", "0/2", "sec1", "sec2")
+        namesakes("x1", "1/2", "sec2", "sec1")
+        code, _, stderr = merged("x0", "x1", "--out", "m")
+        assert code == 1, stderr
+        rows = read_gradebook(tiny_class / "m" / "gradebook.csv")
+        assert {s: (r["submission"], r["score"]) for s, r in rows.items()} == {
+            "bob": ("sec1/bob.py", "1"), "bob-2": ("sec2/bob.py", "0")}, rows
+
+    def refuses_other_files() -> None:
+        namesakes("y0", "0/2", "sec1", "sec2")
+        namesakes("y1", "1/2", "sec2", "sec3")
+        code, stdout, stderr = merged("y0", "y1", "--out", "n")
+        assert code == 2 and stdout == "" and stderr.count("\n") == 1, (code, stderr)
+        assert "disagree about which submission bob, bob-2 are" in stderr, stderr
+
+    each_file_once()
+    refuses_other_files()
+    mechanism_off(each_file_once, lambda m: m.setattr("grader.ci.batch.sorted", lambda items, key=None: list(items),
+                                                      raising=False), "numbering namesakes by their paths")
+    mechanism_off(refuses_other_files, lambda m: m.setattr(merging, "_check_namesakes", lambda first, other: None),
+                  "comparing the shards' namesakes")

@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import io
 import json
+import os
 import signal
+import stat
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -39,7 +42,7 @@ from typing import Any
 from grader.ci.gradebooks import spreadsheet_cell
 from grader.ci.pool import Died, Hung, Pool
 from grader.ci.record import BatchRecord, batch_record, fingerprint, reasons_said, why_grade
-from grader.ci.shards import WHOLE, Shard, write_manifest
+from grader.ci.shards import MANIFEST_GLOBS, WHOLE, Shard, write_manifest
 from grader.confined import kernel
 from grader.confined.choice import prestart, zygote_for_worker
 from grader.confined.zygote import Zygote
@@ -62,30 +65,65 @@ class Submission:
 
 
 def _name(path: Path) -> str:
-    return path.stem if path.is_file() else path.name
+    """A folder's name, or a file's without its suffix: a pipe or a device named carol.py is carol too."""
+    try:
+        kind = path.stat().st_mode
+    except (OSError, ValueError):  # nothing there (or a name no system can hold): said as it was given
+        return path.name
+    return path.name if stat.S_ISDIR(kind) else path.stem
+
+
+REPORT_NAME_BYTES = 200  # a report's file name at most: write_atomic's ".NAME.XXXXXXXX.tmp" must fit in 255
+
+
+def report_name(student: str) -> str:
+    """The file a student's report is written to in OUT: `<student>.json`, or, for an id too long to be
+    a file's name, its first bytes and a hash of the whole id, the same on every run and every machine."""
+    name = f"{student}.json"
+    if len(os.fsencode(name)) <= REPORT_NAME_BYTES:
+        return name
+    tag = "-" + hashlib.sha256(os.fsencode(student)).hexdigest()[:16] + ".json"
+    stem = os.fsencode(student)[: REPORT_NAME_BYTES - len(tag)].decode("utf-8", "ignore")  # whole characters
+    return stem + tag
 
 
 def student_ids(paths: list[Path]) -> list[str]:
     """Each path's student id: the file's or folder's name, and for a name met before, that name with
     the first suffix -2, -3, ... that no path is named and no id has taken, so that no two submissions
-    share an id (nor ids that differ only in case: their reports' files would be one on some systems)."""
+    share an id (nor ids that differ only in case: their reports' files would be one on some systems).
+    Namesakes are numbered in the order of their paths (letter case aside, then lower case first), not of
+    the arguments, so that every shard, given the same files in any order, gives each the same id."""
     names = [_name(path) for path in paths]
     taken = {name.casefold() for name in names}
     used: set[str] = set()
-    ids: list[str] = []
-    for name in names:
+    ids = [""] * len(paths)
+    for i in sorted(range(len(paths)), key=lambda i: (str(paths[i]).casefold(), str(paths[i]).swapcase())):
+        name = names[i]
         student, k = name, 1
         while student.casefold() in used or (k > 1 and student.casefold() in taken):
             k += 1
             student = f"{name}-{k}"
         used.add(student.casefold())
-        ids.append(student)
+        ids[i] = student
     return ids
 
 
 def link_problem(path: Path) -> str | None:
     """Why a folder handed in as a student's cannot be: a symbolic link (to a classmate's folder, say)."""
     return f"{path} is a symbolic link; grade the folder it names, not the link" if path.is_symlink() else None
+
+
+def holds_batch_output(path: Path, out: Path) -> bool:
+    """Whether a path handed in as a student's is the batch's own --out folder, or any folder a batch
+    wrote its manifest in (`cd subs; ninja-grade batch EX *` names ninja-batch/ on its rerun)."""
+    if not path.is_dir():
+        return False
+    try:
+        if out.is_dir() and path.samefile(out):
+            return True
+        return any(next(path.glob(pattern), None) is not None for pattern in MANIFEST_GLOBS)
+    except OSError:
+        return False
 
 
 def discover(paths: list[Path], exercise_id: str) -> list[Submission]:
@@ -110,7 +148,7 @@ def _discovered(path: Path, student: str, exercise_id: str) -> Submission:
         wrong_kind = None if path.suffix in SUFFIXES else f"{path.name} is not a .py or .ipynb file"
         return Submission(student, path, wrong_kind)
     if not path.is_dir():
-        return Submission(student, None, f"{path} does not exist")
+        return Submission(student, path if _exists(path) else None, _not_a_file(path))
     candidates = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in SUFFIXES)
     named = [p for p in candidates if p.stem == exercise_id]
     if len(named) == 1 or len(candidates) == 1:
@@ -120,6 +158,29 @@ def _discovered(path: Path, student: str, exercise_id: str) -> Submission:
     names = ", ".join(p.name for p in candidates[:4])
     return Submission(student, None, f"{path.name}/ holds several submissions ({names}); "
                                      f"name one {exercise_id}.py or .ipynb")
+
+
+def _exists(path: Path) -> bool:
+    try:
+        path.lstat()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _not_a_file(path: Path) -> str:
+    """Why a path that is neither a regular file nor a folder cannot be graded, found by stat alone:
+    opening a pipe to look would wait for a writer forever."""
+    try:
+        kind = path.stat().st_mode
+    except FileNotFoundError:
+        return f"{path} is a symbolic link to nothing" if path.is_symlink() else f"{path} does not exist"
+    except (OSError, ValueError) as exc:
+        return f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"
+    what = ("a pipe (FIFO)" if stat.S_ISFIFO(kind) else "a device" if stat.S_ISCHR(kind) or stat.S_ISBLK(kind)
+            else "a socket" if stat.S_ISSOCK(kind) else "neither a file nor a folder")
+    linked = "a symbolic link to " if path.is_symlink() else ""
+    return f"{path} is not a regular file: it is {linked}{what}; hand in a .py or .ipynb file"
 
 
 # --- in a worker ---------------------------------------------------------------------
@@ -216,6 +277,7 @@ class Plan:
     kept: dict[str, dict[str, Any]] = field(default_factory=dict)  # graded before, from this very record
     why: Counter[str] = field(default_factory=Counter)  # reason -> how many are graded for it
     repeated: dict[str, str] = field(default_factory=dict)  # the whole class's repeated_names
+    paths: dict[str, str] = field(default_factory=dict)  # the whole class's id -> the path handed in
 
     @property
     def said(self) -> str:
@@ -265,10 +327,10 @@ def plan_batch(course: Course, exercise_id: str, subs: list[Submission], *, out:
     unreadable, or graded from another record than this run's (everything with `force`)."""
     plan = Plan(batch_record(course, exercise_id, dataset, limits), shard,
                 [Planned(sub, fingerprint(sub.path, sub.problem)) for sub in subs if shard.takes(sub.student)],
-                repeated=repeated_names(subs))
+                repeated=repeated_names(subs), paths={sub.student: str(sub.path or "") for sub in subs})
     for planned in plan.share:
         student = planned.sub.student
-        reason, report = ("force", None) if force else why_grade(out / f"{student}.json", student, plan.record,
+        reason, report = ("force", None) if force else why_grade(out / report_name(student), student, plan.record,
                                                                  planned.submission)
         if reason is None and report is not None:
             plan.kept[student] = report
@@ -284,14 +346,14 @@ def run_batch(course: Course, exercise_id: str, plan: Plan, students: list[str],
     manifest beside them says what this run graded with (written before and after)."""
     exercise = course.exercise(exercise_id)
     out.mkdir(parents=True, exist_ok=True)
-    ours = {f"{p.sub.student}.json" for p in plan.share} | {plan.shard.manifest_name, plan.shard.gradebook_name}
+    ours = {report_name(p.sub.student) for p in plan.share} | {plan.shard.manifest_name, plan.shard.gradebook_name}
     for stale in leftovers(out, ours):  # left by a run killed mid-write; another shard's in the same OUT are its own
         stale.unlink(missing_ok=True)
     share = {p.sub.student: p.submission for p in plan.share}
 
     def manifest(*, complete: bool) -> None:
         write_manifest(out, plan.shard, plan.record.to_dict(), students, share, complete=complete,
-                       repeated=plan.repeated)
+                       repeated=plan.repeated, paths=plan.paths)
 
     manifest(complete=False)
     tally = Tally(skipped=len(plan.kept))
@@ -328,7 +390,7 @@ def record(outcome: Graded | Fault, planned: Planned, *, from_: BatchRecord, out
         progress(None, tally)
         return
     report = {**outcome.report, "graded_from": from_.of(planned.submission)}
-    write_atomic(out / f"{report['student']}.json", json.dumps(report, indent=2))
+    write_atomic(out / report_name(str(report["student"])), json.dumps(report, indent=2))
     tally.add(report)
     progress(report, tally)
 

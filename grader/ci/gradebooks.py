@@ -240,11 +240,28 @@ def batch_gradebook(fmt: str, exercise: Exercise, *, table: str, reports: list[d
     matching = match(students, roster, repeated) if roster is not None else None
     problems = tuple(matching.problems()) if matching is not None else ()
     if fmt == "csv":
-        return Gradebook(with_roster(table, matching) if matching is not None else table, problems)
+        return Gradebook(with_roster(table, matching, students) if matching is not None else table, problems)
     graded = {str(r.get("student")): r.get("score") for r in reports}
     scores = {s: float(v) if isinstance(v := graded.get(s), int | float) else None for s in students}
+    if matching is None:  # the id is the LMS login: never one made up to tell namesakes apart
+        problems = tuple(namesake_lines(students, repeated or {}))
+        scores = {s: v for s, v in scores.items() if s not in namesakes_of(students, repeated or {})}
     book = lms_gradebook(fmt, exercise, scores, matching, column)
     return Gradebook(book.text, (*problems, *book.left_out), len(matching.unmatched) if matching is not None else 0)
+
+
+def namesakes_of(students: Iterable[str], repeated: dict[str, str]) -> set[str]:
+    """The ids of a name more than one submission of the whole class was handed in under, every shard's:
+    the made-up ones (alice-2) and the one that kept the name (alice), which is no more alice's than they."""
+    names = met_again(repeated)
+    return {s for s in students if s in repeated or s.strip().casefold() in names}
+
+
+def namesake_lines(students: Iterable[str], repeated: dict[str, str]) -> list[str]:
+    """One line for each submission an LMS gradebook without a roster leaves out for its name."""
+    return [f"{s}{f' (handed in as {repeated[s]})' if s in repeated else ''}: more than one submission is named "
+            f"{repeated.get(s, s)}, so none is given to that LMS login; give a --roster, or rename all but one"
+            for s in students if s in namesakes_of([s], repeated)]
 
 
 def rows_for(scores: dict[str, float | None], matching: Matching | None) -> list[Row]:
@@ -302,20 +319,22 @@ def lms_gradebook(fmt: str, exercise: Exercise, scores: dict[str, float | None],
     return Gradebook(out.getvalue(), tuple(left_out))
 
 
-def with_roster(table: str, matching: Matching) -> str:
-    """The batch's CSV gradebook with the roster's columns after `student`, and a row for each roster
-    entry with no submission."""
+def with_roster(table: str, matching: Matching, students: list[str]) -> str:
+    """The batch's CSV gradebook (a row per student of `students`, in that order) with the roster's columns
+    after `student`, and a row for each roster entry with no submission. Rows are matched by position, never
+    by their escaped cell: '@jsmith is what both @jsmith and '@jsmith are shown as."""
     rows = list(csv.reader(io.StringIO(table)))
     if not rows:
         return table
     header, body = rows[0], rows[1:]
+    if len(body) != len(students):
+        raise ValueError(f"a gradebook of {len(body)} rows for {len(students)} students")
     person_of = dict(matching.people)
     extra = ["name", "student_id", "email", "lms_id"]
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([header[0], *extra, *header[1:]])
-    for row in body:
-        student = row[0][1:] if row and row[0][:1] == "'" and row[0][1:].startswith(FORMULA) else row[0] if row else ""
+    for student, row in zip(students, body, strict=True):
         p = person_of.get(student)
         writer.writerow([row[0] if row else "", *([_cell(p.name), _cell(p.student_id), _cell(p.email), _cell(p.lms_id)]
                                                   if p else ["", "", "", ""]), *row[1:]])

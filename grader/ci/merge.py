@@ -2,24 +2,29 @@
 
 Each shard's folder holds its reports and its manifest (grader/ci/shards.py). Merging refuses
 shards that cannot be one class's grading: graded as other exercises, by other grader
-versions, with other courses, data or limits, over other lists of students, or split into
-other numbers of shards. Otherwise every student of the class gets the report their shard
+versions or code, with other courses, data, limits or case secrets, over other lists of
+students or other files for an id made from a repeated name, or split into other numbers of
+shards. Otherwise every student of the class gets the report their shard
 graded from the submission its manifest recorded, and the students left without one (a shard
 not given or not finished, a grader fault) or with several (a shard given twice) are listed.
 A report that does not match its manifest's record (left in a reused folder by an earlier
-run) is never taken.
+run), or that does not read whole as a report whose score and verdict follow from its
+gradients, is never taken: its student is listed as having no report, with why.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grader.ci.batch import report_name
+from grader.ci.record import report_problem
 from grader.ci.shards import MANIFEST_GLOBS, MANIFEST_KIND, share_of
+from grader.reporting.formats import one_line
 
 
 class MergeError(Exception):
@@ -37,6 +42,7 @@ class ShardOutput:
     students: tuple[str, ...]  # the whole class, as the shard saw it
     share: dict[str, str]  # this shard's students -> their submission's fingerprint
     repeated: dict[str, str] = field(default_factory=dict)  # an id made from a name met before -> that name
+    namesakes: dict[str, str] = field(default_factory=dict)  # each id of a name handed in twice -> its path
 
     @property
     def name(self) -> str:
@@ -65,11 +71,14 @@ def _read_manifest(path: Path) -> ShardOutput:
           and all(isinstance(s, str) for s in data["class"]) and isinstance(data.get("share"), dict)
           and all(isinstance(k, str) and isinstance(v, str) for k, v in data["share"].items())
           and isinstance(data.get("repeated", {}), dict)
-          and all(isinstance(k, str) and isinstance(v, str) for k, v in data.get("repeated", {}).items()))
+          and all(isinstance(k, str) and isinstance(v, str) for k, v in data.get("repeated", {}).items())
+          and isinstance(data.get("namesakes", {}), dict)
+          and all(isinstance(k, str) and isinstance(v, str) for k, v in data.get("namesakes", {}).items()))
     if not ok or not isinstance(shard, list):
         raise MergeError(f"{path} is not a shard manifest of ninja-grade batch")
     return ShardOutput(path.parent, path, shard[0], shard[1], data.get("complete") is True, data["graded_with"],
-                       tuple(data["class"]), dict(data["share"]), dict(data.get("repeated", {})))
+                       tuple(data["class"]), dict(data["share"]), dict(data.get("repeated", {})),
+                       dict(data.get("namesakes", {})))
 
 
 def read_outputs(folders: list[Path]) -> list[ShardOutput]:
@@ -96,12 +105,14 @@ def _class_said(seen: tuple[tuple[str, ...], tuple[tuple[str, str], ...]]) -> st
 
 CHECKS: tuple[tuple[str, Callable[[ShardOutput], Any], Callable[[Any], str]], ...] = (
     ("graded as different exercises", lambda o: o.graded_with.get("exercise"), str),
-    ("graded by different grader versions", lambda o: o.graded_with.get("grader"), lambda v: f"grader {v}"),
+    ("graded by different grader versions or code", lambda o: o.graded_with.get("grader"), lambda v: f"grader {v}"),
+    ("graded under different case secrets", lambda o: o.graded_with.get("cases"), lambda v: f"secret {v}"),
     ("graded with different courses", lambda o: o.graded_with.get("course"), lambda v: f"course {str(v)[7:19]}"),
     ("graded with different data or limits", lambda o: (o.graded_with.get("data"), o.graded_with.get("limits")),
      lambda v: f"data {str(v[0])[7:19]}, limits {v[1]}"),
     ("split into different numbers of shards", lambda o: o.count, lambda v: f"{v} shard{'s' * (v != 1)}"),
-    ("run over different submissions", lambda o: (o.students, tuple(sorted(o.repeated.items()))), _class_said),
+    ("run over different submissions", lambda o: (tuple(sorted(o.students)), tuple(sorted(o.repeated.items()))),
+     _class_said),  # in any order: the arguments' order is the shell's, and may differ between machines
 )
 
 
@@ -114,13 +125,29 @@ def check_alike(outputs: list[ShardOutput], course_digest: str) -> None:
                 raise MergeError(f"shard {first.name} ({first.folder}) and shard {other.name} ({other.folder}) were "
                                  f"{what} ({said(value(first))}; {said(value(other))}): grade every shard the same "
                                  "way, then merge")
+    for other in outputs[1:]:
+        _check_namesakes(first, other)
     if first.graded_with.get("course") != course_digest:
         raise MergeError(f"the shards in {first.folder} were graded with another version of the course than this "
                          "one: merge with the course they were graded with (--course)")
 
 
-def merge(outputs: list[ShardOutput], course_digest: str) -> Merged:
-    """One class's reports from its shards' outputs; MergeError when they cannot be merged."""
+def _check_namesakes(first: ShardOutput, other: ShardOutput) -> None:
+    """Refuse shards that gave an id made from a name handed in more than once to different files: one
+    file's grade would go to two ids, and another file would be graded by no one."""
+    differ = sorted(s for s in first.namesakes.keys() | other.namesakes.keys()
+                    if first.namesakes.get(s) != other.namesakes.get(s))
+    if differ:
+        shown = ", ".join(map(one_line, differ[:6])) + (f" and {len(differ) - 6} more" if len(differ) > 6 else "")
+        raise MergeError(f"shard {first.name} ({first.folder}) and shard {other.name} ({other.folder}) disagree "
+                         f"about which submission {shown} {'is' if len(differ) == 1 else 'are'} (files of one name in "
+                         "different folders: one handed in or withdrawn between their runs, or the class given "
+                         "by other paths): run every shard over the same files, then merge")
+
+
+def merge(outputs: list[ShardOutput], course_digest: str, points: Mapping[str, float] | None = None) -> Merged:
+    """One class's reports from its shards' outputs; MergeError when they cannot be merged. `points`
+    (gradient -> points, the course's) is what each report's gradients are checked against, where given."""
     if not outputs:
         raise MergeError("no shard outputs to merge")
     check_alike(outputs, course_digest)
@@ -130,16 +157,20 @@ def merge(outputs: list[ShardOutput], course_digest: str) -> Merged:
     for student in first.students:
         index = share_of(student, first.count)
         found = []
+        refused = ""
         for output in outputs:
             submission = output.share.get(student)
             if submission is None:
                 continue
-            report = _report(output, student, submission)
+            report, problem = _report(output, student, submission, points)
             if report is not None:
                 found.append((output, report))
+            elif problem:
+                refused = refused or (f"its report in {output.folder} is not taken: {problem}; run shard "
+                                      f"{index}/{first.count} again")
         if not found:
-            why = (f"shard {index}/{first.count} not among the folders given" if index not in given else
-                   f"not graded by shard {index}/{first.count}: run it again")
+            why = refused or (f"shard {index}/{first.count} not among the folders given" if index not in given else
+                              f"not graded by shard {index}/{first.count}: run it again")
             merged.missing.append((student, why))
             continue
         merged.reports[student] = found[0][1]
@@ -148,14 +179,17 @@ def merge(outputs: list[ShardOutput], course_digest: str) -> Merged:
     return merged
 
 
-def _report(output: ShardOutput, student: str, submission: str) -> dict[str, Any] | None:
-    """The student's report in the shard's folder, if it was graded from the record its manifest holds."""
+def _report(output: ShardOutput, student: str, submission: str,
+            points: Mapping[str, float] | None) -> tuple[dict[str, Any] | None, str]:
+    """The student's report in the shard's folder, if it was graded from the record its manifest holds
+    and reads whole as a report; else None, and why where it is there but not one to take."""
     try:
-        report = json.loads((output.folder / f"{student}.json").read_text(encoding="utf-8"))
+        report = json.loads((output.folder / report_name(student)).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        return None
+        return None, ""
     if not isinstance(report, dict) or report.get("student") != student:
-        return None
+        return None, ""
     if report.get("graded_from") != {**output.graded_with, "submission": submission}:
-        return None
-    return report
+        return None, ""
+    problem = report_problem(report, points)
+    return (None, problem) if problem else (report, "")

@@ -15,7 +15,8 @@ student's shard never depends on who else handed in. Which shard a process is:
 
 A GitHub Actions matrix sets nothing: its workflow passes `--shard ${{ matrix.shard }}/N`.
 Each shard writes, beside its reports, its manifest: the shard, the record it graded with,
-the whole class's student ids and its own share's submission fingerprints. `merge` reads them.
+the whole class's student ids, the file each id of a name handed in more than once stands for
+(its namesakes), and its own share's submission fingerprints. `merge` reads them.
 """
 
 from __future__ import annotations
@@ -144,12 +145,22 @@ def _checked(shard: Shard) -> Shard:
 
 
 def write_manifest(out: Path, shard: Shard, record: dict[str, Any], students: list[str], share: dict[str, str], *,
-                   complete: bool, repeated: dict[str, str] | None = None) -> Path:
+                   complete: bool, repeated: dict[str, str] | None = None,
+                   paths: Mapping[str, str] | None = None) -> Path:
     """The shard's manifest in `out`: written before its grading (complete: false) and after it.
-    `repeated` is the class's ids made from a name met before, and that name (batch.repeated_names)."""
+    `repeated` is the class's ids made from a name met before, and that name (batch.repeated_names);
+    `paths` the whole class's id -> the path handed in, of which the namesakes' are kept."""
     path = out / shard.manifest_name
     write_atomic(path, json.dumps({
         "kind": MANIFEST_KIND, "shard": [shard.index, shard.count], "complete": complete,
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "graded_with": record, "class": students,
-        "share": share, "repeated": repeated or {}}))
+        "share": share, "repeated": repeated or {}, "namesakes": namesakes(paths or {}, repeated or {})}))
     return path
+
+
+def namesakes(paths: Mapping[str, str], repeated: Mapping[str, str]) -> dict[str, str]:
+    """Id -> path for every id of a name more than one submission was handed in under (the first keeps the
+    name, the others are made from it): where shards may disagree about which file an id is. The others'
+    paths are left out: their id is their name, and only a namesake's path tells which file it is."""
+    names = {name.casefold() for name in repeated.values()}
+    return {s: p for s, p in paths.items() if s in repeated or s.casefold() in names}

@@ -13,6 +13,7 @@ from grader.ci.gradebooks import Roster, RosterError, batch_gradebook, read_rost
 from grader.cli.common import EXIT_PASSED, course_or_exit, fail_setup
 from grader.courseware.course import Course, Exercise
 from grader.files import write_atomic
+from grader.reporting.formats import one_line
 
 
 @click.command(name="class-report", short_help="One page of what a batch's class gets wrong, and why.")
@@ -44,7 +45,8 @@ def class_report_command(ctx: click.Context, reports_dir: Path, out: Path | None
         fail_setup(f"{reports_dir}: {exc}{skipping}")
     if skipped:
         what = "file that is not a grading report" if len(skipped) == 1 else "files that are not grading reports"
-        click.echo(f"skipped {len(skipped)} {what}: " + ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""),
+        names = ", ".join(one_line(name) for name in skipped[:5])
+        click.echo(f"skipped {len(skipped)} {what}: {names}" + (" ..." if len(skipped) > 5 else ""),
                    err=True)
     counted = class_report(course, chosen.id, reports, base=reports_dir.parent)
     page = out or reports_dir / "class.html"
@@ -87,8 +89,8 @@ def write_batch_outputs(course: Course, exercise: Exercise, *, students: list[st
     if written.left_out:
         where = f"the roster {roster.source} and the submissions" if roster is not None else "the submissions"
         click.echo(f"\n{where} disagree on {len(written.left_out)}:", err=True)
-        for line in written.left_out:
-            click.echo(f"  {line}", err=True)
+        for line in written.left_out:  # each names a submission: its id is a file's name, as odd as a student made it
+            click.echo(f"  {one_line(line)}", err=True)
     if written.unplaced:
         many = written.unplaced > 1
         click.echo(f"  ({'these' if many else 'this'} {written.unplaced} submission{'s' * many} without a roster "

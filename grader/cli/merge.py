@@ -11,6 +11,7 @@ from grader.ci.gradebooks import FORMATS as GRADEBOOK_FORMATS
 from grader.cli.class_report import roster_or_exit, write_batch_outputs
 from grader.cli.common import EXIT_FAILED, EXIT_GRADER_FAULT, EXIT_PASSED, course_or_exit, fail_setup
 from grader.courseware.course import CourseError
+from grader.reporting.formats import one_line
 
 LISTED = 20  # students named per problem; the rest are counted
 
@@ -31,8 +32,8 @@ def merge_command(ctx: click.Context, /, *, folders: tuple[Path, ...], out: Path
                   gradebook_format: str, roster: Path | None, gradebook_column: str | None) -> None:
     """Merge the --out folders of `ninja-grade batch --shard I/N` runs (any number, each holding one or
     more shards) into one gradebook and class page, as one batch over the whole class would write.
-    Refuses shards graded differently (exercise, grader version, course, data, limits, split or
-    submissions): one line, exit 2. Lists the students with no report (a shard missing or not
+    Refuses shards graded differently (exercise, grader version or code, course, data, limits, case
+    secret, split or submissions): one line, exit 2. Lists the students with no report (a shard missing or not
     finished: exit 3) and those graded by two folders (exit 3); else exit 0 when every student
     passed, 1 when some did not."""
     from grader.ci.batch import Submission
@@ -46,7 +47,7 @@ def merge_command(ctx: click.Context, /, *, folders: tuple[Path, ...], out: Path
     try:
         outputs = read_outputs(list(folders))
         exercise = course.exercise(str(outputs[0].graded_with.get("exercise")))
-        merged = merge(outputs, course_digest(course))
+        merged = merge(outputs, course_digest(course), {g.name: float(g.points) for g in exercise.gradients})
     except (MergeError, CourseError) as exc:
         fail_setup(str(exc))
     except OSError as exc:
@@ -68,10 +69,10 @@ def merge_command(ctx: click.Context, /, *, folders: tuple[Path, ...], out: Path
     click.echo(f"gradebook {book}" + (f", class page {page}" if page else ""))
     say_rates_and_faults(course, exercise.id, reports, [])
     for title, rows in ((f"{len(merged.missing)} student{'s have' if len(merged.missing) != 1 else ' has'} no report "
-                         "(no score in the gradebook):", [f"{s}: {why}" for s, why in merged.missing]),
+                         "(no score in the gradebook):", [f"{one_line(s)}: {why}" for s, why in merged.missing]),
                         (f"{len(merged.duplicates)} student{'s were' if len(merged.duplicates) != 1 else ' was'} "
                          "graded in several folders (the first one's report is in the gradebook):",
-                         [f"{s}: {', '.join(where)}" for s, where in merged.duplicates])):
+                         [f"{one_line(s)}: {', '.join(map(one_line, where))}" for s, where in merged.duplicates])):
         if rows:
             click.echo(f"\n{title}", err=True)
             for row in rows[:LISTED]:

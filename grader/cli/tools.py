@@ -15,6 +15,7 @@ from grader.ci.gradebooks import FORMATS as GRADEBOOK_FORMATS
 from grader.cli.class_report import roster_or_exit, write_batch_outputs
 from grader.cli.common import EXIT_FAILED, EXIT_GRADER_FAULT, EXIT_PASSED, course_of, course_or_exit, fail_setup
 from grader.courseware.course import Course, CourseError, Limits
+from grader.reporting.formats import one_line
 
 if TYPE_CHECKING:
     from grader.ci.batch import Plan, Tally
@@ -147,7 +148,7 @@ def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple
     # before anyone is graded: one line, exit 2, nothing written
     dataset = check_batch_setup(course, data, out, gradebook)
     people = roster_or_exit(roster)
-    subs = batch.discover(list(submissions), exercise_id)
+    subs = batch.discover(batch_inputs(list(submissions), out), exercise_id)
     course_arg = ctx.find_root().params.get("course")
     try:
         plan = batch.plan_batch(course, exercise_id, subs, out=out, force=force, dataset=dataset, limits=limits,
@@ -173,6 +174,22 @@ def batch_command(ctx: click.Context, /, *, exercise_id: str, submissions: tuple
     say_rates_and_faults(course, exercise_id, reports, tally.faults)
     all_passed = len(reports) == len(share) and all(r.get("passed") for r in reports)
     sys.exit(EXIT_GRADER_FAULT if tally.faults else EXIT_PASSED if all_passed else EXIT_FAILED)
+
+
+def batch_inputs(submissions: list[Path], out: Path) -> list[Path]:
+    """The submissions less the batch's own output folders (said on stderr); exit 2 when none is left."""
+    from grader.ci.batch import holds_batch_output
+
+    kept = []
+    for path in submissions:
+        if holds_batch_output(path, out):
+            click.echo(f"skipped {one_line(str(path))}/: it holds a batch's reports, not a student's submission",
+                       err=True)
+        else:
+            kept.append(path)
+    if not kept:
+        fail_setup("no submissions to grade: every path given holds a batch's reports")
+    return kept
 
 
 def grade_with_a_bar(course: Course, exercise_id: str, plan: Plan, students: list[str], *, out: Path, jobs: int,
@@ -206,7 +223,7 @@ def say_rates_and_faults(course: Course, exercise_id: str, reports: list[dict[st
                    "the grader failed on them, not the students. No report or score was recorded for them.",
                    err=True)
         for fault in faults:
-            click.echo(f"  {fault.student} ({fault.path}): {fault.reason}", err=True)
+            click.echo(f"  {one_line(fault.student)} ({one_line(fault.path)}): {one_line(fault.reason)}", err=True)
         retry = " ".join(shlex.quote(arg) for arg in ["ninja-grade", *sys.argv[1:]]) if sys.argv[1:] else \
             "the same ninja-grade batch command"
         click.echo(f"Run {retry} again to grade just these (the others are kept).", err=True)

@@ -41,6 +41,14 @@ def printable(text: str) -> str:
     return _XML_BAD.sub("", text)
 
 
+def one_line(text: str) -> str:
+    """A student id, a file's path or a line naming them, as one line of a terminal or a CI log may
+    hold it: as it is when every character is printable and it cannot be read as a GitHub Actions
+    command, else quoted as Python quotes it (`'x\\n::error::...'`), so a file's name can neither start
+    a line of its own nor move the cursor."""
+    return text if text.isprintable() and not text.lstrip().startswith("::") else repr(text)
+
+
 def details(g: GradientResult) -> str:
     """One gradient's verdict, diagnosis, deciding case and message, as lines of plain text."""
     lines = [f"status: {g.status.value} (chained: {g.chained.value})"]
