@@ -128,8 +128,8 @@ def renamed_intermediates(source: str) -> str:
 
 @pytest.mark.slow
 def test_exercise4_right_under_other_names_scores_full(course: Course, dataset: Dataset) -> None:
-    """Intermediates under the student's own names: nothing to swap for the truth, and still 7/7; db1
-    (true value ~0) passes, checked through the student's own name for dhprebn."""
+    """Intermediates under the student's own names: nothing to swap for the truth, nothing to hand a
+    random gradient to, and still 7/7; db1 (true value ~0) passes within float noise, with a note."""
     report = grade(course, dataset, "exercise4",
                    renamed_intermediates(course.exercise("exercise4").solution.read_text()))
     assert report.passed and report.score == 7, [(g.name, g.message) for g in report.gradients if not g.passed]
@@ -140,8 +140,7 @@ def test_exercise4_right_under_other_names_scores_full(course: Course, dataset: 
 def test_exercise4_wrong_under_other_names_still_fails_without_guessing(course: Course,
                                                                         dataset: Dataset) -> None:
     """With unknown intermediate names a wrong value still fails on what it is, and nothing is
-    blamed or labelled that the grader could not check; db1 (~0) is checked through the student's name
-    for dhprebn, which every gradient computed from it reads."""
+    blamed or labelled that the grader could not check (no [coincidence] for db1, which is ~0)."""
     source = renamed_intermediates(course.exercise("exercise4").solution.read_text())
     report = grade(course, dataset, "exercise4", with_mistake(source, *MISTAKES["dlogits_without_1_over_n"][:2]))
     assert failing(report) == BELOW_DLOGITS
@@ -149,23 +148,7 @@ def test_exercise4_wrong_under_other_names_still_fails_without_guessing(course: 
     assert dW2.blame is None and dW2.diagnosis == "scale" and dW2.message.startswith("it is n = 32 times the truth")
     db1 = next(g for g in report.gradients if g.name == "db1")
     assert db1.passed and db1.diagnosis is None
-    assert "judged as the product of dhprebn with the local derivative, which is right" in db1.message
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("db1", ["torch.zeros_like(b1)", "torch.zeros_like(b1) + 0 * ghprebn.sum(0)"])
-def test_exercise4_zeros_for_db1_fail_under_any_names(course: Course, dataset: Dataset, db1: str) -> None:
-    """Zeros match the true db1 (~0) on every value check. Under the student's own names for the
-    intermediates they still fail: checked through the variable every gradient from dhprebn reads, or,
-    computed from nothing, said to be uncheckable until dhprebn is named."""
-    source = renamed_intermediates(course.exercise("exercise4").solution.read_text())
-    report = grade(course, dataset, "exercise4", with_mistake(source, "db1 = ghprebn.sum(0)", f"db1 = {db1}"))
-    assert failing(report) == {"db1"} and report.score == 6
-    got = next(g for g in report.gradients if g.name == "db1")
-    if "ghprebn" in db1:
-        assert got.diagnosis == "coincidence" and got.message.startswith("right only because the true db1 is ~0")
-    else:
-        assert got.message.startswith("the true db1 is ~0, so its values cannot show how it is computed")
+    assert "name the gradient it is computed from dhprebn, as the lecture does" in db1.message
 
 
 @pytest.mark.slow

@@ -159,34 +159,27 @@ def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbo
     """
     plan = Plan(exercise, program, case)
     sandbox.case(message_for(exercise, case))
-    maybe = own_names_for(exercise, program, case.graph) if vjp else {}
-    chained_result = chained_run(plan, sandbox, also=tuple(sorted(set(maybe.values()))))
+    chained_result = chained_run(plan, sandbox)
     at_end = changed_later(exercise, program, chained_result)
     reads = plan.reads
     own = at_end | {g.name for g in exercise.gradients if reads.get(g.name, frozenset()) - plan.closure[g.name]}
     randoms = unit_randoms(exercise, case, probe_seed) if vjp else {}
     plans = vjp_plans(exercise, plan.order, case, randoms) if vjp else {}
-    # A random gradient can only be handed to code that names it: under the intermediate's own name, or
-    # the student's (own_names_for) where the code as written left a tensor of its shape there. Where
-    # neither holds (exercise 4's intermediates are optional), the graph alone says what it can.
-    named = {t: n for t, n in maybe.items() if isinstance(got := chained_result.values.get(n), torch.Tensor)
-             and tuple(got.shape) == tuple(case.truth[t].shape)}
-    probed = replace(exercise, intermediates=tuple(replace(h, name=named.get(h.tensor, h.name))
-                                                   for h in exercise.intermediates)) if named else exercise
-    probe_plan = Plan(probed, program, case) if named else plan
-    assigned = {h.tensor for h in probed.intermediates if program.last_assignment(h.name) is not None}
+    # A random gradient can only be handed to code that names it: an intermediate the code does
+    # not assign (exercise 4's are optional) leaves the check to what the graph alone says.
+    assigned = {h.tensor for h in exercise.intermediates if program.last_assignment(h.name) is not None}
     intermediate_tensors = {h.tensor for h in exercise.intermediates}
     unrun = {name: p for name, p in plans.items()
              if p is not None and any(c in intermediate_tensors - assigned for c in p.parts)}
     plans = {name: p for name, p in plans.items() if name not in unrun}
     vjp_values: dict[str, Value] = {}
     if vjp:
-        shared = vjp_run(probe_plan, sandbox, randoms, set(plan.graded))
+        shared = vjp_run(plan, sandbox, randoms, set(plan.graded))
         for g in exercise.gradients:
             vjp_values[g.name] = snapshot_of(shared, program, g.name)
         for g in plan.order:
             if g.name in own and plans.get(g.name) is not None:
-                mine = vjp_run(probe_plan, sandbox, randoms, {g.name}, given_to=set(probe_plan.closure[g.name]))
+                mine = vjp_run(plan, sandbox, randoms, {g.name}, given_to=set(plan.closure[g.name]))
                 vjp_values[g.name] = mine.values.get(g.name)
     judged = isolated_runs(plan, sandbox, at_end).judged
     as_written = scored_as_written(exercise, case.graph)
@@ -210,25 +203,6 @@ def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbo
                      for h in exercise.intermediates if program.last_assignment(h.name) is not None}
     return CaseChecks(isolated, chained, intermediates, vjp_checks, chained_result.output, chained_result.values,
                       chained_result.seconds)
-
-
-def own_names_for(exercise: Exercise, program: Program, graph: Graph) -> dict[str, str]:
-    """For each intermediate the code does not assign under its own name, that gradient's name in the
-    student's code, if it has one: the one variable of theirs that every graded gradient computed from
-    it reads on its last line (`db1 = g.sum(0)` and `dW1 = embcat.T @ g` name dhprebn `g`). By tensor."""
-    known = {g.name for g in (*exercise.gradients, *exercise.intermediates)} | set(graph.nodes)
-    found: dict[str, str] = {}
-    for h in exercise.intermediates:
-        if program.last_assignment(h.name) is not None:
-            continue
-        lines = [program.last_assignment(g.name) for g in exercise.gradients if h.tensor in graph.consumers(g.tensor)]
-        if not lines or None in lines:
-            continue
-        shared = frozenset.intersection(*(s.loads for s in lines if s is not None))
-        theirs = [n for n in shared if n not in known and program.last_assignment(n) is not None]
-        if len(theirs) == 1:
-            found[h.tensor] = theirs[0]
-    return found
 
 
 def as_written_check(grad: Gradient, chained: RunResult, case: Case, program: Program, *, diagnosed: bool) -> Check:

@@ -99,11 +99,10 @@ class Plan:
         return {i: tuple(names) for i, names in sorted(at.items())}
 
 
-def chained_run(plan: Plan, sandbox: Sandbox, also: tuple[str, ...] = ()) -> RunResult:
-    """The program as written: every gradient's value after its last assignment and at the end (and
-    the final values of the variables named in `also`)."""
+def chained_run(plan: Plan, sandbox: Sandbox) -> RunResult:
+    """The program as written: every gradient's value after its last assignment and at the end."""
     points = tuple(Point(i, names) for i, names in plan.snapshot_points(set(plan.graded)).items())
-    return sandbox.run(Run(points, read_back=(*(g.name for g in plan.every), *also)))
+    return sandbox.run(Run(points, read_back=tuple(g.name for g in plan.every)))
 
 
 def vjp_run(plan: Plan, sandbox: Sandbox, randoms: dict[str, torch.Tensor], gradients: set[str],
