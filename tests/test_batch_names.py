@@ -108,7 +108,7 @@ def test_batch_skips_its_own_out_folder_on_a_rerun(cli: Cli, tmp_path: Path, mon
 
 def test_a_folder_with_a_shards_manifest_is_a_batchs_output(tmp_path: Path) -> None:
     """A folder another batch or shard wrote its manifest in is no student's, whatever --out is now;
-    a student's folder is."""
+    a student's folder is, even with a manifest put in it."""
     shard = tmp_path / "shard-0"
     shard.mkdir()
     (shard / "ninja-shard-0-of-2.manifest").write_text("{}")
@@ -116,6 +116,8 @@ def test_a_folder_with_a_shards_manifest_is_a_batchs_output(tmp_path: Path) -> N
     student.mkdir()
     (student / "exercise2.py").write_text(SOLUTION)
     assert batch.holds_batch_output(shard, tmp_path / "ninja-batch")
+    assert not batch.holds_batch_output(student, tmp_path / "ninja-batch")
+    (student / "ninja-batch.manifest").write_text("")  # a student cannot hide their folder behind one
     assert not batch.holds_batch_output(student, tmp_path / "ninja-batch")
 
 

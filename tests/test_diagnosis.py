@@ -123,18 +123,14 @@ def test_text_report_shows_label_and_hint(course: Course, dataset: Dataset) -> N
     assert "it is the truth with the opposite sign" in text and "ninja-grade hint exercise1 dprobs" in text
 
 
-def test_vjp_that_could_not_run_or_gave_nothing_passes_nothing() -> None:
-    """A ~0 gradient that matches on its values, or is off by float noise, does not pass when there
-    was nothing to hand random gradients to (the code names none): zeros would match as well. A run
-    that gave no usable tensor settles nothing."""
+def test_vjp_that_ran_and_gave_nothing_settles_nothing() -> None:
+    """A ~0 gradient off by float noise passes on the graph's word only when there was nothing to hand
+    random gradients to (the code names none); a run that gave no usable tensor settles nothing."""
     grad = Gradient("db1", "b1", 1.0, Tolerance(1e-5, 1e-8))
     noisy = [Check(Status.WRONG, "maxdiff 3.0e-08 is over the tolerance", maxdiff=3e-8)]
-    matching = [Check(Status.APPROXIMATE, "", maxdiff=1e-9)]
     not_run = VJPCheck(None, degenerate=True, typical=1e-2, consumers=("hprebn",), ran=False)
-    for checks in (noisy, matching):
-        settled, note = settle_with_vjp(grad, checks, not_run)
-        assert [c.status for c in settled] == [Status.WRONG] and note == ""
-        assert "name the gradient it is computed from dhprebn" in settled[0].message
+    settled, note = settle_with_vjp(grad, noisy, not_run)
+    assert settled[0].status is Status.APPROXIMATE and "name the gradient it is computed from dhprebn" in note
     ran_empty = replace(not_run, ran=True)
     assert settle_with_vjp(grad, noisy, ran_empty) == (noisy, "")
 

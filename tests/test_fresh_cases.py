@@ -254,3 +254,16 @@ def test_a_solution_passes_fifty_fresh_gradings(course: Course, dataset: Dataset
             failures.append((report.cases, [(g.name, g.message) for g in report.gradients if not g.passed]))
     assert failures == []
     assert len(sizes) > 25
+
+
+@pytest.mark.slow
+def test_replay_of_a_training_exercise_reproduces_its_steps(cli: Cli, tmp_path: Path) -> None:
+    """Exercise 4 is judged on its quick run's steps: a replay of its report takes them, and grades the same."""
+    solution = str(ROOT / "solutions" / "exercise4.py")
+    first = cli(["exercise4", solution, "--format", "json"])
+    (tmp_path / "report.json").write_text(first.stdout)
+    again = cli(["exercise4", solution, "--format", "json", "--replay", str(tmp_path / "report.json")])
+    assert again.exit_code == 0, again.stderr
+    was, now = json.loads(first.stdout), json.loads(again.stdout)
+    assert now["cases"] == was["cases"] and now["cases"][0]["name"] == "step 0"
+    assert now["score"] == was["score"] == 7

@@ -115,13 +115,16 @@ def link_problem(path: Path) -> str | None:
 
 def holds_batch_output(path: Path, out: Path) -> bool:
     """Whether a path handed in as a student's is the batch's own --out folder, or any folder a batch
-    wrote its manifest in (`cd subs; ninja-grade batch EX *` names ninja-batch/ on its rerun)."""
+    wrote its manifest in and no submission is in (`cd subs; ninja-grade batch EX *` names ninja-batch/
+    on its rerun)."""
     if not path.is_dir():
         return False
     try:
         if out.is_dir() and path.samefile(out):
             return True
-        return any(next(path.glob(pattern), None) is not None for pattern in MANIFEST_GLOBS)
+        # a batch writes no .py or .ipynb: a student's folder with a manifest of their own is still theirs
+        return (any(next(path.glob(pattern), None) is not None for pattern in MANIFEST_GLOBS)
+                and not any(p.suffix in SUFFIXES for p in path.iterdir()))
     except OSError:
         return False
 

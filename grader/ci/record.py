@@ -208,7 +208,7 @@ def why_grade(report_path: Path, student: str, record: BatchRecord,
             return key, None
     if was["data"] != now["data"] or was["limits"] != now["limits"]:
         return "settings", None
-    if was.get("cases") != now["cases"]:  # a record written before secrets were recorded has none
+    if was.get("cases") != now["cases"]:  # a record without one is another record
         return "cases", None
     if was["submission"] != submission:
         return "changed", None

@@ -224,7 +224,7 @@ def say_rates_and_faults(course: Course, exercise_id: str, reports: list[dict[st
                    err=True)
         for fault in faults:
             click.echo(f"  {one_line(fault.student)} ({one_line(fault.path)}): {one_line(fault.reason)}", err=True)
-        retry = " ".join(shlex.quote(arg) for arg in ["ninja-grade", *sys.argv[1:]]) if sys.argv[1:] else \
+        retry = " ".join(one_line(shlex.quote(arg)) for arg in ["ninja-grade", *sys.argv[1:]]) if sys.argv[1:] else \
             "the same ninja-grade batch command"
         click.echo(f"Run {retry} again to grade just these (the others are kept).", err=True)
 

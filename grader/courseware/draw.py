@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -120,10 +121,14 @@ def replay(report: Any, course: Course, exercise: Exercise) -> Draw:
     if not isinstance(raw_cases, list) or not raw_cases or not isinstance(draw_info, dict):
         raise CourseError("the report to replay names no cases and no draw: is it a JSON report of ninja-grade?")
     # A file that named more cases, or larger ones, would have the grader build them all.
-    if len(raw_cases) > len(course.cases) + course.fresh.count:
+    if exercise.training is None and len(raw_cases) > len(course.cases) + course.fresh.count:
         raise CourseError(f"the report to replay names {len(raw_cases)} cases; this course grades on "
                           f"{len(course.cases) + course.fresh.count}")
+    if exercise.training is not None and len(raw_cases) > len(exercise.training.checkpoints) + 1:
+        raise CourseError(f"the report to replay names {len(raw_cases)} cases; this exercise is judged on at most "
+                          f"{len(exercise.training.checkpoints) + 1} steps")
     lo, hi = course.fresh.batch_sizes
+    largest = max(hi, *(c.batch_size for c in course.cases), exercise.training.batch_size if exercise.training else 0)
     pinned_sizes = {c.batch_size for c in course.cases}
     seen_seeds = {c.seed for c in course.cases}
     cases: list[CaseSpec] = []
@@ -132,6 +137,12 @@ def replay(report: Any, course: Course, exercise: Exercise) -> Draw:
                 and raw.get("dtype", "float32") in ("float32", "float64")):
             raise CourseError(f"the report to replay has a malformed case (cases[{i}])")
         seed, size, dtype = raw["seed"], raw["batch_size"], raw.get("dtype", "float32")
+        if exercise.training is not None:  # a training exercise is judged on its quick run's steps
+            name = raw.get("name")
+            if not (isinstance(name, str) and re.fullmatch(r"step \d{1,9}", name) and size <= largest):
+                raise CourseError(f"the report to replay has a malformed case (cases[{i}])")
+            cases.append(CaseSpec(name, seed, size, dtype))
+            continue
         if i < len(course.cases):
             own = course.cases[i]
             if (seed, size, dtype) != (own.seed, own.batch_size, own.dtype):
@@ -143,7 +154,7 @@ def replay(report: Any, course: Course, exercise: Exercise) -> Draw:
             raise CourseError(f"the report to replay has a fresh case this course could not draw (cases[{i}])")
         seen_seeds.add(seed)
         cases.append(CaseSpec(f"fresh batch of {size} (seed {seed})", seed, size, fresh=True))
-    if len(cases) < len(course.cases):
+    if exercise.training is None and len(cases) < len(course.cases):
         raise CourseError("the report to replay leaves out cases this course pins")
     probe, training = draw_info.get("probe_seed"), draw_info.get("training_seed")
     if type(probe) is not int or not _seed(probe) or (training is not None and not _seed(training)):
