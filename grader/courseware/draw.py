@@ -110,7 +110,8 @@ def pinned(course: Course, cases: tuple[CaseSpec, ...] | None = None, *, probe_s
 def replay(report: Any, course: Course, exercise: Exercise) -> Draw:
     """The draw a report was graded on (its JSON), to grade again exactly; a CourseError says what is off.
     Only a draw this course could have made is taken: its pinned cases as course.yaml has them, then at
-    most `count` fresh ones, each of a batch size the course draws and a seed of its own. A report says
+    most `count` fresh ones, each of a batch size the course draws and a seed of its own (a training
+    exercise's: the steps of its quick run). A report says
     nothing of where its fresh seeds came from, so a replay is only as trustworthy as the report (the
     instructor's own, from --out); the names are made anew from the seeds, never taken from the file."""
     if not isinstance(report, dict):
@@ -120,46 +121,67 @@ def replay(report: Any, course: Course, exercise: Exercise) -> Draw:
     raw_cases, draw_info = report.get("cases"), report.get("draw")
     if not isinstance(raw_cases, list) or not raw_cases or not isinstance(draw_info, dict):
         raise CourseError("the report to replay names no cases and no draw: is it a JSON report of ninja-grade?")
-    # A file that named more cases, or larger ones, would have the grader build them all.
-    if exercise.training is None and len(raw_cases) > len(course.cases) + course.fresh.count:
+    cases = _training_cases(raw_cases, course, exercise) if exercise.training is not None else \
+        _drawn_cases(raw_cases, course)
+    probe, training = draw_info.get("probe_seed"), draw_info.get("training_seed")
+    if type(probe) is not int or not _seed(probe) or (training is not None and not _seed(training)):
+        raise CourseError("the report to replay has no usable probe or training seed")
+    return Draw(cases, probe, training, "replay")
+
+
+def _plain_case(raw: Any, i: int) -> tuple[int, int, str]:
+    """A report's case as (seed, batch size, dtype), each of its type; a CourseError for anything else."""
+    if not (isinstance(raw, dict) and _seed(raw.get("seed")) and type(raw.get("batch_size")) is int
+            and raw.get("dtype", "float32") in ("float32", "float64")):
+        raise CourseError(f"the report to replay has a malformed case (cases[{i}])")
+    return raw["seed"], raw["batch_size"], raw.get("dtype", "float32")
+
+
+def _drawn_cases(raw_cases: list[Any], course: Course) -> tuple[CaseSpec, ...]:
+    """A graded exercise's cases: the course's pinned ones as course.yaml has them, then at most `count`
+    fresh ones of sizes the course draws, each of a seed of its own (a file that named more, or larger,
+    would have the grader build them all)."""
+    if len(raw_cases) > len(course.cases) + course.fresh.count:
         raise CourseError(f"the report to replay names {len(raw_cases)} cases; this course grades on "
                           f"{len(course.cases) + course.fresh.count}")
-    if exercise.training is not None and len(raw_cases) > len(exercise.training.checkpoints) + 1:
-        raise CourseError(f"the report to replay names {len(raw_cases)} cases; this exercise is judged on at most "
-                          f"{len(exercise.training.checkpoints) + 1} steps")
+    if len(raw_cases) < len(course.cases):
+        raise CourseError("the report to replay leaves out cases this course pins")
     lo, hi = course.fresh.batch_sizes
-    largest = max(hi, *(c.batch_size for c in course.cases), exercise.training.batch_size if exercise.training else 0)
     pinned_sizes = {c.batch_size for c in course.cases}
     seen_seeds = {c.seed for c in course.cases}
-    cases: list[CaseSpec] = []
+    cases = list(course.cases)
     for i, raw in enumerate(raw_cases):
-        if not (isinstance(raw, dict) and _seed(raw.get("seed")) and type(raw.get("batch_size")) is int
-                and raw.get("dtype", "float32") in ("float32", "float64")):
-            raise CourseError(f"the report to replay has a malformed case (cases[{i}])")
-        seed, size, dtype = raw["seed"], raw["batch_size"], raw.get("dtype", "float32")
-        if exercise.training is not None:  # a training exercise is judged on its quick run's steps
-            name = raw.get("name")
-            if not (isinstance(name, str) and re.fullmatch(r"step \d{1,9}", name) and size <= largest):
-                raise CourseError(f"the report to replay has a malformed case (cases[{i}])")
-            cases.append(CaseSpec(name, seed, size, dtype))
-            continue
+        seed, size, dtype = _plain_case(raw, i)
         if i < len(course.cases):
             own = course.cases[i]
             if (seed, size, dtype) != (own.seed, own.batch_size, own.dtype):
                 raise CourseError(f"the report to replay has a case this course does not pin as cases[{i}]")
-            cases.append(own)
             continue
         if not (lo <= size <= hi and size not in pinned_sizes and 1 <= seed <= MAX_SEED and seed not in seen_seeds
                 and dtype == "float32"):
             raise CourseError(f"the report to replay has a fresh case this course could not draw (cases[{i}])")
         seen_seeds.add(seed)
         cases.append(CaseSpec(f"fresh batch of {size} (seed {seed})", seed, size, fresh=True))
-    if exercise.training is None and len(cases) < len(course.cases):
-        raise CourseError("the report to replay leaves out cases this course pins")
-    probe, training = draw_info.get("probe_seed"), draw_info.get("training_seed")
-    if type(probe) is not int or not _seed(probe) or (training is not None and not _seed(training)):
-        raise CourseError("the report to replay has no usable probe or training seed")
-    return Draw(tuple(cases), probe, training, "replay")
+    return tuple(cases)
+
+
+def _training_cases(raw_cases: list[Any], course: Course, exercise: Exercise) -> tuple[CaseSpec, ...]:
+    """A training exercise's cases: the steps of its quick run, at most one per checkpoint and one more
+    (the first step that disagreed), each named `step N`, of a batch size no larger than the course's."""
+    assert exercise.training is not None
+    most = len(exercise.training.checkpoints) + 1
+    if len(raw_cases) > most:
+        raise CourseError(f"the report to replay names {len(raw_cases)} cases; this exercise is judged on at most "
+                          f"{most} steps")
+    largest = max(course.fresh.batch_sizes[1], *(c.batch_size for c in course.cases), exercise.training.batch_size)
+    cases = []
+    for i, raw in enumerate(raw_cases):
+        seed, size, dtype = _plain_case(raw, i)
+        name = raw.get("name")
+        if not (isinstance(name, str) and re.fullmatch(r"step \d{1,9}", name) and 2 <= size <= largest):
+            raise CourseError(f"the report to replay has a malformed case (cases[{i}])")
+        cases.append(CaseSpec(name, seed, size, dtype))
+    return tuple(cases)
 
 
 def _seed(value: Any) -> bool:
