@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import grader
-from grader.courseware.course import Course, CourseError, Limits
+from grader.courseware.course import Course, CourseError, Exercise, Limits
 from grader.courseware.data import Dataset
 from grader.courseware.draw import course_secret
 from grader.judging.results import passing
@@ -148,8 +148,13 @@ class BatchRecord:
         return {**self.to_dict(), "submission": submission}
 
 
+def points_of(exercise: Exercise) -> dict[str, float]:
+    """Gradient -> its points, in the course's order: what a report's gradients are checked against."""
+    return {g.name: float(g.points) for g in exercise.gradients}
+
+
 def batch_record(course: Course, exercise_id: str, dataset: Dataset, limits: Limits) -> BatchRecord:
-    points = tuple((g.name, float(g.points)) for g in course.exercise(exercise_id).gradients)
+    points = tuple(points_of(course.exercise(exercise_id)).items())
     return BatchRecord(exercise_id, course_digest(course), data_digest(dataset), float(limits.time_s),
                        int(limits.memory_mb), grader_said(), secret_digest(course), points)
 

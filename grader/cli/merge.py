@@ -39,7 +39,7 @@ def merge_command(ctx: click.Context, /, *, folders: tuple[Path, ...], out: Path
     from grader.ci.batch import Submission
     from grader.ci.batch import gradebook as table_of
     from grader.ci.merge import MergeError, merge, read_outputs
-    from grader.ci.record import course_digest
+    from grader.ci.record import course_digest, points_of
     from grader.cli.tools import say_rates_and_faults
 
     course = course_or_exit(ctx)
@@ -47,7 +47,7 @@ def merge_command(ctx: click.Context, /, *, folders: tuple[Path, ...], out: Path
     try:
         outputs = read_outputs(list(folders))
         exercise = course.exercise(str(outputs[0].graded_with.get("exercise")))
-        merged = merge(outputs, course_digest(course), {g.name: float(g.points) for g in exercise.gradients})
+        merged = merge(outputs, course_digest(course), points_of(exercise))
     except (MergeError, CourseError) as exc:
         fail_setup(str(exc))
     except OSError as exc:
