@@ -244,8 +244,9 @@ def batch_gradebook(fmt: str, exercise: Exercise, *, table: str, reports: list[d
     graded = {str(r.get("student")): r.get("score") for r in reports}
     scores = {s: float(v) if isinstance(v := graded.get(s), int | float) else None for s in students}
     if matching is None:  # the id is the LMS login: never one made up to tell namesakes apart
-        problems = tuple(namesake_lines(students, repeated or {}))
-        scores = {s: v for s, v in scores.items() if s not in namesakes_of(students, repeated or {})}
+        namesakes = namesakes_of(students, repeated or {})
+        problems = tuple(namesake_lines([s for s in students if s in namesakes], repeated or {}))
+        scores = {s: v for s, v in scores.items() if s not in namesakes}
     book = lms_gradebook(fmt, exercise, scores, matching, column)
     return Gradebook(book.text, (*problems, *book.left_out), len(matching.unmatched) if matching is not None else 0)
 
@@ -257,11 +258,11 @@ def namesakes_of(students: Iterable[str], repeated: dict[str, str]) -> set[str]:
     return {s for s in students if s in repeated or s.strip().casefold() in names}
 
 
-def namesake_lines(students: Iterable[str], repeated: dict[str, str]) -> list[str]:
-    """One line for each submission an LMS gradebook without a roster leaves out for its name."""
+def namesake_lines(namesakes: Iterable[str], repeated: dict[str, str]) -> list[str]:
+    """One line for each submission an LMS gradebook without a roster leaves out for its name (namesakes_of)."""
     return [f"{s}{f' (handed in as {repeated[s]})' if s in repeated else ''}: more than one submission is named "
             f"{repeated.get(s, s)}, so none is given to that LMS login; give a --roster, or rename all but one"
-            for s in students if s in namesakes_of([s], repeated)]
+            for s in namesakes]
 
 
 def rows_for(scores: dict[str, float | None], matching: Matching | None) -> list[Row]:

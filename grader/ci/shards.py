@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grader.ci.gradebooks import namesakes_of
 from grader.files import write_atomic
 
 MANIFEST_KIND = "ninja-grade batch shard"
@@ -162,5 +163,5 @@ def namesakes(paths: Mapping[str, str], repeated: Mapping[str, str]) -> dict[str
     """Id -> path for every id of a name more than one submission was handed in under (the first keeps the
     name, the others are made from it): where shards may disagree about which file an id is. The others'
     paths are left out: their id is their name, and only a namesake's path tells which file it is."""
-    names = {name.casefold() for name in repeated.values()}
-    return {s: p for s, p in paths.items() if s in repeated or s.casefold() in names}
+    of_a_name = namesakes_of(paths, dict(repeated))
+    return {s: p for s, p in paths.items() if s in of_a_name}
