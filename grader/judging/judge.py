@@ -38,8 +38,9 @@ from grader.courseware.graph import Graph
 from grader.intake.submission import Program
 from grader.judging.compare import Check, compare
 from grader.judging.diagnose import ADVICE, ANY_BATCH, Diagnosis, diagnose, diagnose_error, on_every_case
+from grader.judging.probes import commit_points, held, own_names, reachable, slots_of
 from grader.judging.results import GradientResult, Picture, Status, worst
-from grader.judging.runs import Plan, chained_run, isolated_runs, message_for, vjp_run
+from grader.judging.runs import AT_END, Plan, chained_run, isolated_runs, message_for, vjp_run
 from grader.judging.vjp import VJPCheck, judge_vjp, settle_with_vjp, unit_randoms, unrun_vjp, vjp_plans
 
 
@@ -159,27 +160,28 @@ def check_case(exercise: Exercise, program: Program, case: Case, sandbox: Sandbo
     """
     plan = Plan(exercise, program, case)
     sandbox.case(message_for(exercise, case))
-    chained_result = chained_run(plan, sandbox)
+    candidates = own_names(exercise, program, case) if vjp else {}
+    chained_result = chained_run(plan, sandbox, also=commit_points(candidates))
     at_end = changed_later(exercise, program, chained_result)
     reads = plan.reads
     own = at_end | {g.name for g in exercise.gradients if reads.get(g.name, frozenset()) - plan.closure[g.name]}
     randoms = unit_randoms(exercise, case, probe_seed) if vjp else {}
     plans = vjp_plans(exercise, plan.order, case, randoms) if vjp else {}
-    # A random gradient can only be handed to code that names it: an intermediate the code does
-    # not assign (exercise 4's are optional) leaves the check to what the graph alone says.
-    assigned = {h.tensor for h in exercise.intermediates if program.last_assignment(h.name) is not None}
-    intermediate_tensors = {h.tensor for h in exercise.intermediates}
-    unrun = {name: p for name, p in plans.items()
-             if p is not None and any(c in intermediate_tensors - assigned for c in p.parts)}
+    # A random gradient can only be handed to a variable that holds the gradient, before the line that
+    # reads it (probes.py): where there is none, the check is left to what the graph alone says.
+    slots = slots_of(plan, held(candidates, chained_result, case))
+    commit_at = {g.name: AT_END if g.name in at_end or (last := plan.last[g.name]) is None else last
+                 for g in exercise.gradients}
+    unrun = {name: p for name, p in plans.items() if p is not None and not reachable(p, slots, commit_at[name])}
     plans = {name: p for name, p in plans.items() if name not in unrun}
     vjp_values: dict[str, Value] = {}
     if vjp:
-        shared = vjp_run(plan, sandbox, randoms, set(plan.graded))
+        shared = vjp_run(plan, sandbox, randoms, set(plan.graded), slots)
         for g in exercise.gradients:
             vjp_values[g.name] = snapshot_of(shared, program, g.name)
         for g in plan.order:
             if g.name in own and plans.get(g.name) is not None:
-                mine = vjp_run(plan, sandbox, randoms, {g.name}, given_to=set(plan.closure[g.name]))
+                mine = vjp_run(plan, sandbox, randoms, {g.name}, slots, given_to=set(plan.closure[g.name]))
                 vjp_values[g.name] = mine.values.get(g.name)
     judged = isolated_runs(plan, sandbox, at_end).judged
     as_written = scored_as_written(exercise, case.graph)

@@ -60,6 +60,14 @@ def message_for(exercise: Exercise, case: CaseData) -> Case:
     return Case(tensors, scalars, handed, exercise.gradient_names)
 
 
+@dataclass(frozen=True)
+class Slot:
+    """A variable to set a tensor's random gradient in, and the statement after which to set it."""
+
+    name: str
+    index: int
+
+
 class Plan:
     """The facts every run of one case is planned from: where each gradient is last assigned, which
     gradients each is computed from (its tensor's downstream), and which it reads."""
@@ -99,21 +107,26 @@ class Plan:
         return {i: tuple(names) for i, names in sorted(at.items())}
 
 
-def chained_run(plan: Plan, sandbox: Sandbox) -> RunResult:
-    """The program as written: every gradient's value after its last assignment and at the end."""
-    points = tuple(Point(i, names) for i, names in plan.snapshot_points(set(plan.graded)).items())
+def chained_run(plan: Plan, sandbox: Sandbox, also: dict[int, tuple[str, ...]] | None = None) -> RunResult:
+    """The program as written: every gradient's value after its last assignment and at the end (and, with
+    `also`, the values of other variables after the statements it names)."""
+    at = {i: list(names) for i, names in plan.snapshot_points(set(plan.graded)).items()}
+    for i, names in (also or {}).items():
+        at.setdefault(i, []).extend(n for n in names if n not in at[i])
+    points = tuple(Point(i, tuple(names)) for i, names in sorted(at.items()))
     return sandbox.run(Run(points, read_back=tuple(g.name for g in plan.every)))
 
 
 def vjp_run(plan: Plan, sandbox: Sandbox, randoms: dict[str, torch.Tensor], gradients: set[str],
-            given_to: set[str] | None = None) -> RunResult:
-    """A run that sets random values (no truths) after the last assignment of the gradients in `given_to`
-    (default: all), and commits `gradients` after theirs and at the end."""
+            slots: dict[str, tuple[Slot, ...]], *, given_to: set[str] | None = None) -> RunResult:
+    """A run that sets random values (no truths) for the gradients in `given_to` (default: all), in the
+    variables and after the statements `slots` gives for each tensor (probes.py), and commits `gradients`
+    after their last assignment and at the end."""
     preset: dict[int, dict[str, torch.Tensor]] = {}
     for g in plan.every:
         if given_to is None or g.name in given_to:
-            index = plan.last[g.name]
-            preset.setdefault(BEFORE_ALL if index is None else index, {})[g.name] = randoms[g.tensor]
+            for slot in slots.get(g.tensor, ()):
+                preset.setdefault(slot.index, {})[slot.name] = randoms[g.tensor]
     points = tuple(Point(i, names) for i, names in plan.snapshot_points(gradients).items())
     return sandbox.run(Run(points, preset, read_back=tuple(sorted(gradients))))
 

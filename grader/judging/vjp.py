@@ -123,14 +123,20 @@ def settle_with_vjp(grad: Gradient, checks: list[Check], vjp: VJPCheck | None) -
         why = (f"given other values of {from_text} (random ones, as a check of how it is computed), your code "
                f"gave no usable {grad.name} (not a tensor of its shape)")
         return [c if not c.status.passed else Check(Status.WRONG, why) for c in checks], ""
-    if vjp.agrees is not False:  # right given random consumer gradients, or nothing to hand them to
-        if vjp.degenerate and only_noise and not all(c.status.passed for c in checks):
-            how = (f"; judged as the product of {from_text} with the local derivative, which is right" if vjp.agrees
-                   else f", and yours is within that noise; name the gradient it is computed from {from_text}, as "
-                        "the lecture does, and the grader also checks how it is computed")
-            note = f"the true {grad.name} is ~0, so float noise decides its raw value{how}"
-            return [c if c.status.passed else replace(c, status=Status.APPROXIMATE, message="") for c in checks], note
-        return checks, ""
+    if vjp.agrees is not False:  # right given random consumer gradients, or nowhere to hand them to
+        if not vjp.degenerate or not only_noise:
+            return checks, ""
+        if not vjp.ran:
+            note = (f"the true {grad.name} is ~0, so its values cannot show how it is computed: the grader checks that "
+                    f"by giving your code other values of {from_text}, which it can only where a variable of yours "
+                    f"holds {from_text}, set in a statement before {grad.name}'s (not in one block, loop or function "
+                    "with it); judged on its values alone")
+        elif all(c.status.passed for c in checks):
+            return checks, ""
+        else:
+            note = (f"the true {grad.name} is ~0, so float noise decides its raw value; judged as the product of "
+                    f"{from_text} with the local derivative, which is right")
+        return [c if c.status.passed else replace(c, status=Status.APPROXIMATE, message="") for c in checks], note
     if not only_noise:
         return checks, ""  # wrong on its values too: the value diagnosis says more
     if vjp.counted is not None:
