@@ -9,13 +9,13 @@ import pytest
 
 from grader.courseware.course import Course, Gradient, Tolerance
 from grader.courseware.data import Dataset
-from grader.judging import shapes
+from grader.judging import judge, shapes
 from grader.judging.compare import Check
 from grader.judging.diagnose import ADVICE, LABELS
 from grader.judging.results import Status
 from grader.judging.vjp import VJPCheck, settle_with_vjp
 from grader.reporting.report import render_text
-from tests.conftest import Cli, grade, statuses
+from tests.conftest import Cli, MechanismOff, grade, statuses
 from tests.helpers import assert_setup_error
 
 
@@ -130,9 +130,32 @@ def test_vjp_that_ran_and_gave_nothing_settles_nothing() -> None:
     noisy = [Check(Status.WRONG, "maxdiff 3.0e-08 is over the tolerance", maxdiff=3e-8)]
     not_run = VJPCheck(None, degenerate=True, typical=1e-2, consumers=("hprebn",), ran=False)
     settled, note = settle_with_vjp(grad, noisy, not_run)
-    assert settled[0].status is Status.APPROXIMATE and "name the gradient it is computed from dhprebn" in note
+    assert settled[0].status is Status.APPROXIMATE and "judged on its values alone" in note
+    assert "which it can only where a variable of yours holds dhprebn, set in a statement before db1's" in note
     ran_empty = replace(not_run, ran=True)
     assert settle_with_vjp(grad, noisy, ran_empty) == (noisy, "")
+
+
+def test_exercise1_in_one_block_scores_in_full(course: Course, dataset: Dataset,
+                                              mechanism_off: MechanismOff) -> None:
+    """The lecture's exercise 1 inside one `with torch.no_grad():` block is honest code: 26/26, nothing
+    called a shortcut or a coincidence. No random value can be set between its lines, so the ~0 gradients
+    (dlogit_maxes, db1) say they were judged on their values alone, and no other gradient has a note."""
+    lines = [line for line in course.exercise("exercise1").solution.read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    source = "with torch.no_grad():\n" + "".join(f"    {line}\n" for line in lines)
+
+    def in_full() -> None:
+        report = grade(course, dataset, "exercise1", source)
+        assert report.score == 26 and report.passed
+        notes = {g.name: g.message for g in report.gradients if g.message}
+        assert set(notes) == {"dlogit_maxes", "db1"}, notes
+        assert all("judged on its values alone" in note for note in notes.values())
+        assert not {g.diagnosis for g in report.gradients} - {None}
+
+    in_full()
+    mechanism_off(in_full, lambda m: m.setattr(judge, "reachable", lambda *_: True),
+                  "leaving unreachable random values to the graph")
 
 
 PERMUTED_SIZE_ONES = """

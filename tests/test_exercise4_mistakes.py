@@ -18,8 +18,9 @@ import pytest
 
 from grader.courseware.course import Course
 from grader.courseware.data import Dataset
+from grader.judging import judge
 from grader.judging.results import Report
-from tests.conftest import SUBMISSIONS, Cli, failing, grade
+from tests.conftest import SUBMISSIONS, Cli, MechanismOff, failing, grade
 from tests.helpers import with_mistake
 
 PARAMS = {"dW2", "db2", "dbngain", "dbnbias", "dW1", "db1", "dC"}
@@ -128,19 +129,92 @@ def renamed_intermediates(source: str) -> str:
 
 @pytest.mark.slow
 def test_exercise4_right_under_other_names_scores_full(course: Course, dataset: Dataset) -> None:
-    """Intermediates under the student's own names: nothing to swap for the truth, nothing to hand a
-    random gradient to, and still 7/7; db1 (true value ~0) passes within float noise, with a note."""
+    """Intermediates under the student's own names: nothing to swap for the truth, and still 7/7, with
+    nothing to say: the random values of the vector-Jacobian check go to the student's own variables."""
     report = grade(course, dataset, "exercise4",
                    renamed_intermediates(course.exercise("exercise4").solution.read_text()))
     assert report.passed and report.score == 7, [(g.name, g.message) for g in report.gradients if not g.passed]
-    assert all(g.blame is None and g.diagnosis is None for g in report.gradients)
+    assert all(g.blame is None and g.diagnosis is None and not g.message for g in report.gradients)
+
+
+ONE_NAME_FOR_EVERY_INTERMEDIATE = """
+g = (F.softmax(logits, 1) - F.one_hot(Yb, logits.shape[1])) / n
+dW2 = h.T @ g
+db2 = g.sum(0)
+g = (g @ W2.T) * (1.0 - h * h)
+dbngain = (bnraw * g).sum(0, keepdim=True)
+dbnbias = g.sum(0, keepdim=True)
+g = (bngain * bnvar_inv / n) * (n * g - dbnbias - n / (n - 1) * bnraw * dbngain)
+dW1 = embcat.T @ g
+db1 = g.sum(0)
+g = (g @ W1.T).view(emb.shape)
+dC = torch.zeros_like(C).index_add_(0, Xb.view(-1), g.view(-1, g.shape[2]))
+"""
+
+# How honest code with its own names for the intermediates writes them.
+HONEST_OWN_NAMES = ("renamed", "one name for every intermediate", "a copy for each line",
+                    "torch imported, functions called", "the names reused after")
+
+
+def own_names_source(solution: str, how: str) -> str:
+    """The solution as honest code with its own names writes it (HONEST_OWN_NAMES)."""
+    if how == "one name for every intermediate":
+        return ONE_NAME_FOR_EVERY_INTERMEDIATE
+    source = renamed_intermediates(solution)
+    if how == "a copy for each line":
+        return with_mistake(source, "dW1 = embcat.T @ ghprebn", "g2 = ghprebn.clone()\ndW1 = embcat.T @ g2")
+    if how == "torch imported, functions called":
+        source = with_mistake(source, "db1 = ghprebn.sum(0)", "db1 = torch.sum(ghprebn, 0)")
+        source = with_mistake(source, "dW1 = embcat.T @ ghprebn", "dW1 = torch.matmul(embcat.T, ghprebn)")
+        return "import torch\n" + source
+    if how == "the names reused after":
+        return source + "\nghprebn = None\nglogits = 0\n"
+    return source
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", HONEST_OWN_NAMES)
+def test_exercise4_zeros_for_db1_fail_under_any_names(course: Course, dataset: Dataset, how: str,
+                                                     mechanism_off: MechanismOff) -> None:
+    """Zeros match the true db1 (~0) on every value check. Under the student's own names for the
+    intermediates, written as honest code writes them, the right db1 passes with nothing to say, and zeros
+    fail: the random dhprebn goes to the variable that holds the true dhprebn where db1's and dW1's lines
+    read it."""
+    source = own_names_source(course.exercise("exercise4").solution.read_text(), how)
+    right = grade(course, dataset, "exercise4", source)
+    assert right.score == 7 and not [g.message for g in right.gradients if g.message]
+    db1 = next(line for line in source.splitlines() if line.startswith("db1 = "))
+
+    def zeros_fail() -> None:
+        report = grade(course, dataset, "exercise4", with_mistake(source, db1, "db1 = torch.zeros_like(b1)"))
+        assert failing(report) == {"db1"} and report.score == 6
+        got = next(g for g in report.gradients if g.name == "db1")
+        assert got.diagnosis == "coincidence" and got.message.startswith("right only because the true db1 is ~0")
+
+    zeros_fail()
+    if how == HONEST_OWN_NAMES[0]:
+        mechanism_off(zeros_fail, lambda m: m.setattr(judge, "held", lambda candidates, plain, case: {}),
+                      "finding the student's own variable for dhprebn")
+
+
+@pytest.mark.slow
+def test_exercise4_in_one_block_is_judged_on_values_and_says_so(course: Course, dataset: Dataset) -> None:
+    """A backward pass inside one `with torch.no_grad():` block gives nowhere to set random values before
+    db1's line: right code still scores 7/7, and db1 says it was judged on its values alone."""
+    lines = [line for line in course.exercise("exercise4").solution.read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    report = grade(course, dataset, "exercise4", "with torch.no_grad():\n" + "".join(f"    {x}\n" for x in lines))
+    assert report.score == 7 and report.passed
+    notes = {g.name: g.message for g in report.gradients if g.message}
+    assert set(notes) == {"db1"} and notes["db1"].startswith("the true db1 is ~0, so its values cannot show")
 
 
 @pytest.mark.slow
 def test_exercise4_wrong_under_other_names_still_fails_without_guessing(course: Course,
                                                                         dataset: Dataset) -> None:
     """With unknown intermediate names a wrong value still fails on what it is, and nothing is
-    blamed or labelled that the grader could not check (no [coincidence] for db1, which is ~0)."""
+    blamed or labelled that the grader could not check: no variable holds the true dhprebn, so there is
+    nowhere to hand random values to, and db1 (~0) is judged on its values, saying so."""
     source = renamed_intermediates(course.exercise("exercise4").solution.read_text())
     report = grade(course, dataset, "exercise4", with_mistake(source, *MISTAKES["dlogits_without_1_over_n"][:2]))
     assert failing(report) == BELOW_DLOGITS
@@ -148,7 +222,7 @@ def test_exercise4_wrong_under_other_names_still_fails_without_guessing(course: 
     assert dW2.blame is None and dW2.diagnosis == "scale" and dW2.message.startswith("it is n = 32 times the truth")
     db1 = next(g for g in report.gradients if g.name == "db1")
     assert db1.passed and db1.diagnosis is None
-    assert "name the gradient it is computed from dhprebn, as the lecture does" in db1.message
+    assert "judged on its values alone" in db1.message
 
 
 @pytest.mark.slow
